@@ -1,0 +1,1 @@
+//! Shared helpers for the usersync benchmarks: the fixture corpus and realistic users.

@@ -1,0 +1,28 @@
+//! usersync-core: the engine behind every usersync surface.
+//!
+//! Today it holds the SCIM 2.0 language: the schema registry ([`scim::schema`]), the filter
+//! language with its evaluator ([`scim::filter`]) and PATCH paths ([`scim::path`]). Every
+//! failure is an [`Error`] whose [`ErrorKind`] is stable, so each binding maps errors in one
+//! place without reading message text.
+//!
+//! ```
+//! use usersync_core::scim::filter::Filter;
+//! use usersync_core::scim::schema::SchemaRegistry;
+//!
+//! let filter: Filter = r#"emails[type eq "work" and value co "@example.com"]"#.parse()?;
+//! let registry = SchemaRegistry::core();
+//! let users = registry.resource_type("User").expect("built in");
+//! let compiled = filter.compile(users)?;
+//! let alice = serde_json::json!({
+//!     "userName": "alice",
+//!     "emails": [{"type": "work", "value": "alice@EXAMPLE.com"}]
+//! });
+//! assert!(compiled.matches(&alice));
+//! # Ok::<(), usersync_core::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod scim;
+
+pub use error::{Error, ErrorKind};

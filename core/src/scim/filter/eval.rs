@@ -1,0 +1,441 @@
+//! Filters bound to a resource type and evaluated against resource JSON. Compiling resolves
+//! every attribute once and prepares every literal (case fold, dateTime), so matching many
+//! resources does no schema lookups and no literal work. The semantics are described in the
+//! module documentation of [`super`].
+
+use std::cmp::Ordering;
+
+use serde_json::Value as Json;
+
+use super::ast::{AttrPath, CompareOp, Comparison, Filter, Value};
+use super::{Compatibility, SyntaxError};
+use crate::Error;
+use crate::scim::datetime::DateTime;
+use crate::scim::schema::{Attribute, AttributeType, ResourceType};
+use crate::scim::text::{self, TextOp};
+
+/// A filter resolved against a resource type, ready to test resources.
+#[derive(Debug, Clone)]
+pub struct CompiledFilter {
+    root: Node,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    /// A term on an attribute the resource type does not define.
+    Never,
+    Compare {
+        target: Target,
+        op: CompareOp,
+        literal: Literal,
+    },
+    Present(Target),
+    Not(Box<Node>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    ValuePath {
+        target: Target,
+        inner: Box<Node>,
+    },
+}
+
+/// Where an attribute's values are in resource JSON: `[container.]name[.sub]`.
+#[derive(Debug, Clone)]
+struct Target {
+    /// The extension URN the attribute lives under, for extension attributes.
+    container: Option<Box<str>>,
+    name: Box<str>,
+    sub: Option<Box<str>>,
+}
+
+#[derive(Debug, Clone)]
+enum Literal {
+    /// Compared exactly, or against a value's case fold when `folded`.
+    Text {
+        needle: Box<str>,
+        folded: bool,
+    },
+    Boolean(bool),
+    Integer(i64),
+    Decimal(f64),
+    DateTime(DateTime),
+}
+
+/// Which attributes a path may name: a resource type's, or one complex attribute's
+/// sub-attributes (inside `attr[…]`).
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    Resource(&'a ResourceType),
+    Complex(&'a Attribute),
+}
+
+impl CompiledFilter {
+    pub(super) fn new(
+        filter: &Filter,
+        resource_type: &ResourceType,
+        compat: Compatibility,
+    ) -> Result<Self, Error> {
+        let root =
+            compile(filter, Scope::Resource(resource_type), compat).map_err(Error::Filter)?;
+        Ok(Self { root })
+    }
+
+    /// Whether `resource` (a SCIM resource as JSON) satisfies the filter.
+    pub fn matches(&self, resource: &Json) -> bool {
+        eval(&self.root, resource)
+    }
+}
+
+fn compile(f: &Filter, scope: Scope<'_>, compat: Compatibility) -> Result<Node, SyntaxError> {
+    Ok(match f {
+        Filter::Compare(c) => compile_compare(c, scope, compat)?,
+        Filter::Present(p) => match resolve(&p.path, scope) {
+            Some((target, _)) => Node::Present(target),
+            None => Node::Never,
+        },
+        Filter::Not(inner) => Node::Not(Box::new(compile(inner, scope, compat)?)),
+        Filter::And(items) => Node::And(
+            items
+                .iter()
+                .map(|i| compile(i, scope, compat))
+                .collect::<Result<_, _>>()?,
+        ),
+        Filter::Or(items) => Node::Or(
+            items
+                .iter()
+                .map(|i| compile(i, scope, compat))
+                .collect::<Result<_, _>>()?,
+        ),
+        Filter::ValuePath(vp) => match resolve(&vp.path, scope) {
+            None => Node::Never,
+            Some((target, attr)) if attr.ty == AttributeType::Complex => Node::ValuePath {
+                target,
+                inner: Box::new(compile(&vp.filter, Scope::Complex(attr), compat)?),
+            },
+            Some(_) => {
+                let span = vp.path.span().range();
+                return Err(SyntaxError::new(
+                    span.start,
+                    span.end,
+                    format!(
+                        "`{}` is not a complex attribute, so it takes no value filter",
+                        vp.path
+                    ),
+                ));
+            }
+        },
+    })
+}
+
+/// The JSON location of `path` and the attribute it ends at; `None` when undefined.
+fn resolve<'a>(path: &AttrPath, scope: Scope<'a>) -> Option<(Target, &'a Attribute)> {
+    match scope {
+        Scope::Resource(rt) => {
+            let r = rt.resolve_path(path)?;
+            let target = Target {
+                container: r.in_extension.then(|| r.schema.id.as_str().into()),
+                name: r.attribute.name.as_str().into(),
+                sub: r.sub_attribute.map(|s| s.name.as_str().into()),
+            };
+            Some((target, r.sub_attribute.unwrap_or(r.attribute)))
+        }
+        Scope::Complex(parent) => {
+            if path.urn().is_some() || path.sub_attr().is_some() {
+                return None;
+            }
+            let sub = parent.sub_attribute(path.name())?;
+            Some((
+                Target {
+                    container: None,
+                    name: sub.name.as_str().into(),
+                    sub: None,
+                },
+                sub,
+            ))
+        }
+    }
+}
+
+fn compile_compare(
+    c: &Comparison,
+    scope: Scope<'_>,
+    compat: Compatibility,
+) -> Result<Node, SyntaxError> {
+    let Some((mut target, mut attr)) = resolve(&c.path, scope) else {
+        return Ok(Node::Never);
+    };
+    let err = |message: String| {
+        let span = c.span.range();
+        SyntaxError::new(span.start, span.end, message)
+    };
+    if attr.ty == AttributeType::Complex {
+        // `emails co "@example.com"` compares the `value` sub-attribute.
+        match attr.sub_attribute("value") {
+            Some(value) if target.sub.is_none() => {
+                target.sub = Some(value.name.as_str().into());
+                attr = value;
+            }
+            _ => {
+                return Err(err(format!(
+                    "`{}` is a complex attribute: compare one of its sub-attributes",
+                    c.path
+                )));
+            }
+        }
+    }
+    let op = c.op;
+    if c.value == Value::Null {
+        return match op {
+            CompareOp::Eq => Ok(Node::Not(Box::new(Node::Present(target)))),
+            CompareOp::Ne => Ok(Node::Present(target)),
+            _ => Err(err(format!("`{op}` cannot compare with null"))),
+        };
+    }
+    let mismatch = |what: &str| {
+        err(format!(
+            "`{}` is {what}, and {} is not",
+            c.path,
+            describe_literal(&c.value)
+        ))
+    };
+    let literal = match attr.ty {
+        AttributeType::String | AttributeType::Reference | AttributeType::Binary => {
+            if attr.ty == AttributeType::Binary && op.is_ordering() {
+                return Err(err(format!(
+                    "`{op}` cannot order binary values (`{}`)",
+                    c.path
+                )));
+            }
+            let Value::String(s) = &c.value else {
+                return Err(mismatch("a string"));
+            };
+            text_literal(s, attr.case_exact)
+        }
+        AttributeType::DateTime => {
+            let Value::String(s) = &c.value else {
+                return Err(mismatch("a dateTime"));
+            };
+            if op.is_substring() {
+                text_literal(s, false)
+            } else {
+                Literal::DateTime(DateTime::parse(s).map_err(|e| err(e.to_string()))?)
+            }
+        }
+        AttributeType::Boolean => {
+            if op.is_ordering() {
+                return Err(err(format!("`{op}` cannot order booleans (`{}`)", c.path)));
+            }
+            if op.is_substring() {
+                return Err(err(format!(
+                    "`{op}` applies to strings, and `{}` is a boolean",
+                    c.path
+                )));
+            }
+            match &c.value {
+                Value::Boolean(b) => Literal::Boolean(*b),
+                Value::String(s) if compat.string_booleans && s.eq_ignore_ascii_case("true") => {
+                    Literal::Boolean(true)
+                }
+                Value::String(s) if compat.string_booleans && s.eq_ignore_ascii_case("false") => {
+                    Literal::Boolean(false)
+                }
+                _ => return Err(mismatch("a boolean")),
+            }
+        }
+        AttributeType::Integer | AttributeType::Decimal => {
+            if op.is_substring() {
+                return Err(err(format!(
+                    "`{op}` applies to strings, and `{}` is a number",
+                    c.path
+                )));
+            }
+            match c.value {
+                Value::Integer(n) => Literal::Integer(n),
+                Value::Decimal(x) => Literal::Decimal(x),
+                _ => return Err(mismatch("a number")),
+            }
+        }
+        // Sub-attributes are never complex, so `value` above was not either.
+        AttributeType::Complex => {
+            return Err(err(format!(
+                "`{}` is a complex attribute: compare one of its sub-attributes",
+                c.path
+            )));
+        }
+    };
+    Ok(Node::Compare {
+        target,
+        op,
+        literal,
+    })
+}
+
+fn text_literal(s: &str, case_exact: bool) -> Literal {
+    if case_exact {
+        Literal::Text {
+            needle: s.into(),
+            folded: false,
+        }
+    } else {
+        Literal::Text {
+            needle: text::fold(s).as_ref().into(),
+            folded: true,
+        }
+    }
+}
+
+fn describe_literal(v: &Value) -> String {
+    match v {
+        Value::String(_) => format!("the string {v}"),
+        Value::Integer(_) | Value::Decimal(_) => format!("the number {v}"),
+        Value::Boolean(_) => format!("the boolean {v}"),
+        Value::Null => "null".to_owned(),
+    }
+}
+
+fn eval(node: &Node, resource: &Json) -> bool {
+    match node {
+        Node::Never => false,
+        Node::Compare {
+            target,
+            op,
+            literal,
+        } => {
+            let mut seen_value = false;
+            let hit = any_leaf(resource, target, &mut |v| {
+                if !has_value(v) {
+                    return false;
+                }
+                seen_value = true;
+                test(v, *op, literal)
+            });
+            // `ne` holds when there is no value at all: nothing is equal to the literal.
+            hit || (*op == CompareOp::Ne && !seen_value)
+        }
+        Node::Present(target) => any_leaf(resource, target, &mut has_value),
+        Node::Not(inner) => !eval(inner, resource),
+        Node::And(items) => items.iter().all(|i| eval(i, resource)),
+        Node::Or(items) => items.iter().any(|i| eval(i, resource)),
+        Node::ValuePath { target, inner } => match locate(resource, target) {
+            Some(Json::Array(items)) => items
+                .iter()
+                .any(|item| item.is_object() && eval(inner, item)),
+            Some(item @ Json::Object(_)) => eval(inner, item),
+            _ => false,
+        },
+    }
+}
+
+/// The member `key` of an object, by exact name first and then ignoring ASCII case.
+fn get<'a>(v: &'a Json, key: &str) -> Option<&'a Json> {
+    let obj = v.as_object()?;
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// The attribute value `[container.]name`, not descending into `sub`.
+fn locate<'a>(resource: &'a Json, target: &Target) -> Option<&'a Json> {
+    let base = match &target.container {
+        Some(urn) => get(resource, urn)?,
+        None => resource,
+    };
+    get(base, &target.name)
+}
+
+/// Whether `f` holds for one of the leaf values at `target`, multi-valued attributes and
+/// sub-attributes of multi-valued complex attributes flattened.
+fn any_leaf(resource: &Json, target: &Target, f: &mut dyn FnMut(&Json) -> bool) -> bool {
+    let Some(v) = locate(resource, target) else {
+        return false;
+    };
+    let mut visit = |v: &Json| match v {
+        Json::Array(items) => items.iter().any(|x| !x.is_array() && f(x)),
+        other => f(other),
+    };
+    match &target.sub {
+        None => visit(v),
+        Some(sub) => match v {
+            Json::Array(items) => items
+                .iter()
+                .any(|item| get(item, sub).is_some_and(&mut visit)),
+            Json::Object(_) => get(v, sub).is_some_and(visit),
+            _ => false,
+        },
+    }
+}
+
+/// SCIM presence: not null, not `""`, not an empty list or object (recursively).
+fn has_value(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::String(s) => !s.is_empty(),
+        Json::Array(items) => items.iter().any(has_value),
+        Json::Object(members) => members.values().any(has_value),
+        Json::Bool(_) | Json::Number(_) => true,
+    }
+}
+
+fn test(v: &Json, op: CompareOp, literal: &Literal) -> bool {
+    match literal {
+        Literal::Text { needle, folded } => {
+            let Json::String(s) = v else { return false };
+            let text_op = match op {
+                CompareOp::Eq | CompareOp::Ne => TextOp::Eq,
+                CompareOp::Co => TextOp::Contains,
+                CompareOp::Sw => TextOp::StartsWith,
+                CompareOp::Ew => TextOp::EndsWith,
+                _ => {
+                    let ord = if *folded {
+                        text::cmp_folded(s, needle)
+                    } else {
+                        s.as_str().cmp(needle)
+                    };
+                    return ordered(op, ord);
+                }
+            };
+            let equal = if *folded {
+                text::matches_folded(s, text_op, needle)
+            } else {
+                text::matches_exact(s, text_op, needle)
+            };
+            equal != (op == CompareOp::Ne)
+        }
+        Literal::Boolean(b) => match v {
+            Json::Bool(x) => (x == b) != (op == CompareOp::Ne),
+            _ => false,
+        },
+        Literal::Integer(_) | Literal::Decimal(_) => {
+            let Json::Number(n) = v else { return false };
+            let ord = match *literal {
+                Literal::Integer(i) => match (n.as_i64(), n.as_u64()) {
+                    (Some(a), _) => Some(a.cmp(&i)),
+                    (None, Some(_)) => Some(Ordering::Greater),
+                    _ => n.as_f64().and_then(|a| a.partial_cmp(&(i as f64))),
+                },
+                Literal::Decimal(x) => n.as_f64().and_then(|a| a.partial_cmp(&x)),
+                _ => None,
+            };
+            ord.is_some_and(|o| ordered(op, o))
+        }
+        Literal::DateTime(t) => {
+            let Json::String(s) = v else { return false };
+            DateTime::parse(s).is_ok_and(|d| ordered(op, d.cmp(t)))
+        }
+    }
+}
+
+/// Whether `value` compared to the literal as `ord` satisfies `op` (an equality or ordering).
+fn ordered(op: CompareOp, ord: Ordering) -> bool {
+    match op {
+        CompareOp::Eq => ord == Ordering::Equal,
+        CompareOp::Ne => ord != Ordering::Equal,
+        CompareOp::Gt => ord == Ordering::Greater,
+        CompareOp::Ge => ord != Ordering::Less,
+        CompareOp::Lt => ord == Ordering::Less,
+        CompareOp::Le => ord != Ordering::Greater,
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
+    }
+}

@@ -1,0 +1,227 @@
+//! The SCIM filter language (RFC 7644 §3.4.2.2): parse, print, and evaluate against resources.
+//!
+//! ```
+//! use usersync_core::scim::filter::Filter;
+//!
+//! let f: Filter = r#"userName Eq "bjensen" AND not(emails co "example.org")"#.parse()?;
+//! assert_eq!(f.to_string(), r#"userName eq "bjensen" and not (emails co "example.org")"#);
+//!
+//! let err = r#"userName "bjensen""#.parse::<Filter>().unwrap_err();
+//! assert_eq!(err.position(), Some(9));
+//! assert_eq!(
+//!     err.to_string(),
+//!     "invalid filter: expected a comparison operator after `userName`, found `\"bjensen\"` at byte 9"
+//! );
+//! # Ok::<(), usersync_core::Error>(())
+//! ```
+//!
+//! # Semantics
+//!
+//! Evaluation ([`CompiledFilter`]) follows RFC 7644 and fixes what it leaves open:
+//! - a multi-valued attribute matches when any of its values matches; one without a named
+//!   sub-attribute is compared through its `value` sub-attribute;
+//! - `attr[filter]` matches only when a single value satisfies the whole inner filter, while
+//!   `emails.type eq "work" and emails.value co "x"` may be satisfied by two different emails;
+//! - an attribute with no value (absent, `null`, `""`, `[]`, `{}`) fails `pr` and every
+//!   operator except `ne`: `title ne "x"` holds for a user without a title. `eq null` holds
+//!   exactly when `pr` does not, `ne null` when it does;
+//! - strings compare exactly when the attribute is `caseExact`, otherwise by their case fold
+//!   (lowercase, then Unicode NFC);
+//! - `gt`/`ge`/`lt`/`le` order dateTimes chronologically, numbers numerically and strings
+//!   lexicographically, and are an `invalidFilter` error on booleans, binaries and complex
+//!   attributes; `co`/`sw`/`ew` apply to strings (and to dateTimes as text), never to
+//!   booleans or numbers;
+//! - a literal of the wrong type for its attribute (`active eq 1`) is an `invalidFilter`
+//!   error, except boolean strings (`"True"`) under [`Compatibility::string_booleans`];
+//! - an attribute the resource type does not define matches nothing.
+
+mod ast;
+mod display;
+mod eval;
+mod lexer;
+pub(crate) mod parser;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+
+pub use ast::{AttrPath, CompareOp, Comparison, Filter, Present, Span, Value, ValuePath};
+pub use eval::CompiledFilter;
+
+use crate::Error;
+use crate::scim::schema::ResourceType;
+
+/// A parse or type error in a filter or path, with where it is and what was expected.
+///
+/// Displays as `"<message> at byte <position>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    start: usize,
+    end: usize,
+    message: String,
+}
+
+impl SyntaxError {
+    pub(crate) fn new(start: usize, end: usize, message: impl Into<String>) -> Self {
+        Self {
+            start,
+            end: end.max(start),
+            message: message.into(),
+        }
+    }
+
+    /// Byte offset in the input where the problem is.
+    pub fn position(&self) -> usize {
+        self.start
+    }
+
+    /// The bytes of the input the problem covers (empty at the end of the input).
+    pub fn span(&self) -> Range<usize> {
+        self.start..self.end
+    }
+
+    /// The message without its position.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.message, self.start)
+    }
+}
+
+impl std::error::Error for SyntaxError {}
+
+/// Tolerances for what identity providers actually send. All are on by default; turn them
+/// off with [`Compatibility::strict`] for RFC behaviour only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Compatibility {
+    /// Accept Microsoft Entra ID's `emails[type eq "work"].value eq "x"`, which is not in the
+    /// RFC grammar, as `emails[type eq "work" and value eq "x"]`: one email must satisfy both.
+    pub value_path_sub_attribute: bool,
+    /// Compare a boolean attribute with the strings `"true"`/`"false"` in any case, as Entra
+    /// ID sends them (`active eq "False"`).
+    pub string_booleans: bool,
+}
+
+impl Compatibility {
+    /// RFC 7644 as written, no tolerances.
+    pub const fn strict() -> Self {
+        Self {
+            value_path_sub_attribute: false,
+            string_booleans: false,
+        }
+    }
+}
+
+impl Default for Compatibility {
+    fn default() -> Self {
+        Self {
+            value_path_sub_attribute: true,
+            string_booleans: true,
+        }
+    }
+}
+
+/// Limits that keep hostile input from costing more than a clear error, and the
+/// compatibility switches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParseOptions {
+    /// Longest input accepted, in bytes (default 16 KiB).
+    pub max_length: usize,
+    /// Deepest nesting of parentheses, `not` and value filters (default 32).
+    pub max_depth: usize,
+    /// Most comparisons and presence tests in one filter (default 500).
+    pub max_terms: usize,
+    /// Tolerated deviations from the RFC.
+    pub compat: Compatibility,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        Self {
+            max_length: 16 * 1024,
+            max_depth: 32,
+            max_terms: 500,
+            compat: Compatibility::default(),
+        }
+    }
+}
+
+impl Filter {
+    /// Parses a filter with the default [`ParseOptions`].
+    ///
+    /// # Errors
+    /// [`Error::Filter`] with the byte position, the offending token and what was expected.
+    ///
+    /// ```
+    /// use usersync_core::scim::filter::Filter;
+    /// let f = Filter::parse(r#"emails[type eq "work"].value eq "bjensen@example.com""#)?;
+    /// assert_eq!(f.to_string(), r#"emails[type eq "work" and value eq "bjensen@example.com"]"#);
+    /// # Ok::<(), usersync_core::Error>(())
+    /// ```
+    pub fn parse(input: &str) -> Result<Self, Error> {
+        Self::parse_with(input, &ParseOptions::default())
+    }
+
+    /// Parses a filter with the given options.
+    ///
+    /// # Errors
+    /// [`Error::Filter`], as for [`Filter::parse`], also when a limit of `options` is passed.
+    ///
+    /// ```
+    /// use usersync_core::scim::filter::{Compatibility, Filter, ParseOptions};
+    /// let mut strict = ParseOptions::default();
+    /// strict.compat = Compatibility::strict();
+    /// assert!(Filter::parse_with(r#"emails[type eq "work"].value pr"#, &strict).is_err());
+    /// ```
+    pub fn parse_with(input: &str, options: &ParseOptions) -> Result<Self, Error> {
+        parser::filter(input, options).map_err(Error::Filter)
+    }
+
+    /// Binds this filter to a resource type, resolving its attributes and checking that every
+    /// literal suits its attribute, with the default [`Compatibility`].
+    ///
+    /// # Errors
+    /// [`Error::Filter`] for an operator or literal that cannot apply to its attribute
+    /// (`active gt true`, `userName eq 5`, `meta.created gt "yesterday"`).
+    ///
+    /// ```
+    /// use usersync_core::scim::filter::Filter;
+    /// use usersync_core::scim::schema::SchemaRegistry;
+    /// let registry = SchemaRegistry::core();
+    /// let users = registry.resource_type("User").expect("built in");
+    /// let err = Filter::parse("active gt true")?.compile(users).unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid filter: `gt` cannot order booleans (`active`) at byte 0");
+    /// # Ok::<(), usersync_core::Error>(())
+    /// ```
+    pub fn compile(&self, resource_type: &ResourceType) -> Result<CompiledFilter, Error> {
+        CompiledFilter::new(self, resource_type, Compatibility::default())
+    }
+
+    /// As [`Filter::compile`], with the given compatibility switches.
+    ///
+    /// # Errors
+    /// As for [`Filter::compile`].
+    pub fn compile_with(
+        &self,
+        resource_type: &ResourceType,
+        compat: Compatibility,
+    ) -> Result<CompiledFilter, Error> {
+        CompiledFilter::new(self, resource_type, compat)
+    }
+}
+
+impl FromStr for Filter {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}

@@ -1,0 +1,355 @@
+//! Reading and writing schemas in their RFC 7643 §7 JSON representation, with validation
+//! that names the offending attribute.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{Attribute, AttributeType, Mutability, Returned, Schema, Uniqueness};
+
+pub(super) const COMMON_JSON: &str = include_str!("builtin/common.json");
+pub(super) const USER_JSON: &str = include_str!("builtin/user.json");
+pub(super) const GROUP_JSON: &str = include_str!("builtin/group.json");
+pub(super) const ENTERPRISE_USER_JSON: &str = include_str!("builtin/enterprise_user.json");
+
+/// A schema definition that is malformed or conflicts with the registry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SchemaError {
+    message: String,
+}
+
+impl SchemaError {
+    pub(super) fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    fn at(path: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(format!("attribute `{path}`: {message}"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSchema {
+    id: String,
+    name: Option<String>,
+    description: Option<String>,
+    attributes: Vec<RawAttribute>,
+    // Present when the schema comes from a `/Schemas` response; not part of the definition.
+    #[serde(default)]
+    schemas: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    meta: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAttribute {
+    name: String,
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    multi_valued: Option<bool>,
+    description: Option<String>,
+    required: Option<bool>,
+    canonical_values: Option<Vec<String>>,
+    case_exact: Option<bool>,
+    mutability: Option<String>,
+    returned: Option<String>,
+    uniqueness: Option<String>,
+    reference_types: Option<Vec<String>>,
+    sub_attributes: Option<Vec<RawAttribute>>,
+}
+
+impl Schema {
+    /// Reads a schema from its RFC 7643 §7 JSON representation. Characteristics left out
+    /// take the RFC defaults (`string`, single-valued, not required, `caseExact: false`,
+    /// `readWrite`, returned by default, no uniqueness).
+    ///
+    /// # Errors
+    /// [`SchemaError`] naming the attribute and the problem: malformed JSON, an unknown
+    /// characteristic or value, an invalid or duplicate name, a complex attribute without
+    /// sub-attributes or with complex ones, `referenceTypes` on a non-reference.
+    ///
+    /// ```
+    /// use usersync_core::scim::schema::Schema;
+    /// let err = Schema::from_json(r#"{"id": "urn:x:y", "attributes": [
+    ///     {"name": "level", "type": "float"}]}"#).unwrap_err();
+    /// assert_eq!(err.to_string(), "attribute `level`: unknown type `float` (expected one of \
+    ///     string, boolean, decimal, integer, dateTime, reference, binary, complex)");
+    /// ```
+    pub fn from_json(json: &str) -> Result<Self, SchemaError> {
+        let raw: RawSchema = serde_json::from_str(json)
+            .map_err(|e| SchemaError::new(format!("malformed schema JSON: {e}")))?;
+        raw.into_schema()
+    }
+
+    /// As [`Schema::from_json`], from parsed JSON.
+    ///
+    /// # Errors
+    /// As for [`Schema::from_json`].
+    pub fn from_value(json: &Value) -> Result<Self, SchemaError> {
+        let raw = RawSchema::deserialize(json)
+            .map_err(|e| SchemaError::new(format!("malformed schema JSON: {e}")))?;
+        raw.into_schema()
+    }
+
+    /// The RFC 7643 §7 representation, every characteristic spelled out, as `/Schemas`
+    /// returns it.
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert(
+            "schemas".into(),
+            json!(["urn:ietf:params:scim:schemas:core:2.0:Schema"]),
+        );
+        out.insert("id".into(), json!(self.id));
+        if let Some(name) = &self.name {
+            out.insert("name".into(), json!(name));
+        }
+        if let Some(d) = &self.description {
+            out.insert("description".into(), json!(d));
+        }
+        out.insert("attributes".into(), attributes_json(&self.attributes));
+        Value::Object(out)
+    }
+}
+
+fn attributes_json(attributes: &[Attribute]) -> Value {
+    Value::Array(attributes.iter().map(attribute_json).collect())
+}
+
+fn attribute_json(a: &Attribute) -> Value {
+    let mut out = Map::new();
+    out.insert("name".into(), json!(a.name));
+    out.insert("type".into(), json!(a.ty.as_str()));
+    out.insert("multiValued".into(), json!(a.multi_valued));
+    if let Some(d) = &a.description {
+        out.insert("description".into(), json!(d));
+    }
+    out.insert("required".into(), json!(a.required));
+    if a.ty == AttributeType::Complex {
+        out.insert("subAttributes".into(), attributes_json(&a.sub_attributes));
+    } else {
+        out.insert("caseExact".into(), json!(a.case_exact));
+    }
+    if !a.canonical_values.is_empty() {
+        out.insert("canonicalValues".into(), json!(a.canonical_values));
+    }
+    if a.ty == AttributeType::Reference {
+        out.insert("referenceTypes".into(), json!(a.reference_types));
+    }
+    let mutability = match a.mutability {
+        Mutability::ReadOnly => "readOnly",
+        Mutability::ReadWrite => "readWrite",
+        Mutability::Immutable => "immutable",
+        Mutability::WriteOnly => "writeOnly",
+    };
+    let returned = match a.returned {
+        Returned::Always => "always",
+        Returned::Never => "never",
+        Returned::Default => "default",
+        Returned::Request => "request",
+    };
+    let uniqueness = match a.uniqueness {
+        Uniqueness::None => "none",
+        Uniqueness::Server => "server",
+        Uniqueness::Global => "global",
+    };
+    out.insert("mutability".into(), json!(mutability));
+    out.insert("returned".into(), json!(returned));
+    out.insert("uniqueness".into(), json!(uniqueness));
+    Value::Object(out)
+}
+
+impl RawSchema {
+    fn into_schema(self) -> Result<Schema, SchemaError> {
+        let _ = (self.schemas, self.meta);
+        check_schema_id(&self.id)?;
+        let attributes = convert_all(self.attributes, None)?;
+        Ok(Schema {
+            id: self.id,
+            name: self.name,
+            description: self.description,
+            attributes,
+        })
+    }
+}
+
+/// A schema URN must be usable as the prefix of a filter path: `urn:` and then letters,
+/// digits and `-._:`, never two colons in a row or a trailing one.
+fn check_schema_id(id: &str) -> Result<(), SchemaError> {
+    let ok = id.len() > 4
+        && id[..4].eq_ignore_ascii_case("urn:")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
+        && !id.contains("::")
+        && !id.ends_with(':');
+    if ok {
+        Ok(())
+    } else {
+        Err(SchemaError::new(format!(
+            "schema id `{id}` is not a URN that filters can name (`urn:` followed by letters, \
+             digits, `-`, `.`, `_` and single colons)"
+        )))
+    }
+}
+
+fn convert_all(
+    raw: Vec<RawAttribute>,
+    parent: Option<&str>,
+) -> Result<Vec<Attribute>, SchemaError> {
+    let mut out: Vec<Attribute> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let path = match parent {
+            Some(p) => format!("{p}.{}", r.name),
+            None => r.name.clone(),
+        };
+        if out.iter().any(|a| a.name.eq_ignore_ascii_case(&r.name)) {
+            return Err(SchemaError::at(&path, "defined twice (names ignore case)"));
+        }
+        out.push(convert(r, &path, parent.is_some())?);
+    }
+    Ok(out)
+}
+
+fn convert(r: RawAttribute, path: &str, is_sub: bool) -> Result<Attribute, SchemaError> {
+    let name_ok = {
+        let b = r.name.as_bytes();
+        (is_sub && r.name == "$ref")
+            || (b.first().is_some_and(u8::is_ascii_alphabetic)
+                && b.iter()
+                    .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+    };
+    if !name_ok {
+        return Err(SchemaError::at(
+            path,
+            "not a valid attribute name (a letter, then letters, digits, `-` or `_`)",
+        ));
+    }
+    let ty = match r.ty.as_deref().unwrap_or("string") {
+        t if t.eq_ignore_ascii_case("string") => AttributeType::String,
+        t if t.eq_ignore_ascii_case("boolean") => AttributeType::Boolean,
+        t if t.eq_ignore_ascii_case("decimal") => AttributeType::Decimal,
+        t if t.eq_ignore_ascii_case("integer") => AttributeType::Integer,
+        t if t.eq_ignore_ascii_case("dateTime") => AttributeType::DateTime,
+        t if t.eq_ignore_ascii_case("reference") => AttributeType::Reference,
+        t if t.eq_ignore_ascii_case("binary") => AttributeType::Binary,
+        t if t.eq_ignore_ascii_case("complex") => AttributeType::Complex,
+        other => {
+            return Err(SchemaError::at(
+                path,
+                format!(
+                    "unknown type `{other}` (expected one of string, boolean, decimal, integer, \
+                     dateTime, reference, binary, complex)"
+                ),
+            ));
+        }
+    };
+    let mutability = match r.mutability.as_deref().unwrap_or("readWrite") {
+        m if m.eq_ignore_ascii_case("readOnly") => Mutability::ReadOnly,
+        m if m.eq_ignore_ascii_case("readWrite") => Mutability::ReadWrite,
+        m if m.eq_ignore_ascii_case("immutable") => Mutability::Immutable,
+        m if m.eq_ignore_ascii_case("writeOnly") => Mutability::WriteOnly,
+        other => {
+            return Err(SchemaError::at(
+                path,
+                format!(
+                    "unknown mutability `{other}` (expected one of readOnly, readWrite, \
+                     immutable, writeOnly)"
+                ),
+            ));
+        }
+    };
+    let returned = match r.returned.as_deref().unwrap_or("default") {
+        m if m.eq_ignore_ascii_case("always") => Returned::Always,
+        m if m.eq_ignore_ascii_case("never") => Returned::Never,
+        m if m.eq_ignore_ascii_case("default") => Returned::Default,
+        m if m.eq_ignore_ascii_case("request") => Returned::Request,
+        other => {
+            return Err(SchemaError::at(
+                path,
+                format!(
+                    "unknown returned `{other}` (expected one of always, never, default, request)"
+                ),
+            ));
+        }
+    };
+    let uniqueness = match r.uniqueness.as_deref().unwrap_or("none") {
+        m if m.eq_ignore_ascii_case("none") => Uniqueness::None,
+        m if m.eq_ignore_ascii_case("server") => Uniqueness::Server,
+        m if m.eq_ignore_ascii_case("global") => Uniqueness::Global,
+        other => {
+            return Err(SchemaError::at(
+                path,
+                format!("unknown uniqueness `{other}` (expected one of none, server, global)"),
+            ));
+        }
+    };
+    let sub_attributes = match (ty, r.sub_attributes) {
+        (AttributeType::Complex, Some(subs)) if !subs.is_empty() => {
+            if is_sub {
+                return Err(SchemaError::at(path, "a sub-attribute cannot be complex"));
+            }
+            convert_all(subs, Some(path))?
+        }
+        (AttributeType::Complex, _) if is_sub => {
+            return Err(SchemaError::at(path, "a sub-attribute cannot be complex"));
+        }
+        (AttributeType::Complex, _) => {
+            return Err(SchemaError::at(
+                path,
+                "a complex attribute needs `subAttributes`",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(SchemaError::at(
+                path,
+                "only a complex attribute has `subAttributes`",
+            ));
+        }
+        (_, None) => Vec::new(),
+    };
+    if ty != AttributeType::Reference && r.reference_types.as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(SchemaError::at(
+            path,
+            "only a reference attribute has `referenceTypes`",
+        ));
+    }
+    Ok(Attribute {
+        name: r.name,
+        ty,
+        multi_valued: r.multi_valued.unwrap_or(false),
+        description: r.description,
+        required: r.required.unwrap_or(false),
+        // Binary values are base64 text, whose case matters (RFC 7643 §2.3.6).
+        case_exact: r.case_exact.unwrap_or(ty == AttributeType::Binary),
+        mutability,
+        returned,
+        uniqueness,
+        canonical_values: r.canonical_values.unwrap_or_default(),
+        reference_types: r.reference_types.unwrap_or_default(),
+        sub_attributes,
+    })
+}
+
+/// A built-in schema; they are part of the crate and checked by tests, so failing here is a
+/// build defect, not an input error.
+pub(super) fn builtin_schema(json: &str) -> Schema {
+    match Schema::from_json(json) {
+        Ok(s) => s,
+        Err(e) => panic!("built-in schema is invalid: {e}"),
+    }
+}
+
+pub(super) fn builtin_attributes(json: &str) -> Vec<Attribute> {
+    let raw: Vec<RawAttribute> = match serde_json::from_str(json) {
+        Ok(r) => r,
+        Err(e) => panic!("built-in attributes are malformed: {e}"),
+    };
+    match convert_all(raw, None) {
+        Ok(a) => a,
+        Err(e) => panic!("built-in attributes are invalid: {e}"),
+    }
+}
