@@ -26,3 +26,8 @@ mod error;
 pub mod scim;
 
 pub use error::{Error, ErrorKind};
+
+/// The README's Rust example, run as a doctest so that it stays true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

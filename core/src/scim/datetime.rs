@@ -59,7 +59,8 @@ impl DateTime {
 }
 
 impl fmt::Display for DateTime {
-    /// RFC 3339 in UTC, with milliseconds only when there are any.
+    /// RFC 3339 in UTC; a fraction, when there is one, in milli-, micro- or nanoseconds,
+    /// whichever keeps every digit. Parsing the text gives back the same instant.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let days = self.seconds.div_euclid(86_400);
         let secs = self.seconds.rem_euclid(86_400);
@@ -71,14 +72,21 @@ impl fmt::Display for DateTime {
             secs / 60 % 60,
             secs % 60
         )?;
-        if self.nanos != 0 {
+        if self.nanos % 1_000_000 == 0 && self.nanos != 0 {
             write!(f, ".{:03}", self.nanos / 1_000_000)?;
+        } else if self.nanos % 1_000 == 0 && self.nanos != 0 {
+            write!(f, ".{:06}", self.nanos / 1_000)?;
+        } else if self.nanos != 0 {
+            write!(f, ".{:09}", self.nanos)?;
         }
         f.write_str("Z")
     }
 }
 
 fn parse(b: &[u8]) -> Result<DateTime, &'static str> {
+    if !b.first().is_some_and(u8::is_ascii_digit) {
+        return Err("it does not start with a year");
+    }
     let mut p = Cursor { b, i: 0 };
     let year = p.digits(4, "the year needs four digits")?;
     p.expect(b'-', "expected `-` after the year")?;
@@ -147,8 +155,16 @@ fn parse(b: &[u8]) -> Result<DateTime, &'static str> {
     let days = days_from_civil(i64::from(year), month, day);
     let seconds =
         days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_minutes * 60;
+    // Offsets can push an instant out of four-digit years, which could not be written back.
+    if !(FIRST_INSTANT..END_INSTANT).contains(&seconds) {
+        return Err("the instant is before year 0000 or after year 9999 in UTC");
+    }
     Ok(DateTime { seconds, nanos })
 }
+
+/// 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z in Unix seconds.
+const FIRST_INSTANT: i64 = -62_167_219_200;
+const END_INSTANT: i64 = 253_402_300_800;
 
 struct Cursor<'a> {
     b: &'a [u8],
@@ -273,6 +289,8 @@ mod tests {
         assert!(dt("2012-02-29T00:00:00Z") > dt("2012-02-28T23:59:59Z"));
         assert!(dt("2000-02-29T00:00:00Z") > dt("1900-02-28T00:00:00Z"));
         assert!(DateTime::parse("1900-02-29T00:00:00Z").is_err());
+        assert!(DateTime::parse("0000-01-01T00:00:00+01:00").is_err());
+        assert!(DateTime::parse("9999-12-31T23:59:59-01:00").is_err());
     }
 
     #[test]

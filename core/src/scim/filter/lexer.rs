@@ -1,17 +1,27 @@
 //! Tokens of the SCIM filter and path grammar. Keywords are not told apart here: a word is a
 //! keyword or an attribute name depending on where the parser meets it, which is what lets an
 //! attribute be called `order`, `andrew` or even `not`.
+//!
+//! Tokens are small `Copy` spans; a string or number is validated while scanning but only
+//! turned into a value when the parser takes it ([`Lexer::string_value`],
+//! [`Lexer::number_value`]), which keeps peeking cheap.
 
 use super::SyntaxError;
 use super::ast::Value;
 
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum TokenKind<'a> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenKind {
     /// An attribute path or keyword: a letter or `$`, then letters, digits, `-`, `_`, `.`,
     /// `:` and `$`.
-    Word(&'a str),
-    String(Box<str>),
-    Number(Value),
+    Word,
+    /// A JSON string without escapes.
+    PlainString,
+    /// A JSON string with escapes to decode.
+    EscapedString,
+    /// A JSON number without fraction or exponent.
+    Integer,
+    /// Any other JSON number.
+    Decimal,
     LParen,
     RParen,
     LBracket,
@@ -20,28 +30,11 @@ pub(crate) enum TokenKind<'a> {
     End,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Token<'a> {
-    pub(crate) kind: TokenKind<'a>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Token {
+    pub(crate) kind: TokenKind,
     pub(crate) start: usize,
     pub(crate) end: usize,
-}
-
-impl Token<'_> {
-    /// How the token reads in an error message.
-    pub(crate) fn describe(&self, src: &str) -> String {
-        match self.kind {
-            TokenKind::End => "the end of the input".to_owned(),
-            _ => {
-                let text = &src[self.start..self.end];
-                let mut short: String = text.chars().take(40).collect();
-                if short.len() < text.len() {
-                    short.push('…');
-                }
-                format!("`{short}`")
-            }
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -63,11 +56,25 @@ impl<'a> Lexer<'a> {
         Self { src, pos: 0 }
     }
 
-    pub(crate) fn src(&self) -> &'a str {
-        self.src
+    /// The text of a token.
+    pub(crate) fn text(&self, t: Token) -> &'a str {
+        &self.src[t.start..t.end]
     }
 
-    pub(crate) fn next_token(&mut self) -> Result<Token<'a>, SyntaxError> {
+    /// How the token reads in an error message.
+    pub(crate) fn describe(&self, t: Token) -> String {
+        if t.kind == TokenKind::End {
+            return "the end of the input".to_owned();
+        }
+        let text = self.text(t);
+        let mut short: String = text.chars().take(40).collect();
+        if short.len() < text.len() {
+            short.push('…');
+        }
+        format!("`{short}`")
+    }
+
+    pub(crate) fn next_token(&mut self) -> Result<Token, SyntaxError> {
         let bytes = self.src.as_bytes();
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(self.pos) {
             self.pos += 1;
@@ -80,29 +87,38 @@ impl<'a> Lexer<'a> {
                 end: start,
             });
         };
-        let single = |kind| Token {
-            kind,
-            start,
-            end: start + 1,
-        };
-        let token = match b {
-            b'(' => single(TokenKind::LParen),
-            b')' => single(TokenKind::RParen),
-            b'[' => single(TokenKind::LBracket),
-            b']' => single(TokenKind::RBracket),
-            b'.' => single(TokenKind::Dot),
-            b'"' => self.string(start)?,
-            b'-' | b'0'..=b'9' => self.number(start)?,
+        let (kind, end) = match b {
+            b'(' => (TokenKind::LParen, start + 1),
+            b')' => (TokenKind::RParen, start + 1),
+            b'[' => (TokenKind::LBracket, start + 1),
+            b']' => (TokenKind::RBracket, start + 1),
+            b'.' => (TokenKind::Dot, start + 1),
+            b'"' => {
+                let (end, escaped) = self.scan_string(start, None)?;
+                let kind = if escaped {
+                    TokenKind::EscapedString
+                } else {
+                    TokenKind::PlainString
+                };
+                (kind, end)
+            }
+            b'-' | b'0'..=b'9' => {
+                let (end, integral) = self.scan_number(start)?;
+                (
+                    if integral {
+                        TokenKind::Integer
+                    } else {
+                        TokenKind::Decimal
+                    },
+                    end,
+                )
+            }
             b if is_word_start(b) => {
                 let mut end = start + 1;
                 while bytes.get(end).is_some_and(|&c| is_word_byte(c)) {
                     end += 1;
                 }
-                Token {
-                    kind: TokenKind::Word(&self.src[start..end]),
-                    start,
-                    end,
-                }
+                (TokenKind::Word, end)
             }
             b'\'' => {
                 return Err(SyntaxError::new(
@@ -120,43 +136,67 @@ impl<'a> Lexer<'a> {
                 ));
             }
         };
-        self.pos = token.end;
-        Ok(token)
+        self.pos = end;
+        Ok(Token { kind, start, end })
     }
 
-    fn string(&self, start: usize) -> Result<Token<'a>, SyntaxError> {
-        let bytes = self.src.as_bytes();
-        let mut i = start + 1;
-        // Fast path: no escapes, the common case.
-        while let Some(&c) = bytes.get(i) {
-            match c {
-                b'"' => {
-                    return Ok(Token {
-                        kind: TokenKind::String(self.src[start + 1..i].into()),
-                        start,
-                        end: i + 1,
-                    });
-                }
-                b'\\' => break,
-                0..=0x1f => return Err(control_char(i, c)),
-                _ => i += 1,
+    /// The unescaped content of a string token.
+    pub(crate) fn string_value(&self, t: Token) -> Result<Box<str>, SyntaxError> {
+        match t.kind {
+            TokenKind::PlainString => Ok(self.src[t.start + 1..t.end - 1].into()),
+            _ => {
+                let mut out = String::with_capacity(t.end - t.start);
+                self.scan_string(t.start, Some(&mut out))?;
+                Ok(out.into_boxed_str())
             }
         }
-        let mut out = String::with_capacity(i - start + 8);
-        out.push_str(&self.src[start + 1..i]);
+    }
+
+    /// The value of a number token.
+    pub(crate) fn number_value(&self, t: Token) -> Result<Value, SyntaxError> {
+        let text = self.text(t);
+        if t.kind == TokenKind::Integer
+            && let Ok(n) = text.parse::<i64>()
+        {
+            return Ok(Value::Integer(n));
+        }
+        match text.parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(Value::Decimal(x)),
+            _ => Err(SyntaxError::new(
+                t.start,
+                t.end,
+                format!("number `{text}` is out of range"),
+            )),
+        }
+    }
+
+    /// Scans the string opening at `start`, checking every escape; returns where it ends and
+    /// whether it has escapes. With `out`, appends the decoded content.
+    fn scan_string(
+        &self,
+        start: usize,
+        mut out: Option<&mut String>,
+    ) -> Result<(usize, bool), SyntaxError> {
+        let bytes = self.src.as_bytes();
+        let mut i = start + 1;
+        let mut escaped = false;
         loop {
+            // Copy the run up to the next quote, backslash or control character.
+            let run_end = bytes[i..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .map_or(bytes.len(), |p| i + p);
+            if let Some(out) = out.as_deref_mut() {
+                out.push_str(&self.src[i..run_end]);
+            }
+            i = run_end;
             let Some(&c) = bytes.get(i) else {
                 return Err(SyntaxError::new(start, bytes.len(), "unterminated string"));
             };
             match c {
-                b'"' => {
-                    return Ok(Token {
-                        kind: TokenKind::String(out.into_boxed_str()),
-                        start,
-                        end: i + 1,
-                    });
-                }
+                b'"' => return Ok((i + 1, escaped)),
                 b'\\' => {
+                    escaped = true;
                     let esc = bytes.get(i + 1).copied();
                     let simple = match esc {
                         Some(b'"') => Some('"'),
@@ -169,13 +209,10 @@ impl<'a> Lexer<'a> {
                         Some(b't') => Some('\t'),
                         _ => None,
                     };
-                    if let Some(ch) = simple {
-                        out.push(ch);
-                        i += 2;
+                    let (ch, len) = if let Some(ch) = simple {
+                        (ch, 2)
                     } else if esc == Some(b'u') {
-                        let (ch, len) = self.unicode_escape(i)?;
-                        out.push(ch);
-                        i += len;
+                        self.unicode_escape(i)?
                     } else if esc.is_none() {
                         return Err(SyntaxError::new(start, bytes.len(), "unterminated string"));
                     } else {
@@ -185,17 +222,18 @@ impl<'a> Lexer<'a> {
                             i + shown.len(),
                             format!("invalid escape `{}` in a string", shown.escape_debug()),
                         ));
+                    };
+                    if let Some(out) = out.as_deref_mut() {
+                        out.push(ch);
                     }
+                    i += len;
                 }
-                0..=0x1f => return Err(control_char(i, c)),
                 _ => {
-                    // Copy the run up to the next quote, backslash or control character.
-                    let run_end = bytes[i..]
-                        .iter()
-                        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                        .map_or(bytes.len(), |p| i + p);
-                    out.push_str(&self.src[i..run_end]);
-                    i = run_end;
+                    return Err(SyntaxError::new(
+                        i,
+                        i + 1,
+                        format!("control character U+{c:04X} must be escaped in a string"),
+                    ));
                 }
             }
         }
@@ -235,11 +273,10 @@ impl<'a> Lexer<'a> {
                 .then(|| hex4(at + 8))
                 .flatten()
                 .filter(|lo| (0xDC00..0xE000).contains(lo));
-            if let Some(lo) = lo {
-                let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-                if let Some(ch) = char::from_u32(c) {
-                    return Ok((ch, 12));
-                }
+            if let Some(lo) = lo
+                && let Some(ch) = char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+            {
+                return Ok((ch, 12));
             }
         }
         match char::from_u32(hi) {
@@ -252,18 +289,16 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn number(&self, start: usize) -> Result<Token<'a>, SyntaxError> {
+    /// Scans a JSON number at `start`; returns where it ends and whether it is integral.
+    fn scan_number(&self, start: usize) -> Result<(usize, bool), SyntaxError> {
         let bytes = self.src.as_bytes();
-        let mut i = start;
         let digits = |mut i: usize| {
             while bytes.get(i).is_some_and(u8::is_ascii_digit) {
                 i += 1;
             }
             i
         };
-        if bytes[i] == b'-' {
-            i += 1;
-        }
+        let mut i = start + usize::from(bytes[start] == b'-');
         let int_start = i;
         i = digits(i);
         let mut ok = i > int_start && !(bytes[int_start] == b'0' && i - int_start > 1);
@@ -292,39 +327,14 @@ impl<'a> Lexer<'a> {
             end += 1;
             ok = false;
         }
-        let text = &self.src[start..end];
-        if !ok {
-            return Err(SyntaxError::new(
+        if ok {
+            Ok((end, integral))
+        } else {
+            Err(SyntaxError::new(
                 start,
                 end.max(start + 1),
-                format!("invalid number `{text}`"),
-            ));
+                format!("invalid number `{}`", &self.src[start..end]),
+            ))
         }
-        let value = match integral.then(|| text.parse::<i64>().ok()).flatten() {
-            Some(n) => Value::Integer(n),
-            None => match text.parse::<f64>() {
-                Ok(f) if f.is_finite() => Value::Decimal(f),
-                _ => {
-                    return Err(SyntaxError::new(
-                        start,
-                        end,
-                        format!("number `{text}` is out of range"),
-                    ));
-                }
-            },
-        };
-        Ok(Token {
-            kind: TokenKind::Number(value),
-            start,
-            end,
-        })
     }
-}
-
-fn control_char(at: usize, c: u8) -> SyntaxError {
-    SyntaxError::new(
-        at,
-        at + 1,
-        format!("control character U+{c:04X} must be escaped in a string"),
-    )
 }

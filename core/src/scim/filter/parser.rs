@@ -29,7 +29,7 @@ impl Close {
 
 pub(crate) struct Parser<'a> {
     lex: Lexer<'a>,
-    peeked: Option<Token<'a>>,
+    peeked: Option<Token>,
     opts: &'a ParseOptions,
     depth: usize,
     terms: usize,
@@ -50,10 +50,10 @@ pub(crate) fn patch_path(src: &str, opts: &ParseOptions) -> Result<PatchPath, Sy
     check_length(src, opts, "path")?;
     let mut p = Parser::new(src, opts);
     let t = p.bump()?;
-    let TokenKind::Word(word) = t.kind else {
-        return Err(p.unexpected(&t, "expected an attribute name"));
-    };
-    let attr = attr_path(word, t.start)?;
+    if t.kind != TokenKind::Word {
+        return Err(p.unexpected(t, "expected an attribute name"));
+    }
+    let attr = attr_path(p.lex.text(t), t.start)?;
     let mut path = PatchPath {
         attr,
         filter: None,
@@ -76,7 +76,7 @@ pub(crate) fn patch_path(src: &str, opts: &ParseOptions) -> Result<PatchPath, Sy
         } else {
             "expected `[` or the end of the path"
         };
-        return Err(p.unexpected(&t, what));
+        return Err(p.unexpected(t, what));
     }
     Ok(path)
 }
@@ -108,15 +108,20 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn peek(&mut self) -> Result<&Token<'a>, SyntaxError> {
-        let t = match self.peeked.take() {
-            Some(t) => t,
-            None => self.lex.next_token()?,
-        };
-        Ok(self.peeked.insert(t))
+    #[inline]
+    fn peek(&mut self) -> Result<Token, SyntaxError> {
+        match self.peeked {
+            Some(t) => Ok(t),
+            None => {
+                let t = self.lex.next_token()?;
+                self.peeked = Some(t);
+                Ok(t)
+            }
+        }
     }
 
-    fn bump(&mut self) -> Result<Token<'a>, SyntaxError> {
+    #[inline]
+    fn bump(&mut self) -> Result<Token, SyntaxError> {
         let t = match self.peeked.take() {
             Some(t) => t,
             None => self.lex.next_token()?,
@@ -125,15 +130,17 @@ impl<'a> Parser<'a> {
         Ok(t)
     }
 
+    #[inline]
     fn peek_keyword(&mut self, keyword: &str) -> Result<bool, SyntaxError> {
-        Ok(matches!(self.peek()?.kind, TokenKind::Word(w) if w.eq_ignore_ascii_case(keyword)))
+        let t = self.peek()?;
+        Ok(t.kind == TokenKind::Word && self.lex.text(t).eq_ignore_ascii_case(keyword))
     }
 
-    fn unexpected(&self, t: &Token<'_>, expected: &str) -> SyntaxError {
+    fn unexpected(&self, t: Token, expected: &str) -> SyntaxError {
         SyntaxError::new(
             t.start,
             t.end.max(t.start + usize::from(t.kind != TokenKind::End)),
-            format!("{expected}, found {}", t.describe(self.lex.src())),
+            format!("{expected}, found {}", self.lex.describe(t)),
         )
     }
 
@@ -162,7 +169,7 @@ impl<'a> Parser<'a> {
         if ok {
             return Ok(());
         }
-        Err(self.unexpected(&t, &format!("expected `and`, `or` or {}", close.describe())))
+        Err(self.unexpected(t, &format!("expected `and`, `or` or {}", close.describe())))
     }
 
     fn or_expr(&mut self) -> Result<Filter, SyntaxError> {
@@ -199,14 +206,15 @@ impl<'a> Parser<'a> {
         let t = self.bump()?;
         match t.kind {
             TokenKind::LParen => self.group(t.start),
-            TokenKind::Word(w) => {
+            TokenKind::Word => {
+                let w = self.lex.text(t);
                 if w.eq_ignore_ascii_case("not") && self.peek()?.kind == TokenKind::LParen {
                     let open = self.bump()?;
                     return Ok(Filter::Not(Box::new(self.group(open.start)?)));
                 }
-                self.attr_expr(&t, w)
+                self.attr_expr(t, w)
             }
-            _ => Err(self.unexpected(&t, "expected an attribute name, `not` or `(`")),
+            _ => Err(self.unexpected(t, "expected an attribute name, `not` or `(`")),
         }
     }
 
@@ -219,7 +227,7 @@ impl<'a> Parser<'a> {
         Ok(f)
     }
 
-    fn attr_expr(&mut self, t: &Token<'a>, word: &str) -> Result<Filter, SyntaxError> {
+    fn attr_expr(&mut self, t: Token, word: &str) -> Result<Filter, SyntaxError> {
         let path = attr_path(word, t.start)?;
         if self.peek()?.kind == TokenKind::LBracket {
             let open = self.bump()?;
@@ -289,12 +297,12 @@ impl<'a> Parser<'a> {
     /// The sub-attribute name after `].`.
     fn sub_attr_after_bracket(&mut self) -> Result<String, SyntaxError> {
         let t = self.bump()?;
-        match t.kind {
-            TokenKind::Word(w) if !w.contains([':', '.']) => {
-                check_attr_name(w, t.start)?;
-                Ok(w.to_owned())
-            }
-            _ => Err(self.unexpected(&t, "expected a sub-attribute name after `.`")),
+        let w = self.lex.text(t);
+        if t.kind == TokenKind::Word && !w.contains([':', '.']) {
+            check_attr_name(w, t.start)?;
+            Ok(w.to_owned())
+        } else {
+            Err(self.unexpected(t, "expected a sub-attribute name after `.`"))
         }
     }
 
@@ -312,9 +320,10 @@ impl<'a> Parser<'a> {
             ));
         }
         let t = self.bump()?;
-        let TokenKind::Word(op_word) = t.kind else {
-            return Err(self.missing_operator(&t, &path));
-        };
+        if t.kind != TokenKind::Word {
+            return Err(self.missing_operator(t, &path));
+        }
+        let op_word = self.lex.text(t);
         if op_word.eq_ignore_ascii_case("pr") {
             return Ok(Filter::Present(Present {
                 path,
@@ -322,18 +331,21 @@ impl<'a> Parser<'a> {
             }));
         }
         let Some(op) = CompareOp::from_keyword(op_word) else {
-            return Err(self.missing_operator(&t, &path));
+            return Err(self.missing_operator(t, &path));
         };
         let v = self.bump()?;
+        let word = self.lex.text(v);
         let value = match v.kind {
-            TokenKind::String(s) => Value::String(s),
-            TokenKind::Number(n) => n,
-            TokenKind::Word(w) if w.eq_ignore_ascii_case("true") => Value::Boolean(true),
-            TokenKind::Word(w) if w.eq_ignore_ascii_case("false") => Value::Boolean(false),
-            TokenKind::Word(w) if w.eq_ignore_ascii_case("null") => Value::Null,
+            TokenKind::PlainString | TokenKind::EscapedString => {
+                Value::String(self.lex.string_value(v)?)
+            }
+            TokenKind::Integer | TokenKind::Decimal => self.lex.number_value(v)?,
+            TokenKind::Word if word.eq_ignore_ascii_case("true") => Value::Boolean(true),
+            TokenKind::Word if word.eq_ignore_ascii_case("false") => Value::Boolean(false),
+            TokenKind::Word if word.eq_ignore_ascii_case("null") => Value::Null,
             _ => {
                 return Err(self.unexpected(
-                    &v,
+                    v,
                     &format!(
                         "expected a value (a string, number, `true`, `false` or `null`) after \
                          `{}`",
@@ -350,7 +362,7 @@ impl<'a> Parser<'a> {
         }))
     }
 
-    fn missing_operator(&self, t: &Token<'_>, path: &AttrPath) -> SyntaxError {
+    fn missing_operator(&self, t: Token, path: &AttrPath) -> SyntaxError {
         let mut expected = format!("expected a comparison operator after `{}`", path.as_str());
         if path.as_str().eq_ignore_ascii_case("not") {
             expected.push_str(" (a negation is written `not (…)`)");

@@ -130,9 +130,8 @@ fn attribute_json(a: &Attribute) -> Value {
     out.insert("required".into(), json!(a.required));
     if a.ty == AttributeType::Complex {
         out.insert("subAttributes".into(), attributes_json(&a.sub_attributes));
-    } else {
-        out.insert("caseExact".into(), json!(a.case_exact));
     }
+    out.insert("caseExact".into(), json!(a.case_exact));
     if !a.canonical_values.is_empty() {
         out.insert("canonicalValues".into(), json!(a.canonical_values));
     }

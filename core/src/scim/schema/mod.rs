@@ -17,7 +17,7 @@
 
 mod load;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 pub use load::SchemaError;
 
@@ -267,6 +267,9 @@ impl ResourceType {
     }
 }
 
+/// Parsed once; [`SchemaRegistry::core`] hands out clones (shared `Arc`s).
+static CORE: LazyLock<SchemaRegistry> = LazyLock::new(SchemaRegistry::load_core);
+
 /// The schemas and resource types a service knows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaRegistry {
@@ -278,6 +281,10 @@ impl SchemaRegistry {
     /// The RFC 7643 registry: the `User` resource type (core User schema with the Enterprise
     /// User extension) and the `Group` resource type.
     pub fn core() -> Self {
+        CORE.clone()
+    }
+
+    fn load_core() -> Self {
         let common: Arc<[Attribute]> = load::builtin_attributes(load::COMMON_JSON).into();
         let user = Arc::new(load::builtin_schema(load::USER_JSON));
         let group = Arc::new(load::builtin_schema(load::GROUP_JSON));
@@ -396,5 +403,179 @@ impl SchemaRegistry {
         });
         self.schemas.push(schema);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_registry_has_the_rfc_resource_types() {
+        let r = SchemaRegistry::core();
+        let names: Vec<&str> = r.resource_types().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["User", "Group"]);
+        let ids: Vec<&str> = r.schemas().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, [USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE_USER_SCHEMA]);
+        let user = r.schema(USER_SCHEMA).unwrap();
+        let password = user.attribute("PASSWORD").unwrap();
+        assert_eq!(password.mutability, Mutability::WriteOnly);
+        assert_eq!(password.returned, Returned::Never);
+        let emails = user.attribute("emails").unwrap();
+        assert!(emails.multi_valued);
+        assert_eq!(
+            emails.sub_attribute("type").unwrap().canonical_values,
+            ["work", "home", "other"]
+        );
+        let cert = user
+            .attribute("x509Certificates")
+            .unwrap()
+            .sub_attribute("value")
+            .unwrap();
+        assert_eq!(cert.ty, AttributeType::Binary);
+        assert!(cert.case_exact, "binary values are case-exact by default");
+        let members = r
+            .schema(GROUP_SCHEMA)
+            .unwrap()
+            .attribute("members")
+            .unwrap();
+        assert_eq!(
+            members.sub_attribute("$ref").unwrap().reference_types,
+            ["User", "Group"]
+        );
+        assert_eq!(
+            members.sub_attribute("value").unwrap().mutability,
+            Mutability::Immutable
+        );
+    }
+
+    #[test]
+    fn resolution_rules() {
+        let r = SchemaRegistry::core();
+        let users = r.resource_type("User").unwrap();
+        let id = users.resolve("id").unwrap();
+        assert_eq!(id.attribute.uniqueness, Uniqueness::Server);
+        assert!(id.attribute.case_exact);
+        assert!(
+            users.resolve(&format!("{USER_SCHEMA}:id")).is_some(),
+            "common attributes under the core URN"
+        );
+        let dept = users.resolve("department").unwrap();
+        assert!(
+            dept.in_extension,
+            "unqualified names fall back to extensions"
+        );
+        assert_eq!(dept.schema.id, ENTERPRISE_USER_SCHEMA);
+        assert!(
+            users
+                .resolve(&format!("{GROUP_SCHEMA}:displayName"))
+                .is_none()
+        );
+        assert!(users.resolve("name.nope").is_none());
+        assert!(
+            users.resolve("userName.x").is_none(),
+            "a simple attribute has no sub-attributes"
+        );
+        assert!(
+            users.resolve("userName ").is_none(),
+            "not an attribute path"
+        );
+        assert!(
+            r.resource_type("Group")
+                .unwrap()
+                .resolve("members.value")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn every_schema_round_trips_through_its_json() {
+        for schema in SchemaRegistry::core().schemas() {
+            let json = schema.to_json();
+            assert_eq!(
+                json["schemas"][0],
+                "urn:ietf:params:scim:schemas:core:2.0:Schema"
+            );
+            assert_eq!(&Schema::from_value(&json).unwrap(), schema);
+        }
+        let complex_exact = r#"{"id": "urn:x:y", "attributes": [{"name": "a", "type": "complex",
+            "caseExact": true, "subAttributes": [{"name": "b"}]}]}"#;
+        let s = Schema::from_json(complex_exact).unwrap();
+        assert_eq!(Schema::from_value(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
+    fn invalid_schemas_are_rejected_with_the_attribute_named() {
+        let cases = [
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "a", "multivalued": true}]}"#,
+                "unknown field `multivalued`",
+            ),
+            (
+                r#"{"id": "x", "attributes": []}"#,
+                "schema id `x` is not a URN",
+            ),
+            (r#"{"id": "urn:x:", "attributes": []}"#, "is not a URN"),
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "1a"}]}"#,
+                "attribute `1a`: not a valid attribute name",
+            ),
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "a"}, {"name": "A"}]}"#,
+                "attribute `A`: defined twice",
+            ),
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "a", "type": "complex", "subAttributes": [
+                {"name": "b", "type": "complex", "subAttributes": [{"name": "c"}]}]}]}"#,
+                "attribute `a.b`: a sub-attribute cannot be complex",
+            ),
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "a", "subAttributes": [{"name": "b"}]}]}"#,
+                "only a complex attribute has `subAttributes`",
+            ),
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "a", "referenceTypes": ["User"]}]}"#,
+                "only a reference attribute has `referenceTypes`",
+            ),
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "a", "mutability": "sometimes"}]}"#,
+                "unknown mutability `sometimes`",
+            ),
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "a", "returned": "maybe"}]}"#,
+                "unknown returned `maybe`",
+            ),
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "a", "uniqueness": "local"}]}"#,
+                "unknown uniqueness `local`",
+            ),
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "$ref"}]}"#,
+                "not a valid attribute name",
+            ),
+            (
+                r#"{"id": "urn:x:y", "attributes": [{"name": "a", "required": "yes"}]}"#,
+                "malformed schema JSON",
+            ),
+            ("not json", "malformed schema JSON"),
+        ];
+        for (json, expected) in cases {
+            let err = Schema::from_json(json).unwrap_err().to_string();
+            assert!(err.contains(expected), "{json}: {err}");
+        }
+        let mut r = SchemaRegistry::core();
+        let err = r
+            .add_extension_json(
+                "User",
+                &format!(r#"{{"id": "{ENTERPRISE_USER_SCHEMA}", "attributes": []}}"#),
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidSchema);
+        assert!(err.to_string().contains("already registered"));
+        let err = r
+            .add_extension_json("Device", r#"{"id": "urn:x:y", "attributes": []}"#, false)
+            .unwrap_err();
+        assert!(err.to_string().contains("no resource type `Device`"));
     }
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Fills fuzz/corpus/<target>/ with seeds from the shared fixture corpus (tests/fixtures)."""
+import hashlib
+import json
+import pathlib
+
+here = pathlib.Path(__file__).resolve().parent
+fixtures = here.parent / "tests" / "fixtures"
+
+
+def seed(target, texts):
+    out = here / "corpus" / target
+    out.mkdir(parents=True, exist_ok=True)
+    for text in texts:
+        data = text.encode()
+        (out / hashlib.sha1(data).hexdigest()).write_bytes(data)
+
+
+filters = json.loads((fixtures / "filters.json").read_text())
+paths = json.loads((fixtures / "paths.json").read_text())
+evaluation = json.loads((fixtures / "evaluation.json").read_text())
+seed("filter", [c["filter"] for c in filters["valid"] + filters["invalid"]])
+seed("path", [c["path"] for c in paths["valid"] + paths["invalid"]])
+users = list(evaluation["resources"]["User"].values())
+seed("evaluate", [c["filter"] + "\n" + json.dumps(users[i % len(users)])
+                  for i, c in enumerate(evaluation["cases"])])
+seed("schema", [json.dumps(e["schema"]) for e in evaluation["extensions"]]
+     + [p.read_text() for p in (here.parent / "core/src/scim/schema/builtin").glob("*.json")])
+seed("datetime", ["2011-05-13T04:42:34Z", "2011-05-13T06:42:34.123456+02:00", "0000-01-01T00:00:00Z",
+                  "9999-12-31T24:00:00Z", "2012-02-29T12:00:00.5-14:00"])
