@@ -72,9 +72,9 @@ impl fmt::Display for DateTime {
             secs / 60 % 60,
             secs % 60
         )?;
-        if self.nanos % 1_000_000 == 0 && self.nanos != 0 {
+        if self.nanos.is_multiple_of(1_000_000) && self.nanos != 0 {
             write!(f, ".{:03}", self.nanos / 1_000_000)?;
-        } else if self.nanos % 1_000 == 0 && self.nanos != 0 {
+        } else if self.nanos.is_multiple_of(1_000) && self.nanos != 0 {
             write!(f, ".{:06}", self.nanos / 1_000)?;
         } else if self.nanos != 0 {
             write!(f, ".{:09}", self.nanos)?;
