@@ -30,11 +30,31 @@ pub(crate) enum TokenKind {
     End,
 }
 
+/// A token: 12 bytes, so that `Result<Token, SyntaxError>` is returned in registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token {
     pub(crate) kind: TokenKind,
-    pub(crate) start: usize,
-    pub(crate) end: usize,
+    from: u32,
+    to: u32,
+}
+
+impl Token {
+    fn new(kind: TokenKind, start: usize, end: usize) -> Self {
+        // The parser rejects inputs longer than `u32::MAX` before lexing them.
+        Self {
+            kind,
+            from: start as u32,
+            to: end as u32,
+        }
+    }
+
+    pub(crate) fn start(self) -> usize {
+        self.from as usize
+    }
+
+    pub(crate) fn end(self) -> usize {
+        self.to as usize
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +78,7 @@ impl<'a> Lexer<'a> {
 
     /// The text of a token.
     pub(crate) fn text(&self, t: Token) -> &'a str {
-        &self.src[t.start..t.end]
+        &self.src[t.start()..t.end()]
     }
 
     /// How the token reads in an error message.
@@ -81,11 +101,7 @@ impl<'a> Lexer<'a> {
         }
         let start = self.pos;
         let Some(&b) = bytes.get(start) else {
-            return Ok(Token {
-                kind: TokenKind::End,
-                start,
-                end: start,
-            });
+            return Ok(Token::new(TokenKind::End, start, start));
         };
         let (kind, end) = match b {
             b'(' => (TokenKind::LParen, start + 1),
@@ -137,16 +153,16 @@ impl<'a> Lexer<'a> {
             }
         };
         self.pos = end;
-        Ok(Token { kind, start, end })
+        Ok(Token::new(kind, start, end))
     }
 
     /// The unescaped content of a string token.
     pub(crate) fn string_value(&self, t: Token) -> Result<Box<str>, SyntaxError> {
         match t.kind {
-            TokenKind::PlainString => Ok(self.src[t.start + 1..t.end - 1].into()),
+            TokenKind::PlainString => Ok(self.src[t.start() + 1..t.end() - 1].into()),
             _ => {
-                let mut out = String::with_capacity(t.end - t.start);
-                self.scan_string(t.start, Some(&mut out))?;
+                let mut out = String::with_capacity(t.end() - t.start());
+                self.scan_string(t.start(), Some(&mut out))?;
                 Ok(out.into_boxed_str())
             }
         }
@@ -163,8 +179,8 @@ impl<'a> Lexer<'a> {
         match text.parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(Value::Decimal(x)),
             _ => Err(SyntaxError::new(
-                t.start,
-                t.end,
+                t.start(),
+                t.end(),
                 format!("number `{text}` is out of range"),
             )),
         }

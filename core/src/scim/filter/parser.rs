@@ -9,6 +9,13 @@ use super::lexer::{Lexer, Token, TokenKind};
 use super::{ParseOptions, SyntaxError};
 use crate::scim::path::PatchPath;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logic {
+    And,
+    Or,
+    Neither,
+}
+
 /// What closes the expression being parsed, for "expected …" messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Close {
@@ -53,7 +60,7 @@ pub(crate) fn patch_path(src: &str, opts: &ParseOptions) -> Result<PatchPath, Sy
     if t.kind != TokenKind::Word {
         return Err(p.unexpected(t, "expected an attribute name"));
     }
-    let attr = attr_path(p.lex.text(t), t.start)?;
+    let attr = attr_path(p.lex.text(t), t.start())?;
     let mut path = PatchPath {
         attr,
         filter: None,
@@ -61,7 +68,7 @@ pub(crate) fn patch_path(src: &str, opts: &ParseOptions) -> Result<PatchPath, Sy
     };
     if p.peek()?.kind == TokenKind::LBracket {
         let open = p.bump()?;
-        path.filter = Some(p.value_filter(&path.attr, open.start)?);
+        path.filter = Some(p.value_filter(&path.attr, open.start())?);
         if p.peek()?.kind == TokenKind::Dot {
             p.bump()?;
             path.sub_attr = Some(p.sub_attr_after_bracket()?);
@@ -82,7 +89,9 @@ pub(crate) fn patch_path(src: &str, opts: &ParseOptions) -> Result<PatchPath, Sy
 }
 
 fn check_length(src: &str, opts: &ParseOptions, what: &str) -> Result<(), SyntaxError> {
-    if src.len() > opts.max_length {
+    // Token positions are 32-bit, whatever the configured limit.
+    let max_length = opts.max_length.min(u32::MAX as usize);
+    if src.len() > max_length {
         return Err(SyntaxError::new(
             opts.max_length,
             src.len(),
@@ -126,20 +135,15 @@ impl<'a> Parser<'a> {
             Some(t) => t,
             None => self.lex.next_token()?,
         };
-        self.last_end = t.end;
+        self.last_end = t.end();
         Ok(t)
-    }
-
-    #[inline]
-    fn peek_keyword(&mut self, keyword: &str) -> Result<bool, SyntaxError> {
-        let t = self.peek()?;
-        Ok(t.kind == TokenKind::Word && self.lex.text(t).eq_ignore_ascii_case(keyword))
     }
 
     fn unexpected(&self, t: Token, expected: &str) -> SyntaxError {
         SyntaxError::new(
-            t.start,
-            t.end.max(t.start + usize::from(t.kind != TokenKind::End)),
+            t.start(),
+            t.end()
+                .max(t.start() + usize::from(t.kind != TokenKind::End)),
             format!("{expected}, found {}", self.lex.describe(t)),
         )
     }
@@ -172,45 +176,63 @@ impl<'a> Parser<'a> {
         Err(self.unexpected(t, &format!("expected `and`, `or` or {}", close.describe())))
     }
 
+    /// `term (and term)* (or term (and term)*)*` as n-ary nodes, in one loop so that each
+    /// term is moved as few times as possible.
     fn or_expr(&mut self) -> Result<Filter, SyntaxError> {
-        let first = self.and_expr()?;
-        if !self.peek_keyword("or")? {
-            return Ok(first);
+        let mut ors: Vec<Filter> = Vec::new();
+        let mut ands: Vec<Filter> = Vec::new();
+        let mut term = self.unary()?;
+        loop {
+            let next = self.peek_logic()?;
+            if next == Logic::And {
+                self.bump()?;
+                push_flat(&mut ands, term, true);
+                term = self.unary()?;
+                continue;
+            }
+            let conjunction = if ands.is_empty() {
+                term
+            } else {
+                push_flat(&mut ands, term, true);
+                Filter::And(std::mem::take(&mut ands))
+            };
+            if next == Logic::Or {
+                self.bump()?;
+                push_flat(&mut ors, conjunction, false);
+                term = self.unary()?;
+            } else if ors.is_empty() {
+                return Ok(conjunction);
+            } else {
+                push_flat(&mut ors, conjunction, false);
+                return Ok(Filter::Or(ors));
+            }
         }
-        let mut items = Vec::with_capacity(4);
-        push_flat(&mut items, first, false);
-        while self.peek_keyword("or")? {
-            self.bump()?;
-            let next = self.and_expr()?;
-            push_flat(&mut items, next, false);
-        }
-        Ok(Filter::Or(items))
     }
 
-    fn and_expr(&mut self) -> Result<Filter, SyntaxError> {
-        let first = self.unary()?;
-        if !self.peek_keyword("and")? {
-            return Ok(first);
+    /// Whether the next token is the keyword `and`, `or`, or neither.
+    fn peek_logic(&mut self) -> Result<Logic, SyntaxError> {
+        let t = self.peek()?;
+        if t.kind == TokenKind::Word {
+            let w = self.lex.text(t);
+            if w.eq_ignore_ascii_case("and") {
+                return Ok(Logic::And);
+            }
+            if w.eq_ignore_ascii_case("or") {
+                return Ok(Logic::Or);
+            }
         }
-        let mut items = Vec::with_capacity(4);
-        push_flat(&mut items, first, true);
-        while self.peek_keyword("and")? {
-            self.bump()?;
-            let next = self.unary()?;
-            push_flat(&mut items, next, true);
-        }
-        Ok(Filter::And(items))
+        Ok(Logic::Neither)
     }
 
     fn unary(&mut self) -> Result<Filter, SyntaxError> {
         let t = self.bump()?;
         match t.kind {
-            TokenKind::LParen => self.group(t.start),
+            TokenKind::LParen => self.group(t.start()),
             TokenKind::Word => {
                 let w = self.lex.text(t);
                 if w.eq_ignore_ascii_case("not") && self.peek()?.kind == TokenKind::LParen {
                     let open = self.bump()?;
-                    return Ok(Filter::Not(Box::new(self.group(open.start)?)));
+                    return Ok(Filter::Not(Box::new(self.group(open.start())?)));
                 }
                 self.attr_expr(t, w)
             }
@@ -228,21 +250,21 @@ impl<'a> Parser<'a> {
     }
 
     fn attr_expr(&mut self, t: Token, word: &str) -> Result<Filter, SyntaxError> {
-        let path = attr_path(word, t.start)?;
+        let path = attr_path(word, t.start())?;
         if self.peek()?.kind == TokenKind::LBracket {
             let open = self.bump()?;
-            let mut inner = self.value_filter(&path, open.start)?;
+            let mut inner = self.value_filter(&path, open.start())?;
             if self.peek()?.kind == TokenKind::Dot {
                 let dot = self.bump()?;
                 if !self.opts.compat.value_path_sub_attribute {
                     return Err(SyntaxError::new(
-                        dot.start,
-                        dot.end,
+                        dot.start(),
+                        dot.end(),
                         "a sub-attribute after `]` is not allowed in a filter (it is a \
                          Microsoft Entra ID form, turned off here)",
                     ));
                 }
-                let sub_start = self.peek()?.start;
+                let sub_start = self.peek()?.start();
                 let sub = self.sub_attr_after_bracket()?;
                 let sub_path =
                     AttrPath::from_parts(&sub, 0, 0, Span::new(sub_start, sub_start + sub.len()));
@@ -259,10 +281,10 @@ impl<'a> Parser<'a> {
             return Ok(Filter::ValuePath(Box::new(ValuePath {
                 path,
                 filter: inner,
-                span: Span::new(t.start, end),
+                span: Span::new(t.start(), end),
             })));
         }
-        self.condition(path, t.start)
+        self.condition(path, t.start())
     }
 
     /// The rest of `attrPath[filter]` once `[` at `open` is read.
@@ -299,7 +321,7 @@ impl<'a> Parser<'a> {
         let t = self.bump()?;
         let w = self.lex.text(t);
         if t.kind == TokenKind::Word && !w.contains([':', '.']) {
-            check_attr_name(w, t.start)?;
+            check_attr_name(w, t.start())?;
             Ok(w.to_owned())
         } else {
             Err(self.unexpected(t, "expected a sub-attribute name after `.`"))
@@ -327,7 +349,7 @@ impl<'a> Parser<'a> {
         if op_word.eq_ignore_ascii_case("pr") {
             return Ok(Filter::Present(Present {
                 path,
-                span: Span::new(start, t.end),
+                span: Span::new(start, t.end()),
             }));
         }
         let Some(op) = CompareOp::from_keyword(op_word) else {
@@ -358,7 +380,7 @@ impl<'a> Parser<'a> {
             path,
             op,
             value,
-            span: Span::new(start, v.end),
+            span: Span::new(start, v.end()),
         }))
     }
 
