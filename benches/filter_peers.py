@@ -6,8 +6,9 @@
 Installs the peers into a temporary directory (never into the repository):
 npm scim2-parse-filter and scimmy, PyPI scim2-models. Builds usersync's side in release mode,
 writes one workload (benches/src/lib.rs: the fixture corpus and 1,000 generated users) and
-runs every participant on it with the same method (warm-up, three rounds of at least a second,
-best round). Parsing is timed on the filters that every participant accepts, so all parse the
+runs every participant on it with the same method: warm-up, three rounds of at least a
+second, best round kept; parsing, being short, is run three times interleaved and the best
+run kept. Parsing is timed on the filters that every participant accepts, so all parse the
 same text. Prints filters/s and MB/s for parsing, evaluations/s per filter over 1,000 users,
 and usersync's ratio to the fastest peer; then how each parser fares on the corpus (valid
 filters accepted, invalid ones rejected).
@@ -70,7 +71,14 @@ def main():
         common &= set(r["accepted"])
     (workload / "common.json").write_text(json.dumps([parse_set[i] for i in sorted(common)]))
 
-    parsing = each("parse")
+    # Parsing runs are short and the machine is noisy: three interleaved runs per participant,
+    # best one kept.
+    parsing = {}
+    for _ in range(3):
+        for r in each("parse"):
+            if r["peer"] not in parsing or r["filters_per_s"] > parsing[r["peer"]]["filters_per_s"]:
+                parsing[r["peer"]] = r
+    parsing = list(parsing.values())
     evaluation = each("eval")
 
     print(f"\nParsing {len(common)} filters that every parser accepts "

@@ -109,7 +109,7 @@ pub fn users(n: usize) -> Vec<Value> {
                 "value": format!("user{i:05}@example.com"), "type": "work", "primary": true
             })];
             if rng.chance(40) {
-                emails.push(json!({"value": format!("{}.{i}@example.org", given.to_lowercase()), "type": "home"}));
+                emails.push(json!({"value": format!("home{i:05}@example.org"), "type": "home"}));
             }
             let mut phones = vec![json!({"value": format!("+1 555 {:04}", i % 10_000), "type": "work"})];
             if rng.chance(50) {
@@ -120,7 +120,7 @@ pub fn users(n: usize) -> Vec<Value> {
                 "{}-{:02}-{:02}T{:02}:{:02}:00Z",
                 2023 + day / 360,
                 day % 360 / 30 + 1,
-                day % 30 + 1,
+                day % 28 + 1,
                 rng.below(24),
                 rng.below(60)
             );

@@ -52,15 +52,16 @@ pub enum Filter {
 
 /// `attrPath op value`.
 #[derive(Debug, Clone, PartialEq)]
+#[repr(C)] // keeps the operator byte last, so moving a `Filter` copies aligned words
 pub struct Comparison {
     /// The attribute compared.
     pub path: AttrPath,
-    /// The comparison operator.
-    pub op: CompareOp,
     /// The literal compared against.
     pub value: Value,
     /// Where the whole comparison stands in the input.
     pub span: Span,
+    /// The comparison operator.
+    pub op: CompareOp,
 }
 
 /// `attrPath pr`.

@@ -404,7 +404,8 @@ fn push_flat(items: &mut Vec<Filter>, f: Filter, and: bool) {
 
 /// Splits and checks an attribute path word that starts at byte `start` of the input.
 pub(crate) fn attr_path(word: &str, start: usize) -> Result<AttrPath, SyntaxError> {
-    let name_start = word.rfind(':').map_or(0, |i| i + 1);
+    // Words are short: a plain loop beats a call to memrchr/memchr here.
+    let name_start = word.bytes().rposition(|b| b == b':').map_or(0, |i| i + 1);
     if name_start > 0 {
         let urn = &word[..name_start - 1];
         if urn.contains('$') || urn.ends_with(':') || urn.contains("::") {
@@ -423,7 +424,7 @@ pub(crate) fn attr_path(word: &str, start: usize) -> Result<AttrPath, SyntaxErro
         }
     }
     let rest = &word[name_start..];
-    let (name, sub_start) = match rest.find('.') {
+    let (name, sub_start) = match rest.bytes().position(|b| b == b'.') {
         Some(dot) => (&rest[..dot], name_start + dot + 1),
         None => (rest, 0),
     };
