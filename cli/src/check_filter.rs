@@ -85,10 +85,12 @@ pub(crate) fn run(args: &Args) -> ExitCode {
 }
 
 fn check(args: &Args) -> Result<Outcome, String> {
-    let mut options = ParseOptions::default();
-    if args.strict {
-        options.compat = Compatibility::strict();
-    }
+    let compat = if args.strict {
+        Compatibility::strict()
+    } else {
+        Compatibility::default()
+    };
+    let options = ParseOptions::default().with_compat(compat);
     let from_error = |e: usersync_core::Error| {
         let syntax = e.syntax();
         Problem {

@@ -49,7 +49,15 @@ impl PatchPath {
     /// Parses a path with the given limits.
     ///
     /// # Errors
-    /// As for [`PatchPath::parse`].
+    /// As for [`PatchPath::parse`], also when a limit of `options` is passed.
+    ///
+    /// ```
+    /// use usersync_core::scim::filter::ParseOptions;
+    /// use usersync_core::scim::path::PatchPath;
+    /// let tight = ParseOptions::default().with_max_length(8);
+    /// assert!(PatchPath::parse_with("members", &tight).is_ok());
+    /// assert!(PatchPath::parse_with("phoneNumbers", &tight).is_err());
+    /// ```
     pub fn parse_with(input: &str, options: &ParseOptions) -> Result<Self, Error> {
         parser::patch_path(input, options).map_err(Error::Path)
     }

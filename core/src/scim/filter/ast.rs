@@ -198,6 +198,33 @@ impl AttrPath {
         }
     }
 
+    /// Parses an attribute path on its own, as `attributes=` and `sortBy=` carry them.
+    ///
+    /// # Errors
+    /// [`crate::Error::Path`] when `text` is not an attribute path.
+    ///
+    /// ```
+    /// use usersync_core::scim::filter::AttrPath;
+    /// let p = AttrPath::parse("name.familyName")?;
+    /// assert_eq!((p.name(), p.sub_attr()), ("name", Some("familyName")));
+    /// assert!(AttrPath::parse("name familyName").is_err());
+    /// # Ok::<(), usersync_core::Error>(())
+    /// ```
+    pub fn parse(text: &str) -> Result<Self, crate::Error> {
+        match crate::scim::path::PatchPath::parse(text)? {
+            crate::scim::path::PatchPath {
+                attr,
+                filter: None,
+                sub_attr: None,
+            } => Ok(attr),
+            _ => Err(crate::Error::Path(super::SyntaxError::new(
+                0,
+                text.len(),
+                "expected an attribute path without a value filter",
+            ))),
+        }
+    }
+
     /// The whole path as written.
     pub fn as_str(&self) -> &str {
         &self.text

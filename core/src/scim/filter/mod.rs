@@ -154,6 +154,36 @@ impl Default for ParseOptions {
     }
 }
 
+impl ParseOptions {
+    /// With a different [`ParseOptions::max_length`].
+    #[must_use]
+    pub fn with_max_length(mut self, bytes: usize) -> Self {
+        self.max_length = bytes;
+        self
+    }
+
+    /// With a different [`ParseOptions::max_depth`].
+    #[must_use]
+    pub fn with_max_depth(mut self, levels: usize) -> Self {
+        self.max_depth = levels;
+        self
+    }
+
+    /// With a different [`ParseOptions::max_terms`].
+    #[must_use]
+    pub fn with_max_terms(mut self, terms: usize) -> Self {
+        self.max_terms = terms;
+        self
+    }
+
+    /// With different [`Compatibility`] switches.
+    #[must_use]
+    pub fn with_compat(mut self, compat: Compatibility) -> Self {
+        self.compat = compat;
+        self
+    }
+}
+
 impl Filter {
     /// Parses a filter with the default [`ParseOptions`].
     ///
@@ -177,8 +207,7 @@ impl Filter {
     ///
     /// ```
     /// use usersync_core::scim::filter::{Compatibility, Filter, ParseOptions};
-    /// let mut strict = ParseOptions::default();
-    /// strict.compat = Compatibility::strict();
+    /// let strict = ParseOptions::default().with_compat(Compatibility::strict());
     /// assert!(Filter::parse_with(r#"emails[type eq "work"].value pr"#, &strict).is_err());
     /// ```
     pub fn parse_with(input: &str, options: &ParseOptions) -> Result<Self, Error> {
@@ -209,6 +238,17 @@ impl Filter {
     ///
     /// # Errors
     /// As for [`Filter::compile`].
+    ///
+    /// ```
+    /// use usersync_core::scim::filter::{Compatibility, Filter};
+    /// use usersync_core::scim::schema::SchemaRegistry;
+    /// let registry = SchemaRegistry::core();
+    /// let users = registry.resource_type("User").expect("built in");
+    /// let entra = Filter::parse(r#"active eq "False""#)?;
+    /// assert!(entra.compile(users)?.matches(&serde_json::json!({"active": false})));
+    /// assert!(entra.compile_with(users, Compatibility::strict()).is_err());
+    /// # Ok::<(), usersync_core::Error>(())
+    /// ```
     pub fn compile_with(
         &self,
         resource_type: &ResourceType,

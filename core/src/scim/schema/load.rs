@@ -89,6 +89,15 @@ impl Schema {
     ///
     /// # Errors
     /// As for [`Schema::from_json`].
+    ///
+    /// ```
+    /// use usersync_core::scim::schema::Schema;
+    /// let json = serde_json::json!({"id": "urn:example:badge", "attributes": [{"name": "number"}]});
+    /// let schema = Schema::from_value(&json)?;
+    /// assert_eq!(schema.attributes[0].name, "number");
+    /// assert_eq!(Schema::from_value(&schema.to_json())?, schema);
+    /// # Ok::<(), usersync_core::scim::schema::SchemaError>(())
+    /// ```
     pub fn from_value(json: &Value) -> Result<Self, SchemaError> {
         let raw = RawSchema::deserialize(json)
             .map_err(|e| SchemaError::new(format!("malformed schema JSON: {e}")))?;

@@ -378,6 +378,17 @@ impl SchemaRegistry {
     ///
     /// # Errors
     /// As for [`SchemaRegistry::add_extension_json`].
+    ///
+    /// ```
+    /// use usersync_core::scim::schema::{Schema, SchemaRegistry};
+    /// let mut registry = SchemaRegistry::core();
+    /// let schema = Schema::from_json(r#"{"id": "urn:example:team", "attributes": [{"name": "costCode"}]}"#)?;
+    /// registry.add_extension("Group", schema, true)?;
+    /// let groups = registry.resource_type("Group").expect("built in");
+    /// assert!(groups.extensions[0].required);
+    /// assert!(groups.resolve("urn:example:team:costCode").is_some());
+    /// # Ok::<(), usersync_core::Error>(())
+    /// ```
     pub fn add_extension(
         &mut self,
         resource_type: &str,
