@@ -24,6 +24,7 @@
 
 mod error;
 pub mod scim;
+pub mod store;
 
 pub use error::{Error, ErrorKind};
 

@@ -4,4 +4,4 @@ pub mod datetime;
 pub mod filter;
 pub mod path;
 pub mod schema;
-mod text;
+pub(crate) mod text;

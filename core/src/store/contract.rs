@@ -1,0 +1,570 @@
+//! The contract every [`Store`] backend passes: one suite, run against each backend below.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use serde_json::json;
+
+use super::*;
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    fn new() -> Self {
+        Self(Arc::new(AtomicI64::new(1_700_000_000)))
+    }
+    fn clock(&self) -> Clock {
+        let t = self.0.clone();
+        Arc::new(move || DateTime::from_unix(t.load(Ordering::SeqCst), 0))
+    }
+    fn advance_days(&self, days: i64) {
+        self.0.fetch_add(days * 86_400, Ordering::SeqCst);
+    }
+    fn now(&self) -> DateTime {
+        DateTime::from_unix(self.0.load(Ordering::SeqCst), 0)
+    }
+}
+
+fn user(directory: i64, id: &str, name: &str) -> NewResource {
+    NewResource {
+        directory,
+        kind: Kind::User,
+        id: id.into(),
+        external_id: Some(format!("ext-{id}")),
+        name: name.into(),
+        active: true,
+        attributes: json!({"userName": name, "displayName": name.to_uppercase()}),
+    }
+}
+
+fn group(directory: i64, id: &str, name: &str) -> NewResource {
+    NewResource {
+        directory,
+        kind: Kind::Group,
+        id: id.into(),
+        external_id: None,
+        name: name.into(),
+        active: true,
+        attributes: json!({"displayName": name}),
+    }
+}
+
+fn replacement(r: &Resource) -> Replacement {
+    Replacement {
+        external_id: r.external_id.clone(),
+        name: r.name.clone(),
+        active: r.active,
+        attributes: r.attributes.clone(),
+    }
+}
+
+fn m(id: &str, kind: Kind) -> Member {
+    Member {
+        id: id.into(),
+        kind,
+    }
+}
+
+/// Runs the whole contract against stores made by `make`.
+fn contract(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    directories(make);
+    crud_and_versions(make);
+    uniqueness(make);
+    memberships(make);
+    change_feed(make);
+    deprovisioning(make);
+    isolation(make);
+}
+
+fn directories(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let b = s
+        .create_directory(NewDirectory::new("okta", DirectoryKind::Scim))
+        .unwrap();
+    let a = s
+        .create_directory(NewDirectory::new("entra", DirectoryKind::Scim))
+        .unwrap();
+    assert_ne!(a.id, b.id);
+    assert_eq!(a.retention_days, 30);
+    assert_eq!(a.user_name_scope, UserNameScope::Platform);
+    let names: Vec<String> = s
+        .directories()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(names, ["entra", "okta"]);
+    assert_eq!(s.directory("okta").unwrap(), Some(b));
+    assert_eq!(
+        s.directory("OKTA").unwrap(),
+        None,
+        "directory names are exact"
+    );
+    assert!(matches!(
+        s.create_directory(NewDirectory::new("okta", DirectoryKind::Ldap)),
+        Err(StoreError::Uniqueness {
+            attribute: "name",
+            ..
+        })
+    ));
+    for bad in ["", "a/b", "..", "with space", &"x".repeat(65)] {
+        assert!(
+            matches!(
+                s.create_directory(NewDirectory::new(bad, DirectoryKind::Local)),
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+fn crud_and_versions(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let clock = TestClock::new();
+    let s = make(clock.clock());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    let created = s.create(user(d, "u1", "bjensen")).unwrap();
+    assert_eq!(created.version, 1);
+    assert_eq!(created.created, clock.now());
+    assert_eq!(s.get(d, Kind::User, "u1").unwrap(), Some(created.clone()));
+    assert_eq!(
+        s.get(d, Kind::Group, "u1").unwrap(),
+        None,
+        "kind is part of the key"
+    );
+    assert_eq!(s.get(d, Kind::User, "nope").unwrap(), None);
+    assert_eq!(
+        s.get_by_name(d, Kind::User, "BJENSEN").unwrap().unwrap().id,
+        "u1"
+    );
+
+    clock.advance_days(1);
+    let mut next = replacement(&created);
+    next.attributes = json!({"userName": "bjensen", "title": "Tour Guide"});
+    let replaced = s
+        .replace(d, Kind::User, "u1", Some(1), next.clone())
+        .unwrap();
+    assert_eq!(replaced.version, 2);
+    assert_eq!(replaced.created, created.created);
+    assert_eq!(replaced.modified, clock.now());
+    assert_eq!(
+        s.get(d, Kind::User, "u1").unwrap().unwrap().attributes["title"],
+        "Tour Guide"
+    );
+
+    // A stale version changes nothing.
+    let stale = s.replace(d, Kind::User, "u1", Some(1), replacement(&created));
+    assert_eq!(
+        stale,
+        Err(StoreError::VersionMismatch {
+            expected: 1,
+            actual: 2
+        })
+    );
+    assert_eq!(s.get(d, Kind::User, "u1").unwrap().unwrap(), replaced);
+    assert_eq!(
+        s.delete(d, Kind::User, "u1", Some(1)),
+        Err(StoreError::VersionMismatch {
+            expected: 1,
+            actual: 2
+        })
+    );
+    assert!(s.get(d, Kind::User, "u1").unwrap().is_some());
+
+    s.replace(d, Kind::User, "u1", None, next).unwrap();
+    s.delete(d, Kind::User, "u1", Some(3)).unwrap();
+    assert_eq!(s.get(d, Kind::User, "u1").unwrap(), None);
+    assert!(matches!(
+        s.delete(d, Kind::User, "u1", None),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.replace(d, Kind::User, "u1", None, replacement(&created)),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        matches!(
+            s.create(user(999, "x", "x")),
+            Err(StoreError::NotFound { .. })
+        ),
+        "unknown directory"
+    );
+
+    for i in [3, 1, 2] {
+        s.create(user(d, &format!("id{i}"), &format!("user{i}")))
+            .unwrap();
+    }
+    let ids: Vec<String> = s
+        .list(d, Kind::User)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["id1", "id2", "id3"]);
+    assert!(s.list(d, Kind::Group).unwrap().is_empty());
+}
+
+fn uniqueness(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let a = s
+        .create_directory(NewDirectory::new("a", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    let b = s
+        .create_directory(NewDirectory::new("b", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    let mut own = NewDirectory::new("own", DirectoryKind::Ldap);
+    own.user_name_scope = UserNameScope::Directory;
+    let own = s.create_directory(own).unwrap().id;
+
+    s.create(user(a, "u1", "Zoë@example.com")).unwrap();
+    let taken = Err(StoreError::Uniqueness {
+        attribute: "userName",
+        value: "ZOË@EXAMPLE.COM".into(),
+    });
+    assert_eq!(
+        s.create(user(a, "u2", "ZOË@EXAMPLE.COM")).map(|r| r.id),
+        taken.clone(),
+        "case-insensitive"
+    );
+    assert_eq!(
+        s.create(user(b, "u2", "ZOË@EXAMPLE.COM")).map(|r| r.id),
+        taken,
+        "platform-wide by default"
+    );
+    s.create(user(own, "u3", "zoë@example.com")).unwrap();
+    assert!(
+        s.create(user(own, "u4", "Zoë@Example.com")).is_err(),
+        "unique within its own directory"
+    );
+    assert!(matches!(
+        s.create(user(b, "u1", "other")),
+        Err(StoreError::Uniqueness {
+            attribute: "id",
+            ..
+        })
+    ));
+
+    // Groups: displayName unique within a directory only, and apart from users.
+    s.create(group(a, "g1", "Admins")).unwrap();
+    assert!(matches!(
+        s.create(group(a, "g2", "admins")),
+        Err(StoreError::Uniqueness {
+            attribute: "displayName",
+            ..
+        })
+    ));
+    s.create(group(b, "g2", "Admins")).unwrap();
+    s.create(group(a, "g3", "Zoë@example.com")).unwrap();
+
+    // Freed on rename and on delete; renaming to one's own name is fine.
+    let u1 = s.get(a, Kind::User, "u1").unwrap().unwrap();
+    let mut renamed = replacement(&u1);
+    renamed.name = "zoe@example.com".into();
+    s.replace(a, Kind::User, "u1", None, renamed).unwrap();
+    s.create(user(b, "u5", "Zoë@example.com")).unwrap();
+    let mut same = replacement(&s.get(a, Kind::User, "u1").unwrap().unwrap());
+    same.name = "ZOE@example.com".into();
+    s.replace(a, Kind::User, "u1", None, same).unwrap();
+    s.delete(b, Kind::User, "u5", None).unwrap();
+    s.create(user(a, "u6", "zoë@example.com")).unwrap();
+    let mut clash = replacement(&s.get(a, Kind::User, "u6").unwrap().unwrap());
+    clash.name = "Zoe@Example.com".into();
+    assert!(matches!(
+        s.replace(a, Kind::User, "u6", None, clash),
+        Err(StoreError::Uniqueness { .. })
+    ));
+}
+
+fn memberships(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(group(d, "g", "Staff")).unwrap();
+    s.create(group(d, "sub", "Sub")).unwrap();
+    for i in 1..=3 {
+        s.create(user(d, &format!("u{i}"), &format!("user{i}")))
+            .unwrap();
+    }
+    let g = s
+        .add_members(
+            d,
+            "g",
+            Some(1),
+            &[
+                m("u2", Kind::User),
+                m("u1", Kind::User),
+                m("sub", Kind::Group),
+            ],
+        )
+        .unwrap();
+    assert_eq!(g.version, 2, "one bump per change, however many members");
+    assert_eq!(
+        s.members(d, "g").unwrap(),
+        [
+            m("sub", Kind::Group),
+            m("u1", Kind::User),
+            m("u2", Kind::User)
+        ]
+    );
+    assert_eq!(s.groups_of(d, "u1").unwrap(), ["g"]);
+
+    let same = s.add_members(d, "g", None, &[m("u1", Kind::User)]).unwrap();
+    assert_eq!(same.version, 2, "adding a present member changes nothing");
+    // All or nothing: an unknown member aborts the whole call.
+    assert!(matches!(
+        s.add_members(d, "g", None, &[m("u3", Kind::User), m("ghost", Kind::User)]),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(s.members(d, "g").unwrap().len(), 3);
+    assert!(
+        matches!(
+            s.add_members(d, "g", None, &[m("u3", Kind::Group)]),
+            Err(StoreError::NotFound { .. })
+        ),
+        "kind must match"
+    );
+    assert!(matches!(
+        s.add_members(d, "g", None, &[m("g", Kind::Group)]),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        s.add_members(d, "g", Some(1), &[m("u3", Kind::User)])
+            .map(|r| r.id),
+        Err(StoreError::VersionMismatch {
+            expected: 1,
+            actual: 2
+        })
+    );
+    assert!(matches!(
+        s.add_members(d, "nope", None, &[m("u3", Kind::User)]),
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let g = s
+        .remove_members(d, "g", Some(2), &[m("u2", Kind::User), m("u3", Kind::User)])
+        .unwrap();
+    assert_eq!(g.version, 3);
+    assert_eq!(
+        s.remove_members(d, "g", None, &[m("u3", Kind::User)])
+            .unwrap()
+            .version,
+        3,
+        "removing an absent member changes nothing"
+    );
+    assert_eq!(
+        s.members(d, "g").unwrap(),
+        [m("sub", Kind::Group), m("u1", Kind::User)]
+    );
+
+    // Deleting a member takes it out of its groups, which change version.
+    s.delete(d, Kind::User, "u1", None).unwrap();
+    assert_eq!(s.members(d, "g").unwrap(), [m("sub", Kind::Group)]);
+    assert_eq!(s.get(d, Kind::Group, "g").unwrap().unwrap().version, 4);
+    s.delete(d, Kind::Group, "g", None).unwrap();
+    assert!(s.groups_of(d, "sub").unwrap().is_empty());
+    assert!(s.members(d, "g").unwrap().is_empty());
+}
+
+fn change_feed(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let clock = TestClock::new();
+    let s = make(clock.clock());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(d, "u1", "a")).unwrap();
+    assert!(
+        s.create(user(d, "u2", "A")).is_err(),
+        "a failed write records nothing"
+    );
+    s.create(group(d, "g", "G")).unwrap();
+    clock.advance_days(1);
+    s.add_members(d, "g", None, &[m("u1", Kind::User)]).unwrap();
+    assert!(
+        s.add_members(d, "g", None, &[m("ghost", Kind::User)])
+            .is_err()
+    );
+    s.delete(d, Kind::User, "u1", None).unwrap();
+    let events = s.events_after(0, 100).unwrap();
+    let summary: Vec<(u64, &str, &str, u64)> = events
+        .iter()
+        .map(|e| (e.seq, e.id.as_str(), e.event.as_str(), e.version))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "u1", "created", 1),
+            (2, "g", "created", 1),
+            (3, "g", "updated", 2),
+            (4, "u1", "deleted", 1),
+            (5, "g", "updated", 3),
+        ]
+    );
+    assert_eq!(events[2].time, clock.now());
+    assert_eq!(events[0].kind, Kind::User);
+    assert_eq!(events[1].kind, Kind::Group);
+    assert_eq!(s.events_after(3, 1).unwrap()[0].seq, 4);
+    assert_eq!(s.events_after(2, 100).unwrap().len(), 3);
+    assert!(s.events_after(5, 100).unwrap().is_empty());
+}
+
+fn deprovisioning(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let clock = TestClock::new();
+    let s = make(clock.clock());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    let mut now_dir = NewDirectory::new("now", DirectoryKind::Scim);
+    now_dir.retention_days = 0;
+    let now_dir = s.create_directory(now_dir).unwrap().id;
+    for i in 1..=3 {
+        s.create(user(d, &format!("u{i}"), &format!("user{i}")))
+            .unwrap();
+    }
+    let deactivate = |id: &str, active: bool| {
+        let mut r = replacement(&s.get(d, Kind::User, id).unwrap().unwrap());
+        r.active = active;
+        s.replace(d, Kind::User, id, None, r).unwrap()
+    };
+    let u1 = deactivate("u1", false);
+    assert_eq!(u1.inactive_since, Some(clock.now()));
+    assert_eq!(
+        s.user_counts(d).unwrap(),
+        UserCounts {
+            active: 2,
+            inactive: 1
+        }
+    );
+    clock.advance_days(10);
+    deactivate("u2", false);
+    assert_eq!(
+        deactivate("u1", false).inactive_since,
+        u1.inactive_since,
+        "stays inactive since the first time"
+    );
+    clock.advance_days(20);
+    assert_eq!(
+        s.purge_inactive(d, clock.now()).unwrap(),
+        1,
+        "30 days for u1, 20 for u2"
+    );
+    assert_eq!(s.get(d, Kind::User, "u1").unwrap(), None);
+    assert_eq!(
+        deactivate("u2", true).inactive_since,
+        None,
+        "reactivation clears it"
+    );
+    clock.advance_days(60);
+    assert_eq!(s.purge_inactive(d, clock.now()).unwrap(), 0);
+    assert_eq!(
+        s.user_counts(d).unwrap(),
+        UserCounts {
+            active: 2,
+            inactive: 0
+        }
+    );
+
+    let mut gone = user(now_dir, "x", "leaver");
+    gone.active = false;
+    s.create(gone).unwrap();
+    assert_eq!(
+        s.user_counts(now_dir).unwrap(),
+        UserCounts {
+            active: 0,
+            inactive: 1
+        }
+    );
+    assert_eq!(
+        s.purge_inactive(now_dir, clock.now()).unwrap(),
+        1,
+        "retention 0 purges at once"
+    );
+    assert!(matches!(
+        s.purge_inactive(999, clock.now()),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn isolation(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let a = s
+        .create_directory(NewDirectory::new("a", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    let b = s
+        .create_directory(NewDirectory::new("b", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(a, "ua", "alice")).unwrap();
+    s.create(group(b, "gb", "Team")).unwrap();
+    assert_eq!(s.get(b, Kind::User, "ua").unwrap(), None);
+    assert_eq!(s.get_by_name(b, Kind::User, "alice").unwrap(), None);
+    assert!(matches!(
+        s.delete(b, Kind::User, "ua", None),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        matches!(
+            s.add_members(b, "gb", None, &[m("ua", Kind::User)]),
+            Err(StoreError::NotFound { .. })
+        ),
+        "members come from the same directory"
+    );
+    assert!(s.members(a, "gb").unwrap().is_empty());
+    assert!(s.list(b, Kind::User).unwrap().is_empty());
+    assert_eq!(s.user_counts(b).unwrap(), UserCounts::default());
+}
+
+#[test]
+fn memory_store_meets_the_contract() {
+    contract(&|clock| Box::new(memory::MemoryStore::new(clock)));
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_store_meets_the_contract() {
+    contract(&|clock| Box::new(sqlite::SqliteStore::open_in_memory(clock).unwrap()));
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_store_persists_across_reopening() {
+    let dir = std::env::temp_dir().join(format!("usersync-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("usersync.db");
+    let _ = std::fs::remove_file(&path);
+    let clock = TestClock::new();
+    {
+        let s = sqlite::SqliteStore::open(&path, clock.clock()).unwrap();
+        let d = s
+            .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+            .unwrap()
+            .id;
+        s.create(user(d, "u1", "bjensen")).unwrap();
+        s.create(group(d, "g", "G")).unwrap();
+        s.add_members(d, "g", None, &[m("u1", Kind::User)]).unwrap();
+    }
+    let s = sqlite::SqliteStore::open(&path, clock.clock()).unwrap();
+    let d = s.directory("d").unwrap().unwrap().id;
+    assert_eq!(
+        s.get(d, Kind::User, "u1").unwrap().unwrap().attributes["userName"],
+        "bjensen"
+    );
+    assert_eq!(s.members(d, "g").unwrap(), [m("u1", Kind::User)]);
+    assert_eq!(s.events_after(0, 10).unwrap().len(), 3);
+    assert!(
+        s.create(user(d, "u2", "BJENSEN")).is_err(),
+        "the unique index survives"
+    );
+    drop(s);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

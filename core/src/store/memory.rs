@@ -1,0 +1,423 @@
+//! An in-memory [`Store`], for tests and for embedding without persistence. One mutex around
+//! the whole state makes every operation a transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard};
+
+use super::{
+    Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Replacement,
+    Resource, Store, StoreError, UserCounts, UserNameScope, check_directory_name, name_attribute,
+};
+use crate::scim::datetime::DateTime;
+use crate::scim::text::fold;
+
+/// A [`Store`] held in memory. Cheap to create; everything is lost when it is dropped.
+#[derive(Debug)]
+pub struct MemoryStore {
+    clock: ClockDebug,
+    state: Mutex<State>,
+}
+
+/// A clock that prints as `Clock`, so stores can derive `Debug`.
+pub(super) struct ClockDebug(pub(super) Clock);
+
+impl std::fmt::Debug for ClockDebug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    directories: Vec<Directory>,
+    /// By `id`, which is unique across directories and kinds.
+    resources: BTreeMap<String, Resource>,
+    /// (group id, member).
+    memberships: BTreeSet<(String, Member)>,
+    events: Vec<Event>,
+}
+
+impl MemoryStore {
+    /// An empty store stamping changes with `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            clock: ClockDebug(clock),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change: every method
+        // checks first and mutates last.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn now(&self) -> DateTime {
+        (self.clock.0)()
+    }
+}
+
+impl State {
+    fn directory(&self, id: i64) -> Result<&Directory, StoreError> {
+        self.directories
+            .iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("directory {id}"),
+            })
+    }
+
+    fn resource(&self, directory: i64, kind: Kind, id: &str) -> Option<&Resource> {
+        self.resources
+            .get(id)
+            .filter(|r| r.directory == directory && r.kind == kind)
+    }
+
+    fn existing(&self, directory: i64, kind: Kind, id: &str) -> Result<&Resource, StoreError> {
+        self.resource(directory, kind, id)
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("{} `{id}`", kind.as_str()),
+            })
+    }
+
+    /// Whether `name` is free for a resource of `kind` in `directory`, ignoring `except`.
+    fn check_name(
+        &self,
+        directory: i64,
+        kind: Kind,
+        name: &str,
+        except: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let scope = self.directory(directory)?.user_name_scope;
+        let key = fold(name);
+        let clash = self.resources.values().any(|r| {
+            r.kind == kind
+                && Some(r.id.as_str()) != except
+                && fold(&r.name) == key
+                && match (kind, scope) {
+                    (Kind::User, UserNameScope::Platform) => self
+                        .directory(r.directory)
+                        .is_ok_and(|d| d.user_name_scope == UserNameScope::Platform),
+                    _ => r.directory == directory,
+                }
+        });
+        if clash {
+            Err(StoreError::Uniqueness {
+                attribute: name_attribute(kind),
+                value: name.to_owned(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn record(&mut self, r: &Resource, event: EventKind, time: DateTime) {
+        let seq = self.events.len() as u64 + 1;
+        self.events.push(Event {
+            seq,
+            directory: r.directory,
+            kind: r.kind,
+            id: r.id.clone(),
+            event,
+            version: r.version,
+            time,
+        });
+    }
+
+    /// Bumps the version of each group in `groups` and records the change.
+    fn touch_groups(&mut self, groups: &BTreeSet<String>, now: DateTime) {
+        for g in groups {
+            if let Some(group) = self.resources.get_mut(g) {
+                group.version += 1;
+                group.modified = now;
+                let snapshot = group.clone();
+                self.record(&snapshot, EventKind::Updated, now);
+            }
+        }
+    }
+}
+
+fn check_version(r: &Resource, expected: Option<u64>) -> Result<(), StoreError> {
+    match expected {
+        Some(e) if e != r.version => Err(StoreError::VersionMismatch {
+            expected: e,
+            actual: r.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Store for MemoryStore {
+    fn create_directory(&self, d: NewDirectory) -> Result<Directory, StoreError> {
+        check_directory_name(&d.name)?;
+        let mut s = self.lock();
+        if s.directories.iter().any(|x| x.name == d.name) {
+            return Err(StoreError::Uniqueness {
+                attribute: "name",
+                value: d.name,
+            });
+        }
+        let directory = Directory {
+            id: s.directories.iter().map(|x| x.id).max().unwrap_or(0) + 1,
+            name: d.name,
+            kind: d.kind,
+            retention_days: d.retention_days,
+            user_name_scope: d.user_name_scope,
+        };
+        s.directories.push(directory.clone());
+        Ok(directory)
+    }
+
+    fn directories(&self) -> Result<Vec<Directory>, StoreError> {
+        let mut all = self.lock().directories.clone();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    fn directory(&self, name: &str) -> Result<Option<Directory>, StoreError> {
+        Ok(self
+            .lock()
+            .directories
+            .iter()
+            .find(|d| d.name == name)
+            .cloned())
+    }
+
+    fn create(&self, n: NewResource) -> Result<Resource, StoreError> {
+        let now = self.now();
+        let mut s = self.lock();
+        s.directory(n.directory)?;
+        if s.resources.contains_key(&n.id) {
+            return Err(StoreError::Uniqueness {
+                attribute: "id",
+                value: n.id,
+            });
+        }
+        s.check_name(n.directory, n.kind, &n.name, None)?;
+        let r = Resource {
+            directory: n.directory,
+            kind: n.kind,
+            id: n.id,
+            external_id: n.external_id,
+            name: n.name,
+            active: n.active || n.kind == Kind::Group,
+            version: 1,
+            created: now,
+            modified: now,
+            inactive_since: (!n.active && n.kind == Kind::User).then_some(now),
+            attributes: n.attributes,
+        };
+        s.record(&r, EventKind::Created, now);
+        s.resources.insert(r.id.clone(), r.clone());
+        Ok(r)
+    }
+
+    fn get(&self, directory: i64, kind: Kind, id: &str) -> Result<Option<Resource>, StoreError> {
+        Ok(self.lock().resource(directory, kind, id).cloned())
+    }
+
+    fn get_by_name(
+        &self,
+        directory: i64,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<Resource>, StoreError> {
+        let key = fold(name);
+        Ok(self
+            .lock()
+            .resources
+            .values()
+            .find(|r| r.directory == directory && r.kind == kind && fold(&r.name) == key)
+            .cloned())
+    }
+
+    fn replace(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+        n: Replacement,
+    ) -> Result<Resource, StoreError> {
+        let now = self.now();
+        let mut s = self.lock();
+        let current = s.existing(directory, kind, id)?;
+        check_version(current, expected_version)?;
+        s.check_name(directory, kind, &n.name, Some(id))?;
+        let active = n.active || kind == Kind::Group;
+        let mut r = s.existing(directory, kind, id)?.clone();
+        r.inactive_since = match (active, r.inactive_since) {
+            (true, _) => None,
+            (false, Some(since)) => Some(since),
+            (false, None) => Some(now),
+        };
+        r.external_id = n.external_id;
+        r.name = n.name;
+        r.active = active;
+        r.attributes = n.attributes;
+        r.version += 1;
+        r.modified = now;
+        s.record(&r, EventKind::Updated, now);
+        s.resources.insert(r.id.clone(), r.clone());
+        Ok(r)
+    }
+
+    fn delete(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let mut s = self.lock();
+        let r = s.existing(directory, kind, id)?.clone();
+        check_version(&r, expected_version)?;
+        let containing: BTreeSet<String> = s
+            .memberships
+            .iter()
+            .filter(|(_, m)| m.id == id)
+            .map(|(g, _)| g.clone())
+            .collect();
+        s.memberships.retain(|(g, m)| g != id && m.id != id);
+        s.resources.remove(id);
+        s.record(&r, EventKind::Deleted, now);
+        s.touch_groups(&containing, now);
+        Ok(())
+    }
+
+    fn list(&self, directory: i64, kind: Kind) -> Result<Vec<Resource>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .values()
+            .filter(|r| r.directory == directory && r.kind == kind)
+            .cloned()
+            .collect())
+    }
+
+    fn add_members(
+        &self,
+        directory: i64,
+        group: &str,
+        expected_version: Option<u64>,
+        members: &[Member],
+    ) -> Result<Resource, StoreError> {
+        let now = self.now();
+        let mut s = self.lock();
+        check_version(s.existing(directory, Kind::Group, group)?, expected_version)?;
+        for m in members {
+            if m.id == group {
+                return Err(StoreError::Invalid(format!(
+                    "member: group `{group}` cannot contain itself"
+                )));
+            }
+            s.existing(directory, m.kind, &m.id)?;
+        }
+        let before = s.memberships.len();
+        for m in members {
+            s.memberships.insert((group.to_owned(), m.clone()));
+        }
+        if s.memberships.len() != before {
+            s.touch_groups(&BTreeSet::from([group.to_owned()]), now);
+        }
+        Ok(s.existing(directory, Kind::Group, group)?.clone())
+    }
+
+    fn remove_members(
+        &self,
+        directory: i64,
+        group: &str,
+        expected_version: Option<u64>,
+        members: &[Member],
+    ) -> Result<Resource, StoreError> {
+        let now = self.now();
+        let mut s = self.lock();
+        check_version(s.existing(directory, Kind::Group, group)?, expected_version)?;
+        let before = s.memberships.len();
+        for m in members {
+            s.memberships.remove(&(group.to_owned(), m.clone()));
+        }
+        if s.memberships.len() != before {
+            s.touch_groups(&BTreeSet::from([group.to_owned()]), now);
+        }
+        Ok(s.existing(directory, Kind::Group, group)?.clone())
+    }
+
+    fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {
+        let s = self.lock();
+        if s.resource(directory, Kind::Group, group).is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(s.memberships
+            .iter()
+            .filter(|(g, _)| g == group)
+            .map(|(_, m)| m.clone())
+            .collect())
+    }
+
+    fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
+        let s = self.lock();
+        let mut groups: Vec<String> = s
+            .memberships
+            .iter()
+            .filter(|(g, m)| m.id == member && s.resource(directory, Kind::Group, g).is_some())
+            .map(|(g, _)| g.clone())
+            .collect();
+        groups.sort();
+        Ok(groups)
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let s = self.lock();
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(s.events.len());
+        Ok(s.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    fn purge_inactive(&self, directory: i64, now: DateTime) -> Result<u64, StoreError> {
+        let s = self.lock();
+        let retention = i64::from(s.directory(directory)?.retention_days) * 86_400;
+        let expired: Vec<(String, u64)> = s
+            .resources
+            .values()
+            .filter(|r| r.directory == directory && r.kind == Kind::User)
+            .filter(|r| {
+                r.inactive_since
+                    .is_some_and(|t| now.unix_seconds() - t.unix_seconds() >= retention)
+            })
+            .map(|r| (r.id.clone(), r.version))
+            .collect();
+        drop(s);
+        let mut purged = 0;
+        for (id, version) in &expired {
+            // A user changed or deleted since the scan is no longer due: skip it.
+            match self.delete(directory, Kind::User, id, Some(*version)) {
+                Ok(()) => purged += 1,
+                Err(StoreError::VersionMismatch { .. } | StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(purged)
+    }
+
+    fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError> {
+        let s = self.lock();
+        let mut counts = UserCounts::default();
+        for r in s
+            .resources
+            .values()
+            .filter(|r| r.directory == directory && r.kind == Kind::User)
+        {
+            if r.active {
+                counts.active += 1;
+            } else {
+                counts.inactive += 1;
+            }
+        }
+        Ok(counts)
+    }
+}

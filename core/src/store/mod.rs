@@ -1,0 +1,452 @@
+//! Where directories, users, groups, memberships and the change feed live.
+//!
+//! [`Store`] is the one interface every backend implements: [`memory::MemoryStore`] for tests
+//! and [`sqlite::SqliteStore`], the embedded default. One generic contract suite
+//! (`contract.rs`) runs against every backend, so they cannot disagree.
+//!
+//! Every write is one transaction: it checks the expected version (optimistic concurrency),
+//! enforces uniqueness, and appends its event to the change feed in the same transaction, so
+//! the feed never misses a committed change nor shows an uncommitted one.
+
+#[cfg(test)]
+mod contract;
+pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::scim::datetime::DateTime;
+
+/// Where a directory's users and groups come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DirectoryKind {
+    /// Provisioned by an identity provider over SCIM.
+    Scim,
+    /// Reconciled from an LDAP or Active Directory server.
+    Ldap,
+    /// Managed in the platform itself.
+    Local,
+}
+
+impl DirectoryKind {
+    /// The stored name: `scim`, `ldap`, `local`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Scim => "scim",
+            Self::Ldap => "ldap",
+            Self::Local => "local",
+        }
+    }
+
+    /// The kind called `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Scim, Self::Ldap, Self::Local]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
+}
+
+/// Which users a `userName` must be unique among.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserNameScope {
+    /// Every directory that uses this scope (the default): a login name resolves to one
+    /// person on the platform.
+    Platform,
+    /// This directory only.
+    Directory,
+}
+
+/// A namespace of users and groups with one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directory {
+    /// Stable identifier.
+    pub id: i64,
+    /// Unique name, used in the endpoint path (`/scim/v2/<name>/…`).
+    pub name: String,
+    /// The source of its users and groups.
+    pub kind: DirectoryKind,
+    /// Days a deactivated user is kept before [`Store::purge_inactive`] deletes it
+    /// (0: deleted at once).
+    pub retention_days: u32,
+    /// Which users a `userName` must be unique among.
+    pub user_name_scope: UserNameScope,
+}
+
+/// What [`Store::create_directory`] needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDirectory {
+    /// Unique name: letters, digits, `-`, `_` and `.`, at most 64 bytes.
+    pub name: String,
+    /// The source of its users and groups.
+    pub kind: DirectoryKind,
+    /// See [`Directory::retention_days`]; 30 by default.
+    pub retention_days: u32,
+    /// See [`Directory::user_name_scope`].
+    pub user_name_scope: UserNameScope,
+}
+
+impl NewDirectory {
+    /// A directory with the defaults: 30 days' retention, platform-wide `userName`s.
+    pub fn new(name: impl Into<String>, kind: DirectoryKind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            retention_days: 30,
+            user_name_scope: UserNameScope::Platform,
+        }
+    }
+}
+
+/// The two SCIM resource types a directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A user.
+    User,
+    /// A group.
+    Group,
+}
+
+impl Kind {
+    /// `User` or `Group`, as SCIM names the resource types.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "User",
+            Self::Group => "Group",
+        }
+    }
+}
+
+/// A stored user or group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// The directory it belongs to.
+    pub directory: i64,
+    /// User or group.
+    pub kind: Kind,
+    /// Our identifier; never changes.
+    pub id: String,
+    /// The source's identifier.
+    pub external_id: Option<String>,
+    /// `userName` for a user, `displayName` for a group: the unique name.
+    pub name: String,
+    /// Whether the user is active (groups always are).
+    pub active: bool,
+    /// Incremented by every change, membership changes of a group included.
+    pub version: u64,
+    /// When it was created.
+    pub created: DateTime,
+    /// When it last changed.
+    pub modified: DateTime,
+    /// Since when the user has been inactive; `None` while active.
+    pub inactive_since: Option<DateTime>,
+    /// The SCIM attributes as JSON, without `id`, `meta`, `members` or `groups`, which the
+    /// store keeps itself.
+    pub attributes: Value,
+}
+
+/// What [`Store::create`] needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewResource {
+    /// The directory it belongs to.
+    pub directory: i64,
+    /// User or group.
+    pub kind: Kind,
+    /// Our identifier, chosen by the caller (a random UUID).
+    pub id: String,
+    /// The source's identifier.
+    pub external_id: Option<String>,
+    /// `userName` or `displayName`.
+    pub name: String,
+    /// Whether the user is active.
+    pub active: bool,
+    /// The SCIM attributes, as for [`Resource::attributes`].
+    pub attributes: Value,
+}
+
+/// The new state of a resource for [`Store::replace`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replacement {
+    /// The source's identifier.
+    pub external_id: Option<String>,
+    /// `userName` or `displayName`.
+    pub name: String,
+    /// Whether the user is active.
+    pub active: bool,
+    /// The SCIM attributes, as for [`Resource::attributes`].
+    pub attributes: Value,
+}
+
+/// A member of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Member {
+    /// The member's `id`.
+    pub id: String,
+    /// Whether the member is a user or a group.
+    pub kind: Kind,
+}
+
+/// What a change-feed event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// The resource was created.
+    Created,
+    /// The resource's attributes or memberships changed.
+    Updated,
+    /// The resource was deleted.
+    Deleted,
+}
+
+impl EventKind {
+    /// `created`, `updated` or `deleted`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+/// One committed change, in commit order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Position in the feed: strictly increasing, without gaps between committed changes.
+    pub seq: u64,
+    /// The directory of the resource.
+    pub directory: i64,
+    /// User or group.
+    pub kind: Kind,
+    /// The resource's `id`.
+    pub id: String,
+    /// What happened.
+    pub event: EventKind,
+    /// The resource's version after the change (for a deletion, the last version).
+    pub version: u64,
+    /// When the change was committed.
+    pub time: DateTime,
+}
+
+/// Active and inactive user counts of a directory; inactive users are not licensed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UserCounts {
+    /// Users with `active` true: the licensed count.
+    pub active: u64,
+    /// Deactivated users awaiting purge.
+    pub inactive: u64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The directory, user or group does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// A unique value is already taken.
+    #[error("{attribute} `{value}` is already taken")]
+    Uniqueness {
+        /// The attribute (`userName`, `displayName`, `name`).
+        attribute: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// The resource changed since the version the caller read.
+    #[error("version mismatch: expected {expected}, the resource is at {actual}")]
+    VersionMismatch {
+        /// The version the caller expected.
+        expected: u64,
+        /// The stored version.
+        actual: u64,
+    },
+    /// A value the store cannot accept.
+    #[error("invalid {0}")]
+    Invalid(String),
+    /// The backend failed (I/O, corruption); the operation changed nothing.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+/// The clock the store stamps changes with; injected so that tests control time.
+pub type Clock = Arc<dyn Fn() -> DateTime + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        // Milliseconds, as SCIM `meta` timestamps are usually written.
+        DateTime::from_unix(since.as_secs() as i64, since.subsec_millis() * 1_000_000)
+    })
+}
+
+/// The store interface every backend implements. Methods are synchronous; callers on an
+/// async runtime run them on a blocking thread.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Creates a directory.
+    ///
+    /// # Errors
+    /// [`StoreError::Uniqueness`] for a name already in use, [`StoreError::Invalid`] for a
+    /// name that cannot appear in an endpoint path.
+    fn create_directory(&self, directory: NewDirectory) -> Result<Directory, StoreError>;
+
+    /// Every directory, by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn directories(&self) -> Result<Vec<Directory>, StoreError>;
+
+    /// The directory called `name`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn directory(&self, name: &str) -> Result<Option<Directory>, StoreError>;
+
+    /// Creates a user or group.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown directory, [`StoreError::Uniqueness`] for a
+    /// taken `id` or name.
+    fn create(&self, resource: NewResource) -> Result<Resource, StoreError>;
+
+    /// The resource `id` of `kind` in `directory`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn get(&self, directory: i64, kind: Kind, id: &str) -> Result<Option<Resource>, StoreError>;
+
+    /// The resource of `kind` in `directory` whose unique name is `name` (ignoring case).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn get_by_name(
+        &self,
+        directory: i64,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<Resource>, StoreError>;
+
+    /// Replaces a resource's attributes, when its version is still `expected_version` (any
+    /// version when `None`).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::VersionMismatch`], [`StoreError::Uniqueness`].
+    fn replace(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+        replacement: Replacement,
+    ) -> Result<Resource, StoreError>;
+
+    /// Deletes a resource and its memberships (as a group and as a member).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::VersionMismatch`].
+    fn delete(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+
+    /// Every resource of `kind` in `directory`, in `id` order.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn list(&self, directory: i64, kind: Kind) -> Result<Vec<Resource>, StoreError>;
+
+    /// Adds members to a group; members already there are left alone. Bumps the group's
+    /// version once when anything changed, and returns the group.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown group or member (members must be in the same
+    /// directory), [`StoreError::VersionMismatch`], [`StoreError::Invalid`] for a group made
+    /// a member of itself.
+    fn add_members(
+        &self,
+        directory: i64,
+        group: &str,
+        expected_version: Option<u64>,
+        members: &[Member],
+    ) -> Result<Resource, StoreError>;
+
+    /// Removes members from a group; absent ones are ignored. Bumps the version once when
+    /// anything changed, and returns the group.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::VersionMismatch`].
+    fn remove_members(
+        &self,
+        directory: i64,
+        group: &str,
+        expected_version: Option<u64>,
+        members: &[Member],
+    ) -> Result<Resource, StoreError>;
+
+    /// A group's direct members, in `id` order.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError>;
+
+    /// The groups that have `member` as a direct member, in `id` order.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Up to `limit` events with a sequence number above `after`, in order.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// Deletes the users of `directory` that have been inactive for longer than its
+    /// retention, as of `now`; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown directory.
+    fn purge_inactive(&self, directory: i64, now: DateTime) -> Result<u64, StoreError>;
+
+    /// Active (licensed) and inactive user counts of `directory`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError>;
+}
+
+/// Checks a directory name: it becomes a URL path segment.
+pub(crate) fn check_directory_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "directory name `{name}`: use 1 to 64 letters, digits, `-`, `_` or `.`"
+        )))
+    }
+}
+
+/// The attribute a resource's unique name is, for uniqueness errors.
+pub(crate) fn name_attribute(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => "userName",
+        Kind::Group => "displayName",
+    }
+}

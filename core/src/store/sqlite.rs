@@ -1,0 +1,711 @@
+//! The embedded default [`Store`]: SQLite (bundled), in WAL mode. Every write runs in one
+//! `IMMEDIATE` transaction, so a crash leaves either all of a change and its event or none.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use super::{
+    Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory, NewResource,
+    Replacement, Resource, Store, StoreError, UserCounts, UserNameScope, check_directory_name,
+    name_attribute,
+};
+use crate::scim::datetime::DateTime;
+use crate::scim::text::fold;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS directories (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    retention_days INTEGER NOT NULL,
+    user_name_scope TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS resources (
+    id TEXT PRIMARY KEY,
+    directory INTEGER NOT NULL REFERENCES directories(id),
+    kind TEXT NOT NULL,
+    external_id TEXT,
+    name TEXT NOT NULL,
+    -- The case fold of `name`, and whom it must be unique among: 0 for users of
+    -- directories with platform-wide userNames, otherwise the directory id.
+    name_key TEXT NOT NULL,
+    unique_scope INTEGER NOT NULL,
+    active INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    modified TEXT NOT NULL,
+    inactive_since TEXT,
+    attributes TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS resources_unique_name ON resources(kind, unique_scope, name_key);
+CREATE INDEX IF NOT EXISTS resources_by_directory ON resources(directory, kind, id);
+CREATE INDEX IF NOT EXISTS resources_by_name ON resources(directory, kind, name_key);
+CREATE INDEX IF NOT EXISTS resources_by_external_id ON resources(directory, kind, external_id);
+CREATE TABLE IF NOT EXISTS memberships (
+    group_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+    member_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+    member_kind TEXT NOT NULL,
+    PRIMARY KEY (group_id, member_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS memberships_by_member ON memberships(member_id);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    directory INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    time TEXT NOT NULL
+);
+";
+
+/// A [`Store`] in an SQLite database file (or in memory, for tests).
+#[derive(Debug)]
+pub struct SqliteStore {
+    clock: super::memory::ClockDebug,
+    conn: Mutex<Connection>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        backend(e)
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) the database at `path`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the file cannot be opened or is not a usersync database.
+    pub fn open(path: &Path, clock: Clock) -> Result<Self, StoreError> {
+        Self::init(Connection::open(path)?, clock)
+    }
+
+    /// A private in-memory database.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    pub fn open_in_memory(clock: Clock) -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?, clock)
+    }
+
+    fn init(conn: Connection, clock: Clock) -> Result<Self, StoreError> {
+        // WAL keeps readers off the writer's back; NORMAL sync is durable across a process
+        // crash (the case `kill -9` tests), only a power loss may drop the last commits.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            clock: super::memory::ClockDebug(clock),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn now(&self) -> DateTime {
+        (self.clock.0)()
+    }
+
+    /// Runs `f` in one immediate transaction, committed when it returns `Ok`.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, DateTime) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let now = self.now();
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx, now)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+fn kind_from(s: &str) -> Result<Kind, StoreError> {
+    match s {
+        "User" => Ok(Kind::User),
+        "Group" => Ok(Kind::Group),
+        other => Err(StoreError::Backend(format!(
+            "unknown resource kind `{other}` in the database"
+        ))),
+    }
+}
+
+fn time_from(s: &str) -> Result<DateTime, StoreError> {
+    DateTime::parse(s).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+const DIRECTORY_COLUMNS: &str = "id, name, kind, retention_days, user_name_scope";
+
+fn directory_from(row: &Row<'_>) -> rusqlite::Result<(i64, String, String, u32, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
+}
+
+fn directory(raw: (i64, String, String, u32, String)) -> Result<Directory, StoreError> {
+    let (id, name, kind, retention_days, scope) = raw;
+    Ok(Directory {
+        id,
+        name,
+        kind: DirectoryKind::parse(&kind)
+            .ok_or_else(|| StoreError::Backend(format!("unknown directory kind `{kind}`")))?,
+        retention_days,
+        user_name_scope: if scope == "directory" {
+            UserNameScope::Directory
+        } else {
+            UserNameScope::Platform
+        },
+    })
+}
+
+const RESOURCE_COLUMNS: &str = "directory, kind, id, external_id, name, active, version, created, modified, inactive_since, attributes";
+
+type RawResource = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    bool,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+);
+
+fn raw_resource(row: &Row<'_>) -> rusqlite::Result<RawResource> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+    ))
+}
+
+fn resource(raw: RawResource) -> Result<Resource, StoreError> {
+    let (
+        directory,
+        kind,
+        id,
+        external_id,
+        name,
+        active,
+        version,
+        created,
+        modified,
+        inactive,
+        attrs,
+    ) = raw;
+    Ok(Resource {
+        directory,
+        kind: kind_from(&kind)?,
+        id,
+        external_id,
+        name,
+        active,
+        version: u64::try_from(version).unwrap_or(0),
+        created: time_from(&created)?,
+        modified: time_from(&modified)?,
+        inactive_since: inactive.as_deref().map(time_from).transpose()?,
+        attributes: serde_json::from_str(&attrs).map_err(|e| StoreError::Backend(e.to_string()))?,
+    })
+}
+
+fn load(
+    tx: &Connection,
+    directory: i64,
+    kind: Kind,
+    id: &str,
+) -> Result<Option<Resource>, StoreError> {
+    tx.query_row(
+        &format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = ?1 AND directory = ?2 AND kind = ?3"),
+        params![id, directory, kind.as_str()],
+        raw_resource,
+    )
+    .optional()?
+    .map(resource)
+    .transpose()
+}
+
+fn existing(tx: &Connection, directory: i64, kind: Kind, id: &str) -> Result<Resource, StoreError> {
+    load(tx, directory, kind, id)?.ok_or_else(|| StoreError::NotFound {
+        what: format!("{} `{id}`", kind.as_str()),
+    })
+}
+
+fn check_version(r: &Resource, expected: Option<u64>) -> Result<(), StoreError> {
+    match expected {
+        Some(e) if e != r.version => Err(StoreError::VersionMismatch {
+            expected: e,
+            actual: r.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whom a resource's name must be unique among (see the `unique_scope` column).
+fn unique_scope(tx: &Connection, directory: i64, kind: Kind) -> Result<i64, StoreError> {
+    let scope: Option<String> = tx
+        .query_row(
+            "SELECT user_name_scope FROM directories WHERE id = ?1",
+            [directory],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match scope.as_deref() {
+        None => Err(StoreError::NotFound {
+            what: format!("directory {directory}"),
+        }),
+        Some("platform") if kind == Kind::User => Ok(0),
+        Some(_) => Ok(directory),
+    }
+}
+
+fn check_name(
+    tx: &Connection,
+    kind: Kind,
+    scope: i64,
+    name: &str,
+    except: Option<&str>,
+) -> Result<(), StoreError> {
+    let taken: Option<String> = tx
+        .query_row(
+            "SELECT id FROM resources WHERE kind = ?1 AND unique_scope = ?2 AND name_key = ?3",
+            params![kind.as_str(), scope, fold(name).as_ref()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match taken {
+        Some(id) if Some(id.as_str()) != except => Err(StoreError::Uniqueness {
+            attribute: name_attribute(kind),
+            value: name.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn record(
+    tx: &Connection,
+    r: &Resource,
+    event: EventKind,
+    now: DateTime,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO events (directory, kind, resource_id, event, version, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![r.directory, r.kind.as_str(), r.id, event.as_str(), r.version as i64, now.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Bumps a group's version for a membership change and records it.
+fn touch_group(
+    tx: &Connection,
+    directory: i64,
+    group: &str,
+    now: DateTime,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE resources SET version = version + 1, modified = ?1 WHERE id = ?2",
+        params![now.to_string(), group],
+    )?;
+    let g = existing(tx, directory, Kind::Group, group)?;
+    record(tx, &g, EventKind::Updated, now)
+}
+
+fn attributes_text(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+impl Store for SqliteStore {
+    fn create_directory(&self, d: NewDirectory) -> Result<Directory, StoreError> {
+        check_directory_name(&d.name)?;
+        self.write(|tx, _| {
+            let taken: bool =
+                tx.query_row("SELECT EXISTS (SELECT 1 FROM directories WHERE name = ?1)", [&d.name], |r| r.get(0))?;
+            if taken {
+                return Err(StoreError::Uniqueness { attribute: "name", value: d.name.clone() });
+            }
+            let scope = match d.user_name_scope {
+                UserNameScope::Platform => "platform",
+                UserNameScope::Directory => "directory",
+            };
+            tx.execute(
+                "INSERT INTO directories (name, kind, retention_days, user_name_scope) VALUES (?1, ?2, ?3, ?4)",
+                params![d.name, d.kind.as_str(), d.retention_days, scope],
+            )?;
+            Ok(Directory {
+                id: tx.last_insert_rowid(),
+                name: d.name.clone(),
+                kind: d.kind,
+                retention_days: d.retention_days,
+                user_name_scope: d.user_name_scope,
+            })
+        })
+    }
+
+    fn directories(&self) -> Result<Vec<Directory>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {DIRECTORY_COLUMNS} FROM directories ORDER BY name"
+        ))?;
+        let rows = stmt.query_map([], directory_from)?;
+        rows.map(|r| directory(r?)).collect()
+    }
+
+    fn directory(&self, name: &str) -> Result<Option<Directory>, StoreError> {
+        let conn = self.lock();
+        conn.query_row(
+            &format!("SELECT {DIRECTORY_COLUMNS} FROM directories WHERE name = ?1"),
+            [name],
+            directory_from,
+        )
+        .optional()?
+        .map(directory)
+        .transpose()
+    }
+
+    fn create(&self, n: NewResource) -> Result<Resource, StoreError> {
+        self.write(|tx, now| {
+            let scope = unique_scope(tx, n.directory, n.kind)?;
+            let id_taken: bool =
+                tx.query_row("SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1)", [&n.id], |r| r.get(0))?;
+            if id_taken {
+                return Err(StoreError::Uniqueness { attribute: "id", value: n.id.clone() });
+            }
+            check_name(tx, n.kind, scope, &n.name, None)?;
+            let active = n.active || n.kind == Kind::Group;
+            let r = Resource {
+                directory: n.directory,
+                kind: n.kind,
+                id: n.id.clone(),
+                external_id: n.external_id.clone(),
+                name: n.name.clone(),
+                active,
+                version: 1,
+                created: now,
+                modified: now,
+                inactive_since: (!active).then_some(now),
+                attributes: n.attributes.clone(),
+            };
+            tx.execute(
+                "INSERT INTO resources (id, directory, kind, external_id, name, name_key, unique_scope, active, \
+                 version, created, modified, inactive_since, attributes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?10, ?11)",
+                params![
+                    r.id,
+                    r.directory,
+                    r.kind.as_str(),
+                    r.external_id,
+                    r.name,
+                    fold(&r.name).as_ref(),
+                    scope,
+                    r.active,
+                    now.to_string(),
+                    r.inactive_since.map(|t| t.to_string()),
+                    attributes_text(&r.attributes),
+                ],
+            )?;
+            record(tx, &r, EventKind::Created, now)?;
+            Ok(r)
+        })
+    }
+
+    fn get(&self, directory: i64, kind: Kind, id: &str) -> Result<Option<Resource>, StoreError> {
+        load(&self.lock(), directory, kind, id)
+    }
+
+    fn get_by_name(
+        &self,
+        directory: i64,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<Resource>, StoreError> {
+        let conn = self.lock();
+        conn.query_row(
+            &format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 AND name_key = ?3"),
+            params![directory, kind.as_str(), fold(name).as_ref()],
+            raw_resource,
+        )
+        .optional()?
+        .map(resource)
+        .transpose()
+    }
+
+    fn replace(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+        n: Replacement,
+    ) -> Result<Resource, StoreError> {
+        self.write(|tx, now| {
+            let mut r = existing(tx, directory, kind, id)?;
+            check_version(&r, expected_version)?;
+            let scope = unique_scope(tx, directory, kind)?;
+            check_name(tx, kind, scope, &n.name, Some(id))?;
+            let active = n.active || kind == Kind::Group;
+            r.inactive_since = match (active, r.inactive_since) {
+                (true, _) => None,
+                (false, Some(since)) => Some(since),
+                (false, None) => Some(now),
+            };
+            r.external_id = n.external_id.clone();
+            r.name = n.name.clone();
+            r.active = active;
+            r.attributes = n.attributes.clone();
+            r.version += 1;
+            r.modified = now;
+            tx.execute(
+                "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3, active = ?4, version = ?5, \
+                 modified = ?6, inactive_since = ?7, attributes = ?8 WHERE id = ?9",
+                params![
+                    r.external_id,
+                    r.name,
+                    fold(&r.name).as_ref(),
+                    r.active,
+                    r.version as i64,
+                    now.to_string(),
+                    r.inactive_since.map(|t| t.to_string()),
+                    attributes_text(&r.attributes),
+                    id,
+                ],
+            )?;
+            record(tx, &r, EventKind::Updated, now)?;
+            Ok(r)
+        })
+    }
+
+    fn delete(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx, now| delete_in(tx, directory, kind, id, expected_version, now))
+    }
+
+    fn list(&self, directory: i64, kind: Kind) -> Result<Vec<Resource>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![directory, kind.as_str()], raw_resource)?;
+        rows.map(|r| resource(r?)).collect()
+    }
+
+    fn add_members(
+        &self,
+        directory: i64,
+        group: &str,
+        expected_version: Option<u64>,
+        members: &[Member],
+    ) -> Result<Resource, StoreError> {
+        self.write(|tx, now| {
+            check_version(&existing(tx, directory, Kind::Group, group)?, expected_version)?;
+            let mut added = 0;
+            {
+                let mut exists = tx.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1 AND directory = ?2 AND kind = ?3)",
+                )?;
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO memberships (group_id, member_id, member_kind) VALUES (?1, ?2, ?3)",
+                )?;
+                for m in members {
+                    if m.id == group {
+                        return Err(StoreError::Invalid(format!("member: group `{group}` cannot contain itself")));
+                    }
+                    let found: bool = exists.query_row(params![m.id, directory, m.kind.as_str()], |r| r.get(0))?;
+                    if !found {
+                        return Err(StoreError::NotFound { what: format!("{} `{}`", m.kind.as_str(), m.id) });
+                    }
+                    added += insert.execute(params![group, m.id, m.kind.as_str()])?;
+                }
+            }
+            if added > 0 {
+                touch_group(tx, directory, group, now)?;
+            }
+            existing(tx, directory, Kind::Group, group)
+        })
+    }
+
+    fn remove_members(
+        &self,
+        directory: i64,
+        group: &str,
+        expected_version: Option<u64>,
+        members: &[Member],
+    ) -> Result<Resource, StoreError> {
+        self.write(|tx, now| {
+            check_version(&existing(tx, directory, Kind::Group, group)?, expected_version)?;
+            let mut removed = 0;
+            {
+                let mut delete =
+                    tx.prepare_cached("DELETE FROM memberships WHERE group_id = ?1 AND member_id = ?2 AND member_kind = ?3")?;
+                for m in members {
+                    removed += delete.execute(params![group, m.id, m.kind.as_str()])?;
+                }
+            }
+            if removed > 0 {
+                touch_group(tx, directory, group, now)?;
+            }
+            existing(tx, directory, Kind::Group, group)
+        })
+    }
+
+    fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT m.member_id, m.member_kind FROM memberships m JOIN resources g ON g.id = m.group_id \
+             WHERE m.group_id = ?1 AND g.directory = ?2 AND g.kind = 'Group' ORDER BY m.member_id",
+        )?;
+        let rows = stmt.query_map(params![group, directory], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|r| {
+            let (id, kind) = r?;
+            Ok(Member {
+                id,
+                kind: kind_from(&kind)?,
+            })
+        })
+        .collect()
+    }
+
+    fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
+             WHERE m.member_id = ?1 AND g.directory = ?2 ORDER BY m.group_id",
+        )?;
+        let rows = stmt.query_map(params![member, directory], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, directory, kind, resource_id, event, version, time FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (seq, directory, kind, id, event, version, time) = r?;
+            Ok(Event {
+                seq: seq as u64,
+                directory,
+                kind: kind_from(&kind)?,
+                id,
+                event: match event.as_str() {
+                    "created" => EventKind::Created,
+                    "updated" => EventKind::Updated,
+                    "deleted" => EventKind::Deleted,
+                    other => return Err(StoreError::Backend(format!("unknown event `{other}`"))),
+                },
+                version: version as u64,
+                time: time_from(&time)?,
+            })
+        })
+        .collect()
+    }
+
+    fn purge_inactive(&self, directory: i64, now: DateTime) -> Result<u64, StoreError> {
+        self.write(|tx, stamp| {
+            let retention: Option<i64> = tx
+                .query_row("SELECT retention_days FROM directories WHERE id = ?1", [directory], |r| r.get(0))
+                .optional()?;
+            let retention = retention.ok_or_else(|| StoreError::NotFound { what: format!("directory {directory}") })?;
+            let candidates: Vec<(String, String)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT id, inactive_since FROM resources WHERE directory = ?1 AND kind = 'User' \
+                     AND inactive_since IS NOT NULL",
+                )?;
+                let rows = stmt.query_map([directory], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let mut purged = 0;
+            for (id, since) in candidates {
+                if now.unix_seconds() - time_from(&since)?.unix_seconds() >= retention * 86_400 {
+                    delete_in(tx, directory, Kind::User, &id, None, stamp)?;
+                    purged += 1;
+                }
+            }
+            Ok(purged)
+        })
+    }
+
+    fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError> {
+        let conn = self.lock();
+        let (active, inactive): (i64, i64) = conn.query_row(
+            "SELECT COALESCE(SUM(active), 0), COALESCE(SUM(1 - active), 0) FROM resources \
+             WHERE directory = ?1 AND kind = 'User'",
+            [directory],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(UserCounts {
+            active: active as u64,
+            inactive: inactive as u64,
+        })
+    }
+}
+
+fn delete_in(
+    tx: &Transaction<'_>,
+    directory: i64,
+    kind: Kind,
+    id: &str,
+    expected_version: Option<u64>,
+    now: DateTime,
+) -> Result<(), StoreError> {
+    let r = existing(tx, directory, kind, id)?;
+    check_version(&r, expected_version)?;
+    let containing: Vec<String> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT group_id FROM memberships WHERE member_id = ?1 ORDER BY group_id",
+        )?;
+        let rows = stmt.query_map([id], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    // Memberships go with the resource (ON DELETE CASCADE).
+    tx.execute("DELETE FROM resources WHERE id = ?1", [id])?;
+    record(tx, &r, EventKind::Deleted, now)?;
+    for g in containing {
+        touch_group(tx, directory, &g, now)?;
+    }
+    Ok(())
+}
