@@ -36,6 +36,7 @@ fn user(directory: i64, id: &str, name: &str) -> NewResource {
         name: name.into(),
         active: true,
         attributes: json!({"userName": name, "displayName": name.to_uppercase()}),
+        members: Vec::new(),
     }
 }
 
@@ -48,6 +49,7 @@ fn group(directory: i64, id: &str, name: &str) -> NewResource {
         name: name.into(),
         active: true,
         attributes: json!({"displayName": name}),
+        members: Vec::new(),
     }
 }
 
@@ -57,6 +59,7 @@ fn replacement(r: &Resource) -> Replacement {
         name: r.name.clone(),
         active: r.active,
         attributes: r.attributes.clone(),
+        members: None,
     }
 }
 
@@ -363,6 +366,41 @@ fn memberships(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         s.members(d, "g").unwrap(),
         [m("sub", Kind::Group), m("u1", Kind::User)]
     );
+
+    // Members given on create and replace, in the same transaction.
+    let mut with = group(d, "g2", "With members");
+    with.members = vec![m("u3", Kind::User), m("sub", Kind::Group)];
+    assert_eq!(s.create(with).unwrap().version, 1);
+    assert_eq!(
+        s.members(d, "g2").unwrap(),
+        [m("sub", Kind::Group), m("u3", Kind::User)]
+    );
+    let mut bad = group(d, "g3", "Bad");
+    bad.members = vec![m("ghost", Kind::User)];
+    assert!(matches!(s.create(bad), Err(StoreError::NotFound { .. })));
+    assert_eq!(
+        s.get(d, Kind::Group, "g3").unwrap(),
+        None,
+        "nothing of a failed create remains"
+    );
+    let mut next = replacement(&s.get(d, Kind::Group, "g2").unwrap().unwrap());
+    next.members = Some(vec![m("u2", Kind::User)]);
+    assert_eq!(
+        s.replace(d, Kind::Group, "g2", Some(1), next.clone())
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(s.members(d, "g2").unwrap(), [m("u2", Kind::User)]);
+    next.members = Some(vec![m("u2", Kind::User), m("ghost", Kind::User)]);
+    assert!(s.replace(d, Kind::Group, "g2", None, next).is_err());
+    assert_eq!(
+        s.members(d, "g2").unwrap(),
+        [m("u2", Kind::User)],
+        "a failed replace keeps the members"
+    );
+    assert_eq!(s.get(d, Kind::Group, "g2").unwrap().unwrap().version, 2);
+    s.delete(d, Kind::Group, "g2", None).unwrap();
 
     // Deleting a member takes it out of its groups, which change version.
     s.delete(d, Kind::User, "u1", None).unwrap();

@@ -113,6 +113,24 @@ impl State {
         }
     }
 
+    /// Whether every member exists in `directory` with its kind and is not `group` itself.
+    fn check_members(
+        &self,
+        directory: i64,
+        group: &str,
+        members: &[Member],
+    ) -> Result<(), StoreError> {
+        for m in members {
+            if m.id == group {
+                return Err(StoreError::Invalid(format!(
+                    "member: group `{group}` cannot contain itself"
+                )));
+            }
+            self.existing(directory, m.kind, &m.id)?;
+        }
+        Ok(())
+    }
+
     fn record(&mut self, r: &Resource, event: EventKind, time: DateTime) {
         let seq = self.events.len() as u64 + 1;
         self.events.push(Event {
@@ -196,6 +214,7 @@ impl Store for MemoryStore {
             });
         }
         s.check_name(n.directory, n.kind, &n.name, None)?;
+        s.check_members(n.directory, &n.id, &n.members)?;
         let r = Resource {
             directory: n.directory,
             kind: n.kind,
@@ -211,6 +230,9 @@ impl Store for MemoryStore {
         };
         s.record(&r, EventKind::Created, now);
         s.resources.insert(r.id.clone(), r.clone());
+        for m in n.members {
+            s.memberships.insert((r.id.clone(), m));
+        }
         Ok(r)
     }
 
@@ -246,6 +268,9 @@ impl Store for MemoryStore {
         let current = s.existing(directory, kind, id)?;
         check_version(current, expected_version)?;
         s.check_name(directory, kind, &n.name, Some(id))?;
+        if let Some(members) = &n.members {
+            s.check_members(directory, id, members)?;
+        }
         let active = n.active || kind == Kind::Group;
         let mut r = s.existing(directory, kind, id)?.clone();
         r.inactive_since = match (active, r.inactive_since) {
@@ -261,6 +286,12 @@ impl Store for MemoryStore {
         r.modified = now;
         s.record(&r, EventKind::Updated, now);
         s.resources.insert(r.id.clone(), r.clone());
+        if let Some(members) = n.members {
+            s.memberships.retain(|(g, _)| g != id);
+            for m in members {
+                s.memberships.insert((id.to_owned(), m));
+            }
+        }
         Ok(r)
     }
 

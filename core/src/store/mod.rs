@@ -165,6 +165,8 @@ pub struct NewResource {
     pub active: bool,
     /// The SCIM attributes, as for [`Resource::attributes`].
     pub attributes: Value,
+    /// For a group: its initial members, added in the same transaction.
+    pub members: Vec<Member>,
 }
 
 /// The new state of a resource for [`Store::replace`].
@@ -178,6 +180,9 @@ pub struct Replacement {
     pub active: bool,
     /// The SCIM attributes, as for [`Resource::attributes`].
     pub attributes: Value,
+    /// For a group: the new set of members, replacing the old one in the same transaction;
+    /// `None` leaves the members as they are.
+    pub members: Option<Vec<Member>>,
 }
 
 /// A member of a group.
@@ -309,11 +314,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`StoreError::Backend`].
     fn directory(&self, name: &str) -> Result<Option<Directory>, StoreError>;
 
-    /// Creates a user or group.
+    /// Creates a user or group (with its members, for a group).
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] for an unknown directory, [`StoreError::Uniqueness`] for a
-    /// taken `id` or name.
+    /// [`StoreError::NotFound`] for an unknown directory or member, [`StoreError::Uniqueness`]
+    /// for a taken `id` or name.
     fn create(&self, resource: NewResource) -> Result<Resource, StoreError>;
 
     /// The resource `id` of `kind` in `directory`.
@@ -333,11 +338,12 @@ pub trait Store: Send + Sync + fmt::Debug {
         name: &str,
     ) -> Result<Option<Resource>, StoreError>;
 
-    /// Replaces a resource's attributes, when its version is still `expected_version` (any
-    /// version when `None`).
+    /// Replaces a resource's attributes (and a group's members, when given), when its
+    /// version is still `expected_version` (any version when `None`).
     ///
     /// # Errors
-    /// [`StoreError::NotFound`], [`StoreError::VersionMismatch`], [`StoreError::Uniqueness`].
+    /// [`StoreError::NotFound`] (also for an unknown member), [`StoreError::VersionMismatch`],
+    /// [`StoreError::Uniqueness`], [`StoreError::Invalid`] for a group made its own member.
     fn replace(
         &self,
         directory: i64,

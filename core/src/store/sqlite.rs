@@ -431,6 +431,7 @@ impl Store for SqliteStore {
                 ],
             )?;
             record(tx, &r, EventKind::Created, now)?;
+            insert_members(tx, n.directory, &r.id, &n.members)?;
             Ok(r)
         })
     }
@@ -497,6 +498,10 @@ impl Store for SqliteStore {
                 ],
             )?;
             record(tx, &r, EventKind::Updated, now)?;
+            if let Some(members) = &n.members {
+                tx.execute("DELETE FROM memberships WHERE group_id = ?1", [id])?;
+                insert_members(tx, directory, id, members)?;
+            }
             Ok(r)
         })
     }
@@ -528,27 +533,11 @@ impl Store for SqliteStore {
         members: &[Member],
     ) -> Result<Resource, StoreError> {
         self.write(|tx, now| {
-            check_version(&existing(tx, directory, Kind::Group, group)?, expected_version)?;
-            let mut added = 0;
-            {
-                let mut exists = tx.prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1 AND directory = ?2 AND kind = ?3)",
-                )?;
-                let mut insert = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO memberships (group_id, member_id, member_kind) VALUES (?1, ?2, ?3)",
-                )?;
-                for m in members {
-                    if m.id == group {
-                        return Err(StoreError::Invalid(format!("member: group `{group}` cannot contain itself")));
-                    }
-                    let found: bool = exists.query_row(params![m.id, directory, m.kind.as_str()], |r| r.get(0))?;
-                    if !found {
-                        return Err(StoreError::NotFound { what: format!("{} `{}`", m.kind.as_str(), m.id) });
-                    }
-                    added += insert.execute(params![group, m.id, m.kind.as_str()])?;
-                }
-            }
-            if added > 0 {
+            check_version(
+                &existing(tx, directory, Kind::Group, group)?,
+                expected_version,
+            )?;
+            if insert_members(tx, directory, group, members)? > 0 {
                 touch_group(tx, directory, group, now)?;
             }
             existing(tx, directory, Kind::Group, group)
@@ -682,6 +671,38 @@ impl Store for SqliteStore {
             inactive: inactive as u64,
         })
     }
+}
+
+/// Adds `members` to `group` (present ones are skipped); returns how many were new.
+fn insert_members(
+    tx: &Connection,
+    directory: i64,
+    group: &str,
+    members: &[Member],
+) -> Result<usize, StoreError> {
+    let mut exists = tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1 AND directory = ?2 AND kind = ?3)",
+    )?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO memberships (group_id, member_id, member_kind) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut added = 0;
+    for m in members {
+        if m.id == group {
+            return Err(StoreError::Invalid(format!(
+                "member: group `{group}` cannot contain itself"
+            )));
+        }
+        let found: bool =
+            exists.query_row(params![m.id, directory, m.kind.as_str()], |r| r.get(0))?;
+        if !found {
+            return Err(StoreError::NotFound {
+                what: format!("{} `{}`", m.kind.as_str(), m.id),
+            });
+        }
+        added += insert.execute(params![group, m.id, m.kind.as_str()])?;
+    }
+    Ok(added)
 }
 
 fn delete_in(
