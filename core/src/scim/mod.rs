@@ -4,4 +4,6 @@ pub mod datetime;
 pub mod filter;
 pub mod path;
 pub mod schema;
+#[cfg(feature = "service")]
+pub mod service;
 pub(crate) mod text;

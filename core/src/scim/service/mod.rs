@@ -1,0 +1,608 @@
+//! The SCIM 2.0 protocol (RFC 7644) behind one transport-agnostic call:
+//! [`Service::handle`] takes a [`ScimRequest`] and returns a [`ScimResponse`], so the
+//! platform's HTTP server (through the C ABI) and `usersync serve` run the same code.
+//!
+//! Routes, under `/scim/v2/<directory>`: `/Users`, `/Groups` (and `/<id>` below each),
+//! `/Schemas`, `/ResourceTypes`, `/ServiceProviderConfig`; `/Me` answers 501.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use usersync_core::scim::service::{ScimRequest, Service};
+//! use usersync_core::store::{DirectoryKind, NewDirectory, Store, memory::MemoryStore, system_clock};
+//!
+//! let store = Arc::new(MemoryStore::new(system_clock()));
+//! store.create_directory(NewDirectory::new("acme", DirectoryKind::Scim))?;
+//! let service = Service::new(store);
+//! let created = service.handle(&ScimRequest::new("POST", "/scim/v2/acme/Users")
+//!     .with_body(r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bjensen"}"#));
+//! assert_eq!(created.status, 201);
+//! let found = service.handle(&ScimRequest::new("GET", "/scim/v2/acme/Users")
+//!     .with_query(r#"filter=userName eq "BJENSEN""#));
+//! let body: serde_json::Value = serde_json::from_slice(&found.body)?;
+//! assert_eq!(body["totalResults"], 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod list;
+mod resource;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+pub use error::ScimError;
+use resource::{Projection, etag, read_input, render};
+
+use crate::scim::filter::Compatibility;
+use crate::scim::schema::{ResourceType, SchemaRegistry};
+use crate::store::{Directory, Kind, Member, NewResource, Replacement, Store};
+
+/// The media type of every response.
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// One request, as any HTTP server hands it over.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScimRequest {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: String,
+    /// The path, percent-decoded or not: `/scim/v2/acme/Users/2819c223`.
+    pub path: String,
+    /// The raw query string without `?`, percent-encoded as sent.
+    pub query: String,
+    /// Header names and values; names are matched ignoring case.
+    pub headers: Vec<(String, String)>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl ScimRequest {
+    /// A request without query, headers or body.
+    pub fn new(method: &str, path: &str) -> Self {
+        Self {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// With a query string (unencoded text is fine: `filter=userName eq "x"`).
+    #[must_use]
+    pub fn with_query(mut self, query: &str) -> Self {
+        self.query = query.to_owned();
+        self
+    }
+
+    /// With a header.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// With a JSON body and its content type.
+    #[must_use]
+    pub fn with_body(mut self, body: &str) -> Self {
+        self.body = body.as_bytes().to_vec();
+        self.with_header("Content-Type", SCIM_JSON)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// Header names and values.
+    pub headers: Vec<(String, String)>,
+    /// The body bytes (empty for 204 and 304).
+    pub body: Vec<u8>,
+}
+
+impl ScimResponse {
+    /// The value of header `name`, ignoring case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(status: u16, body: &Value) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".to_owned(), SCIM_JSON.to_owned())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    fn with_header(mut self, name: &str, value: String) -> Self {
+        self.headers.push((name.to_owned(), value));
+        self
+    }
+}
+
+/// Limits and policies of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServiceConfig {
+    /// Largest page a list returns, whatever `count` asks (default 1000).
+    pub max_results: usize,
+    /// Largest request body accepted, in bytes (default 1 MiB).
+    pub max_payload: usize,
+    /// Tolerances for identity providers (on by default).
+    pub compat: Compatibility,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            max_results: 1000,
+            max_payload: 1 << 20,
+            compat: Compatibility::default(),
+        }
+    }
+}
+
+/// Makes a new resource `id`.
+pub type IdGenerator = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// A random UUID (version 4), the default resource `id`.
+pub fn random_ids() -> IdGenerator {
+    Arc::new(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// The SCIM service over a [`Store`].
+pub struct Service {
+    store: Arc<dyn Store>,
+    registry: SchemaRegistry,
+    config: ServiceConfig,
+    ids: IdGenerator,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a path names, below `/scim/v2/<directory>`.
+enum Route<'a> {
+    Collection(Kind),
+    Resource(Kind, &'a str),
+    Schemas(Option<&'a str>),
+    ResourceTypes(Option<&'a str>),
+    ServiceProviderConfig,
+    Me,
+    Bulk,
+    Search,
+}
+
+impl Service {
+    /// A service with the core schemas, default limits and random UUIDs.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with(
+            store,
+            SchemaRegistry::core(),
+            ServiceConfig::default(),
+            random_ids(),
+        )
+    }
+
+    /// A service with the given schemas, limits and `id` generator.
+    pub fn with(
+        store: Arc<dyn Store>,
+        registry: SchemaRegistry,
+        config: ServiceConfig,
+        ids: IdGenerator,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            config,
+            ids,
+        }
+    }
+
+    /// Answers one request. Never panics on any input, and never answers 500 for a bad
+    /// request: only a failing store does.
+    pub fn handle(&self, request: &ScimRequest) -> ScimResponse {
+        match self.dispatch(request) {
+            Ok(r) => r,
+            Err(e) => e.to_response(),
+        }
+    }
+
+    fn dispatch(&self, req: &ScimRequest) -> Result<ScimResponse, ScimError> {
+        let path = req.path.split('?').next().unwrap_or("");
+        let rest = path.strip_prefix("/scim/v2/").ok_or_else(|| {
+            ScimError::not_found("SCIM endpoints are under /scim/v2/<directory>/")
+        })?;
+        let (dir_name, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        let directory = self
+            .store
+            .directory(dir_name)?
+            .ok_or_else(|| ScimError::not_found(format!("no directory `{dir_name}`")))?;
+        let base = format!("/scim/v2/{dir_name}");
+        let route = route(rest.trim_end_matches('/'))
+            .ok_or_else(|| ScimError::not_found(format!("no endpoint `/{rest}`")))?;
+        let method = req.method.to_ascii_uppercase();
+        match (method.as_str(), route) {
+            ("GET", Route::Collection(kind)) => self.list(&directory, kind, req, &base),
+            ("POST", Route::Collection(kind)) => self.create(&directory, kind, req, &base),
+            ("GET", Route::Resource(kind, id)) => self.get(&directory, kind, id, req, &base),
+            ("PUT", Route::Resource(kind, id)) => self.replace(&directory, kind, id, req, &base),
+            ("DELETE", Route::Resource(kind, id)) => self.delete(&directory, kind, id, req),
+            ("GET", Route::Schemas(id)) => self.schemas(id, &base),
+            ("GET", Route::ResourceTypes(name)) => self.resource_types(name, &base),
+            ("GET", Route::ServiceProviderConfig) => Ok(self.service_provider_config(&base)),
+            (_, Route::Me) => Err(ScimError::new(
+                501,
+                None,
+                "/Me is not supported: tokens belong to directories, not users",
+            )),
+            (_, Route::Bulk) => Err(ScimError::new(501, None, "/Bulk is not supported yet")),
+            (_, Route::Search) => Err(ScimError::new(
+                501,
+                None,
+                "POST /.search is not supported yet; use GET with a filter",
+            )),
+            ("PATCH", Route::Resource(..)) => Err(ScimError::new(
+                501,
+                None,
+                "PATCH is not supported yet; use PUT",
+            )),
+            (m, _) => Err(ScimError::new(
+                405,
+                None,
+                format!("method {m} is not allowed here"),
+            )),
+        }
+    }
+
+    fn resource_type(&self, kind: Kind) -> &ResourceType {
+        // The core registry always holds both.
+        self.registry
+            .resource_type(kind.as_str())
+            .unwrap_or_else(|| &self.registry.resource_types()[0])
+    }
+
+    fn body(&self, req: &ScimRequest) -> Result<Value, ScimError> {
+        if req.body.len() > self.config.max_payload {
+            return Err(ScimError::new(
+                413,
+                None,
+                format!("the body is larger than {} bytes", self.config.max_payload),
+            ));
+        }
+        let json_type = req.header("Content-Type").is_some_and(|t| {
+            let t = t.split(';').next().unwrap_or("").trim();
+            t.eq_ignore_ascii_case(SCIM_JSON) || t.eq_ignore_ascii_case("application/json")
+        });
+        if !json_type {
+            return Err(ScimError::new(
+                415,
+                None,
+                "send the body as application/scim+json or application/json",
+            ));
+        }
+        serde_json::from_slice(&req.body).map_err(|e| {
+            ScimError::bad_request("invalidSyntax", format!("the body is not valid JSON: {e}"))
+        })
+    }
+
+    /// Resolves member ids to users or groups of `directory`.
+    fn members(&self, directory: i64, ids: &[String]) -> Result<Vec<Member>, ScimError> {
+        ids.iter()
+            .map(|id| {
+                if self.store.get(directory, Kind::User, id)?.is_some() {
+                    Ok(Member {
+                        id: id.clone(),
+                        kind: Kind::User,
+                    })
+                } else if self.store.get(directory, Kind::Group, id)?.is_some() {
+                    Ok(Member {
+                        id: id.clone(),
+                        kind: Kind::Group,
+                    })
+                } else {
+                    Err(ScimError::bad_request(
+                        "invalidValue",
+                        format!("member `{id}` is no user or group of this directory"),
+                    ))
+                }
+            })
+            .collect()
+    }
+
+    /// Renders `r` with its members or groups when the projection wants them.
+    fn render(
+        &self,
+        r: &crate::store::Resource,
+        base: &str,
+        projection: &Projection,
+    ) -> Result<Value, ScimError> {
+        let rt = self.resource_type(r.kind);
+        let (members, groups) = match r.kind {
+            Kind::Group if projection.wants(rt, "members") => {
+                (Some(self.store.members(r.directory, &r.id)?), None)
+            }
+            Kind::User if projection.wants(rt, "groups") => {
+                (None, Some(self.store.groups_of(r.directory, &r.id)?))
+            }
+            _ => (None, None),
+        };
+        Ok(render(
+            rt,
+            r,
+            members.as_deref(),
+            groups.as_deref(),
+            base,
+            projection,
+        ))
+    }
+
+    fn projection(req: &ScimRequest) -> Result<Projection, ScimError> {
+        let params = list::query_params(&req.query);
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        Projection::parse(get("attributes"), get("excludedAttributes"))
+    }
+
+    fn create(
+        &self,
+        d: &Directory,
+        kind: Kind,
+        req: &ScimRequest,
+        base: &str,
+    ) -> Result<ScimResponse, ScimError> {
+        let body = self.body(req)?;
+        let input = read_input(self.resource_type(kind), kind, &body, self.config.compat)?;
+        let members = self.members(d.id, input.members.as_deref().unwrap_or_default())?;
+        let created = self.store.create(NewResource {
+            directory: d.id,
+            kind,
+            id: (self.ids)(),
+            external_id: input.external_id,
+            name: input.name,
+            active: input.active,
+            attributes: Value::Object(input.attributes),
+            members,
+        })?;
+        let rendered = self.render(&created, base, &Self::projection(req)?)?;
+        let location = rendered["meta"]["location"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(ScimResponse::json(201, &rendered)
+            .with_header("Location", location)
+            .with_header("ETag", etag(created.version)))
+    }
+
+    fn get(
+        &self,
+        d: &Directory,
+        kind: Kind,
+        id: &str,
+        req: &ScimRequest,
+        base: &str,
+    ) -> Result<ScimResponse, ScimError> {
+        let r = self.existing(d, kind, id)?;
+        if let Some(tags) = req.header("If-None-Match")
+            && etag_matches(tags, r.version)
+        {
+            return Ok(ScimResponse {
+                status: 304,
+                headers: vec![("ETag".into(), etag(r.version))],
+                body: Vec::new(),
+            });
+        }
+        let rendered = self.render(&r, base, &Self::projection(req)?)?;
+        Ok(ScimResponse::json(200, &rendered).with_header("ETag", etag(r.version)))
+    }
+
+    fn existing(
+        &self,
+        d: &Directory,
+        kind: Kind,
+        id: &str,
+    ) -> Result<crate::store::Resource, ScimError> {
+        self.store
+            .get(d.id, kind, id)?
+            .ok_or_else(|| ScimError::not_found(format!("{} `{id}` not found", kind.as_str())))
+    }
+
+    /// The version `If-Match` requires, after checking it against the current one.
+    fn if_match(req: &ScimRequest, current: u64) -> Result<Option<u64>, ScimError> {
+        match req.header("If-Match") {
+            None => Ok(None),
+            Some(tags) if etag_matches(tags, current) => Ok(Some(current)),
+            Some(_) => Err(ScimError::new(
+                412,
+                None,
+                format!(
+                    "If-Match does not match the current version {}",
+                    etag(current)
+                ),
+            )),
+        }
+    }
+
+    fn replace(
+        &self,
+        d: &Directory,
+        kind: Kind,
+        id: &str,
+        req: &ScimRequest,
+        base: &str,
+    ) -> Result<ScimResponse, ScimError> {
+        let current = self.existing(d, kind, id)?;
+        let expected = Self::if_match(req, current.version)?;
+        let body = self.body(req)?;
+        let input = read_input(self.resource_type(kind), kind, &body, self.config.compat)?;
+        let members = match &input.members {
+            Some(ids) => Some(self.members(d.id, ids)?),
+            None => None,
+        };
+        let replaced = self.store.replace(
+            d.id,
+            kind,
+            id,
+            expected.or(Some(current.version)),
+            Replacement {
+                external_id: input.external_id,
+                name: input.name,
+                active: input.active,
+                attributes: Value::Object(input.attributes),
+                members: members.or_else(|| (kind == Kind::Group).then(Vec::new)),
+            },
+        )?;
+        let rendered = self.render(&replaced, base, &Self::projection(req)?)?;
+        Ok(ScimResponse::json(200, &rendered).with_header("ETag", etag(replaced.version)))
+    }
+
+    fn delete(
+        &self,
+        d: &Directory,
+        kind: Kind,
+        id: &str,
+        req: &ScimRequest,
+    ) -> Result<ScimResponse, ScimError> {
+        let current = self.existing(d, kind, id)?;
+        let expected = Self::if_match(req, current.version)?;
+        self.store.delete(d.id, kind, id, expected)?;
+        Ok(ScimResponse {
+            status: 204,
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+    }
+
+    fn schemas(&self, id: Option<&str>, base: &str) -> Result<ScimResponse, ScimError> {
+        let with_meta = |s: &crate::scim::schema::Schema| {
+            let mut v = s.to_json();
+            v["meta"] =
+                json!({"resourceType": "Schema", "location": format!("{base}/Schemas/{}", s.id)});
+            v
+        };
+        match id {
+            Some(id) => {
+                let s = self
+                    .registry
+                    .schema(id)
+                    .ok_or_else(|| ScimError::not_found(format!("no schema `{id}`")))?;
+                Ok(ScimResponse::json(200, &with_meta(s)))
+            }
+            None => Ok(ScimResponse::json(
+                200,
+                &list_response(self.registry.schemas().map(with_meta).collect()),
+            )),
+        }
+    }
+
+    fn resource_types(&self, name: Option<&str>, base: &str) -> Result<ScimResponse, ScimError> {
+        let render = |rt: &ResourceType| {
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+                "id": rt.name,
+                "name": rt.name,
+                "endpoint": rt.endpoint,
+                "description": rt.description,
+                "schema": rt.schema.id,
+                "schemaExtensions": rt.extensions.iter()
+                    .map(|e| json!({"schema": e.schema.id, "required": e.required}))
+                    .collect::<Vec<_>>(),
+                "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{}", rt.name)},
+            })
+        };
+        match name {
+            Some(n) => {
+                let rt = self
+                    .registry
+                    .resource_type(n)
+                    .ok_or_else(|| ScimError::not_found(format!("no resource type `{n}`")))?;
+                Ok(ScimResponse::json(200, &render(rt)))
+            }
+            None => Ok(ScimResponse::json(
+                200,
+                &list_response(self.registry.resource_types().iter().map(render).collect()),
+            )),
+        }
+    }
+
+    /// What this service supports, truthfully: no PATCH, bulk or password change yet.
+    fn service_provider_config(&self, base: &str) -> ScimResponse {
+        ScimResponse::json(
+            200,
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+                "patch": {"supported": false},
+                "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+                "filter": {"supported": true, "maxResults": self.config.max_results},
+                "changePassword": {"supported": false},
+                "sort": {"supported": true},
+                "etag": {"supported": true},
+                "authenticationSchemes": [],
+                "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")},
+            }),
+        )
+    }
+}
+
+fn route(rest: &str) -> Option<Route<'_>> {
+    let mut parts = rest.splitn(2, '/');
+    let first = parts.next().unwrap_or("");
+    let second = parts.next();
+    let kind = match first {
+        "Users" => Some(Kind::User),
+        "Groups" => Some(Kind::Group),
+        _ => None,
+    };
+    Some(match (first, second) {
+        (_, Some(".search")) if kind.is_some() => Route::Search,
+        (_, None) if kind.is_some() => Route::Collection(kind?),
+        (_, Some(id)) if kind.is_some() && !id.is_empty() && !id.contains('/') => {
+            Route::Resource(kind?, id)
+        }
+        ("Schemas", id) => Route::Schemas(id),
+        ("ResourceTypes", name) => Route::ResourceTypes(name),
+        ("ServiceProviderConfig", None) => Route::ServiceProviderConfig,
+        ("Me", _) => Route::Me,
+        ("Bulk", None) => Route::Bulk,
+        (".search", None) => Route::Search,
+        _ => return None,
+    })
+}
+
+/// Whether an `If-Match` / `If-None-Match` value names `version` (or is `*`).
+fn etag_matches(header: &str, version: u64) -> bool {
+    header.split(',').map(str::trim).any(|tag| {
+        tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == version.to_string()
+    })
+}
+
+fn list_response(resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": resources.len(),
+        "itemsPerPage": resources.len(),
+        "startIndex": 1,
+        "Resources": resources,
+    })
+}

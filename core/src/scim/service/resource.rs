@@ -1,0 +1,493 @@
+//! Between SCIM JSON and stored resources: checking and normalising what clients send
+//! (canonical attribute names, types, read-only and write-only attributes), and rendering
+//! what the service returns (`schemas`, `meta`, members, projection).
+
+use serde_json::{Map, Value};
+
+use super::ScimError;
+use crate::scim::datetime::DateTime;
+use crate::scim::filter::{AttrPath, Compatibility};
+use crate::scim::schema::{Attribute, AttributeType, Mutability, ResourceType, Returned, Schema};
+use crate::store::{Kind, Member, Resource};
+
+/// A checked request body.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Input {
+    /// `userName` or `displayName`.
+    pub(crate) name: String,
+    pub(crate) external_id: Option<String>,
+    pub(crate) active: bool,
+    /// Canonical attributes, extension attributes under their schema URN.
+    pub(crate) attributes: Map<String, Value>,
+    /// A group's `members` as given (their kinds resolved later), if the body has them.
+    pub(crate) members: Option<Vec<String>>,
+}
+
+fn invalid(detail: impl Into<String>) -> ScimError {
+    ScimError::bad_request("invalidValue", detail)
+}
+
+/// Checks a create or replace body against the resource type.
+pub(crate) fn read_input(
+    rt: &ResourceType,
+    kind: Kind,
+    body: &Value,
+    compat: Compatibility,
+) -> Result<Input, ScimError> {
+    let Value::Object(fields) = body else {
+        return Err(ScimError::bad_request(
+            "invalidSyntax",
+            "the body must be a JSON object",
+        ));
+    };
+    let mut attributes = Map::new();
+    let mut external_id = None;
+    let mut members = None;
+    for (key, value) in fields {
+        if key.eq_ignore_ascii_case("schemas") {
+            check_schemas(value)?;
+            continue;
+        }
+        if key.eq_ignore_ascii_case("id") || key.eq_ignore_ascii_case("meta") {
+            continue; // read-only; clients echo them back
+        }
+        if key.eq_ignore_ascii_case("externalId") {
+            external_id = match value {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                _ => return Err(invalid("`externalId` must be a string")),
+            };
+            continue;
+        }
+        if kind == Kind::Group && key.eq_ignore_ascii_case("members") {
+            members = Some(member_ids(value)?);
+            continue;
+        }
+        if let Some(ext) = rt
+            .extensions
+            .iter()
+            .find(|e| e.schema.id.eq_ignore_ascii_case(key))
+        {
+            let Value::Object(inner) = value else {
+                return Err(invalid(format!(
+                    "`{key}` must be an object of extension attributes"
+                )));
+            };
+            let mut out = Map::new();
+            for (k, v) in inner {
+                put_attribute(&ext.schema, k, v, compat, &mut out, key)?;
+            }
+            if !out.is_empty() {
+                attributes.insert(ext.schema.id.clone(), Value::Object(out));
+            }
+            continue;
+        }
+        put_attribute(&rt.schema, key, value, compat, &mut attributes, "")?;
+    }
+    let name_attr = match kind {
+        Kind::User => "userName",
+        Kind::Group => "displayName",
+    };
+    let name = match attributes.get(name_attr) {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        _ => return Err(invalid(format!("`{name_attr}` is required"))),
+    };
+    let active = match attributes.get("active") {
+        Some(Value::Bool(b)) => *b,
+        _ => true,
+    };
+    Ok(Input {
+        name,
+        external_id,
+        active,
+        attributes,
+        members,
+    })
+}
+
+fn check_schemas(value: &Value) -> Result<(), ScimError> {
+    match value {
+        Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),
+        _ => Err(invalid("`schemas` must be an array of schema URNs")),
+    }
+}
+
+fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
+    let items = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => return Err(invalid("`members` must be an array")),
+    };
+    items
+        .iter()
+        .map(|m| {
+            match m
+                .as_object()
+                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")))
+            {
+                Some((_, Value::String(id))) => Ok(id.clone()),
+                _ => Err(invalid("each member needs a `value` with the member's id")),
+            }
+        })
+        .collect()
+}
+
+/// Checks one attribute of `schema` and stores it under its canonical name, unless it is
+/// read-only (ignored) or write-only (checked, not kept).
+fn put_attribute(
+    schema: &Schema,
+    key: &str,
+    value: &Value,
+    compat: Compatibility,
+    out: &mut Map<String, Value>,
+    prefix: &str,
+) -> Result<(), ScimError> {
+    let Some(attr) = schema.attribute(key) else {
+        let shown = if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}:{key}")
+        };
+        return Err(invalid(format!("unknown attribute `{shown}`")));
+    };
+    if attr.mutability == Mutability::ReadOnly {
+        return Ok(());
+    }
+    let checked = check_value(attr, value, compat, &attr.name)?;
+    if attr.mutability == Mutability::WriteOnly {
+        return Ok(()); // passwords are accepted, never kept (no hash store configured)
+    }
+    match checked {
+        Some(v) => {
+            out.insert(attr.name.clone(), v);
+        }
+        None => {
+            out.remove(&attr.name);
+        }
+    }
+    Ok(())
+}
+
+/// Checks `value` against `attr`; `None` for an empty value (null, `[]`, `{}`).
+pub(crate) fn check_value(
+    attr: &Attribute,
+    value: &Value,
+    compat: Compatibility,
+    path: &str,
+) -> Result<Option<Value>, ScimError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    if attr.multi_valued {
+        let Value::Array(items) = value else {
+            return Err(invalid(format!("`{path}` is multi-valued: send an array")));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(v) = check_single(attr, item, compat, path)? {
+                out.push(v);
+            }
+        }
+        return Ok((!out.is_empty()).then_some(Value::Array(out)));
+    }
+    check_single(attr, value, compat, path)
+}
+
+fn check_single(
+    attr: &Attribute,
+    value: &Value,
+    compat: Compatibility,
+    path: &str,
+) -> Result<Option<Value>, ScimError> {
+    let wrong = |what: &str| invalid(format!("`{path}` must be {what}"));
+    Ok(Some(match attr.ty {
+        AttributeType::Complex => {
+            let Value::Object(fields) = value else {
+                return Err(wrong("an object"));
+            };
+            let mut out = Map::new();
+            for (k, v) in fields {
+                let Some(sub) = attr.sub_attribute(k) else {
+                    return Err(invalid(format!("unknown sub-attribute `{path}.{k}`")));
+                };
+                if let Some(v) = check_single(sub, v, compat, &format!("{path}.{}", sub.name))? {
+                    out.insert(sub.name.clone(), v);
+                }
+            }
+            if out.is_empty() {
+                return Ok(None);
+            }
+            Value::Object(out)
+        }
+        _ if value.is_null() => return Ok(None),
+        AttributeType::String | AttributeType::Reference => match value {
+            Value::String(_) => value.clone(),
+            _ => return Err(wrong("a string")),
+        },
+        AttributeType::Binary => match value {
+            Value::String(s) if is_base64(s) => value.clone(),
+            _ => return Err(wrong("base64 text")),
+        },
+        AttributeType::Boolean => match value {
+            Value::Bool(_) => value.clone(),
+            Value::String(s) if compat.string_booleans && s.eq_ignore_ascii_case("true") => {
+                Value::Bool(true)
+            }
+            Value::String(s) if compat.string_booleans && s.eq_ignore_ascii_case("false") => {
+                Value::Bool(false)
+            }
+            _ => return Err(wrong("a boolean")),
+        },
+        AttributeType::Integer => match value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => value.clone(),
+            _ => return Err(wrong("an integer")),
+        },
+        AttributeType::Decimal => match value {
+            Value::Number(_) => value.clone(),
+            _ => return Err(wrong("a number")),
+        },
+        AttributeType::DateTime => match value {
+            Value::String(s) => {
+                DateTime::parse(s).map_err(|e| invalid(format!("`{path}`: {e}")))?;
+                value.clone()
+            }
+            _ => return Err(wrong("a dateTime string")),
+        },
+    }))
+}
+
+fn is_base64(s: &str) -> bool {
+    s.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\r' | b'\n')
+    })
+}
+
+/// What to include in a rendered resource (RFC 7644 §3.9).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Projection {
+    pub(crate) attributes: Vec<AttrPath>,
+    pub(crate) excluded: Vec<AttrPath>,
+}
+
+impl Projection {
+    /// Parses the `attributes` and `excludedAttributes` parameters (comma-separated paths).
+    pub(crate) fn parse(
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+    ) -> Result<Self, ScimError> {
+        let list = |text: Option<&str>| -> Result<Vec<AttrPath>, ScimError> {
+            text.map(|t| t.split(',').map(str::trim).filter(|s| !s.is_empty()))
+                .into_iter()
+                .flatten()
+                .map(|p| AttrPath::parse(p).map_err(ScimError::from))
+                .collect()
+        };
+        Ok(Self {
+            attributes: list(attributes)?,
+            excluded: list(excluded)?,
+        })
+    }
+
+    /// Whether the top-level attribute `name` (of `schema_id`) is asked for at all; used to
+    /// skip loading members nobody will see.
+    pub(crate) fn wants(&self, rt: &ResourceType, name: &str) -> bool {
+        let names = |paths: &[AttrPath]| paths.iter().any(|p| matches_attr(rt, p, name));
+        if !self.attributes.is_empty() {
+            names(&self.attributes)
+        } else {
+            !self
+                .excluded
+                .iter()
+                .any(|p| p.sub_attr().is_none() && matches_attr(rt, p, name))
+        }
+    }
+}
+
+/// Whether `path` names the core or common attribute `name` of `rt`.
+fn matches_attr(rt: &ResourceType, path: &AttrPath, name: &str) -> bool {
+    rt.resolve_path(path)
+        .is_some_and(|r| !r.in_extension && r.attribute.name.eq_ignore_ascii_case(name))
+}
+
+/// Renders a stored resource as SCIM JSON. `members` (groups) or `groups` (users) are
+/// included when given.
+pub(crate) fn render(
+    rt: &ResourceType,
+    r: &Resource,
+    members: Option<&[Member]>,
+    groups: Option<&[String]>,
+    base: &str,
+    projection: &Projection,
+) -> Value {
+    let mut out = Map::new();
+    let mut schemas = vec![Value::String(rt.schema.id.clone())];
+    for ext in &rt.extensions {
+        if r.attributes.get(&ext.schema.id).is_some() {
+            schemas.push(Value::String(ext.schema.id.clone()));
+        }
+    }
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert("id".into(), Value::String(r.id.clone()));
+    if let Some(e) = &r.external_id {
+        out.insert("externalId".into(), Value::String(e.clone()));
+    }
+    if let Value::Object(attrs) = &r.attributes {
+        for (k, v) in attrs {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    if r.kind == Kind::User {
+        out.insert("active".into(), Value::Bool(r.active));
+    }
+    if let Some(members) = members {
+        let list = members
+            .iter()
+            .map(|m| {
+                let endpoint = if m.kind == Kind::User {
+                    "Users"
+                } else {
+                    "Groups"
+                };
+                serde_json::json!({
+                    "value": m.id,
+                    "type": m.kind.as_str(),
+                    "$ref": format!("{base}/{endpoint}/{}", m.id),
+                })
+            })
+            .collect();
+        out.insert("members".into(), Value::Array(list));
+    }
+    if let Some(groups) = groups.filter(|g| !g.is_empty()) {
+        let list = groups
+            .iter()
+            .map(|g| serde_json::json!({"value": g, "type": "direct", "$ref": format!("{base}/Groups/{g}")}))
+            .collect();
+        out.insert("groups".into(), Value::Array(list));
+    }
+    let endpoint = if r.kind == Kind::User {
+        "Users"
+    } else {
+        "Groups"
+    };
+    out.insert(
+        "meta".into(),
+        serde_json::json!({
+            "resourceType": r.kind.as_str(),
+            "created": r.created.to_string(),
+            "lastModified": r.modified.to_string(),
+            "location": format!("{base}/{endpoint}/{}", r.id),
+            "version": etag(r.version),
+        }),
+    );
+    project(rt, Value::Object(out), projection)
+}
+
+/// The weak ETag of a version.
+pub(crate) fn etag(version: u64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Applies `attributes` / `excludedAttributes` and the `returned` characteristic.
+fn project(rt: &ResourceType, resource: Value, projection: &Projection) -> Value {
+    let Value::Object(fields) = resource else {
+        return resource;
+    };
+    let mut out = Map::new();
+    for (key, value) in fields {
+        // Extension containers: project their attributes one by one.
+        if let Some(ext) = rt.extensions.iter().find(|e| e.schema.id == key) {
+            if let Value::Object(inner) = value {
+                let kept: Map<String, Value> = inner
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        let attr = ext.schema.attribute(&k)?;
+                        keep(projection, rt, attr, &format!("{key}:{k}"), v).map(|v| (k, v))
+                    })
+                    .collect();
+                if !kept.is_empty() {
+                    out.insert(key, Value::Object(kept));
+                }
+            }
+            continue;
+        }
+        let attr = rt
+            .common_attributes()
+            .iter()
+            .chain(&rt.schema.attributes)
+            .find(|a| a.name == key);
+        match attr {
+            Some(attr) => {
+                if let Some(v) = keep(projection, rt, attr, &key, value) {
+                    out.insert(key, v);
+                }
+            }
+            None => {
+                out.insert(key, value);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// The part of `value` (attribute `attr`, written `path`) the projection keeps.
+fn keep(
+    projection: &Projection,
+    rt: &ResourceType,
+    attr: &Attribute,
+    path: &str,
+    value: Value,
+) -> Option<Value> {
+    match attr.returned {
+        Returned::Never => return None,
+        Returned::Always => return Some(value),
+        _ => {}
+    }
+    let Ok(me) = AttrPath::parse(path) else {
+        return Some(value);
+    };
+    let same = |p: &AttrPath| {
+        let (a, b) = (rt.resolve_path(p), rt.resolve_path(&me));
+        matches!((a, b), (Some(a), Some(b)) if std::ptr::eq(a.attribute, b.attribute))
+    };
+    if !projection.attributes.is_empty() {
+        let listed: Vec<&AttrPath> = projection.attributes.iter().filter(|p| same(p)).collect();
+        if listed.is_empty() {
+            return None;
+        }
+        if listed.iter().any(|p| p.sub_attr().is_none()) {
+            return Some(value);
+        }
+        let subs: Vec<&str> = listed.iter().filter_map(|p| p.sub_attr()).collect();
+        return filter_subs(value, |k| subs.iter().any(|s| s.eq_ignore_ascii_case(k)));
+    }
+    if attr.returned == Returned::Request {
+        return None;
+    }
+    let excluded: Vec<&AttrPath> = projection.excluded.iter().filter(|p| same(p)).collect();
+    if excluded.iter().any(|p| p.sub_attr().is_none()) {
+        return None;
+    }
+    let subs: Vec<&str> = excluded.iter().filter_map(|p| p.sub_attr()).collect();
+    if subs.is_empty() {
+        return Some(value);
+    }
+    filter_subs(value, |k| !subs.iter().any(|s| s.eq_ignore_ascii_case(k)))
+}
+
+/// Keeps the sub-attributes of a complex value (or of each value of a list) that `keep` says.
+fn filter_subs(value: Value, keep: impl Fn(&str) -> bool + Copy) -> Option<Value> {
+    match value {
+        Value::Object(fields) => {
+            let kept: Map<String, Value> = fields.into_iter().filter(|(k, _)| keep(k)).collect();
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        Value::Array(items) => {
+            let kept: Vec<Value> = items
+                .into_iter()
+                .filter_map(|v| filter_subs(v, keep))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        other => Some(other),
+    }
+}

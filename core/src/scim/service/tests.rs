@@ -1,0 +1,503 @@
+//! The service driven the way an identity provider drives it, over the in-memory and the
+//! SQLite store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::store::memory::MemoryStore;
+use crate::store::{DirectoryKind, NewDirectory, system_clock};
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// A service over `store` with ids `id1`, `id2`, … and directories `acme` and `other`.
+fn service_over(store: Arc<dyn Store>) -> Service {
+    store
+        .create_directory(NewDirectory::new("acme", DirectoryKind::Scim))
+        .unwrap();
+    store
+        .create_directory(NewDirectory::new("other", DirectoryKind::Scim))
+        .unwrap();
+    let n = Arc::new(AtomicU64::new(0));
+    let ids: IdGenerator = Arc::new(move || format!("id{}", n.fetch_add(1, Ordering::SeqCst) + 1));
+    Service::with(store, SchemaRegistry::core(), ServiceConfig::default(), ids)
+}
+
+fn services() -> Vec<Service> {
+    let mut all = vec![service_over(Arc::new(MemoryStore::new(system_clock())))];
+    #[cfg(feature = "sqlite")]
+    all.push(service_over(Arc::new(
+        crate::store::sqlite::SqliteStore::open_in_memory(system_clock()).unwrap(),
+    )));
+    all
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+    response: ScimResponse,
+}
+
+fn call(s: &Service, req: ScimRequest) -> Reply {
+    let response = s.handle(&req);
+    let body = if response.body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&response.body).unwrap()
+    };
+    Reply {
+        status: response.status,
+        body,
+        response,
+    }
+}
+
+fn post(s: &Service, path: &str, body: Value) -> Reply {
+    call(
+        s,
+        ScimRequest::new("POST", path).with_body(&body.to_string()),
+    )
+}
+
+fn get(s: &Service, path: &str, query: &str) -> Reply {
+    call(s, ScimRequest::new("GET", path).with_query(query))
+}
+
+fn bjensen() -> Value {
+    json!({
+        "schemas": [USER, ENTERPRISE],
+        "userName": "bjensen",
+        "externalId": "bjensen-ext",
+        "name": {"givenName": "Barbara", "familyName": "Jensen"},
+        "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true}],
+        "password": "t1meMa$heen",
+        "id": "client-chosen",
+        ENTERPRISE: {"employeeNumber": "701984", "department": "Tour Operations"}
+    })
+}
+
+fn assert_error(r: &Reply, status: u16, scim_type: Option<&str>) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(
+        r.body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(r.body["status"], status.to_string(), "status is a string");
+    assert_eq!(r.body["scimType"].as_str(), scim_type, "{}", r.body);
+    assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    assert_eq!(r.response.header("Content-Type"), Some(SCIM_JSON));
+}
+
+#[test]
+fn create_read_replace_delete_a_user() {
+    for s in services() {
+        let created = post(&s, "/scim/v2/acme/Users", bjensen());
+        assert_eq!(created.status, 201, "{}", created.body);
+        let body = &created.body;
+        assert_eq!(body["id"], "id1", "the server chooses the id");
+        assert_eq!(
+            created.response.header("Location"),
+            Some("/scim/v2/acme/Users/id1")
+        );
+        assert_eq!(created.response.header("ETag"), Some("W/\"1\""));
+        assert_eq!(body["meta"]["version"], "W/\"1\"");
+        assert_eq!(body["meta"]["resourceType"], "User");
+        assert_eq!(body["schemas"], json!([USER, ENTERPRISE]));
+        assert_eq!(body[ENTERPRISE]["department"], "Tour Operations");
+        assert_eq!(body["active"], true);
+        assert!(body.get("password").is_none(), "never returned");
+
+        let read = get(&s, "/scim/v2/acme/Users/id1", "");
+        assert_eq!(read.status, 200);
+        assert_eq!(read.body, created.body);
+        let not_modified = call(
+            &s,
+            ScimRequest::new("GET", "/scim/v2/acme/Users/id1")
+                .with_header("If-None-Match", "W/\"1\""),
+        );
+        assert_eq!(not_modified.status, 304);
+        assert!(not_modified.response.body.is_empty());
+
+        // PUT replaces: what is left out is cleared.
+        let put = call(
+            &s,
+            ScimRequest::new("PUT", "/scim/v2/acme/Users/id1")
+                .with_header("If-Match", "W/\"1\"")
+                .with_body(&json!({"schemas": [USER], "userName": "bjensen", "active": false, "title": "Guide"}).to_string()),
+        );
+        assert_eq!(put.status, 200, "{}", put.body);
+        assert_eq!(put.body["meta"]["version"], "W/\"2\"");
+        assert_eq!(put.body["active"], false);
+        assert!(put.body.get("name").is_none() && put.body.get(ENTERPRISE).is_none());
+        let stale = call(
+            &s,
+            ScimRequest::new("PUT", "/scim/v2/acme/Users/id1")
+                .with_header("If-Match", "W/\"1\"")
+                .with_body(&json!({"userName": "x"}).to_string()),
+        );
+        assert_error(&stale, 412, None);
+        assert_eq!(
+            get(&s, "/scim/v2/acme/Users/id1", "").body["userName"],
+            "bjensen",
+            "a failed PUT changes nothing"
+        );
+
+        assert_error(
+            &call(
+                &s,
+                ScimRequest::new("DELETE", "/scim/v2/acme/Users/id1")
+                    .with_header("If-Match", "W/\"1\""),
+            ),
+            412,
+            None,
+        );
+        assert_eq!(
+            call(&s, ScimRequest::new("DELETE", "/scim/v2/acme/Users/id1")).status,
+            204
+        );
+        assert_error(&get(&s, "/scim/v2/acme/Users/id1", ""), 404, None);
+        assert_error(
+            &call(&s, ScimRequest::new("DELETE", "/scim/v2/acme/Users/id1")),
+            404,
+            None,
+        );
+    }
+}
+
+#[test]
+fn uniqueness_and_bad_bodies() {
+    for s in services() {
+        assert_eq!(
+            post(&s, "/scim/v2/acme/Users", json!({"userName": "bjensen"})).status,
+            201
+        );
+        assert_error(
+            &post(&s, "/scim/v2/acme/Users", json!({"userName": "BJensen"})),
+            409,
+            Some("uniqueness"),
+        );
+        assert_error(
+            &post(&s, "/scim/v2/other/Users", json!({"userName": "bjensen"})),
+            409,
+            Some("uniqueness"),
+        );
+        assert_error(
+            &post(&s, "/scim/v2/acme/Users", json!({"displayName": "no name"})),
+            400,
+            Some("invalidValue"),
+        );
+        assert_error(
+            &post(
+                &s,
+                "/scim/v2/acme/Users",
+                json!({"userName": "x", "nickname2": "y"}),
+            ),
+            400,
+            Some("invalidValue"),
+        );
+        assert_error(
+            &post(
+                &s,
+                "/scim/v2/acme/Users",
+                json!({"userName": "x", "active": "yes"}),
+            ),
+            400,
+            Some("invalidValue"),
+        );
+        assert_error(
+            &post(
+                &s,
+                "/scim/v2/acme/Users",
+                json!({"userName": "x", "emails": {"value": "a"}}),
+            ),
+            400,
+            Some("invalidValue"),
+        );
+        assert_error(
+            &post(&s, "/scim/v2/acme/Users", json!(["userName"])),
+            400,
+            Some("invalidSyntax"),
+        );
+        let not_json = call(
+            &s,
+            ScimRequest::new("POST", "/scim/v2/acme/Users").with_body("{\"userName\": "),
+        );
+        assert_error(&not_json, 400, Some("invalidSyntax"));
+        let mut form = ScimRequest::new("POST", "/scim/v2/acme/Users");
+        form.headers.push((
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
+        form.body = b"userName=x".to_vec();
+        assert_error(&call(&s, form), 415, None);
+        let mut plain_json = ScimRequest::new("POST", "/scim/v2/acme/Users");
+        plain_json.headers.push((
+            "content-type".into(),
+            "application/json; charset=utf-8".into(),
+        ));
+        plain_json.body = br#"{"userName": "viajson", "active": "False"}"#.to_vec();
+        let r = call(&s, plain_json);
+        assert_eq!(r.status, 201, "application/json is accepted");
+        assert_eq!(r.body["active"], false, "Entra's string booleans");
+        // Nothing of the failed requests was stored.
+        assert_eq!(get(&s, "/scim/v2/acme/Users", "").body["totalResults"], 2);
+    }
+}
+
+#[test]
+fn lists_filter_sort_page_and_project() {
+    for s in services() {
+        for (name, title) in [
+            ("carol", "Engineer"),
+            ("alice", "Director"),
+            ("bob", "Engineer"),
+            ("dave", ""),
+        ] {
+            let mut u = json!({"userName": name, "emails": [{"value": format!("{name}@example.com"), "type": "work"}]});
+            if !title.is_empty() {
+                u["title"] = json!(title);
+            }
+            assert_eq!(post(&s, "/scim/v2/acme/Users", u).status, 201);
+        }
+        let names = |r: &Reply| -> Vec<String> {
+            r.body["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["userName"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let r = get(
+            &s,
+            "/scim/v2/acme/Users",
+            "filter=userName%20eq%20%22ALICE%22",
+        );
+        assert_eq!((r.status, names(&r)), (200, vec!["alice".to_owned()]));
+        let r = get(
+            &s,
+            "/scim/v2/acme/Users",
+            r#"filter=title eq "Engineer"&sortBy=userName"#,
+        );
+        assert_eq!(names(&r), ["bob", "carol"]);
+        assert_eq!(r.body["totalResults"], 2);
+        let r = get(
+            &s,
+            "/scim/v2/acme/Users",
+            "sortBy=title&sortOrder=descending",
+        );
+        assert_eq!(
+            names(&r),
+            ["carol", "bob", "alice", "dave"],
+            "descending, missing values last, ties in id order"
+        );
+        let r = get(
+            &s,
+            "/scim/v2/acme/Users",
+            "sortBy=userName&startIndex=2&count=2",
+        );
+        assert_eq!(
+            (
+                names(&r),
+                r.body["startIndex"].clone(),
+                r.body["itemsPerPage"].clone(),
+                r.body["totalResults"].clone()
+            ),
+            (
+                vec!["bob".to_owned(), "carol".to_owned()],
+                json!(2),
+                json!(2),
+                json!(4)
+            )
+        );
+        let r = get(
+            &s,
+            "/scim/v2/acme/Users",
+            "sortBy=userName&startIndex=0&count=-5",
+        );
+        assert_eq!(
+            (r.body["startIndex"].clone(), r.body["itemsPerPage"].clone()),
+            (json!(1), json!(0)),
+            "RFC rules for bad values"
+        );
+        assert_error(
+            &get(&s, "/scim/v2/acme/Users", "count=ten"),
+            400,
+            Some("invalidValue"),
+        );
+        assert_error(
+            &get(&s, "/scim/v2/acme/Users", "filter=userName%20eq"),
+            400,
+            Some("invalidFilter"),
+        );
+        assert_error(
+            &get(&s, "/scim/v2/acme/Users", "filter=active gt true"),
+            400,
+            Some("invalidFilter"),
+        );
+        // Entra's test-connection probe: a random userName finds nothing, and that is a 200.
+        let r = get(
+            &s,
+            "/scim/v2/acme/Users",
+            r#"filter=userName eq "4b0e2c3a-8f0e-4c1d-9d59-7e1d4d6f0a11""#,
+        );
+        assert_eq!((r.status, r.body["totalResults"].clone()), (200, json!(0)));
+        // Projection: returned "always" survives, "never" never appears.
+        let r = get(
+            &s,
+            "/scim/v2/acme/Users",
+            r#"filter=userName eq "bob"&attributes=emails.value"#,
+        );
+        let bob = &r.body["Resources"][0];
+        assert_eq!(bob["emails"], json!([{"value": "bob@example.com"}]));
+        assert!(
+            bob.get("id").is_some() && bob.get("userName").is_none() && bob.get("meta").is_none()
+        );
+        let r = get(
+            &s,
+            "/scim/v2/acme/Users/id3",
+            "excludedAttributes=emails,meta",
+        );
+        assert!(
+            r.body.get("emails").is_none()
+                && r.body.get("meta").is_none()
+                && r.body["userName"] == "bob"
+        );
+        assert_error(
+            &get(
+                &s,
+                "/scim/v2/acme/Users",
+                "attributes=emails[type eq \"work\"]",
+            ),
+            400,
+            Some("invalidPath"),
+        );
+        // Another directory sees none of it.
+        assert_eq!(get(&s, "/scim/v2/other/Users", "").body["totalResults"], 0);
+        assert_error(&get(&s, "/scim/v2/other/Users/id1", ""), 404, None);
+    }
+}
+
+#[test]
+fn groups_and_memberships() {
+    for s in services() {
+        post(&s, "/scim/v2/acme/Users", json!({"userName": "u1"}));
+        post(&s, "/scim/v2/acme/Users", json!({"userName": "u2"}));
+        let g = post(
+            &s,
+            "/scim/v2/acme/Groups",
+            json!({"displayName": "Tour Guides", "members": [{"value": "id1"}, {"value": "id2", "type": "User"}]}),
+        );
+        assert_eq!(g.status, 201, "{}", g.body);
+        assert_eq!(g.body["members"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            g.body["members"][0],
+            json!({"value": "id1", "type": "User", "$ref": "/scim/v2/acme/Users/id1"})
+        );
+        assert_error(
+            &post(
+                &s,
+                "/scim/v2/acme/Groups",
+                json!({"displayName": "tour guides"}),
+            ),
+            409,
+            Some("uniqueness"),
+        );
+        assert_error(
+            &post(
+                &s,
+                "/scim/v2/acme/Groups",
+                json!({"displayName": "Ghosts", "members": [{"value": "nobody"}]}),
+            ),
+            400,
+            Some("invalidValue"),
+        );
+        assert_eq!(
+            post(
+                &s,
+                "/scim/v2/other/Groups",
+                json!({"displayName": "Tour Guides"})
+            )
+            .status,
+            201,
+            "group names are per directory"
+        );
+        let r = get(&s, "/scim/v2/acme/Groups/id3", "excludedAttributes=members");
+        assert!(r.body.get("members").is_none() && r.body["displayName"] == "Tour Guides");
+        let r = get(&s, "/scim/v2/acme/Users/id1", "");
+        assert_eq!(
+            r.body["groups"],
+            json!([{"value": "id3", "type": "direct", "$ref": "/scim/v2/acme/Groups/id3"}])
+        );
+        // Entra's membership check.
+        let r = get(
+            &s,
+            "/scim/v2/acme/Groups",
+            r#"filter=id eq "id3" and members[value eq "id2"]&excludedAttributes=members"#,
+        );
+        assert_eq!(r.body["totalResults"], 1, "{}", r.body);
+        let r = get(
+            &s,
+            "/scim/v2/acme/Groups",
+            r#"filter=id eq "id3" and members[value eq "id9"]"#,
+        );
+        assert_eq!(r.body["totalResults"], 0);
+        let r = get(
+            &s,
+            "/scim/v2/acme/Groups",
+            r#"filter=displayName eq "TOUR GUIDES"&excludedAttributes=members"#,
+        );
+        assert_eq!(r.body["Resources"][0]["id"], "id3");
+        // PUT without members empties the group.
+        let r = call(
+            &s,
+            ScimRequest::new("PUT", "/scim/v2/acme/Groups/id3")
+                .with_body(&json!({"displayName": "Guides"}).to_string()),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["members"], json!([]));
+    }
+}
+
+#[test]
+fn discovery_routing_and_errors() {
+    for s in services() {
+        let r = get(&s, "/scim/v2/acme/Schemas", "");
+        assert_eq!(r.body["totalResults"], 3);
+        let r = get(&s, &format!("/scim/v2/acme/Schemas/{ENTERPRISE}"), "");
+        assert_eq!(r.body["attributes"].as_array().unwrap().len(), 6);
+        let r = get(&s, "/scim/v2/acme/ResourceTypes/User", "");
+        assert_eq!(r.body["schemaExtensions"][0]["schema"], ENTERPRISE);
+        let r = get(&s, "/scim/v2/acme/ServiceProviderConfig", "");
+        assert_eq!(
+            r.body["patch"]["supported"], false,
+            "truthful about what is missing"
+        );
+        assert_eq!(r.body["etag"]["supported"], true);
+        assert_error(&get(&s, "/scim/v2/acme/Me", ""), 501, None);
+        assert_error(&get(&s, "/scim/v2/nope/Users", ""), 404, None);
+        assert_error(&get(&s, "/scim/v2/acme/Devices", ""), 404, None);
+        assert_error(&get(&s, "/other/path", ""), 404, None);
+        assert_error(
+            &call(&s, ScimRequest::new("DELETE", "/scim/v2/acme/Users")),
+            405,
+            None,
+        );
+        assert_error(
+            &call(&s, ScimRequest::new("PATCH", "/scim/v2/acme/Users/x")),
+            501,
+            None,
+        );
+        let huge = format!("{{\"userName\": \"{}\"}}", "x".repeat(2 << 20));
+        assert_error(
+            &call(
+                &s,
+                ScimRequest::new("POST", "/scim/v2/acme/Users").with_body(&huge),
+            ),
+            413,
+            None,
+        );
+    }
+}
