@@ -79,6 +79,38 @@ fn contract(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     change_feed(make);
     deprovisioning(make);
     isolation(make);
+    tokens(make);
+}
+
+fn tokens(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let a = s
+        .create_directory(NewDirectory::new("a", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    let b = s
+        .create_directory(NewDirectory::new("b", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    let t1 = s.add_token(a, [1; 32]).unwrap();
+    let t2 = s.add_token(a, [2; 32]).unwrap();
+    s.add_token(b, [3; 32]).unwrap();
+    assert_eq!(
+        s.tokens(a).unwrap(),
+        [t1.clone(), t2.clone()],
+        "several valid at once, oldest first"
+    );
+    assert_eq!(s.tokens(b).unwrap().len(), 1);
+    assert!(
+        matches!(s.revoke_token(b, t1.id), Err(StoreError::NotFound { .. })),
+        "only a directory's own tokens"
+    );
+    s.revoke_token(a, t1.id).unwrap();
+    assert_eq!(s.tokens(a).unwrap(), [t2]);
+    assert!(matches!(
+        s.add_token(999, [0; 32]),
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 fn directories(make: &dyn Fn(Clock) -> Box<dyn Store>) {

@@ -6,7 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{
     Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Replacement,
-    Resource, Store, StoreError, UserCounts, UserNameScope, check_directory_name, name_attribute,
+    Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope, check_directory_name,
+    name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -35,6 +36,8 @@ struct State {
     /// (group id, member).
     memberships: BTreeSet<(String, Member)>,
     events: Vec<Event>,
+    tokens: Vec<StoredToken>,
+    next_token: i64,
 }
 
 impl MemoryStore {
@@ -433,6 +436,44 @@ impl Store for MemoryStore {
             }
         }
         Ok(purged)
+    }
+
+    fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError> {
+        let now = self.now();
+        let mut s = self.lock();
+        s.directory(directory)?;
+        s.next_token += 1;
+        let token = StoredToken {
+            id: s.next_token,
+            directory,
+            hash,
+            created: now,
+        };
+        s.tokens.push(token.clone());
+        Ok(token)
+    }
+
+    fn tokens(&self, directory: i64) -> Result<Vec<StoredToken>, StoreError> {
+        Ok(self
+            .lock()
+            .tokens
+            .iter()
+            .filter(|t| t.directory == directory)
+            .cloned()
+            .collect())
+    }
+
+    fn revoke_token(&self, directory: i64, id: i64) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let before = s.tokens.len();
+        s.tokens
+            .retain(|t| !(t.directory == directory && t.id == id));
+        if s.tokens.len() == before {
+            return Err(StoreError::NotFound {
+                what: format!("token {id}"),
+            });
+        }
+        Ok(())
     }
 
     fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError> {

@@ -244,6 +244,19 @@ pub struct UserCounts {
     pub inactive: u64,
 }
 
+/// A directory's secret token as stored: only its SHA-256 hash, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    /// Identifies the token for listing and revocation; not secret.
+    pub id: i64,
+    /// The directory the token opens.
+    pub directory: i64,
+    /// SHA-256 of the token.
+    pub hash: [u8; 32],
+    /// When it was issued.
+    pub created: DateTime,
+}
+
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -423,6 +436,25 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown directory.
     fn purge_inactive(&self, directory: i64, now: DateTime) -> Result<u64, StoreError>;
+
+    /// Stores the hash of a new token for `directory`; several may be valid at once, so that
+    /// a token can be rotated without downtime.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown directory.
+    fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError>;
+
+    /// The valid tokens of `directory`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn tokens(&self, directory: i64) -> Result<Vec<StoredToken>, StoreError>;
+
+    /// Revokes token `id` of `directory`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the directory has no such token.
+    fn revoke_token(&self, directory: i64, id: i64) -> Result<(), StoreError>;
 
     /// Active (licensed) and inactive user counts of `directory`.
     ///

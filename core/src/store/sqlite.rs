@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 
 use super::{
     Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory, NewResource,
-    Replacement, Resource, Store, StoreError, UserCounts, UserNameScope, check_directory_name,
-    name_attribute,
+    Replacement, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
+    check_directory_name, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS memberships (
     PRIMARY KEY (group_id, member_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS memberships_by_member ON memberships(member_id);
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY,
+    directory INTEGER NOT NULL REFERENCES directories(id),
+    hash BLOB NOT NULL,
+    created TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     directory INTEGER NOT NULL,
@@ -655,6 +661,73 @@ impl Store for SqliteStore {
                 }
             }
             Ok(purged)
+        })
+    }
+
+    fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError> {
+        self.write(|tx, now| {
+            let known: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM directories WHERE id = ?1)",
+                [directory],
+                |r| r.get(0),
+            )?;
+            if !known {
+                return Err(StoreError::NotFound {
+                    what: format!("directory {directory}"),
+                });
+            }
+            tx.execute(
+                "INSERT INTO tokens (directory, hash, created) VALUES (?1, ?2, ?3)",
+                params![directory, hash.as_slice(), now.to_string()],
+            )?;
+            Ok(StoredToken {
+                id: tx.last_insert_rowid(),
+                directory,
+                hash,
+                created: now,
+            })
+        })
+    }
+
+    fn tokens(&self, directory: i64) -> Result<Vec<StoredToken>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, hash, created FROM tokens WHERE directory = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([directory], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (id, hash, created) = r?;
+            let hash: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| StoreError::Backend(format!("token {id} has a malformed hash")))?;
+            Ok(StoredToken {
+                id,
+                directory,
+                hash,
+                created: time_from(&created)?,
+            })
+        })
+        .collect()
+    }
+
+    fn revoke_token(&self, directory: i64, id: i64) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            let n = tx.execute(
+                "DELETE FROM tokens WHERE directory = ?1 AND id = ?2",
+                params![directory, id],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("token {id}"),
+                });
+            }
+            Ok(())
         })
     }
 

@@ -7,16 +7,20 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use usersync_core::scim::service::{ScimRequest, Service};
+//! use usersync_core::scim::service::{ScimRequest, Service, issue_token};
 //! use usersync_core::store::{DirectoryKind, NewDirectory, Store, memory::MemoryStore, system_clock};
 //!
 //! let store = Arc::new(MemoryStore::new(system_clock()));
-//! store.create_directory(NewDirectory::new("acme", DirectoryKind::Scim))?;
+//! let acme = store.create_directory(NewDirectory::new("acme", DirectoryKind::Scim))?;
+//! let (token, _) = issue_token(&*store, &acme)?;
+//! let bearer = format!("Bearer {token}");
 //! let service = Service::new(store);
 //! let created = service.handle(&ScimRequest::new("POST", "/scim/v2/acme/Users")
+//!     .with_header("Authorization", &bearer)
 //!     .with_body(r#"{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bjensen"}"#));
 //! assert_eq!(created.status, 201);
 //! let found = service.handle(&ScimRequest::new("GET", "/scim/v2/acme/Users")
+//!     .with_header("Authorization", &bearer)
 //!     .with_query(r#"filter=userName eq "BJENSEN""#));
 //! let body: serde_json::Value = serde_json::from_slice(&found.body)?;
 //! assert_eq!(body["totalResults"], 1);
@@ -28,6 +32,7 @@ mod list;
 mod resource;
 #[cfg(test)]
 mod tests;
+mod token;
 
 use std::sync::Arc;
 
@@ -35,6 +40,7 @@ use serde_json::{Value, json};
 
 pub use error::ScimError;
 use resource::{Projection, etag, read_input, render};
+pub use token::issue_token;
 
 use crate::scim::filter::Compatibility;
 use crate::scim::schema::{ResourceType, SchemaRegistry};
@@ -141,6 +147,9 @@ pub struct ServiceConfig {
     pub max_payload: usize,
     /// Tolerances for identity providers (on by default).
     pub compat: Compatibility,
+    /// Whether requests need the directory's token (default true). Turn it off only where
+    /// the caller has authenticated the request itself.
+    pub require_token: bool,
 }
 
 impl Default for ServiceConfig {
@@ -149,6 +158,7 @@ impl Default for ServiceConfig {
             max_results: 1000,
             max_payload: 1 << 20,
             compat: Compatibility::default(),
+            require_token: true,
         }
     }
 }
@@ -235,6 +245,9 @@ impl Service {
             .store
             .directory(dir_name)?
             .ok_or_else(|| ScimError::not_found(format!("no directory `{dir_name}`")))?;
+        if self.config.require_token {
+            token::authorize(&*self.store, &directory, req.header("Authorization"))?;
+        }
         let base = format!("/scim/v2/{dir_name}");
         let route = route(rest.trim_end_matches('/'))
             .ok_or_else(|| ScimError::not_found(format!("no endpoint `/{rest}`")))?;
@@ -558,7 +571,12 @@ impl Service {
                 "changePassword": {"supported": false},
                 "sort": {"supported": true},
                 "etag": {"supported": true},
-                "authenticationSchemes": [],
+                "authenticationSchemes": [{
+                    "type": "oauthbearertoken",
+                    "name": "Directory token",
+                    "description": "The directory's secret token, sent as `Authorization: Bearer <token>`",
+                    "primary": true
+                }],
                 "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")},
             }),
         )

@@ -23,7 +23,12 @@ fn service_over(store: Arc<dyn Store>) -> Service {
         .unwrap();
     let n = Arc::new(AtomicU64::new(0));
     let ids: IdGenerator = Arc::new(move || format!("id{}", n.fetch_add(1, Ordering::SeqCst) + 1));
-    Service::with(store, SchemaRegistry::core(), ServiceConfig::default(), ids)
+    // These tests are about the protocol; `tokens_guard_each_directory` checks tokens.
+    let config = ServiceConfig {
+        require_token: false,
+        ..ServiceConfig::default()
+    };
+    Service::with(store, SchemaRegistry::core(), config, ids)
 }
 
 fn services() -> Vec<Service> {
@@ -500,4 +505,54 @@ fn discovery_routing_and_errors() {
             None,
         );
     }
+}
+
+#[test]
+fn tokens_guard_each_directory() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    let acme = store
+        .create_directory(NewDirectory::new("acme", DirectoryKind::Scim))
+        .unwrap();
+    let other = store
+        .create_directory(NewDirectory::new("other", DirectoryKind::Scim))
+        .unwrap();
+    let (old, old_stored) = issue_token(&*store, &acme).unwrap();
+    let (new, _) = issue_token(&*store, &acme).unwrap();
+    let (foreign, _) = issue_token(&*store, &other).unwrap();
+    assert!(old.starts_with("usersync_") && old.len() == 9 + 64 && old != new);
+    assert!(
+        store
+            .tokens(acme.id)
+            .unwrap()
+            .iter()
+            .all(|t| t.hash != *old.as_bytes().first_chunk::<32>().unwrap())
+    );
+    let s = Service::new(store.clone());
+    let with = |token: &str| {
+        call(
+            &s,
+            ScimRequest::new("GET", "/scim/v2/acme/Users")
+                .with_header("Authorization", &format!("Bearer {token}")),
+        )
+    };
+    assert_eq!(with(&old).status, 200);
+    assert_eq!(with(&new).status, 200, "two tokens valid during rotation");
+    let r = with(&foreign);
+    assert_error(&r, 403, None);
+    let r = with("usersync_0000");
+    assert_error(&r, 401, None);
+    assert_eq!(
+        r.response.header("WWW-Authenticate"),
+        Some("Bearer realm=\"usersync\"")
+    );
+    assert_error(&get(&s, "/scim/v2/acme/Users", ""), 401, None);
+    let basic = call(
+        &s,
+        ScimRequest::new("GET", "/scim/v2/acme/Users")
+            .with_header("Authorization", "Basic dXNlcjpwYXNz"),
+    );
+    assert_error(&basic, 401, None);
+    store.revoke_token(acme.id, old_stored.id).unwrap();
+    assert_error(&with(&old), 401, None);
+    assert_eq!(with(&new).status, 200);
 }
