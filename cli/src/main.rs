@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check_filter;
+mod directory;
+mod serve;
 
 /// Keeps users and groups in step between identity systems and the platform.
 #[derive(Debug, Parser)]
@@ -20,11 +22,20 @@ enum Command {
     ///
     /// Exits 0 when valid, 1 when invalid, 2 on a usage error.
     CheckFilter(check_filter::Args),
+    /// Serves the SCIM endpoint over HTTP on the embedded SQLite store.
+    ///
+    /// On a new database it creates the directory `default` and prints its endpoint and
+    /// token.
+    Serve(serve::Args),
+    /// Creates and lists directories; rotates and revokes their tokens.
+    Directory(directory::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckFilter(args) => check_filter::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Directory(args) => directory::run(&args),
     }
 }

@@ -188,7 +188,7 @@ impl RawSchema {
 /// digits and `-._:`, never two colons in a row or a trailing one.
 fn check_schema_id(id: &str) -> Result<(), SchemaError> {
     let ok = id.len() > 4
-        && id[..4].eq_ignore_ascii_case("urn:")
+        && id.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))

@@ -569,6 +569,8 @@ mod tests {
                 "malformed schema JSON",
             ),
             ("not json", "malformed schema JSON"),
+            // Found by the `schema` fuzz target: a multi-byte character across byte 4.
+            (r#"{"id": "urnơ:x", "attributes": []}"#, "is not a URN"),
         ];
         for (json, expected) in cases {
             let err = Schema::from_json(json).unwrap_err().to_string();

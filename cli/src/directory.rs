@@ -1,0 +1,170 @@
+//! `usersync directory`: create and list directories, rotate and revoke their tokens.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde_json::json;
+use usersync_core::scim::service::issue_token;
+use usersync_core::store::sqlite::SqliteStore;
+use usersync_core::store::{Directory, DirectoryKind, NewDirectory, Store, system_clock};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+    /// The SQLite database (created when missing).
+    #[arg(long, global = true, default_value = "usersync.db")]
+    db: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Creates a directory; a SCIM directory gets its first token, shown once.
+    Create {
+        /// Its name, used in the endpoint path.
+        name: String,
+        /// Where its users and groups come from: scim, ldap or local.
+        #[arg(long, default_value = "scim")]
+        kind: String,
+    },
+    /// Lists the directories with their licensed (active) and inactive user counts.
+    List,
+    /// Manages a directory's tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenCommand {
+    /// Issues another token; the old ones stay valid until revoked.
+    Rotate {
+        /// The directory.
+        name: String,
+    },
+    /// Revokes a token by its id (see `token list`).
+    Revoke {
+        /// The directory.
+        name: String,
+        /// The token's id.
+        id: i64,
+    },
+    /// Lists a directory's tokens (ids and dates, never the secrets).
+    List {
+        /// The directory.
+        name: String,
+    },
+}
+
+pub(crate) fn run(args: &Args) -> ExitCode {
+    match execute(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn find(store: &dyn Store, name: &str) -> Result<Directory, String> {
+    store
+        .directory(name)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no directory `{name}`"))
+}
+
+fn execute(args: &Args) -> Result<(), String> {
+    let store = SqliteStore::open(&args.db, system_clock())
+        .map_err(|e| format!("{}: {e}", args.db.display()))?;
+    match &args.command {
+        Command::Create { name, kind } => {
+            let kind = DirectoryKind::parse(kind)
+                .ok_or_else(|| format!("unknown kind `{kind}` (scim, ldap or local)"))?;
+            let d = store
+                .create_directory(NewDirectory::new(name.clone(), kind))
+                .map_err(|e| e.to_string())?;
+            let endpoint = format!("/scim/v2/{}", d.name);
+            let token = if kind == DirectoryKind::Scim {
+                Some(issue_token(&store, &d).map_err(|e| e.to_string())?.0)
+            } else {
+                None
+            };
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"name": d.name, "kind": kind.as_str(), "endpoint": endpoint, "token": token})
+                );
+            } else {
+                println!("created directory `{}` ({})", d.name, kind.as_str());
+                println!("endpoint: {endpoint}");
+                if let Some(t) = token {
+                    println!("token:    {t}");
+                    println!("(shown once)");
+                }
+            }
+        }
+        Command::List => {
+            let mut rows = Vec::new();
+            for d in store.directories().map_err(|e| e.to_string())? {
+                let counts = store.user_counts(d.id).map_err(|e| e.to_string())?;
+                rows.push(json!({
+                    "name": d.name, "kind": d.kind.as_str(), "endpoint": format!("/scim/v2/{}", d.name),
+                    "activeUsers": counts.active, "inactiveUsers": counts.inactive,
+                }));
+            }
+            if args.json {
+                println!("{}", json!(rows));
+            } else {
+                for r in rows {
+                    println!(
+                        "{}\t{}\t{}\tactive {}\tinactive {}",
+                        r["name"].as_str().unwrap_or_default(),
+                        r["kind"].as_str().unwrap_or_default(),
+                        r["endpoint"].as_str().unwrap_or_default(),
+                        r["activeUsers"],
+                        r["inactiveUsers"]
+                    );
+                }
+            }
+        }
+        Command::Token { command } => match command {
+            TokenCommand::Rotate { name } => {
+                let d = find(&store, name)?;
+                let (token, stored) = issue_token(&store, &d).map_err(|e| e.to_string())?;
+                if args.json {
+                    println!("{}", json!({"id": stored.id, "token": token}));
+                } else {
+                    println!("token {}: {token}", stored.id);
+                    println!("(shown once; revoke the old token when clients have switched)");
+                }
+            }
+            TokenCommand::Revoke { name, id } => {
+                let d = find(&store, name)?;
+                store.revoke_token(d.id, *id).map_err(|e| e.to_string())?;
+                if !args.json {
+                    println!("revoked token {id} of `{name}`");
+                }
+            }
+            TokenCommand::List { name } => {
+                let d = find(&store, name)?;
+                let tokens = store.tokens(d.id).map_err(|e| e.to_string())?;
+                if args.json {
+                    let list: Vec<_> = tokens
+                        .iter()
+                        .map(|t| json!({"id": t.id, "created": t.created.to_string()}))
+                        .collect();
+                    println!("{}", json!(list));
+                } else {
+                    for t in tokens {
+                        println!("{}\tissued {}", t.id, t.created);
+                    }
+                }
+            }
+        },
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! `usersync serve`: the SCIM endpoint over HTTP, on the embedded SQLite store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Response, StatusCode};
+use usersync_core::scim::service::{ScimRequest, Service, issue_token};
+use usersync_core::store::sqlite::SqliteStore;
+use usersync_core::store::{DirectoryKind, NewDirectory, Store, system_clock};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The SQLite database (created when missing).
+    #[arg(long, default_value = "usersync.db")]
+    db: PathBuf,
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+/// Bodies larger than this are refused before they are read; the service's own limit
+/// (1 MiB) answers with a SCIM 413 below it.
+const BODY_LIMIT: usize = 2 << 20;
+
+pub(crate) fn run(args: &Args) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let store: Arc<dyn Store> = match SqliteStore::open(&args.db, system_clock()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("error: cannot open {}: {e}", args.db.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(store, args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(store: Arc<dyn Store>, args: &Args) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on http://{addr}");
+    first_start(&*store, addr)?;
+    let names: Vec<String> = store
+        .directories()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    println!("serving {}: {}", names.len(), names.join(", "));
+    let service = Arc::new(Service::new(store));
+    let app = Router::new().fallback(handle).with_state(service);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| e.to_string())?;
+    // In-flight requests have finished; the store closes when the last `Arc` drops.
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// On a new database, creates the directory `default` and prints its endpoint and token, so
+/// that a newcomer can `curl` at once.
+fn first_start(store: &dyn Store, addr: SocketAddr) -> Result<(), String> {
+    if !store.directories().map_err(|e| e.to_string())?.is_empty() {
+        return Ok(());
+    }
+    let directory = store
+        .create_directory(NewDirectory::new("default", DirectoryKind::Scim))
+        .map_err(|e| e.to_string())?;
+    let (token, _) = issue_token(store, &directory).map_err(|e| e.to_string())?;
+    println!("created directory `default`");
+    println!("endpoint: http://{addr}/scim/v2/default");
+    println!("token:    {token}");
+    println!("(shown once; `usersync directory token rotate default` issues another)");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn handle(State(service): State<Arc<Service>>, request: Request) -> Response<Body> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let body = match to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    };
+    let scim = ScimRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        body,
+    };
+    let method = scim.method.clone();
+    let path = scim.path.clone();
+    // The store is synchronous: keep it off the async workers.
+    let response = match tokio::task::spawn_blocking(move || service.handle(&scim)).await {
+        Ok(r) => r,
+        Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"),
+    };
+    // Paths carry ids, never secrets; tokens travel in headers, which are not logged.
+    tracing::info!(%method, %path, status = response.status, micros = started.elapsed().as_micros() as u64, "request");
+    let mut out = Response::new(Body::from(response.body));
+    *out.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            out.headers_mut().append(n, v);
+        }
+    }
+    out
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r
+}
