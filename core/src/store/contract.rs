@@ -434,10 +434,74 @@ fn memberships(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     assert_eq!(s.get(d, Kind::Group, "g2").unwrap().unwrap().version, 2);
     s.delete(d, Kind::Group, "g2", None).unwrap();
 
+    // One update: new attributes plus member changes, one version, one event.
+    let before = s.events_after(0, 1000).unwrap().len();
+    let g = s.get(d, Kind::Group, "g").unwrap().unwrap();
+    let mut renamed = replacement(&g);
+    renamed.name = "Staff 2".into();
+    let change = Change {
+        replacement: Some(renamed),
+        add_members: vec![m("u3", Kind::User)],
+        remove_members: vec![m("sub", Kind::Group)],
+    };
+    let after = s
+        .update(d, Kind::Group, "g", Some(g.version), change)
+        .unwrap();
+    assert_eq!(
+        (after.version, after.name.as_str()),
+        (g.version + 1, "Staff 2")
+    );
+    assert_eq!(
+        s.members(d, "g").unwrap(),
+        [m("u1", Kind::User), m("u3", Kind::User)]
+    );
+    assert_eq!(
+        s.events_after(0, 1000).unwrap().len(),
+        before + 1,
+        "one event"
+    );
+    let for_user = Change {
+        add_members: vec![m("u2", Kind::User)],
+        ..Change::default()
+    };
+    assert!(
+        matches!(
+            s.update(d, Kind::User, "u2", None, for_user),
+            Err(StoreError::Invalid(_))
+        ),
+        "users have no members"
+    );
+    let failing = Change {
+        add_members: vec![m("u2", Kind::User), m("ghost", Kind::User)],
+        remove_members: vec![m("u1", Kind::User)],
+        replacement: None,
+    };
+    assert!(s.update(d, Kind::Group, "g", None, failing).is_err());
+    assert_eq!(
+        s.members(d, "g").unwrap(),
+        [m("u1", Kind::User), m("u3", Kind::User)],
+        "all or nothing"
+    );
+    let noop = Change {
+        remove_members: vec![m("u2", Kind::User)],
+        ..Change::default()
+    };
+    assert_eq!(
+        s.update(d, Kind::Group, "g", None, noop).unwrap().version,
+        after.version,
+        "no change, no version"
+    );
+    let back = Change {
+        remove_members: vec![m("u3", Kind::User)],
+        add_members: vec![m("sub", Kind::Group)],
+        replacement: None,
+    };
+    s.update(d, Kind::Group, "g", None, back).unwrap();
+
     // Deleting a member takes it out of its groups, which change version.
     s.delete(d, Kind::User, "u1", None).unwrap();
     assert_eq!(s.members(d, "g").unwrap(), [m("sub", Kind::Group)]);
-    assert_eq!(s.get(d, Kind::Group, "g").unwrap().unwrap().version, 4);
+    assert_eq!(s.get(d, Kind::Group, "g").unwrap().unwrap().version, 6);
     s.delete(d, Kind::Group, "g", None).unwrap();
     assert!(s.groups_of(d, "sub").unwrap().is_empty());
     assert!(s.members(d, "g").unwrap().is_empty());

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Replacement,
-    Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope, check_directory_name,
-    name_attribute,
+    Change, Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource,
+    Replacement, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
+    check_directory_name, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -266,34 +266,71 @@ impl Store for MemoryStore {
         expected_version: Option<u64>,
         n: Replacement,
     ) -> Result<Resource, StoreError> {
+        let change = Change {
+            replacement: Some(n),
+            ..Change::default()
+        };
+        self.update(directory, kind, id, expected_version, change)
+    }
+
+    fn update(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+        change: Change,
+    ) -> Result<Resource, StoreError> {
         let now = self.now();
         let mut s = self.lock();
-        let current = s.existing(directory, kind, id)?;
-        check_version(current, expected_version)?;
-        s.check_name(directory, kind, &n.name, Some(id))?;
-        if let Some(members) = &n.members {
-            s.check_members(directory, id, members)?;
-        }
-        let active = n.active || kind == Kind::Group;
         let mut r = s.existing(directory, kind, id)?.clone();
-        r.inactive_since = match (active, r.inactive_since) {
-            (true, _) => None,
-            (false, Some(since)) => Some(since),
-            (false, None) => Some(now),
-        };
-        r.external_id = n.external_id;
-        r.name = n.name;
-        r.active = active;
-        r.attributes = n.attributes;
-        r.version += 1;
-        r.modified = now;
-        s.record(&r, EventKind::Updated, now);
-        s.resources.insert(r.id.clone(), r.clone());
-        if let Some(members) = n.members {
-            s.memberships.retain(|(g, _)| g != id);
-            for m in members {
-                s.memberships.insert((id.to_owned(), m));
+        check_version(&r, expected_version)?;
+        let new_members = change.replacement.as_ref().and_then(|n| n.members.as_ref());
+        let touches_members = new_members.is_some()
+            || !change.add_members.is_empty()
+            || !change.remove_members.is_empty();
+        if touches_members && kind != Kind::Group {
+            return Err(StoreError::Invalid(
+                "members: only groups have members".into(),
+            ));
+        }
+        // Check everything before changing anything.
+        if let Some(n) = &change.replacement {
+            s.check_name(directory, kind, &n.name, Some(id))?;
+        }
+        s.check_members(directory, id, new_members.map_or(&[][..], Vec::as_slice))?;
+        s.check_members(directory, id, &change.add_members)?;
+        let mut changed = false;
+        if let Some(n) = change.replacement {
+            let active = n.active || kind == Kind::Group;
+            r.inactive_since = match (active, r.inactive_since) {
+                (true, _) => None,
+                (false, Some(since)) => Some(since),
+                (false, None) => Some(now),
+            };
+            r.external_id = n.external_id;
+            r.name = n.name;
+            r.active = active;
+            r.attributes = n.attributes;
+            if let Some(members) = n.members {
+                s.memberships.retain(|(g, _)| g != id);
+                for m in members {
+                    s.memberships.insert((id.to_owned(), m));
+                }
             }
+            changed = true;
+        }
+        for m in change.add_members {
+            changed |= s.memberships.insert((id.to_owned(), m));
+        }
+        for m in change.remove_members {
+            changed |= s.memberships.remove(&(id.to_owned(), m));
+        }
+        if changed {
+            r.version += 1;
+            r.modified = now;
+            s.record(&r, EventKind::Updated, now);
+            s.resources.insert(r.id.clone(), r.clone());
         }
         Ok(r)
     }
@@ -339,25 +376,11 @@ impl Store for MemoryStore {
         expected_version: Option<u64>,
         members: &[Member],
     ) -> Result<Resource, StoreError> {
-        let now = self.now();
-        let mut s = self.lock();
-        check_version(s.existing(directory, Kind::Group, group)?, expected_version)?;
-        for m in members {
-            if m.id == group {
-                return Err(StoreError::Invalid(format!(
-                    "member: group `{group}` cannot contain itself"
-                )));
-            }
-            s.existing(directory, m.kind, &m.id)?;
-        }
-        let before = s.memberships.len();
-        for m in members {
-            s.memberships.insert((group.to_owned(), m.clone()));
-        }
-        if s.memberships.len() != before {
-            s.touch_groups(&BTreeSet::from([group.to_owned()]), now);
-        }
-        Ok(s.existing(directory, Kind::Group, group)?.clone())
+        let change = Change {
+            add_members: members.to_vec(),
+            ..Change::default()
+        };
+        self.update(directory, Kind::Group, group, expected_version, change)
     }
 
     fn remove_members(
@@ -367,17 +390,11 @@ impl Store for MemoryStore {
         expected_version: Option<u64>,
         members: &[Member],
     ) -> Result<Resource, StoreError> {
-        let now = self.now();
-        let mut s = self.lock();
-        check_version(s.existing(directory, Kind::Group, group)?, expected_version)?;
-        let before = s.memberships.len();
-        for m in members {
-            s.memberships.remove(&(group.to_owned(), m.clone()));
-        }
-        if s.memberships.len() != before {
-            s.touch_groups(&BTreeSet::from([group.to_owned()]), now);
-        }
-        Ok(s.existing(directory, Kind::Group, group)?.clone())
+        let change = Change {
+            remove_members: members.to_vec(),
+            ..Change::default()
+        };
+        self.update(directory, Kind::Group, group, expected_version, change)
     }
 
     fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {

@@ -185,6 +185,18 @@ pub struct Replacement {
     pub members: Option<Vec<Member>>,
 }
 
+/// A change to a resource for [`Store::update`]: new attributes and/or membership changes,
+/// applied in one transaction with one version bump.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Change {
+    /// New attributes (and, when it says so, a new set of members).
+    pub replacement: Option<Replacement>,
+    /// Members to add to a group (present ones are skipped).
+    pub add_members: Vec<Member>,
+    /// Members to remove from a group (absent ones are ignored).
+    pub remove_members: Vec<Member>,
+}
+
 /// A member of a group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Member {
@@ -364,6 +376,22 @@ pub trait Store: Send + Sync + fmt::Debug {
         id: &str,
         expected_version: Option<u64>,
         replacement: Replacement,
+    ) -> Result<Resource, StoreError>;
+
+    /// Applies `change` in one transaction, when the version is still `expected_version`
+    /// (any version when `None`). The version goes up once if anything changed; a change
+    /// that changes nothing (members already there, or already gone) leaves it alone.
+    ///
+    /// # Errors
+    /// As for [`Store::replace`] and [`Store::add_members`]; [`StoreError::Invalid`] for
+    /// membership changes to a user.
+    fn update(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+        change: Change,
     ) -> Result<Resource, StoreError>;
 
     /// Deletes a resource and its memberships (as a group and as a member).

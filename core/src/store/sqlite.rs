@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::{
-    Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory, NewResource,
-    Replacement, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
+    Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
+    NewResource, Replacement, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
     check_directory_name, name_attribute,
 };
 use crate::scim::datetime::DateTime;
@@ -471,21 +471,62 @@ impl Store for SqliteStore {
         expected_version: Option<u64>,
         n: Replacement,
     ) -> Result<Resource, StoreError> {
+        let change = Change {
+            replacement: Some(n),
+            ..Change::default()
+        };
+        self.update(directory, kind, id, expected_version, change)
+    }
+
+    fn update(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+        change: Change,
+    ) -> Result<Resource, StoreError> {
         self.write(|tx, now| {
             let mut r = existing(tx, directory, kind, id)?;
             check_version(&r, expected_version)?;
-            let scope = unique_scope(tx, directory, kind)?;
-            check_name(tx, kind, scope, &n.name, Some(id))?;
-            let active = n.active || kind == Kind::Group;
-            r.inactive_since = match (active, r.inactive_since) {
-                (true, _) => None,
-                (false, Some(since)) => Some(since),
-                (false, None) => Some(now),
-            };
-            r.external_id = n.external_id.clone();
-            r.name = n.name.clone();
-            r.active = active;
-            r.attributes = n.attributes.clone();
+            let touches_members = change.replacement.as_ref().is_some_and(|n| n.members.is_some())
+                || !change.add_members.is_empty()
+                || !change.remove_members.is_empty();
+            if touches_members && kind != Kind::Group {
+                return Err(StoreError::Invalid("members: only groups have members".into()));
+            }
+            let mut changed = false;
+            if let Some(n) = &change.replacement {
+                let scope = unique_scope(tx, directory, kind)?;
+                check_name(tx, kind, scope, &n.name, Some(id))?;
+                let active = n.active || kind == Kind::Group;
+                r.inactive_since = match (active, r.inactive_since) {
+                    (true, _) => None,
+                    (false, Some(since)) => Some(since),
+                    (false, None) => Some(now),
+                };
+                r.external_id = n.external_id.clone();
+                r.name = n.name.clone();
+                r.active = active;
+                r.attributes = n.attributes.clone();
+                if let Some(members) = &n.members {
+                    tx.execute("DELETE FROM memberships WHERE group_id = ?1", [id])?;
+                    insert_members(tx, directory, id, members)?;
+                }
+                changed = true;
+            }
+            changed |= insert_members(tx, directory, id, &change.add_members)? > 0;
+            {
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM memberships WHERE group_id = ?1 AND member_id = ?2 AND member_kind = ?3",
+                )?;
+                for m in &change.remove_members {
+                    changed |= delete.execute(params![id, m.id, m.kind.as_str()])? > 0;
+                }
+            }
+            if !changed {
+                return Ok(r);
+            }
             r.version += 1;
             r.modified = now;
             tx.execute(
@@ -504,10 +545,6 @@ impl Store for SqliteStore {
                 ],
             )?;
             record(tx, &r, EventKind::Updated, now)?;
-            if let Some(members) = &n.members {
-                tx.execute("DELETE FROM memberships WHERE group_id = ?1", [id])?;
-                insert_members(tx, directory, id, members)?;
-            }
             Ok(r)
         })
     }
@@ -538,16 +575,11 @@ impl Store for SqliteStore {
         expected_version: Option<u64>,
         members: &[Member],
     ) -> Result<Resource, StoreError> {
-        self.write(|tx, now| {
-            check_version(
-                &existing(tx, directory, Kind::Group, group)?,
-                expected_version,
-            )?;
-            if insert_members(tx, directory, group, members)? > 0 {
-                touch_group(tx, directory, group, now)?;
-            }
-            existing(tx, directory, Kind::Group, group)
-        })
+        let change = Change {
+            add_members: members.to_vec(),
+            ..Change::default()
+        };
+        self.update(directory, Kind::Group, group, expected_version, change)
     }
 
     fn remove_members(
@@ -557,21 +589,11 @@ impl Store for SqliteStore {
         expected_version: Option<u64>,
         members: &[Member],
     ) -> Result<Resource, StoreError> {
-        self.write(|tx, now| {
-            check_version(&existing(tx, directory, Kind::Group, group)?, expected_version)?;
-            let mut removed = 0;
-            {
-                let mut delete =
-                    tx.prepare_cached("DELETE FROM memberships WHERE group_id = ?1 AND member_id = ?2 AND member_kind = ?3")?;
-                for m in members {
-                    removed += delete.execute(params![group, m.id, m.kind.as_str()])?;
-                }
-            }
-            if removed > 0 {
-                touch_group(tx, directory, group, now)?;
-            }
-            existing(tx, directory, Kind::Group, group)
-        })
+        let change = Change {
+            remove_members: members.to_vec(),
+            ..Change::default()
+        };
+        self.update(directory, Kind::Group, group, expected_version, change)
     }
 
     fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {
