@@ -29,6 +29,7 @@
 
 mod error;
 mod list;
+mod patch;
 mod resource;
 #[cfg(test)]
 mod tests;
@@ -272,11 +273,7 @@ impl Service {
                 None,
                 "POST /.search is not supported yet; use GET with a filter",
             )),
-            ("PATCH", Route::Resource(..)) => Err(ScimError::new(
-                501,
-                None,
-                "PATCH is not supported yet; use PUT",
-            )),
+            ("PATCH", Route::Resource(kind, id)) => self.patch(&directory, kind, id, req, &base),
             (m, _) => Err(ScimError::new(
                 405,
                 None,
@@ -559,13 +556,13 @@ impl Service {
         }
     }
 
-    /// What this service supports, truthfully: no PATCH, bulk or password change yet.
+    /// What this service supports, truthfully: no bulk or password change yet.
     fn service_provider_config(&self, base: &str) -> ScimResponse {
         ScimResponse::json(
             200,
             &json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-                "patch": {"supported": false},
+                "patch": {"supported": true},
                 "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
                 "filter": {"supported": true, "maxResults": self.config.max_results},
                 "changePassword": {"supported": false},

@@ -476,8 +476,9 @@ fn discovery_routing_and_errors() {
         let r = get(&s, "/scim/v2/acme/ResourceTypes/User", "");
         assert_eq!(r.body["schemaExtensions"][0]["schema"], ENTERPRISE);
         let r = get(&s, "/scim/v2/acme/ServiceProviderConfig", "");
+        assert_eq!(r.body["patch"]["supported"], true);
         assert_eq!(
-            r.body["patch"]["supported"], false,
+            r.body["bulk"]["supported"], false,
             "truthful about what is missing"
         );
         assert_eq!(r.body["etag"]["supported"], true);
@@ -492,7 +493,7 @@ fn discovery_routing_and_errors() {
         );
         assert_error(
             &call(&s, ScimRequest::new("PATCH", "/scim/v2/acme/Users/x")),
-            501,
+            404,
             None,
         );
         let huge = format!("{{\"userName\": \"{}\"}}", "x".repeat(2 << 20));
@@ -555,4 +556,309 @@ fn tokens_guard_each_directory() {
     store.revoke_token(acme.id, old_stored.id).unwrap();
     assert_error(&with(&old), 401, None);
     assert_eq!(with(&new).status, 200);
+}
+
+fn patch(s: &Service, path: &str, ops: Value) -> Reply {
+    let body =
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+    call(
+        s,
+        ScimRequest::new("PATCH", path).with_body(&body.to_string()),
+    )
+}
+
+#[test]
+fn patch_users_as_identity_providers_send_it() {
+    for s in services() {
+        assert_eq!(
+            post(&s, "/scim/v2/acme/Users", json!({"userName": "mgr"})).status,
+            201
+        );
+        let u = post(
+            &s,
+            "/scim/v2/acme/Users",
+            json!({"userName": "bjensen", "title": "Guide",
+            "emails": [{"value": "babs@home.example", "type": "home"}]}),
+        );
+        let path = "/scim/v2/acme/Users/id2";
+        assert_eq!(u.status, 201);
+        // Entra ID, default mode: capitalised ops, booleans as strings, a value path on an
+        // email that does not exist yet, the manager as a bare id.
+        let r = patch(
+            &s,
+            path,
+            json!([
+                {"op": "Replace", "path": "active", "value": "False"},
+                {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "bjensen@example.com"},
+                {"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": "id1"},
+            ]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["active"], false);
+        assert_eq!(
+            r.body["emails"],
+            json!([{"value": "babs@home.example", "type": "home"}, {"type": "work", "value": "bjensen@example.com"}])
+        );
+        assert_eq!(r.body[ENTERPRISE]["manager"], json!({"value": "id1"}));
+        assert_eq!(
+            r.body["meta"]["version"], "W/\"2\"",
+            "one version for the whole PATCH"
+        );
+        // The same path again replaces in place.
+        let r = patch(
+            &s,
+            path,
+            json!([{"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "b@example.com"}]),
+        );
+        assert_eq!(
+            r.body["emails"][1],
+            json!({"type": "work", "value": "b@example.com"})
+        );
+        assert_eq!(r.body["emails"].as_array().unwrap().len(), 2);
+        // Entra with aadOptscim062020 and Okta: pathless replace with dotted and URN keys.
+        let r = patch(
+            &s,
+            path,
+            json!([
+                {"op": "replace", "value": {"name.givenName": "Barbara", format!("{ENTERPRISE}:department"): "Tours", "displayName": "Babs"}},
+                {"op": "replace", "value": {"active": true}},
+            ]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (
+                r.body["name"]["givenName"].clone(),
+                r.body[ENTERPRISE]["department"].clone(),
+                r.body["active"].clone()
+            ),
+            (json!("Barbara"), json!("Tours"), json!(true))
+        );
+        assert_eq!(
+            r.body[ENTERPRISE]["manager"]["value"], "id1",
+            "pathless replace keeps what it does not name"
+        );
+        // remove: an attribute, a filtered value, a sub-attribute.
+        let r = patch(
+            &s,
+            path,
+            json!([
+                {"op": "remove", "path": "title"},
+                {"op": "remove", "path": "emails[type eq \"home\"]"},
+                {"op": "remove", "path": "name.givenName"},
+            ]),
+        );
+        assert!(r.body.get("title").is_none() && r.body.get("name").is_none());
+        assert_eq!(
+            r.body["emails"],
+            json!([{"type": "work", "value": "b@example.com"}])
+        );
+        let version = r.body["meta"]["version"].clone();
+
+        // All or nothing: a bad operation anywhere leaves the user untouched.
+        let r = patch(
+            &s,
+            path,
+            json!([{"op": "replace", "path": "title", "value": "Boss"}, {"op": "add", "path": "shoeSize", "value": 42}]),
+        );
+        assert_error(&r, 400, Some("invalidPath"));
+        let now = get(&s, path, "");
+        assert_eq!(
+            (now.body.get("title"), &now.body["meta"]["version"]),
+            (None, &version)
+        );
+        assert_error(
+            &patch(&s, path, json!([{"op": "remove"}])),
+            400,
+            Some("noTarget"),
+        );
+        assert_error(
+            &patch(
+                &s,
+                path,
+                json!([{"op": "merge", "path": "title", "value": "x"}]),
+            ),
+            400,
+            Some("invalidSyntax"),
+        );
+        assert_error(
+            &patch(
+                &s,
+                path,
+                json!([{"op": "replace", "path": "meta.created", "value": "2020-01-01T00:00:00Z"}]),
+            ),
+            400,
+            Some("mutability"),
+        );
+        assert_error(
+            &patch(
+                &s,
+                path,
+                json!([{"op": "replace", "path": "active", "value": 5}]),
+            ),
+            400,
+            Some("invalidValue"),
+        );
+        assert_error(
+            &patch(
+                &s,
+                path,
+                json!([{"op": "replace", "path": "emails[type eq ]", "value": "x"}]),
+            ),
+            400,
+            Some("invalidPath"),
+        );
+        assert_error(
+            &patch(
+                &s,
+                path,
+                json!([{"op": "replace", "path": "userName", "value": "MGR"}]),
+            ),
+            409,
+            Some("uniqueness"),
+        );
+        assert_error(
+            &patch(&s, path, json!([{"op": "remove", "path": "userName"}])),
+            400,
+            Some("invalidValue"),
+        );
+        assert_error(&patch(&s, path, json!([])), 400, Some("invalidValue"));
+        let stale = call(&s, ScimRequest::new("PATCH", path).with_header("If-Match", "W/\"1\"")
+            .with_body(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "remove", "path": "title"}]}).to_string()));
+        assert_error(&stale, 412, None);
+        assert_eq!(get(&s, path, "").body["meta"]["version"], version);
+    }
+}
+
+#[test]
+fn strict_policy_refuses_what_only_entra_sends() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    store
+        .create_directory(NewDirectory::new("acme", DirectoryKind::Scim))
+        .unwrap();
+    let config = ServiceConfig {
+        require_token: false,
+        compat: Compatibility::strict(),
+        ..ServiceConfig::default()
+    };
+    let s = Service::with(store, SchemaRegistry::core(), config, random_ids());
+    let u = post(&s, "/scim/v2/acme/Users", json!({"userName": "x"}));
+    let path = format!("/scim/v2/acme/Users/{}", u.body["id"].as_str().unwrap());
+    let r = patch(
+        &s,
+        &path,
+        json!([{"op": "add", "path": "emails[type eq \"work\"].value", "value": "x@example.com"}]),
+    );
+    assert_error(&r, 400, Some("noTarget"));
+    assert_error(
+        &patch(
+            &s,
+            &path,
+            json!([{"op": "replace", "path": "active", "value": "False"}]),
+        ),
+        400,
+        Some("invalidValue"),
+    );
+    let no_schema = call(
+        &s,
+        ScimRequest::new("PATCH", &path)
+            .with_body(&json!({"Operations": [{"op": "remove", "path": "title"}]}).to_string()),
+    );
+    assert_error(&no_schema, 400, Some("invalidSyntax"));
+}
+
+#[test]
+fn patch_group_members_row_by_row() {
+    for s in services() {
+        for name in ["u1", "u2", "u3"] {
+            post(&s, "/scim/v2/acme/Users", json!({"userName": name}));
+        }
+        let g = post(&s, "/scim/v2/acme/Groups", json!({"displayName": "Staff"}));
+        let path = format!("/scim/v2/acme/Groups/{}", g.body["id"].as_str().unwrap());
+        let ids = |_after: &Reply| -> Vec<String> {
+            let r = get(&s, &path, "");
+            let mut v: Vec<String> = r.body["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["value"].as_str().unwrap().to_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "Add", "path": "members", "value": [{"value": "id1"}, {"value": "id2"}]}]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(ids(&r), ["id1", "id2"]);
+        assert_eq!(r.body["meta"]["version"], "W/\"2\"");
+        // Entra removes exactly the listed members, never all.
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "Remove", "path": "members", "value": [{"value": "id1"}]}]),
+        );
+        assert_eq!(ids(&r), ["id2"]);
+        // aadOptscim062020 form, and Okta's replace.
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "remove", "path": "members[value eq \"id2\"]"}]),
+        );
+        assert_eq!(ids(&r), Vec::<String>::new());
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "replace", "path": "members", "value": [{"value": "id3"}, {"value": "id1"}]}]),
+        );
+        assert_eq!(ids(&r), ["id1", "id3"]);
+        // Okta renames with the read-only id in the value; add and remove in one PATCH.
+        let r = patch(
+            &s,
+            &path,
+            json!([
+                {"op": "replace", "value": {"id": "ignored", "displayName": "Staff 2"}},
+                {"op": "add", "path": "members", "value": [{"value": "id2"}]},
+                {"op": "remove", "path": "members", "value": [{"value": "id3"}]},
+            ]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (r.body["displayName"].clone(), ids(&r)),
+            (json!("Staff 2"), vec!["id1".to_owned(), "id2".to_owned()])
+        );
+        let version = r.body["meta"]["version"].clone();
+        // A member that does not exist fails the whole PATCH.
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "remove", "path": "members", "value": [{"value": "id1"}]}, {"op": "add", "path": "members", "value": [{"value": "ghost"}]}]),
+        );
+        assert_error(&r, 400, Some("invalidValue"));
+        assert_eq!(ids(&r), ["id1", "id2"]);
+        assert_eq!(get(&s, &path, "").body["meta"]["version"], version);
+        // Re-adding a present member and removing an absent one change nothing.
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "add", "path": "members", "value": [{"value": "id1"}]}, {"op": "remove", "path": "members", "value": [{"value": "id3"}]}]),
+        );
+        assert_eq!(r.body["meta"]["version"], version);
+        // Removing all members, then filtering by type.
+        let r = patch(&s, &path, json!([{"op": "remove", "path": "members"}]));
+        assert_eq!(ids(&r), Vec::<String>::new());
+        patch(
+            &s,
+            &path,
+            json!([{"op": "add", "path": "members", "value": [{"value": "id1"}, {"value": "id2"}]}]),
+        );
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "remove", "path": "members[type eq \"User\" and value ew \"1\"]"}]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(ids(&r), ["id2"]);
+    }
 }
