@@ -164,6 +164,36 @@ impl Default for ServiceConfig {
     }
 }
 
+impl ServiceConfig {
+    /// With a different [`ServiceConfig::max_results`].
+    #[must_use]
+    pub fn with_max_results(mut self, max: usize) -> Self {
+        self.max_results = max;
+        self
+    }
+
+    /// With a different [`ServiceConfig::max_payload`].
+    #[must_use]
+    pub fn with_max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// With different [`Compatibility`] switches.
+    #[must_use]
+    pub fn with_compat(mut self, compat: Compatibility) -> Self {
+        self.compat = compat;
+        self
+    }
+
+    /// With tokens required or not (see [`ServiceConfig::require_token`]).
+    #[must_use]
+    pub fn with_require_token(mut self, required: bool) -> Self {
+        self.require_token = required;
+        self
+    }
+}
+
 /// Makes a new resource `id`.
 pub type IdGenerator = Arc<dyn Fn() -> String + Send + Sync>;
 
