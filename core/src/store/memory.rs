@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Change, Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource,
-    Replacement, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
-    check_directory_name, name_attribute,
+    Change, Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Resource,
+    Store, StoreError, StoredToken, UserCounts, UserNameScope, check_directory_name,
+    inactive_since, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -258,21 +258,6 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    fn replace(
-        &self,
-        directory: i64,
-        kind: Kind,
-        id: &str,
-        expected_version: Option<u64>,
-        n: Replacement,
-    ) -> Result<Resource, StoreError> {
-        let change = Change {
-            replacement: Some(n),
-            ..Change::default()
-        };
-        self.update(directory, kind, id, expected_version, change)
-    }
-
     fn update(
         &self,
         directory: i64,
@@ -303,11 +288,7 @@ impl Store for MemoryStore {
         let mut changed = false;
         if let Some(n) = change.replacement {
             let active = n.active || kind == Kind::Group;
-            r.inactive_since = match (active, r.inactive_since) {
-                (true, _) => None,
-                (false, Some(since)) => Some(since),
-                (false, None) => Some(now),
-            };
+            r.inactive_since = inactive_since(active, r.inactive_since, now);
             r.external_id = n.external_id;
             r.name = n.name;
             r.active = active;
@@ -367,34 +348,6 @@ impl Store for MemoryStore {
             .filter(|r| r.directory == directory && r.kind == kind)
             .cloned()
             .collect())
-    }
-
-    fn add_members(
-        &self,
-        directory: i64,
-        group: &str,
-        expected_version: Option<u64>,
-        members: &[Member],
-    ) -> Result<Resource, StoreError> {
-        let change = Change {
-            add_members: members.to_vec(),
-            ..Change::default()
-        };
-        self.update(directory, Kind::Group, group, expected_version, change)
-    }
-
-    fn remove_members(
-        &self,
-        directory: i64,
-        group: &str,
-        expected_version: Option<u64>,
-        members: &[Member],
-    ) -> Result<Resource, StoreError> {
-        let change = Change {
-            remove_members: members.to_vec(),
-            ..Change::default()
-        };
-        self.update(directory, Kind::Group, group, expected_version, change)
     }
 
     fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {

@@ -376,7 +376,13 @@ pub trait Store: Send + Sync + fmt::Debug {
         id: &str,
         expected_version: Option<u64>,
         replacement: Replacement,
-    ) -> Result<Resource, StoreError>;
+    ) -> Result<Resource, StoreError> {
+        let change = Change {
+            replacement: Some(replacement),
+            ..Change::default()
+        };
+        self.update(directory, kind, id, expected_version, change)
+    }
 
     /// Applies `change` in one transaction, when the version is still `expected_version`
     /// (any version when `None`). The version goes up once if anything changed; a change
@@ -425,7 +431,13 @@ pub trait Store: Send + Sync + fmt::Debug {
         group: &str,
         expected_version: Option<u64>,
         members: &[Member],
-    ) -> Result<Resource, StoreError>;
+    ) -> Result<Resource, StoreError> {
+        let change = Change {
+            add_members: members.to_vec(),
+            ..Change::default()
+        };
+        self.update(directory, Kind::Group, group, expected_version, change)
+    }
 
     /// Removes members from a group; absent ones are ignored. Bumps the version once when
     /// anything changed, and returns the group.
@@ -438,7 +450,13 @@ pub trait Store: Send + Sync + fmt::Debug {
         group: &str,
         expected_version: Option<u64>,
         members: &[Member],
-    ) -> Result<Resource, StoreError>;
+    ) -> Result<Resource, StoreError> {
+        let change = Change {
+            remove_members: members.to_vec(),
+            ..Change::default()
+        };
+        self.update(directory, Kind::Group, group, expected_version, change)
+    }
 
     /// A group's direct members, in `id` order.
     ///
@@ -506,6 +524,20 @@ pub(crate) fn check_directory_name(name: &str) -> Result<(), StoreError> {
         Err(StoreError::Invalid(format!(
             "directory name `{name}`: use 1 to 64 letters, digits, `-`, `_` or `.`"
         )))
+    }
+}
+
+/// Since when a user is inactive after a change that leaves it `active` or not: the first
+/// deactivation counts, a reactivation clears it.
+pub(crate) fn inactive_since(
+    active: bool,
+    before: Option<DateTime>,
+    now: DateTime,
+) -> Option<DateTime> {
+    match (active, before) {
+        (true, _) => None,
+        (false, Some(since)) => Some(since),
+        (false, None) => Some(now),
     }
 }
 

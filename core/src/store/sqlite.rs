@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 
 use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
-    NewResource, Replacement, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
-    check_directory_name, name_attribute,
+    NewResource, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
+    check_directory_name, inactive_since, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -463,21 +463,6 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    fn replace(
-        &self,
-        directory: i64,
-        kind: Kind,
-        id: &str,
-        expected_version: Option<u64>,
-        n: Replacement,
-    ) -> Result<Resource, StoreError> {
-        let change = Change {
-            replacement: Some(n),
-            ..Change::default()
-        };
-        self.update(directory, kind, id, expected_version, change)
-    }
-
     fn update(
         &self,
         directory: i64,
@@ -500,11 +485,7 @@ impl Store for SqliteStore {
                 let scope = unique_scope(tx, directory, kind)?;
                 check_name(tx, kind, scope, &n.name, Some(id))?;
                 let active = n.active || kind == Kind::Group;
-                r.inactive_since = match (active, r.inactive_since) {
-                    (true, _) => None,
-                    (false, Some(since)) => Some(since),
-                    (false, None) => Some(now),
-                };
+                r.inactive_since = inactive_since(active, r.inactive_since, now);
                 r.external_id = n.external_id.clone();
                 r.name = n.name.clone();
                 r.active = active;
@@ -566,34 +547,6 @@ impl Store for SqliteStore {
         ))?;
         let rows = stmt.query_map(params![directory, kind.as_str()], raw_resource)?;
         rows.map(|r| resource(r?)).collect()
-    }
-
-    fn add_members(
-        &self,
-        directory: i64,
-        group: &str,
-        expected_version: Option<u64>,
-        members: &[Member],
-    ) -> Result<Resource, StoreError> {
-        let change = Change {
-            add_members: members.to_vec(),
-            ..Change::default()
-        };
-        self.update(directory, Kind::Group, group, expected_version, change)
-    }
-
-    fn remove_members(
-        &self,
-        directory: i64,
-        group: &str,
-        expected_version: Option<u64>,
-        members: &[Member],
-    ) -> Result<Resource, StoreError> {
-        let change = Change {
-            remove_members: members.to_vec(),
-            ..Change::default()
-        };
-        self.update(directory, Kind::Group, group, expected_version, change)
     }
 
     fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {

@@ -327,7 +327,7 @@ fn eval(node: &Node, resource: &Json) -> bool {
 }
 
 /// The member `key` of an object, by exact name first and then ignoring ASCII case.
-fn get<'a>(v: &'a Json, key: &str) -> Option<&'a Json> {
+pub(crate) fn get<'a>(v: &'a Json, key: &str) -> Option<&'a Json> {
     let obj = v.as_object()?;
     obj.get(key).or_else(|| {
         obj.iter()

@@ -37,7 +37,7 @@
 
 mod ast;
 mod display;
-mod eval;
+pub(crate) mod eval;
 mod lexer;
 pub(crate) mod parser;
 #[cfg(test)]

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::{ScimError, ScimRequest, ScimResponse, Service};
 use crate::scim::datetime::DateTime;
+use crate::scim::filter::eval::get;
 use crate::scim::filter::{AttrPath, CompareOp, Filter, ParseOptions, Value as Literal};
 use crate::scim::schema::AttributeType;
 use crate::scim::text::fold;
@@ -47,11 +48,19 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The value of query parameter `name` (names ignore case).
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// Parses an integer paging parameter.
 fn integer(params: &[(String, String)], name: &str) -> Result<Option<i64>, ScimError> {
-    match params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+    match param(params, name) {
         None => Ok(None),
-        Some((_, v)) => v.trim().parse::<i64>().map(Some).map_err(|_| {
+        Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
             ScimError::bad_request(
                 "invalidValue",
                 format!("`{name}` must be an integer, not `{v}`"),
@@ -69,12 +78,7 @@ impl Service {
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
         let params = query_params(&req.query);
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |name: &str| param(&params, name);
         let rt = self.resource_type(kind);
         let projection = Self::projection(req)?;
         // RFC 7644 §3.4.2.4: startIndex below 1 is 1, a negative count is 0.
@@ -299,7 +303,7 @@ fn sort_key(
     if let Some(urn) = path.urn().filter(|u| view.get(*u).is_some()) {
         v = view.get(urn)?;
     }
-    let mut v = get_ci(v, path.name())?;
+    let mut v = get(v, path.name())?;
     if let Value::Array(items) = v {
         v = items
             .iter()
@@ -307,9 +311,9 @@ fn sort_key(
             .or(items.first())?;
     }
     if let Some(sub) = path.sub_attr() {
-        v = get_ci(v, sub)?;
+        v = get(v, sub)?;
     } else if v.is_object() {
-        v = get_ci(v, "value")?;
+        v = get(v, "value")?;
     }
     match (v, ty) {
         (Value::String(s), Some(AttributeType::DateTime)) => {
@@ -321,13 +325,4 @@ fn sort_key(
         (Value::Bool(b), _) => Some(SortKey::Bool(*b)),
         _ => None,
     }
-}
-
-fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    let o = v.as_object()?;
-    o.get(key).or_else(|| {
-        o.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
 }

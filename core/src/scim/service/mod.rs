@@ -396,13 +396,10 @@ impl Service {
 
     fn projection(req: &ScimRequest) -> Result<Projection, ScimError> {
         let params = list::query_params(&req.query);
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        Projection::parse(get("attributes"), get("excludedAttributes"))
+        Projection::parse(
+            list::param(&params, "attributes"),
+            list::param(&params, "excludedAttributes"),
+        )
     }
 
     fn create(

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::resource::read_input;
+use super::resource::{member_ids, read_input};
 use super::{ScimError, ScimRequest, ScimResponse, Service, etag};
 use crate::scim::filter::{Compatibility, Filter, ParseOptions, Value as Literal, ValuePath};
 use crate::scim::path::PatchPath;
@@ -509,29 +509,7 @@ impl Editor<'_> {
         path: &PatchPath,
         value: Option<&Value>,
     ) -> Result<(), ScimError> {
-        let ids = |value: Option<&Value>| -> Result<Vec<String>, ScimError> {
-            let items: Vec<&Value> = match value {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(items)) => items.iter().collect(),
-                Some(one @ Value::Object(_)) => vec![one],
-                Some(_) => return Err(bad("invalidValue", "members are objects with a `value`")),
-            };
-            items
-                .into_iter()
-                .map(|m| {
-                    match m
-                        .as_object()
-                        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")))
-                    {
-                        Some((_, Value::String(id))) => Ok(id.clone()),
-                        _ => Err(bad(
-                            "invalidValue",
-                            "each member needs a `value` with the member's id",
-                        )),
-                    }
-                })
-                .collect()
-        };
+        let ids = |value: Option<&Value>| member_ids(value.unwrap_or(&Value::Null));
         match (op, &path.filter) {
             (OpKind::Add, None) => self.members.add(ids(value)?),
             (OpKind::Replace, None) => self.members.replace_all(ids(value)?),

@@ -112,14 +112,16 @@ fn check_schemas(value: &Value) -> Result<(), ScimError> {
     }
 }
 
-fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
-    let items = match value {
+/// The ids of a `members` value: a list of `{"value": id, …}` (a single one is taken too).
+pub(crate) fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
+    let items: Vec<&Value> = match value {
         Value::Null => return Ok(Vec::new()),
-        Value::Array(items) => items,
-        _ => return Err(invalid("`members` must be an array")),
+        Value::Array(items) => items.iter().collect(),
+        one @ Value::Object(_) => vec![one],
+        _ => return Err(invalid("`members` must be an array of objects")),
     };
     items
-        .iter()
+        .into_iter()
         .map(|m| {
             match m
                 .as_object()
