@@ -79,7 +79,7 @@ impl Service {
     ) -> Result<ScimResponse, ScimError> {
         let params = query_params(&req.query);
         let get = |name: &str| param(&params, name);
-        let rt = self.resource_type(kind);
+        let rt = self.resource_type(kind)?;
         let projection = Self::projection(req)?;
         // RFC 7644 §3.4.2.4: startIndex below 1 is 1, a negative count is 0.
         let start = integer(&params, "startIndex")?.unwrap_or(1).max(1) as usize;

@@ -312,11 +312,14 @@ impl Service {
         }
     }
 
-    fn resource_type(&self, kind: Kind) -> &ResourceType {
-        // The core registry always holds both.
-        self.registry
-            .resource_type(kind.as_str())
-            .unwrap_or_else(|| &self.registry.resource_types()[0])
+    /// The resource type of `kind`; a registry without it serves no such resources.
+    fn resource_type(&self, kind: Kind) -> Result<&ResourceType, ScimError> {
+        self.registry.resource_type(kind.as_str()).ok_or_else(|| {
+            ScimError::not_found(format!(
+                "this service has no {} resource type",
+                kind.as_str()
+            ))
+        })
     }
 
     fn body(&self, req: &ScimRequest) -> Result<Value, ScimError> {
@@ -374,7 +377,7 @@ impl Service {
         base: &str,
         projection: &Projection,
     ) -> Result<Value, ScimError> {
-        let rt = self.resource_type(r.kind);
+        let rt = self.resource_type(r.kind)?;
         let (members, groups) = match r.kind {
             Kind::Group if projection.wants(rt, "members") => {
                 (Some(self.store.members(r.directory, &r.id)?), None)
@@ -410,7 +413,7 @@ impl Service {
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
         let body = self.body(req)?;
-        let input = read_input(self.resource_type(kind), kind, &body, self.config.compat)?;
+        let input = read_input(self.resource_type(kind)?, kind, &body, self.config.compat)?;
         let members = self.members(d.id, input.members.as_deref().unwrap_or_default())?;
         let created = self.store.create(NewResource {
             directory: d.id,
@@ -492,7 +495,7 @@ impl Service {
         let current = self.existing(d, kind, id)?;
         let expected = Self::if_match(req, current.version)?;
         let body = self.body(req)?;
-        let input = read_input(self.resource_type(kind), kind, &body, self.config.compat)?;
+        let input = read_input(self.resource_type(kind)?, kind, &body, self.config.compat)?;
         let members = match &input.members {
             Some(ids) => Some(self.members(d.id, ids)?),
             None => None,

@@ -83,7 +83,7 @@ impl Service {
         let expected = Self::if_match(req, current.version)?.or(Some(current.version));
         let body = self.body(req)?;
         let compat = self.config.compat;
-        let rt = self.resource_type(kind);
+        let rt = self.resource_type(kind)?;
         let original = editable(&current);
         let mut doc = original.clone();
         let mut members = MemberEdits::default();
