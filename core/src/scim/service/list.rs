@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Value, json};
 
+use super::resource::Projection;
 use super::{ScimError, ScimRequest, ScimResponse, Service};
 use crate::scim::datetime::DateTime;
 use crate::scim::filter::eval::get;
@@ -70,22 +71,102 @@ fn integer(params: &[(String, String)], name: &str) -> Result<Option<i64>, ScimE
 }
 
 impl Service {
+    /// A list response: the resources of `kinds` that match `params`, one page of them.
     pub(super) fn list(
         &self,
         d: &Directory,
-        kind: Kind,
+        kinds: &[Kind],
+        params: &[(String, String)],
+        base: &str,
+    ) -> Result<ScimResponse, ScimError> {
+        let projection = Projection::parse(
+            param(params, "attributes"),
+            param(params, "excludedAttributes"),
+        )?;
+        // RFC 7644 §3.4.2.4: startIndex below 1 is 1, a negative count is 0.
+        let start = integer(params, "startIndex")?.unwrap_or(1).max(1) as usize;
+        let count = integer(params, "count")?.map_or(self.config.max_results, |c| {
+            (c.max(0) as usize).min(self.config.max_results)
+        });
+        let mut selected = Vec::new();
+        for &kind in kinds {
+            selected.extend(self.select(d, kind, params, base)?);
+        }
+        let total = selected.len();
+        let page: Vec<Value> = selected
+            .iter()
+            .skip(start - 1)
+            .take(count)
+            .map(|r| self.render(r, base, &projection))
+            .collect::<Result<_, _>>()?;
+        Ok(ScimResponse::json(
+            200,
+            &json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                "totalResults": total,
+                "itemsPerPage": page.len(),
+                "startIndex": start,
+                "Resources": page,
+            }),
+        ))
+    }
+
+    /// `POST …/.search`: the parameters of a list, in a SearchRequest body.
+    pub(super) fn search(
+        &self,
+        d: &Directory,
+        kinds: &[Kind],
         req: &ScimRequest,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
-        let params = query_params(&req.query);
-        let get = |name: &str| param(&params, name);
+        let body = self.body(req)?;
+        let Value::Object(fields) = body else {
+            return Err(ScimError::bad_request(
+                "invalidSyntax",
+                "the body must be a SearchRequest object",
+            ));
+        };
+        let mut params = Vec::new();
+        for (key, value) in fields {
+            let text = match (key.as_str(), value) {
+                ("schemas", _) => continue,
+                ("filter" | "sortBy" | "sortOrder", Value::String(s)) => s,
+                ("startIndex" | "count", Value::Number(n)) => n.to_string(),
+                ("attributes" | "excludedAttributes", Value::Array(items)) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        ScimError::bad_request(
+                            "invalidValue",
+                            format!("`{key}` must list attribute paths"),
+                        )
+                    })?
+                    .join(","),
+                (other, _) => {
+                    return Err(ScimError::bad_request(
+                        "invalidValue",
+                        format!(
+                            "`{other}` is not a SearchRequest parameter, or has the wrong type"
+                        ),
+                    ));
+                }
+            };
+            params.push((key, text));
+        }
+        self.list(d, kinds, &params, base)
+    }
+
+    /// The resources of `kind` that match the filter of `params`, in the order it asks for.
+    fn select(
+        &self,
+        d: &Directory,
+        kind: Kind,
+        params: &[(String, String)],
+        base: &str,
+    ) -> Result<Vec<Resource>, ScimError> {
+        let get = |name: &str| param(params, name);
         let rt = self.resource_type(kind)?;
-        let projection = Self::projection(req)?;
-        // RFC 7644 §3.4.2.4: startIndex below 1 is 1, a negative count is 0.
-        let start = integer(&params, "startIndex")?.unwrap_or(1).max(1) as usize;
-        let count = integer(&params, "count")?.map_or(self.config.max_results, |c| {
-            (c.max(0) as usize).min(self.config.max_results)
-        });
 
         let filter = match get("filter") {
             Some(text) => {
@@ -110,7 +191,7 @@ impl Service {
             let mut kept = Vec::with_capacity(candidates.len());
             for r in candidates {
                 let view = if needs_members {
-                    self.render(&r, base, &super::Projection::default())?
+                    self.render(&r, base, &Projection::default())?
                 } else {
                     evaluation_view(&r)
                 };
@@ -143,23 +224,7 @@ impl Service {
             });
             candidates = keyed.into_iter().map(|(_, r)| r).collect();
         }
-        let total = candidates.len();
-        let page: Vec<Value> = candidates
-            .iter()
-            .skip(start - 1)
-            .take(count)
-            .map(|r| self.render(r, base, &projection))
-            .collect::<Result<_, _>>()?;
-        Ok(ScimResponse::json(
-            200,
-            &json!({
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-                "totalResults": total,
-                "itemsPerPage": page.len(),
-                "startIndex": start,
-                "Resources": page,
-            }),
-        ))
+        Ok(candidates)
     }
 }
 

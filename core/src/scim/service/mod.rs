@@ -40,7 +40,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 pub use error::ScimError;
-use resource::{Projection, etag, read_input, render};
+use resource::{Projection, check_immutable, etag, read_input, render};
 pub use token::issue_token;
 
 use crate::scim::filter::Compatibility;
@@ -228,7 +228,7 @@ enum Route<'a> {
     ServiceProviderConfig,
     Me,
     Bulk,
-    Search,
+    Search(Option<Kind>),
 }
 
 impl Service {
@@ -284,7 +284,14 @@ impl Service {
             .ok_or_else(|| ScimError::not_found(format!("no endpoint `/{rest}`")))?;
         let method = req.method.to_ascii_uppercase();
         match (method.as_str(), route) {
-            ("GET", Route::Collection(kind)) => self.list(&directory, kind, req, &base),
+            ("GET", Route::Collection(kind)) => {
+                self.list(&directory, &[kind], &list::query_params(&req.query), &base)
+            }
+            ("POST", Route::Search(Some(kind))) => self.search(&directory, &[kind], req, &base),
+            // At the root: users, then groups (sortBy orders within each type).
+            ("POST", Route::Search(None)) => {
+                self.search(&directory, &[Kind::User, Kind::Group], req, &base)
+            }
             ("POST", Route::Collection(kind)) => self.create(&directory, kind, req, &base),
             ("GET", Route::Resource(kind, id)) => self.get(&directory, kind, id, req, &base),
             ("PUT", Route::Resource(kind, id)) => self.replace(&directory, kind, id, req, &base),
@@ -298,11 +305,6 @@ impl Service {
                 "/Me is not supported: tokens belong to directories, not users",
             )),
             (_, Route::Bulk) => Err(ScimError::new(501, None, "/Bulk is not supported yet")),
-            (_, Route::Search) => Err(ScimError::new(
-                501,
-                None,
-                "POST /.search is not supported yet; use GET with a filter",
-            )),
             ("PATCH", Route::Resource(kind, id)) => self.patch(&directory, kind, id, req, &base),
             (m, _) => Err(ScimError::new(
                 405,
@@ -496,6 +498,11 @@ impl Service {
         let expected = Self::if_match(req, current.version)?;
         let body = self.body(req)?;
         let input = read_input(self.resource_type(kind)?, kind, &body, self.config.compat)?;
+        check_immutable(
+            self.resource_type(kind)?,
+            &current.attributes,
+            &input.attributes,
+        )?;
         let members = match &input.members {
             Some(ids) => Some(self.members(d.id, ids)?),
             None => None,
@@ -620,7 +627,7 @@ fn route(rest: &str) -> Option<Route<'_>> {
         _ => None,
     };
     Some(match (first, second) {
-        (_, Some(".search")) if kind.is_some() => Route::Search,
+        (_, Some(".search")) if kind.is_some() => Route::Search(kind),
         (_, None) if kind.is_some() => Route::Collection(kind?),
         (_, Some(id)) if kind.is_some() && !id.is_empty() && !id.contains('/') => {
             Route::Resource(kind?, id)
@@ -630,7 +637,7 @@ fn route(rest: &str) -> Option<Route<'_>> {
         ("ServiceProviderConfig", None) => Route::ServiceProviderConfig,
         ("Me", _) => Route::Me,
         ("Bulk", None) => Route::Bulk,
-        (".search", None) => Route::Search,
+        (".search", None) => Route::Search(None),
         _ => return None,
     })
 }

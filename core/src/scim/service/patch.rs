@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::resource::{member_ids, read_input};
+use super::resource::{check_immutable, member_ids, read_input};
 use super::{ScimError, ScimRequest, ScimResponse, Service, etag};
 use crate::scim::filter::{Compatibility, Filter, ParseOptions, Value as Literal, ValuePath};
 use crate::scim::path::PatchPath;
@@ -106,6 +106,7 @@ impl Service {
         }
         // The result must be a valid resource, checked exactly as a PUT body is.
         let input = read_input(rt, kind, &Value::Object(doc.clone()), compat)?;
+        check_immutable(rt, &current.attributes, &input.attributes)?;
         let mut change = Change::default();
         if doc != original || members.replace.is_some() {
             change.replacement = Some(Replacement {

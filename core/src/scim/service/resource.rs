@@ -105,6 +105,59 @@ pub(crate) fn read_input(
     })
 }
 
+/// Refuses a change to an immutable attribute (or sub-attribute) that already has a value:
+/// it may be set once, on creation or later, and never changed (RFC 7643 §2.2).
+pub(crate) fn check_immutable(
+    rt: &ResourceType,
+    old: &Value,
+    new: &Map<String, Value>,
+) -> Result<(), ScimError> {
+    let schemas = std::iter::once((None, &*rt.schema)).chain(
+        rt.extensions
+            .iter()
+            .map(|e| (Some(e.schema.id.as_str()), &*e.schema)),
+    );
+    for (urn, schema) in schemas {
+        let (old_container, new_container) = match urn {
+            None => (Some(old), Some(new)),
+            Some(urn) => (old.get(urn), new.get(urn).and_then(Value::as_object)),
+        };
+        let Some(old_container) = old_container else {
+            continue;
+        };
+        for attr in &schema.attributes {
+            let before = old_container.get(&attr.name);
+            let after = new_container.and_then(|c| c.get(&attr.name));
+            let changed = |b: Option<&Value>, a: Option<&Value>| {
+                b.is_some_and(|b| !b.is_null() && Some(b) != a)
+            };
+            if attr.mutability == Mutability::Immutable && changed(before, after) {
+                return Err(ScimError::bad_request(
+                    "mutability",
+                    format!("`{}` is immutable once set", attr.name),
+                ));
+            }
+            if !attr.multi_valued {
+                for sub in attr
+                    .sub_attributes
+                    .iter()
+                    .filter(|s| s.mutability == Mutability::Immutable)
+                {
+                    let b = before.and_then(|v| v.get(&sub.name));
+                    let a = after.and_then(|v| v.get(&sub.name));
+                    if changed(b, a) {
+                        return Err(ScimError::bad_request(
+                            "mutability",
+                            format!("`{}.{}` is immutable once set", attr.name, sub.name),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_schemas(value: &Value) -> Result<(), ScimError> {
     match value {
         Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),

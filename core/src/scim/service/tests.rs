@@ -862,3 +862,150 @@ fn patch_group_members_row_by_row() {
         assert_eq!(ids(&r), ["id2"]);
     }
 }
+
+#[test]
+fn search_with_a_post_body() {
+    for s in services() {
+        for name in ["carol", "alice", "bob"] {
+            post(
+                &s,
+                "/scim/v2/acme/Users",
+                json!({"userName": name, "title": "Engineer"}),
+            );
+        }
+        post(
+            &s,
+            "/scim/v2/acme/Groups",
+            json!({"displayName": "Engineers"}),
+        );
+        let search = |path: &str, body: Value| {
+            call(
+                &s,
+                ScimRequest::new("POST", path).with_body(&body.to_string()),
+            )
+        };
+        let r = search(
+            "/scim/v2/acme/Users/.search",
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": "title eq \"engineer\"", "sortBy": "userName", "sortOrder": "descending",
+                "startIndex": 2, "count": 1, "attributes": ["userName"],
+            }),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (
+                r.body["totalResults"].clone(),
+                r.body["Resources"][0]["userName"].clone()
+            ),
+            (json!(3), json!("bob"))
+        );
+        assert!(
+            r.body["Resources"][0].get("title").is_none(),
+            "attributes honoured"
+        );
+        // At the root: users and groups together.
+        let r = search(
+            "/scim/v2/acme/.search",
+            json!({"filter": "userName sw \"a\" or displayName sw \"Eng\""}),
+        );
+        let kinds: Vec<&str> = r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["meta"]["resourceType"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["User", "Group"]);
+        assert_error(
+            &search("/scim/v2/acme/Users/.search", json!({"filter": 5})),
+            400,
+            Some("invalidValue"),
+        );
+        assert_error(
+            &search("/scim/v2/acme/Users/.search", json!({"filter": "title eq"})),
+            400,
+            Some("invalidFilter"),
+        );
+        assert_error(
+            &search(
+                "/scim/v2/acme/Users/.search",
+                json!({"sortby": "userName", "count": "2"}),
+            ),
+            400,
+            Some("invalidValue"),
+        );
+        assert_error(&get(&s, "/scim/v2/acme/Users/.search", ""), 405, None);
+    }
+}
+
+#[test]
+fn immutable_attributes_are_set_once() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    store
+        .create_directory(NewDirectory::new("acme", DirectoryKind::Scim))
+        .unwrap();
+    let mut registry = SchemaRegistry::core();
+    let badge = "urn:example:params:scim:schemas:extension:badge:2.0:User";
+    registry
+        .add_extension_json(
+            "User",
+            &json!({"id": badge, "attributes": [{"name": "number", "mutability": "immutable"}]})
+                .to_string(),
+            false,
+        )
+        .unwrap();
+    let s = Service::with(
+        store,
+        registry,
+        ServiceConfig::default().with_require_token(false),
+        random_ids(),
+    );
+    let put = |path: &str, body: Value| {
+        call(
+            &s,
+            ScimRequest::new("PUT", path).with_body(&body.to_string()),
+        )
+    };
+    let u = post(
+        &s,
+        "/scim/v2/acme/Users",
+        json!({"userName": "a", badge: {"number": "7"}}),
+    );
+    let path = format!("/scim/v2/acme/Users/{}", u.body["id"].as_str().unwrap());
+    assert_eq!(
+        put(&path, json!({"userName": "a2", badge: {"number": "7"}})).status,
+        200,
+        "same value is fine"
+    );
+    assert_error(
+        &put(&path, json!({"userName": "a", badge: {"number": "8"}})),
+        400,
+        Some("mutability"),
+    );
+    assert_error(
+        &put(&path, json!({"userName": "a"})),
+        400,
+        Some("mutability"),
+    );
+    assert_error(
+        &patch(
+            &s,
+            &path,
+            json!([{"op": "replace", "path": format!("{badge}:number"), "value": "9"}]),
+        ),
+        400,
+        Some("mutability"),
+    );
+    let v = post(&s, "/scim/v2/acme/Users", json!({"userName": "b"}));
+    let path = format!("/scim/v2/acme/Users/{}", v.body["id"].as_str().unwrap());
+    let r = patch(
+        &s,
+        &path,
+        json!([{"op": "add", "path": format!("{badge}:number"), "value": "1"}]),
+    );
+    assert_eq!(
+        (r.status, r.body[badge]["number"].clone()),
+        (200, json!("1")),
+        "set later, once"
+    );
+}
