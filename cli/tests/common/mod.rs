@@ -1,0 +1,140 @@
+//! Helpers shared by the command-line tests: a `usersync serve` process and a minimal
+//! HTTP/1.1 client.
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses a part; a failed step stops the test
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use serde_json::Value;
+
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) addr: String,
+    /// The token printed on first start, if this start printed one.
+    pub(crate) token: Option<String>,
+    /// The database it serves.
+    pub(crate) db: PathBuf,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    pub(crate) fn start(db: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_usersync"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("usersync serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .expect("prints its address")
+            .to_owned();
+        // A first start prints the new directory and its token, then every start prints
+        // `serving N: names` once it is ready.
+        let mut token = None;
+        loop {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "serve exited early"
+            );
+            if let Some(t) = line.trim().strip_prefix("token:") {
+                token = Some(t.trim().to_owned());
+            }
+            if line.starts_with("serving ") {
+                break;
+            }
+        }
+        Self {
+            child,
+            addr,
+            token,
+            db: db.to_path_buf(),
+            _stdout: stdout,
+        }
+    }
+
+    pub(crate) fn stop(mut self) -> i32 {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+pub(crate) fn usersync(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_usersync"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// One HTTP/1.1 request; returns the status and the JSON body (null when empty).
+pub(crate) fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let body_text = body.map(Value::to_string).unwrap_or_default();
+    let mut req = format!(
+        "{method} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n",
+        encode(path)
+    );
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if body.is_some() {
+        req.push_str(&format!(
+            "Content-Type: application/scim+json\r\nContent-Length: {}\r\n",
+            body_text.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body_text);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status: u16 = raw.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (
+        status,
+        if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap()
+        },
+    )
+}
+
+pub(crate) fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("usersync-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("usersync.db")
+}
+
+/// Percent-encodes what may not stand in a request target (spaces, quotes, `#`, non-ASCII…),
+/// keeping `/ ? & =` and already-encoded `%XX`.
+fn encode(target: &str) -> String {
+    let mut out = String::with_capacity(target.len());
+    for b in target.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/?&=:@!$'()*+,;%[]".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
