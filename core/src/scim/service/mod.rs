@@ -486,7 +486,35 @@ impl Service {
         }
     }
 
+    /// Runs `attempt` again when a concurrent change slipped in between its read and its
+    /// write, unless the client pinned a version with `If-Match` (then the 412 is its answer).
+    fn retrying(
+        &self,
+        req: &ScimRequest,
+        mut attempt: impl FnMut() -> Result<ScimResponse, ScimError>,
+    ) -> Result<ScimResponse, ScimError> {
+        let pinned = req.header("If-Match").is_some();
+        for _ in 0..16 {
+            match attempt() {
+                Err(e) if e.status == 412 && !pinned => continue,
+                other => return other,
+            }
+        }
+        attempt()
+    }
+
     fn replace(
+        &self,
+        d: &Directory,
+        kind: Kind,
+        id: &str,
+        req: &ScimRequest,
+        base: &str,
+    ) -> Result<ScimResponse, ScimError> {
+        self.retrying(req, || self.replace_once(d, kind, id, req, base))
+    }
+
+    fn replace_once(
         &self,
         d: &Directory,
         kind: Kind,
@@ -511,6 +539,7 @@ impl Service {
             d.id,
             kind,
             id,
+            // Immutability was checked against the version read: write only over that one.
             expected.or(Some(current.version)),
             Replacement {
                 external_id: input.external_id,

@@ -79,8 +79,19 @@ impl Service {
         req: &ScimRequest,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
+        self.retrying(req, || self.patch_once(d, kind, id, req, base))
+    }
+
+    fn patch_once(
+        &self,
+        d: &Directory,
+        kind: Kind,
+        id: &str,
+        req: &ScimRequest,
+        base: &str,
+    ) -> Result<ScimResponse, ScimError> {
         let current = self.existing(d, kind, id)?;
-        let expected = Self::if_match(req, current.version)?.or(Some(current.version));
+        let pinned = Self::if_match(req, current.version)?;
         let body = self.body(req)?;
         let compat = self.config.compat;
         let rt = self.resource_type(kind)?;
@@ -122,7 +133,24 @@ impl Service {
         }
         change.add_members = self.members(d.id, &members.add)?;
         change.remove_members = self.known_members(d.id, &members.remove)?;
+        // New attributes were computed from the version read; member changes alone apply to
+        // whatever the group holds now, so concurrent member adds never conflict.
+        let expected = pinned.or(change.replacement.as_ref().map(|_| current.version));
         let updated = self.store.update(d.id, kind, id, expected, change)?;
+        // Rendering a group means listing its members, which would make every member add
+        // cost the group's size: unless the client asks for attributes, a group PATCH
+        // answers 204 (RFC 7644 §3.5.2 allows it) with the new ETag.
+        let params = super::list::query_params(&req.query);
+        let asks = ["attributes", "excludedAttributes"]
+            .iter()
+            .any(|p| super::list::param(&params, p).is_some());
+        if kind == Kind::Group && !asks {
+            return Ok(ScimResponse {
+                status: 204,
+                headers: vec![("ETag".into(), etag(updated.version))],
+                body: Vec::new(),
+            });
+        }
         let rendered = self.render(&updated, base, &Self::projection(req)?)?;
         Ok(ScimResponse::json(200, &rendered).with_header("ETag", etag(updated.version)))
     }
