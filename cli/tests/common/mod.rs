@@ -61,6 +61,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn stop(mut self) -> i32 {
         Command::new("kill")
             .arg("-TERM")
