@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{
     Change, Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Resource,
-    Store, StoreError, StoredToken, UserCounts, UserNameScope, check_directory_name,
+    Store, StoreError, StoredToken, UserCounts, UserNameScope, check_directory_name, check_version,
     inactive_since, name_attribute,
 };
 use crate::scim::datetime::DateTime;
@@ -157,16 +157,6 @@ impl State {
                 self.record(&snapshot, EventKind::Updated, now);
             }
         }
-    }
-}
-
-fn check_version(r: &Resource, expected: Option<u64>) -> Result<(), StoreError> {
-    match expected {
-        Some(e) if e != r.version => Err(StoreError::VersionMismatch {
-            expected: e,
-            actual: r.version,
-        }),
-        _ => Ok(()),
     }
 }
 

@@ -527,6 +527,17 @@ pub(crate) fn check_directory_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Whether `r` is still at the version the caller expects (any version when `None`).
+pub(crate) fn check_version(r: &Resource, expected: Option<u64>) -> Result<(), StoreError> {
+    match expected {
+        Some(e) if e != r.version => Err(StoreError::VersionMismatch {
+            expected: e,
+            actual: r.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Since when a user is inactive after a change that leaves it `active` or not: the first
 /// deactivation counts, a reactivation clears it.
 pub(crate) fn inactive_since(

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
     NewResource, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
-    check_directory_name, inactive_since, name_attribute,
+    check_directory_name, check_version, inactive_since, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -262,16 +262,6 @@ fn existing(tx: &Connection, directory: i64, kind: Kind, id: &str) -> Result<Res
     load(tx, directory, kind, id)?.ok_or_else(|| StoreError::NotFound {
         what: format!("{} `{id}`", kind.as_str()),
     })
-}
-
-fn check_version(r: &Resource, expected: Option<u64>) -> Result<(), StoreError> {
-    match expected {
-        Some(e) if e != r.version => Err(StoreError::VersionMismatch {
-            expected: e,
-            actual: r.version,
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// Whom a resource's name must be unique among (see the `unique_scope` column).
