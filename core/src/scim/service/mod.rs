@@ -27,6 +27,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod bulk;
 mod error;
 mod list;
 mod patch;
@@ -304,7 +305,7 @@ impl Service {
                 None,
                 "/Me is not supported: tokens belong to directories, not users",
             )),
-            (_, Route::Bulk) => Err(ScimError::new(501, None, "/Bulk is not supported yet")),
+            ("POST", Route::Bulk) => self.bulk(&directory, req),
             ("PATCH", Route::Resource(kind, id)) => self.patch(&directory, kind, id, req, &base),
             (m, _) => Err(ScimError::new(
                 405,
@@ -622,14 +623,14 @@ impl Service {
         }
     }
 
-    /// What this service supports, truthfully: no bulk or password change yet.
+    /// What this service supports, truthfully: no password change or cursors yet.
     fn service_provider_config(&self, base: &str) -> ScimResponse {
         ScimResponse::json(
             200,
             &json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
                 "patch": {"supported": true},
-                "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+                "bulk": {"supported": true, "maxOperations": bulk::MAX_OPERATIONS, "maxPayloadSize": self.config.max_payload},
                 "filter": {"supported": true, "maxResults": self.config.max_results},
                 "changePassword": {"supported": false},
                 "sort": {"supported": true},

@@ -477,8 +477,9 @@ fn discovery_routing_and_errors() {
         assert_eq!(r.body["schemaExtensions"][0]["schema"], ENTERPRISE);
         let r = get(&s, "/scim/v2/acme/ServiceProviderConfig", "");
         assert_eq!(r.body["patch"]["supported"], true);
+        assert_eq!(r.body["bulk"]["maxOperations"], 1000);
         assert_eq!(
-            r.body["bulk"]["supported"], false,
+            r.body["changePassword"]["supported"], false,
             "truthful about what is missing"
         );
         assert_eq!(r.body["etag"]["supported"], true);
@@ -1025,4 +1026,103 @@ fn immutable_attributes_are_set_once() {
         (200, json!("1")),
         "set later, once"
     );
+}
+
+#[test]
+fn bulk_resolves_references_in_any_order() {
+    for s in services() {
+        let bulk = |ops: Value, extra: Value| {
+            let mut body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops});
+            if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+                b.extend(e);
+            }
+            call(
+                &s,
+                ScimRequest::new("POST", "/scim/v2/acme/Bulk").with_body(&body.to_string()),
+            )
+        };
+        // The group comes first and names a user created after it.
+        let r = bulk(
+            json!([
+                {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"displayName": "Tour Guides", "members": [{"value": "bulkId:u"}]}},
+                {"method": "POST", "path": "/Users", "bulkId": "u", "data": {"userName": "bjensen"}},
+                {"method": "PATCH", "path": "/Users/bulkId:u", "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "title", "value": "Guide"}]}},
+                {"method": "POST", "path": "/Users", "bulkId": "dup", "data": {"userName": "BJENSEN"}},
+                {"method": "POST", "path": "/Groups", "bulkId": "x", "data": {"displayName": "X", "members": [{"value": "bulkId:nope"}]}},
+            ]),
+            json!({}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.body["schemas"][0],
+            "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+        );
+        let ops = r.body["Operations"].as_array().unwrap();
+        let by_id = |id: &str| ops.iter().find(|o| o["bulkId"] == id).unwrap();
+        assert_eq!(by_id("u")["status"], "201");
+        assert_eq!(by_id("g")["status"], "201", "{}", r.body);
+        let group = get(&s, by_id("g")["location"].as_str().unwrap(), "");
+        let user = get(&s, by_id("u")["location"].as_str().unwrap(), "");
+        assert_eq!(group.body["members"][0]["value"], user.body["id"]);
+        assert_eq!(user.body["title"], "Guide");
+        assert_eq!(by_id("dup")["status"], "409");
+        assert_eq!(by_id("dup")["response"]["scimType"], "uniqueness");
+        assert_eq!(by_id("x")["status"], "409");
+        assert_eq!(ops.len(), 5);
+
+        // Circular references fail; failOnErrors stops early.
+        let r = bulk(
+            json!([
+                {"method": "POST", "path": "/Groups", "bulkId": "a", "data": {"displayName": "A", "members": [{"value": "bulkId:b"}]}},
+                {"method": "POST", "path": "/Groups", "bulkId": "b", "data": {"displayName": "B", "members": [{"value": "bulkId:a"}]}},
+            ]),
+            json!({}),
+        );
+        let statuses: Vec<&str> = r.body["Operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["409", "409"]);
+        let r = bulk(
+            json!([
+                {"method": "DELETE", "path": "/Users/missing"},
+                {"method": "POST", "path": "/Users", "bulkId": "late", "data": {"userName": "late"}},
+            ]),
+            json!({"failOnErrors": 1}),
+        );
+        assert_eq!(
+            r.body["Operations"].as_array().unwrap().len(),
+            1,
+            "{}",
+            r.body
+        );
+        assert_eq!(r.body["Operations"][0]["status"], "404");
+        assert_eq!(
+            get(&s, "/scim/v2/acme/Users", "filter=userName eq \"late\"").body["totalResults"],
+            0
+        );
+
+        let too_many: Vec<Value> = (0..1001)
+            .map(|i| json!({"method": "DELETE", "path": format!("/Users/{i}")}))
+            .collect();
+        assert_error(&bulk(Value::Array(too_many), json!({})), 413, None);
+        assert_error(
+            &call(
+                &s,
+                ScimRequest::new("POST", "/scim/v2/acme/Bulk").with_body(r#"{"Operations": []}"#),
+            ),
+            400,
+            Some("invalidSyntax"),
+        );
+        assert_error(
+            &bulk(
+                json!([{"method": "POST", "path": "/Users", "data": {"userName": "x"}}]),
+                json!({}),
+            ),
+            400,
+            Some("invalidValue"),
+        );
+    }
 }
