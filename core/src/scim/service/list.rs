@@ -93,6 +93,9 @@ impl Service {
             selected.extend(self.select(d, kind, params, base)?);
         }
         let total = selected.len();
+        if let Some(cursor) = param(params, "cursor") {
+            return self.cursor_page(d, kinds, params, cursor, count, selected, base, &projection);
+        }
         let page: Vec<Value> = selected
             .iter()
             .skip(start - 1)
@@ -109,6 +112,66 @@ impl Service {
                 "Resources": page,
             }),
         ))
+    }
+
+    /// One page of cursor paging (RFC 9865): the resources after the cursor's `id`, and the
+    /// cursor of the next page when there is one.
+    #[allow(clippy::too_many_arguments)]
+    fn cursor_page(
+        &self,
+        d: &Directory,
+        kinds: &[Kind],
+        params: &[(String, String)],
+        cursor: &str,
+        count: usize,
+        selected: Vec<Resource>,
+        base: &str,
+        projection: &Projection,
+    ) -> Result<ScimResponse, ScimError> {
+        if kinds.len() != 1
+            || param(params, "sortBy").is_some()
+            || param(params, "startIndex").is_some()
+        {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                "cursor paging runs in id order over one resource type: use it without sortBy or startIndex",
+            ));
+        }
+        // The query a cursor belongs to: the same directory, type and filter.
+        let query = format!(
+            "{}\n{}\n{}",
+            d.id,
+            kinds[0].as_str(),
+            param(params, "filter").unwrap_or("")
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let after = if cursor.is_empty() {
+            None
+        } else {
+            Some(self.cursor_key.open(cursor, &query, now)?)
+        };
+        let total = selected.len();
+        let rest: Vec<&Resource> = selected
+            .iter()
+            .filter(|r| after.as_deref().is_none_or(|a| r.id.as_str() > a))
+            .collect();
+        let page: Vec<Value> = rest
+            .iter()
+            .take(count)
+            .map(|r| self.render(r, base, projection))
+            .collect::<Result<_, _>>()?;
+        let mut body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": total,
+            "itemsPerPage": page.len(),
+            "Resources": page,
+        });
+        if rest.len() > count && count > 0 {
+            body["nextCursor"] = json!(self.cursor_key.seal(&query, &rest[count - 1].id, now));
+        }
+        Ok(ScimResponse::json(200, &body))
     }
 
     /// `POST …/.search`: the parameters of a list, in a SearchRequest body.

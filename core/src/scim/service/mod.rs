@@ -28,6 +28,7 @@
 //! ```
 
 mod bulk;
+mod cursor;
 mod error;
 mod list;
 mod patch;
@@ -209,6 +210,7 @@ pub struct Service {
     registry: SchemaRegistry,
     config: ServiceConfig,
     ids: IdGenerator,
+    cursor_key: cursor::CursorKey,
 }
 
 impl std::fmt::Debug for Service {
@@ -255,6 +257,7 @@ impl Service {
             registry,
             config,
             ids,
+            cursor_key: cursor::CursorKey::random(),
         }
     }
 
@@ -632,6 +635,14 @@ impl Service {
                 "patch": {"supported": true},
                 "bulk": {"supported": true, "maxOperations": bulk::MAX_OPERATIONS, "maxPayloadSize": self.config.max_payload},
                 "filter": {"supported": true, "maxResults": self.config.max_results},
+                "pagination": {
+                    "cursor": true,
+                    "index": true,
+                    "defaultPaginationMethod": "index",
+                    "defaultPageSize": self.config.max_results,
+                    "maxPageSize": self.config.max_results,
+                    "cursorTimeout": cursor::CURSOR_TIMEOUT_SECONDS,
+                },
                 "changePassword": {"supported": false},
                 "sort": {"supported": true},
                 "etag": {"supported": true},

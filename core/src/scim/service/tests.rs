@@ -1126,3 +1126,71 @@ fn bulk_resolves_references_in_any_order() {
         );
     }
 }
+
+#[test]
+fn cursor_paging_is_stable_and_sealed() {
+    for s in services() {
+        for i in 1..=7 {
+            post(
+                &s,
+                "/scim/v2/acme/Users",
+                json!({"userName": format!("user{i}")}),
+            );
+        }
+        let page = |query: &str| get(&s, "/scim/v2/acme/Users", query);
+        let ids = |r: &Reply| -> Vec<String> {
+            r.body["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let first = page("cursor=&count=3");
+        assert_eq!(
+            (first.status, ids(&first)),
+            (
+                200,
+                vec!["id1".to_owned(), "id2".to_owned(), "id3".to_owned()]
+            ),
+            "{}",
+            first.body
+        );
+        assert_eq!(first.body["totalResults"], 7);
+        let next = first.body["nextCursor"].as_str().unwrap().to_owned();
+        // Changes between pages neither repeat nor skip what is left.
+        call(&s, ScimRequest::new("DELETE", "/scim/v2/acme/Users/id2"));
+        post(&s, "/scim/v2/acme/Users", json!({"userName": "user8"}));
+        let second = page(&format!("cursor={next}&count=3"));
+        assert_eq!(ids(&second), ["id4", "id5", "id6"]);
+        let third = page(&format!(
+            "cursor={}&count=3",
+            second.body["nextCursor"].as_str().unwrap()
+        ));
+        assert_eq!(ids(&third), ["id7", "id8"]);
+        assert!(
+            third.body.get("nextCursor").is_none(),
+            "the last page has no next cursor"
+        );
+
+        let mut forged = next.clone().into_bytes();
+        forged[2] = if forged[2] == b'0' { b'1' } else { b'0' };
+        assert_error(
+            &page(&format!(
+                "cursor={}&count=3",
+                String::from_utf8(forged).unwrap()
+            )),
+            400,
+            Some("invalidCursor"),
+        );
+        assert_error(
+            &page(&format!("cursor={next}&count=3&filter=userName pr")),
+            400,
+            Some("invalidCursor"),
+        );
+        assert_error(&page("cursor=not-a-cursor"), 400, Some("invalidCursor"));
+        assert_error(&page("cursor=&sortBy=userName"), 400, Some("invalidValue"));
+        let config = get(&s, "/scim/v2/acme/ServiceProviderConfig", "");
+        assert_eq!(config.body["pagination"]["cursor"], true);
+    }
+}
