@@ -1,9 +1,14 @@
 //! usersync-core: the engine behind every usersync surface.
 //!
-//! Today it holds the SCIM 2.0 language: the schema registry ([`scim::schema`]), the filter
-//! language with its evaluator ([`scim::filter`]) and PATCH paths ([`scim::path`]). Every
-//! failure is an [`Error`] whose [`ErrorKind`] is stable, so each binding maps errors in one
-//! place without reading message text.
+//! - the SCIM 2.0 language: the schema registry ([`scim::schema`]), the filter language with
+//!   its evaluator ([`scim::filter`]) and PATCH paths ([`scim::path`]);
+//! - the store of directories, users, groups, memberships and the change feed ([`store`]):
+//!   in memory, or in SQLite (feature `sqlite`, default);
+//! - the SCIM protocol behind one transport-agnostic call (`scim::service`, feature
+//!   `service`, default).
+//!
+//! Every failure of the language is an [`Error`] whose [`ErrorKind`] is stable, so each
+//! binding maps errors in one place without reading message text.
 //!
 //! ```
 //! use usersync_core::scim::filter::Filter;
