@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{SCIM_JSON, ScimError, ScimRequest, ScimResponse, Service};
+use super::{SCIM_JSON, ScimError, ScimRequest, ScimResponse, Service, declares};
+use crate::scim::filter::eval::get as member;
 use crate::store::Directory;
 
 const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
@@ -25,22 +26,14 @@ struct Operation {
 impl Service {
     pub(super) fn bulk(&self, d: &Directory, req: &ScimRequest) -> Result<ScimResponse, ScimError> {
         let body = self.body(req)?;
-        let Value::Object(fields) = body else {
+        if !body.is_object() {
             return Err(ScimError::bad_request(
                 "invalidSyntax",
                 "the body must be a BulkRequest object",
             ));
-        };
-        let get = |name: &str| {
-            fields
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        };
-        let declared = get("schemas")
-            .and_then(Value::as_array)
-            .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(BULK_REQUEST)));
-        if !declared {
+        }
+        let get = |name: &str| member(&body, name);
+        if !declares(&body, BULK_REQUEST) {
             return Err(ScimError::bad_request(
                 "invalidSyntax",
                 format!("`schemas` must name {BULK_REQUEST}"),

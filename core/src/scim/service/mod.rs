@@ -683,6 +683,13 @@ fn route(rest: &str) -> Option<Route<'_>> {
     })
 }
 
+/// Whether a request body's `schemas` names `urn`.
+fn declares(body: &Value, urn: &str) -> bool {
+    crate::scim::filter::eval::get(body, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(urn)))
+}
+
 /// Whether an `If-Match` / `If-None-Match` value names `version` (or is `*`).
 fn etag_matches(header: &str, version: u64) -> bool {
     header.split(',').map(str::trim).any(|tag| {

@@ -5,7 +5,8 @@
 use serde_json::{Map, Value, json};
 
 use super::resource::{check_immutable, member_ids, read_input};
-use super::{ScimError, ScimRequest, ScimResponse, Service, etag};
+use super::{ScimError, ScimRequest, ScimResponse, Service, declares, etag};
+use crate::scim::filter::eval::get as member;
 use crate::scim::filter::{Compatibility, Filter, ParseOptions, Value as Literal, ValuePath};
 use crate::scim::path::PatchPath;
 use crate::scim::schema::{AttributeType, Mutability, ResourceType};
@@ -189,19 +190,11 @@ type Operation = (OpKind, Option<PatchPath>, Option<Value>);
 
 /// The operations of a PatchOp body, checked.
 fn operations(body: &Value, compat: Compatibility) -> Result<Vec<Operation>, ScimError> {
-    let Value::Object(fields) = body else {
+    if !body.is_object() {
         return Err(bad("invalidSyntax", "the body must be a PatchOp object"));
-    };
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
-    let declared = field("schemas")
-        .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(PATCH_OP)));
-    if !declared && compat == Compatibility::strict() {
+    }
+    let field = |name: &str| member(body, name);
+    if !declares(body, PATCH_OP) && compat == Compatibility::strict() {
         return Err(bad(
             "invalidSyntax",
             format!("`schemas` must name {PATCH_OP}"),
