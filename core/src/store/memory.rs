@@ -398,6 +398,54 @@ impl Store for MemoryStore {
         Ok(purged)
     }
 
+    fn find_by_external_id(
+        &self,
+        directory: i64,
+        kind: Kind,
+        external_id: &str,
+    ) -> Result<Vec<Resource>, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .values()
+            .filter(|r| {
+                r.directory == directory
+                    && r.kind == kind
+                    && r.external_id.as_deref() == Some(external_id)
+            })
+            .cloned()
+            .collect())
+    }
+
+    fn count(&self, directory: i64, kind: Kind) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .resources
+            .values()
+            .filter(|r| r.directory == directory && r.kind == kind)
+            .count() as u64)
+    }
+
+    fn page(
+        &self,
+        directory: i64,
+        kind: Kind,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Resource>, StoreError> {
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(self
+            .lock()
+            .resources
+            .values()
+            .filter(|r| r.directory == directory && r.kind == kind)
+            .skip(skip)
+            .take(take)
+            .cloned()
+            .collect())
+    }
+
     fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError> {
         let now = self.now();
         let mut s = self.lock();

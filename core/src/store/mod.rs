@@ -418,6 +418,38 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`StoreError::Backend`].
     fn list(&self, directory: i64, kind: Kind) -> Result<Vec<Resource>, StoreError>;
 
+    /// The resources of `kind` in `directory` whose `externalId` is `external_id` (exactly),
+    /// in `id` order. External ids are the source's anchors; the RFC does not make them
+    /// unique, so there may be several.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn find_by_external_id(
+        &self,
+        directory: i64,
+        kind: Kind,
+        external_id: &str,
+    ) -> Result<Vec<Resource>, StoreError>;
+
+    /// How many resources of `kind` `directory` holds.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn count(&self, directory: i64, kind: Kind) -> Result<u64, StoreError>;
+
+    /// Up to `limit` resources of `kind` in `directory`, in `id` order, after skipping
+    /// `offset`: a page without loading the rest.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn page(
+        &self,
+        directory: i64,
+        kind: Kind,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Resource>, StoreError>;
+
     /// Adds members to a group; members already there are left alone. Bumps the group's
     /// version once when anything changed, and returns the group.
     ///

@@ -629,6 +629,49 @@ impl Store for SqliteStore {
         })
     }
 
+    fn find_by_external_id(
+        &self,
+        directory: i64,
+        kind: Kind,
+        external_id: &str,
+    ) -> Result<Vec<Resource>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 AND external_id = ?3 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![directory, kind.as_str(), external_id], raw_resource)?;
+        rows.map(|r| resource(r?)).collect()
+    }
+
+    fn count(&self, directory: i64, kind: Kind) -> Result<u64, StoreError> {
+        let conn = self.lock();
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM resources WHERE directory = ?1 AND kind = ?2",
+            params![directory, kind.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    fn page(
+        &self,
+        directory: i64,
+        kind: Kind,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Resource>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 ORDER BY id LIMIT ?3 OFFSET ?4"
+        ))?;
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(
+            params![directory, kind.as_str(), clamp(limit), clamp(offset)],
+            raw_resource,
+        )?;
+        rows.map(|r| resource(r?)).collect()
+    }
+
     fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError> {
         self.write(|tx, now| {
             let known: bool = tx.query_row(

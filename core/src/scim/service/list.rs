@@ -88,6 +88,31 @@ impl Service {
         let count = integer(params, "count")?.map_or(self.config.max_results, |c| {
             (c.max(0) as usize).min(self.config.max_results)
         });
+        // A plain page of one type: let the store count and skip, without loading the rest.
+        if let [kind] = kinds
+            && ["filter", "sortBy", "cursor"]
+                .iter()
+                .all(|p| param(params, p).is_none())
+        {
+            let total = self.store.count(d.id, *kind)?;
+            let rows = self
+                .store
+                .page(d.id, *kind, (start - 1) as u64, count as u64)?;
+            let page: Vec<Value> = rows
+                .iter()
+                .map(|r| self.render(r, base, &projection))
+                .collect::<Result<_, _>>()?;
+            return Ok(ScimResponse::json(
+                200,
+                &json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                    "totalResults": total,
+                    "itemsPerPage": page.len(),
+                    "startIndex": start,
+                    "Resources": page,
+                }),
+            ));
+        }
         let mut selected = Vec::new();
         for &kind in kinds {
             selected.extend(self.select(d, kind, params, base)?);
@@ -247,6 +272,9 @@ impl Service {
                 .get_by_name(d.id, kind, &name)?
                 .into_iter()
                 .collect(),
+            Some(Lookup::ExternalId(value)) => {
+                self.store.find_by_external_id(d.id, kind, &value)?
+            }
             None => self.store.list(d.id, kind)?,
         };
         if let Some((f, compiled)) = &filter {
@@ -318,10 +346,12 @@ fn evaluation_view(r: &Resource) -> Value {
 enum Lookup {
     Id(String),
     Name(String),
+    ExternalId(String),
 }
 
-/// A store index that can answer the filter's top-level condition: `id eq`, or `userName eq`
-/// (`displayName eq` for groups). The whole filter is still applied to what it returns.
+/// A store index that can answer the filter's top-level condition: `id eq`, `externalId eq`,
+/// or `userName eq` (`displayName eq` for groups). The whole filter is still applied to what
+/// it returns.
 fn indexed_lookup(f: &Filter, kind: Kind) -> Option<Lookup> {
     let term = match f {
         Filter::And(items) => items.iter().find_map(|i| match i {
@@ -354,6 +384,8 @@ fn indexed_lookup(f: &Filter, kind: Kind) -> Option<Lookup> {
     };
     if name.eq_ignore_ascii_case("id") {
         Some(Lookup::Id(value.to_string()))
+    } else if name.eq_ignore_ascii_case("externalId") {
+        Some(Lookup::ExternalId(value.to_string()))
     } else if name.eq_ignore_ascii_case(unique) {
         Some(Lookup::Name(value.to_string()))
     } else {
