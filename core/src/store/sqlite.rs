@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE UNIQUE INDEX IF NOT EXISTS resources_unique_name ON resources(kind, unique_scope, name_key);
 CREATE INDEX IF NOT EXISTS resources_by_directory ON resources(directory, kind, id);
 CREATE INDEX IF NOT EXISTS resources_by_name ON resources(directory, kind, name_key);
-CREATE INDEX IF NOT EXISTS resources_by_external_id ON resources(directory, kind, external_id);
+CREATE INDEX IF NOT EXISTS resources_by_external_id ON resources(directory, kind, external_id, id);
 CREATE TABLE IF NOT EXISTS memberships (
     group_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
     member_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,

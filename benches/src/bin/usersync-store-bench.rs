@@ -1,0 +1,272 @@
+//! The SCIM endpoint over the embedded SQLite store at scale, in process: loads users and a
+//! large group, then times the operations identity providers repeat, each beside a raw
+//! SQLite primary-key lookup of the same rows measured in the same run.
+//!
+//! Usage: `usersync-store-bench [USERS] [GROUP_MEMBERS]` (defaults 1,000,000 and 100,000).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use usersync_core::scim::schema::SchemaRegistry;
+use usersync_core::scim::service::{ScimRequest, Service, ServiceConfig, random_ids};
+use usersync_core::store::sqlite::SqliteStore;
+use usersync_core::store::{
+    Change, DirectoryKind, Kind, Member, NewDirectory, NewResource, Store, system_clock,
+};
+
+const SAMPLES: usize = 20_000;
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let users = args.first().copied().unwrap_or(1_000_000);
+    let members = args.get(1).copied().unwrap_or(100_000).min(users);
+    let dir = std::env::temp_dir().join(format!("usersync-store-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("bench.db");
+    let store = Arc::new(SqliteStore::open(&path, system_clock()).expect("open"));
+    let d = store
+        .create_directory(NewDirectory::new("bench", DirectoryKind::Scim))
+        .expect("directory");
+
+    let started = Instant::now();
+    for i in 0..users {
+        store
+            .create(NewResource {
+                directory: d.id,
+                kind: Kind::User,
+                id: format!("u{i:08}"),
+                external_id: Some(format!("ext-{i:08}")),
+                name: format!("user{i:08}@example.com"),
+                active: true,
+                attributes: json!({"userName": format!("user{i:08}@example.com"),
+                    "name": {"givenName": "Bench", "familyName": format!("User {i}")},
+                    "emails": [{"value": format!("user{i:08}@example.com"), "type": "work", "primary": true}]}),
+                members: Vec::new(),
+            })
+            .expect("create");
+        if i > 0 && i % 100_000 == 0 {
+            eprintln!(
+                "{i} users loaded ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let load_users = started.elapsed();
+    store
+        .create(NewResource {
+            directory: d.id,
+            kind: Kind::Group,
+            id: "big".into(),
+            external_id: None,
+            name: "Everyone".into(),
+            active: true,
+            attributes: json!({"displayName": "Everyone"}),
+            members: Vec::new(),
+        })
+        .expect("group");
+    let started = Instant::now();
+    for chunk in (0..members).collect::<Vec<_>>().chunks(10_000) {
+        let add = chunk
+            .iter()
+            .map(|i| Member {
+                id: format!("u{i:08}"),
+                kind: Kind::User,
+            })
+            .collect();
+        store
+            .update(
+                d.id,
+                Kind::Group,
+                "big",
+                None,
+                Change {
+                    add_members: add,
+                    ..Change::default()
+                },
+            )
+            .expect("members");
+    }
+    let load_members = started.elapsed();
+    println!(
+        "loaded {users} users in {:.1} s, a {members}-member group in {:.1} s",
+        load_users.as_secs_f64(),
+        load_members.as_secs_f64()
+    );
+
+    let config = ServiceConfig::default().with_require_token(false);
+    let service = Service::with(store.clone(), SchemaRegistry::core(), config, random_ids());
+    let raw = rusqlite::Connection::open(&path).expect("raw connection");
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+
+    let baseline = measure("raw SQLite primary-key lookup", || {
+        let i = rng.below(users);
+        let mut stmt = raw
+            .prepare_cached("SELECT attributes FROM resources WHERE id = ?1")
+            .expect("prepare");
+        let text: String = stmt
+            .query_row([format!("u{i:08}")], |r| r.get(0))
+            .expect("row");
+        black_box(text);
+    });
+    let mut rows = vec![baseline.clone()];
+    let mut run = |name: &str, request: &mut dyn FnMut(&mut Rng) -> (ScimRequest, u16)| {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let stats = measure(name, || {
+            let (req, want) = request(&mut rng);
+            let res = service.handle(&req);
+            assert_eq!(
+                res.status,
+                want,
+                "{name}: {}",
+                String::from_utf8_lossy(&res.body)
+            );
+        });
+        rows.push(stats);
+    };
+    run("GET /Users/<id>", &mut |r| {
+        (
+            ScimRequest::new(
+                "GET",
+                &format!("/scim/v2/bench/Users/u{:08}", r.below(users)),
+            ),
+            200,
+        )
+    });
+    run("filter userName eq", &mut |r| {
+        let q = format!(
+            "filter=userName eq \"user{:08}@example.com\"",
+            r.below(users)
+        );
+        (
+            ScimRequest::new("GET", "/scim/v2/bench/Users").with_query(&q),
+            200,
+        )
+    });
+    run("filter externalId eq", &mut |r| {
+        let q = format!("filter=externalId eq \"ext-{:08}\"", r.below(users));
+        (
+            ScimRequest::new("GET", "/scim/v2/bench/Users").with_query(&q),
+            200,
+        )
+    });
+    let patch = |op: &str, id: usize| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": op, "path": "members", "value": [{"value": format!("u{id:08}")}]}]});
+        ScimRequest::new("PATCH", "/scim/v2/bench/Groups/big").with_body(&body.to_string())
+    };
+    let outside = users - members;
+    if outside > 0 {
+        let mut next_add = 0usize;
+        run(
+            &format!("PATCH add 1 member ({members}-member group)"),
+            &mut |_| {
+                next_add += 1;
+                (patch("Add", members + (next_add - 1) % outside), 204)
+            },
+        );
+        let mut next_remove = 0usize;
+        run(
+            &format!("PATCH remove 1 member ({members}-member group)"),
+            &mut |_| {
+                next_remove += 1;
+                (patch("Remove", members + (next_remove - 1) % outside), 204)
+            },
+        );
+    }
+    run("GET 100-item page, first", &mut |_| {
+        (
+            ScimRequest::new("GET", "/scim/v2/bench/Users").with_query("count=100"),
+            200,
+        )
+    });
+    run("GET 100-item page, random startIndex", &mut |r| {
+        let q = format!("startIndex={}&count=100", 1 + r.below(users));
+        (
+            ScimRequest::new("GET", "/scim/v2/bench/Users").with_query(&q),
+            200,
+        )
+    });
+
+    println!(
+        "\n{:<46}{:>12}{:>10}{:>10}{:>14}",
+        "operation", "ops/s", "p50 µs", "p99 µs", "p50 vs raw"
+    );
+    for s in &rows {
+        println!(
+            "{:<46}{:>12.0}{:>10.1}{:>10.1}{:>13.1}x",
+            s.name,
+            s.ops_per_s,
+            micros(s.p50),
+            micros(s.p99),
+            micros(s.p50) / micros(baseline.p50)
+        );
+    }
+    println!("\npeak memory (VmHWM): {}", peak_memory());
+    drop(service);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[derive(Clone)]
+struct Stats {
+    name: String,
+    ops_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Up to `SAMPLES` timed runs after a short warm-up, stopping after five seconds (at least
+/// 100 runs) so that a slow operation still finishes.
+fn measure(name: &str, mut op: impl FnMut()) -> Stats {
+    for _ in 0..100 {
+        op();
+    }
+    let mut times = Vec::with_capacity(SAMPLES);
+    let started = Instant::now();
+    while times.len() < SAMPLES && (times.len() < 100 || started.elapsed() < Duration::from_secs(5))
+    {
+        let t = Instant::now();
+        op();
+        times.push(t.elapsed());
+    }
+    let total = started.elapsed();
+    times.sort_unstable();
+    eprintln!("measured {name}");
+    Stats {
+        name: name.to_owned(),
+        ops_per_s: times.len() as f64 / total.as_secs_f64(),
+        p50: times[times.len() / 2],
+        p99: times[times.len() * 99 / 100],
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
