@@ -202,17 +202,13 @@ impl Service {
 }
 
 fn operation(i: usize, op: &Value) -> Result<Operation, ScimError> {
-    let Value::Object(op) = op else {
+    if !op.is_object() {
         return Err(ScimError::bad_request(
             "invalidSyntax",
             format!("operation {i} is not an object"),
         ));
-    };
-    let get = |name: &str| {
-        op.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
+    }
+    let get = |name: &str| member(op, name);
     let text = |name: &str| get(name).and_then(Value::as_str).map(str::to_owned);
     let method = text("method")
         .map(|m| m.to_ascii_uppercase())

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use serde_json::{Value, json};
 
 use super::resource::Projection;
-use super::{ScimError, ScimRequest, ScimResponse, Service};
+use super::{ScimError, ScimRequest, ScimResponse, Service, list_response};
 use crate::scim::datetime::DateTime;
 use crate::scim::filter::eval::get;
 use crate::scim::filter::{AttrPath, CompareOp, Filter, ParseOptions, Value as Literal};
@@ -104,13 +104,7 @@ impl Service {
                 .collect::<Result<_, _>>()?;
             return Ok(ScimResponse::json(
                 200,
-                &json!({
-                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-                    "totalResults": total,
-                    "itemsPerPage": page.len(),
-                    "startIndex": start,
-                    "Resources": page,
-                }),
+                &list_response(page, total as usize, Some(start)),
             ));
         }
         let mut selected = Vec::new();
@@ -129,13 +123,7 @@ impl Service {
             .collect::<Result<_, _>>()?;
         Ok(ScimResponse::json(
             200,
-            &json!({
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-                "totalResults": total,
-                "itemsPerPage": page.len(),
-                "startIndex": start,
-                "Resources": page,
-            }),
+            &list_response(page, total, Some(start)),
         ))
     }
 
@@ -187,12 +175,7 @@ impl Service {
             .take(count)
             .map(|r| self.render(r, base, projection))
             .collect::<Result<_, _>>()?;
-        let mut body = json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-            "totalResults": total,
-            "itemsPerPage": page.len(),
-            "Resources": page,
-        });
+        let mut body = list_response(page, total, None);
         if rest.len() > count && count > 0 {
             body["nextCursor"] = json!(self.cursor_key.seal(&query, &rest[count - 1].id, now));
         }

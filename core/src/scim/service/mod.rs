@@ -529,12 +529,9 @@ impl Service {
         let current = self.existing(d, kind, id)?;
         let expected = Self::if_match(req, current.version)?;
         let body = self.body(req)?;
-        let input = read_input(self.resource_type(kind)?, kind, &body, self.config.compat)?;
-        check_immutable(
-            self.resource_type(kind)?,
-            &current.attributes,
-            &input.attributes,
-        )?;
+        let rt = self.resource_type(kind)?;
+        let input = read_input(rt, kind, &body, self.config.compat)?;
+        check_immutable(rt, &current.attributes, &input.attributes)?;
         let members = match &input.members {
             Some(ids) => Some(self.members(d.id, ids)?),
             None => None,
@@ -591,7 +588,7 @@ impl Service {
             }
             None => Ok(ScimResponse::json(
                 200,
-                &list_response(self.registry.schemas().map(with_meta).collect()),
+                &whole_list(self.registry.schemas().map(with_meta).collect()),
             )),
         }
     }
@@ -621,7 +618,7 @@ impl Service {
             }
             None => Ok(ScimResponse::json(
                 200,
-                &list_response(self.registry.resource_types().iter().map(render).collect()),
+                &whole_list(self.registry.resource_types().iter().map(render).collect()),
             )),
         }
     }
@@ -697,12 +694,23 @@ fn etag_matches(header: &str, version: u64) -> bool {
     })
 }
 
-fn list_response(resources: Vec<Value>) -> Value {
-    json!({
+/// A ListResponse holding one page of `total` results; `start` is the 1-based index of the
+/// page (absent under cursor paging).
+fn list_response(page: Vec<Value>, total: usize, start: Option<usize>) -> Value {
+    let mut body = json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": resources.len(),
-        "itemsPerPage": resources.len(),
-        "startIndex": 1,
-        "Resources": resources,
-    })
+        "totalResults": total,
+        "itemsPerPage": page.len(),
+        "Resources": page,
+    });
+    if let Some(start) = start {
+        body["startIndex"] = json!(start);
+    }
+    body
+}
+
+/// A ListResponse with everything in one page.
+fn whole_list(resources: Vec<Value>) -> Value {
+    let total = resources.len();
+    list_response(resources, total, Some(1))
 }

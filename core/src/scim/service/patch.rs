@@ -213,17 +213,13 @@ fn operations(body: &Value, compat: Compatibility) -> Result<Vec<Operation>, Sci
     ops.iter()
         .enumerate()
         .map(|(i, op)| {
-            let Value::Object(op) = op else {
+            if !op.is_object() {
                 return Err(bad(
                     "invalidSyntax",
                     format!("operation {i} is not an object"),
                 ));
-            };
-            let get = |name: &str| {
-                op.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            };
+            }
+            let get = |name: &str| member(op, name);
             // Microsoft Entra ID capitalises the operation names.
             let kind = match get("op")
                 .and_then(Value::as_str)
