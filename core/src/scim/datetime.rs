@@ -49,6 +49,12 @@ impl DateTime {
         self.seconds
     }
 
+    /// A text whose byte order is chronological order, for stores that compare instants
+    /// as text (every value `parse` accepts, offsets included, fits its fixed width).
+    pub(crate) fn sort_key(&self) -> String {
+        format!("{:013}{:09}", self.seconds + 1_000_000_000_000, self.nanos)
+    }
+
     /// The instant `seconds` (and `nanos`) after the Unix epoch.
     pub fn from_unix(seconds: i64, nanos: u32) -> Self {
         Self {

@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
+use super::query::reference_page;
+use super::view::view;
 use super::{
-    Change, Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Resource,
-    Store, StoreError, StoredToken, UserCounts, UserNameScope, check_directory_name, check_version,
-    inactive_since, name_attribute,
+    Change, Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Page,
+    Query, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
+    check_directory_name, check_version, inactive_since, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -70,6 +72,27 @@ impl State {
             .ok_or_else(|| StoreError::NotFound {
                 what: format!("directory {id}"),
             })
+    }
+
+    /// A group's members, in `id` order.
+    fn members_of(&self, group: &str) -> Vec<Member> {
+        self.memberships
+            .iter()
+            .filter(|(g, _)| g == group)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
+    /// The groups `member` is a direct member of, in `id` order.
+    fn groups_of(&self, member: &str) -> Vec<String> {
+        let mut groups: Vec<String> = self
+            .memberships
+            .iter()
+            .filter(|(_, m)| m.id == member)
+            .map(|(g, _)| g.clone())
+            .collect();
+        groups.sort();
+        groups
     }
 
     fn resource(&self, directory: i64, kind: Kind, id: &str) -> Option<&Resource> {
@@ -345,23 +368,15 @@ impl Store for MemoryStore {
         if s.resource(directory, Kind::Group, group).is_none() {
             return Ok(Vec::new());
         }
-        Ok(s.memberships
-            .iter()
-            .filter(|(g, _)| g == group)
-            .map(|(_, m)| m.clone())
-            .collect())
+        Ok(s.members_of(group))
     }
 
     fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
         let s = self.lock();
-        let mut groups: Vec<String> = s
-            .memberships
-            .iter()
-            .filter(|(g, m)| m.id == member && s.resource(directory, Kind::Group, g).is_some())
-            .map(|(g, _)| g.clone())
-            .collect();
-        groups.sort();
-        Ok(groups)
+        Ok(s.groups_of(member)
+            .into_iter()
+            .filter(|g| s.resource(directory, Kind::Group, g).is_some())
+            .collect())
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
@@ -426,24 +441,29 @@ impl Store for MemoryStore {
             .count() as u64)
     }
 
-    fn page(
-        &self,
-        directory: i64,
-        kind: Kind,
-        offset: u64,
-        limit: u64,
-    ) -> Result<Vec<Resource>, StoreError> {
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        let take = usize::try_from(limit).unwrap_or(usize::MAX);
-        Ok(self
-            .lock()
+    fn query(&self, q: &Query<'_>) -> Result<Page, StoreError> {
+        let s = self.lock();
+        let candidates = s
             .resources
             .values()
-            .filter(|r| r.directory == directory && r.kind == kind)
-            .skip(skip)
-            .take(take)
-            .cloned()
-            .collect())
+            .filter(|r| r.directory == q.directory && r.kind == q.kind)
+            .map(|r| {
+                let members: Vec<Member>;
+                let groups: Vec<String>;
+                let view = match r.kind {
+                    Kind::Group => {
+                        members = s.members_of(&r.id);
+                        view(q.resource_type, r, Some(&members), None, q.base)
+                    }
+                    Kind::User => {
+                        groups = s.groups_of(&r.id);
+                        view(q.resource_type, r, None, Some(&groups), q.base)
+                    }
+                };
+                (r.clone(), view)
+            })
+            .collect::<Vec<_>>();
+        Ok(reference_page(q, candidates))
     }
 
     fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError> {

@@ -11,8 +11,10 @@
 #[cfg(test)]
 mod contract;
 pub mod memory;
+mod query;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub(crate) mod view;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,6 +22,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::scim::datetime::DateTime;
+
+pub use query::{Page, Query, SortBy, Start};
 
 /// Where a directory's users and groups come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -437,18 +441,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`StoreError::Backend`].
     fn count(&self, directory: i64, kind: Kind) -> Result<u64, StoreError>;
 
-    /// Up to `limit` resources of `kind` in `directory`, in `id` order, after skipping
-    /// `offset`: a page without loading the rest.
+    /// One page of the resources a query selects, and how many it selects in all.
     ///
     /// # Errors
     /// [`StoreError::Backend`].
-    fn page(
-        &self,
-        directory: i64,
-        kind: Kind,
-        offset: u64,
-        limit: u64,
-    ) -> Result<Vec<Resource>, StoreError>;
+    fn query(&self, query: &Query<'_>) -> Result<Page, StoreError>;
 
     /// Adds members to a group; members already there are left alone. Bumps the group's
     /// version once when anything changed, and returns the group.
@@ -501,6 +498,22 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::Backend`].
     fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError>;
+
+    /// The groups of each of `members` (as [`Store::groups_of`]), in the order given: one
+    /// round trip for a page of users.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn groups_of_each(
+        &self,
+        directory: i64,
+        members: &[&str],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        members
+            .iter()
+            .map(|m| self.groups_of(directory, m))
+            .collect()
+    }
 
     /// Up to `limit` events with a sequence number above `after`, in order.
     ///

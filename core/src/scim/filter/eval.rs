@@ -21,7 +21,7 @@ pub struct CompiledFilter {
 }
 
 #[derive(Debug, Clone)]
-enum Node {
+pub(crate) enum Node {
     /// A term on an attribute the resource type does not define.
     Never,
     Compare {
@@ -41,15 +41,15 @@ enum Node {
 
 /// Where an attribute's values are in resource JSON: `[container.]name[.sub]`.
 #[derive(Debug, Clone)]
-struct Target {
+pub(crate) struct Target {
     /// The extension URN the attribute lives under, for extension attributes.
-    container: Option<Box<str>>,
-    name: Box<str>,
-    sub: Option<Box<str>>,
+    pub(crate) container: Option<Box<str>>,
+    pub(crate) name: Box<str>,
+    pub(crate) sub: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone)]
-enum Literal {
+pub(crate) enum Literal {
     /// Compared exactly, or against a value's case fold when `folded`.
     Text {
         needle: Box<str>,
@@ -78,6 +78,11 @@ impl CompiledFilter {
         let root =
             compile(filter, Scope::Resource(resource_type), compat).map_err(Error::Filter)?;
         Ok(Self { root })
+    }
+
+    /// The resolved tree, for backends that translate filters (SQL).
+    pub(crate) fn root(&self) -> &Node {
+        &self.root
     }
 
     /// Whether `resource` (a SCIM resource as JSON) satisfies the filter.

@@ -1,17 +1,12 @@
 //! Listing resources (RFC 7644 §3.4.2): filter, sort, page, project.
 
-use std::cmp::Ordering;
-
 use serde_json::{Value, json};
 
-use super::resource::Projection;
+use super::resource::{Projection, render};
 use super::{ScimError, ScimRequest, ScimResponse, Service, list_response};
-use crate::scim::datetime::DateTime;
-use crate::scim::filter::eval::get;
-use crate::scim::filter::{AttrPath, CompareOp, Filter, ParseOptions, Value as Literal};
-use crate::scim::schema::AttributeType;
-use crate::scim::text::fold;
-use crate::store::{Directory, Kind, Resource};
+use crate::scim::filter::{AttrPath, CompiledFilter, Filter, ParseOptions};
+use crate::scim::schema::ResourceType;
+use crate::store::{Directory, Kind, Query, Resource, SortBy, Start};
 
 /// The query string as name/value pairs, percent-decoded (`+` is a space).
 pub(crate) fn query_params(query: &str) -> Vec<(String, String)> {
@@ -72,6 +67,7 @@ fn integer(params: &[(String, String)], name: &str) -> Result<Option<i64>, ScimE
 
 impl Service {
     /// A list response: the resources of `kinds` that match `params`, one page of them.
+    /// Several kinds list one after the other (users, then groups).
     pub(super) fn list(
         &self,
         d: &Directory,
@@ -84,46 +80,32 @@ impl Service {
             param(params, "excludedAttributes"),
         )?;
         // RFC 7644 §3.4.2.4: startIndex below 1 is 1, a negative count is 0.
-        let start = integer(params, "startIndex")?.unwrap_or(1).max(1) as usize;
+        let start = integer(params, "startIndex")?.unwrap_or(1).max(1) as u64;
         let count = integer(params, "count")?.map_or(self.config.max_results, |c| {
             (c.max(0) as usize).min(self.config.max_results)
-        });
-        // A plain page of one type: let the store count and skip, without loading the rest.
-        if let [kind] = kinds
-            && ["filter", "sortBy", "cursor"]
-                .iter()
-                .all(|p| param(params, p).is_none())
-        {
-            let total = self.store.count(d.id, *kind)?;
-            let rows = self
-                .store
-                .page(d.id, *kind, (start - 1) as u64, count as u64)?;
-            let page: Vec<Value> = rows
-                .iter()
-                .map(|r| self.render(r, base, &projection))
-                .collect::<Result<_, _>>()?;
-            return Ok(ScimResponse::json(
-                200,
-                &list_response(page, total as usize, Some(start)),
-            ));
-        }
-        let mut selected = Vec::new();
-        for &kind in kinds {
-            selected.extend(self.select(d, kind, params, base)?);
-        }
-        let total = selected.len();
+        }) as u64;
         if let Some(cursor) = param(params, "cursor") {
-            return self.cursor_page(d, kinds, params, cursor, count, selected, base, &projection);
+            return self.cursor_page(d, kinds, params, cursor, count, base, &projection);
         }
-        let page: Vec<Value> = selected
-            .iter()
-            .skip(start - 1)
-            .take(count)
-            .map(|r| self.render(r, base, &projection))
-            .collect::<Result<_, _>>()?;
+        let mut total = 0;
+        let mut rows = Vec::new();
+        for &kind in kinds {
+            let criteria = self.criteria(kind, params)?;
+            // The page continues into this kind where the previous kinds ran out.
+            let skip = (start - 1).saturating_sub(total);
+            let room = count - rows.len() as u64;
+            let page = self.store.query(
+                &criteria
+                    .query(d.id, kind, base, room)
+                    .with_start(Start::Offset(skip)),
+            )?;
+            total += page.total;
+            rows.extend(page.resources);
+        }
+        let page = self.render_page(&rows, base, &projection)?;
         Ok(ScimResponse::json(
             200,
-            &list_response(page, total, Some(start)),
+            &list_response(page, total as usize, Some(start as usize)),
         ))
     }
 
@@ -136,25 +118,21 @@ impl Service {
         kinds: &[Kind],
         params: &[(String, String)],
         cursor: &str,
-        count: usize,
-        selected: Vec<Resource>,
+        count: u64,
         base: &str,
         projection: &Projection,
     ) -> Result<ScimResponse, ScimError> {
-        if kinds.len() != 1
-            || param(params, "sortBy").is_some()
-            || param(params, "startIndex").is_some()
-        {
-            return Err(ScimError::bad_request(
-                "invalidValue",
-                "cursor paging runs in id order over one resource type: use it without sortBy or startIndex",
-            ));
+        let [kind] = kinds else {
+            return Err(cursor_misuse());
+        };
+        if param(params, "sortBy").is_some() || param(params, "startIndex").is_some() {
+            return Err(cursor_misuse());
         }
         // The query a cursor belongs to: the same directory, type and filter.
         let query = format!(
             "{}\n{}\n{}",
             d.id,
-            kinds[0].as_str(),
+            kind.as_str(),
             param(params, "filter").unwrap_or("")
         );
         let now = std::time::SystemTime::now()
@@ -165,21 +143,56 @@ impl Service {
         } else {
             Some(self.cursor_key.open(cursor, &query, now)?)
         };
-        let total = selected.len();
-        let rest: Vec<&Resource> = selected
-            .iter()
-            .filter(|r| after.as_deref().is_none_or(|a| r.id.as_str() > a))
-            .collect();
-        let page: Vec<Value> = rest
-            .iter()
-            .take(count)
-            .map(|r| self.render(r, base, projection))
-            .collect::<Result<_, _>>()?;
-        let mut body = list_response(page, total, None);
-        if rest.len() > count && count > 0 {
-            body["nextCursor"] = json!(self.cursor_key.seal(&query, &rest[count - 1].id, now));
+        let criteria = self.criteria(*kind, params)?;
+        // One more than the page, to know whether another page follows.
+        let mut q = criteria.query(d.id, *kind, base, count.saturating_add(1));
+        if let Some(after) = after.as_deref() {
+            q = q.with_start(Start::After(after));
+        }
+        let mut found = self.store.query(&q)?;
+        let more = found.resources.len() as u64 > count;
+        found.resources.truncate(count as usize);
+        let page = self.render_page(&found.resources, base, projection)?;
+        let mut body = list_response(page, found.total as usize, None);
+        if let (true, Some(last)) = (more, found.resources.last()) {
+            body["nextCursor"] = json!(self.cursor_key.seal(&query, &last.id, now));
         }
         Ok(ScimResponse::json(200, &body))
+    }
+
+    /// Renders a page of resources, deriving the groups of a page of users in one query.
+    fn render_page(
+        &self,
+        rows: &[Resource],
+        base: &str,
+        projection: &Projection,
+    ) -> Result<Vec<Value>, ScimError> {
+        let users: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.kind == Kind::User)
+            .map(|r| r.id.as_str())
+            .collect();
+        let users_rt = self.resource_type(Kind::User)?;
+        let mut groups = if !users.is_empty() && projection.wants(users_rt, "groups") {
+            self.store
+                .groups_of_each(rows.first().map_or(0, |r| r.directory), &users)?
+                .into_iter()
+        } else {
+            Vec::new().into_iter()
+        };
+        rows.iter()
+            .map(|r| match r.kind {
+                Kind::User => Ok(render(
+                    users_rt,
+                    r,
+                    None,
+                    groups.next().as_deref(),
+                    base,
+                    projection,
+                )),
+                Kind::Group => self.render(r, base, projection),
+            })
+            .collect()
     }
 
     /// `POST …/.search`: the parameters of a list, in a SearchRequest body.
@@ -228,244 +241,47 @@ impl Service {
         self.list(d, kinds, &params, base)
     }
 
-    /// The resources of `kind` that match the filter of `params`, in the order it asks for.
-    fn select(
-        &self,
-        d: &Directory,
-        kind: Kind,
-        params: &[(String, String)],
-        base: &str,
-    ) -> Result<Vec<Resource>, ScimError> {
-        let get = |name: &str| param(params, name);
+    /// The filter and order `params` ask for, resolved against the resource type of `kind`.
+    fn criteria(&self, kind: Kind, params: &[(String, String)]) -> Result<Criteria<'_>, ScimError> {
         let rt = self.resource_type(kind)?;
-
-        let filter = match get("filter") {
+        let filter = match param(params, "filter") {
             Some(text) => {
                 let options = ParseOptions::default().with_compat(self.config.compat);
                 let f = Filter::parse_with(text, &options)?;
-                let compiled = f.compile_with(rt, self.config.compat)?;
-                Some((f, compiled))
+                Some(f.compile_with(rt, self.config.compat)?)
             }
             None => None,
         };
-        let mut candidates = match filter.as_ref().and_then(|(f, _)| indexed_lookup(f, kind)) {
-            Some(Lookup::Id(id)) => self.store.get(d.id, kind, &id)?.into_iter().collect(),
-            Some(Lookup::Name(name)) => self
-                .store
-                .get_by_name(d.id, kind, &name)?
-                .into_iter()
-                .collect(),
-            Some(Lookup::ExternalId(value)) => {
-                self.store.find_by_external_id(d.id, kind, &value)?
+        let sort = match param(params, "sortBy") {
+            Some(sort_by) => {
+                let descending = param(params, "sortOrder")
+                    .is_some_and(|o| o.eq_ignore_ascii_case("descending"));
+                Some(SortBy::new(rt, AttrPath::parse(sort_by)?, descending))
             }
-            None => self.store.list(d.id, kind)?,
+            None => None,
         };
-        if let Some((f, compiled)) = &filter {
-            let needs_members = mentions(f, &["members", "groups"]);
-            let mut kept = Vec::with_capacity(candidates.len());
-            for r in candidates {
-                let view = if needs_members {
-                    self.render(&r, base, &Projection::default())?
-                } else {
-                    evaluation_view(&r)
-                };
-                if compiled.matches(&view) {
-                    kept.push(r);
-                }
-            }
-            candidates = kept;
-        }
-        if let Some(sort_by) = get("sortBy") {
-            let path = AttrPath::parse(sort_by)?;
-            let resolved = rt.resolve_path(&path);
-            let ty = resolved.map(|r| r.sub_attribute.unwrap_or(r.attribute).ty);
-            let case_exact =
-                resolved.is_some_and(|r| r.sub_attribute.unwrap_or(r.attribute).case_exact);
-            let descending = get("sortOrder").is_some_and(|o| o.eq_ignore_ascii_case("descending"));
-            let mut keyed: Vec<(Option<SortKey>, Resource)> = candidates
-                .into_iter()
-                .map(|r| (sort_key(&evaluation_view(&r), &path, ty, case_exact), r))
-                .collect();
-            // Stable: equal keys keep `id` order. Resources without a value sort last.
-            keyed.sort_by(|(a, _), (b, _)| match (a, b) {
-                (Some(a), Some(b)) => {
-                    let o = a.cmp(b);
-                    if descending { o.reverse() } else { o }
-                }
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            });
-            candidates = keyed.into_iter().map(|(_, r)| r).collect();
-        }
-        Ok(candidates)
+        Ok(Criteria { rt, filter, sort })
     }
 }
 
-/// A resource as a filter sees it: its attributes with `id`, `externalId`, `active`, `meta`.
-fn evaluation_view(r: &Resource) -> Value {
-    let mut v = r.attributes.clone();
-    if let Value::Object(o) = &mut v {
-        o.insert("id".into(), json!(r.id));
-        if let Some(e) = &r.external_id {
-            o.insert("externalId".into(), json!(e));
-        }
-        if r.kind == Kind::User {
-            o.insert("active".into(), json!(r.active));
-        }
-        o.insert(
-            "meta".into(),
-            json!({
-                "resourceType": r.kind.as_str(),
-                "created": r.created.to_string(),
-                "lastModified": r.modified.to_string(),
-                "version": super::etag(r.version),
-            }),
-        );
-    }
-    v
+/// A list's filter and order, resolved.
+struct Criteria<'a> {
+    rt: &'a ResourceType,
+    filter: Option<CompiledFilter>,
+    sort: Option<SortBy>,
 }
 
-enum Lookup {
-    Id(String),
-    Name(String),
-    ExternalId(String),
-}
-
-/// A store index that can answer the filter's top-level condition: `id eq`, `externalId eq`,
-/// or `userName eq` (`displayName eq` for groups). The whole filter is still applied to what
-/// it returns.
-fn indexed_lookup(f: &Filter, kind: Kind) -> Option<Lookup> {
-    let term = match f {
-        Filter::And(items) => items.iter().find_map(|i| match i {
-            Filter::Compare(c) => Some(c),
-            _ => None,
-        })?,
-        Filter::Compare(c) => c,
-        _ => return None,
-    };
-    let (CompareOp::Eq, Literal::String(value)) = (term.op, &term.value) else {
-        return None;
-    };
-    let core = match kind {
-        Kind::User => "urn:ietf:params:scim:schemas:core:2.0:User",
-        Kind::Group => "urn:ietf:params:scim:schemas:core:2.0:Group",
-    };
-    if term.path.sub_attr().is_some()
-        || term
-            .path
-            .urn()
-            .is_some_and(|u| !u.eq_ignore_ascii_case(core))
-    {
-        return None;
-    }
-    let name = term.path.name();
-    let unique = if kind == Kind::User {
-        "userName"
-    } else {
-        "displayName"
-    };
-    if name.eq_ignore_ascii_case("id") {
-        Some(Lookup::Id(value.to_string()))
-    } else if name.eq_ignore_ascii_case("externalId") {
-        Some(Lookup::ExternalId(value.to_string()))
-    } else if name.eq_ignore_ascii_case(unique) {
-        Some(Lookup::Name(value.to_string()))
-    } else {
-        None
+impl Criteria<'_> {
+    fn query<'q>(&'q self, directory: i64, kind: Kind, base: &'q str, limit: u64) -> Query<'q> {
+        Query::new(directory, kind, self.rt, base, limit)
+            .with_filter(self.filter.as_ref())
+            .with_sort(self.sort.as_ref())
     }
 }
 
-/// Whether the filter names any of the attributes `names`.
-fn mentions(f: &Filter, names: &[&str]) -> bool {
-    let named = |p: &AttrPath| names.iter().any(|n| p.name().eq_ignore_ascii_case(n));
-    match f {
-        Filter::Compare(c) => named(&c.path),
-        Filter::Present(p) => named(&p.path),
-        Filter::Not(inner) => mentions(inner, names),
-        Filter::And(items) | Filter::Or(items) => items.iter().any(|i| mentions(i, names)),
-        Filter::ValuePath(vp) => named(&vp.path),
-    }
-}
-
-#[derive(Debug)]
-enum SortKey {
-    Number(f64),
-    Time(DateTime),
-    Text(String),
-    Bool(bool),
-}
-
-impl SortKey {
-    fn rank(&self) -> u8 {
-        match self {
-            Self::Number(_) => 0,
-            Self::Time(_) => 1,
-            Self::Text(_) => 2,
-            Self::Bool(_) => 3,
-        }
-    }
-}
-
-impl Ord for SortKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        match (self, other) {
-            (Self::Number(a), Self::Number(b)) => a.total_cmp(b),
-            (Self::Time(a), Self::Time(b)) => a.cmp(b),
-            (Self::Text(a), Self::Text(b)) => a.cmp(b),
-            (Self::Bool(a), Self::Bool(b)) => a.cmp(b),
-            // Values of mixed types (bad data) still sort deterministically.
-            _ => self.rank().cmp(&other.rank()),
-        }
-    }
-}
-
-impl PartialOrd for SortKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for SortKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for SortKey {}
-
-/// The value a resource sorts by: the first value of a multi-valued attribute (its primary
-/// one when marked), compared by type.
-fn sort_key(
-    view: &Value,
-    path: &AttrPath,
-    ty: Option<AttributeType>,
-    case_exact: bool,
-) -> Option<SortKey> {
-    let mut v = view;
-    if let Some(urn) = path.urn().filter(|u| view.get(*u).is_some()) {
-        v = view.get(urn)?;
-    }
-    let mut v = get(v, path.name())?;
-    if let Value::Array(items) = v {
-        v = items
-            .iter()
-            .find(|i| i.get("primary") == Some(&Value::Bool(true)))
-            .or(items.first())?;
-    }
-    if let Some(sub) = path.sub_attr() {
-        v = get(v, sub)?;
-    } else if v.is_object() {
-        v = get(v, "value")?;
-    }
-    match (v, ty) {
-        (Value::String(s), Some(AttributeType::DateTime)) => {
-            DateTime::parse(s).ok().map(SortKey::Time)
-        }
-        (Value::String(s), _) if case_exact => Some(SortKey::Text(s.clone())),
-        (Value::String(s), _) => Some(SortKey::Text(fold(s).into_owned())),
-        (Value::Number(n), _) => n.as_f64().map(SortKey::Number),
-        (Value::Bool(b), _) => Some(SortKey::Bool(*b)),
-        _ => None,
-    }
+fn cursor_misuse() -> ScimError {
+    ScimError::bad_request(
+        "invalidValue",
+        "cursor paging runs in id order over one resource type: use it without sortBy or startIndex",
+    )
 }

@@ -41,8 +41,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::store::view::etag;
 pub use error::ScimError;
-use resource::{Projection, check_immutable, etag, read_input, render};
+use resource::{Projection, check_immutable, read_input, render};
 pub use token::issue_token;
 
 use crate::scim::filter::Compatibility;

@@ -8,6 +8,7 @@ use super::ScimError;
 use crate::scim::datetime::DateTime;
 use crate::scim::filter::{AttrPath, Compatibility};
 use crate::scim::schema::{Attribute, AttributeType, Mutability, ResourceType, Returned, Schema};
+use crate::store::view::view;
 use crate::store::{Kind, Member, Resource};
 
 /// A checked request body.
@@ -364,8 +365,8 @@ fn matches_attr(rt: &ResourceType, path: &AttrPath, name: &str) -> bool {
         .is_some_and(|r| !r.in_extension && r.attribute.name.eq_ignore_ascii_case(name))
 }
 
-/// Renders a stored resource as SCIM JSON. `members` (groups) or `groups` (users) are
-/// included when given.
+/// Renders a stored resource as SCIM JSON, projected. `members` (groups) or `groups`
+/// (users) are included when given.
 pub(crate) fn render(
     rt: &ResourceType,
     r: &Resource,
@@ -374,72 +375,7 @@ pub(crate) fn render(
     base: &str,
     projection: &Projection,
 ) -> Value {
-    let mut out = Map::new();
-    let mut schemas = vec![Value::String(rt.schema.id.clone())];
-    for ext in &rt.extensions {
-        if r.attributes.get(&ext.schema.id).is_some() {
-            schemas.push(Value::String(ext.schema.id.clone()));
-        }
-    }
-    out.insert("schemas".into(), Value::Array(schemas));
-    out.insert("id".into(), Value::String(r.id.clone()));
-    if let Some(e) = &r.external_id {
-        out.insert("externalId".into(), Value::String(e.clone()));
-    }
-    if let Value::Object(attrs) = &r.attributes {
-        for (k, v) in attrs {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    if r.kind == Kind::User {
-        out.insert("active".into(), Value::Bool(r.active));
-    }
-    if let Some(members) = members {
-        let list = members
-            .iter()
-            .map(|m| {
-                let endpoint = if m.kind == Kind::User {
-                    "Users"
-                } else {
-                    "Groups"
-                };
-                serde_json::json!({
-                    "value": m.id,
-                    "type": m.kind.as_str(),
-                    "$ref": format!("{base}/{endpoint}/{}", m.id),
-                })
-            })
-            .collect();
-        out.insert("members".into(), Value::Array(list));
-    }
-    if let Some(groups) = groups.filter(|g| !g.is_empty()) {
-        let list = groups
-            .iter()
-            .map(|g| serde_json::json!({"value": g, "type": "direct", "$ref": format!("{base}/Groups/{g}")}))
-            .collect();
-        out.insert("groups".into(), Value::Array(list));
-    }
-    let endpoint = if r.kind == Kind::User {
-        "Users"
-    } else {
-        "Groups"
-    };
-    out.insert(
-        "meta".into(),
-        serde_json::json!({
-            "resourceType": r.kind.as_str(),
-            "created": r.created.to_string(),
-            "lastModified": r.modified.to_string(),
-            "location": format!("{base}/{endpoint}/{}", r.id),
-            "version": etag(r.version),
-        }),
-    );
-    project(rt, Value::Object(out), projection)
-}
-
-/// The weak ETag of a version.
-pub(crate) fn etag(version: u64) -> String {
-    format!("W/\"{version}\"")
+    project(rt, view(rt, r, members, groups, base), projection)
 }
 
 /// Applies `attributes` / `excludedAttributes` and the `returned` characteristic.

@@ -1,11 +1,17 @@
 //! The embedded default [`Store`]: SQLite (bundled), in WAL mode. Every write runs in one
 //! `IMMEDIATE` transaction, so a crash leaves either all of a change and its event or none.
 
+#[cfg(test)]
+mod differential;
+mod filter;
+
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
+use super::query::{self, Page, Query, Start};
+use super::view::view;
 use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
     NewResource, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
@@ -56,6 +62,14 @@ CREATE TABLE IF NOT EXISTS tokens (
     hash BLOB NOT NULL,
     created TEXT NOT NULL
 );
+-- How many resources of each kind a directory holds, kept by every create and delete so
+-- that a page need not count a million rows.
+CREATE TABLE IF NOT EXISTS resource_counts (
+    directory INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (directory, kind)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     directory INTEGER NOT NULL,
@@ -108,7 +122,8 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        register_functions(&conn)?;
+        migrate(&conn)?;
         Ok(Self {
             clock: super::memory::ClockDebug(clock),
             conn: Mutex::new(conn),
@@ -137,6 +152,54 @@ impl SqliteStore {
         tx.commit()?;
         Ok(out)
     }
+}
+
+/// The schema version this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 2;
+
+/// Creates the schema, or brings an older database up to date, in one transaction.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {version}, newer than this usersync ({SCHEMA_VERSION}): upgrade usersync"
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         {SCHEMA}
+         -- Version 2 keeps resource counts: count what an older database holds.
+         INSERT OR REPLACE INTO resource_counts (directory, kind, n)
+             SELECT directory, kind, COUNT(*) FROM resources GROUP BY directory, kind;
+         PRAGMA user_version = {SCHEMA_VERSION};
+         COMMIT;"
+    ))?;
+    Ok(())
+}
+
+/// The SQL functions filters need to match the evaluator exactly: the case fold, and a
+/// dateTime key in chronological order (NULL for text that is no dateTime).
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8
+        | FunctionFlags::SQLITE_DETERMINISTIC
+        | FunctionFlags::SQLITE_INNOCUOUS;
+    conn.create_scalar_function("usersync_fold", 1, flags, |ctx| {
+        // Only text has a fold; anything else (a number, when the caller's type check has
+        // not short-circuited) is NULL rather than an error.
+        Ok(ctx.get_raw(0).as_str().ok().map(|s| fold(s).into_owned()))
+    })?;
+    conn.create_scalar_function("usersync_datetime", 1, flags, |ctx| {
+        Ok(ctx
+            .get_raw(0)
+            .as_str()
+            .ok()
+            .and_then(|s| DateTime::parse(s).ok())
+            .map(|d| d.sort_key()))
+    })
 }
 
 fn kind_from(s: &str) -> Result<Kind, StoreError> {
@@ -182,6 +245,9 @@ fn directory(raw: (i64, String, String, u32, String)) -> Result<Directory, Store
 }
 
 const RESOURCE_COLUMNS: &str = "directory, kind, id, external_id, name, active, version, created, modified, inactive_since, attributes";
+
+/// [`RESOURCE_COLUMNS`] of the table aliased `r`.
+const RESOURCE_COLUMNS_R: &str = "r.directory, r.kind, r.id, r.external_id, r.name, r.active, r.version, r.created, r.modified, r.inactive_since, r.attributes";
 
 type RawResource = (
     i64,
@@ -333,8 +399,39 @@ fn touch_group(
     record(tx, &g, EventKind::Updated, now)
 }
 
+/// Adds `delta` to the kept count of `kind` in `directory`.
+fn adjust_count(tx: &Connection, directory: i64, kind: Kind, delta: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO resource_counts (directory, kind, n) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (directory, kind) DO UPDATE SET n = n + excluded.n",
+    )?
+    .execute(params![directory, kind.as_str(), delta])?;
+    Ok(())
+}
+
 fn attributes_text(v: &serde_json::Value) -> String {
     v.to_string()
+}
+
+impl SqliteStore {
+    /// A resource's view with its members or groups, for sorting in Rust.
+    fn view_in(
+        &self,
+        conn: &Connection,
+        q: &Query<'_>,
+        r: &Resource,
+    ) -> Result<serde_json::Value, StoreError> {
+        Ok(match r.kind {
+            Kind::Group => {
+                let members = members_in(conn, r.directory, &r.id)?;
+                view(q.resource_type, r, Some(&members), None, q.base)
+            }
+            Kind::User => {
+                let groups = groups_in(conn, r.directory, &r.id)?;
+                view(q.resource_type, r, None, Some(&groups), q.base)
+            }
+        })
+    }
 }
 
 impl Store for SqliteStore {
@@ -427,6 +524,7 @@ impl Store for SqliteStore {
                 ],
             )?;
             record(tx, &r, EventKind::Created, now)?;
+            adjust_count(tx, r.directory, r.kind, 1)?;
             insert_members(tx, n.directory, &r.id, &n.members)?;
             Ok(r)
         })
@@ -540,32 +638,40 @@ impl Store for SqliteStore {
     }
 
     fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {
+        members_in(&self.lock(), directory, group)
+    }
+
+    fn groups_of_each(
+        &self,
+        directory: i64,
+        members: &[&str],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
         let conn = self.lock();
+        let mut out = vec![Vec::new(); members.len()];
+        let position: std::collections::HashMap<&str, usize> =
+            members.iter().enumerate().map(|(i, m)| (*m, i)).collect();
+        // One statement for a page of users: their ids as a JSON list.
+        let ids = serde_json::to_string(members).map_err(|e| StoreError::Backend(e.to_string()))?;
         let mut stmt = conn.prepare_cached(
-            "SELECT m.member_id, m.member_kind FROM memberships m JOIN resources g ON g.id = m.group_id \
-             WHERE m.group_id = ?1 AND g.directory = ?2 AND g.kind = 'Group' ORDER BY m.member_id",
+            "SELECT m.member_id, m.group_id FROM json_each(?1) ids \
+             JOIN memberships m ON m.member_id = ids.value \
+             JOIN resources g ON g.id = m.group_id AND g.directory = ?2 \
+             ORDER BY m.member_id, m.group_id",
         )?;
-        let rows = stmt.query_map(params![group, directory], |r| {
+        let rows = stmt.query_map(params![ids, directory], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?;
-        rows.map(|r| {
-            let (id, kind) = r?;
-            Ok(Member {
-                id,
-                kind: kind_from(&kind)?,
-            })
-        })
-        .collect()
+        for row in rows {
+            let (member, group) = row?;
+            if let Some(&i) = position.get(member.as_str()) {
+                out[i].push(group);
+            }
+        }
+        Ok(out)
     }
 
     fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
-             WHERE m.member_id = ?1 AND g.directory = ?2 ORDER BY m.group_id",
-        )?;
-        let rows = stmt.query_map(params![member, directory], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>().map_err(backend)
+        groups_in(&self.lock(), directory, member)
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
@@ -644,32 +750,65 @@ impl Store for SqliteStore {
     }
 
     fn count(&self, directory: i64, kind: Kind) -> Result<u64, StoreError> {
-        let conn = self.lock();
-        let n: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM resources WHERE directory = ?1 AND kind = ?2",
-            params![directory, kind.as_str()],
-            |r| r.get(0),
-        )?;
-        Ok(n as u64)
+        count(&self.lock(), directory, kind)
     }
 
-    fn page(
-        &self,
-        directory: i64,
-        kind: Kind,
-        offset: u64,
-        limit: u64,
-    ) -> Result<Vec<Resource>, StoreError> {
+    fn query(&self, q: &Query<'_>) -> Result<Page, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 ORDER BY id LIMIT ?3 OFFSET ?4"
-        ))?;
+        let mut sql = filter::Sql::default();
+        let directory = sql.bind(q.directory);
+        let kind = sql.bind(q.kind.as_str().to_owned());
+        let mut selection = format!("r.directory = {directory} AND r.kind = {kind}");
+        if let Some(f) = q.filter {
+            let scope = filter::Scope {
+                kind: q.kind,
+                resource_type: q.resource_type,
+                base: q.base,
+            };
+            selection.push_str(" AND ");
+            selection.push_str(&filter::condition(f, &scope, &mut sql));
+        }
+        let total = match q.filter {
+            None => count(&conn, q.directory, q.kind)?,
+            Some(_) => {
+                let n: i64 = conn
+                    .prepare_cached(&format!(
+                        "SELECT COUNT(*) FROM resources r WHERE {selection}"
+                    ))?
+                    .query_row(rusqlite::params_from_iter(&sql.params), |r| r.get(0))?;
+                n as u64
+            }
+        };
+        let order = match q.sort {
+            None => Some("r.id".to_owned()),
+            Some(sort) => filter::column_order(sort, q.kind),
+        };
+        let Some(order) = order else {
+            // A sort key that is no column: select in SQL, sort in Rust.
+            let rows = select(&conn, &format!("{selection} ORDER BY r.id"), &sql.params)?;
+            let candidates = rows
+                .into_iter()
+                .map(|r| {
+                    let view = self.view_in(&conn, q, &r)?;
+                    Ok((r, view))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut page = query::reference_page(&Query { filter: None, ..*q }, candidates);
+            page.total = total;
+            return Ok(page);
+        };
         let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(
-            params![directory, kind.as_str(), clamp(limit), clamp(offset)],
-            raw_resource,
-        )?;
-        rows.map(|r| resource(r?)).collect()
+        let mut tail = String::new();
+        if let Start::After(id) = q.start {
+            tail.push_str(&format!(" AND r.id > {}", sql.bind(id.to_owned())));
+        }
+        let limit = sql.bind(clamp(q.limit));
+        tail.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
+        if let Start::Offset(n) = q.start {
+            tail.push_str(&format!(" OFFSET {}", sql.bind(clamp(n))));
+        }
+        let resources = select(&conn, &format!("{selection}{tail}"), &sql.params)?;
+        Ok(Page { total, resources })
     }
 
     fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError> {
@@ -754,6 +893,57 @@ impl Store for SqliteStore {
     }
 }
 
+/// A group's direct members, in `id` order.
+fn members_in(conn: &Connection, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.member_id, m.member_kind FROM memberships m JOIN resources g ON g.id = m.group_id \
+         WHERE m.group_id = ?1 AND g.directory = ?2 AND g.kind = 'Group' ORDER BY m.member_id",
+    )?;
+    let rows = stmt.query_map(params![group, directory], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.map(|r| {
+        let (id, kind) = r?;
+        Ok(Member {
+            id,
+            kind: kind_from(&kind)?,
+        })
+    })
+    .collect()
+}
+
+/// The groups `member` is a direct member of, in `id` order.
+fn groups_in(conn: &Connection, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
+         WHERE m.member_id = ?1 AND g.directory = ?2 ORDER BY m.group_id",
+    )?;
+    let rows = stmt.query_map(params![member, directory], |r| r.get(0))?;
+    rows.collect::<Result<_, _>>().map_err(backend)
+}
+
+/// The kept count of `kind` in `directory`.
+fn count(conn: &Connection, directory: i64, kind: Kind) -> Result<u64, StoreError> {
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT n FROM resource_counts WHERE directory = ?1 AND kind = ?2")?
+        .query_row(params![directory, kind.as_str()], |r| r.get(0))
+        .optional()?;
+    Ok(n.unwrap_or(0).max(0) as u64)
+}
+
+/// The resources `r` that satisfy `condition` (which may end in ORDER BY and LIMIT).
+fn select(
+    conn: &Connection,
+    condition: &str,
+    params: &[rusqlite::types::Value],
+) -> Result<Vec<Resource>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RESOURCE_COLUMNS_R} FROM resources r WHERE {condition}"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), raw_resource)?;
+    rows.map(|r| resource(r?)).collect()
+}
+
 /// Adds `members` to `group` (present ones are skipped); returns how many were new.
 fn insert_members(
     tx: &Connection,
@@ -805,6 +995,7 @@ fn delete_in(
     };
     // Memberships go with the resource (ON DELETE CASCADE).
     tx.execute("DELETE FROM resources WHERE id = ?1", [id])?;
+    adjust_count(tx, directory, kind, -1)?;
     record(tx, &r, EventKind::Deleted, now)?;
     for g in containing {
         touch_group(tx, directory, &g, now)?;
