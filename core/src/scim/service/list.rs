@@ -173,10 +173,13 @@ impl Service {
             .map(|r| r.id.as_str())
             .collect();
         let users_rt = self.resource_type(Kind::User)?;
+        let directory = rows.first().map_or(0, |r| r.directory);
         let mut groups = if !users.is_empty() && projection.wants(users_rt, "groups") {
-            self.store
-                .groups_of_each(rows.first().map_or(0, |r| r.directory), &users)?
-                .into_iter()
+            match users.as_slice() {
+                [one] => vec![self.store.groups_of(directory, one)?],
+                many => self.store.groups_of_each(directory, many)?,
+            }
+            .into_iter()
         } else {
             Vec::new().into_iter()
         };

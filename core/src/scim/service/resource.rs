@@ -431,6 +431,10 @@ fn keep(
     match attr.returned {
         Returned::Never => return None,
         Returned::Always => return Some(value),
+        Returned::Request if projection.attributes.is_empty() => return None,
+        _ if projection.attributes.is_empty() && projection.excluded.is_empty() => {
+            return Some(value);
+        }
         _ => {}
     }
     let Ok(me) = AttrPath::parse(path) else {

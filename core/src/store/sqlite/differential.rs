@@ -584,3 +584,43 @@ fn known_traps_agree() {
         assert_eq!(ids(sqlite.query(&q).unwrap()), expected, "SQL on `{text}`");
     }
 }
+
+/// Terms an index answers never scan the directory, wherever they stand in a conjunction,
+/// and a page in `id` order does not trade the index for the order.
+#[test]
+fn indexed_terms_use_an_index() {
+    let store = SqliteStore::open_in_memory(TestTime::new().clock()).unwrap();
+    let registry = registry();
+    let cases = [
+        (Kind::User, "userName eq \"Alice\""),
+        (Kind::User, "externalId eq \"x\""),
+        (Kind::User, "id eq \"x\""),
+        (Kind::User, "active eq true and userName eq \"alice\""),
+        (Kind::User, "userName sw \"ali\""),
+        (Kind::Group, "displayName eq \"Admins\""),
+    ];
+    let conn = store.lock();
+    for (kind, text) in cases {
+        let rt = registry.resource_type(kind.as_str()).unwrap();
+        let f: Filter = text.parse().unwrap();
+        let compiled = f.compile(rt).unwrap();
+        let q = Query::new(1, kind, rt, BASE, 100).with_filter(Some(&compiled));
+        let mut sql = super::filter::Sql::default();
+        let condition = super::selection(&q, &mut sql);
+        let statement = format!(
+            "EXPLAIN QUERY PLAN SELECT r.id FROM resources r WHERE {condition} ORDER BY r.id LIMIT 100"
+        );
+        let plan: Vec<String> = conn
+            .prepare(&statement)
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(&sql.params), |r| r.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let plan = plan.join("; ");
+        assert!(
+            !plan.contains("SCAN") && !plan.contains("resources_by_directory"),
+            "`{text}` runs as {plan}"
+        );
+    }
+}

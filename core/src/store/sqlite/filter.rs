@@ -176,6 +176,10 @@ fn has_value(v: &str, t: &str) -> String {
 
 /// The comparison of one leaf with the literal; `None` when no leaf can satisfy it.
 fn test(leaves: &Leaves, op: CompareOp, literal: &Literal, sql: &mut Sql) -> Option<String> {
+    let folded_column = match leaves {
+        Leaves::Scalar { folded, .. } => folded.clone(),
+        _ => None,
+    };
     let (v, t, folded) = match leaves {
         Leaves::Scalar { expr, ty, folded } => {
             let t = match ty {
@@ -201,7 +205,11 @@ fn test(leaves: &Leaves, op: CompareOp, literal: &Literal, sql: &mut Sql) -> Opt
                 _ => sql.bind(needle.to_string()),
             };
             if t == "'text'" {
-                format!("{lhs} {} {rhs}", operator(op))
+                let range = match (op, &folded_column) {
+                    (CompareOp::Sw, Some(column)) => prefix_range(column, needle, sql),
+                    _ => String::new(),
+                };
+                format!("{lhs} {} {rhs}{range}", operator(op))
             } else {
                 format!("({t} = 'text' AND {lhs} {} {rhs})", operator(op))
             }
@@ -241,6 +249,20 @@ fn operator(op: CompareOp) -> &'static str {
         CompareOp::Lt => "<",
         CompareOp::Le => "<=",
         CompareOp::Co | CompareOp::Sw | CompareOp::Ew => "GLOB",
+    }
+}
+
+/// ` AND column >= prefix AND column < next` when the prefix ends in an ASCII character, so
+/// that `sw` on an indexed column is a range the index answers (the GLOB still decides).
+fn prefix_range(column: &str, prefix: &str, sql: &mut Sql) -> String {
+    match prefix.as_bytes().last() {
+        Some(&last) if last < 0x7f => {
+            let mut next = prefix[..prefix.len() - 1].to_owned();
+            next.push(char::from(last + 1));
+            let (low, high) = (sql.bind(prefix.to_owned()), sql.bind(next));
+            format!(" AND {column} >= {low} AND {column} < {high}")
+        }
+        _ => String::new(),
     }
 }
 

@@ -8,7 +8,7 @@ mod filter;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::query::{self, Page, Query, Start};
 use super::view::view;
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS resources (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS resources_unique_name ON resources(kind, unique_scope, name_key);
 CREATE INDEX IF NOT EXISTS resources_by_directory ON resources(directory, kind, id);
-CREATE INDEX IF NOT EXISTS resources_by_name ON resources(directory, kind, name_key);
+-- Ends with id, so that a name lookup in a page ordered by id needs no sort and no scan.
+CREATE INDEX IF NOT EXISTS resources_by_name_id ON resources(directory, kind, name_key, id);
 CREATE INDEX IF NOT EXISTS resources_by_external_id ON resources(directory, kind, external_id, id);
 CREATE TABLE IF NOT EXISTS memberships (
     group_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
@@ -122,6 +123,16 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Plans must not depend on bound values: with STAT4 (on in the bundled SQLite) every
+        // new binding of an indexed parameter would otherwise re-prepare the statement,
+        // which cost more than the lookup itself. Queries that need an index for a prefix
+        // say so with an explicit range (see `filter`).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
+        // Filters make statements of many shapes; keep the common ones prepared.
+        conn.set_prepared_statement_cache_capacity(256);
         register_functions(&conn)?;
         migrate(&conn)?;
         Ok(Self {
@@ -140,17 +151,57 @@ impl SqliteStore {
         (self.clock.0)()
     }
 
-    /// Runs `f` in one immediate transaction, committed when it returns `Ok`.
+    /// Runs `f` in one immediate transaction, committed when it returns `Ok` and rolled back
+    /// otherwise (a panic included). BEGIN and COMMIT are cached statements: rusqlite's
+    /// `Transaction` parses them on every write.
     fn write<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>, DateTime) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection, DateTime) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        /// Rolls back unless committed.
+        struct Open<'c>(&'c Connection, bool);
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    // Nothing to do if it fails: SQLite rolls back a failed commit itself.
+                    let _ = self.0.cached_execute("ROLLBACK", []);
+                }
+            }
+        }
         let now = self.now();
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx, now)?;
-        tx.commit()?;
+        let conn = self.lock();
+        conn.cached_execute("BEGIN IMMEDIATE", [])?;
+        let mut tx = Open(&conn, false);
+        let out = f(&conn, now)?;
+        conn.cached_execute("COMMIT", [])?;
+        tx.1 = true;
         Ok(out)
+    }
+}
+
+/// `query_row` and `execute` through the statement cache: a store runs the same few
+/// statements over and over, and preparing one costs more than running it.
+trait Cached {
+    fn cached_query_row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl Cached for Connection {
+    fn cached_query_row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
     }
 }
 
@@ -172,6 +223,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         "BEGIN IMMEDIATE;
          {SCHEMA}
          -- Version 2 keeps resource counts: count what an older database holds.
+         DROP INDEX IF EXISTS resources_by_name;
          INSERT OR REPLACE INTO resource_counts (directory, kind, n)
              SELECT directory, kind, COUNT(*) FROM resources GROUP BY directory, kind;
          PRAGMA user_version = {SCHEMA_VERSION};
@@ -314,7 +366,7 @@ fn load(
     kind: Kind,
     id: &str,
 ) -> Result<Option<Resource>, StoreError> {
-    tx.query_row(
+    tx.cached_query_row(
         &format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = ?1 AND directory = ?2 AND kind = ?3"),
         params![id, directory, kind.as_str()],
         raw_resource,
@@ -377,7 +429,7 @@ fn record(
     event: EventKind,
     now: DateTime,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.cached_execute(
         "INSERT INTO events (directory, kind, resource_id, event, version, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![r.directory, r.kind.as_str(), r.id, event.as_str(), r.version as i64, now.to_string()],
     )?;
@@ -391,7 +443,7 @@ fn touch_group(
     group: &str,
     now: DateTime,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.cached_execute(
         "UPDATE resources SET version = version + 1, modified = ?1 WHERE id = ?2",
         params![now.to_string(), group],
     )?;
@@ -439,7 +491,7 @@ impl Store for SqliteStore {
         check_directory_name(&d.name)?;
         self.write(|tx, _| {
             let taken: bool =
-                tx.query_row("SELECT EXISTS (SELECT 1 FROM directories WHERE name = ?1)", [&d.name], |r| r.get(0))?;
+                tx.cached_query_row("SELECT EXISTS (SELECT 1 FROM directories WHERE name = ?1)", [&d.name], |r| r.get(0))?;
             if taken {
                 return Err(StoreError::Uniqueness { attribute: "name", value: d.name.clone() });
             }
@@ -447,7 +499,7 @@ impl Store for SqliteStore {
                 UserNameScope::Platform => "platform",
                 UserNameScope::Directory => "directory",
             };
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO directories (name, kind, retention_days, user_name_scope) VALUES (?1, ?2, ?3, ?4)",
                 params![d.name, d.kind.as_str(), d.retention_days, scope],
             )?;
@@ -472,7 +524,7 @@ impl Store for SqliteStore {
 
     fn directory(&self, name: &str) -> Result<Option<Directory>, StoreError> {
         let conn = self.lock();
-        conn.query_row(
+        conn.cached_query_row(
             &format!("SELECT {DIRECTORY_COLUMNS} FROM directories WHERE name = ?1"),
             [name],
             directory_from,
@@ -486,7 +538,7 @@ impl Store for SqliteStore {
         self.write(|tx, now| {
             let scope = unique_scope(tx, n.directory, n.kind)?;
             let id_taken: bool =
-                tx.query_row("SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1)", [&n.id], |r| r.get(0))?;
+                tx.cached_query_row("SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1)", [&n.id], |r| r.get(0))?;
             if id_taken {
                 return Err(StoreError::Uniqueness { attribute: "id", value: n.id.clone() });
             }
@@ -505,7 +557,7 @@ impl Store for SqliteStore {
                 inactive_since: (!active).then_some(now),
                 attributes: n.attributes.clone(),
             };
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO resources (id, directory, kind, external_id, name, name_key, unique_scope, active, \
                  version, created, modified, inactive_since, attributes) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?10, ?11)",
@@ -541,7 +593,7 @@ impl Store for SqliteStore {
         name: &str,
     ) -> Result<Option<Resource>, StoreError> {
         let conn = self.lock();
-        conn.query_row(
+        conn.cached_query_row(
             &format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 AND name_key = ?3"),
             params![directory, kind.as_str(), fold(name).as_ref()],
             raw_resource,
@@ -579,7 +631,7 @@ impl Store for SqliteStore {
                 r.active = active;
                 r.attributes = n.attributes.clone();
                 if let Some(members) = &n.members {
-                    tx.execute("DELETE FROM memberships WHERE group_id = ?1", [id])?;
+                    tx.cached_execute("DELETE FROM memberships WHERE group_id = ?1", [id])?;
                     insert_members(tx, directory, id, members)?;
                 }
                 changed = true;
@@ -598,7 +650,7 @@ impl Store for SqliteStore {
             }
             r.version += 1;
             r.modified = now;
-            tx.execute(
+            tx.cached_execute(
                 "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3, active = ?4, version = ?5, \
                  modified = ?6, inactive_since = ?7, attributes = ?8 WHERE id = ?9",
                 params![
@@ -653,9 +705,11 @@ impl Store for SqliteStore {
         // One statement for a page of users: their ids as a JSON list.
         let ids = serde_json::to_string(members).map_err(|e| StoreError::Backend(e.to_string()))?;
         let mut stmt = conn.prepare_cached(
+            // Members and groups are always of one directory (insert_members checks), so
+            // the directory is that of the ids; CROSS JOIN keeps the index lookup per id.
             "SELECT m.member_id, m.group_id FROM json_each(?1) ids \
-             JOIN memberships m ON m.member_id = ids.value \
-             JOIN resources g ON g.id = m.group_id AND g.directory = ?2 \
+             CROSS JOIN memberships m ON m.member_id = ids.value \
+             WHERE EXISTS (SELECT 1 FROM resources u WHERE u.id = ids.value AND u.directory = ?2) \
              ORDER BY m.member_id, m.group_id",
         )?;
         let rows = stmt.query_map(params![ids, directory], |r| {
@@ -756,29 +810,8 @@ impl Store for SqliteStore {
     fn query(&self, q: &Query<'_>) -> Result<Page, StoreError> {
         let conn = self.lock();
         let mut sql = filter::Sql::default();
-        let directory = sql.bind(q.directory);
-        let kind = sql.bind(q.kind.as_str().to_owned());
-        let mut selection = format!("r.directory = {directory} AND r.kind = {kind}");
-        if let Some(f) = q.filter {
-            let scope = filter::Scope {
-                kind: q.kind,
-                resource_type: q.resource_type,
-                base: q.base,
-            };
-            selection.push_str(" AND ");
-            selection.push_str(&filter::condition(f, &scope, &mut sql));
-        }
-        let total = match q.filter {
-            None => count(&conn, q.directory, q.kind)?,
-            Some(_) => {
-                let n: i64 = conn
-                    .prepare_cached(&format!(
-                        "SELECT COUNT(*) FROM resources r WHERE {selection}"
-                    ))?
-                    .query_row(rusqlite::params_from_iter(&sql.params), |r| r.get(0))?;
-                n as u64
-            }
-        };
+        let selection = selection(q, &mut sql);
+        let selection_params = sql.params.len();
         let order = match q.sort {
             None => Some("r.id".to_owned()),
             Some(sort) => filter::column_order(sort, q.kind),
@@ -793,9 +826,10 @@ impl Store for SqliteStore {
                     Ok((r, view))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut page = query::reference_page(&Query { filter: None, ..*q }, candidates);
-            page.total = total;
-            return Ok(page);
+            return Ok(query::reference_page(
+                &Query { filter: None, ..*q },
+                candidates,
+            ));
         };
         let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let mut tail = String::new();
@@ -808,12 +842,32 @@ impl Store for SqliteStore {
             tail.push_str(&format!(" OFFSET {}", sql.bind(clamp(n))));
         }
         let resources = select(&conn, &format!("{selection}{tail}"), &sql.params)?;
+        let found = resources.len() as u64;
+        let total = match (q.filter, q.start) {
+            (None, _) => count(&conn, q.directory, q.kind)?,
+            // A short page that is not past the end holds the last match: no need to count
+            // (a lookup by userName or externalId is one statement).
+            (Some(_), Start::Offset(skipped)) if found < q.limit && (found > 0 || skipped == 0) => {
+                skipped + found
+            }
+            (Some(_), _) => {
+                let n: i64 = conn
+                    .prepare_cached(&format!(
+                        "SELECT COUNT(*) FROM resources r WHERE {selection}"
+                    ))?
+                    .query_row(
+                        rusqlite::params_from_iter(&sql.params[..selection_params]),
+                        |r| r.get(0),
+                    )?;
+                n as u64
+            }
+        };
         Ok(Page { total, resources })
     }
 
     fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError> {
         self.write(|tx, now| {
-            let known: bool = tx.query_row(
+            let known: bool = tx.cached_query_row(
                 "SELECT EXISTS (SELECT 1 FROM directories WHERE id = ?1)",
                 [directory],
                 |r| r.get(0),
@@ -823,7 +877,7 @@ impl Store for SqliteStore {
                     what: format!("directory {directory}"),
                 });
             }
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO tokens (directory, hash, created) VALUES (?1, ?2, ?3)",
                 params![directory, hash.as_slice(), now.to_string()],
             )?;
@@ -865,7 +919,7 @@ impl Store for SqliteStore {
 
     fn revoke_token(&self, directory: i64, id: i64) -> Result<(), StoreError> {
         self.write(|tx, _| {
-            let n = tx.execute(
+            let n = tx.cached_execute(
                 "DELETE FROM tokens WHERE directory = ?1 AND id = ?2",
                 params![directory, id],
             )?;
@@ -880,7 +934,7 @@ impl Store for SqliteStore {
 
     fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError> {
         let conn = self.lock();
-        let (active, inactive): (i64, i64) = conn.query_row(
+        let (active, inactive): (i64, i64) = conn.cached_query_row(
             "SELECT COALESCE(SUM(active), 0), COALESCE(SUM(1 - active), 0) FROM resources \
              WHERE directory = ?1 AND kind = 'User'",
             [directory],
@@ -920,6 +974,23 @@ fn groups_in(conn: &Connection, directory: i64, member: &str) -> Result<Vec<Stri
     )?;
     let rows = stmt.query_map(params![member, directory], |r| r.get(0))?;
     rows.collect::<Result<_, _>>().map_err(backend)
+}
+
+/// The `WHERE` condition on `r` of the resources `q` selects.
+fn selection(q: &Query<'_>, sql: &mut filter::Sql) -> String {
+    let directory = sql.bind(q.directory);
+    let kind = sql.bind(q.kind.as_str().to_owned());
+    let mut selection = format!("r.directory = {directory} AND r.kind = {kind}");
+    if let Some(f) = q.filter {
+        let scope = filter::Scope {
+            kind: q.kind,
+            resource_type: q.resource_type,
+            base: q.base,
+        };
+        selection.push_str(" AND ");
+        selection.push_str(&filter::condition(f, &scope, sql));
+    }
+    selection
 }
 
 /// The kept count of `kind` in `directory`.
@@ -977,7 +1048,7 @@ fn insert_members(
 }
 
 fn delete_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     directory: i64,
     kind: Kind,
     id: &str,
@@ -994,7 +1065,7 @@ fn delete_in(
         rows.collect::<Result<_, _>>()?
     };
     // Memberships go with the resource (ON DELETE CASCADE).
-    tx.execute("DELETE FROM resources WHERE id = ?1", [id])?;
+    tx.cached_execute("DELETE FROM resources WHERE id = ?1", [id])?;
     adjust_count(tx, directory, kind, -1)?;
     record(tx, &r, EventKind::Deleted, now)?;
     for g in containing {
