@@ -112,8 +112,16 @@ fn main() {
     let config = ServiceConfig::default().with_require_token(false);
     let service = Service::with(store.clone(), SchemaRegistry::core(), config, random_ids());
     let raw = rusqlite::Connection::open(&path).expect("raw connection");
+    // The same durability and caching as the store's own connection, so that the raw
+    // figures are what SQLite itself costs for the same work.
+    raw.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -65536;",
+    )
+    .expect("raw connection settings");
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
 
+    // USERSYNC_BENCH_ONLY=<text>: run only the operations whose name contains it (profiling).
+    let only = std::env::var("USERSYNC_BENCH_ONLY").ok();
     let baseline = measure("raw SQLite primary-key lookup", || {
         let i = rng.below(users);
         let mut stmt = raw
@@ -125,6 +133,9 @@ fn main() {
         black_box(text);
     });
     let page_baseline = measure("raw SQLite 100-row page, random offset", || {
+        if only.as_deref().is_some_and(|o| !o.contains("page")) {
+            return;
+        }
         let offset = rng.below(users);
         let mut stmt = raw
             .prepare_cached(
@@ -141,8 +152,27 @@ fn main() {
             .collect();
         black_box(page);
     });
-    let mut rows = vec![baseline.clone(), page_baseline.clone()];
+    raw.execute_batch("CREATE TABLE IF NOT EXISTS bench_scratch (k INTEGER PRIMARY KEY, v TEXT)")
+        .expect("scratch table");
+    let mut next_key = 0_i64;
+    let write_baseline = measure("raw SQLite one-row insert transaction", || {
+        next_key += 1;
+        raw.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        raw.prepare_cached("INSERT INTO bench_scratch (k, v) VALUES (?1, ?2)")
+            .expect("prepare")
+            .execute(rusqlite::params![next_key, "u00000001"])
+            .expect("insert");
+        raw.execute_batch("COMMIT").expect("commit");
+    });
+    let mut rows = vec![
+        baseline.clone(),
+        page_baseline.clone(),
+        write_baseline.clone(),
+    ];
     let mut run = |name: &str, request: &mut dyn FnMut(&mut Rng) -> (ScimRequest, u16)| {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            return;
+        }
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let stats = measure(name, || {
             let (req, want) = request(&mut rng);
@@ -231,10 +261,13 @@ fn main() {
             s.ops_per_s,
             micros(s.p50),
             micros(s.p99),
-            // Pages are compared with a raw page, everything else with a raw lookup.
+            // Pages are compared with a raw page, member changes with a raw one-row write,
+            // everything else with a raw lookup.
             micros(s.p50)
                 / micros(if s.name.contains("page") {
                     page_baseline.p50
+                } else if s.name.contains("PATCH") || s.name.contains("insert") {
+                    write_baseline.p50
                 } else {
                     baseline.p50
                 })
