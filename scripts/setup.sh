@@ -11,3 +11,17 @@ for component in rustfmt clippy; do
 done
 # usersync-core must build for the browser (issue: WASM build).
 have_target wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+# Debian packages the tests start or call: openssl makes test certificates, curl checks
+# `usersync serve --tls-cert` the way a user would.
+debs=(openssl curl ca-certificates)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

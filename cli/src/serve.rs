@@ -22,6 +22,12 @@ pub(crate) struct Args {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM); needs `--tls-key`.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Bodies larger than this are refused before they are read; the service's own limit
@@ -63,12 +69,28 @@ pub(crate) fn run(args: &Args) -> ExitCode {
 }
 
 async fn serve(store: Arc<dyn Store>, args: &Args) -> Result<(), String> {
+    // Read the certificate before anything listens, so that a bad one is the first error.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot use the certificate {} with the key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?,
+        ),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("listening on http://{addr}");
-    first_start(&*store, addr)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
+    first_start(&*store, &format!("{scheme}://{addr}"))?;
     let names: Vec<String> = store
         .directories()
         .map_err(|e| e.to_string())?
@@ -78,10 +100,28 @@ async fn serve(store: Arc<dyn Store>, args: &Args) -> Result<(), String> {
     println!("serving {}: {}", names.len(), names.join(", "));
     let service = Arc::new(Service::new(store));
     let app = Router::new().fallback(handle).with_state(service);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| e.to_string())?;
+    match tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| e.to_string())?,
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                shutdown().await;
+                // In-flight requests finish; new connections are refused.
+                stopping.graceful_shutdown(None);
+            });
+            let listener = listener.into_std().map_err(|e| e.to_string())?;
+            axum_server::from_tcp_rustls(listener, config)
+                .map_err(|e| e.to_string())?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
     // In-flight requests have finished; the store closes when the last `Arc` drops.
     tracing::info!("stopped");
     Ok(())
@@ -89,7 +129,7 @@ async fn serve(store: Arc<dyn Store>, args: &Args) -> Result<(), String> {
 
 /// On a new database, creates the directory `default` and prints its endpoint and token, so
 /// that a newcomer can `curl` at once.
-fn first_start(store: &dyn Store, addr: SocketAddr) -> Result<(), String> {
+fn first_start(store: &dyn Store, origin: &str) -> Result<(), String> {
     if !store.directories().map_err(|e| e.to_string())?.is_empty() {
         return Ok(());
     }
@@ -98,7 +138,7 @@ fn first_start(store: &dyn Store, addr: SocketAddr) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let (token, _) = issue_token(store, &directory).map_err(|e| e.to_string())?;
     println!("created directory `default`");
-    println!("endpoint: http://{addr}/scim/v2/default");
+    println!("endpoint: {origin}/scim/v2/default");
     println!("token:    {token}");
     println!("(shown once; `usersync directory token rotate default` issues another)");
     Ok(())

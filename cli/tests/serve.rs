@@ -188,3 +188,138 @@ fn tokens_rotate_and_revoke_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("directory name `bad/name`"));
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
+
+/// `--tls-cert`/`--tls-key`: the endpoint answers over HTTPS with the given certificate,
+/// verified by curl against the CA that signed it; a bad key is an error before listening.
+#[test]
+fn serves_https_with_the_given_certificate() {
+    let dir = temp_db("tls-certs").with_extension("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=usersync test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+    let cert = dir.join("server.pem");
+    let key = dir.join("server.key");
+
+    let db = temp_db("tls");
+    let server = Server::start_with(
+        &db,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let token = server.token.clone().unwrap();
+    let url = format!("https://{}/scim/v2/default/Users", server.addr);
+    let curl = |extra: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("curl runs")
+    };
+    let ok = curl(&["--cacert", dir.join("ca.pem").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        text.ends_with("\n200"),
+        "{text} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(text.contains("\"totalResults\":0"), "{text}");
+    // Without the CA, the certificate is not trusted: TLS is real, not a plain socket.
+    let untrusted = curl(&[]);
+    assert!(!untrusted.status.success());
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let mut plain = std::net::TcpStream::connect(&server.addr).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut plain,
+        b"GET /scim/v2/default/Users HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
+    assert!(!answer.starts_with(b"HTTP/1.1 200"));
+    assert_eq!(server.stop(), 0);
+
+    // A key that does not belong to the certificate: a clear error, nothing served.
+    let out = usersync(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        db.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        dir.join("ca.pem").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot use the certificate"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+}

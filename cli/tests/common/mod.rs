@@ -21,9 +21,16 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(db: &Path) -> Self {
+        Self::start_with(db, &[])
+    }
+
+    /// Starts `usersync serve` with `extra` arguments; `addr` is `host:port`, whatever the
+    /// scheme.
+    pub(crate) fn start_with(db: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_usersync"))
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -33,8 +40,10 @@ impl Server {
         stdout.read_line(&mut line).unwrap();
         let addr = line
             .trim()
-            .strip_prefix("listening on http://")
+            .strip_prefix("listening on ")
+            .and_then(|a| a.split_once("://"))
             .expect("prints its address")
+            .1
             .to_owned();
         // A first start prints the new directory and its token, then every start prints
         // `serving N: names` once it is ready.
