@@ -135,9 +135,7 @@ impl Service {
             kind.as_str(),
             param(params, "filter").unwrap_or("")
         );
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = u64::try_from((self.clock)().unix_seconds()).unwrap_or(0);
         let after = if cursor.is_empty() {
             None
         } else {

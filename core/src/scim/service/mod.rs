@@ -212,6 +212,8 @@ pub struct Service {
     config: ServiceConfig,
     ids: IdGenerator,
     cursor_key: cursor::CursorKey,
+    /// When cursors are issued and expire.
+    clock: crate::store::Clock,
 }
 
 impl std::fmt::Debug for Service {
@@ -259,7 +261,15 @@ impl Service {
             config,
             ids,
             cursor_key: cursor::CursorKey::random(),
+            clock: crate::store::system_clock(),
         }
+    }
+
+    /// With `clock` for issuing and expiring cursors (tests move time by hand).
+    #[must_use]
+    pub fn with_clock(mut self, clock: crate::store::Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Answers one request. Never panics on any input, and never answers 500 for a bad

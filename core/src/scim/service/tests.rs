@@ -1194,3 +1194,34 @@ fn cursor_paging_is_stable_and_sealed() {
         assert_eq!(config.body["pagination"]["cursor"], true);
     }
 }
+
+/// A cursor works for an hour (RFC 9865 lets the provider choose), then answers
+/// `expiredCursor`; the test moves the service's clock instead of waiting.
+#[test]
+fn cursors_expire_after_an_hour() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let now = Arc::new(AtomicI64::new(1_700_000_000));
+    let clock: crate::store::Clock = {
+        let now = now.clone();
+        Arc::new(move || crate::scim::datetime::DateTime::from_unix(now.load(Ordering::SeqCst), 0))
+    };
+    for s in services() {
+        let s = s.with_clock(clock.clone());
+        for i in 1..=3 {
+            post(
+                &s,
+                "/scim/v2/acme/Users",
+                json!({"userName": format!("user{i}")}),
+            );
+        }
+        let first = get(&s, "/scim/v2/acme/Users", "cursor=&count=1");
+        let next = first.body["nextCursor"].as_str().unwrap().to_owned();
+        now.fetch_add(3600, Ordering::SeqCst);
+        let within = get(&s, "/scim/v2/acme/Users", &format!("cursor={next}&count=1"));
+        assert_eq!(within.status, 200, "{}", within.body);
+        now.fetch_add(1, Ordering::SeqCst);
+        let late = get(&s, "/scim/v2/acme/Users", &format!("cursor={next}&count=1"));
+        assert_error(&late, 400, Some("expiredCursor"));
+        now.store(1_700_000_000, Ordering::SeqCst);
+    }
+}

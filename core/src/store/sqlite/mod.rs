@@ -5,7 +5,7 @@
 mod differential;
 mod filter;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -86,7 +86,12 @@ CREATE TABLE IF NOT EXISTS events (
 #[derive(Debug)]
 pub struct SqliteStore {
     clock: super::memory::ClockDebug,
+    /// The writer (and, in memory, the only connection).
     conn: Mutex<Connection>,
+    /// The database file; `None` in memory.
+    path: Option<PathBuf>,
+    /// Idle read connections.
+    readers: Mutex<Vec<Connection>>,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -105,7 +110,7 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError::Backend`] when the file cannot be opened or is not a usersync database.
     pub fn open(path: &Path, clock: Clock) -> Result<Self, StoreError> {
-        Self::init(Connection::open(path)?, clock)
+        Self::init(Connection::open(path)?, Some(path.to_path_buf()), clock)
     }
 
     /// A private in-memory database.
@@ -113,35 +118,46 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError::Backend`].
     pub fn open_in_memory(clock: Clock) -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?, clock)
+        Self::init(Connection::open_in_memory()?, None, clock)
     }
 
-    fn init(conn: Connection, clock: Clock) -> Result<Self, StoreError> {
+    fn init(conn: Connection, path: Option<PathBuf>, clock: Clock) -> Result<Self, StoreError> {
         // WAL keeps readers off the writer's back; NORMAL sync is durable across a process
         // crash (the case `kill -9` tests), only a power loss may drop the last commits.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Reads through memory maps and a 64 MiB page cache instead of a read() per page.
-        conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
-        conn.pragma_update(None, "cache_size", -65_536)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Plans must not depend on bound values: with STAT4 (on in the bundled SQLite) every
-        // new binding of an indexed parameter would otherwise re-prepare the statement,
-        // which cost more than the lookup itself. Queries that need an index for a prefix
-        // say so with an explicit range (see `filter`).
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-            true,
-        )?;
-        // Filters make statements of many shapes; keep the common ones prepared.
-        conn.set_prepared_statement_cache_capacity(256);
-        register_functions(&conn)?;
+        configure(&conn, 65_536)?;
         migrate(&conn)?;
         Ok(Self {
             clock: super::memory::ClockDebug(clock),
             conn: Mutex::new(conn),
+            path,
+            readers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A connection for reading: one of the pool of read connections for a database file
+    /// (WAL lets them read while the writer writes), the only connection in memory.
+    fn reader(&self) -> Result<Reader<'_>, StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(Reader::Shared(self.lock()));
+        };
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(path)?;
+                c.pragma_update(None, "query_only", "ON")?;
+                configure(&c, 16_384)?;
+                c
+            }
+        };
+        Ok(Reader::Pooled(self, Some(conn)))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -180,6 +196,63 @@ impl SqliteStore {
         tx.1 = true;
         Ok(out)
     }
+}
+
+/// Idle read connections kept open (more are opened while many requests read at once).
+const IDLE_READERS: usize = 8;
+
+/// A connection to read through; a pooled one goes back to the pool when dropped.
+enum Reader<'a> {
+    Pooled(&'a SqliteStore, Option<Connection>),
+    Shared(MutexGuard<'a, Connection>),
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            // The connection is only taken out in `drop`.
+            Self::Pooled(_, c) => c.as_ref().unwrap_or_else(|| unreachable!()),
+            Self::Shared(c) => c,
+        }
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Self::Pooled(store, conn) = self
+            && let Some(conn) = conn.take()
+        {
+            let mut idle = store
+                .readers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+/// Settings every connection needs: caches, functions, stable plans. `cache_kib` is the
+/// page cache size.
+fn configure(conn: &Connection, cache_kib: i64) -> Result<(), StoreError> {
+    // Reads through memory maps and a page cache instead of a read() per page.
+    conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Plans must not depend on bound values: with STAT4 (on in the bundled SQLite) every new
+    // binding of an indexed parameter would otherwise re-prepare the statement, which cost
+    // more than the lookup itself. Queries that need an index for a prefix say so with an
+    // explicit range (see `filter`).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    // Filters make statements of many shapes; keep the common ones prepared.
+    conn.set_prepared_statement_cache_capacity(256);
+    register_functions(conn)?;
+    Ok(())
 }
 
 /// `query_row` and `execute` through the statement cache: a store runs the same few
@@ -469,6 +542,64 @@ fn attributes_text(v: &serde_json::Value) -> String {
 }
 
 impl SqliteStore {
+    /// [`Store::query`] on `conn`, inside a read transaction.
+    fn query_in(&self, conn: &Connection, q: &Query<'_>) -> Result<Page, StoreError> {
+        let mut sql = filter::Sql::default();
+        let selection = selection(q, &mut sql);
+        let selection_params = sql.params.len();
+        let order = match q.sort {
+            None => Some("r.id".to_owned()),
+            Some(sort) => filter::column_order(sort, q.kind),
+        };
+        let Some(order) = order else {
+            // A sort key that is no column: select in SQL, sort in Rust.
+            let rows = select(conn, &format!("{selection} ORDER BY r.id"), &sql.params)?;
+            let candidates = rows
+                .into_iter()
+                .map(|r| {
+                    let view = self.view_in(conn, q, &r)?;
+                    Ok((r, view))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            return Ok(query::reference_page(
+                &Query { filter: None, ..*q },
+                candidates,
+            ));
+        };
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut tail = String::new();
+        if let Start::After(id) = q.start {
+            tail.push_str(&format!(" AND r.id > {}", sql.bind(id.to_owned())));
+        }
+        let limit = sql.bind(clamp(q.limit));
+        tail.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
+        if let Start::Offset(n) = q.start {
+            tail.push_str(&format!(" OFFSET {}", sql.bind(clamp(n))));
+        }
+        let resources = select(conn, &format!("{selection}{tail}"), &sql.params)?;
+        let found = resources.len() as u64;
+        let total = match (q.filter, q.start) {
+            (None, _) => count(conn, q.directory, q.kind)?,
+            // A short page that is not past the end holds the last match: no need to count
+            // (a lookup by userName or externalId is one statement).
+            (Some(_), Start::Offset(skipped)) if found < q.limit && (found > 0 || skipped == 0) => {
+                skipped + found
+            }
+            (Some(_), _) => {
+                let n: i64 = conn
+                    .prepare_cached(&format!(
+                        "SELECT COUNT(*) FROM resources r WHERE {selection}"
+                    ))?
+                    .query_row(
+                        rusqlite::params_from_iter(&sql.params[..selection_params]),
+                        |r| r.get(0),
+                    )?;
+                n as u64
+            }
+        };
+        Ok(Page { total, resources })
+    }
+
     /// A resource's view with its members or groups, for sorting in Rust.
     fn view_in(
         &self,
@@ -517,7 +648,7 @@ impl Store for SqliteStore {
     }
 
     fn directories(&self) -> Result<Vec<Directory>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {DIRECTORY_COLUMNS} FROM directories ORDER BY name"
         ))?;
@@ -526,7 +657,7 @@ impl Store for SqliteStore {
     }
 
     fn directory(&self, name: &str) -> Result<Option<Directory>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader()?;
         conn.cached_query_row(
             &format!("SELECT {DIRECTORY_COLUMNS} FROM directories WHERE name = ?1"),
             [name],
@@ -586,7 +717,7 @@ impl Store for SqliteStore {
     }
 
     fn get(&self, directory: i64, kind: Kind, id: &str) -> Result<Option<Resource>, StoreError> {
-        load(&self.lock(), directory, kind, id)
+        load(&*self.reader()?, directory, kind, id)
     }
 
     fn get_by_name(
@@ -595,7 +726,7 @@ impl Store for SqliteStore {
         kind: Kind,
         name: &str,
     ) -> Result<Option<Resource>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader()?;
         conn.cached_query_row(
             &format!("SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 AND name_key = ?3"),
             params![directory, kind.as_str(), fold(name).as_ref()],
@@ -684,7 +815,7 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, directory: i64, kind: Kind) -> Result<Vec<Resource>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 ORDER BY id"
         ))?;
@@ -693,7 +824,7 @@ impl Store for SqliteStore {
     }
 
     fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {
-        members_in(&self.lock(), directory, group)
+        members_in(&*self.reader()?, directory, group)
     }
 
     fn groups_of_each(
@@ -701,7 +832,7 @@ impl Store for SqliteStore {
         directory: i64,
         members: &[&str],
     ) -> Result<Vec<Vec<String>>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader()?;
         let mut out = vec![Vec::new(); members.len()];
         let position: std::collections::HashMap<&str, usize> =
             members.iter().enumerate().map(|(i, m)| (*m, i)).collect();
@@ -728,11 +859,11 @@ impl Store for SqliteStore {
     }
 
     fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
-        groups_in(&self.lock(), directory, member)
+        groups_in(&*self.reader()?, directory, member)
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT seq, directory, kind, resource_id, event, version, time FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
@@ -798,7 +929,7 @@ impl Store for SqliteStore {
         kind: Kind,
         external_id: &str,
     ) -> Result<Vec<Resource>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 AND external_id = ?3 ORDER BY id"
         ))?;
@@ -807,65 +938,18 @@ impl Store for SqliteStore {
     }
 
     fn count(&self, directory: i64, kind: Kind) -> Result<u64, StoreError> {
-        count(&self.lock(), directory, kind)
+        count(&*self.reader()?, directory, kind)
     }
 
     fn query(&self, q: &Query<'_>) -> Result<Page, StoreError> {
-        let conn = self.lock();
-        let mut sql = filter::Sql::default();
-        let selection = selection(q, &mut sql);
-        let selection_params = sql.params.len();
-        let order = match q.sort {
-            None => Some("r.id".to_owned()),
-            Some(sort) => filter::column_order(sort, q.kind),
-        };
-        let Some(order) = order else {
-            // A sort key that is no column: select in SQL, sort in Rust.
-            let rows = select(&conn, &format!("{selection} ORDER BY r.id"), &sql.params)?;
-            let candidates = rows
-                .into_iter()
-                .map(|r| {
-                    let view = self.view_in(&conn, q, &r)?;
-                    Ok((r, view))
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            return Ok(query::reference_page(
-                &Query { filter: None, ..*q },
-                candidates,
-            ));
-        };
-        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let mut tail = String::new();
-        if let Start::After(id) = q.start {
-            tail.push_str(&format!(" AND r.id > {}", sql.bind(id.to_owned())));
-        }
-        let limit = sql.bind(clamp(q.limit));
-        tail.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
-        if let Start::Offset(n) = q.start {
-            tail.push_str(&format!(" OFFSET {}", sql.bind(clamp(n))));
-        }
-        let resources = select(&conn, &format!("{selection}{tail}"), &sql.params)?;
-        let found = resources.len() as u64;
-        let total = match (q.filter, q.start) {
-            (None, _) => count(&conn, q.directory, q.kind)?,
-            // A short page that is not past the end holds the last match: no need to count
-            // (a lookup by userName or externalId is one statement).
-            (Some(_), Start::Offset(skipped)) if found < q.limit && (found > 0 || skipped == 0) => {
-                skipped + found
-            }
-            (Some(_), _) => {
-                let n: i64 = conn
-                    .prepare_cached(&format!(
-                        "SELECT COUNT(*) FROM resources r WHERE {selection}"
-                    ))?
-                    .query_row(
-                        rusqlite::params_from_iter(&sql.params[..selection_params]),
-                        |r| r.get(0),
-                    )?;
-                n as u64
-            }
-        };
-        Ok(Page { total, resources })
+        let conn = self.reader()?;
+        // The page and its total come from one snapshot.
+        conn.cached_execute("BEGIN", [])?;
+        let page = self.query_in(&conn, q);
+        let end = conn.cached_execute(if page.is_ok() { "COMMIT" } else { "ROLLBACK" }, []);
+        let page = page?;
+        end?;
+        Ok(page)
     }
 
     fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError> {
@@ -894,7 +978,7 @@ impl Store for SqliteStore {
     }
 
     fn tokens(&self, directory: i64) -> Result<Vec<StoredToken>, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, hash, created FROM tokens WHERE directory = ?1 ORDER BY id",
         )?;
@@ -936,7 +1020,7 @@ impl Store for SqliteStore {
     }
 
     fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError> {
-        let conn = self.lock();
+        let conn = self.reader()?;
         let (active, inactive): (i64, i64) = conn.cached_query_row(
             "SELECT COALESCE(SUM(active), 0), COALESCE(SUM(1 - active), 0) FROM resources \
              WHERE directory = ?1 AND kind = 'User'",
