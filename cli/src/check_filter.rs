@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use serde_json::json;
+use usersync_core::ldap::filter::LdapFilter;
 use usersync_core::scim::filter::{Compatibility, Filter, ParseOptions};
 use usersync_core::scim::path::PatchPath;
 use usersync_core::scim::schema::SchemaRegistry;
@@ -43,13 +44,6 @@ struct Problem {
 }
 
 pub(crate) fn run(args: &Args) -> ExitCode {
-    if args.ldap {
-        eprintln!(
-            "error: LDAP filter checking is not available yet; the RFC 4515 parser arrives with \
-             LDAP reconciliation"
-        );
-        return ExitCode::from(2);
-    }
     let outcome = match check(args) {
         Ok(outcome) => outcome,
         Err(usage) => {
@@ -100,6 +94,12 @@ fn check(args: &Args) -> Result<Outcome, String> {
             kind: e.kind().as_str(),
         }
     };
+    if args.ldap {
+        let canonical = LdapFilter::parse(&args.expression)
+            .map(|f| f.to_string())
+            .map_err(from_error);
+        return Ok(Outcome { canonical });
+    }
     if args.path {
         let canonical = PatchPath::parse_with(&args.expression, &options)
             .map(|p| p.to_string())

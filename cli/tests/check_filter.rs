@@ -86,10 +86,47 @@ fn paths_and_strict_mode() {
 }
 
 #[test]
-fn ldap_filters_are_not_available_yet() {
-    let out = usersync(&["check-filter", "--ldap", "(cn=x)"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("LDAP filter checking is not available yet"));
+fn ldap_filters_are_checked_with_a_caret() {
+    let out = usersync(&[
+        "check-filter",
+        "--ldap",
+        "(&(objectClass=person)(CN=Jane*))",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "(&(objectClass=person)(CN=Jane*))\n");
+    let out = usersync(&["check-filter", "--ldap", "(cn=a(b)"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: `(` in a value must be escaped as `\\28` (and `)` as `\\29`) at byte 5\n\
+         \x20 (cn=a(b)\n\
+         \x20      ^\n"
+    );
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/ldap_filters.json");
+    let corpus: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for case in corpus["valid"].as_array().unwrap() {
+        let out = usersync(&[
+            "check-filter",
+            "--ldap",
+            "--json",
+            case["filter"].as_str().unwrap(),
+        ]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["canonical"], case["canonical"], "{case}");
+    }
+    for case in corpus["invalid"].as_array().unwrap() {
+        let out = usersync(&[
+            "check-filter",
+            "--ldap",
+            "--json",
+            case["filter"].as_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["error"]["position"], case["position"], "{case}");
+        assert_eq!(v["error"]["kind"], "invalidLdapFilter");
+    }
 }
 
 /// Every case of the shared corpus gives the same verdict through the command line.

@@ -17,6 +17,9 @@ pub enum Error {
     /// A schema definition that is malformed or conflicts with the registry.
     #[error("invalid schema: {0}")]
     Schema(#[from] SchemaError),
+    /// An LDAP search filter (RFC 4515) that does not parse.
+    #[error("invalid LDAP filter: {0}")]
+    LdapFilter(SyntaxError),
 }
 
 /// The stable classification of an [`Error`]. New kinds may be added; existing ones never
@@ -30,6 +33,8 @@ pub enum ErrorKind {
     InvalidPath,
     /// See [`Error::Schema`].
     InvalidSchema,
+    /// See [`Error::LdapFilter`].
+    InvalidLdapFilter,
 }
 
 impl ErrorKind {
@@ -39,6 +44,7 @@ impl ErrorKind {
             Self::InvalidFilter => "invalidFilter",
             Self::InvalidPath => "invalidPath",
             Self::InvalidSchema => "invalidSchema",
+            Self::InvalidLdapFilter => "invalidLdapFilter",
         }
     }
 }
@@ -56,13 +62,14 @@ impl Error {
             Self::Filter(_) => ErrorKind::InvalidFilter,
             Self::Path(_) => ErrorKind::InvalidPath,
             Self::Schema(_) => ErrorKind::InvalidSchema,
+            Self::LdapFilter(_) => ErrorKind::InvalidLdapFilter,
         }
     }
 
     /// The syntax error behind a filter or path error: its byte position, span and message.
     pub fn syntax(&self) -> Option<&SyntaxError> {
         match self {
-            Self::Filter(e) | Self::Path(e) => Some(e),
+            Self::Filter(e) | Self::Path(e) | Self::LdapFilter(e) => Some(e),
             Self::Schema(_) => None,
         }
     }

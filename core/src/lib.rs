@@ -4,6 +4,7 @@
 //!   its evaluator ([`scim::filter`]) and PATCH paths ([`scim::path`]);
 //! - the store of directories, users, groups, memberships and the change feed ([`store`]):
 //!   in memory, or in SQLite (feature `sqlite`, default);
+//! - LDAP search filters (RFC 4515) with positions ([`ldap::filter`]);
 //! - the SCIM protocol behind one transport-agnostic call (`scim::service`, feature
 //!   `service`, default).
 //!
@@ -28,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod ldap;
 pub mod scim;
 pub mod store;
 
