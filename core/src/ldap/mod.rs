@@ -2,3 +2,5 @@
 //! validates filters with the same code), and the reconciliation that reads directories.
 
 pub mod filter;
+#[cfg(feature = "ldap")]
+pub mod config;

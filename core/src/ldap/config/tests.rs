@@ -1,0 +1,152 @@
+use super::*;
+
+fn examples() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_examples_are_valid() {
+    let files = examples();
+    assert!(files.len() >= 2, "{files:?}");
+    for f in files {
+        SyncConfig::from_file(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+    let c = SyncConfig::from_file(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/openldap.toml")).unwrap();
+    assert_eq!(c.connection.tls, Tls::StartTls);
+    assert_eq!(c.connection.bind_password, Some(Secret::Env("USERSYNC_LDAP_PASSWORD".into())));
+    assert_eq!(c.users.attributes.len(), 8);
+    let display = c
+        .users
+        .attributes
+        .iter()
+        .find(|(p, _)| p.to_string() == "displayName")
+        .unwrap();
+    assert_eq!(
+        display.1,
+        Source::Template(vec![
+            Piece::Attribute("givenName".into()),
+            Piece::Text(" ".into()),
+            Piece::Attribute("sn".into())
+        ])
+    );
+    let ad = SyncConfig::from_file(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/active-directory.toml")).unwrap();
+    assert_eq!(ad.connection.tls, Tls::Ldaps);
+    assert_eq!(
+        ad.users.active,
+        Some(Source::Attribute { name: "userAccountControl".into(), transform: Transform::BitClear(2) })
+    );
+}
+
+const MINIMAL: &str = r#"
+directory = "corp"
+[connection]
+urls = ["ldap://127.0.0.1:389"]
+[users]
+base = "ou=people,dc=example,dc=com"
+"#;
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let c = SyncConfig::from_toml(MINIMAL).unwrap();
+    assert_eq!(c.users.anchor, "entryUUID");
+    assert_eq!(c.users.user_name, "uid");
+    assert_eq!(c.users.scope, Scope::Sub);
+    assert_eq!(c.users.filter.to_string(), "(objectClass=inetOrgPerson)");
+    assert_eq!(c.connection.page_size, 500);
+    assert_eq!(c.connection.tls, Tls::StartTls);
+    assert_eq!(c.policy.removal, Removal::Deactivate);
+    assert!(c.groups.is_none());
+}
+
+/// Each broken configuration gets an error that names the key (or the line) and the fix.
+#[test]
+fn errors_name_the_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("", "connection", "missing field `directory`"),
+        (r#"directory = "bad name""#, "", "`directory`: invalid directory name `bad name`"),
+        ("[connection]\nurls = []", "", "`connection.urls`: list at least one server URL"),
+        ("[connection]\nurls = [\"http://x\"]", "", "`connection.urls`: `http://x`: a server URL starts with ldap:// or ldaps://"),
+        ("[connection]\nurls = [\"ldaps://a\", \"ldap://b\"]", "", "mix of ldap:// and ldaps://"),
+        ("[connection]\ntls = \"ldaps\"", "", "`connection.tls`: `ldaps` needs ldaps:// URLs"),
+        ("[connection]\ntls = \"ssl\"", "", "unknown variant `ssl`"),
+        ("[connection]\nbind_password_env = \"P\"", "", "`connection.bind_dn`: a bind password needs the DN to bind as"),
+        ("[connection]\npage_size = 0", "", "`connection.page_size`: must be at least 1"),
+        ("[connection]\nbind_pasword_env = \"P\"", "", "unknown field `bind_pasword_env`"),
+        ("[users]\nfilter = \"objectClass=person\"", "", "`users.filter`: invalid LDAP filter: a filter starts with `(`: write `(objectClass=person)` at byte 0"),
+        ("[users]\nfilter = \"(cn=a\"", "", "`users.filter`: invalid LDAP filter: expected `)` to end the value"),
+        ("[users]\nbase = \"people\"", "", "`users.base`: `people` is not a DN"),
+        ("[users]\nuser_name = \"user name\"", "", "`users.user_name`: `user name` is not an LDAP attribute name"),
+        ("[users.attributes]\n\"nickname.x.y\" = \"cn\"", "", "`users.attributes.\"nickname.x.y\"`: invalid path"),
+        ("[users.attributes]\n\"shoeSize\" = \"cn\"", "", "`shoeSize` is not an attribute of SCIM users"),
+        ("[users.attributes]\n\"userName\" = \"cn\"", "", "userName comes from `users.user_name`"),
+        ("[users.attributes]\n\"title\" = { attribute = \"t\", transform = \"reverse\" }", "", "unknown transform `reverse`"),
+        ("[users.attributes]\n\"title\" = { attribute = \"t\", constant = \"x\" }", "", "give exactly one of `attribute`, `template` or `constant`"),
+        ("[users.attributes]\n\"title\" = \"{givenName\"", "", "`{` without `}`"),
+        ("[users]\nonly_members_of = [\"cn=x,dc=y\"]", "", "`users.only_members_of`: needs a [groups] section"),
+        ("[policy]\nmax_deletion_percent = 150", "", "`policy.max_deletion_percent`: 150 is not a percentage"),
+        ("[groups]\nbase = \"ou=g,dc=x\"\nmembership = \"members\"", "", "unknown variant `members`"),
+        ("[connection]\nurls = [\"ldap://a\"\n", "", "column"),
+    ];
+    for (patch, _, expected) in cases {
+        let text = merge(MINIMAL, patch);
+        let err = SyncConfig::from_toml(&text).expect_err(patch).to_string();
+        assert!(err.contains(expected), "{patch:?}\n  got: {err}\n  want: {expected}");
+    }
+}
+
+/// `MINIMAL` with the keys of `patch` replacing or adding to its sections.
+fn merge(base: &str, patch: &str) -> String {
+    if patch.is_empty() {
+        return String::new();
+    }
+    if !patch.starts_with('[') {
+        // A top-level key replaces the directory line.
+        return base.replacen("directory = \"corp\"", patch, 1);
+    }
+    let section = patch.lines().next().unwrap();
+    let body: Vec<&str> = patch.lines().skip(1).collect();
+    if base.contains(section) {
+        let mut out = Vec::new();
+        let mut skipping = false;
+        for line in base.lines() {
+            if line == section {
+                out.push(line.to_owned());
+                out.extend(body.iter().map(|l| (*l).to_owned()));
+                skipping = true;
+                continue;
+            }
+            if skipping && line.starts_with('[') {
+                skipping = false;
+            }
+            let key = line.split('=').next().unwrap_or("").trim();
+            if skipping && body.iter().any(|b| b.split('=').next().unwrap_or("").trim() == key) {
+                continue;
+            }
+            out.push(line.to_owned());
+        }
+        out.join("\n")
+    } else {
+        format!("{base}\n{patch}\n")
+    }
+}
+
+#[test]
+fn secrets_are_read_only_when_needed() {
+    let text = MINIMAL.replace(
+        "urls = [\"ldap://127.0.0.1:389\"]",
+        "urls = [\"ldap://127.0.0.1:389\"]\nbind_dn = \"cn=admin,dc=example,dc=com\"\nbind_password_env = \"USERSYNC_TEST_SURELY_UNSET\"",
+    );
+    let c = SyncConfig::from_toml(&text).unwrap();
+    let err = c.connection.bind_password.unwrap().read().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`connection.bind_password_env`: the environment variable `USERSYNC_TEST_SURELY_UNSET` is not set"
+    );
+}
