@@ -12,9 +12,10 @@ done
 # usersync-core must build for the browser (issue: WASM build).
 have_target wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
-# Debian packages the tests start or call: openssl makes test certificates, curl checks
+# Debian packages the tests start or call: slapd and ldap-utils for the LDAP sync tests,
+# openssl makes test certificates, curl checks
 # `usersync serve --tls-cert` the way a user would.
-debs=(openssl curl ca-certificates)
+debs=(openssl curl ca-certificates slapd ldap-utils)
 missing=()
 for p in "${debs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod check_filter;
 mod directory;
 mod serve;
+mod sync;
 
 /// Keeps users and groups in step between identity systems and the platform.
 #[derive(Debug, Parser)]
@@ -29,6 +30,13 @@ enum Command {
     Serve(serve::Args),
     /// Creates and lists directories; rotates and revokes their tokens.
     Directory(directory::Args),
+    /// Reads an LDAP directory and prints the changes a sync would make; changes nothing.
+    Plan(sync::Args),
+    /// Reads an LDAP directory and applies the changes to the store.
+    ///
+    /// Exits 0 when done, 1 on failure, 3 when a deletion threshold blocks the plan
+    /// (nothing applied; --allow-deletes applies it).
+    Sync(sync::SyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +45,7 @@ fn main() -> ExitCode {
         Command::CheckFilter(args) => check_filter::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Directory(args) => directory::run(&args),
+        Command::Plan(args) => sync::plan(&args),
+        Command::Sync(args) => sync::sync(&args),
     }
 }

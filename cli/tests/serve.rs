@@ -194,70 +194,8 @@ fn tokens_rotate_and_revoke_from_the_command_line() {
 #[test]
 fn serves_https_with_the_given_certificate() {
     let dir = temp_db("tls-certs").with_extension("d");
-    std::fs::create_dir_all(&dir).unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=usersync test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.pem",
-    ]);
-    let cert = dir.join("server.pem");
-    let key = dir.join("server.key");
+    let certs = usersync_testkit::certificates(&dir);
+    let (cert, key) = (certs.cert, certs.key);
 
     let db = temp_db("tls");
     let server = Server::start_with(
@@ -280,7 +218,7 @@ fn serves_https_with_the_given_certificate() {
             .output()
             .expect("curl runs")
     };
-    let ok = curl(&["--cacert", dir.join("ca.pem").to_str().unwrap()]);
+    let ok = curl(&["--cacert", certs.ca.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(
         text.ends_with("\n200"),
@@ -316,7 +254,7 @@ fn serves_https_with_the_given_certificate() {
         "--tls-cert",
         cert.to_str().unwrap(),
         "--tls-key",
-        dir.join("ca.pem").to_str().unwrap(),
+        certs.ca.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

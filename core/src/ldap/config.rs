@@ -470,7 +470,10 @@ impl RawConfig {
 impl RawConnection {
     fn check(self) -> Result<Connection, ConfigError> {
         if self.urls.is_empty() {
-            return Err(ConfigError::at("connection.urls", "list at least one server URL"));
+            return Err(ConfigError::at(
+                "connection.urls",
+                "list at least one server URL",
+            ));
         }
         let mut ldaps = 0;
         for url in &self.urls {
@@ -544,7 +547,10 @@ impl RawConnection {
         }
         let page_size = self.page_size.unwrap_or(500);
         if page_size == 0 {
-            return Err(ConfigError::at("connection.page_size", "must be at least 1"));
+            return Err(ConfigError::at(
+                "connection.page_size",
+                "must be at least 1",
+            ));
         }
         let positive = |key: &str, v: Option<u64>, default: u64| match v {
             Some(0) => Err(ConfigError::at(key, "must be at least 1 second")),
@@ -582,7 +588,8 @@ impl RawUsers {
         let mut attributes = Vec::new();
         for (path, value) in self.attributes {
             let key = format!("users.attributes.\"{path}\"");
-            let parsed = PatchPath::parse(&path).map_err(|e| ConfigError::at(&key, e.to_string()))?;
+            let parsed =
+                PatchPath::parse(&path).map_err(|e| ConfigError::at(&key, e.to_string()))?;
             if users.resolve_path(&parsed.attr).is_none() {
                 return Err(ConfigError::at(
                     &key,
@@ -590,9 +597,17 @@ impl RawUsers {
                 ));
             }
             let name = parsed.attr.name();
-            if ["id", "meta", "userName", "externalId", "active", "groups", "password"]
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(name))
+            if [
+                "id",
+                "meta",
+                "userName",
+                "externalId",
+                "active",
+                "groups",
+                "password",
+            ]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
                 && parsed.attr.urn().is_none()
             {
                 return Err(ConfigError::at(
@@ -610,15 +625,25 @@ impl RawUsers {
         Ok(UserSearch {
             base: dn("users.base", &self.base)?,
             scope: self.scope.unwrap_or(Scope::Sub),
-            filter: filter_at("users.filter", self.filter.as_deref(), "(objectClass=inetOrgPerson)")?,
+            filter: filter_at(
+                "users.filter",
+                self.filter.as_deref(),
+                "(objectClass=inetOrgPerson)",
+            )?,
             only_members_of: self
                 .only_members_of
                 .iter()
                 .map(|d| dn("users.only_members_of", d))
                 .collect::<Result<_, _>>()?,
-            anchor: attribute_name("users.anchor", self.anchor.as_deref().unwrap_or("entryUUID"))?,
+            anchor: attribute_name(
+                "users.anchor",
+                self.anchor.as_deref().unwrap_or("entryUUID"),
+            )?,
             anchor_is_binary: self.anchor_is_binary,
-            user_name: attribute_name("users.user_name", self.user_name.as_deref().unwrap_or("uid"))?,
+            user_name: attribute_name(
+                "users.user_name",
+                self.user_name.as_deref().unwrap_or("uid"),
+            )?,
             active: self.active.map(|a| a.check("users.active")).transpose()?,
             attributes,
         })
@@ -630,8 +655,15 @@ impl RawGroups {
         Ok(GroupSearch {
             base: dn("groups.base", &self.base)?,
             scope: self.scope.unwrap_or(Scope::Sub),
-            filter: filter_at("groups.filter", self.filter.as_deref(), "(objectClass=groupOfNames)")?,
-            anchor: attribute_name("groups.anchor", self.anchor.as_deref().unwrap_or("entryUUID"))?,
+            filter: filter_at(
+                "groups.filter",
+                self.filter.as_deref(),
+                "(objectClass=groupOfNames)",
+            )?,
+            anchor: attribute_name(
+                "groups.anchor",
+                self.anchor.as_deref().unwrap_or("entryUUID"),
+            )?,
             anchor_is_binary: self.anchor_is_binary,
             name: attribute_name("groups.name", self.name.as_deref().unwrap_or("cn"))?,
             membership: self.membership.unwrap_or(Membership::Member),
@@ -643,9 +675,10 @@ impl RawGroups {
 impl RawPolicy {
     fn check(self) -> Result<Policy, ConfigError> {
         let percent = |key: &str, v: Option<f64>, default: f64| match v {
-            Some(p) if !(0.0..=100.0).contains(&p) => {
-                Err(ConfigError::at(key, format!("{p} is not a percentage (0 to 100)")))
-            }
+            Some(p) if !(0.0..=100.0).contains(&p) => Err(ConfigError::at(
+                key,
+                format!("{p} is not a percentage (0 to 100)"),
+            )),
             v => Ok(v.unwrap_or(default)),
         };
         Ok(Policy {

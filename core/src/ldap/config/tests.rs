@@ -18,9 +18,15 @@ fn the_examples_are_valid() {
     for f in files {
         SyncConfig::from_file(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
-    let c = SyncConfig::from_file(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/openldap.toml")).unwrap();
+    let c = SyncConfig::from_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/openldap.toml"),
+    )
+    .unwrap();
     assert_eq!(c.connection.tls, Tls::StartTls);
-    assert_eq!(c.connection.bind_password, Some(Secret::Env("USERSYNC_LDAP_PASSWORD".into())));
+    assert_eq!(
+        c.connection.bind_password,
+        Some(Secret::Env("USERSYNC_LDAP_PASSWORD".into()))
+    );
     assert_eq!(c.users.attributes.len(), 8);
     let display = c
         .users
@@ -36,11 +42,17 @@ fn the_examples_are_valid() {
             Piece::Attribute("sn".into())
         ])
     );
-    let ad = SyncConfig::from_file(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/active-directory.toml")).unwrap();
+    let ad = SyncConfig::from_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/active-directory.toml"),
+    )
+    .unwrap();
     assert_eq!(ad.connection.tls, Tls::Ldaps);
     assert_eq!(
         ad.users.active,
-        Some(Source::Attribute { name: "userAccountControl".into(), transform: Transform::BitClear(2) })
+        Some(Source::Attribute {
+            name: "userAccountControl".into(),
+            transform: Transform::BitClear(2)
+        })
     );
 }
 
@@ -70,34 +82,121 @@ fn defaults_fill_what_is_left_out() {
 fn errors_name_the_key() {
     let cases: &[(&str, &str, &str)] = &[
         ("", "connection", "missing field `directory`"),
-        (r#"directory = "bad name""#, "", "`directory`: invalid directory name `bad name`"),
-        ("[connection]\nurls = []", "", "`connection.urls`: list at least one server URL"),
-        ("[connection]\nurls = [\"http://x\"]", "", "`connection.urls`: `http://x`: a server URL starts with ldap:// or ldaps://"),
-        ("[connection]\nurls = [\"ldaps://a\", \"ldap://b\"]", "", "mix of ldap:// and ldaps://"),
-        ("[connection]\ntls = \"ldaps\"", "", "`connection.tls`: `ldaps` needs ldaps:// URLs"),
+        (
+            r#"directory = "bad name""#,
+            "",
+            "`directory`: invalid directory name `bad name`",
+        ),
+        (
+            "[connection]\nurls = []",
+            "",
+            "`connection.urls`: list at least one server URL",
+        ),
+        (
+            "[connection]\nurls = [\"http://x\"]",
+            "",
+            "`connection.urls`: `http://x`: a server URL starts with ldap:// or ldaps://",
+        ),
+        (
+            "[connection]\nurls = [\"ldaps://a\", \"ldap://b\"]",
+            "",
+            "mix of ldap:// and ldaps://",
+        ),
+        (
+            "[connection]\ntls = \"ldaps\"",
+            "",
+            "`connection.tls`: `ldaps` needs ldaps:// URLs",
+        ),
         ("[connection]\ntls = \"ssl\"", "", "unknown variant `ssl`"),
-        ("[connection]\nbind_password_env = \"P\"", "", "`connection.bind_dn`: a bind password needs the DN to bind as"),
-        ("[connection]\npage_size = 0", "", "`connection.page_size`: must be at least 1"),
-        ("[connection]\nbind_pasword_env = \"P\"", "", "unknown field `bind_pasword_env`"),
-        ("[users]\nfilter = \"objectClass=person\"", "", "`users.filter`: invalid LDAP filter: a filter starts with `(`: write `(objectClass=person)` at byte 0"),
-        ("[users]\nfilter = \"(cn=a\"", "", "`users.filter`: invalid LDAP filter: expected `)` to end the value"),
-        ("[users]\nbase = \"people\"", "", "`users.base`: `people` is not a DN"),
-        ("[users]\nuser_name = \"user name\"", "", "`users.user_name`: `user name` is not an LDAP attribute name"),
-        ("[users.attributes]\n\"nickname.x.y\" = \"cn\"", "", "`users.attributes.\"nickname.x.y\"`: invalid path"),
-        ("[users.attributes]\n\"shoeSize\" = \"cn\"", "", "`shoeSize` is not an attribute of SCIM users"),
-        ("[users.attributes]\n\"userName\" = \"cn\"", "", "userName comes from `users.user_name`"),
-        ("[users.attributes]\n\"title\" = { attribute = \"t\", transform = \"reverse\" }", "", "unknown transform `reverse`"),
-        ("[users.attributes]\n\"title\" = { attribute = \"t\", constant = \"x\" }", "", "give exactly one of `attribute`, `template` or `constant`"),
-        ("[users.attributes]\n\"title\" = \"{givenName\"", "", "`{` without `}`"),
-        ("[users]\nonly_members_of = [\"cn=x,dc=y\"]", "", "`users.only_members_of`: needs a [groups] section"),
-        ("[policy]\nmax_deletion_percent = 150", "", "`policy.max_deletion_percent`: 150 is not a percentage"),
-        ("[groups]\nbase = \"ou=g,dc=x\"\nmembership = \"members\"", "", "unknown variant `members`"),
+        (
+            "[connection]\nbind_password_env = \"P\"",
+            "",
+            "`connection.bind_dn`: a bind password needs the DN to bind as",
+        ),
+        (
+            "[connection]\npage_size = 0",
+            "",
+            "`connection.page_size`: must be at least 1",
+        ),
+        (
+            "[connection]\nbind_pasword_env = \"P\"",
+            "",
+            "unknown field `bind_pasword_env`",
+        ),
+        (
+            "[users]\nfilter = \"objectClass=person\"",
+            "",
+            "`users.filter`: invalid LDAP filter: a filter starts with `(`: write `(objectClass=person)` at byte 0",
+        ),
+        (
+            "[users]\nfilter = \"(cn=a\"",
+            "",
+            "`users.filter`: invalid LDAP filter: expected `)` to end the value",
+        ),
+        (
+            "[users]\nbase = \"people\"",
+            "",
+            "`users.base`: `people` is not a DN",
+        ),
+        (
+            "[users]\nuser_name = \"user name\"",
+            "",
+            "`users.user_name`: `user name` is not an LDAP attribute name",
+        ),
+        (
+            "[users.attributes]\n\"nickname.x.y\" = \"cn\"",
+            "",
+            "`users.attributes.\"nickname.x.y\"`: invalid path",
+        ),
+        (
+            "[users.attributes]\n\"shoeSize\" = \"cn\"",
+            "",
+            "`shoeSize` is not an attribute of SCIM users",
+        ),
+        (
+            "[users.attributes]\n\"userName\" = \"cn\"",
+            "",
+            "userName comes from `users.user_name`",
+        ),
+        (
+            "[users.attributes]\n\"title\" = { attribute = \"t\", transform = \"reverse\" }",
+            "",
+            "unknown transform `reverse`",
+        ),
+        (
+            "[users.attributes]\n\"title\" = { attribute = \"t\", constant = \"x\" }",
+            "",
+            "give exactly one of `attribute`, `template` or `constant`",
+        ),
+        (
+            "[users.attributes]\n\"title\" = \"{givenName\"",
+            "",
+            "`{` without `}`",
+        ),
+        (
+            "[users]\nonly_members_of = [\"cn=x,dc=y\"]",
+            "",
+            "`users.only_members_of`: needs a [groups] section",
+        ),
+        (
+            "[policy]\nmax_deletion_percent = 150",
+            "",
+            "`policy.max_deletion_percent`: 150 is not a percentage",
+        ),
+        (
+            "[groups]\nbase = \"ou=g,dc=x\"\nmembership = \"members\"",
+            "",
+            "unknown variant `members`",
+        ),
         ("[connection]\nurls = [\"ldap://a\"\n", "", "column"),
     ];
     for (patch, _, expected) in cases {
         let text = merge(MINIMAL, patch);
         let err = SyncConfig::from_toml(&text).expect_err(patch).to_string();
-        assert!(err.contains(expected), "{patch:?}\n  got: {err}\n  want: {expected}");
+        assert!(
+            err.contains(expected),
+            "{patch:?}\n  got: {err}\n  want: {expected}"
+        );
     }
 }
 
@@ -126,7 +225,11 @@ fn merge(base: &str, patch: &str) -> String {
                 skipping = false;
             }
             let key = line.split('=').next().unwrap_or("").trim();
-            if skipping && body.iter().any(|b| b.split('=').next().unwrap_or("").trim() == key) {
+            if skipping
+                && body
+                    .iter()
+                    .any(|b| b.split('=').next().unwrap_or("").trim() == key)
+            {
                 continue;
             }
             out.push(line.to_owned());

@@ -81,6 +81,7 @@ impl CompiledFilter {
     }
 
     /// The resolved tree, for backends that translate filters (SQL).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // used by the SQL translation
     pub(crate) fn root(&self) -> &Node {
         &self.root
     }

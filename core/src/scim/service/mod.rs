@@ -32,7 +32,7 @@ mod cursor;
 mod error;
 mod list;
 mod patch;
-mod resource;
+pub(crate) mod resource;
 #[cfg(test)]
 mod tests;
 mod token;

@@ -1,0 +1,1110 @@
+//! The plan: a pure function from what the source holds, what the store holds and the
+//! configuration, to the list of changes an administrator reviews before anything happens.
+//!
+//! Safety first: an incomplete snapshot plans no deactivation, deletion or membership
+//! removal (and says why), and a plan that crosses a deletion threshold is blocked until it
+//! is applied with an explicit override.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+
+use serde_json::{Map, Value, json};
+
+use super::config::{
+    GroupSearch, Membership, Nested, Piece, Removal, Source, SyncConfig, Transform,
+};
+use super::source::{Entry, Snapshot, guid_text};
+use crate::scim::filter::{CompareOp, Compatibility, Filter, Value as Literal};
+use crate::scim::path::PatchPath;
+use crate::scim::schema::SchemaRegistry;
+use crate::scim::service::resource::{Input, read_input};
+use crate::scim::text::fold;
+use crate::store::{Kind, Member, Resource};
+
+/// What the store holds for the directory being synced.
+#[derive(Debug, Clone, Default)]
+pub struct Current {
+    /// Its users.
+    pub users: Vec<Resource>,
+    /// Its groups.
+    pub groups: Vec<Resource>,
+    /// Each group's direct members, by group `id`.
+    pub members: HashMap<String, Vec<Member>>,
+}
+
+/// What a change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A new user or group.
+    Create,
+    /// Changed attributes (a new `userName` or DN included).
+    Update,
+    /// An inactive user is active again.
+    Reactivate,
+    /// Members join a group.
+    AddMembers,
+    /// Members leave a group.
+    RemoveMembers,
+    /// A user is deactivated (removed from the source, out of scope, or disabled).
+    Deactivate,
+    /// A user or group is deleted.
+    Delete,
+}
+
+impl Action {
+    /// Whether the change takes something away (blocked on an incomplete snapshot).
+    pub fn is_destructive(self) -> bool {
+        matches!(self, Self::Deactivate | Self::Delete | Self::RemoveMembers)
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Reactivate => "reactivate",
+            Self::AddMembers => "add members",
+            Self::RemoveMembers => "remove members",
+            Self::Deactivate => "deactivate",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// One attribute's old and new value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AttributeChange {
+    /// The SCIM attribute (top level: `name`, `emails`, an extension URN).
+    pub attribute: String,
+    /// Before (`null` when absent).
+    pub old: Value,
+    /// After (`null` when removed).
+    pub new: Value,
+}
+
+/// A member of a group as the plan knows it: by anchor, since new users have no `id` yet.
+/// Two references are the same member when kind and anchor agree, whatever the name (a
+/// renamed user is still the same member).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberRef {
+    /// User or group.
+    #[serde(serialize_with = "kind_name")]
+    pub kind: Kind,
+    /// The member's anchor.
+    pub anchor: String,
+    /// Its `userName` or `displayName`, for people reading the plan.
+    pub name: String,
+}
+
+impl PartialEq for MemberRef {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, &self.anchor) == (other.kind, &other.anchor)
+    }
+}
+
+impl Eq for MemberRef {}
+
+impl PartialOrd for MemberRef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MemberRef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.kind, &self.anchor).cmp(&(other.kind, &other.anchor))
+    }
+}
+
+impl std::hash::Hash for MemberRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.kind, &self.anchor).hash(state);
+    }
+}
+
+fn kind_name<S: serde::Serializer>(kind: &Kind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.as_str())
+}
+
+/// One planned change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Change {
+    /// What it does.
+    pub action: Action,
+    /// To a user or a group.
+    #[serde(serialize_with = "kind_name")]
+    pub kind: Kind,
+    /// The source's anchor of the object.
+    pub anchor: String,
+    /// Its `userName` or `displayName`.
+    pub name: String,
+    /// Its `id` in the store, when it exists there.
+    pub id: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Attribute changes (creates and updates).
+    pub diff: Vec<AttributeChange>,
+    /// Members added or removed.
+    pub members: Vec<MemberRef>,
+    /// The new state (creates and updates).
+    #[serde(skip)]
+    pub(crate) input: Option<Input>,
+}
+
+/// The plan of one sync.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Plan {
+    /// The usersync directory it applies to.
+    pub directory: String,
+    /// The changes, in the order they apply: creates and updates, memberships, removals.
+    pub changes: Vec<Change>,
+    /// Why the snapshot is incomplete (then no removal is planned); empty when complete.
+    pub incomplete: Vec<String>,
+    /// Thresholds the plan crosses; applying it needs the override when not empty.
+    pub blocked: Vec<String>,
+    /// Things to know that change nothing.
+    pub warnings: Vec<String>,
+}
+
+/// Counts of changes by action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Action → count, for the actions present.
+    pub counts: BTreeMap<Action, usize>,
+}
+
+impl Plan {
+    /// How many changes of each action.
+    pub fn summary(&self) -> Summary {
+        let mut counts = BTreeMap::new();
+        for c in &self.changes {
+            *counts.entry(c.action).or_insert(0) += 1;
+        }
+        Summary { counts }
+    }
+
+    /// Whether the plan changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The plan as JSON (what `usersync plan --json` prints).
+    pub fn to_json(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        v["summary"] = serde_json::to_value(self.summary().counts).unwrap_or(Value::Null);
+        v
+    }
+}
+
+impl fmt::Display for Plan {
+    /// The readable table of changes an administrator reviews.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.changes.is_empty() {
+            writeln!(
+                f,
+                "No changes: `{}` is in step with the source.",
+                self.directory
+            )?;
+        } else {
+            writeln!(f, "{:<15} {:<6} {:<32} details", "action", "kind", "name")?;
+            for c in &self.changes {
+                let details = if !c.members.is_empty() {
+                    let names: Vec<&str> = c.members.iter().map(|m| m.name.as_str()).collect();
+                    let shown = names.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+                    if names.len() > 5 {
+                        format!("{shown} and {} more", names.len() - 5)
+                    } else {
+                        shown
+                    }
+                } else if c.action == Action::Update {
+                    let attrs: Vec<&str> = c.diff.iter().map(|d| d.attribute.as_str()).collect();
+                    format!("{} ({})", c.reason, attrs.join(", "))
+                } else {
+                    c.reason.clone()
+                };
+                writeln!(
+                    f,
+                    "{:<15} {:<6} {:<32} {details}",
+                    c.action.label(),
+                    c.kind.as_str(),
+                    truncate(&c.name, 32)
+                )?;
+            }
+            let summary: Vec<String> = self
+                .summary()
+                .counts
+                .iter()
+                .map(|(a, n)| format!("{n} {}", a.label()))
+                .collect();
+            writeln!(f, "\n{}", summary.join(", "))?;
+        }
+        for p in &self.incomplete {
+            writeln!(
+                f,
+                "incomplete: {p} — no user is removed and no member leaves a group"
+            )?;
+        }
+        for b in &self.blocked {
+            writeln!(
+                f,
+                "blocked: {b} — apply with --allow-deletes if this is intended"
+            )?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// A DN compared loosely: lower case, no spaces around separators.
+pub(crate) fn dn_key(dn: &str) -> String {
+    let mut out = String::with_capacity(dn.len());
+    for part in dn.split(',') {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        out.push_str(&k.trim().to_lowercase());
+        out.push('=');
+        out.push_str(&v.trim().to_lowercase());
+    }
+    out
+}
+
+/// The anchor of an entry, as text.
+fn anchor_of(entry: &Entry, attribute: &str, binary: bool) -> Option<String> {
+    let value = entry.values(attribute).first()?;
+    if binary {
+        guid_text(value)
+    } else {
+        String::from_utf8(value.clone())
+            .ok()
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// A user as the source wants it.
+struct Desired {
+    anchor: String,
+    dn: String,
+    input: Input,
+}
+
+/// Computes the plan.
+pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan {
+    let mut incomplete = snapshot.problems.clone();
+    let mut warnings = snapshot.warnings.clone();
+    let registry = SchemaRegistry::core();
+    // The core registry always has both resource types.
+    let (Some(user_rt), Some(group_rt)) = (
+        registry.resource_type("User"),
+        registry.resource_type("Group"),
+    ) else {
+        return Plan {
+            directory: config.directory.clone(),
+            changes: Vec::new(),
+            incomplete: vec!["the core schemas are missing".into()],
+            blocked: Vec::new(),
+            warnings,
+        };
+    };
+
+    // ---- Users the source wants ----
+    let mut desired: Vec<Desired> = Vec::new();
+    let mut seen_anchor = HashSet::new();
+    for entry in &snapshot.users {
+        match desired_user(config, user_rt, entry) {
+            Ok(d) => {
+                if seen_anchor.insert(d.anchor.clone()) {
+                    desired.push(d);
+                } else {
+                    incomplete.push(format!(
+                        "two entries share the anchor `{}` ({})",
+                        d.anchor, entry.dn
+                    ));
+                }
+            }
+            Err(problem) => incomplete.push(problem),
+        }
+    }
+
+    // ---- Groups and memberships ----
+    let groups = config
+        .groups
+        .as_ref()
+        .map(|g| read_groups(g, snapshot, &desired, &mut incomplete));
+
+    // Scope: only members of the listed groups (through nesting).
+    if !config.users.only_members_of.is_empty()
+        && let Some(groups) = &groups
+    {
+        let wanted: HashSet<String> = config
+            .users
+            .only_members_of
+            .iter()
+            .map(|d| dn_key(d))
+            .collect();
+        let mut in_scope = HashSet::new();
+        for g in groups.groups.iter().filter(|g| wanted.contains(&g.dn_key)) {
+            in_scope.extend(groups.flattened_users(&g.anchor));
+        }
+        for missing in wanted
+            .iter()
+            .filter(|w| !groups.groups.iter().any(|g| &&g.dn_key == w))
+        {
+            incomplete.push(format!(
+                "the group `{missing}` of users.only_members_of was not found"
+            ));
+        }
+        desired.retain(|d| in_scope.contains(&d.anchor));
+    }
+
+    let complete = incomplete.is_empty();
+    let mut changes = Vec::new();
+
+    // ---- User creates, updates, reactivations ----
+    let by_anchor: HashMap<&str, &Resource> = current
+        .users
+        .iter()
+        .filter_map(|r| r.external_id.as_deref().map(|a| (a, r)))
+        .collect();
+    for d in &mut desired {
+        // On partial information nothing is taken away, a disabled flag included.
+        if !complete
+            && !d.input.active
+            && by_anchor.get(d.anchor.as_str()).is_some_and(|r| r.active)
+        {
+            d.input.active = true;
+        }
+    }
+    let wanted: HashSet<&str> = desired.iter().map(|d| d.anchor.as_str()).collect();
+    for d in &desired {
+        match by_anchor.get(d.anchor.as_str()) {
+            None => changes.push(Change {
+                action: Action::Create,
+                kind: Kind::User,
+                anchor: d.anchor.clone(),
+                name: d.input.name.clone(),
+                id: None,
+                reason: format!("new in the source ({})", d.dn),
+                diff: diff(&Map::new(), &d.input.attributes, None, Some(d.input.active)),
+                members: Vec::new(),
+                input: Some(d.input.clone()),
+            }),
+            Some(r) => {
+                let mut attr_diff = diff(
+                    r.attributes.as_object().unwrap_or(&Map::new()),
+                    &d.input.attributes,
+                    Some(r.active),
+                    Some(d.input.active),
+                );
+                if r.name != d.input.name && !attr_diff.iter().any(|c| c.attribute == "userName") {
+                    attr_diff.push(AttributeChange {
+                        attribute: "userName".into(),
+                        old: json!(r.name),
+                        new: json!(d.input.name),
+                    });
+                }
+                if attr_diff.is_empty() {
+                    continue;
+                }
+                let only_active = attr_diff.iter().all(|c| c.attribute == "active");
+                let (action, reason) = match (r.active, d.input.active) {
+                    (false, true) => (Action::Reactivate, "active again in the source".to_owned()),
+                    (true, false) if only_active => {
+                        (Action::Deactivate, "disabled in the source".to_owned())
+                    }
+                    _ if r.name != d.input.name => {
+                        (Action::Update, format!("renamed from `{}`", r.name))
+                    }
+                    _ => (Action::Update, "changed in the source".to_owned()),
+                };
+                if action == Action::Deactivate && !complete {
+                    continue;
+                }
+                changes.push(Change {
+                    action,
+                    kind: Kind::User,
+                    anchor: d.anchor.clone(),
+                    name: d.input.name.clone(),
+                    id: Some(r.id.clone()),
+                    reason,
+                    diff: attr_diff,
+                    members: Vec::new(),
+                    input: Some(d.input.clone()),
+                });
+            }
+        }
+    }
+
+    // ---- Groups: creates, renames, membership ----
+    let mut user_names: HashMap<&str, &str> = HashMap::new();
+    for d in &desired {
+        user_names.insert(d.anchor.as_str(), d.input.name.as_str());
+    }
+    let current_groups: HashMap<&str, &Resource> = current
+        .groups
+        .iter()
+        .filter_map(|r| r.external_id.as_deref().map(|a| (a, r)))
+        .collect();
+    let anchor_of_id: HashMap<&str, (&str, &str, Kind)> = current
+        .users
+        .iter()
+        .chain(&current.groups)
+        .filter_map(|r| {
+            r.external_id
+                .as_deref()
+                .map(|a| (r.id.as_str(), (a, r.name.as_str(), r.kind)))
+        })
+        .collect();
+    let mut member_removals: Vec<Change> = Vec::new();
+    if let (Some(groups), Some(group_config)) = (&groups, &config.groups) {
+        let group_names: HashMap<&str, &str> = groups
+            .groups
+            .iter()
+            .map(|g| (g.anchor.as_str(), g.name.as_str()))
+            .collect();
+        for g in &groups.groups {
+            let wanted_members: BTreeSet<MemberRef> = groups
+                .members(&g.anchor, group_config.nested)
+                .into_iter()
+                .filter_map(|(kind, anchor)| {
+                    let name = match kind {
+                        Kind::User => *user_names.get(anchor.as_str())?,
+                        Kind::Group => *group_names.get(anchor.as_str())?,
+                    };
+                    Some(MemberRef {
+                        kind,
+                        anchor,
+                        name: name.to_owned(),
+                    })
+                })
+                .collect();
+            let input = match read_input(
+                group_rt,
+                Kind::Group,
+                &json!({"schemas": [group_rt.schema.id], "displayName": g.name, "externalId": g.anchor}),
+                Compatibility::default(),
+            ) {
+                Ok(i) => i,
+                Err(e) => {
+                    incomplete.push(format!("group {}: {}", g.dn, e.detail));
+                    continue;
+                }
+            };
+            match current_groups.get(g.anchor.as_str()) {
+                None => {
+                    changes.push(Change {
+                        action: Action::Create,
+                        kind: Kind::Group,
+                        anchor: g.anchor.clone(),
+                        name: g.name.clone(),
+                        id: None,
+                        reason: format!("new in the source ({})", g.dn),
+                        diff: diff(&Map::new(), &input.attributes, None, None),
+                        members: Vec::new(),
+                        input: Some(input),
+                    });
+                    if !wanted_members.is_empty() {
+                        changes.push(membership(
+                            Action::AddMembers,
+                            g,
+                            None,
+                            wanted_members.into_iter().collect(),
+                        ));
+                    }
+                }
+                Some(r) => {
+                    let attr_diff = diff(
+                        r.attributes.as_object().unwrap_or(&Map::new()),
+                        &input.attributes,
+                        None,
+                        None,
+                    );
+                    if !attr_diff.is_empty() {
+                        changes.push(Change {
+                            action: Action::Update,
+                            kind: Kind::Group,
+                            anchor: g.anchor.clone(),
+                            name: g.name.clone(),
+                            id: Some(r.id.clone()),
+                            reason: format!("renamed from `{}`", r.name),
+                            diff: attr_diff,
+                            members: Vec::new(),
+                            input: Some(input),
+                        });
+                    }
+                    let have: BTreeSet<MemberRef> = current
+                        .members
+                        .get(&r.id)
+                        .map(|ms| {
+                            ms.iter()
+                                .filter_map(|m| {
+                                    let (anchor, name, kind) = anchor_of_id.get(m.id.as_str())?;
+                                    Some(MemberRef {
+                                        kind: *kind,
+                                        anchor: (*anchor).to_owned(),
+                                        name: (*name).to_owned(),
+                                    })
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let add: Vec<MemberRef> = wanted_members.difference(&have).cloned().collect();
+                    let remove: Vec<MemberRef> =
+                        have.difference(&wanted_members).cloned().collect();
+                    if !add.is_empty() {
+                        changes.push(membership(Action::AddMembers, g, Some(&r.id), add));
+                    }
+                    if !remove.is_empty() && complete {
+                        let total = have.len();
+                        let percent = remove.len() as f64 * 100.0 / total as f64;
+                        let limit = config.policy.max_member_removal_percent;
+                        let mut change = membership(Action::RemoveMembers, g, Some(&r.id), remove);
+                        // Small groups change by large shares in normal life: the share only
+                        // counts from ten members up.
+                        if total >= 10 && percent > limit {
+                            change.reason = format!(
+                                "{} of {total} members ({percent:.0}%) leave, above the {limit}% limit",
+                                change.members.len()
+                            );
+                        }
+                        member_removals.push(change);
+                    }
+                }
+            }
+        }
+        // Groups gone from the source.
+        let present: HashSet<&str> = groups.groups.iter().map(|g| g.anchor.as_str()).collect();
+        if complete {
+            for r in &current.groups {
+                if let Some(anchor) = r.external_id.as_deref()
+                    && !present.contains(anchor)
+                {
+                    changes.push(Change {
+                        action: Action::Delete,
+                        kind: Kind::Group,
+                        anchor: anchor.to_owned(),
+                        name: r.name.clone(),
+                        id: Some(r.id.clone()),
+                        reason: "removed from the source".into(),
+                        diff: Vec::new(),
+                        members: Vec::new(),
+                        input: None,
+                    });
+                }
+            }
+        }
+    }
+
+    // ---- Users gone from the source or the scope ----
+    let mut removals = Vec::new();
+    if complete {
+        for r in &current.users {
+            let Some(anchor) = r.external_id.as_deref() else {
+                continue;
+            };
+            if wanted.contains(anchor) {
+                continue;
+            }
+            let in_source = snapshot.users.iter().any(|e| {
+                anchor_of(e, &config.users.anchor, config.users.anchor_is_binary).as_deref()
+                    == Some(anchor)
+            });
+            let reason = if in_source {
+                "out of scope (users.only_members_of)"
+            } else {
+                "removed from the source"
+            };
+            let action = match config.policy.removal {
+                Removal::Deactivate if !r.active => continue,
+                Removal::Deactivate => Action::Deactivate,
+                Removal::Delete => Action::Delete,
+            };
+            removals.push(Change {
+                action,
+                kind: Kind::User,
+                anchor: anchor.to_owned(),
+                name: r.name.clone(),
+                id: Some(r.id.clone()),
+                reason: reason.into(),
+                diff: Vec::new(),
+                members: Vec::new(),
+                input: None,
+            });
+        }
+    }
+
+    // ---- Thresholds ----
+    let mut blocked = Vec::new();
+    let removed_users = removals.len()
+        + changes
+            .iter()
+            .filter(|c| c.kind == Kind::User && c.action == Action::Deactivate)
+            .count();
+    let users_now = current.users.iter().filter(|u| u.active).count().max(1);
+    let policy = &config.policy;
+    if removed_users as u64 > policy.max_deletions {
+        blocked.push(format!(
+            "{removed_users} users would be deactivated or deleted, above policy.max_deletions ({})",
+            policy.max_deletions
+        ));
+    }
+    let percent = removed_users as f64 * 100.0 / users_now as f64;
+    if removed_users > 0 && percent > policy.max_deletion_percent {
+        blocked.push(format!(
+            "{removed_users} of {users_now} active users ({percent:.0}%) would be deactivated or deleted, above policy.max_deletion_percent ({}%)",
+            policy.max_deletion_percent
+        ));
+    }
+    for c in &member_removals {
+        if c.reason.contains("above the") {
+            blocked.push(format!("group `{}`: {}", c.name, c.reason));
+        }
+    }
+    if !complete {
+        warnings.push("the snapshot is incomplete: removals are left for a complete run".into());
+    }
+
+    changes.extend(member_removals);
+    changes.extend(removals);
+    // Deterministic: by phase, then kind, then name and anchor.
+    changes.sort_by(|a, b| {
+        phase(a)
+            .cmp(&phase(b))
+            .then(a.kind.cmp(&b.kind))
+            .then_with(|| fold(&a.name).cmp(&fold(&b.name)))
+            .then_with(|| a.anchor.cmp(&b.anchor))
+    });
+    Plan {
+        directory: config.directory.clone(),
+        changes,
+        incomplete,
+        blocked,
+        warnings,
+    }
+}
+
+/// The order changes apply in: objects exist before they become members; removals last.
+fn phase(c: &Change) -> u8 {
+    match c.action {
+        Action::Create | Action::Update | Action::Reactivate => 0,
+        Action::AddMembers => 1,
+        Action::RemoveMembers => 2,
+        Action::Deactivate | Action::Delete => 3,
+    }
+}
+
+fn membership(
+    action: Action,
+    g: &SourceGroup,
+    id: Option<&String>,
+    members: Vec<MemberRef>,
+) -> Change {
+    let reason = match action {
+        Action::AddMembers => "members in the source".to_owned(),
+        _ => "no longer members in the source".to_owned(),
+    };
+    Change {
+        action,
+        kind: Kind::Group,
+        anchor: g.anchor.clone(),
+        name: g.name.clone(),
+        id: id.cloned(),
+        reason,
+        diff: Vec::new(),
+        members,
+        input: None,
+    }
+}
+
+/// Attribute-level differences between stored and wanted attributes (and `active`).
+fn diff(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    old_active: Option<bool>,
+    new_active: Option<bool>,
+) -> Vec<AttributeChange> {
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let mut out: Vec<AttributeChange> = keys
+        .into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| AttributeChange {
+            attribute: k.clone(),
+            old: old.get(k).cloned().unwrap_or(Value::Null),
+            new: new.get(k).cloned().unwrap_or(Value::Null),
+        })
+        .collect();
+    if let Some(new_active) = new_active
+        && old_active != Some(new_active)
+        && (old_active.is_some() || !new_active)
+    {
+        out.push(AttributeChange {
+            attribute: "active".into(),
+            old: old_active.map_or(Value::Null, Value::Bool),
+            new: Value::Bool(new_active),
+        });
+    }
+    out
+}
+
+/// The SCIM user an entry maps to.
+fn desired_user(
+    config: &SyncConfig,
+    rt: &crate::scim::schema::ResourceType,
+    entry: &Entry,
+) -> Result<Desired, String> {
+    let users = &config.users;
+    let anchor = anchor_of(entry, &users.anchor, users.anchor_is_binary)
+        .ok_or_else(|| format!("{} has no usable `{}` (the anchor)", entry.dn, users.anchor))?;
+    let user_name = entry
+        .text(&users.user_name)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| format!("{} has no `{}` (the userName)", entry.dn, users.user_name))?;
+    let mut body = json!({
+        "schemas": [rt.schema.id],
+        "userName": user_name,
+        "externalId": anchor,
+    });
+    for (path, source) in &users.attributes {
+        if let Some(value) = evaluate(source, entry) {
+            set_path(&mut body, path, value);
+        }
+    }
+    let active = match &users.active {
+        None => true,
+        Some(source) => match evaluate(source, entry) {
+            Some(Value::Bool(b)) => b,
+            // No value: a flag that is not set (nsAccountLock absent) means active.
+            None => matches!(
+                source,
+                Source::Attribute {
+                    transform: Transform::NotBoolean,
+                    ..
+                }
+            ),
+            Some(other) => {
+                return Err(format!(
+                    "{}: users.active gave `{other}`, not a boolean (use a boolean or bit transform)",
+                    entry.dn
+                ));
+            }
+        },
+    };
+    body["active"] = Value::Bool(active);
+    let input = read_input(rt, Kind::User, &body, Compatibility::default())
+        .map_err(|e| format!("{}: {}", entry.dn, e.detail))?;
+    Ok(Desired {
+        anchor,
+        dn: entry.dn.clone(),
+        input,
+    })
+}
+
+/// The value a mapping gives for an entry; `None` when the entry has none.
+fn evaluate(source: &Source, entry: &Entry) -> Option<Value> {
+    match source {
+        Source::Constant(v) => Some(v.clone()),
+        Source::Template(pieces) => {
+            let mut out = String::new();
+            for p in pieces {
+                match p {
+                    Piece::Text(t) => out.push_str(t),
+                    Piece::Attribute(a) => out.push_str(&entry.text(a)?),
+                }
+            }
+            Some(Value::String(out))
+        }
+        Source::Attribute { name, transform } => {
+            let text = entry.text(name)?;
+            let flag =
+                |t: &str| matches!(t.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1");
+            let bits = |t: &str| t.trim().parse::<i64>().ok().map(|n| n as u64);
+            Some(match transform {
+                Transform::None => Value::String(text),
+                Transform::Lowercase => Value::String(text.to_lowercase()),
+                Transform::Uppercase => Value::String(text.to_uppercase()),
+                Transform::Boolean => Value::Bool(flag(&text)),
+                // A present lock attribute with any value but an explicit false: locked.
+                Transform::NotBoolean => Value::Bool(matches!(
+                    text.trim().to_ascii_lowercase().as_str(),
+                    "false" | "no" | "0"
+                )),
+                Transform::BitSet(mask) => Value::Bool(bits(&text)? & mask != 0),
+                Transform::BitClear(mask) => Value::Bool(bits(&text)? & mask == 0),
+            })
+        }
+    }
+}
+
+/// Sets `value` at a PATCH-style path in a SCIM body: `a`, `a.b`, `urn:…:a`, or
+/// `a[type eq "work"].b` (the element with those values, created when missing).
+fn set_path(body: &mut Value, path: &PatchPath, value: Value) {
+    let Value::Object(root) = body else { return };
+    let container = match path.attr.urn() {
+        Some(urn) if !urn.eq_ignore_ascii_case("urn:ietf:params:scim:schemas:core:2.0:User") => {
+            match root
+                .entry(urn.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                Value::Object(m) => m,
+                _ => return,
+            }
+        }
+        _ => root,
+    };
+    let name = path.attr.name().to_owned();
+    match (&path.filter, path.attr.sub_attr()) {
+        (None, None) => {
+            container.insert(name, value);
+        }
+        (None, Some(sub)) => {
+            if let Value::Object(m) = container
+                .entry(name)
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                m.insert(sub.to_owned(), value);
+            }
+        }
+        (Some(filter), _) => {
+            let Some(mut element) = equalities(filter) else {
+                return;
+            };
+            let Value::Array(items) = container
+                .entry(name)
+                .or_insert_with(|| Value::Array(Vec::new()))
+            else {
+                return;
+            };
+            let found = items.iter_mut().find(|i| {
+                element
+                    .iter()
+                    .all(|(k, v)| i.get(k).is_some_and(|x| x == v))
+            });
+            let target = match (found, &path.sub_attr) {
+                (Some(existing), _) => existing,
+                (None, _) => {
+                    if path.sub_attr.is_none() {
+                        // `emails[type eq "work"]` = value: the value is the element.
+                        if let Value::Object(v) = value {
+                            element.extend(v);
+                        }
+                        items.push(Value::Object(element));
+                        return;
+                    }
+                    items.push(Value::Object(element));
+                    let Some(last) = items.last_mut() else { return };
+                    last
+                }
+            };
+            if let (Some(sub), Value::Object(m)) = (&path.sub_attr, target) {
+                m.insert(sub.clone(), value);
+            }
+        }
+    }
+}
+
+/// `type eq "work" and primary eq true` as the object `{type: "work", primary: true}`.
+fn equalities(filter: &Filter) -> Option<Map<String, Value>> {
+    let mut out = Map::new();
+    let mut add = |f: &Filter| match f {
+        Filter::Compare(c) if c.op == CompareOp::Eq && c.path.sub_attr().is_none() => {
+            let v = match &c.value {
+                Literal::String(s) => Value::String(s.to_string()),
+                Literal::Boolean(b) => Value::Bool(*b),
+                Literal::Integer(n) => json!(n),
+                _ => return false,
+            };
+            out.insert(c.path.name().to_owned(), v);
+            true
+        }
+        _ => false,
+    };
+    let ok = match filter {
+        Filter::And(items) => items.iter().all(&mut add),
+        other => add(other),
+    };
+    ok.then_some(out)
+}
+
+/// A group as read from the source.
+pub(crate) struct SourceGroup {
+    anchor: String,
+    dn_key: String,
+    dn: String,
+    name: String,
+}
+
+/// Groups and their direct members, by anchor.
+struct Groups {
+    groups: Vec<SourceGroup>,
+    /// Group anchor → direct members (kind, anchor).
+    direct: HashMap<String, Vec<(Kind, String)>>,
+}
+
+impl Groups {
+    /// The users of a group, through nested groups, each group visited once (cycles end).
+    fn flattened_users(&self, anchor: &str) -> HashSet<String> {
+        let mut users = HashSet::new();
+        let mut seen = HashSet::new();
+        let mut stack = vec![anchor.to_owned()];
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g.clone()) {
+                continue;
+            }
+            for (kind, member) in self.direct.get(&g).into_iter().flatten() {
+                match kind {
+                    Kind::User => {
+                        users.insert(member.clone());
+                    }
+                    Kind::Group => stack.push(member.clone()),
+                }
+            }
+        }
+        users
+    }
+
+    /// A group's members as the configuration wants them.
+    fn members(&self, anchor: &str, nested: Nested) -> Vec<(Kind, String)> {
+        match nested {
+            Nested::Flatten => self
+                .flattened_users(anchor)
+                .into_iter()
+                .map(|u| (Kind::User, u))
+                .collect(),
+            Nested::Keep => self
+                .direct
+                .get(anchor)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, a)| *k == Kind::User || a != anchor)
+                .collect(),
+        }
+    }
+}
+
+fn read_groups(
+    config: &GroupSearch,
+    snapshot: &Snapshot,
+    users: &[Desired],
+    incomplete: &mut Vec<String>,
+) -> Groups {
+    let mut groups = Vec::new();
+    for e in &snapshot.groups {
+        let Some(anchor) = anchor_of(e, &config.anchor, config.anchor_is_binary) else {
+            incomplete.push(format!(
+                "{} has no usable `{}` (the anchor)",
+                e.dn, config.anchor
+            ));
+            continue;
+        };
+        let Some(name) = e.text(&config.name).filter(|n| !n.is_empty()) else {
+            incomplete.push(format!(
+                "{} has no `{}` (the group name)",
+                e.dn, config.name
+            ));
+            continue;
+        };
+        groups.push(SourceGroup {
+            anchor,
+            dn_key: dn_key(&e.dn),
+            dn: e.dn.clone(),
+            name,
+        });
+    }
+    let user_by_dn: HashMap<String, &str> = users
+        .iter()
+        .map(|u| (dn_key(&u.dn), u.anchor.as_str()))
+        .collect();
+    let user_by_name: HashMap<String, &str> = users
+        .iter()
+        .map(|u| (fold(&u.input.name).into_owned(), u.anchor.as_str()))
+        .collect();
+    let group_by_dn: HashMap<String, &str> = groups
+        .iter()
+        .map(|g| (g.dn_key.clone(), g.anchor.as_str()))
+        .collect();
+    let mut direct: HashMap<String, Vec<(Kind, String)>> = HashMap::new();
+    let group_at: HashMap<&str, &SourceGroup> = groups.iter().map(|g| (g.dn.as_str(), g)).collect();
+    let resolve = |dn: &str| -> Option<(Kind, String)> {
+        let key = dn_key(dn);
+        if let Some(u) = user_by_dn.get(&key) {
+            Some((Kind::User, (*u).to_owned()))
+        } else {
+            group_by_dn
+                .get(&key)
+                .map(|g| (Kind::Group, (*g).to_owned()))
+        }
+    };
+    match config.membership {
+        Membership::Member | Membership::UniqueMember => {
+            let attribute = if config.membership == Membership::Member {
+                "member"
+            } else {
+                "uniqueMember"
+            };
+            for e in &snapshot.groups {
+                let Some(group) = group_at.get(e.dn.as_str()) else {
+                    continue;
+                };
+                let list = direct.entry(group.anchor.clone()).or_default();
+                for v in e.values(attribute) {
+                    let dn = String::from_utf8_lossy(v);
+                    // uniqueMember may end in `#'0101'B` (an optional UID).
+                    let dn = dn.split('#').next().unwrap_or_default();
+                    // Members outside the user and group searches are not imported.
+                    if let Some(m) = resolve(dn) {
+                        list.push(m);
+                    }
+                }
+            }
+        }
+        Membership::MemberUid => {
+            for e in &snapshot.groups {
+                let Some(group) = group_at.get(e.dn.as_str()) else {
+                    continue;
+                };
+                let list = direct.entry(group.anchor.clone()).or_default();
+                for v in e.values("memberUid") {
+                    if let Some(u) = user_by_name.get(fold(&String::from_utf8_lossy(v)).as_ref()) {
+                        list.push((Kind::User, (*u).to_owned()));
+                    }
+                }
+            }
+        }
+        Membership::MemberOf => {
+            let user_at: HashMap<&str, &Desired> =
+                users.iter().map(|u| (u.dn.as_str(), u)).collect();
+            for entry in &snapshot.users {
+                let Some(user) = user_at.get(entry.dn.as_str()) else {
+                    continue;
+                };
+                for v in entry.values("memberOf") {
+                    if let Some(g) = group_by_dn.get(&dn_key(&String::from_utf8_lossy(v))) {
+                        direct
+                            .entry((*g).to_owned())
+                            .or_default()
+                            .push((Kind::User, user.anchor.clone()));
+                    }
+                }
+            }
+        }
+    }
+    for list in direct.values_mut() {
+        list.sort();
+        list.dedup();
+    }
+    Groups { groups, direct }
+}

@@ -1,0 +1,437 @@
+//! Reading the users and groups a configuration selects from an LDAP server: failover across
+//! URLs, StartTLS or ldaps verified against the configured CA, paged searches (RFC 2696)
+//! consumed as they stream in.
+//!
+//! A read that does not finish cleanly — a refused page size, a size or time limit, a dropped
+//! connection, a timeout, any non-success result — still returns what it read, marked
+//! incomplete with the reason: the plan then removes nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{LdapConn, LdapConnSettings, ResultEntry, SearchEntry};
+
+use super::config::{ConfigError, Connection, Membership, Scope, SyncConfig, Tls};
+
+/// An entry as read: its DN and the requested attributes (names lower-cased), values as
+/// bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The entry's DN, as the server wrote it.
+    pub dn: String,
+    /// Attribute (lower case) → values.
+    pub attributes: HashMap<String, Vec<Vec<u8>>>,
+}
+
+impl Entry {
+    /// The values of `name` (any case).
+    pub fn values(&self, name: &str) -> &[Vec<u8>] {
+        self.attributes
+            .get(&name.to_ascii_lowercase())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The first value of `name` as text (lossy for binary values).
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.values(name)
+            .first()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// Builds an entry from a DN and text attributes (tests and tools).
+    pub fn new<'a>(
+        dn: &str,
+        attributes: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>,
+    ) -> Self {
+        Self {
+            dn: dn.to_owned(),
+            attributes: attributes
+                .into_iter()
+                .map(|(k, vs)| {
+                    (
+                        k.to_ascii_lowercase(),
+                        vs.into_iter().map(|v| v.as_bytes().to_vec()).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What a read found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The entries the user search returned.
+    pub users: Vec<Entry>,
+    /// The entries the group search returned.
+    pub groups: Vec<Entry>,
+    /// Why the snapshot is incomplete; it is complete when this is empty.
+    pub problems: Vec<String>,
+    /// Things an operator must know (verification turned off, a server skipped).
+    pub warnings: Vec<String>,
+    /// The server that answered.
+    pub server: String,
+}
+
+impl Snapshot {
+    /// Whether everything the configuration selects was read.
+    pub fn is_complete(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Why nothing could be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The configuration cannot be used (a secret or CA file is missing).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No server answered.
+    #[error("no LDAP server answered: {0}")]
+    Connect(String),
+    /// The server refused the bind.
+    #[error("the LDAP server refused the bind as `{dn}`: {message}")]
+    Bind {
+        /// The DN bound as.
+        dn: String,
+        /// The server's answer.
+        message: String,
+    },
+}
+
+/// Reads the users and groups `config` selects.
+///
+/// # Errors
+/// [`SourceError`] when no server can be reached or the bind fails; problems after that
+/// make the snapshot incomplete instead.
+pub fn read(config: &SyncConfig) -> Result<Snapshot, SourceError> {
+    let mut snapshot = Snapshot::default();
+    let c = &config.connection;
+    let (mut ldap, server) = connect(c, &mut snapshot.warnings)?;
+    snapshot.server = server;
+    let users = &config.users;
+    let mut user_attributes = vec![users.anchor.clone(), users.user_name.clone()];
+    for (_, source) in &users.attributes {
+        user_attributes.extend(source_attributes(source));
+    }
+    if let Some(active) = &users.active {
+        user_attributes.extend(source_attributes(active));
+    }
+    if config
+        .groups
+        .as_ref()
+        .is_some_and(|g| g.membership == Membership::MemberOf)
+    {
+        user_attributes.push("memberOf".into());
+    }
+    dedup(&mut user_attributes);
+    snapshot.users = search(
+        &mut ldap,
+        c,
+        "users",
+        &users.base,
+        users.scope,
+        &users.filter.to_string(),
+        &user_attributes,
+        &mut snapshot.problems,
+    );
+    if let Some(groups) = &config.groups {
+        let member = match groups.membership {
+            Membership::Member | Membership::MemberOf => "member",
+            Membership::UniqueMember => "uniqueMember",
+            Membership::MemberUid => "memberUid",
+        };
+        let mut attributes = vec![groups.anchor.clone(), groups.name.clone(), member.into()];
+        dedup(&mut attributes);
+        snapshot.groups = search(
+            &mut ldap,
+            c,
+            "groups",
+            &groups.base,
+            groups.scope,
+            &groups.filter.to_string(),
+            &attributes,
+            &mut snapshot.problems,
+        );
+    }
+    let _ = ldap.unbind();
+    Ok(snapshot)
+}
+
+/// The LDAP attributes a mapping reads.
+fn source_attributes(source: &super::config::Source) -> Vec<String> {
+    use super::config::{Piece, Source};
+    match source {
+        Source::Attribute { name, .. } => vec![name.clone()],
+        Source::Template(pieces) => pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Attribute(a) => Some(a.clone()),
+                Piece::Text(_) => None,
+            })
+            .collect(),
+        Source::Constant(_) => Vec::new(),
+    }
+}
+
+fn dedup(names: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.to_ascii_lowercase()));
+}
+
+/// Connects to the first server that answers (upgrading with StartTLS when configured) and
+/// binds. A server that drops the connection is skipped; a refused bind is an error at once
+/// (the credentials are the same on every server).
+fn connect(c: &Connection, warnings: &mut Vec<String>) -> Result<(LdapConn, String), SourceError> {
+    let mut settings = LdapConnSettings::new()
+        .set_conn_timeout(Duration::from_secs(c.connect_timeout_seconds))
+        .set_starttls(c.tls == Tls::StartTls);
+    if c.insecure_skip_verify {
+        warnings.push(
+            "TLS certificate verification is OFF (connection.insecure_skip_verify): anyone on the \
+             path can impersonate the server"
+                .into(),
+        );
+        settings = settings.set_no_tls_verify(true);
+    } else if c.tls != Tls::None {
+        settings = settings.set_config(Arc::new(tls_config(c)?));
+    }
+    let password = c
+        .bind_password
+        .as_ref()
+        .map(super::config::Secret::read)
+        .transpose()?;
+    let timeout = Duration::from_secs(c.operation_timeout_seconds);
+    let mut failures = Vec::new();
+    for url in &c.urls {
+        let mut conn = match LdapConn::with_settings(settings.clone(), url) {
+            Ok(conn) => conn,
+            Err(e) => {
+                failures.push(format!("{url}: {e}"));
+                continue;
+            }
+        };
+        if let (Some(dn), Some(password)) = (&c.bind_dn, &password) {
+            match conn.with_timeout(timeout).simple_bind(dn, password) {
+                // The connection failed under the bind: try the next server.
+                Err(e) => {
+                    failures.push(format!("{url}: {e}"));
+                    continue;
+                }
+                Ok(result) if result.rc != 0 => {
+                    return Err(SourceError::Bind {
+                        dn: dn.clone(),
+                        message: format!(
+                            "result {}{}",
+                            result.rc,
+                            if result.text.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", result.text)
+                            }
+                        ),
+                    });
+                }
+                Ok(_) => {}
+            }
+        }
+        if !failures.is_empty() {
+            warnings.push(format!("skipped: {}", failures.join("; ")));
+        }
+        return Ok((conn, url.clone()));
+    }
+    Err(SourceError::Connect(failures.join("; ")))
+}
+
+/// A rustls client configuration trusting the configured CA (or the system's roots).
+fn tls_config(c: &Connection) -> Result<rustls::ClientConfig, SourceError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_error = |message: String| {
+        SourceError::Config(ConfigError {
+            key: Some("connection.ca_file".into()),
+            message,
+        })
+    };
+    match &c.ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| ca_error(format!("cannot read {}: {e}", path.display())))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| ca_error(format!("{}: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| ca_error(format!("{}: {e}", path.display())))?;
+            }
+            if roots.is_empty() {
+                return Err(ca_error(format!(
+                    "{} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+        }
+        None => {
+            for path in [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+            ] {
+                if let Ok(certs) = CertificateDer::pem_file_iter(path) {
+                    for cert in certs.flatten() {
+                        let _ = roots.add(cert);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| SourceError::Connect(e.to_string()))
+}
+
+/// One paged search, streamed; problems go to `problems` and the entries read so far are
+/// kept.
+#[allow(clippy::too_many_arguments)]
+fn search(
+    ldap: &mut LdapConn,
+    c: &Connection,
+    what: &str,
+    base: &str,
+    scope: Scope,
+    filter: &str,
+    attributes: &[String],
+    problems: &mut Vec<String>,
+) -> Vec<Entry> {
+    let scope = match scope {
+        Scope::Base => ldap3::Scope::Base,
+        Scope::One => ldap3::Scope::OneLevel,
+        Scope::Sub => ldap3::Scope::Subtree,
+    };
+    let page = i32::try_from(c.page_size).unwrap_or(i32::MAX);
+    let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
+        Box::new(EntriesOnly::new()),
+        Box::new(PagedResults::new(page)),
+    ];
+    let timeout = Duration::from_secs(c.operation_timeout_seconds);
+    let mut stream = match ldap.with_timeout(timeout).streaming_search_with(
+        adapters,
+        base,
+        scope,
+        filter,
+        attributes.to_vec(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(format!("the {what} search failed: {e}"));
+            return Vec::new();
+        }
+    };
+    let mut entries = Vec::new();
+    let before = problems.len();
+    loop {
+        match stream.next() {
+            Ok(Some(raw)) => match entry(raw) {
+                Some(e) => entries.push(e),
+                None => {
+                    problems.push(format!("the {what} search returned a malformed entry"));
+                    break;
+                }
+            },
+            Ok(None) => break,
+            Err(e) => {
+                problems.push(format!(
+                    "the {what} search stopped after {} entries: {e}",
+                    entries.len()
+                ));
+                break;
+            }
+        }
+    }
+    // The result code arrives at the end: a refused page size or a size limit shows here.
+    let result = stream.result();
+    if result.rc != 0 && problems.len() == before {
+        problems.push(format!(
+            "the {what} search ended with result {} ({}){} after {} entries",
+            result.rc,
+            rc_name(result.rc),
+            if result.text.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", result.text)
+            },
+            entries.len()
+        ));
+    }
+    entries
+}
+
+fn rc_name(rc: u32) -> &'static str {
+    match rc {
+        3 => "time limit exceeded",
+        4 => "size limit exceeded",
+        11 => "administrative limit exceeded",
+        32 => "no such object",
+        50 => "insufficient access",
+        51 => "busy",
+        52 => "unavailable",
+        80 => "other",
+        _ => "error",
+    }
+}
+
+/// Decodes one entry; `None` for an entry ldap3 cannot parse (it panics on malformed BER).
+fn entry(raw: ResultEntry) -> Option<Entry> {
+    let parsed =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SearchEntry::construct(raw)))
+            .ok()?;
+    let mut attributes: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+    // ldap3 puts values that are valid UTF-8 in `attrs` and the rest in `bin_attrs`, even
+    // for one attribute: look in both.
+    for (name, values) in parsed.attrs {
+        attributes
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .extend(values.into_iter().map(String::into_bytes));
+    }
+    for (name, values) in parsed.bin_attrs {
+        attributes
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .extend(values);
+    }
+    Some(Entry {
+        dn: parsed.dn,
+        attributes,
+    })
+}
+
+/// A 16-byte GUID (AD `objectGUID`) in its standard text form: the first three fields are
+/// little-endian.
+pub fn guid_text(bytes: &[u8]) -> Option<String> {
+    let b: &[u8; 16] = bytes.try_into().ok()?;
+    Some(format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[3],
+        b[2],
+        b[1],
+        b[0],
+        b[5],
+        b[4],
+        b[7],
+        b[6],
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    ))
+}

@@ -1,0 +1,336 @@
+//! LDAP reconciliation against a real OpenLDAP slapd: import, re-run, changes, removals,
+//! nesting, escaping, paging, TLS, thresholds and an incomplete read.
+#![allow(clippy::unwrap_used)] // a failed step should stop the test
+
+use std::sync::Arc;
+
+use usersync_core::ldap::config::SyncConfig;
+use usersync_core::ldap::plan::{Action, Plan};
+use usersync_core::ldap::{apply, plan, source};
+use usersync_core::store::memory::MemoryStore;
+use usersync_core::store::{Kind, Store, system_clock};
+use usersync_testkit::{BASE, SERVICE_DN, Slapd};
+
+fn make_config(slapd: &Slapd, extra_connection: &str, policy: &str) -> SyncConfig {
+    // The admin password reaches the config through the environment, as in production.
+    // SAFETY-free: tests in this file share one value, so concurrent setting is harmless.
+    unsafe_free_env();
+    let text = format!(
+        r#"
+directory = "corp"
+[connection]
+urls = ["{url}"]
+tls = "none"
+bind_dn = "{SERVICE_DN}"
+bind_password_env = "USERSYNC_TEST_LDAP_PASSWORD"
+{extra_connection}
+[users]
+base = "ou=people,{BASE}"
+filter = "(objectClass=inetOrgPerson)"
+user_name = "uid"
+[users.attributes]
+"name.givenName" = "givenName"
+"name.familyName" = "sn"
+"displayName" = "{{givenName}} {{sn}}"
+'emails[type eq "work"].value' = {{ attribute = "mail", transform = "lowercase" }}
+"title" = "title"
+[groups]
+base = "ou=groups,{BASE}"
+filter = "(objectClass=groupOfNames)"
+nested = "flatten"
+[policy]
+{policy}
+"#,
+        url = slapd.url
+    );
+    SyncConfig::from_toml(&text).unwrap()
+}
+
+/// The password variable every test reads; set once, to the same value.
+fn unsafe_free_env() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
+        // Edition 2024 makes set_var unsafe; the value never changes, so readers in other
+        // threads always see the same text.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var(
+                "USERSYNC_TEST_LDAP_PASSWORD",
+                usersync_testkit::SERVICE_PASSWORD,
+            );
+        }
+    });
+}
+
+fn person(uid: &str, given: &str, sn: &str, ou: &str) -> String {
+    format!(
+        "dn: uid={uid},{ou}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {given} {sn}\ngivenName: {given}\nsn: {sn}\nmail: {uid}@Example.com\n\n"
+    )
+}
+
+fn group(cn: &str, members: &[String]) -> String {
+    let mut s = format!("dn: cn={cn},ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: {cn}\n");
+    for m in members {
+        s.push_str(&format!("member: {m}\n"));
+    }
+    s.push('\n');
+    s
+}
+
+fn people(uid: &str) -> String {
+    format!("uid={uid},ou=people,{BASE}")
+}
+
+fn run(store: &dyn Store, config: &SyncConfig) -> Plan {
+    let snapshot = source::read(config).unwrap();
+    plan::plan(
+        config,
+        &snapshot,
+        &apply::current(store, &config.directory).unwrap(),
+    )
+}
+
+fn count(plan: &Plan, action: Action, kind: Kind) -> usize {
+    plan.changes
+        .iter()
+        .filter(|c| c.action == action && c.kind == kind)
+        .count()
+}
+
+fn last_seq(store: &dyn Store) -> u64 {
+    let mut seq = 0;
+    loop {
+        let events = store.events_after(seq, 1000).unwrap();
+        match events.last() {
+            Some(e) => seq = e.seq,
+            None => return seq,
+        }
+    }
+}
+
+#[test]
+fn import_rerun_change_and_remove() {
+    let slapd = Slapd::start("sync");
+    let ou = format!("ou=people,{BASE}");
+    let mut ldif = String::new();
+    for (uid, given, sn) in [
+        ("jdoe", "Jane", "Doe"),
+        ("rroe", "Richard", "Roe"),
+        ("zluc", "Zoë", "Lučić"),
+    ] {
+        ldif.push_str(&person(uid, given, sn, &ou));
+    }
+    // A DN with characters that must be escaped.
+    ldif.push_str(&format!(
+        "dn: uid=smith\\2C j\\2B\\22x\\22\\5C,{ou}\nobjectClass: inetOrgPerson\nuid: smith, j+\"x\"\\\ncn: Smith\nsn: Smith\ngivenName: J\n\n"
+    ));
+    ldif.push_str(&format!(
+        "dn: uid=\\ lead,{ou}\nobjectClass: inetOrgPerson\nuid:  lead\ncn: Lead\nsn: Lead\n\n"
+    ));
+    slapd.add(&ldif);
+    let escaped = format!("uid=smith\\2C j\\2B\\22x\\22\\5C,{ou}");
+    // Nested groups with a cycle: staff ⊃ devs ⊃ ops ⊃ devs.
+    slapd.add(&format!(
+        "{}{}",
+        group("devs", &[people("jdoe"), people("zluc")]),
+        group("ops", &[people("rroe")])
+    ));
+    slapd.modify(&format!(
+        "dn: cn=devs,ou=groups,{BASE}\nchangetype: modify\nadd: member\nmember: cn=ops,ou=groups,{BASE}\n\n\
+         dn: cn=ops,ou=groups,{BASE}\nchangetype: modify\nadd: member\nmember: cn=devs,ou=groups,{BASE}\n"
+    ));
+    slapd.add(&group(
+        "staff",
+        &[format!("cn=devs,ou=groups,{BASE}"), escaped.clone()],
+    ));
+
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    let config = make_config(&slapd, "page_size = 2", "");
+    let first = run(&*store, &config);
+    assert!(first.incomplete.is_empty(), "{first}");
+    assert_eq!(count(&first, Action::Create, Kind::User), 5, "{first}");
+    assert_eq!(count(&first, Action::Create, Kind::Group), 3, "{first}");
+    let report = apply::apply(&*store, &config, &first, false).unwrap();
+    assert!(
+        report.failures.is_empty() && report.conflicts.is_empty(),
+        "{report:?}"
+    );
+
+    let d = store.directory("corp").unwrap().unwrap();
+    let users = store.list(d.id, Kind::User).unwrap();
+    let zoe = users.iter().find(|u| u.name == "zluc").unwrap();
+    assert_eq!(zoe.attributes["displayName"], "Zoë Lučić");
+    assert_eq!(zoe.attributes["emails"][0]["value"], "zluc@example.com");
+    assert_eq!(zoe.attributes["emails"][0]["type"], "work");
+    assert!(users.iter().any(|u| u.name == "smith, j+\"x\"\\"));
+    // LDIF drops the leading space of a value; the DN keeps its escaped one.
+    assert!(users.iter().any(|u| u.name == "lead"));
+    // Flattened: staff has everyone in devs and ops (through the cycle) and smith.
+    let groups = store.list(d.id, Kind::Group).unwrap();
+    let staff = groups.iter().find(|g| g.name == "staff").unwrap();
+    let names = |g: &str| -> Vec<String> {
+        let users = store.list(d.id, Kind::User).unwrap();
+        let mut n: Vec<String> = store
+            .members(d.id, g)
+            .unwrap()
+            .iter()
+            .map(|m| users.iter().find(|u| u.id == m.id).unwrap().name.clone())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(&staff.id),
+        ["jdoe", "rroe", "smith, j+\"x\"\\", "zluc"]
+    );
+    let devs = groups.iter().find(|g| g.name == "devs").unwrap();
+    assert_eq!(names(&devs.id), ["jdoe", "rroe", "zluc"]);
+
+    // The same source again: no change, no write.
+    let before = last_seq(&*store);
+    let again = run(&*store, &config);
+    assert!(again.is_empty(), "{again}");
+    apply::apply(&*store, &config, &again, false).unwrap();
+    assert_eq!(last_seq(&*store), before, "a no-change run writes nothing");
+
+    // A changed attribute, a rename (same entry, new uid), a move to another OU, a member
+    // leaving, a user removed.
+    slapd.add(&format!(
+        "dn: ou=alumni,{BASE}\nobjectClass: organizationalUnit\nou: alumni\n"
+    ));
+    slapd.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: title\ntitle: Engineer\n\n\
+         dn: {}\nchangetype: modrdn\nnewrdn: uid=rroe2\ndeleteoldrdn: 1\n\n\
+         dn: cn=ops,ou=groups,{BASE}\nchangetype: modify\ndelete: member\nmember: cn=devs,ou=groups,{BASE}\n",
+        people("jdoe"),
+        people("rroe"),
+    ));
+    slapd.delete(&[&people("zluc")]);
+    let changes = run(&*store, &config);
+    assert!(changes.incomplete.is_empty(), "{changes}");
+    let jdoe = changes
+        .changes
+        .iter()
+        .find(|c| c.name == "jdoe" && c.action == Action::Update)
+        .unwrap();
+    assert_eq!(jdoe.diff.len(), 1, "{changes}");
+    assert_eq!(jdoe.diff[0].attribute, "title");
+    let renamed = changes.changes.iter().find(|c| c.name == "rroe2").unwrap();
+    assert_eq!(renamed.action, Action::Update);
+    assert!(renamed.reason.contains("renamed from `rroe`"), "{changes}");
+    let gone = changes
+        .changes
+        .iter()
+        .find(|c| c.name == "zluc" && c.kind == Kind::User)
+        .unwrap();
+    assert_eq!(
+        (gone.action, gone.reason.as_str()),
+        (Action::Deactivate, "removed from the source")
+    );
+    // 1 of 5 users is 20%: above the default 10% threshold.
+    assert!(!changes.blocked.is_empty(), "{changes}");
+    assert!(matches!(
+        apply::apply(&*store, &config, &changes, false),
+        Err(apply::ApplyError::Blocked(_))
+    ));
+    let report = apply::apply(&*store, &config, &changes, true).unwrap();
+    assert!(report.failures.is_empty(), "{report:?}");
+    let zoe_now = store.get(d.id, Kind::User, &zoe.id).unwrap().unwrap();
+    assert!(!zoe_now.active, "deactivated, not deleted");
+    assert_eq!(
+        names(&devs.id),
+        ["jdoe", "rroe2"],
+        "zluc left devs; renamed rroe2 stays a member through ops"
+    );
+    assert!(run(&*store, &config).is_empty(), "converged");
+}
+
+/// Paging past the server's limit reads everything; a page size the server refuses leaves
+/// the snapshot incomplete, and an incomplete snapshot removes nothing.
+#[test]
+fn paging_and_incomplete_reads() {
+    let slapd = Slapd::start("paging");
+    let ou = format!("ou=people,{BASE}");
+    let total = usersync_testkit::HARD_LIMIT + 150;
+    let ldif: String = (0..total)
+        .map(|i| person(&format!("u{i:05}"), "Test", &format!("User {i}"), &ou))
+        .collect();
+    slapd.add(&ldif);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    let config = make_config(&slapd, "page_size = 100", "");
+    let first = run(&*store, &config);
+    assert!(first.incomplete.is_empty(), "{:?}", first.incomplete);
+    assert_eq!(count(&first, Action::Create, Kind::User), total);
+    apply::apply(&*store, &config, &first, false).unwrap();
+
+    // Pages above the server's limit are refused: the read is incomplete, so the users it
+    // did not get are not deactivated.
+    let too_big = make_config(
+        &slapd,
+        &format!("page_size = {}", usersync_testkit::PAGE_LIMIT + 100),
+        "",
+    );
+    let partial = run(&*store, &too_big);
+    assert!(!partial.incomplete.is_empty(), "{partial}");
+    assert!(
+        partial
+            .incomplete
+            .iter()
+            .any(|p| p.contains("administrative limit") || p.contains("size limit")),
+        "{:?}",
+        partial.incomplete
+    );
+    assert_eq!(
+        count(&partial, Action::Deactivate, Kind::User),
+        0,
+        "{partial}"
+    );
+    assert!(partial.to_string().contains("incomplete:"));
+}
+
+/// StartTLS and ldaps verify the server against the configured CA; another CA fails.
+#[test]
+fn tls_is_verified() {
+    let slapd = Slapd::start("tls");
+    slapd.add(&person("jdoe", "Jane", "Doe", &format!("ou=people,{BASE}")));
+    let ca = slapd.certificates.ca.display().to_string();
+    let make = |url: &str, tls: &str, ca: &str| {
+        let text = format!(
+            "directory = \"corp\"\n[connection]\nurls = [\"{url}\"]\n{tls}\nca_file = \"{ca}\"\nbind_dn = \"{SERVICE_DN}\"\nbind_password_env = \"USERSYNC_TEST_LDAP_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n"
+        );
+        unsafe_free_env();
+        SyncConfig::from_toml(&text).unwrap()
+    };
+    let starttls = make(
+        &slapd.url.replace("127.0.0.1", "localhost"),
+        "tls = \"starttls\"",
+        &ca,
+    );
+    let snapshot = source::read(&starttls).unwrap();
+    assert_eq!(snapshot.users.len(), 1, "{:?}", snapshot.problems);
+    let ldaps = make(&slapd.ldaps_url, "", &ca);
+    assert_eq!(source::read(&ldaps).unwrap().users.len(), 1);
+    // A CA that did not sign the server's certificate.
+    let other = usersync_testkit::certificates(
+        &std::env::temp_dir().join(format!("usersync-other-ca-{}", std::process::id())),
+    );
+    let wrong = make(&slapd.ldaps_url, "", &other.ca.display().to_string());
+    let err = source::read(&wrong).unwrap_err();
+    assert!(err.to_string().contains("no LDAP server answered"), "{err}");
+}
+
+/// A server that is gone: a clear error, and nothing planned or applied.
+#[test]
+fn a_dead_server_is_an_error_not_an_empty_directory() {
+    let mut slapd = Slapd::start("dead");
+    slapd.add(&person("jdoe", "Jane", "Doe", &format!("ou=people,{BASE}")));
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    let config = make_config(&slapd, "connect_timeout_seconds = 2", "");
+    let first = run(&*store, &config);
+    apply::apply(&*store, &config, &first, false).unwrap();
+    slapd.kill();
+    let err = source::read(&config).unwrap_err();
+    assert!(err.to_string().contains("no LDAP server answered"), "{err}");
+    let d = store.directory("corp").unwrap().unwrap();
+    assert!(store.list(d.id, Kind::User).unwrap()[0].active);
+}
