@@ -316,13 +316,21 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// Peak resident memory, and how much of the current one is the process's own (anonymous)
+/// memory rather than the memory-mapped database file, which the kernel drops at will.
 fn peak_memory() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-        })
-        .unwrap_or_else(|| "unknown".into())
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    format!(
+        "{} (of which mapped database file: see RssFile {}; anonymous now: {})",
+        field("VmHWM"),
+        field("RssFile"),
+        field("RssAnon")
+    )
 }
