@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use super::config::{Conflict, SyncConfig};
-use super::plan::{Action, Current, MemberRef, Plan};
+use super::plan::{Action, Change, Current, Plan};
 use crate::store::{
     Change as StoreChange, DirectoryKind, Kind, Member, NewDirectory, NewResource, Replacement,
-    Store, StoreError,
+    Store, StoreError, Write,
 };
 
 /// What an apply did.
@@ -64,11 +64,18 @@ pub fn current(store: &dyn Store, directory: &str) -> Result<Current, StoreError
     })
 }
 
-/// Applies `plan` to `store`, creating the directory (kind `ldap`) on first use.
+/// Writes per store transaction: large enough that commits do not dominate, small enough
+/// that an interrupted apply loses little and readers are not held up.
+const BATCH: usize = 1000;
+
+/// Applies `plan` to `store`, creating the directory (kind `ldap`) on first use. Changes go
+/// in batches of up to 1,000 writes per transaction, phase by phase (objects, then members
+/// joining, members leaving, removals), so that members always exist before they join.
 ///
 /// # Errors
 /// [`ApplyError::Blocked`] without `allow_deletes` on a blocked plan (nothing is applied);
 /// [`ApplyError::Conflict`] under policy `fail`; [`ApplyError::Store`] when the store fails.
+/// What was committed before an error stays; the next run converges.
 pub fn apply(
     store: &dyn Store,
     config: &SyncConfig,
@@ -83,6 +90,7 @@ pub fn apply(
         Some(d) => d,
         None => store.create_directory(NewDirectory::new(&plan.directory, DirectoryKind::Ldap))?,
     };
+    let d = directory.id;
     let mut report = Report {
         directory: plan.directory.clone(),
         ..Report::default()
@@ -90,148 +98,172 @@ pub fn apply(
     // Anchor → id, for everything that exists or gets created.
     let mut ids: HashMap<(Kind, String), String> = HashMap::new();
     for kind in [Kind::User, Kind::Group] {
-        for r in store.list(directory.id, kind)? {
+        for r in store.list(d, kind)? {
             if let Some(anchor) = r.external_id {
                 ids.insert((kind, anchor), r.id);
             }
         }
     }
-    let resolve = |ids: &HashMap<(Kind, String), String>, members: &[MemberRef]| -> Vec<Member> {
-        members
+    let phases: [&[Action]; 4] = [
+        &[Action::Create, Action::Update, Action::Reactivate],
+        &[Action::AddMembers],
+        &[Action::RemoveMembers],
+        &[Action::Deactivate, Action::Delete],
+    ];
+    for actions in phases {
+        let changes: Vec<&Change> = plan
+            .changes
             .iter()
-            .filter_map(|m| {
-                ids.get(&(m.kind, m.anchor.clone())).map(|id| Member {
-                    id: id.clone(),
-                    kind: m.kind,
-                })
-            })
-            .collect()
-    };
-    for change in &plan.changes {
-        let key = (change.kind, change.anchor.clone());
-        let outcome: Result<(), StoreError> = match change.action {
-            Action::Create => {
-                let Some(input) = &change.input else { continue };
-                let id = uuid::Uuid::new_v4().to_string();
-                store
-                    .create(NewResource {
-                        directory: directory.id,
-                        kind: change.kind,
-                        id: id.clone(),
-                        external_id: Some(change.anchor.clone()),
-                        name: input.name.clone(),
-                        active: input.active,
-                        attributes: serde_json::Value::Object(input.attributes.clone()),
-                        members: Vec::new(),
-                    })
-                    .map(|_| {
-                        ids.insert(key.clone(), id);
-                    })
-            }
-            Action::Update | Action::Reactivate | Action::Deactivate if change.input.is_some() => {
-                let (Some(input), Some(id)) = (&change.input, ids.get(&key)) else {
-                    continue;
-                };
-                store
-                    .replace(
-                        directory.id,
-                        change.kind,
-                        id,
-                        None,
-                        Replacement {
-                            external_id: Some(change.anchor.clone()),
-                            name: input.name.clone(),
-                            active: input.active,
-                            attributes: serde_json::Value::Object(input.attributes.clone()),
-                            members: None,
-                        },
-                    )
-                    .map(|_| ())
-            }
-            Action::Deactivate => {
-                let Some(id) = ids.get(&key) else { continue };
-                match store.get(directory.id, change.kind, id)? {
-                    Some(r) if r.active => store
-                        .replace(
-                            directory.id,
-                            change.kind,
-                            id,
-                            Some(r.version),
-                            Replacement {
-                                external_id: r.external_id.clone(),
-                                name: r.name.clone(),
-                                active: false,
-                                attributes: r.attributes.clone(),
-                                members: None,
-                            },
-                        )
-                        .map(|_| ()),
-                    _ => Ok(()),
+            .filter(|c| actions.contains(&c.action))
+            .collect();
+        for chunk in changes.chunks(BATCH) {
+            let mut writes = Vec::with_capacity(chunk.len());
+            let mut applied_to = Vec::with_capacity(chunk.len());
+            for change in chunk {
+                if let Some(w) = write_for(store, d, change, &ids)? {
+                    writes.push(w);
+                    applied_to.push(*change);
                 }
             }
-            Action::AddMembers | Action::RemoveMembers => {
-                let Some(id) = ids.get(&key).cloned() else {
-                    continue;
-                };
-                let members = resolve(&ids, &change.members);
-                let edit = if change.action == Action::AddMembers {
-                    StoreChange {
-                        add_members: members,
-                        ..StoreChange::default()
+            let outcomes = store.batch(writes)?;
+            for (change, outcome) in applied_to.into_iter().zip(outcomes) {
+                match outcome {
+                    Ok(resource) => {
+                        if change.action == Action::Create
+                            && let Some(r) = resource
+                        {
+                            ids.insert((change.kind, change.anchor.clone()), r.id);
+                        }
+                        *report.applied.entry(change.action).or_insert(0) += 1;
                     }
-                } else {
-                    StoreChange {
-                        remove_members: members,
-                        ..StoreChange::default()
+                    Err(StoreError::Uniqueness { attribute, value }) => {
+                        let message = format!(
+                            "{} `{}`: {attribute} `{value}` is already taken (another directory or object owns it)",
+                            change.kind.as_str(),
+                            change.name
+                        );
+                        match config.policy.user_name_conflict {
+                            Conflict::Skip => report.conflicts.push(message),
+                            Conflict::Fail => return Err(ApplyError::Conflict(message)),
+                        }
                     }
-                };
-                store
-                    .update(directory.id, Kind::Group, &id, None, edit)
-                    .map(|_| ())
-            }
-            Action::Delete => {
-                let Some(id) = ids.get(&key) else { continue };
-                match store.delete(directory.id, change.kind, id, None) {
-                    Err(StoreError::NotFound { .. }) => Ok(()),
-                    other => other,
+                    Err(e) => report.failures.push(format!(
+                        "{} {} `{}`: {e}",
+                        change.action_name(),
+                        change.kind.as_str(),
+                        change.name
+                    )),
                 }
             }
-            // Updates without a new state do not exist; nothing to do.
-            Action::Update | Action::Reactivate => continue,
-        };
-        match outcome {
-            Ok(()) => *report.applied.entry(change.action).or_insert(0) += 1,
-            Err(StoreError::Uniqueness { attribute, value }) => {
-                let message = format!(
-                    "{} `{}`: {attribute} `{value}` is already taken (another directory or object owns it)",
-                    change.kind.as_str(),
-                    change.name
-                );
-                match config.policy.user_name_conflict {
-                    Conflict::Skip => report.conflicts.push(message),
-                    Conflict::Fail => return Err(ApplyError::Conflict(message)),
-                }
-            }
-            Err(
-                e @ (StoreError::NotFound { .. }
-                | StoreError::Invalid(_)
-                | StoreError::VersionMismatch { .. }),
-            ) => {
-                report.failures.push(format!(
-                    "{} {} `{}`: {e}",
-                    change.action_name(),
-                    change.kind.as_str(),
-                    change.name
-                ));
-            }
-            Err(e) => return Err(ApplyError::Store(e)),
         }
     }
     report.milliseconds = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
 }
 
-impl super::plan::Change {
+/// The store write a change makes; `None` when there is nothing to write (its object is
+/// gone, or a member it names was never created).
+fn write_for(
+    store: &dyn Store,
+    d: i64,
+    change: &Change,
+    ids: &HashMap<(Kind, String), String>,
+) -> Result<Option<Write>, StoreError> {
+    let id = ids.get(&(change.kind, change.anchor.clone()));
+    let replacement = |input: &crate::scim::service::resource::Input| Replacement {
+        external_id: Some(change.anchor.clone()),
+        name: input.name.clone(),
+        active: input.active,
+        attributes: serde_json::Value::Object(input.attributes.clone()),
+        members: None,
+    };
+    Ok(match (change.action, &change.input, id) {
+        (Action::Create, Some(input), _) => Some(Write::Create(NewResource {
+            directory: d,
+            kind: change.kind,
+            id: uuid::Uuid::new_v4().to_string(),
+            external_id: Some(change.anchor.clone()),
+            name: input.name.clone(),
+            active: input.active,
+            attributes: serde_json::Value::Object(input.attributes.clone()),
+            members: Vec::new(),
+        })),
+        (Action::Update | Action::Reactivate | Action::Deactivate, Some(input), Some(id)) => {
+            Some(Write::Update {
+                directory: d,
+                kind: change.kind,
+                id: id.clone(),
+                expected_version: None,
+                change: StoreChange {
+                    replacement: Some(replacement(input)),
+                    ..StoreChange::default()
+                },
+            })
+        }
+        (Action::AddMembers | Action::RemoveMembers, _, Some(id)) => {
+            let members: Vec<Member> = change
+                .members
+                .iter()
+                .filter_map(|m| {
+                    ids.get(&(m.kind, m.anchor.clone())).map(|id| Member {
+                        id: id.clone(),
+                        kind: m.kind,
+                    })
+                })
+                .collect();
+            if members.is_empty() {
+                return Ok(None);
+            }
+            let edit = if change.action == Action::AddMembers {
+                StoreChange {
+                    add_members: members,
+                    ..StoreChange::default()
+                }
+            } else {
+                StoreChange {
+                    remove_members: members,
+                    ..StoreChange::default()
+                }
+            };
+            Some(Write::Update {
+                directory: d,
+                kind: Kind::Group,
+                id: id.clone(),
+                expected_version: None,
+                change: edit,
+            })
+        }
+        // A removal: deactivate what is still active, at the version read here.
+        (Action::Deactivate, None, Some(id)) => match store.get(d, change.kind, id)? {
+            Some(r) if r.active => Some(Write::Update {
+                directory: d,
+                kind: change.kind,
+                id: id.clone(),
+                expected_version: Some(r.version),
+                change: StoreChange {
+                    replacement: Some(Replacement {
+                        external_id: r.external_id.clone(),
+                        name: r.name.clone(),
+                        active: false,
+                        attributes: r.attributes.clone(),
+                        members: None,
+                    }),
+                    ..StoreChange::default()
+                },
+            }),
+            _ => None,
+        },
+        (Action::Delete, _, Some(id)) => Some(Write::Delete {
+            directory: d,
+            kind: change.kind,
+            id: id.clone(),
+            expected_version: None,
+        }),
+        _ => None,
+    })
+}
+
+impl Change {
     fn action_name(&self) -> String {
         serde_json::to_value(self.action)
             .ok()

@@ -80,6 +80,68 @@ fn contract(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     deprovisioning(make);
     isolation(make);
     tokens(make);
+    batches(make);
+}
+
+/// A batch applies each write or none of it; a failing write leaves no trace (no event,
+/// no count) and the others still apply.
+fn batches(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(d, "u0", "taken")).unwrap();
+    let before = s.events_after(0, 100).unwrap().len();
+    let outcomes = s
+        .batch(vec![
+            Write::Create(user(d, "u1", "one")),
+            Write::Create(user(d, "u2", "TAKEN")),
+            Write::Create(group(d, "g", "G")),
+            Write::Update {
+                directory: d,
+                kind: Kind::Group,
+                id: "g".into(),
+                expected_version: None,
+                change: Change {
+                    add_members: vec![m("u1", Kind::User), m("u2", Kind::User)],
+                    ..Change::default()
+                },
+            },
+            Write::Update {
+                directory: d,
+                kind: Kind::Group,
+                id: "g".into(),
+                expected_version: None,
+                change: Change {
+                    add_members: vec![m("u1", Kind::User)],
+                    ..Change::default()
+                },
+            },
+            Write::Delete {
+                directory: d,
+                kind: Kind::User,
+                id: "u0".into(),
+                expected_version: Some(7),
+            },
+        ])
+        .unwrap();
+    assert!(outcomes[0].is_ok());
+    assert!(matches!(outcomes[1], Err(StoreError::Uniqueness { .. })));
+    assert!(outcomes[2].is_ok());
+    assert!(
+        matches!(outcomes[3], Err(StoreError::NotFound { .. })),
+        "u2 was never created: the whole membership write fails"
+    );
+    assert_eq!(outcomes[4].as_ref().unwrap().as_ref().unwrap().version, 2);
+    assert!(matches!(
+        outcomes[5],
+        Err(StoreError::VersionMismatch { .. })
+    ));
+    assert_eq!(s.members(d, "g").unwrap(), vec![m("u1", Kind::User)]);
+    assert_eq!(s.count(d, Kind::User).unwrap(), 2);
+    // u1 created, g created, g updated: three events, none for the failed writes.
+    assert_eq!(s.events_after(0, 100).unwrap().len(), before + 3);
 }
 
 fn tokens(make: &dyn Fn(Clock) -> Box<dyn Store>) {

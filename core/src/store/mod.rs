@@ -201,6 +201,40 @@ pub struct Change {
     pub remove_members: Vec<Member>,
 }
 
+/// One write of a [`Store::batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// As [`Store::create`].
+    Create(NewResource),
+    /// As [`Store::update`].
+    Update {
+        /// The directory.
+        directory: i64,
+        /// User or group.
+        kind: Kind,
+        /// The resource.
+        id: String,
+        /// The version it must still be at (any when `None`).
+        expected_version: Option<u64>,
+        /// What changes.
+        change: Change,
+    },
+    /// As [`Store::delete`].
+    Delete {
+        /// The directory.
+        directory: i64,
+        /// User or group.
+        kind: Kind,
+        /// The resource.
+        id: String,
+        /// The version it must still be at (any when `None`).
+        expected_version: Option<u64>,
+    },
+}
+
+/// The outcome of one write of a batch: the resource after it (`None` after a deletion).
+pub type WriteOutcome = Result<Option<Resource>, StoreError>;
+
 /// A member of a group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Member {
@@ -446,6 +480,44 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::Backend`].
     fn query(&self, query: &Query<'_>) -> Result<Page, StoreError>;
+
+    /// Applies `writes` in order, each one all or nothing, and returns each one's outcome.
+    /// A backend may commit the whole batch at once (SQLite: one transaction, a savepoint
+    /// per write), so that a thousand small writes cost one commit; a write that fails
+    /// leaves no trace and the others still apply.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the batch as a whole fails: then none of it is kept.
+    fn batch(&self, writes: Vec<Write>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            let outcome = match w {
+                Write::Create(n) => self.create(n).map(Some),
+                Write::Update {
+                    directory,
+                    kind,
+                    id,
+                    expected_version,
+                    change,
+                } => self
+                    .update(directory, kind, &id, expected_version, change)
+                    .map(Some),
+                Write::Delete {
+                    directory,
+                    kind,
+                    id,
+                    expected_version,
+                } => self
+                    .delete(directory, kind, &id, expected_version)
+                    .map(|()| None),
+            };
+            match outcome {
+                Err(e @ StoreError::Backend(_)) => return Err(e),
+                other => out.push(other),
+            }
+        }
+        Ok(out)
+    }
 
     /// Adds members to a group; members already there are left alone. Bumps the group's
     /// version once when anything changed, and returns the group.

@@ -14,8 +14,8 @@ use super::query::{self, Page, Query, Start};
 use super::view::view;
 use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
-    NewResource, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
-    check_directory_name, check_version, inactive_since, name_attribute,
+    NewResource, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope, Write,
+    WriteOutcome, check_directory_name, check_version, inactive_since, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -669,50 +669,48 @@ impl Store for SqliteStore {
     }
 
     fn create(&self, n: NewResource) -> Result<Resource, StoreError> {
+        self.write(|tx, now| create_in(tx, now, &n))
+    }
+
+    fn batch(&self, writes: Vec<Write>) -> Result<Vec<WriteOutcome>, StoreError> {
         self.write(|tx, now| {
-            let scope = unique_scope(tx, n.directory, n.kind)?;
-            let id_taken: bool =
-                tx.cached_query_row("SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1)", [&n.id], |r| r.get(0))?;
-            if id_taken {
-                return Err(StoreError::Uniqueness { attribute: "id", value: n.id.clone() });
+            let mut out = Vec::with_capacity(writes.len());
+            for w in &writes {
+                tx.cached_execute("SAVEPOINT batch_write", [])?;
+                let outcome = match w {
+                    Write::Create(n) => create_in(tx, now, n).map(Some),
+                    Write::Update {
+                        directory,
+                        kind,
+                        id,
+                        expected_version,
+                        change,
+                    } => update_in(tx, now, *directory, *kind, id, *expected_version, change)
+                        .map(Some),
+                    Write::Delete {
+                        directory,
+                        kind,
+                        id,
+                        expected_version,
+                    } => {
+                        delete_in(tx, *directory, *kind, id, *expected_version, now).map(|()| None)
+                    }
+                };
+                match outcome {
+                    // The whole batch fails: the transaction rolls back.
+                    Err(e @ StoreError::Backend(_)) => return Err(e),
+                    Err(e) => {
+                        tx.cached_execute("ROLLBACK TO batch_write", [])?;
+                        tx.cached_execute("RELEASE batch_write", [])?;
+                        out.push(Err(e));
+                    }
+                    Ok(r) => {
+                        tx.cached_execute("RELEASE batch_write", [])?;
+                        out.push(Ok(r));
+                    }
+                }
             }
-            check_name(tx, n.kind, scope, &n.name, None)?;
-            let active = n.active || n.kind == Kind::Group;
-            let r = Resource {
-                directory: n.directory,
-                kind: n.kind,
-                id: n.id.clone(),
-                external_id: n.external_id.clone(),
-                name: n.name.clone(),
-                active,
-                version: 1,
-                created: now,
-                modified: now,
-                inactive_since: (!active).then_some(now),
-                attributes: n.attributes.clone(),
-            };
-            tx.cached_execute(
-                "INSERT INTO resources (id, directory, kind, external_id, name, name_key, unique_scope, active, \
-                 version, created, modified, inactive_since, attributes) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?10, ?11)",
-                params![
-                    r.id,
-                    r.directory,
-                    r.kind.as_str(),
-                    r.external_id,
-                    r.name,
-                    fold(&r.name).as_ref(),
-                    scope,
-                    r.active,
-                    now.to_string(),
-                    r.inactive_since.map(|t| t.to_string()),
-                    attributes_text(&r.attributes),
-                ],
-            )?;
-            record(tx, &r, EventKind::Created, now)?;
-            adjust_count(tx, r.directory, r.kind, 1)?;
-            insert_members(tx, n.directory, &r.id, &n.members)?;
-            Ok(r)
+            Ok(out)
         })
     }
 
@@ -745,63 +743,7 @@ impl Store for SqliteStore {
         expected_version: Option<u64>,
         change: Change,
     ) -> Result<Resource, StoreError> {
-        self.write(|tx, now| {
-            let mut r = existing(tx, directory, kind, id)?;
-            check_version(&r, expected_version)?;
-            let touches_members = change.replacement.as_ref().is_some_and(|n| n.members.is_some())
-                || !change.add_members.is_empty()
-                || !change.remove_members.is_empty();
-            if touches_members && kind != Kind::Group {
-                return Err(StoreError::Invalid("members: only groups have members".into()));
-            }
-            let mut changed = false;
-            if let Some(n) = &change.replacement {
-                let scope = unique_scope(tx, directory, kind)?;
-                check_name(tx, kind, scope, &n.name, Some(id))?;
-                let active = n.active || kind == Kind::Group;
-                r.inactive_since = inactive_since(active, r.inactive_since, now);
-                r.external_id = n.external_id.clone();
-                r.name = n.name.clone();
-                r.active = active;
-                r.attributes = n.attributes.clone();
-                if let Some(members) = &n.members {
-                    tx.cached_execute("DELETE FROM memberships WHERE group_id = ?1", [id])?;
-                    insert_members(tx, directory, id, members)?;
-                }
-                changed = true;
-            }
-            changed |= insert_members(tx, directory, id, &change.add_members)? > 0;
-            {
-                let mut delete = tx.prepare_cached(
-                    "DELETE FROM memberships WHERE group_id = ?1 AND member_id = ?2 AND member_kind = ?3",
-                )?;
-                for m in &change.remove_members {
-                    changed |= delete.execute(params![id, m.id, m.kind.as_str()])? > 0;
-                }
-            }
-            if !changed {
-                return Ok(r);
-            }
-            r.version += 1;
-            r.modified = now;
-            tx.cached_execute(
-                "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3, active = ?4, version = ?5, \
-                 modified = ?6, inactive_since = ?7, attributes = ?8 WHERE id = ?9",
-                params![
-                    r.external_id,
-                    r.name,
-                    fold(&r.name).as_ref(),
-                    r.active,
-                    r.version as i64,
-                    now.to_string(),
-                    r.inactive_since.map(|t| t.to_string()),
-                    attributes_text(&r.attributes),
-                    id,
-                ],
-            )?;
-            record(tx, &r, EventKind::Updated, now)?;
-            Ok(r)
-        })
+        self.write(|tx, now| update_in(tx, now, directory, kind, id, expected_version, &change))
     }
 
     fn delete(
@@ -1100,6 +1042,131 @@ fn select(
     ))?;
     let rows = stmt.query_map(rusqlite::params_from_iter(params), raw_resource)?;
     rows.map(|r| resource(r?)).collect()
+}
+
+/// Creates a resource inside the transaction `tx`.
+fn create_in(tx: &Connection, now: DateTime, n: &NewResource) -> Result<Resource, StoreError> {
+    let scope = unique_scope(tx, n.directory, n.kind)?;
+    let id_taken: bool = tx.cached_query_row(
+        "SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1)",
+        [&n.id],
+        |r| r.get(0),
+    )?;
+    if id_taken {
+        return Err(StoreError::Uniqueness {
+            attribute: "id",
+            value: n.id.clone(),
+        });
+    }
+    check_name(tx, n.kind, scope, &n.name, None)?;
+    let active = n.active || n.kind == Kind::Group;
+    let r = Resource {
+        directory: n.directory,
+        kind: n.kind,
+        id: n.id.clone(),
+        external_id: n.external_id.clone(),
+        name: n.name.clone(),
+        active,
+        version: 1,
+        created: now,
+        modified: now,
+        inactive_since: (!active).then_some(now),
+        attributes: n.attributes.clone(),
+    };
+    tx.cached_execute(
+        "INSERT INTO resources (id, directory, kind, external_id, name, name_key, unique_scope, active, \
+         version, created, modified, inactive_since, attributes) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9, ?10, ?11)",
+        params![
+            r.id,
+            r.directory,
+            r.kind.as_str(),
+            r.external_id,
+            r.name,
+            fold(&r.name).as_ref(),
+            scope,
+            r.active,
+            now.to_string(),
+            r.inactive_since.map(|t| t.to_string()),
+            attributes_text(&r.attributes),
+        ],
+    )?;
+    record(tx, &r, EventKind::Created, now)?;
+    adjust_count(tx, r.directory, r.kind, 1)?;
+    insert_members(tx, n.directory, &r.id, &n.members)?;
+    Ok(r)
+}
+
+/// Applies `change` to a resource inside the transaction `tx`.
+fn update_in(
+    tx: &Connection,
+    now: DateTime,
+    directory: i64,
+    kind: Kind,
+    id: &str,
+    expected_version: Option<u64>,
+    change: &Change,
+) -> Result<Resource, StoreError> {
+    let mut r = existing(tx, directory, kind, id)?;
+    check_version(&r, expected_version)?;
+    let touches_members = change
+        .replacement
+        .as_ref()
+        .is_some_and(|n| n.members.is_some())
+        || !change.add_members.is_empty()
+        || !change.remove_members.is_empty();
+    if touches_members && kind != Kind::Group {
+        return Err(StoreError::Invalid(
+            "members: only groups have members".into(),
+        ));
+    }
+    let mut changed = false;
+    if let Some(n) = &change.replacement {
+        let scope = unique_scope(tx, directory, kind)?;
+        check_name(tx, kind, scope, &n.name, Some(id))?;
+        let active = n.active || kind == Kind::Group;
+        r.inactive_since = inactive_since(active, r.inactive_since, now);
+        r.external_id = n.external_id.clone();
+        r.name = n.name.clone();
+        r.active = active;
+        r.attributes = n.attributes.clone();
+        if let Some(members) = &n.members {
+            tx.cached_execute("DELETE FROM memberships WHERE group_id = ?1", [id])?;
+            insert_members(tx, directory, id, members)?;
+        }
+        changed = true;
+    }
+    changed |= insert_members(tx, directory, id, &change.add_members)? > 0;
+    {
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM memberships WHERE group_id = ?1 AND member_id = ?2 AND member_kind = ?3",
+        )?;
+        for m in &change.remove_members {
+            changed |= delete.execute(params![id, m.id, m.kind.as_str()])? > 0;
+        }
+    }
+    if !changed {
+        return Ok(r);
+    }
+    r.version += 1;
+    r.modified = now;
+    tx.cached_execute(
+        "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3, active = ?4, version = ?5, \
+         modified = ?6, inactive_since = ?7, attributes = ?8 WHERE id = ?9",
+        params![
+            r.external_id,
+            r.name,
+            fold(&r.name).as_ref(),
+            r.active,
+            r.version as i64,
+            now.to_string(),
+            r.inactive_since.map(|t| t.to_string()),
+            attributes_text(&r.attributes),
+            id,
+        ],
+    )?;
+    record(tx, &r, EventKind::Updated, now)?;
+    Ok(r)
 }
 
 /// Adds `members` to `group` (present ones are skipped); returns how many were new.
