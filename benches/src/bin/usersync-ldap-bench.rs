@@ -1,0 +1,191 @@
+//! LDAP sync at scale: a private slapd with 100,000 users and 5,000 groups; a full sync into
+//! SQLite, a no-change re-sync, and a raw paged `ldapsearch` dump of the same entries, in one
+//! run, printed as ratios to the dump.
+//!
+//! ```sh
+//! cargo run --release -p usersync-benches --bin usersync-ldap-bench            # 100,000 users, 5,000 groups
+//! cargo run --release -p usersync-benches --bin usersync-ldap-bench 10000 500  # a quick run
+//! ```
+
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use usersync_core::ldap::config::SyncConfig;
+use usersync_core::ldap::{apply, plan, source};
+use usersync_core::store::sqlite::SqliteStore;
+use usersync_core::store::{Store, system_clock};
+use usersync_testkit::{BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd};
+
+const MEMBERS_PER_GROUP: usize = 25;
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let users = args.first().copied().unwrap_or(100_000);
+    let groups = args.get(1).copied().unwrap_or(5_000);
+
+    let slapd = Slapd::start("bench");
+    let started = Instant::now();
+    // ldapadd in chunks keeps each tool run's input moderate.
+    let mut ldif = String::new();
+    for i in 0..users {
+        let _ = write!(
+            ldif,
+            "dn: uid=user{i:07},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: user{i:07}\n\
+             cn: User {i}\ngivenName: User\nsn: Number {i}\nmail: user{i:07}@Example.com\n\
+             title: Engineer\ndepartmentNumber: {}\n\n",
+            i % 50
+        );
+        if ldif.len() > 4 << 20 {
+            slapd.add(&ldif);
+            ldif.clear();
+        }
+    }
+    let mut next = 0usize;
+    for g in 0..groups {
+        let _ = write!(
+            ldif,
+            "dn: cn=group{g:05},ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: group{g:05}\n"
+        );
+        for _ in 0..MEMBERS_PER_GROUP {
+            let _ = writeln!(ldif, "member: uid=user{:07},ou=people,{BASE}", next % users);
+            next = next.wrapping_mul(7).wrapping_add(13) % users.max(1) + 1;
+        }
+        ldif.push('\n');
+        if ldif.len() > 4 << 20 {
+            slapd.add(&ldif);
+            ldif.clear();
+        }
+    }
+    if !ldif.is_empty() {
+        slapd.add(&ldif);
+    }
+    println!(
+        "loaded {users} users and {groups} groups into slapd in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The baseline: what reading the same entries costs with OpenLDAP's own client.
+    let dump = time(|| {
+        for (base, attrs) in [
+            (
+                format!("ou=people,{BASE}"),
+                "entryUUID uid givenName sn mail title departmentNumber",
+            ),
+            (format!("ou=groups,{BASE}"), "entryUUID cn member"),
+        ] {
+            let status = Command::new("ldapsearch")
+                .args(["-x", "-LLL", "-H", &slapd.url, "-D", SERVICE_DN, "-w", SERVICE_PASSWORD])
+                .args(["-E", "pr=500/noprompt", "-b", &base, "(objectClass=*)"])
+                .args(attrs.split(' '))
+                .stdout(Stdio::null())
+                .status()
+                .expect("ldapsearch");
+            assert!(status.success());
+        }
+    });
+
+    // SAFETY-free: this process sets the variable once, before any thread reads it.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("USERSYNC_BENCH_LDAP_PASSWORD", SERVICE_PASSWORD);
+    }
+    let config = SyncConfig::from_toml(&format!(
+        r#"directory = "corp"
+[connection]
+urls = ["{}"]
+tls = "none"
+bind_dn = "{SERVICE_DN}"
+bind_password_env = "USERSYNC_BENCH_LDAP_PASSWORD"
+page_size = 500
+[users]
+base = "ou=people,{BASE}"
+[users.attributes]
+"name.givenName" = "givenName"
+"name.familyName" = "sn"
+'emails[type eq "work"].value' = {{ attribute = "mail", transform = "lowercase" }}
+"title" = "title"
+"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department" = "departmentNumber"
+[groups]
+base = "ou=groups,{BASE}"
+"#,
+        slapd.url
+    ))
+    .expect("config");
+    let dir = std::env::temp_dir().join(format!("usersync-ldap-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let store = SqliteStore::open(&dir.join("bench.db"), system_clock()).expect("store");
+
+    let mut phases = Vec::new();
+    let full = time(|| phases = sync(&config, &store));
+    let full_phases = phases.clone();
+    let events_before = last_event(&store);
+    let again = time(|| phases = sync(&config, &store));
+    let writes = last_event(&store) - events_before;
+
+    println!();
+    println!("{:<44}{:>10}{:>12}", "run", "seconds", "vs dump");
+    let row = |name: &str, d: Duration| {
+        println!(
+            "{name:<44}{:>10.2}{:>11.2}x",
+            d.as_secs_f64(),
+            d.as_secs_f64() / dump.as_secs_f64()
+        );
+    };
+    row("raw paged ldapsearch dump (the baseline)", dump);
+    row("full sync into SQLite", full);
+    println!("    {}", full_phases.join(", "));
+    row("no-change re-sync", again);
+    println!("    {}; {writes} writes", phases.join(", "));
+    println!("\npeak memory (VmHWM): {}", peak_memory());
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One sync; returns the time of each step and what it did.
+fn sync(config: &SyncConfig, store: &SqliteStore) -> Vec<String> {
+    let t = Instant::now();
+    let snapshot = source::read(config).expect("read");
+    assert!(snapshot.is_complete(), "{:?}", snapshot.problems);
+    let read = t.elapsed();
+    let t = Instant::now();
+    let current = apply::current(store, &config.directory).expect("current");
+    let plan = plan::plan(config, &snapshot, &current);
+    let planned = t.elapsed();
+    let t = Instant::now();
+    let report = apply::apply(store, config, &plan, true).expect("apply");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    vec![
+        format!("read {:.2} s ({} users, {} groups)", read.as_secs_f64(), snapshot.users.len(), snapshot.groups.len()),
+        format!("plan {:.2} s ({} changes)", planned.as_secs_f64(), plan.changes.len()),
+        format!("apply {:.2} s", t.elapsed().as_secs_f64()),
+    ]
+}
+
+fn last_event(store: &dyn Store) -> u64 {
+    let mut seq = 0;
+    while let Some(e) = store.events_after(seq, 10_000).expect("events").last() {
+        seq = e.seq;
+    }
+    seq
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
