@@ -86,15 +86,18 @@ pub fn apply(
         return Err(ApplyError::Blocked(plan.blocked.clone()));
     }
     let started = Instant::now();
+    let mut report = Report {
+        directory: plan.directory.clone(),
+        ..Report::default()
+    };
+    if plan.changes.is_empty() {
+        return Ok(report);
+    }
     let directory = match store.directory(&plan.directory)? {
         Some(d) => d,
         None => store.create_directory(NewDirectory::new(&plan.directory, DirectoryKind::Ldap))?,
     };
     let d = directory.id;
-    let mut report = Report {
-        directory: plan.directory.clone(),
-        ..Report::default()
-    };
     // Anchor → id, for everything that exists or gets created.
     let mut ids: HashMap<(Kind, String), String> = HashMap::new();
     for kind in [Kind::User, Kind::Group] {
