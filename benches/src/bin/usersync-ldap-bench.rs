@@ -78,7 +78,16 @@ fn main() {
             (format!("ou=groups,{BASE}"), "entryUUID cn member"),
         ] {
             let status = Command::new("ldapsearch")
-                .args(["-x", "-LLL", "-H", &slapd.url, "-D", SERVICE_DN, "-w", SERVICE_PASSWORD])
+                .args([
+                    "-x",
+                    "-LLL",
+                    "-H",
+                    &slapd.url,
+                    "-D",
+                    SERVICE_DN,
+                    "-w",
+                    SERVICE_PASSWORD,
+                ])
                 .args(["-E", "pr=500/noprompt", "-b", &base, "(objectClass=*)"])
                 .args(attrs.split(' '))
                 .stdout(Stdio::null())
@@ -159,8 +168,17 @@ fn sync(config: &SyncConfig, store: &SqliteStore) -> Vec<String> {
     let report = apply::apply(store, config, &plan, true).expect("apply");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     vec![
-        format!("read {:.2} s ({} users, {} groups)", read.as_secs_f64(), snapshot.users.len(), snapshot.groups.len()),
-        format!("plan {:.2} s ({} changes)", planned.as_secs_f64(), plan.changes.len()),
+        format!(
+            "read {:.2} s ({} users, {} groups)",
+            read.as_secs_f64(),
+            snapshot.users.len(),
+            snapshot.groups.len()
+        ),
+        format!(
+            "plan {:.2} s ({} changes)",
+            planned.as_secs_f64(),
+            plan.changes.len()
+        ),
         format!("apply {:.2} s", t.elapsed().as_secs_f64()),
     ]
 }

@@ -596,6 +596,16 @@ impl RawUsers {
                     format!("`{path}` is not an attribute of SCIM users"),
                 ));
             }
+            if parsed
+                .filter
+                .as_ref()
+                .is_some_and(|f| super::plan::equalities(f).is_none())
+            {
+                return Err(ConfigError::at(
+                    &key,
+                    "the filter of a mapped path says which value to write: use equalities joined by `and`, such as `emails[type eq \"work\"].value`",
+                ));
+            }
             let name = parsed.attr.name();
             if [
                 "id",

@@ -388,8 +388,13 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             d.input.active = true;
         }
     }
-    let wanted: HashSet<&str> = desired.iter().map(|d| d.anchor.as_str()).collect();
-    for d in &desired {
+    let wanted: HashSet<String> = desired.iter().map(|d| d.anchor.clone()).collect();
+    let user_names: HashMap<String, String> = desired
+        .iter()
+        .map(|d| (d.anchor.clone(), d.input.name.clone()))
+        .collect();
+    // Each wanted state moves into its change: a hundred thousand users are not copied.
+    for d in desired {
         match by_anchor.get(d.anchor.as_str()) {
             None => changes.push(Change {
                 action: Action::Create,
@@ -400,7 +405,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 reason: format!("new in the source ({})", d.dn),
                 diff: diff(&Map::new(), &d.input.attributes, None, Some(d.input.active)),
                 members: Vec::new(),
-                input: Some(d.input.clone()),
+                input: Some(d.input),
             }),
             Some(r) => {
                 let mut attr_diff = diff(
@@ -442,17 +447,13 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                     reason,
                     diff: attr_diff,
                     members: Vec::new(),
-                    input: Some(d.input.clone()),
+                    input: Some(d.input),
                 });
             }
         }
     }
 
     // ---- Groups: creates, renames, membership ----
-    let mut user_names: HashMap<&str, &str> = HashMap::new();
-    for d in &desired {
-        user_names.insert(d.anchor.as_str(), d.input.name.as_str());
-    }
     let current_groups: HashMap<&str, &Resource> = current
         .groups
         .iter()
@@ -481,7 +482,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 .into_iter()
                 .filter_map(|(kind, anchor)| {
                     let name = match kind {
-                        Kind::User => *user_names.get(anchor.as_str())?,
+                        Kind::User => user_names.get(anchor.as_str())?.as_str(),
                         Kind::Group => *group_names.get(anchor.as_str())?,
                     };
                     Some(MemberRef {
@@ -916,7 +917,7 @@ fn set_path(body: &mut Value, path: &PatchPath, value: Value) {
 }
 
 /// `type eq "work" and primary eq true` as the object `{type: "work", primary: true}`.
-fn equalities(filter: &Filter) -> Option<Map<String, Value>> {
+pub(crate) fn equalities(filter: &Filter) -> Option<Map<String, Value>> {
     let mut out = Map::new();
     let mut add = |f: &Filter| match f {
         Filter::Compare(c) if c.op == CompareOp::Eq && c.path.sub_attr().is_none() => {
