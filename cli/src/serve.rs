@@ -186,11 +186,25 @@ async fn handle(State(service): State<Arc<Service>>, request: Request) -> Respon
     };
     let method = scim.method.clone();
     let path = scim.path.clone();
-    // The store is synchronous. A plain GET (one resource, discovery) takes microseconds and
-    // runs right here; anything that may take longer (a filter that scans, a bulk request)
-    // tells the runtime this worker blocks, so that its other tasks move elsewhere.
+    // The store is synchronous. Reading one user or a discovery document takes microseconds
+    // and runs right here; anything that may take longer (a list, a group with all its
+    // members, a filter that scans, a bulk request) tells the runtime this worker blocks, so
+    // that its other tasks move elsewhere.
     let run = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.handle(&scim)));
-    let handled = if method == "GET" && scim.query.is_empty() {
+    let quick = method == "GET" && scim.query.is_empty() && {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["", "scim", "v2", _, "Users", _] => true,
+            ["", "scim", "v2", _, endpoint, ..] => {
+                matches!(
+                    *endpoint,
+                    "ServiceProviderConfig" | "Schemas" | "ResourceTypes"
+                )
+            }
+            _ => false,
+        }
+    };
+    let handled = if quick {
         run()
     } else {
         tokio::task::block_in_place(run)

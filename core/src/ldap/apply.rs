@@ -51,6 +51,7 @@ pub fn current(store: &dyn Store, directory: &str) -> Result<Current, StoreError
     let Some(d) = store.directory(directory)? else {
         return Ok(Current::default());
     };
+    ldap_directory(&d)?;
     let users = store.list(d.id, Kind::User)?;
     let groups = store.list(d.id, Kind::Group)?;
     let mut members = HashMap::new();
@@ -62,6 +63,20 @@ pub fn current(store: &dyn Store, directory: &str) -> Result<Current, StoreError
         groups,
         members,
     })
+}
+
+/// Refuses a directory an LDAP sync does not own: its users would all look "removed from
+/// the source", and the source's users would land among them.
+fn ldap_directory(d: &crate::store::Directory) -> Result<(), StoreError> {
+    if d.kind == DirectoryKind::Ldap {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "directory `{}` is a {} directory: an LDAP sync only writes to directories of kind ldap; name another in `directory`",
+            d.name,
+            d.kind.as_str()
+        )))
+    }
 }
 
 /// Writes per store transaction: large enough that commits do not dominate, small enough
@@ -94,7 +109,10 @@ pub fn apply(
         return Ok(report);
     }
     let directory = match store.directory(&plan.directory)? {
-        Some(d) => d,
+        Some(d) => {
+            ldap_directory(&d)?;
+            d
+        }
         None => store.create_directory(NewDirectory::new(&plan.directory, DirectoryKind::Ldap))?,
     };
     let d = directory.id;

@@ -73,7 +73,7 @@ pub struct Connection {
     pub ca_file: Option<PathBuf>,
     /// Skip certificate verification: never in production; logged loudly.
     pub insecure_skip_verify: bool,
-    /// The DN to bind as; anonymous when `None`.
+    /// The DN to bind as (with [`Connection::bind_password`]); anonymous when `None`.
     pub bind_dn: Option<String>,
     /// Where the bind password comes from (never the file itself, never the command line).
     pub bind_password: Option<Secret>,
@@ -268,6 +268,10 @@ pub struct Policy {
     pub max_deletion_percent: f64,
     /// A plan that removes more than this percentage of one group's members is blocked.
     pub max_member_removal_percent: f64,
+    /// A plan that deletes more groups than this is blocked.
+    pub max_group_deletions: u64,
+    /// … or more than this percentage of the directory's groups.
+    pub max_group_deletion_percent: f64,
     /// A `userName` another directory already owns: skip the user and report it, or fail.
     pub user_name_conflict: Conflict,
 }
@@ -359,6 +363,8 @@ struct RawPolicy {
     max_deletions: Option<u64>,
     max_deletion_percent: Option<f64>,
     max_member_removal_percent: Option<f64>,
+    max_group_deletions: Option<u64>,
+    max_group_deletion_percent: Option<f64>,
     user_name_conflict: Option<Conflict>,
 }
 
@@ -539,11 +545,21 @@ impl RawConnection {
             .bind_dn
             .map(|d| dn("connection.bind_dn", &d))
             .transpose()?;
-        if bind_password.is_some() && bind_dn.is_none() {
-            return Err(ConfigError::at(
-                "connection.bind_dn",
-                "a bind password needs the DN to bind as",
-            ));
+        match (&bind_dn, &bind_password) {
+            (None, Some(_)) => {
+                return Err(ConfigError::at(
+                    "connection.bind_dn",
+                    "a bind password needs the DN to bind as",
+                ));
+            }
+            // Binding anonymously by mistake reads less, and less is not "removed".
+            (Some(_), None) => {
+                return Err(ConfigError::at(
+                    "connection.bind_dn",
+                    "give its password with bind_password_env or bind_password_file (leave bind_dn out to bind anonymously)",
+                ));
+            }
+            _ => {}
         }
         let page_size = self.page_size.unwrap_or(500);
         if page_size == 0 {
@@ -703,6 +719,12 @@ impl RawPolicy {
                 "policy.max_member_removal_percent",
                 self.max_member_removal_percent,
                 50.0,
+            )?,
+            max_group_deletions: self.max_group_deletions.unwrap_or(50),
+            max_group_deletion_percent: percent(
+                "policy.max_group_deletion_percent",
+                self.max_group_deletion_percent,
+                10.0,
             )?,
             user_name_conflict: self.user_name_conflict.unwrap_or(Conflict::Skip),
         })

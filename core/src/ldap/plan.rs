@@ -386,6 +386,9 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             && by_anchor.get(d.anchor.as_str()).is_some_and(|r| r.active)
         {
             d.input.active = true;
+            d.input
+                .attributes
+                .insert("active".into(), Value::Bool(true));
         }
     }
     let wanted: HashSet<String> = desired.iter().map(|d| d.anchor.clone()).collect();
@@ -424,12 +427,11 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 if attr_diff.is_empty() {
                     continue;
                 }
-                let only_active = attr_diff.iter().all(|c| c.attribute == "active");
+                // Whatever else changed with it, a user turned inactive is a deactivation:
+                // it counts against the thresholds.
                 let (action, reason) = match (r.active, d.input.active) {
                     (false, true) => (Action::Reactivate, "active again in the source".to_owned()),
-                    (true, false) if only_active => {
-                        (Action::Deactivate, "disabled in the source".to_owned())
-                    }
+                    (true, false) => (Action::Deactivate, "disabled in the source".to_owned()),
                     _ if r.name != d.input.name => {
                         (Action::Update, format!("renamed from `{}`", r.name))
                     }
@@ -612,6 +614,11 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     // ---- Users gone from the source or the scope ----
     let mut removals = Vec::new();
     if complete {
+        let in_source: HashSet<String> = snapshot
+            .users
+            .iter()
+            .filter_map(|e| anchor_of(e, &config.users.anchor, config.users.anchor_is_binary))
+            .collect();
         for r in &current.users {
             let Some(anchor) = r.external_id.as_deref() else {
                 continue;
@@ -619,10 +626,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             if wanted.contains(anchor) {
                 continue;
             }
-            let in_source = snapshot.users.iter().any(|e| {
-                anchor_of(e, &config.users.anchor, config.users.anchor_is_binary).as_deref()
-                    == Some(anchor)
-            });
+            let in_source = in_source.contains(anchor);
             let reason = if in_source {
                 "out of scope (users.only_members_of)"
             } else {
@@ -668,6 +672,22 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             "{removed_users} of {users_now} active users ({percent:.0}%) would be deactivated or deleted, above policy.max_deletion_percent ({}%)",
             policy.max_deletion_percent
         ));
+    }
+    let groups_deleted = changes
+        .iter()
+        .filter(|c| c.kind == Kind::Group && c.action == Action::Delete)
+        .count();
+    if groups_deleted > 0 {
+        let groups_now = current.groups.len().max(1);
+        let percent = groups_deleted as f64 * 100.0 / groups_now as f64;
+        if groups_deleted as u64 > policy.max_group_deletions
+            || percent > policy.max_group_deletion_percent
+        {
+            blocked.push(format!(
+                "{groups_deleted} of {groups_now} groups ({percent:.0}%) would be deleted with their memberships, above policy.max_group_deletions ({}) or policy.max_group_deletion_percent ({}%)",
+                policy.max_group_deletions, policy.max_group_deletion_percent
+            ));
+        }
     }
     for c in &member_removals {
         if c.reason.contains("above the") {
@@ -787,14 +807,25 @@ fn desired_user(
         None => true,
         Some(source) => match evaluate(source, entry) {
             Some(Value::Bool(b)) => b,
-            // No value: a flag that is not set (nsAccountLock absent) means active.
-            None => matches!(
+            // No value: a lock flag that is not set (pwdAccountLockedTime absent) means
+            // active; for any other source, a value that cannot be read says nothing, and
+            // guessing "disabled" would deactivate on missing information.
+            None if matches!(
                 source,
                 Source::Attribute {
                     transform: Transform::NotBoolean,
                     ..
                 }
-            ),
+            ) =>
+            {
+                true
+            }
+            None => {
+                return Err(format!(
+                    "{}: users.active has no readable value (is the attribute there, and readable by the bind account?)",
+                    entry.dn
+                ));
+            }
             Some(other) => {
                 return Err(format!(
                     "{}: users.active gave `{other}`, not a boolean (use a boolean or bit transform)",
@@ -1011,7 +1042,9 @@ fn read_groups(
             ));
             continue;
         };
-        let Some(name) = e.text(&config.name).filter(|n| !n.is_empty()) else {
+        // A name that is only spaces is no displayName: flagged here, before the plan
+        // decides whether the snapshot is complete.
+        let Some(name) = e.text(&config.name).filter(|n| !n.trim().is_empty()) else {
             incomplete.push(format!(
                 "{} has no `{}` (the group name)",
                 e.dn, config.name
@@ -1056,15 +1089,34 @@ fn read_groups(
             } else {
                 "uniqueMember"
             };
+            let ranged = format!("{};range=", attribute.to_ascii_lowercase());
             for e in &snapshot.groups {
                 let Some(group) = group_at.get(e.dn.as_str()) else {
                     continue;
                 };
+                // Active Directory hands large groups' members out in ranges
+                // (`member;range=0-1499`): this group's list is not whole.
+                if e.attributes.keys().any(|k| k.starts_with(&ranged)) {
+                    incomplete.push(format!(
+                        "{} lists its members in ranges ({ranged}…); range retrieval is not supported yet, so its membership is not read whole",
+                        e.dn
+                    ));
+                }
                 let list = direct.entry(group.anchor.clone()).or_default();
                 for v in e.values(attribute) {
-                    let dn = String::from_utf8_lossy(v);
-                    // uniqueMember may end in `#'0101'B` (an optional UID).
-                    let dn = dn.split('#').next().unwrap_or_default();
+                    let text = String::from_utf8_lossy(v);
+                    // uniqueMember may end in an optional UID, `#'0101'B`; `#` is otherwise
+                    // an ordinary character of a DN.
+                    let dn = match text.rsplit_once('#') {
+                        Some((dn, uid))
+                            if config.membership == Membership::UniqueMember
+                                && uid.starts_with('\'')
+                                && uid.ends_with("'B") =>
+                        {
+                            dn
+                        }
+                        _ => &text,
+                    };
                     // Members outside the user and group searches are not imported.
                     if let Some(m) = resolve(dn) {
                         list.push(m);
@@ -1109,3 +1161,6 @@ fn read_groups(
     }
     Groups { groups, direct }
 }
+
+#[cfg(test)]
+mod tests;

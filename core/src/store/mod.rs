@@ -481,13 +481,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`StoreError::Backend`].
     fn query(&self, query: &Query<'_>) -> Result<Page, StoreError>;
 
-    /// Applies `writes` in order, each one all or nothing, and returns each one's outcome.
-    /// A backend may commit the whole batch at once (SQLite: one transaction, a savepoint
-    /// per write), so that a thousand small writes cost one commit; a write that fails
-    /// leaves no trace and the others still apply.
+    /// Applies `writes` in order, each one all or nothing, and returns each one's outcome;
+    /// a write that fails leaves no trace and the others still apply. SQLite commits the
+    /// whole batch at once (one transaction, a savepoint per write), so that a thousand small
+    /// writes cost one commit; the default (the in-memory store) applies them one by one.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when the batch as a whole fails: then none of it is kept.
+    /// [`StoreError::Backend`] when the batch stops: SQLite keeps none of it, the default
+    /// keeps the writes before the failure.
     fn batch(&self, writes: Vec<Write>) -> Result<Vec<WriteOutcome>, StoreError> {
         let mut out = Vec::with_capacity(writes.len());
         for w in writes {

@@ -223,6 +223,13 @@ impl Drop for Reader<'_> {
         if let Self::Pooled(store, conn) = self
             && let Some(conn) = conn.take()
         {
+            // A read transaction left open (an error or a panic between BEGIN and COMMIT)
+            // must not travel with the connection: roll it back, or drop the connection.
+            if !conn.is_autocommit()
+                && (conn.execute_batch("ROLLBACK").is_err() || !conn.is_autocommit())
+            {
+                return;
+            }
             let mut idle = store
                 .readers
                 .lock()

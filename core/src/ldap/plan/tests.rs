@@ -1,0 +1,227 @@
+//! The plan's safety rules on made-up snapshots (the slapd tests cover real reads).
+
+use std::sync::Arc;
+
+use super::*;
+use crate::ldap::apply;
+use crate::ldap::config::SyncConfig;
+use crate::store::memory::MemoryStore;
+use crate::store::{DirectoryKind, NewDirectory, Store, system_clock};
+
+const CONFIG: &str = r#"
+directory = "corp"
+[connection]
+urls = ["ldap://127.0.0.1:1"]
+[users]
+base = "ou=people,dc=x"
+active = { attribute = "flags", bit_clear = 2 }
+[users.attributes]
+"title" = "title"
+[groups]
+base = "ou=groups,dc=x"
+"#;
+
+fn user(uid: &str, flags: Option<&str>, title: &str) -> Entry {
+    let mut attrs = vec![
+        ("entryUUID", vec![uid]),
+        ("uid", vec![uid]),
+        ("title", vec![title]),
+    ];
+    if let Some(f) = flags {
+        attrs.push(("flags", vec![f]));
+    }
+    Entry::new(&format!("uid={uid},ou=people,dc=x"), attrs)
+}
+
+fn group(cn: &str, members: Vec<&str>) -> Entry {
+    let dns: Vec<String> = members
+        .iter()
+        .map(|m| format!("uid={m},ou=people,dc=x"))
+        .collect();
+    let mut e = Entry::new(
+        &format!("cn={cn},ou=groups,dc=x"),
+        [("entryUUID", vec![cn]), ("cn", vec![cn])],
+    );
+    e.attributes.insert(
+        "member".into(),
+        dns.into_iter().map(String::into_bytes).collect(),
+    );
+    e
+}
+
+/// Ten active users in two groups, synced.
+fn synced() -> (SyncConfig, Arc<dyn Store>, Snapshot) {
+    let config = SyncConfig::from_toml(CONFIG).unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    let names: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+    let snapshot = Snapshot {
+        users: names
+            .iter()
+            .map(|n| user(n, Some("512"), "Engineer"))
+            .collect(),
+        groups: vec![
+            group("a", names.iter().map(String::as_str).collect()),
+            group("b", vec!["u0"]),
+        ],
+        ..Snapshot::default()
+    };
+    let first = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert!(first.incomplete.is_empty(), "{first}");
+    apply::apply(&*store, &config, &first, false).unwrap();
+    let again = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert!(again.is_empty(), "{again}");
+    (config, store, snapshot)
+}
+
+#[test]
+fn a_user_disabled_with_other_changes_is_still_a_deactivation() {
+    let (config, store, mut snapshot) = synced();
+    // Two of ten disabled (0x2 set) and retitled at once: 20%, above the 10% threshold.
+    snapshot.users[0] = user("u0", Some("514"), "Former employee");
+    snapshot.users[1] = user("u1", Some("514"), "Former employee");
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    let deactivations: Vec<&Change> = p
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Deactivate)
+        .collect();
+    assert_eq!(deactivations.len(), 2, "{p}");
+    assert!(deactivations[0].diff.iter().any(|d| d.attribute == "title"));
+    assert!(!p.blocked.is_empty(), "{p}");
+}
+
+#[test]
+fn an_unreadable_active_flag_is_missing_information_not_a_disabled_user() {
+    let (config, store, mut snapshot) = synced();
+    snapshot.users[3] = user("u3", None, "Engineer");
+    snapshot.users[4] = user("u4", Some("not a number"), "Engineer");
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert_eq!(p.incomplete.len(), 2, "{p}");
+    assert!(p.incomplete[0].contains("users.active has no readable value"));
+    assert!(
+        !p.changes.iter().any(|c| c.action.is_destructive()),
+        "nothing is taken away: {p}"
+    );
+}
+
+#[test]
+fn an_incomplete_read_keeps_disabled_users_active_without_churn() {
+    let (config, store, mut snapshot) = synced();
+    snapshot.users[0] = user("u0", Some("514"), "Engineer");
+    snapshot
+        .problems
+        .push("the users search stopped after 10 entries".into());
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert!(
+        p.changes.is_empty(),
+        "no deactivation and no spurious update: {p}"
+    );
+}
+
+#[test]
+fn groups_vanishing_at_once_block_the_plan() {
+    let (config, store, mut snapshot) = synced();
+    // The bind account lost access to the groups: the search returns nothing, cleanly.
+    snapshot.groups.clear();
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert_eq!(
+        p.changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .count(),
+        2
+    );
+    assert!(p.blocked.iter().any(|b| b.contains("2 of 2 groups")), "{p}");
+}
+
+#[test]
+fn ranged_members_make_the_group_incomplete() {
+    let (config, store, mut snapshot) = synced();
+    let members = snapshot.groups[0].attributes.remove("member").unwrap();
+    snapshot.groups[0]
+        .attributes
+        .insert("member;range=0-1499".into(), members);
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert!(p.incomplete.iter().any(|i| i.contains("in ranges")), "{p}");
+    assert!(
+        !p.changes.iter().any(|c| c.action == Action::RemoveMembers),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_sync_never_writes_into_a_scim_directory() {
+    let config = SyncConfig::from_toml(&CONFIG.replace("\"corp\"", "\"default\"")).unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    store
+        .create_directory(NewDirectory::new("default", DirectoryKind::Scim))
+        .unwrap();
+    let err = apply::current(&*store, "default").unwrap_err();
+    assert!(err.to_string().contains("is a scim directory"), "{err}");
+    let p = plan(&config, &Snapshot::default(), &Current::default());
+    assert!(
+        apply::apply(&*store, &config, &p, true).is_ok(),
+        "an empty plan writes nothing"
+    );
+    let p = plan(
+        &config,
+        &Snapshot {
+            users: vec![user("x", Some("512"), "t")],
+            ..Snapshot::default()
+        },
+        &Current::default(),
+    );
+    assert!(apply::apply(&*store, &config, &p, true).is_err());
+}
+
+#[test]
+fn a_hash_in_a_member_dn_is_part_of_the_dn() {
+    let config = SyncConfig::from_toml(CONFIG).unwrap();
+    let mut room = user("room", Some("512"), "t");
+    room.dn = "uid=Room #5,ou=people,dc=x".into();
+    let mut g = group("rooms", vec![]);
+    g.attributes.insert(
+        "member".into(),
+        vec![b"uid=Room #5,ou=people,dc=x".to_vec()],
+    );
+    let snapshot = Snapshot {
+        users: vec![room],
+        groups: vec![g],
+        ..Snapshot::default()
+    };
+    let p = plan(&config, &snapshot, &Current::default());
+    let adds = p
+        .changes
+        .iter()
+        .find(|c| c.action == Action::AddMembers)
+        .unwrap();
+    assert_eq!(adds.members.len(), 1, "{p}");
+}
