@@ -55,6 +55,9 @@ pub(crate) fn read_input(
         if key.eq_ignore_ascii_case("externalId") {
             external_id = match value {
                 Value::Null => None,
+                Value::String(s) if s.contains('\0') => {
+                    return Err(invalid("`externalId` may not contain U+0000"));
+                }
                 Value::String(s) => Some(s.clone()),
                 _ => return Err(invalid("`externalId` must be a string")),
             };
@@ -277,6 +280,11 @@ fn check_single(
         }
         _ if value.is_null() => return Ok(None),
         AttributeType::String | AttributeType::Reference => match value {
+            // U+0000 ends text in C and in SQLite's text functions: refused, so that stored
+            // text reads the same everywhere.
+            Value::String(s) if s.contains('\0') => {
+                return Err(invalid(format!("`{path}` may not contain U+0000")));
+            }
             Value::String(_) => value.clone(),
             _ => return Err(wrong("a string")),
         },

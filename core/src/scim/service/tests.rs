@@ -1225,3 +1225,24 @@ fn cursors_expire_after_an_hour() {
         now.store(1_700_000_000, Ordering::SeqCst);
     }
 }
+
+/// U+0000 ends text in C and in SQLite's text functions: refused at the door, with the
+/// attribute named, so stored text reads the same in every backend and binding.
+#[test]
+fn text_with_a_nul_character_is_refused() {
+    for s in services() {
+        let r = post(
+            &s,
+            "/scim/v2/acme/Users",
+            json!({"userName": "nul", "displayName": "a\u{0}b"}),
+        );
+        assert_error(&r, 400, Some("invalidValue"));
+        assert!(r.body["detail"].as_str().unwrap().contains("displayName"));
+        let r = post(
+            &s,
+            "/scim/v2/acme/Users",
+            json!({"userName": "nul", "externalId": "x\u{0}"}),
+        );
+        assert_error(&r, 400, Some("invalidValue"));
+    }
+}

@@ -569,6 +569,9 @@ fn known_traps_agree() {
         ("userName sw \"ǆ\"", vec!["u0"]),
         ("userName sw \"café\"", vec!["u1"]),
         ("groups.value eq \"G0\"", vec!["u0", "u1"]),
+        // GLOB stops at U+0000; a needle holding one is in no stored text.
+        ("title co \"a\\u0000\"", vec![]),
+        ("title ne \"a\\u0000\"", vec!["u0", "u1"]),
     ];
     for (text, expected) in cases {
         let f: Filter = text.parse().unwrap();

@@ -192,6 +192,14 @@ fn test(leaves: &Leaves, op: CompareOp, literal: &Literal, sql: &mut Sql) -> Opt
         Leaves::Opaque | Leaves::Empty => return Some("0".into()),
     };
     Some(match literal {
+        // Stored text never holds U+0000 (the service refuses it), and GLOB would stop at it:
+        // a substring needle with one matches nothing, as in the evaluator.
+        Literal::Text { needle, .. }
+            if needle.contains('\0')
+                && matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) =>
+        {
+            "0".to_owned()
+        }
         Literal::Text { needle, folded: f } => {
             let lhs = if *f {
                 folded.unwrap_or_else(|| format!("usersync_fold({v})"))
