@@ -12,9 +12,8 @@ use usersync_core::store::{Kind, Store, system_clock};
 use usersync_testkit::{BASE, SERVICE_DN, Slapd};
 
 fn make_config(slapd: &Slapd, extra_connection: &str, policy: &str) -> SyncConfig {
-    // The admin password reaches the config through the environment, as in production.
-    // SAFETY-free: tests in this file share one value, so concurrent setting is harmless.
-    unsafe_free_env();
+    // The password reaches the config through the environment, as in production.
+    set_password_env();
     let text = format!(
         r#"
 directory = "corp"
@@ -46,8 +45,8 @@ nested = "flatten"
     SyncConfig::from_toml(&text).unwrap()
 }
 
-/// The password variable every test reads; set once, to the same value.
-fn unsafe_free_env() {
+/// Sets the password variable every test reads, once, to one value.
+fn set_password_env() {
     static SET: std::sync::Once = std::sync::Once::new();
     SET.call_once(|| {
         // Edition 2024 makes set_var unsafe; the value never changes, so readers in other
@@ -298,7 +297,7 @@ fn tls_is_verified() {
         let text = format!(
             "directory = \"corp\"\n[connection]\nurls = [\"{url}\"]\n{tls}\nca_file = \"{ca}\"\nbind_dn = \"{SERVICE_DN}\"\nbind_password_env = \"USERSYNC_TEST_LDAP_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n"
         );
-        unsafe_free_env();
+        set_password_env();
         SyncConfig::from_toml(&text).unwrap()
     };
     let starttls = make(

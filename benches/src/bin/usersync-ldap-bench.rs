@@ -97,7 +97,7 @@ fn main() {
         }
     });
 
-    // SAFETY-free: this process sets the variable once, before any thread reads it.
+    // Set once, before any other thread exists.
     #[allow(unsafe_code)]
     unsafe {
         std::env::set_var("USERSYNC_BENCH_LDAP_PASSWORD", SERVICE_PASSWORD);

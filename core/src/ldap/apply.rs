@@ -46,7 +46,8 @@ pub enum ApplyError {
 /// The store's users, groups and memberships of `directory` (empty when it does not exist).
 ///
 /// # Errors
-/// [`StoreError`] when the store cannot be read.
+/// [`StoreError::Invalid`] when `directory` is not of kind `ldap`; [`StoreError::Backend`]
+/// when the store cannot be read.
 pub fn current(store: &dyn Store, directory: &str) -> Result<Current, StoreError> {
     let Some(d) = store.directory(directory)? else {
         return Ok(Current::default());
