@@ -764,3 +764,55 @@ fn sqlite_store_persists_across_reopening() {
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// More readers at once than the pool holds: every read succeeds (the extra ones wait for a
+/// connection), while a writer keeps writing, and a database of an older schema version
+/// gets its counts on opening.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_readers_share_a_bounded_pool_and_old_databases_migrate() {
+    let dir = std::env::temp_dir().join(format!("usersync-pool-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("usersync.db");
+    let _ = std::fs::remove_file(&path);
+    let clock = TestClock::new();
+    let s = Arc::new(sqlite::SqliteStore::open(&path, clock.clock()).unwrap());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    for i in 0..20 {
+        s.create(user(d, &format!("u{i:02}"), &format!("user{i:02}")))
+            .unwrap();
+    }
+    let readers: Vec<_> = (0..40)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let id = format!("u{:02}", (t + i) % 20);
+                    assert!(s.get(d, Kind::User, &id).unwrap().is_some());
+                    assert!(s.count(d, Kind::User).unwrap() >= 20);
+                }
+            })
+        })
+        .collect();
+    for i in 20..40 {
+        s.create(user(d, &format!("u{i:02}"), &format!("user{i:02}")))
+            .unwrap();
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+    drop(s);
+    // An older database: no kept counts.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DELETE FROM resource_counts; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let s = sqlite::SqliteStore::open(&path, clock.clock()).unwrap();
+    assert_eq!(s.count(d, Kind::User).unwrap(), 40);
+    drop(s);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

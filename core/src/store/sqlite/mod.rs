@@ -90,8 +90,10 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The database file; `None` in memory.
     path: Option<PathBuf>,
-    /// Idle read connections.
-    readers: Mutex<Vec<Connection>>,
+    /// The read connections: idle ones, and how many exist.
+    readers: Mutex<Pool>,
+    /// Signalled when a read connection comes back.
+    returned: std::sync::Condvar,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -133,7 +135,8 @@ impl SqliteStore {
             clock: super::memory::ClockDebug(clock),
             conn: Mutex::new(conn),
             path,
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(Pool::default()),
+            returned: std::sync::Condvar::new(),
         })
     }
 
@@ -143,21 +146,50 @@ impl SqliteStore {
         let Some(path) = &self.path else {
             return Ok(Reader::Shared(self.lock()));
         };
-        let idle = self
+        let mut pool = self
             .readers
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => {
-                let c = Connection::open(path)?;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if let Some(c) = pool.idle.pop() {
+                return Ok(Reader::Pooled(self, Some(c)));
+            }
+            if pool.open < MAX_READERS {
+                break;
+            }
+            // As many readers as the pool allows are busy: wait for one to come back.
+            pool = self
+                .returned
+                .wait(pool)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        pool.open += 1;
+        drop(pool);
+        let opened = Connection::open(path)
+            .map_err(StoreError::from)
+            .and_then(|c| {
                 c.pragma_update(None, "query_only", "ON")?;
                 configure(&c, 16_384)?;
-                c
+                Ok(c)
+            });
+        match opened {
+            Ok(c) => Ok(Reader::Pooled(self, Some(c))),
+            Err(e) => {
+                self.forget_reader();
+                Err(e)
             }
-        };
-        Ok(Reader::Pooled(self, Some(conn)))
+        }
+    }
+
+    /// A read connection is gone for good: another may open in its place.
+    fn forget_reader(&self) {
+        let mut pool = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pool.open = pool.open.saturating_sub(1);
+        drop(pool);
+        self.returned.notify_one();
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -198,8 +230,16 @@ impl SqliteStore {
     }
 }
 
-/// Idle read connections kept open (more are opened while many requests read at once).
-const IDLE_READERS: usize = 8;
+/// Read connections open at most; more readers at once wait for one to come back.
+const MAX_READERS: usize = 16;
+
+/// The read connections.
+#[derive(Debug, Default)]
+struct Pool {
+    idle: Vec<Connection>,
+    /// Idle and in use.
+    open: usize,
+}
 
 /// A connection to read through; a pooled one goes back to the pool when dropped.
 enum Reader<'a> {
@@ -228,15 +268,17 @@ impl Drop for Reader<'_> {
             if !conn.is_autocommit()
                 && (conn.execute_batch("ROLLBACK").is_err() || !conn.is_autocommit())
             {
+                drop(conn);
+                store.forget_reader();
                 return;
             }
-            let mut idle = store
+            store
                 .readers
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if idle.len() < IDLE_READERS {
-                idle.push(conn);
-            }
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .idle
+                .push(conn);
+            store.returned.notify_one();
         }
     }
 }
