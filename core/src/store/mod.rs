@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::scim::datetime::DateTime;
 
-pub use query::{Page, Query, SortBy, Start};
+pub use query::{Page, Position, Query, SortBy, Start};
 
 /// Where a directory's users and groups come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -83,12 +83,76 @@ impl<'a> Query<'a> {
 }
 
 /// Where a page starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Start<'a> {
     /// After skipping this many matches (`startIndex` − 1).
     Offset(u64),
     /// After the resource with this `id`, in `id` order (cursor paging; no sort).
     After(&'a str),
+    /// After a position in the query's sort order (cursor paging with `sortBy`).
+    AfterPosition(&'a Position),
+}
+
+/// A place in a sorted list: the sort key and `id` of the resource it follows. Resources
+/// created or deleted elsewhere in the list do not move it, which keeps cursor pages stable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    key: Option<SortKey>,
+    id: String,
+}
+
+impl Position {
+    /// The position of the resource `id` whose view is `view`, under `sort`.
+    pub(crate) fn of(sort: &SortBy, view: &Value, id: &str) -> Self {
+        Self {
+            key: sort.key(view),
+            id: id.to_owned(),
+        }
+    }
+
+    /// The `id` of the resource it follows.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// As JSON, for a cursor.
+    pub(crate) fn to_json(&self) -> Value {
+        let key = match &self.key {
+            None => Value::Null,
+            Some(SortKey::Number(n)) => serde_json::json!({"n": n}),
+            Some(SortKey::Time(t)) => serde_json::json!({"d": t.to_string()}),
+            Some(SortKey::Text(s)) => serde_json::json!({"s": s}),
+            Some(SortKey::Bool(b)) => serde_json::json!({"b": b}),
+        };
+        serde_json::json!({"id": self.id, "k": key})
+    }
+
+    /// From [`Position::to_json`]'s output.
+    pub(crate) fn from_json(v: &Value) -> Option<Self> {
+        let id = v.get("id")?.as_str()?.to_owned();
+        let k = v.get("k")?;
+        let key = if k.is_null() {
+            None
+        } else if let Some(n) = k.get("n").and_then(Value::as_f64) {
+            Some(SortKey::Number(n))
+        } else if let Some(d) = k.get("d").and_then(Value::as_str) {
+            Some(SortKey::Time(DateTime::parse(d).ok()?))
+        } else if let Some(s) = k.get("s").and_then(Value::as_str) {
+            Some(SortKey::Text(s.to_owned()))
+        } else {
+            Some(SortKey::Bool(k.get("b")?.as_bool()?))
+        };
+        Some(Self { key, id })
+    }
+
+    /// Whether a resource with `key` and `id` comes after this position under `sort`.
+    fn is_before(&self, sort: &SortBy, key: &Option<SortKey>, id: &str) -> bool {
+        match sort.compare(key, &self.key) {
+            Ordering::Greater => true,
+            Ordering::Equal => id > self.id.as_str(),
+            Ordering::Less => false,
+        }
+    }
 }
 
 /// One page of matches and how many there are in all.
@@ -171,7 +235,7 @@ impl SortBy {
 }
 
 /// The value a resource sorts by.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum SortKey {
     Number(f64),
     Time(DateTime),
@@ -234,6 +298,17 @@ pub(crate) fn reference_page(
             .collect();
         // A stable sort: equal keys keep `id` order.
         keyed.sort_by(|(a, _), (b, _)| sort.compare(a, b));
+        if let Start::AfterPosition(position) = q.start {
+            let total = keyed.len() as u64;
+            let take = usize::try_from(q.limit).unwrap_or(usize::MAX);
+            let resources = keyed
+                .into_iter()
+                .filter(|(key, r)| position.is_before(sort, key, &r.id))
+                .take(take)
+                .map(|(_, r)| r)
+                .collect();
+            return Page { total, resources };
+        }
         return page_of(q, keyed.into_iter().map(|(_, r)| r).collect());
     }
     matched.sort_by(|(a, _), (b, _)| a.id.cmp(&b.id));
@@ -253,6 +328,12 @@ pub(crate) fn page_of(q: &Query<'_>, matched: Vec<Resource>) -> Page {
         Start::After(id) => matched
             .into_iter()
             .filter(|r| r.id.as_str() > id)
+            .take(take)
+            .collect(),
+        // Without a sort, a position is its `id`.
+        Start::AfterPosition(p) => matched
+            .into_iter()
+            .filter(|r| r.id > p.id)
             .take(take)
             .collect(),
     };

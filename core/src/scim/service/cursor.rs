@@ -1,7 +1,8 @@
 //! Cursor paging (RFC 9865): opaque cursors that a client cannot forge or reuse for another
-//! query. A cursor holds the last `id` served (pages follow `id` order, so they stay stable
-//! while resources come and go), the query it belongs to and when it was issued, sealed with
-//! an HMAC under a key of this service.
+//! query. A cursor holds where the last page ended — its last `id`, or with `sortBy` that
+//! resource's sort key and `id`, so pages stay stable while resources come and go — the
+//! query it belongs to and when it was issued, sealed with an HMAC under a key of this
+//! service.
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
@@ -38,9 +39,10 @@ impl CursorKey {
         }
     }
 
-    /// A cursor for the page after `last_id` of the query fingerprinted `query`.
-    pub(super) fn seal(&self, query: &str, last_id: &str, now: u64) -> String {
-        let payload = json!({"q": fingerprint(query), "a": last_id, "t": now}).to_string();
+    /// A cursor for the page after `position` (the last `id` served, or a place in a sort
+    /// order) of the query fingerprinted `query`.
+    pub(super) fn seal(&self, query: &str, position: &Value, now: u64) -> String {
+        let payload = json!({"q": fingerprint(query), "a": position, "t": now}).to_string();
         let mut mac = self.mac();
         mac.update(payload.as_bytes());
         format!(
@@ -50,8 +52,8 @@ impl CursorKey {
         )
     }
 
-    /// The last `id` a cursor carries, after checking its seal, its query and its age.
-    pub(super) fn open(&self, cursor: &str, query: &str, now: u64) -> Result<String, ScimError> {
+    /// The position a cursor carries, after checking its seal, its query and its age.
+    pub(super) fn open(&self, cursor: &str, query: &str, now: u64) -> Result<Value, ScimError> {
         let invalid = || {
             ScimError::bad_request(
                 "invalidCursor",
@@ -77,7 +79,10 @@ impl CursorKey {
                 "the cursor has expired; start again without one",
             ));
         }
-        v["a"].as_str().map(str::to_owned).ok_or_else(invalid)
+        match v.get("a") {
+            Some(a) if !a.is_null() => Ok(a.clone()),
+            _ => Err(invalid()),
+        }
     }
 }
 

@@ -6,7 +6,8 @@ use super::resource::{Projection, render};
 use super::{ScimError, ScimRequest, ScimResponse, Service, list_response};
 use crate::scim::filter::{AttrPath, CompiledFilter, Filter, ParseOptions};
 use crate::scim::schema::ResourceType;
-use crate::store::{Directory, Kind, Query, Resource, SortBy, Start};
+use crate::store::view::view;
+use crate::store::{Directory, Kind, Position, Query, Resource, SortBy, Start};
 
 /// The query string as name/value pairs, percent-decoded (`+` is a space).
 pub(crate) fn query_params(query: &str) -> Vec<(String, String)> {
@@ -125,27 +126,47 @@ impl Service {
         let [kind] = kinds else {
             return Err(cursor_misuse());
         };
-        if param(params, "sortBy").is_some() || param(params, "startIndex").is_some() {
+        if param(params, "startIndex").is_some() {
             return Err(cursor_misuse());
         }
-        // The query a cursor belongs to: the same directory, type and filter.
+        // The query a cursor belongs to: the same directory, type, filter and order.
         let query = format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}\n{}\n{}",
             d.id,
             kind.as_str(),
-            param(params, "filter").unwrap_or("")
+            param(params, "filter").unwrap_or(""),
+            param(params, "sortBy").unwrap_or(""),
+            param(params, "sortOrder").unwrap_or("")
         );
+        let criteria = self.criteria(*kind, params)?;
+        if let Some(sort) = &criteria.sort
+            && ["members", "groups"]
+                .iter()
+                .any(|n| sort.path.name().eq_ignore_ascii_case(n))
+        {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                "cursor paging cannot sort by members or groups",
+            ));
+        }
         let now = u64::try_from((self.clock)().unix_seconds()).unwrap_or(0);
-        let after = if cursor.is_empty() {
+        let invalid =
+            || ScimError::bad_request("invalidCursor", "the cursor does not fit this query");
+        let opened = if cursor.is_empty() {
             None
         } else {
             Some(self.cursor_key.open(cursor, &query, now)?)
         };
-        let criteria = self.criteria(*kind, params)?;
+        let position = match (&opened, &criteria.sort) {
+            (Some(v), Some(_)) => Some(Position::from_json(v).ok_or_else(invalid)?),
+            _ => None,
+        };
         // One more than the page, to know whether another page follows.
         let mut q = criteria.query(d.id, *kind, base, count.saturating_add(1));
-        if let Some(after) = after.as_deref() {
-            q = q.with_start(Start::After(after));
+        match (&opened, &position) {
+            (_, Some(p)) => q = q.with_start(Start::AfterPosition(p)),
+            (Some(v), None) => q = q.with_start(Start::After(v.as_str().ok_or_else(invalid)?)),
+            (None, None) => {}
         }
         let mut found = self.store.query(&q)?;
         let more = found.resources.len() as u64 > count;
@@ -153,7 +174,14 @@ impl Service {
         let page = self.render_page(&found.resources, base, projection)?;
         let mut body = list_response(page, found.total as usize, None);
         if let (true, Some(last)) = (more, found.resources.last()) {
-            body["nextCursor"] = json!(self.cursor_key.seal(&query, &last.id, now));
+            let next = match &criteria.sort {
+                Some(sort) => {
+                    let view = view(criteria.rt, last, None, None, base);
+                    Position::of(sort, &view, &last.id).to_json()
+                }
+                None => json!(last.id),
+            };
+            body["nextCursor"] = json!(self.cursor_key.seal(&query, &next, now));
         }
         Ok(ScimResponse::json(200, &body))
     }
@@ -283,6 +311,6 @@ impl Criteria<'_> {
 fn cursor_misuse() -> ScimError {
     ScimError::bad_request(
         "invalidValue",
-        "cursor paging runs in id order over one resource type: use it without sortBy or startIndex",
+        "cursor paging runs over one resource type and replaces startIndex: use one or the other",
     )
 }

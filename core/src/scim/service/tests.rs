@@ -1189,7 +1189,7 @@ fn cursor_paging_is_stable_and_sealed() {
             Some("invalidCursor"),
         );
         assert_error(&page("cursor=not-a-cursor"), 400, Some("invalidCursor"));
-        assert_error(&page("cursor=&sortBy=userName"), 400, Some("invalidValue"));
+        assert_error(&page("cursor=&startIndex=2"), 400, Some("invalidValue"));
         let config = get(&s, "/scim/v2/acme/ServiceProviderConfig", "");
         assert_eq!(config.body["pagination"]["cursor"], true);
     }
@@ -1244,5 +1244,70 @@ fn text_with_a_nul_character_is_refused() {
             json!({"userName": "nul", "externalId": "x\u{0}"}),
         );
         assert_error(&r, 400, Some("invalidValue"));
+    }
+}
+
+/// Cursor pages in a sort order: together they list every resource once, in that order, while
+/// resources are created and deleted between pages; a cursor of one order does not open
+/// pages of another.
+#[test]
+fn cursor_pages_follow_sort_by() {
+    for s in services() {
+        // userNames whose order differs from the ids' (`id1`, `id2`, …).
+        for (i, name) in ["mia", "bob", "zoe", "amy", "kai", "eve", "lea"]
+            .iter()
+            .enumerate()
+        {
+            post(
+                &s,
+                "/scim/v2/acme/Users",
+                json!({"userName": name, "title": if i % 2 == 0 { "a" } else { "b" }}),
+            );
+        }
+        let page = |query: &str| get(&s, "/scim/v2/acme/Users", query);
+        let names = |r: &Reply| -> Vec<String> {
+            r.body["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["userName"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let first = page("cursor=&count=3&sortBy=userName&sortOrder=descending");
+        assert_eq!(names(&first), ["zoe", "mia", "lea"], "{}", first.body);
+        let next = first.body["nextCursor"].as_str().unwrap().to_owned();
+        // Changes between pages: one before the cursor, one after, one deleted after.
+        post(&s, "/scim/v2/acme/Users", json!({"userName": "nia"}));
+        post(&s, "/scim/v2/acme/Users", json!({"userName": "fay"}));
+        let kai = get(&s, "/scim/v2/acme/Users", "filter=userName eq \"kai\"");
+        let kai_id = kai.body["Resources"][0]["id"].as_str().unwrap().to_owned();
+        call(
+            &s,
+            ScimRequest::new("DELETE", &format!("/scim/v2/acme/Users/{kai_id}")),
+        );
+        let second = page(&format!(
+            "cursor={next}&count=3&sortBy=userName&sortOrder=descending"
+        ));
+        assert_eq!(names(&second), ["fay", "eve", "bob"], "{}", second.body);
+        let last = second.body["nextCursor"].as_str().unwrap().to_owned();
+        let third = page(&format!(
+            "cursor={last}&count=3&sortBy=userName&sortOrder=descending"
+        ));
+        assert_eq!(names(&third), ["amy"]);
+        assert!(third.body.get("nextCursor").is_none());
+        // Resources without a value sort last; ties keep id order.
+        let by_title = page("cursor=&count=10&sortBy=title");
+        assert_eq!(by_title.body["totalResults"], 8);
+        // The cursor belongs to its order.
+        assert_error(
+            &page(&format!("cursor={next}&count=3&sortBy=userName")),
+            400,
+            Some("invalidCursor"),
+        );
+        assert_error(
+            &page("cursor=&sortBy=members.value"),
+            400,
+            Some("invalidValue"),
+        );
     }
 }

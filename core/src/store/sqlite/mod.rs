@@ -596,9 +596,11 @@ impl SqliteStore {
         let mut sql = filter::Sql::default();
         let selection = selection(q, &mut sql);
         let selection_params = sql.params.len();
-        let order = match q.sort {
-            None => Some("r.id".to_owned()),
-            Some(sort) => filter::column_order(sort, q.kind),
+        let order = match (q.sort, q.start) {
+            // A sorted cursor page: the position's key is compared in Rust.
+            (Some(_), Start::AfterPosition(_)) => None,
+            (None, _) => Some("r.id".to_owned()),
+            (Some(sort), _) => filter::column_order(sort, q.kind),
         };
         let Some(order) = order else {
             // A sort key that is no column: select in SQL, sort in Rust.
@@ -617,8 +619,14 @@ impl SqliteStore {
         };
         let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let mut tail = String::new();
-        if let Start::After(id) = q.start {
-            tail.push_str(&format!(" AND r.id > {}", sql.bind(id.to_owned())));
+        match q.start {
+            Start::After(id) => {
+                tail.push_str(&format!(" AND r.id > {}", sql.bind(id.to_owned())));
+            }
+            Start::AfterPosition(p) => {
+                tail.push_str(&format!(" AND r.id > {}", sql.bind(p.id().to_owned())));
+            }
+            Start::Offset(_) => {}
         }
         let limit = sql.bind(clamp(q.limit));
         tail.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
