@@ -333,3 +333,65 @@ fn a_dead_server_is_an_error_not_an_empty_directory() {
     let d = store.directory("corp").unwrap().unwrap();
     assert!(store.list(d.id, Kind::User).unwrap()[0].active);
 }
+
+/// slapd killed in the middle of a read: no destructive change, a clear reason, and the
+/// next run, with the server back, converges.
+#[test]
+fn a_server_killed_mid_read_removes_nothing_and_the_next_run_converges() {
+    let mut slapd = Slapd::start("midread");
+    let ou = format!("ou=people,{BASE}");
+    let total = 3000;
+    let ldif: String = (0..total)
+        .map(|i| person(&format!("m{i:05}"), "Test", &format!("User {i}"), &ou))
+        .collect();
+    slapd.add(&ldif);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    // Small pages: the read takes many round trips, so a kill lands in its middle.
+    let config = make_config(&slapd, "page_size = 3", "");
+    let first = run(&*store, &config);
+    assert_eq!(count(&first, Action::Create, Kind::User), total);
+    apply::apply(&*store, &config, &first, false).unwrap();
+
+    let pid = slapd.pid().unwrap();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    });
+    let outcome = source::read(&config);
+    killer.join().unwrap();
+    match outcome {
+        Ok(snapshot) => {
+            assert!(!snapshot.is_complete(), "a read cut short says so");
+            assert!(snapshot.users.len() < total, "{}", snapshot.users.len());
+            let p = plan::plan(
+                &config,
+                &snapshot,
+                &apply::current(&*store, "corp").unwrap(),
+            );
+            assert!(
+                !p.changes.iter().any(|c| c.action.is_destructive()),
+                "nothing is taken away on a partial read: {p}"
+            );
+            assert!(p.to_string().contains("incomplete:"), "{p}");
+            apply::apply(&*store, &config, &p, false).unwrap();
+        }
+        // Killed before the first answer: an error, and nothing planned at all.
+        Err(e) => assert!(e.to_string().contains("LDAP"), "{e}"),
+    }
+    let d = store.directory("corp").unwrap().unwrap();
+    assert!(
+        store
+            .list(d.id, Kind::User)
+            .unwrap()
+            .iter()
+            .all(|u| u.active)
+    );
+
+    // The server comes back: the next run reads everything and has nothing to do.
+    slapd.restart();
+    let again = run(&*store, &config);
+    assert!(again.incomplete.is_empty(), "{again}");
+    assert!(again.is_empty(), "{again}");
+}

@@ -162,16 +162,6 @@ impl Slapd {
         let (port, tls_port) = (free_port(), free_port());
         let url = format!("ldap://127.0.0.1:{port}");
         let ldaps_url = format!("ldaps://127.0.0.1:{tls_port}");
-        let status = Command::new("slapd")
-            .arg("-h")
-            .arg(format!("{url}/ {ldaps_url}/"))
-            .arg("-F")
-            .arg(dir.join("config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("slapd runs");
-        assert!(status.success(), "slapd did not start");
         let mut slapd = Self {
             dir,
             pid: None,
@@ -179,7 +169,7 @@ impl Slapd {
             ldaps_url,
             certificates,
         };
-        slapd.wait_ready();
+        slapd.launch();
         slapd.add(&format!(
             "dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
              dn: ou=people,{BASE}\nobjectClass: organizationalUnit\nou: people\n\n\
@@ -187,6 +177,31 @@ impl Slapd {
              dn: {SERVICE_DN}\nobjectClass: person\ncn: usersync\nsn: service\nuserPassword: {SERVICE_PASSWORD}\n"
         ));
         slapd
+    }
+
+    /// Starts the slapd process on this instance's configuration and ports.
+    fn launch(&mut self) {
+        let _ = std::fs::remove_file(self.dir.join("slapd.pid"));
+        let status = Command::new("slapd")
+            .arg("-h")
+            .arg(format!("{}/ {}/", self.url, self.ldaps_url))
+            .arg("-F")
+            .arg(self.dir.join("config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("slapd runs");
+        assert!(status.success(), "slapd did not start");
+        self.wait_ready();
+    }
+
+    /// Starts the server again after [`Slapd::kill`], on the same data and ports.
+    ///
+    /// # Panics
+    /// When slapd does not come back.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
     }
 
     fn wait_ready(&mut self) {
@@ -268,6 +283,12 @@ impl Slapd {
     pub fn kill(&mut self) {
         if let Some(pid) = self.pid.take() {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let started = Instant::now();
+            while Path::new(&format!("/proc/{pid}")).exists()
+                && started.elapsed() < Duration::from_secs(5)
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 }
