@@ -144,7 +144,7 @@ fn first_start(store: &dyn Store, origin: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -29,6 +29,9 @@ pub(crate) struct SyncArgs {
     /// Apply a plan that crosses a deletion threshold.
     #[arg(long)]
     allow_deletes: bool,
+    /// Keep running: sync on the configuration's [schedule] until stopped (SIGTERM, Ctrl-C).
+    #[arg(long, conflicts_with = "json")]
+    daemon: bool,
 }
 
 /// Exit codes: 0 done, 1 failed, 3 blocked by a threshold (nothing applied).
@@ -64,6 +67,122 @@ pub(crate) fn plan(args: &Args) -> ExitCode {
 }
 
 pub(crate) fn sync(args: &SyncArgs) -> ExitCode {
+    // One sync per directory at a time, daemon or not.
+    let config = match SyncConfig::from_file(&args.common.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.common.config.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let _lock = match lock(&args.common.db, &config.directory) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.daemon {
+        return daemon(args, &config);
+    }
+    sync_once(args)
+}
+
+/// Holds the lock file `<db>.sync-<directory>.lock` while a sync of that directory runs.
+fn lock(db: &std::path::Path, directory: &str) -> Result<std::fs::File, String> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(format!(".sync-{directory}.lock"));
+    let path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another usersync sync of `{directory}` is running (it holds {})",
+            path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+/// Syncs on the schedule until SIGTERM or Ctrl-C; each run prints one line.
+fn daemon(args: &SyncArgs, config: &SyncConfig) -> ExitCode {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use usersync_core::ldap::schedule::{Outcome, next_run};
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(crate::serve::shutdown());
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    // A per-directory seed spreads retries of many directories apart.
+    let seed = config
+        .directory
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    let mut failures = 0u32;
+    println!(
+        "syncing `{}` every {} s; stop with SIGTERM or Ctrl-C",
+        config.directory, config.schedule.interval_seconds
+    );
+    while !stop.load(Ordering::SeqCst) {
+        let started = system_clock()();
+        let outcome = match prepare(&args.common) {
+            Err(e) => Err(e),
+            Ok((config, store, plan)) => {
+                match apply::apply(&store, &config, &plan, args.allow_deletes) {
+                    Ok(report) => Ok(format!(
+                        "applied {} changes in {} ms",
+                        report.applied.values().sum::<usize>(),
+                        report.milliseconds
+                    )),
+                    Err(e @ apply::ApplyError::Blocked(_)) => Ok(format!("blocked: {e}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        };
+        let (line, state) = match outcome {
+            Ok(line) if line.starts_with("blocked") => (line, Outcome::Blocked),
+            Ok(line) => {
+                failures = 0;
+                (line, Outcome::Succeeded)
+            }
+            Err(e) => {
+                failures += 1;
+                (format!("failed: {e}"), Outcome::Failed { failures })
+            }
+        };
+        let next = next_run(&config.schedule, started, state, seed);
+        println!(
+            "{started} sync `{}`: {line}; next run {next}",
+            config.directory
+        );
+        // Sleep until the next run, a little at a time so that a stop is prompt.
+        while !stop.load(Ordering::SeqCst) && system_clock()() < next {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    println!("stopped");
+    ExitCode::SUCCESS
+}
+
+fn sync_once(args: &SyncArgs) -> ExitCode {
     let (config, store, plan) = match prepare(&args.common) {
         Ok(p) => p,
         Err(e) => {

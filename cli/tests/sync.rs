@@ -96,3 +96,63 @@ fn plan_then_sync_then_nothing_left_to_do() {
         "{err}"
     );
 }
+
+/// `sync --daemon` runs on the schedule, one sync per directory at a time, and stops
+/// cleanly on SIGTERM.
+#[test]
+fn the_daemon_syncs_on_schedule_alone_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let slapd = Slapd::start("cli-daemon");
+    slapd.add(&format!(
+        "dn: uid=ann,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: ann\ncn: ann\nsn: ann\n"
+    ));
+    let db = temp_db("cli-daemon");
+    let config = db.with_file_name("corp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
+             bind_password_env = \"USERSYNC_CLI_TEST_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n\
+             [schedule]\ninterval = \"1s\"\n",
+            slapd.url
+        ),
+    )
+    .unwrap();
+    let (config, db) = (config.to_str().unwrap(), db.to_str().unwrap());
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
+        .args(["sync", "--daemon", "--config", config, "--db", db])
+        .env("USERSYNC_CLI_TEST_PASSWORD", SERVICE_PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(daemon.stdout.take().unwrap()).lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .starts_with("syncing `corp` every 1 s")
+    );
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("sync `corp`: applied 1 changes"), "{first}");
+    let second = lines.next().unwrap().unwrap();
+    assert!(second.contains("applied 0 changes"), "{second}");
+    // While the daemon holds the directory, another sync of it refuses to start.
+    let (code, _, err) = run(&["sync", "--config", config, "--db", db]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("another usersync sync of `corp` is running"),
+        "{err}"
+    );
+    std::process::Command::new("kill")
+        .arg(daemon.id().to_string())
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
+    assert!(daemon.wait().unwrap().success());
+    // The lock went with it.
+    let (code, out, err) = run(&["sync", "--config", config, "--db", db]);
+    assert_eq!(code, 0, "{out}{err}");
+}

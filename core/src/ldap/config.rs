@@ -46,6 +46,19 @@ pub struct SyncConfig {
     pub groups: Option<GroupSearch>,
     /// What removal means and when a plan is too destructive to apply unasked.
     pub policy: Policy,
+    /// When `usersync sync --daemon` runs.
+    pub schedule: Schedule,
+}
+
+/// When syncs run in daemon mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Schedule {
+    /// Seconds from the start of one run to the start of the next.
+    pub interval_seconds: u64,
+    /// Seconds before the first retry after a failed run; each further failure doubles it,
+    /// up to the interval.
+    pub retry_seconds: u64,
 }
 
 /// Transport security.
@@ -307,6 +320,15 @@ struct RawConfig {
     groups: Option<RawGroups>,
     #[serde(default)]
     policy: RawPolicy,
+    #[serde(default)]
+    schedule: RawSchedule,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    interval: Option<String>,
+    retry: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -424,6 +446,29 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
     }
 }
 
+/// `90s`, `15m`, `1h`, `1d`: a whole number and a unit.
+fn duration(key: &str, text: &str) -> Result<u64, ConfigError> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match n.parse::<u64>() {
+        Ok(n) if n > 0 && scale > 0 => Ok(n.saturating_mul(scale)),
+        _ => Err(ConfigError::at(
+            key,
+            format!(
+                "`{text}` is not a duration: write a whole number and s, m, h or d, such as `15m`"
+            ),
+        )),
+    }
+}
+
 fn filter_at(key: &str, text: Option<&str>, default: &str) -> Result<LdapFilter, ConfigError> {
     LdapFilter::parse(text.unwrap_or(default)).map_err(|e| ConfigError::at(key, e.to_string()))
 }
@@ -463,12 +508,24 @@ impl RawConfig {
             ));
         }
         let policy = self.policy.check()?;
+        let interval_seconds = match &self.schedule.interval {
+            Some(text) => duration("schedule.interval", text)?,
+            None => 3600,
+        };
+        let retry_seconds = match &self.schedule.retry {
+            Some(text) => duration("schedule.retry", text)?,
+            None => 60.min(interval_seconds),
+        };
         Ok(SyncConfig {
             directory: self.directory,
             connection,
             users,
             groups,
             policy,
+            schedule: Schedule {
+                interval_seconds,
+                retry_seconds,
+            },
         })
     }
 }

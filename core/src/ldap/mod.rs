@@ -24,4 +24,6 @@ pub mod config;
 #[cfg(feature = "ldap")]
 pub mod plan;
 #[cfg(feature = "ldap")]
+pub mod schedule;
+#[cfg(feature = "ldap")]
 pub mod source;

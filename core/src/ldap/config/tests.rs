@@ -74,6 +74,8 @@ fn defaults_fill_what_is_left_out() {
     assert_eq!(c.connection.page_size, 500);
     assert_eq!(c.connection.tls, Tls::StartTls);
     assert_eq!(c.policy.removal, Removal::Deactivate);
+    assert_eq!(c.schedule.interval_seconds, 3600);
+    assert_eq!(c.schedule.retry_seconds, 60);
     assert!(c.groups.is_none());
 }
 
