@@ -37,6 +37,14 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Shows the last sync runs of an LDAP directory: when, how they ended, what they did.
+    Runs {
+        /// The directory.
+        name: String,
+        /// How many runs, newest first.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -165,6 +173,35 @@ fn execute(args: &Args) -> Result<(), String> {
                 }
             }
         },
+        Command::Runs { name, limit } => {
+            let d = find(&store, name)?;
+            let runs = store.runs(d.id, *limit).map_err(|e| e.to_string())?;
+            if args.json {
+                let list: Vec<_> = runs
+                    .iter()
+                    .map(|r| {
+                        json!({"id": r.id, "started": r.started.to_string(),
+                               "finished": r.finished.to_string(), "outcome": r.outcome,
+                               "report": r.report})
+                    })
+                    .collect();
+                println!("{}", json!(list));
+            } else {
+                for r in runs {
+                    let detail = r.report["error"].as_str().map_or_else(
+                        || {
+                            let applied: u64 =
+                                r.report["report"]["applied"].as_object().map_or(0, |m| {
+                                    m.values().filter_map(serde_json::Value::as_u64).sum()
+                                });
+                            format!("{applied} changes applied")
+                        },
+                        str::to_owned,
+                    );
+                    println!("{}\t{}\t{}\t{detail}", r.id, r.started, r.outcome);
+                }
+            }
+        }
     }
     Ok(())
 }

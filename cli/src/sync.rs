@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use serde_json::json;
 use usersync_core::ldap::config::SyncConfig;
 use usersync_core::ldap::{apply, plan, source};
+use usersync_core::scim::datetime::DateTime;
 use usersync_core::store::sqlite::SqliteStore;
-use usersync_core::store::system_clock;
+use usersync_core::store::{DirectoryKind, NewDirectory, Store, SyncRun, system_clock};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -39,14 +40,105 @@ const BLOCKED: u8 = 3;
 
 /// Reads the configuration, the source and the store: everything a plan needs.
 fn prepare(args: &Args) -> Result<(SyncConfig, SqliteStore, plan::Plan), String> {
+    let (config, store) = open(args)?;
+    let plan = plan_for(&config, &store)?;
+    Ok((config, store, plan))
+}
+
+/// The configuration and the store.
+fn open(args: &Args) -> Result<(SyncConfig, SqliteStore), String> {
     let config = SyncConfig::from_file(&args.config)
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
     let store = SqliteStore::open(&args.db, system_clock())
         .map_err(|e| format!("cannot open {}: {e}", args.db.display()))?;
-    let snapshot = source::read(&config).map_err(|e| e.to_string())?;
-    let current = apply::current(&store, &config.directory).map_err(|e| e.to_string())?;
-    let plan = plan::plan(&config, &snapshot, &current);
-    Ok((config, store, plan))
+    Ok((config, store))
+}
+
+/// Reads the source and plans against the store.
+fn plan_for(config: &SyncConfig, store: &SqliteStore) -> Result<plan::Plan, String> {
+    let snapshot = source::read(config).map_err(|e| e.to_string())?;
+    let current = apply::current(store, &config.directory).map_err(|e| e.to_string())?;
+    Ok(plan::plan(config, &snapshot, &current))
+}
+
+/// How a run ended, as recorded.
+struct RunRecord {
+    outcome: &'static str,
+    report: serde_json::Value,
+}
+
+/// One sync: plan, apply, and the record of what happened.
+fn run_once(
+    config: &SyncConfig,
+    store: &SqliteStore,
+    allow_deletes: bool,
+) -> (Option<plan::Plan>, Result<apply::Report, String>, RunRecord) {
+    let plan = match plan_for(config, store) {
+        Ok(p) => p,
+        Err(e) => {
+            let record = RunRecord {
+                outcome: "failed",
+                report: json!({"error": e}),
+            };
+            return (None, Err(e), record);
+        }
+    };
+    let planned = json!({
+        "summary": plan.summary().counts,
+        "incomplete": plan.incomplete,
+        "blocked": plan.blocked,
+        "warnings": plan.warnings,
+    });
+    match apply::apply(store, config, &plan, allow_deletes) {
+        Ok(report) => {
+            let record = RunRecord {
+                outcome: if report.failures.is_empty() {
+                    "succeeded"
+                } else {
+                    "failed"
+                },
+                report: json!({"plan": planned, "report": report}),
+            };
+            (Some(plan), Ok(report), record)
+        }
+        Err(e) => {
+            let outcome = if matches!(e, apply::ApplyError::Blocked(_)) {
+                "blocked"
+            } else {
+                "failed"
+            };
+            let record = RunRecord {
+                outcome,
+                report: json!({"plan": planned, "error": e.to_string()}),
+            };
+            (Some(plan), Err(e.to_string()), record)
+        }
+    }
+}
+
+/// Keeps the record of a run with its directory (created, kind ldap, when a first run
+/// fails before it exists, so that the failure is on record).
+fn record(store: &SqliteStore, directory: &str, started: DateTime, run: RunRecord) {
+    let d = match store.directory(directory) {
+        Ok(Some(d)) if d.kind == DirectoryKind::Ldap => d,
+        Ok(None) => match store.create_directory(NewDirectory::new(directory, DirectoryKind::Ldap))
+        {
+            Ok(d) => d,
+            Err(_) => return,
+        },
+        _ => return,
+    };
+    let stored = store.add_run(SyncRun {
+        id: 0,
+        directory: d.id,
+        started,
+        finished: system_clock()(),
+        outcome: run.outcome.into(),
+        report: run.report,
+    });
+    if let Err(e) = stored {
+        eprintln!("warning: the run was not recorded: {e}");
+    }
 }
 
 pub(crate) fn plan(args: &Args) -> ExitCode {
@@ -143,17 +235,20 @@ fn daemon(args: &SyncArgs, config: &SyncConfig) -> ExitCode {
     );
     while !stop.load(Ordering::SeqCst) {
         let started = system_clock()();
-        let outcome = match prepare(&args.common) {
+        let outcome = match open(&args.common) {
             Err(e) => Err(e),
-            Ok((config, store, plan)) => {
-                match apply::apply(&store, &config, &plan, args.allow_deletes) {
+            Ok((config, store)) => {
+                let (_, result, run) = run_once(&config, &store, args.allow_deletes);
+                let blocked = run.outcome == "blocked";
+                record(&store, &config.directory, started, run);
+                match result {
                     Ok(report) => Ok(format!(
                         "applied {} changes in {} ms",
                         report.applied.values().sum::<usize>(),
                         report.milliseconds
                     )),
-                    Err(e @ apply::ApplyError::Blocked(_)) => Ok(format!("blocked: {e}")),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) if blocked => Ok(format!("blocked: {e}")),
+                    Err(e) => Err(e),
                 }
             }
         };
@@ -183,17 +278,27 @@ fn daemon(args: &SyncArgs, config: &SyncConfig) -> ExitCode {
 }
 
 fn sync_once(args: &SyncArgs) -> ExitCode {
-    let (config, store, plan) = match prepare(&args.common) {
+    let (config, store) = match open(&args.common) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let started = system_clock()();
+    let (plan, result, run) = run_once(&config, &store, args.allow_deletes);
+    let blocked = run.outcome == "blocked";
+    record(&store, &config.directory, started, run);
+    let Some(plan) = plan else {
+        if let Err(e) = &result {
+            eprintln!("error: {e}");
+        }
+        return ExitCode::FAILURE;
+    };
     if !args.common.json {
         print!("{plan}");
     }
-    match apply::apply(&store, &config, &plan, args.allow_deletes) {
+    match result {
         Ok(report) => {
             if args.common.json {
                 println!("{}", json!({"plan": plan.to_json(), "report": report}));
@@ -226,19 +331,16 @@ fn sync_once(args: &SyncArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Err(e @ apply::ApplyError::Blocked(_)) => {
+        Err(e) => {
             if args.common.json {
-                println!(
-                    "{}",
-                    json!({"plan": plan.to_json(), "error": e.to_string()})
-                );
+                println!("{}", json!({"plan": plan.to_json(), "error": e}));
             }
             eprintln!("error: {e}");
-            ExitCode::from(BLOCKED)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            if blocked {
+                ExitCode::from(BLOCKED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

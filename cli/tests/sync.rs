@@ -84,6 +84,31 @@ fn plan_then_sync_then_nothing_left_to_do() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("applied 2 changes"), "{out}");
 
+    // Every run is on record, newest first: applied, blocked, applied.
+    let (code, out, _) = run(&["directory", "runs", "corp", "--db", db, "--json"]);
+    assert_eq!(code, 0);
+    let runs: Value = serde_json::from_str(&out).unwrap();
+    let outcomes: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["succeeded", "blocked", "succeeded"], "{runs}");
+    assert_eq!(
+        runs[0]["report"]["report"]["applied"]["deactivate"], 2,
+        "{runs}"
+    );
+    assert_eq!(runs[2]["report"]["plan"]["summary"]["create"], 6, "{runs}");
+    let (_, text, _) = run(&["directory", "runs", "corp", "--db", db]);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("succeeded\t2 changes applied"),
+        "{text}"
+    );
+
     // A configuration error names the key and stops before connecting.
     let bad = std::path::Path::new(config).with_file_name("bad.toml");
     std::fs::write(&bad, "directory = \"corp\"\n[connection]\nurls = [\"ldap://x\"]\n[users]\nbase = \"ou=people\"\nfilter = \"uid=x\"\n").unwrap();
@@ -155,4 +180,10 @@ fn the_daemon_syncs_on_schedule_alone_and_stops_on_sigterm() {
     // The lock went with it.
     let (code, out, err) = run(&["sync", "--config", config, "--db", db]);
     assert_eq!(code, 0, "{out}{err}");
+    // A run that cannot reach the server is on record too.
+    drop(slapd);
+    let (code, _, _) = run(&["sync", "--config", config, "--db", db]);
+    assert_eq!(code, 1);
+    let (_, text, _) = run(&["directory", "runs", "corp", "--db", db, "--limit", "1"]);
+    assert!(text.contains("failed\tno LDAP server answered"), "{text}");
 }

@@ -81,6 +81,46 @@ fn contract(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     isolation(make);
     tokens(make);
     batches(make);
+    sync_runs(make);
+}
+
+/// Sync runs are kept per directory, newest first.
+fn sync_runs(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let clock = TestClock::new();
+    let s = make(clock.clock());
+    let d = s
+        .create_directory(NewDirectory::new("corp", DirectoryKind::Ldap))
+        .unwrap()
+        .id;
+    let other = s
+        .create_directory(NewDirectory::new("other", DirectoryKind::Ldap))
+        .unwrap()
+        .id;
+    for (dir, outcome) in [(d, "succeeded"), (other, "failed"), (d, "blocked")] {
+        let run = s
+            .add_run(SyncRun {
+                id: 0,
+                directory: dir,
+                started: clock.now(),
+                finished: clock.now(),
+                outcome: outcome.into(),
+                report: json!({"applied": {"create": 1}}),
+            })
+            .unwrap();
+        assert!(run.id > 0);
+    }
+    let runs = s.runs(d, 10).unwrap();
+    let outcomes: Vec<&str> = runs.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["blocked", "succeeded"]);
+    assert_eq!(runs[0].report["applied"]["create"], 1);
+    assert_eq!(s.runs(d, 1).unwrap().len(), 1);
+    assert!(
+        s.add_run(SyncRun {
+            directory: 999,
+            ..runs[0].clone()
+        })
+        .is_err()
+    );
 }
 
 /// A batch applies each write or none of it; a failing write leaves no trace (no event,

@@ -39,6 +39,7 @@ struct State {
     memberships: BTreeSet<(String, Member)>,
     events: Vec<Event>,
     tokens: Vec<StoredToken>,
+    runs: Vec<super::SyncRun>,
     next_token: i64,
 }
 
@@ -502,6 +503,26 @@ impl Store for MemoryStore {
             });
         }
         Ok(())
+    }
+
+    fn add_run(&self, mut run: super::SyncRun) -> Result<super::SyncRun, StoreError> {
+        let mut s = self.lock();
+        s.directory(run.directory)?;
+        run.id = s.runs.len() as i64 + 1;
+        s.runs.push(run.clone());
+        Ok(run)
+    }
+
+    fn runs(&self, directory: i64, limit: usize) -> Result<Vec<super::SyncRun>, StoreError> {
+        Ok(self
+            .lock()
+            .runs
+            .iter()
+            .rev()
+            .filter(|r| r.directory == directory)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError> {

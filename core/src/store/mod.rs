@@ -294,6 +294,24 @@ pub struct UserCounts {
     pub inactive: u64,
 }
 
+/// The record of one sync run (LDAP reconciliation), kept so that operators can see what
+/// each run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRun {
+    /// Its number, in the order runs were recorded.
+    pub id: i64,
+    /// The directory synced.
+    pub directory: i64,
+    /// When it started.
+    pub started: DateTime,
+    /// When it ended.
+    pub finished: DateTime,
+    /// `succeeded`, `blocked` or `failed`.
+    pub outcome: String,
+    /// What it found and did (the plan's summary, failures, conflicts, durations), as JSON.
+    pub report: Value,
+}
+
 /// A directory's secret token as stored: only its SHA-256 hash, never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredToken {
@@ -619,6 +637,18 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::NotFound`] when the directory has no such token.
     fn revoke_token(&self, directory: i64, id: i64) -> Result<(), StoreError>;
+
+    /// Records a finished sync run of `run.directory` (its `id` is assigned here).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown directory.
+    fn add_run(&self, run: SyncRun) -> Result<SyncRun, StoreError>;
+
+    /// The last `limit` sync runs of `directory`, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn runs(&self, directory: i64, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
 
     /// Active (licensed) and inactive user counts of `directory`.
     ///

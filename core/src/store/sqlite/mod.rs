@@ -71,6 +71,16 @@ CREATE TABLE IF NOT EXISTS resource_counts (
     n INTEGER NOT NULL,
     PRIMARY KEY (directory, kind)
 ) WITHOUT ROWID;
+-- What each sync run did (schema version 3).
+CREATE TABLE IF NOT EXISTS sync_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    directory INTEGER NOT NULL REFERENCES directories(id),
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    report TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sync_runs_by_directory ON sync_runs(directory, id);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     directory INTEGER NOT NULL,
@@ -331,7 +341,7 @@ impl Cached for Connection {
 }
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Creates the schema, or brings an older database up to date, in one transaction.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
@@ -1016,6 +1026,66 @@ impl Store for SqliteStore {
             }
             Ok(())
         })
+    }
+
+    fn add_run(&self, mut run: super::SyncRun) -> Result<super::SyncRun, StoreError> {
+        self.write(|tx, _| {
+            let known: bool = tx.cached_query_row(
+                "SELECT EXISTS (SELECT 1 FROM directories WHERE id = ?1)",
+                [run.directory],
+                |r| r.get(0),
+            )?;
+            if !known {
+                return Err(StoreError::NotFound {
+                    what: format!("directory {}", run.directory),
+                });
+            }
+            tx.cached_execute(
+                "INSERT INTO sync_runs (directory, started, finished, outcome, report) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    run.directory,
+                    run.started.to_string(),
+                    run.finished.to_string(),
+                    run.outcome,
+                    run.report.to_string()
+                ],
+            )?;
+            run.id = tx.last_insert_rowid();
+            Ok(run)
+        })
+    }
+
+    fn runs(&self, directory: i64, limit: usize) -> Result<Vec<super::SyncRun>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, started, finished, outcome, report FROM sync_runs WHERE directory = ?1 \
+             ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![directory, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            },
+        )?;
+        rows.map(|r| {
+            let (id, started, finished, outcome, report) = r?;
+            Ok(super::SyncRun {
+                id,
+                directory,
+                started: time_from(&started)?,
+                finished: time_from(&finished)?,
+                outcome,
+                report: serde_json::from_str(&report)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+            })
+        })
+        .collect()
     }
 
     fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError> {
