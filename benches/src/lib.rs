@@ -157,3 +157,22 @@ pub fn users(n: usize) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Peak resident memory (VmHWM), and what is resident now split into mapped files (the
+/// memory-mapped database, which the kernel drops at will) and the process's own memory.
+pub fn memory_report() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    format!(
+        "{} (now resident: {} mapped files such as the database, {} own memory)",
+        field("VmHWM"),
+        field("RssFile"),
+        field("RssAnon")
+    )
+}

@@ -49,9 +49,11 @@ fn prepare(args: &Args) -> Result<(SyncConfig, SqliteStore, plan::Plan), String>
 fn open(args: &Args) -> Result<(SyncConfig, SqliteStore), String> {
     let config = SyncConfig::from_file(&args.config)
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
-    let store = SqliteStore::open(&args.db, system_clock())
-        .map_err(|e| format!("cannot open {}: {e}", args.db.display()))?;
-    Ok((config, store))
+    Ok((config, open_store(&args.db)?))
+}
+
+fn open_store(db: &std::path::Path) -> Result<SqliteStore, String> {
+    SqliteStore::open(db, system_clock()).map_err(|e| format!("cannot open {}: {e}", db.display()))
 }
 
 /// Reads the source and plans against the store.
@@ -61,9 +63,28 @@ fn plan_for(config: &SyncConfig, store: &SqliteStore) -> Result<plan::Plan, Stri
     Ok(plan::plan(config, &snapshot, &current))
 }
 
-/// How a run ended, as recorded.
+/// How a run ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Succeeded,
+    Blocked,
+    Failed,
+}
+
+impl Ended {
+    /// As recorded with the run.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Blocked => "blocked",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// How a run ended, and its report, as recorded.
 struct RunRecord {
-    outcome: &'static str,
+    outcome: Ended,
     report: serde_json::Value,
 }
 
@@ -77,7 +98,7 @@ fn run_once(
         Ok(p) => p,
         Err(e) => {
             let record = RunRecord {
-                outcome: "failed",
+                outcome: Ended::Failed,
                 report: json!({"error": e}),
             };
             return (None, Err(e), record);
@@ -93,9 +114,9 @@ fn run_once(
         Ok(report) => {
             let record = RunRecord {
                 outcome: if report.failures.is_empty() {
-                    "succeeded"
+                    Ended::Succeeded
                 } else {
-                    "failed"
+                    Ended::Failed
                 },
                 report: json!({"plan": planned, "report": report}),
             };
@@ -103,9 +124,9 @@ fn run_once(
         }
         Err(e) => {
             let outcome = if matches!(e, apply::ApplyError::Blocked(_)) {
-                "blocked"
+                Ended::Blocked
             } else {
-                "failed"
+                Ended::Failed
             };
             let record = RunRecord {
                 outcome,
@@ -133,7 +154,7 @@ fn record(store: &SqliteStore, directory: &str, started: DateTime, run: RunRecor
         directory: d.id,
         started,
         finished: system_clock()(),
-        outcome: run.outcome.into(),
+        outcome: run.outcome.as_str().into(),
         report: run.report,
     });
     if let Err(e) = stored {
@@ -174,10 +195,17 @@ pub(crate) fn sync(args: &SyncArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let store = match open_store(&args.common.db) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if args.daemon {
-        return daemon(args, &config);
+        return daemon(args, &config, &store);
     }
-    sync_once(args)
+    sync_once(args, &config, &store)
 }
 
 /// Holds the lock file `<db>.sync-<directory>.lock` while a sync of that directory runs.
@@ -201,8 +229,9 @@ fn lock(db: &std::path::Path, directory: &str) -> Result<std::fs::File, String> 
     }
 }
 
-/// Syncs on the schedule until SIGTERM or Ctrl-C; each run prints one line.
-fn daemon(args: &SyncArgs, config: &SyncConfig) -> ExitCode {
+/// Syncs on the schedule until SIGTERM or Ctrl-C; each run prints one line. The
+/// configuration is the one read (and locked for) at start: restart to change it.
+fn daemon(args: &SyncArgs, config: &SyncConfig, store: &SqliteStore) -> ExitCode {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use usersync_core::ldap::schedule::{Outcome, next_run};
@@ -235,29 +264,22 @@ fn daemon(args: &SyncArgs, config: &SyncConfig) -> ExitCode {
     );
     while !stop.load(Ordering::SeqCst) {
         let started = system_clock()();
-        let outcome = match open(&args.common) {
-            Err(e) => Err(e),
-            Ok((config, store)) => {
-                let (_, result, run) = run_once(&config, &store, args.allow_deletes);
-                let blocked = run.outcome == "blocked";
-                record(&store, &config.directory, started, run);
-                match result {
-                    Ok(report) => Ok(format!(
-                        "applied {} changes in {} ms",
-                        report.applied.values().sum::<usize>(),
-                        report.milliseconds
-                    )),
-                    Err(e) if blocked => Ok(format!("blocked: {e}")),
-                    Err(e) => Err(e),
-                }
-            }
-        };
-        let (line, state) = match outcome {
-            Ok(line) if line.starts_with("blocked") => (line, Outcome::Blocked),
-            Ok(line) => {
+        let (_, result, run) = run_once(config, store, args.allow_deletes);
+        let ended = run.outcome;
+        record(store, &config.directory, started, run);
+        // The schedule follows the run as a whole: applied (even with some objects
+        // failing), blocked, or not done at all.
+        let (line, state) = match result {
+            Ok(report) => {
                 failures = 0;
+                let line = format!(
+                    "applied {} changes in {} ms",
+                    report.applied.values().sum::<usize>(),
+                    report.milliseconds
+                );
                 (line, Outcome::Succeeded)
             }
+            Err(e) if ended == Ended::Blocked => (format!("blocked: {e}"), Outcome::Blocked),
             Err(e) => {
                 failures += 1;
                 (format!("failed: {e}"), Outcome::Failed { failures })
@@ -277,18 +299,11 @@ fn daemon(args: &SyncArgs, config: &SyncConfig) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn sync_once(args: &SyncArgs) -> ExitCode {
-    let (config, store) = match open(&args.common) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+fn sync_once(args: &SyncArgs, config: &SyncConfig, store: &SqliteStore) -> ExitCode {
     let started = system_clock()();
-    let (plan, result, run) = run_once(&config, &store, args.allow_deletes);
-    let blocked = run.outcome == "blocked";
-    record(&store, &config.directory, started, run);
+    let (plan, result, run) = run_once(config, store, args.allow_deletes);
+    let blocked = run.outcome == Ended::Blocked;
+    record(store, &config.directory, started, run);
     let Some(plan) = plan else {
         if let Err(e) = &result {
             eprintln!("error: {e}");

@@ -149,7 +149,10 @@ base = "ou=groups,{BASE}"
     println!("    {}", full_phases.join(", "));
     row("no-change re-sync", again);
     println!("    {}; {writes} writes", phases.join(", "));
-    println!("\npeak memory (VmHWM): {}", peak_memory());
+    println!(
+        "\npeak memory (VmHWM): {}",
+        usersync_benches::memory_report()
+    );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -195,15 +198,4 @@ fn time(f: impl FnOnce()) -> Duration {
     let t = Instant::now();
     f();
     t.elapsed()
-}
-
-fn peak_memory() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-        })
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -273,7 +273,10 @@ fn main() {
                 })
         );
     }
-    println!("\npeak memory (VmHWM): {}", peak_memory());
+    println!(
+        "\npeak memory (VmHWM): {}",
+        usersync_benches::memory_report()
+    );
     drop(service);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
@@ -314,23 +317,4 @@ fn measure(name: &str, mut op: impl FnMut()) -> Stats {
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-/// Peak resident memory, and how much of the current one is the process's own (anonymous)
-/// memory rather than the memory-mapped database file, which the kernel drops at will.
-fn peak_memory() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|| "unknown".into())
-    };
-    format!(
-        "{} (of which mapped database file: see RssFile {}; anonymous now: {})",
-        field("VmHWM"),
-        field("RssFile"),
-        field("RssAnon")
-    )
 }

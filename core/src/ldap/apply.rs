@@ -84,7 +84,8 @@ fn ldap_directory(d: &crate::store::Directory) -> Result<(), StoreError> {
 /// that an interrupted apply loses little and readers are not held up.
 const BATCH: usize = 1000;
 
-/// Applies `plan` to `store`, creating the directory (kind `ldap`) on first use. Changes go
+/// Applies `plan` (computed against `store`'s current state, as [`current`] reads it) to
+/// `store`, creating the directory (kind `ldap`) on first use. Changes go
 /// in batches of up to 1,000 writes per transaction, phase by phase (objects, then members
 /// joining, members leaving, removals), so that members always exist before they join.
 ///
@@ -117,15 +118,8 @@ pub fn apply(
         None => store.create_directory(NewDirectory::new(&plan.directory, DirectoryKind::Ldap))?,
     };
     let d = directory.id;
-    // Anchor → id, for everything that exists or gets created.
-    let mut ids: HashMap<(Kind, String), String> = HashMap::new();
-    for kind in [Kind::User, Kind::Group] {
-        for r in store.list(d, kind)? {
-            if let Some(anchor) = r.external_id {
-                ids.insert((kind, anchor), r.id);
-            }
-        }
-    }
+    // Anchor → id: what existed when the plan was made, and what this apply creates.
+    let mut ids = plan.ids.clone();
     let phases: [&[Action]; 4] = [
         &[Action::Create, Action::Update, Action::Reactivate],
         &[Action::AddMembers],

@@ -164,6 +164,10 @@ pub struct Plan {
     pub blocked: Vec<String>,
     /// Things to know that change nothing.
     pub warnings: Vec<String>,
+    /// (kind, anchor) → store `id` of every object of the state the plan was computed
+    /// against, so that applying it need not read the directory again.
+    #[serde(skip)]
+    pub(crate) ids: HashMap<(Kind, String), String>,
 }
 
 /// Counts of changes by action.
@@ -317,6 +321,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             incomplete: vec!["the core schemas are missing".into()],
             blocked: Vec::new(),
             warnings,
+            ids: HashMap::new(),
         };
     };
 
@@ -708,12 +713,23 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             .then_with(|| fold(&a.name).cmp(&fold(&b.name)))
             .then_with(|| a.anchor.cmp(&b.anchor))
     });
+    let ids = current
+        .users
+        .iter()
+        .chain(&current.groups)
+        .filter_map(|r| {
+            r.external_id
+                .as_ref()
+                .map(|a| ((r.kind, a.clone()), r.id.clone()))
+        })
+        .collect();
     Plan {
         directory: config.directory.clone(),
         changes,
         incomplete,
         blocked,
         warnings,
+        ids,
     }
 }
 
