@@ -212,32 +212,40 @@ impl SqliteStore {
         (self.clock.0)()
     }
 
-    /// Runs `f` in one immediate transaction, committed when it returns `Ok` and rolled back
-    /// otherwise (a panic included). BEGIN and COMMIT are cached statements: rusqlite's
-    /// `Transaction` parses them on every write.
+    /// Runs `f` in one immediate transaction on the writer, committed when it returns `Ok`
+    /// and rolled back otherwise (a panic included).
     fn write<T>(
         &self,
         f: impl FnOnce(&Connection, DateTime) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        /// Rolls back unless committed.
-        struct Open<'c>(&'c Connection, bool);
-        impl Drop for Open<'_> {
-            fn drop(&mut self) {
-                if !self.1 {
-                    // Nothing to do if it fails: SQLite rolls back a failed commit itself.
-                    let _ = self.0.cached_execute("ROLLBACK", []);
-                }
+        let now = self.now();
+        transaction(&self.lock(), "BEGIN IMMEDIATE", |conn| f(conn, now))
+    }
+}
+
+/// Runs `f` between `begin` and COMMIT on `conn`; rolls back when `f` fails or panics.
+/// BEGIN and COMMIT are cached statements: rusqlite's `Transaction` parses them each time.
+fn transaction<T>(
+    conn: &Connection,
+    begin: &str,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    /// Rolls back unless committed.
+    struct Open<'c>(&'c Connection, bool);
+    impl Drop for Open<'_> {
+        fn drop(&mut self) {
+            if !self.1 {
+                // Nothing to do if it fails: SQLite rolls back a failed commit itself.
+                let _ = self.0.cached_execute("ROLLBACK", []);
             }
         }
-        let now = self.now();
-        let conn = self.lock();
-        conn.cached_execute("BEGIN IMMEDIATE", [])?;
-        let mut tx = Open(&conn, false);
-        let out = f(&conn, now)?;
-        conn.cached_execute("COMMIT", [])?;
-        tx.1 = true;
-        Ok(out)
     }
+    conn.cached_execute(begin, [])?;
+    let mut open = Open(conn, false);
+    let out = f(conn)?;
+    conn.cached_execute("COMMIT", [])?;
+    open.1 = true;
+    Ok(out)
 }
 
 /// Read connections open at most; more readers at once wait for one to come back.
@@ -951,14 +959,8 @@ impl Store for SqliteStore {
     }
 
     fn query(&self, q: &Query<'_>) -> Result<Page, StoreError> {
-        let conn = self.reader()?;
         // The page and its total come from one snapshot.
-        conn.cached_execute("BEGIN", [])?;
-        let page = self.query_in(&conn, q);
-        let end = conn.cached_execute(if page.is_ok() { "COMMIT" } else { "ROLLBACK" }, []);
-        let page = page?;
-        end?;
-        Ok(page)
+        transaction(&*self.reader()?, "BEGIN", |conn| self.query_in(conn, q))
     }
 
     fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError> {
