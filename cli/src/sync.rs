@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::json;
+use usersync_core::client::{ClientOptions, ScimClient};
+use usersync_core::ldap::apply::{ApplyOptions, LocalTarget, Target};
 use usersync_core::ldap::config::SyncConfig;
+use usersync_core::ldap::remote::RemoteTarget;
 use usersync_core::ldap::{apply, plan, source};
 use usersync_core::scim::datetime::DateTime;
 use usersync_core::store::sqlite::SqliteStore;
@@ -21,6 +24,38 @@ pub(crate) struct Args {
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
+    /// Sync into a remote SCIM 2.0 endpoint (`https://host/scim/v2/<tenant>`) instead of
+    /// the local store; the database then only keeps the lock and the runs' records.
+    #[arg(long, value_name = "URL", requires = "token_env")]
+    target: Option<String>,
+    /// The environment variable that holds the target's bearer token.
+    #[arg(long, value_name = "VAR", requires = "target")]
+    token_env: Option<String>,
+    /// The CA certificates (PEM) of an https:// target; the system's roots by default.
+    #[arg(long, value_name = "FILE", requires = "target")]
+    target_ca: Option<PathBuf>,
+    /// Requests in flight at once to the target.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256), requires = "target")]
+    concurrency: u16,
+}
+
+impl Args {
+    /// The remote target, when one is given: connected and checked (URL, token) before
+    /// anything is read from LDAP.
+    fn remote(&self) -> Result<Option<RemoteTarget>, String> {
+        let (Some(url), Some(var)) = (&self.target, &self.token_env) else {
+            return Ok(None);
+        };
+        let token = std::env::var(var)
+            .map_err(|_| format!("--token-env: the environment variable `{var}` is not set"))?;
+        let mut options = ClientOptions::default();
+        options.ca_file.clone_from(&self.target_ca);
+        options.concurrency = usize::from(self.concurrency);
+        let client = ScimClient::new(url, &token, options).map_err(|e| e.to_string())?;
+        RemoteTarget::connect(client)
+            .map(Some)
+            .map_err(|e| format!("the target cannot be used: {e}"))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,28 +73,26 @@ pub(crate) struct SyncArgs {
 /// Exit codes: 0 done, 1 failed, 3 blocked by a threshold (nothing applied).
 const BLOCKED: u8 = 3;
 
-/// Reads the configuration, the source and the store: everything a plan needs.
-fn prepare(args: &Args) -> Result<(SyncConfig, SqliteStore, plan::Plan), String> {
-    let (config, store) = open(args)?;
-    let plan = plan_for(&config, &store)?;
-    Ok((config, store, plan))
-}
-
-/// The configuration and the store.
-fn open(args: &Args) -> Result<(SyncConfig, SqliteStore), String> {
+/// Reads the configuration, the source and the target: everything a plan needs.
+fn prepare(args: &Args) -> Result<plan::Plan, String> {
     let config = SyncConfig::from_file(&args.config)
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
-    Ok((config, open_store(&args.db)?))
+    match args.remote()? {
+        Some(remote) => plan_for(&config, &remote),
+        None => plan_for(&config, &LocalTarget(&open_store(&args.db)?)),
+    }
 }
 
 fn open_store(db: &std::path::Path) -> Result<SqliteStore, String> {
     SqliteStore::open(db, system_clock()).map_err(|e| format!("cannot open {}: {e}", db.display()))
 }
 
-/// Reads the source and plans against the store.
-fn plan_for(config: &SyncConfig, store: &SqliteStore) -> Result<plan::Plan, String> {
+/// Reads the source and plans against the target.
+fn plan_for(config: &SyncConfig, target: &dyn Target) -> Result<plan::Plan, String> {
     let snapshot = source::read(config).map_err(|e| e.to_string())?;
-    let current = apply::current(store, &config.directory).map_err(|e| e.to_string())?;
+    let current = target
+        .current(&config.directory)
+        .map_err(|e| e.to_string())?;
     Ok(plan::plan(config, &snapshot, &current))
 }
 
@@ -91,10 +124,10 @@ struct RunRecord {
 /// One sync: plan, apply, and the record of what happened.
 fn run_once(
     config: &SyncConfig,
-    store: &SqliteStore,
-    allow_deletes: bool,
+    target: &dyn Target,
+    options: &ApplyOptions<'_>,
 ) -> (Option<plan::Plan>, Result<apply::Report, String>, RunRecord) {
-    let plan = match plan_for(config, store) {
+    let plan = match plan_for(config, target) {
         Ok(p) => p,
         Err(e) => {
             let record = RunRecord {
@@ -110,7 +143,7 @@ fn run_once(
         "blocked": plan.blocked,
         "warnings": plan.warnings,
     });
-    match apply::apply(store, config, &plan, allow_deletes) {
+    match target.apply(config, &plan, options) {
         Ok(report) => {
             let record = RunRecord {
                 outcome: if report.failures.is_empty() {
@@ -164,7 +197,7 @@ fn record(store: &SqliteStore, directory: &str, started: DateTime, run: RunRecor
 
 pub(crate) fn plan(args: &Args) -> ExitCode {
     match prepare(args) {
-        Ok((_, _, plan)) => {
+        Ok(plan) => {
             if args.json {
                 println!("{}", plan.to_json());
             } else {
@@ -202,10 +235,22 @@ pub(crate) fn sync(args: &SyncArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let remote = match args.common.remote() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = LocalTarget(&store);
+    let target: &dyn Target = match &remote {
+        Some(r) => r,
+        None => &local,
+    };
     if args.daemon {
-        return daemon(args, &config, &store);
+        return daemon(args, &config, &store, target);
     }
-    sync_once(args, &config, &store)
+    sync_once(args, &config, &store, target)
 }
 
 /// Holds the lock file `<db>.sync-<directory>.lock` while a sync of that directory runs.
@@ -231,7 +276,12 @@ fn lock(db: &std::path::Path, directory: &str) -> Result<std::fs::File, String> 
 
 /// Syncs on the schedule until SIGTERM or Ctrl-C; each run prints one line. The
 /// configuration is the one read (and locked for) at start: restart to change it.
-fn daemon(args: &SyncArgs, config: &SyncConfig, store: &SqliteStore) -> ExitCode {
+fn daemon(
+    args: &SyncArgs,
+    config: &SyncConfig,
+    store: &SqliteStore,
+    target: &dyn Target,
+) -> ExitCode {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use usersync_core::ldap::schedule::{Outcome, next_run};
@@ -264,7 +314,8 @@ fn daemon(args: &SyncArgs, config: &SyncConfig, store: &SqliteStore) -> ExitCode
     );
     while !stop.load(Ordering::SeqCst) {
         let started = system_clock()();
-        let (_, result, run) = run_once(config, store, args.allow_deletes);
+        let options = ApplyOptions::new(args.allow_deletes);
+        let (_, result, run) = run_once(config, target, &options);
         let ended = run.outcome;
         record(store, &config.directory, started, run);
         // The schedule follows the run as a whole: applied (even with some objects
@@ -299,9 +350,28 @@ fn daemon(args: &SyncArgs, config: &SyncConfig, store: &SqliteStore) -> ExitCode
     ExitCode::SUCCESS
 }
 
-fn sync_once(args: &SyncArgs, config: &SyncConfig, store: &SqliteStore) -> ExitCode {
+fn sync_once(
+    args: &SyncArgs,
+    config: &SyncConfig,
+    store: &SqliteStore,
+    target: &dyn Target,
+) -> ExitCode {
     let started = system_clock()();
-    let (plan, result, run) = run_once(config, store, args.allow_deletes);
+    let bar = (!args.common.json).then(progress_bar).flatten();
+    let show = |p: apply::Progress| {
+        if let Some(bar) = &bar {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        }
+    };
+    let mut options = ApplyOptions::new(args.allow_deletes);
+    if bar.is_some() {
+        options = options.with_progress(&show);
+    }
+    let (plan, result, run) = run_once(config, target, &options);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     let blocked = run.outcome == Ended::Blocked;
     record(store, &config.directory, started, run);
     let Some(plan) = plan else {
@@ -320,7 +390,7 @@ fn sync_once(args: &SyncArgs, config: &SyncConfig, store: &SqliteStore) -> ExitC
             } else {
                 let applied: usize = report.applied.values().sum();
                 println!(
-                    "applied {applied} changes in {} ms{}{}",
+                    "applied {applied} changes in {} ms{}{}{}",
                     report.milliseconds,
                     if report.conflicts.is_empty() {
                         String::new()
@@ -331,6 +401,11 @@ fn sync_once(args: &SyncArgs, config: &SyncConfig, store: &SqliteStore) -> ExitC
                         String::new()
                     } else {
                         format!(", {} failed", report.failures.len())
+                    },
+                    if report.retries == 0 {
+                        String::new()
+                    } else {
+                        format!(", {} requests retried", report.retries)
                     }
                 );
                 for c in &report.conflicts {
@@ -358,4 +433,19 @@ fn sync_once(args: &SyncArgs, config: &SyncConfig, store: &SqliteStore) -> ExitC
             }
         }
     }
+}
+
+/// A progress bar on standard error, when it is a terminal (not in scripts or logs).
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "applying {bar:40} {pos}/{len} changes ({per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
 }

@@ -6,7 +6,9 @@
 //!   in memory, or in SQLite (feature `sqlite`, default);
 //! - LDAP search filters (RFC 4515) with positions ([`ldap::filter`]);
 //! - the SCIM protocol behind one transport-agnostic call (`scim::service`, feature
-//!   `service`, default).
+//!   `service`, default);
+//! - a SCIM client with retries (`client`, feature `client`, default), the remote target an
+//!   LDAP sync can feed.
 //!
 //! Every failure of the language is an [`Error`] whose [`ErrorKind`] is stable, so each
 //! binding maps errors in one place without reading message text.
@@ -28,10 +30,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "client")]
+pub mod client;
 mod error;
 pub mod ldap;
 pub mod scim;
 pub mod store;
+#[cfg(feature = "client")]
+mod tls;
 
 pub use error::{Error, ErrorKind};
 

@@ -4,6 +4,10 @@
 //! authority made at run time).
 //!
 //! Needs Debian's `slapd`, `ldap-utils` and `openssl` (installed by `scripts/setup.sh`).
+//!
+//! Also an HTTP proxy that injects the errors of a busy server ([`proxy::FaultyProxy`]).
+
+pub mod proxy;
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -24,6 +24,8 @@ pub struct Report {
     pub conflicts: Vec<String>,
     /// Changes that failed, with the reason; the next run tries them again.
     pub failures: Vec<String>,
+    /// Requests to a remote target sent again after a busy answer or a dropped connection.
+    pub retries: u64,
     /// Wall time of the apply, in milliseconds.
     pub milliseconds: u64,
 }
@@ -41,6 +43,100 @@ pub enum ApplyError {
     /// The store failed; what was applied before stays, the next run converges.
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
+    /// The remote SCIM target could not be read.
+    #[error("the SCIM target failed: {0}")]
+    Remote(String),
+}
+
+impl From<crate::client::ClientError> for ApplyError {
+    fn from(e: crate::client::ClientError) -> Self {
+        Self::Remote(e.to_string())
+    }
+}
+
+/// How far an apply has come: `done` of `total` changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Changes applied or failed so far.
+    pub done: usize,
+    /// Changes in the plan.
+    pub total: usize,
+}
+
+/// How to apply a plan.
+#[derive(Default)]
+#[non_exhaustive]
+pub struct ApplyOptions<'a> {
+    /// Apply a plan that crosses a deletion threshold.
+    pub allow_deletes: bool,
+    /// Told as changes are applied (from several threads, for a remote target).
+    pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+}
+
+impl std::fmt::Debug for ApplyOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyOptions")
+            .field("allow_deletes", &self.allow_deletes)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl<'a> ApplyOptions<'a> {
+    /// Options with the delete override as given.
+    pub fn new(allow_deletes: bool) -> Self {
+        Self {
+            allow_deletes,
+            progress: None,
+        }
+    }
+
+    /// With a progress callback.
+    #[must_use]
+    pub fn with_progress(mut self, progress: &'a (dyn Fn(Progress) + Sync)) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+}
+
+/// Where a sync writes: the local store, or a remote SCIM endpoint
+/// ([`super::remote::RemoteTarget`]). Both are read the same way and take the same plan.
+pub trait Target {
+    /// What the target holds for `directory`, to plan against.
+    ///
+    /// # Errors
+    /// [`ApplyError`] when it cannot be read.
+    fn current(&self, directory: &str) -> Result<Current, ApplyError>;
+
+    /// Applies `plan`, computed against [`Target::current`].
+    ///
+    /// # Errors
+    /// [`ApplyError`]: blocked, a conflict under policy `fail`, or the target failed.
+    fn apply(
+        &self,
+        config: &SyncConfig,
+        plan: &Plan,
+        options: &ApplyOptions<'_>,
+    ) -> Result<Report, ApplyError>;
+}
+
+/// The local store as a [`Target`].
+#[derive(Debug)]
+pub struct LocalTarget<'a>(pub &'a dyn Store);
+
+impl Target for LocalTarget<'_> {
+    fn current(&self, directory: &str) -> Result<Current, ApplyError> {
+        Ok(current(self.0, directory)?)
+    }
+
+    fn apply(
+        &self,
+        config: &SyncConfig,
+        plan: &Plan,
+        options: &ApplyOptions<'_>,
+    ) -> Result<Report, ApplyError> {
+        apply_with(self.0, config, plan, options)
+    }
 }
 
 /// The store's users, groups and memberships of `directory` (empty when it does not exist).
@@ -84,6 +180,15 @@ fn ldap_directory(d: &crate::store::Directory) -> Result<(), StoreError> {
 /// that an interrupted apply loses little and readers are not held up.
 const BATCH: usize = 1000;
 
+/// The order changes apply in, whatever the target: objects exist before they become
+/// members, members join before others leave, and removals come last.
+pub(crate) const PHASES: [&[Action]; 4] = [
+    &[Action::Create, Action::Update, Action::Reactivate],
+    &[Action::AddMembers],
+    &[Action::RemoveMembers],
+    &[Action::Deactivate, Action::Delete],
+];
+
 /// Applies `plan` (computed against `store`'s current state, as [`current`] reads it) to
 /// `store`, creating the directory (kind `ldap`) on first use. Changes go
 /// in batches of up to 1,000 writes per transaction, phase by phase (objects, then members
@@ -99,14 +204,21 @@ pub fn apply(
     plan: &Plan,
     allow_deletes: bool,
 ) -> Result<Report, ApplyError> {
-    if !plan.blocked.is_empty() && !allow_deletes {
-        return Err(ApplyError::Blocked(plan.blocked.clone()));
-    }
+    apply_with(store, config, plan, &ApplyOptions::new(allow_deletes))
+}
+
+/// [`apply`], with a progress callback told after each batch.
+///
+/// # Errors
+/// As [`apply`].
+pub fn apply_with(
+    store: &dyn Store,
+    config: &SyncConfig,
+    plan: &Plan,
+    options: &ApplyOptions<'_>,
+) -> Result<Report, ApplyError> {
     let started = Instant::now();
-    let mut report = Report {
-        directory: plan.directory.clone(),
-        ..Report::default()
-    };
+    let mut report = begin(plan, options)?;
     if plan.changes.is_empty() {
         return Ok(report);
     }
@@ -120,13 +232,8 @@ pub fn apply(
     let d = directory.id;
     // Anchor → id: what existed when the plan was made, and what this apply creates.
     let mut ids = plan.ids.clone();
-    let phases: [&[Action]; 4] = [
-        &[Action::Create, Action::Update, Action::Reactivate],
-        &[Action::AddMembers],
-        &[Action::RemoveMembers],
-        &[Action::Deactivate, Action::Delete],
-    ];
-    for actions in phases {
+    let mut done = 0;
+    for actions in PHASES {
         let changes: Vec<&Change> = plan
             .changes
             .iter()
@@ -171,10 +278,29 @@ pub fn apply(
                     )),
                 }
             }
+            done += chunk.len();
+            if let Some(progress) = options.progress {
+                progress(Progress {
+                    done,
+                    total: plan.changes.len(),
+                });
+            }
         }
     }
     report.milliseconds = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
+}
+
+/// The empty report of an apply that may go ahead: refused for a blocked plan without the
+/// override, whatever the target.
+pub(crate) fn begin(plan: &Plan, options: &ApplyOptions<'_>) -> Result<Report, ApplyError> {
+    if !plan.blocked.is_empty() && !options.allow_deletes {
+        return Err(ApplyError::Blocked(plan.blocked.clone()));
+    }
+    Ok(Report {
+        directory: plan.directory.clone(),
+        ..Report::default()
+    })
 }
 
 /// The store write a change makes; `None` when there is nothing to write (its object is
@@ -280,7 +406,7 @@ fn write_for(
 }
 
 impl Change {
-    fn action_name(&self) -> String {
+    pub(crate) fn action_name(&self) -> String {
         serde_json::to_value(self.action)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))

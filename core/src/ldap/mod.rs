@@ -24,6 +24,8 @@ pub mod config;
 #[cfg(feature = "ldap")]
 pub mod plan;
 #[cfg(feature = "ldap")]
+pub mod remote;
+#[cfg(feature = "ldap")]
 pub mod schedule;
 #[cfg(feature = "ldap")]
 pub mod source;

@@ -248,51 +248,13 @@ fn connect(c: &Connection, warnings: &mut Vec<String>) -> Result<(LdapConn, Stri
 
 /// A rustls client configuration trusting the configured CA (or the system's roots).
 fn tls_config(c: &Connection) -> Result<rustls::ClientConfig, SourceError> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    let ca_error = |message: String| {
-        SourceError::Config(ConfigError {
+    crate::tls::client_config(c.ca_file.as_deref()).map_err(|e| match e {
+        crate::tls::TlsError::Ca(message) => SourceError::Config(ConfigError {
             key: Some("connection.ca_file".into()),
             message,
-        })
-    };
-    match &c.ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| ca_error(format!("cannot read {}: {e}", path.display())))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| ca_error(format!("{}: {e}", path.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| ca_error(format!("{}: {e}", path.display())))?;
-            }
-            if roots.is_empty() {
-                return Err(ca_error(format!(
-                    "{} holds no PEM certificate",
-                    path.display()
-                )));
-            }
-        }
-        None => {
-            for path in [
-                "/etc/ssl/certs/ca-certificates.crt",
-                "/etc/pki/tls/certs/ca-bundle.crt",
-            ] {
-                if let Ok(certs) = CertificateDer::pem_file_iter(path) {
-                    for cert in certs.flatten() {
-                        let _ = roots.add(cert);
-                    }
-                    break;
-                }
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| SourceError::Connect(e.to_string()))
+        }),
+        crate::tls::TlsError::Setup(message) => SourceError::Connect(message),
+    })
 }
 
 /// One paged search, streamed; problems go to `problems` and the entries read so far are

@@ -111,6 +111,7 @@ impl Position {
     }
 
     /// The `id` of the resource it follows.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn id(&self) -> &str {
         &self.id
     }

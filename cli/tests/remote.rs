@@ -1,0 +1,244 @@
+//! `usersync sync --target`: an LDAP directory fed into a remote SCIM endpoint — a real
+//! `usersync serve` — through a proxy that answers like a busy server.
+#![allow(clippy::unwrap_used)] // test support: a failed step should stop the test
+
+mod common;
+
+use common::{Server, http, temp_db};
+use serde_json::{Value, json};
+use usersync_testkit::proxy::{Faults, FaultyProxy};
+use usersync_testkit::{BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd};
+
+const TOKEN_VAR: &str = "USERSYNC_TEST_TARGET_TOKEN";
+
+fn run(token: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
+        .args(args)
+        .env("USERSYNC_CLI_TEST_PASSWORD", SERVICE_PASSWORD)
+        .env(TOKEN_VAR, token)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The endpoint's resources of `collection`, by `externalId` (those without are skipped).
+fn by_anchor(server: &Server, token: &str, collection: &str) -> Vec<Value> {
+    let (status, page) = http(
+        &server.addr,
+        "GET",
+        &format!("/scim/v2/default/{collection}?count=1000"),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    page["Resources"].as_array().unwrap().clone()
+}
+
+fn find<'a>(resources: &'a [Value], key: &str, name: &str) -> &'a Value {
+    resources
+        .iter()
+        .find(|r| r[key] == name)
+        .unwrap_or_else(|| panic!("no {name} in {resources:?}"))
+}
+
+fn member_names(group: &Value, users: &[Value]) -> Vec<String> {
+    let mut names: Vec<String> = group["members"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            users.iter().find(|u| u["id"] == m["value"]).map_or_else(
+                || m["value"].to_string(),
+                |u| u["userName"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
+    let slapd = Slapd::start("cli-remote");
+    let mut ldif = String::new();
+    for uid in ["ann", "bob", "cid", "dee"] {
+        ldif.push_str(&format!(
+            "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\
+             givenName: {uid}\nmail: {uid}@example.com\n\n"
+        ));
+    }
+    ldif.push_str(&format!(
+        "dn: cn=staff,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: staff\nmember: uid=ann,ou=people,{BASE}\n\
+         member: uid=bob,ou=people,{BASE}\nmember: uid=cid,ou=people,{BASE}\n"
+    ));
+    slapd.add(&ldif);
+
+    let server_db = temp_db("cli-remote-server");
+    let server = Server::start(&server_db);
+    let token = server.token.clone().unwrap();
+    // Someone else's user at the endpoint: no externalId, so never the sync's to touch.
+    let (status, _) = http(
+        &server.addr,
+        "POST",
+        "/scim/v2/default/Users",
+        Some(&token),
+        Some(
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "zed"}),
+        ),
+    );
+    assert_eq!(status, 201);
+
+    // Every 4th request is refused with 429 and Retry-After, every 5th with 503.
+    let proxy = FaultyProxy::start(
+        &server.addr,
+        Faults {
+            too_many_every: 4,
+            unavailable_every: 5,
+        },
+    );
+    let target = format!("http://{}/scim/v2/default", proxy.addr);
+    let agent_db = temp_db("cli-remote-agent");
+    let config = agent_db.with_file_name("corp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
+             bind_password_env = \"USERSYNC_CLI_TEST_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n\
+             [users.attributes]\n'emails[type eq \"work\"].value' = \"mail\"\n'name.givenName' = \"givenName\"\n\
+             [groups]\nbase = \"ou=groups,{BASE}\"\n[policy]\nmax_deletion_percent = 50.0\n\
+             max_member_removal_percent = 50.0\n",
+            slapd.url
+        ),
+    )
+    .unwrap();
+    let (config, agent_db) = (config.to_str().unwrap(), agent_db.to_str().unwrap());
+    let sync = |extra: &[&str]| {
+        let mut args = vec![
+            "sync",
+            "--config",
+            config,
+            "--db",
+            agent_db,
+            "--target",
+            &target,
+            "--token-env",
+            TOKEN_VAR,
+            "--concurrency",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        run(&token, &args)
+    };
+
+    let (code, out, err) = sync(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("applied 6 changes"), "{out}");
+    assert!(out.contains("requests retried"), "{out}");
+    assert!(
+        proxy.faults() >= 2,
+        "the proxy refused {} requests",
+        proxy.faults()
+    );
+
+    // What the endpoint now holds, read directly: each user once, with its attributes.
+    let users = by_anchor(&server, &token, "Users");
+    assert_eq!(users.len(), 5, "4 synced and zed: {users:?}");
+    let ann = find(&users, "userName", "ann");
+    assert_eq!(ann["emails"][0]["value"], "ann@example.com");
+    assert_eq!(ann["name"]["givenName"], "ann");
+    assert!(ann["externalId"].is_string());
+    let groups = by_anchor(&server, &token, "Groups");
+    let staff = find(&groups, "displayName", "staff");
+    assert_eq!(member_names(staff, &users), ["ann", "bob", "cid"]);
+
+    // Planned again against the endpoint: nothing left to do.
+    let (code, out, err) = run(
+        &token,
+        &[
+            "plan",
+            "--config",
+            config,
+            "--db",
+            agent_db,
+            "--target",
+            &target,
+            "--token-env",
+            TOKEN_VAR,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "No changes: `corp` is in step with the source.");
+
+    // Changes in LDAP: bob leaves, cid leaves the group, dee's mail changes, staff is renamed.
+    slapd.delete(&[&format!("uid=bob,ou=people,{BASE}")]);
+    slapd.modify(&format!(
+        "dn: cn=staff,ou=groups,{BASE}\nchangetype: modify\ndelete: member\nmember: uid=cid,ou=people,{BASE}\n\n\
+         dn: uid=dee,ou=people,{BASE}\nchangetype: modify\nreplace: mail\nmail: dee@corp.example.com\n\n\
+         dn: cn=staff,ou=groups,{BASE}\nchangetype: modrdn\nnewrdn: cn=team\ndeleteoldrdn: 1\n"
+    ));
+    let (code, out, err) = sync(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let users = by_anchor(&server, &token, "Users");
+    assert_eq!(
+        find(&users, "userName", "bob")["active"],
+        false,
+        "deactivated, kept"
+    );
+    assert_eq!(find(&users, "userName", "ann")["active"], true);
+    assert_eq!(
+        find(&users, "userName", "dee")["emails"][0]["value"],
+        "dee@corp.example.com"
+    );
+    assert_eq!(
+        find(&users, "userName", "zed")["active"],
+        true,
+        "left alone"
+    );
+    let groups = by_anchor(&server, &token, "Groups");
+    assert_eq!(groups.len(), 1, "renamed, not replaced: {groups:?}");
+    assert_eq!(
+        member_names(find(&groups, "displayName", "team"), &users),
+        ["ann"],
+        "bob's membership went with the refint overlay, cid's by the sync; the rename kept it"
+    );
+
+    // The runs are on record with the agent.
+    let (code, out, _) = run(
+        &token,
+        &["directory", "runs", "corp", "--db", agent_db, "--json"],
+    );
+    assert_eq!(code, 0);
+    let runs: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
+    assert!(
+        runs[1]["report"]["report"]["retries"].as_u64().unwrap() > 0,
+        "{runs}"
+    );
+
+    // A wrong token is refused before LDAP is read, and says so.
+    let (code, _, err) = run(
+        "not-the-token",
+        &[
+            "sync",
+            "--config",
+            config,
+            "--db",
+            agent_db,
+            "--target",
+            &target,
+            "--token-env",
+            TOKEN_VAR,
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the target cannot be used") && err.contains("401"),
+        "{err}"
+    );
+    server.stop();
+}

@@ -1,0 +1,455 @@
+//! A SCIM 2.0 client for one endpoint (`https://…/scim/v2/<tenant>` and a bearer token): the
+//! remote target an on-premises LDAP sync feeds.
+//!
+//! Every request is retried on what a busy or restarting server answers — 429, 502, 503, 504,
+//! a refused or dropped connection, a timeout — after the server's `Retry-After` when it gives
+//! one, else after an exponential backoff with jitter. Anything else is the answer.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use reqwest::Url;
+use reqwest::blocking::Client;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use serde_json::Value;
+
+const SCIM_JSON: &str = "application/scim+json";
+const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// The schema of a PATCH body.
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// How a [`ScimClient`] behaves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// The CA certificates (PEM) of an `https://` endpoint; the system's roots when `None`.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds to wait for a connection.
+    pub connect_timeout: Duration,
+    /// Seconds to wait for a whole request.
+    pub timeout: Duration,
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// The first retry's delay; each further retry doubles it, up to [`Self::max_delay`].
+    pub base_delay: Duration,
+    /// The longest wait between attempts, a server's `Retry-After` included.
+    pub max_delay: Duration,
+    /// Requests in flight at once when applying a plan.
+    pub concurrency: usize,
+    /// Resources per page when reading the endpoint.
+    pub page_size: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            max_attempts: 6,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+            concurrency: 8,
+            page_size: 500,
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The endpoint URL, the token or the CA file cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// No answer after every attempt.
+    #[error("{method} {url}: no answer after {attempts} attempts: {message}")]
+    Transport {
+        /// The request's method.
+        method: String,
+        /// The request's URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        message: String,
+    },
+    /// The server answered with an error (after retries, when it was a retryable one).
+    #[error("{method} {url}: {status}{}: {detail}", scim_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default())]
+    Status {
+        /// The request's method.
+        method: String,
+        /// The request's URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The SCIM error's `scimType`, when the body has one.
+        scim_type: Option<String>,
+        /// The SCIM error's `detail`, or the start of the body.
+        detail: String,
+    },
+    /// The answer is not the SCIM JSON it should be.
+    #[error("{url}: {message}")]
+    Protocol {
+        /// The request's URL.
+        url: String,
+        /// What is wrong with the answer.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status of an error answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one SCIM endpoint. Cheap to share between threads.
+#[derive(Debug)]
+pub struct ScimClient {
+    http: Client,
+    base: Url,
+    token: String,
+    options: ClientOptions,
+    retries: AtomicU64,
+}
+
+impl ScimClient {
+    /// A client of `base` (the endpoint, such as `https://host/scim/v2/tenant`) sending
+    /// `token` as a bearer token.
+    ///
+    /// # Errors
+    /// [`ClientError::Config`] for a URL that is not `http(s)://`, an empty token, or a CA
+    /// file that cannot be read.
+    pub fn new(base: &str, token: &str, options: ClientOptions) -> Result<Self, ClientError> {
+        let mut base = Url::parse(base.trim_end_matches('/'))
+            .map_err(|e| ClientError::Config(format!("the target `{base}` is not a URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(ClientError::Config(format!(
+                "the target `{base}` must be an http:// or https:// URL"
+            )));
+        }
+        base.set_query(None);
+        base.set_fragment(None);
+        if token.trim().is_empty() {
+            return Err(ClientError::Config("the target's token is empty".into()));
+        }
+        let tls = crate::tls::client_config(options.ca_file.as_deref())
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let http = Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.timeout)
+            .pool_max_idle_per_host(options.concurrency.max(1))
+            .user_agent(concat!("usersync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Config(format!("cannot make an HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base,
+            token: token.trim().to_owned(),
+            options,
+            retries: AtomicU64::new(0),
+        })
+    }
+
+    /// The options it was made with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Requests retried so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// The URL of `path` (`/Users/abc`) with `query` pairs, under the endpoint.
+    pub fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = self.base.clone();
+        let joined = format!("{}{path}", url.path().trim_end_matches('/'));
+        url.set_path(&joined);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// Sends one request, retrying what is worth retrying, and returns the status and the
+    /// JSON body (`null` when empty) of a 2xx answer.
+    ///
+    /// # Errors
+    /// [`ClientError::Status`] for an error answer, [`ClientError::Transport`] when no
+    /// answer came, [`ClientError::Protocol`] for a body that is not JSON.
+    pub fn send(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), ClientError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(AUTHORIZATION, format!("Bearer {}", self.token))
+                .header(ACCEPT, SCIM_JSON);
+            if let Some(body) = body {
+                request = request
+                    .header(CONTENT_TYPE, SCIM_JSON)
+                    .body(body.to_string());
+            }
+            let last = attempt >= self.options.max_attempts;
+            let wait = match request.send() {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    if !last && matches!(status, 429 | 502 | 503 | 504) {
+                        retry_after(response.headers())
+                    } else {
+                        return self.answer(&method, &url, response);
+                    }
+                }
+                Err(e) if !last && (e.is_connect() || e.is_timeout() || e.is_request()) => None,
+                Err(e) => {
+                    return Err(ClientError::Transport {
+                        method: method.to_string(),
+                        url: url.to_string(),
+                        attempts: attempt,
+                        message: error_chain(&e),
+                    });
+                }
+            };
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            let delay = wait.unwrap_or_else(|| backoff(&self.options, attempt));
+            std::thread::sleep(delay.min(self.options.max_delay));
+        }
+    }
+
+    fn answer(
+        &self,
+        method: &reqwest::Method,
+        url: &Url,
+        response: reqwest::blocking::Response,
+    ) -> Result<(u16, Value), ClientError> {
+        let status = response.status().as_u16();
+        let text = response.text().map_err(|e| ClientError::Transport {
+            method: method.to_string(),
+            url: url.to_string(),
+            attempts: 1,
+            message: error_chain(&e),
+        })?;
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(_) if !(200..300).contains(&status) => Value::String(text),
+                Err(e) => {
+                    return Err(ClientError::Protocol {
+                        url: url.to_string(),
+                        message: format!("the answer is not JSON: {e}"),
+                    });
+                }
+            }
+        };
+        if (200..300).contains(&status) {
+            return Ok((status, body));
+        }
+        let detail = match &body {
+            Value::Object(o) => o
+                .get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or("no detail")
+                .to_owned(),
+            Value::String(s) => s.chars().take(200).collect(),
+            _ => "no detail".to_owned(),
+        };
+        Err(ClientError::Status {
+            method: method.to_string(),
+            url: url.to_string(),
+            status,
+            scim_type: body
+                .get("scimType")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            detail,
+        })
+    }
+
+    /// GET of a JSON resource.
+    ///
+    /// # Errors
+    /// As [`ScimClient::send`].
+    pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, ClientError> {
+        self.send(reqwest::Method::GET, self.url(path, query), None)
+            .map(|(_, body)| body)
+    }
+
+    /// Every resource of `path` (`/Users`, `/Groups`), page after page: with cursors
+    /// (RFC 9865) when `cursors` is true, else by `startIndex`.
+    ///
+    /// # Errors
+    /// As [`ScimClient::send`], and [`ClientError::Protocol`] for a page that is not a
+    /// list response.
+    pub fn list_all(&self, path: &str, cursors: bool) -> Result<Vec<Value>, ClientError> {
+        let count = self.options.page_size.max(1).to_string();
+        let mut all = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let index = (all.len() + 1).to_string();
+            let query: [(&str, &str); 2] = if cursors {
+                [("count", &count), ("cursor", &cursor)]
+            } else {
+                [("count", &count), ("startIndex", &index)]
+            };
+            let url = self.url(path, &query);
+            let page = self.get(path, &query)?;
+            if page
+                .get("schemas")
+                .and_then(Value::as_array)
+                .is_none_or(|s| !s.iter().any(|v| v == LIST_RESPONSE))
+            {
+                return Err(ClientError::Protocol {
+                    url: url.to_string(),
+                    message: "the answer is not a SCIM list response".into(),
+                });
+            }
+            let resources = match page.get("Resources") {
+                Some(Value::Array(r)) => r.clone(),
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => {
+                    return Err(ClientError::Protocol {
+                        url: url.to_string(),
+                        message: "`Resources` is not an array".into(),
+                    });
+                }
+            };
+            let got = resources.len();
+            all.extend(resources);
+            let total = page
+                .get("totalResults")
+                .and_then(Value::as_u64)
+                .and_then(|t| usize::try_from(t).ok());
+            if cursors {
+                match page.get("nextCursor").and_then(Value::as_str) {
+                    Some(next) if !next.is_empty() && got > 0 => cursor = next.to_owned(),
+                    _ => break,
+                }
+            } else if got == 0 || total.is_some_and(|t| all.len() >= t) {
+                break;
+            }
+        }
+        Ok(all)
+    }
+}
+
+/// The delay a `Retry-After` header asks for: seconds, or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Exponential backoff with jitter: half the doubled delay, plus up to as much again at
+/// random, so that many clients do not retry in step.
+fn backoff(options: &ClientOptions, attempt: u32) -> Duration {
+    let doubled = options
+        .base_delay
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(options.max_delay);
+    let half = doubled / 2;
+    let random = getrandom::u64().unwrap_or(0) % (u64::try_from(half.as_millis()).unwrap_or(0) + 1);
+    half + Duration::from_millis(random)
+}
+
+/// An error with its sources, which is where reqwest says what actually went wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, "7".parse().unwrap_or_else(|_| unreachable!()));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+        h.insert(
+            RETRY_AFTER,
+            later.parse().unwrap_or_else(|_| unreachable!()),
+        );
+        let d = retry_after(&h).unwrap_or_default();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        assert_eq!(
+            retry_after(&h),
+            Some(Duration::ZERO),
+            "a past date means now"
+        );
+        h.insert(
+            RETRY_AFTER,
+            "soon".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_doubles_within_bounds() {
+        let o = ClientOptions::default();
+        for attempt in 1..20 {
+            let d = backoff(&o, attempt);
+            let doubled = o
+                .base_delay
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(o.max_delay);
+            assert!(d >= doubled / 2 && d <= doubled, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn endpoint_urls_are_checked_and_joined() {
+        let t = |u: &str| ScimClient::new(u, "token", ClientOptions::default());
+        assert!(matches!(t("ftp://h/scim"), Err(ClientError::Config(_))));
+        assert!(matches!(t("not a url"), Err(ClientError::Config(_))));
+        assert!(matches!(
+            ScimClient::new("http://h/scim", " ", ClientOptions::default()),
+            Err(ClientError::Config(_))
+        ));
+        let c = t("https://h:8443/scim/v2/acme/").unwrap_or_else(|e| unreachable!("{e}"));
+        let url = c.url("/Users", &[("filter", "userName eq \"a b\"")]);
+        assert_eq!(
+            url.as_str(),
+            "https://h:8443/scim/v2/acme/Users?filter=userName+eq+%22a+b%22"
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! A remote SCIM 2.0 endpoint as the target of an LDAP sync: an on-premises agent reads the
+//! directory and feeds a cloud tenant (`https://…/scim/v2/<tenant>` and its token).
+//!
+//! The endpoint's current state is read over SCIM, the same plan is computed against it, and
+//! the plan is applied with bounded concurrency, phase by phase as in the local store.
+//! Only resources with an `externalId` are the sync's: anything else at the endpoint is
+//! left alone. Every request is retried by the [`ScimClient`]; what still fails is
+//! reported per object, and the next run tries it again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use super::apply::{ApplyError, ApplyOptions, PHASES, Progress, Report, Target, begin};
+use super::config::{Conflict, SyncConfig};
+use super::plan::{Action, Change, Current, Plan};
+use crate::client::{ClientError, PATCH_OP, ScimClient};
+use crate::scim::datetime::DateTime;
+use crate::scim::filter::Compatibility;
+use crate::scim::schema::SchemaRegistry;
+use crate::scim::service::resource::read_input;
+use crate::store::{Kind, Member, Resource};
+
+const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// Members per PATCH adding members: large groups are fed in slices a server accepts.
+const ADD_SLICE: usize = 500;
+/// Members per PATCH removing members: each is a term of the path's value filter.
+const REMOVE_SLICE: usize = 50;
+
+/// A SCIM endpoint to sync into.
+#[derive(Debug)]
+pub struct RemoteTarget {
+    client: ScimClient,
+    cursors: bool,
+}
+
+impl RemoteTarget {
+    /// Connects: reads the endpoint's `/ServiceProviderConfig` and one user, which checks
+    /// the URL and the token (discovery may be open to all) before anything is planned.
+    ///
+    /// # Errors
+    /// The [`ClientError`] of the first request that fails.
+    pub fn connect(client: ScimClient) -> Result<Self, ClientError> {
+        let config = client.get("/ServiceProviderConfig", &[])?;
+        client.get("/Users", &[("count", "1")])?;
+        let cursors = config.pointer("/pagination/cursor") == Some(&Value::Bool(true));
+        Ok(Self { client, cursors })
+    }
+
+    /// Requests retried so far.
+    pub fn retries(&self) -> u64 {
+        self.client.retries()
+    }
+
+    /// One change, as the requests it takes; the `id` of what a create made.
+    fn execute(
+        &self,
+        change: &Change,
+        ids: &HashMap<(Kind, String), String>,
+    ) -> Result<Option<String>, ClientError> {
+        let collection = match change.kind {
+            Kind::User => "/Users",
+            Kind::Group => "/Groups",
+        };
+        let id = ids.get(&(change.kind, change.anchor.clone()));
+        let at = |id: &str| format!("{collection}/{id}");
+        let patch = |id: &str, operations: Vec<Value>| {
+            let body = json!({"schemas": [PATCH_OP], "Operations": operations});
+            self.client
+                .send(
+                    reqwest::Method::PATCH,
+                    self.client.url(&at(id), &[]),
+                    Some(&body),
+                )
+                .map(|_| None)
+        };
+        match (change.action, &change.input, id) {
+            (Action::Create, Some(input), _) => {
+                let body = body(change, &input.attributes);
+                let url = self.client.url(collection, &[]);
+                match self.client.send(reqwest::Method::POST, url, Some(&body)) {
+                    Ok((_, created)) => match created.get("id").and_then(Value::as_str) {
+                        Some(id) => Ok(Some(id.to_owned())),
+                        None => Err(ClientError::Protocol {
+                            url: collection.into(),
+                            message: "the created resource has no `id`".into(),
+                        }),
+                    },
+                    // A create retried after its answer was lost: it is there already.
+                    Err(e) if e.status() == Some(409) => match self.find(collection, change)? {
+                        Some(id) => Ok(Some(id)),
+                        None => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
+            // A group's PUT would drop its members: groups change by PATCH.
+            (Action::Update | Action::Reactivate | Action::Deactivate, Some(input), Some(id))
+                if change.kind == Kind::Group =>
+            {
+                let mut operations = vec![json!({"op": "replace", "value": input.attributes})];
+                operations.extend(
+                    change
+                        .diff
+                        .iter()
+                        .filter(|d| d.new.is_null())
+                        .map(|d| json!({"op": "remove", "path": d.attribute})),
+                );
+                patch(id, operations)
+            }
+            (Action::Update | Action::Reactivate | Action::Deactivate, Some(input), Some(id)) => {
+                let body = body(change, &input.attributes);
+                self.client
+                    .send(
+                        reqwest::Method::PUT,
+                        self.client.url(&at(id), &[]),
+                        Some(&body),
+                    )
+                    .map(|_| None)
+            }
+            (Action::Deactivate, None, Some(id)) => patch(
+                id,
+                vec![json!({"op": "replace", "path": "active", "value": false})],
+            ),
+            (Action::Delete, _, Some(id)) => {
+                match self
+                    .client
+                    .send(reqwest::Method::DELETE, self.client.url(&at(id), &[]), None)
+                {
+                    Err(e) if e.status() == Some(404) => Ok(None),
+                    other => other.map(|_| None),
+                }
+            }
+            (Action::AddMembers, _, Some(id)) => {
+                let members: Vec<Value> = member_ids(change, ids)
+                    .map(|(kind, member)| json!({"value": member, "type": type_name(kind)}))
+                    .collect();
+                for slice in members.chunks(ADD_SLICE) {
+                    patch(
+                        id,
+                        vec![json!({"op": "add", "path": "members", "value": slice})],
+                    )?;
+                }
+                Ok(None)
+            }
+            (Action::RemoveMembers, _, Some(id)) => {
+                let members: Vec<String> = member_ids(change, ids)
+                    .map(|(_, member)| format!("value eq {}", Value::String(member.clone())))
+                    .collect();
+                for slice in members.chunks(REMOVE_SLICE) {
+                    let path = format!("members[{}]", slice.join(" or "));
+                    patch(id, vec![json!({"op": "remove", "path": path})])?;
+                }
+                Ok(None)
+            }
+            // Its object is gone, or was never created: nothing to do.
+            _ => Ok(None),
+        }
+    }
+
+    /// The `id` of the resource with the change's anchor as `externalId`, if there is one.
+    fn find(&self, collection: &str, change: &Change) -> Result<Option<String>, ClientError> {
+        let filter = format!("externalId eq {}", Value::String(change.anchor.clone()));
+        let found = self.client.get(collection, &[("filter", &filter)])?;
+        Ok(match found.get("Resources").and_then(Value::as_array) {
+            Some(r) if r.len() == 1 => r[0].get("id").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        })
+    }
+}
+
+impl Target for RemoteTarget {
+    fn current(&self, _directory: &str) -> Result<Current, ApplyError> {
+        let registry = SchemaRegistry::core();
+        let mut current = Current::default();
+        let mut group_ids = HashSet::new();
+        let mut members_of = Vec::new();
+        for kind in [Kind::Group, Kind::User] {
+            let collection = match kind {
+                Kind::User => "/Users",
+                Kind::Group => "/Groups",
+            };
+            let rt = registry
+                .resource_type(type_name(kind))
+                .ok_or_else(|| ApplyError::Remote("the core schemas are missing".into()))?;
+            for value in self.client.list_all(collection, self.cursors)? {
+                // Only what carries an anchor is the sync's; the rest is left alone.
+                let Some(external_id) = value.get("externalId").and_then(Value::as_str) else {
+                    continue;
+                };
+                let Some(id) = value.get("id").and_then(Value::as_str) else {
+                    return Err(ApplyError::Remote(format!(
+                        "{collection}: a resource without `id` (externalId `{external_id}`)"
+                    )));
+                };
+                let input =
+                    read_input(rt, kind, &value, Compatibility::default()).map_err(|e| {
+                        ApplyError::Remote(format!(
+                            "{collection}/{id} cannot be read: {}",
+                            e.detail
+                        ))
+                    })?;
+                if kind == Kind::Group {
+                    group_ids.insert(id.to_owned());
+                    members_of.push((id.to_owned(), value.get("members").cloned()));
+                }
+                let resource = Resource {
+                    directory: 0,
+                    kind,
+                    id: id.to_owned(),
+                    external_id: Some(external_id.to_owned()),
+                    name: input.name,
+                    active: input.active,
+                    version: 0,
+                    created: DateTime::from_unix(0, 0),
+                    modified: DateTime::from_unix(0, 0),
+                    inactive_since: None,
+                    attributes: Value::Object(input.attributes),
+                };
+                match kind {
+                    Kind::User => current.users.push(resource),
+                    Kind::Group => current.groups.push(resource),
+                }
+            }
+        }
+        for (group, members) in members_of {
+            let members = members
+                .as_ref()
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|m| {
+                    let id = m.get("value")?.as_str()?.to_owned();
+                    let kind = match m.get("type").and_then(Value::as_str) {
+                        Some(t) if t.eq_ignore_ascii_case("Group") => Kind::Group,
+                        Some(_) => Kind::User,
+                        None if group_ids.contains(&id) => Kind::Group,
+                        None => Kind::User,
+                    };
+                    Some(Member { id, kind })
+                })
+                .collect();
+            current.members.insert(group, members);
+        }
+        Ok(current)
+    }
+
+    fn apply(
+        &self,
+        config: &SyncConfig,
+        plan: &Plan,
+        options: &ApplyOptions<'_>,
+    ) -> Result<Report, ApplyError> {
+        let started = Instant::now();
+        let mut report = begin(plan, options)?;
+        let retries_before = self.client.retries();
+        let total = plan.changes.len();
+        let done = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let mut ids = plan.ids.clone();
+        let mut conflict = None;
+        for actions in PHASES {
+            let changes: Vec<&Change> = plan
+                .changes
+                .iter()
+                .filter(|c| actions.contains(&c.action))
+                .collect();
+            let outcomes = concurrently(&changes, self.client.options().concurrency, |change| {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let outcome = self.execute(change, &ids);
+                if let Some(progress) = options.progress {
+                    progress(Progress {
+                        done: done.fetch_add(1, Ordering::Relaxed) + 1,
+                        total,
+                    });
+                }
+                if matches!(&outcome, Err(e) if e.status() == Some(409))
+                    && config.policy.user_name_conflict == Conflict::Fail
+                {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                Some(outcome)
+            });
+            for (change, outcome) in changes.into_iter().zip(outcomes) {
+                match outcome {
+                    None => {}
+                    Some(Ok(created)) => {
+                        if let Some(id) = created {
+                            ids.insert((change.kind, change.anchor.clone()), id);
+                        }
+                        *report.applied.entry(change.action).or_insert(0) += 1;
+                    }
+                    Some(Err(e)) if e.status() == Some(409) => {
+                        let message = format!(
+                            "{} `{}`: the target refused it as taken: {e}",
+                            type_name(change.kind),
+                            change.name
+                        );
+                        match config.policy.user_name_conflict {
+                            Conflict::Skip => report.conflicts.push(message),
+                            Conflict::Fail => conflict = conflict.or(Some(message)),
+                        }
+                    }
+                    Some(Err(e)) => report.failures.push(format!(
+                        "{} {} `{}`: {e}",
+                        change.action_name(),
+                        type_name(change.kind),
+                        change.name
+                    )),
+                }
+            }
+            if let Some(message) = conflict {
+                return Err(ApplyError::Conflict(message));
+            }
+        }
+        report.retries = self.client.retries() - retries_before;
+        report.milliseconds = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(report)
+    }
+}
+
+/// The body of a create or replace: the wanted attributes, the anchor as `externalId`.
+fn body(change: &Change, attributes: &Map<String, Value>) -> Value {
+    let core = match change.kind {
+        Kind::User => USER_SCHEMA,
+        Kind::Group => GROUP_SCHEMA,
+    };
+    let schemas: Vec<&str> = std::iter::once(core)
+        .chain(
+            attributes
+                .keys()
+                .filter(|k| k.starts_with("urn:"))
+                .map(String::as_str),
+        )
+        .collect();
+    let mut body = attributes.clone();
+    body.insert("schemas".into(), json!(schemas));
+    body.insert("externalId".into(), Value::String(change.anchor.clone()));
+    Value::Object(body)
+}
+
+/// The target's ids of the members a change names, skipping those never created.
+fn member_ids<'a>(
+    change: &'a Change,
+    ids: &'a HashMap<(Kind, String), String>,
+) -> impl Iterator<Item = (Kind, &'a String)> {
+    change
+        .members
+        .iter()
+        .filter_map(|m| ids.get(&(m.kind, m.anchor.clone())).map(|id| (m.kind, id)))
+}
+
+fn type_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => "User",
+        Kind::Group => "Group",
+    }
+}
+
+/// `work` over every item on up to `workers` threads; the results in the items' order.
+fn concurrently<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let (sender, receiver) = mpsc::channel();
+    std::thread::scope(|s| {
+        for _ in 0..workers.clamp(1, items.len().max(1)) {
+            let sender = sender.clone();
+            let (next, work) = (&next, &work);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if sender.send((i, work(item))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    drop(sender);
+    let mut results: Vec<(usize, R)> = receiver.into_iter().collect();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}

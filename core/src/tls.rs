@@ -1,0 +1,57 @@
+//! The TLS client configuration every outgoing connection uses (the LDAP reader, the SCIM
+//! client): rustls on ring, trusting the configured CA file or else the system's roots.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+/// Why no TLS configuration could be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TlsError {
+    /// The CA file cannot be read or holds no certificate.
+    #[error("{0}")]
+    Ca(String),
+    /// rustls refused the protocol versions (not expected with ring's defaults).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Trusts the PEM certificates in `ca_file`, or the system's roots when `None`.
+pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let at = |e: &dyn std::fmt::Display| TlsError::Ca(format!("{}: {e}", path.display()));
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| TlsError::Ca(format!("cannot read {}: {e}", path.display())))?;
+            for cert in certs {
+                roots.add(cert.map_err(|e| at(&e))?).map_err(|e| at(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(TlsError::Ca(format!(
+                    "{} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+        }
+        None => {
+            for path in [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+            ] {
+                if let Ok(certs) = CertificateDer::pem_file_iter(path) {
+                    for cert in certs.flatten() {
+                        let _ = roots.add(cert);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| TlsError::Setup(e.to_string()))
+}

@@ -1,0 +1,158 @@
+//! An HTTP/1.1 proxy that answers some requests with the errors a busy server gives (429 with
+//! `Retry-After`, 503) and forwards the others to a real server: what a client's retries are
+//! tested against.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Which requests fail, counting from 1 in the order they arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    /// Every n-th request gets `429 Too Many Requests` with `Retry-After: 1` (0: none).
+    pub too_many_every: usize,
+    /// Every n-th request (not already a 429) gets `503 Service Unavailable`, no header
+    /// (0: none).
+    pub unavailable_every: usize,
+}
+
+/// A running proxy; stops when dropped.
+#[derive(Debug)]
+pub struct FaultyProxy {
+    /// `host:port` to send requests to.
+    pub addr: String,
+    requests: Arc<AtomicUsize>,
+    faults_given: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FaultyProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`host:port`).
+    ///
+    /// # Panics
+    /// When no loopback port can be had.
+    pub fn start(upstream: &str, faults: Faults) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let addr = listener.local_addr().expect("its address").to_string();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let faults_given = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, f, s, upstream) = (
+            requests.clone(),
+            faults_given.clone(),
+            stop.clone(),
+            upstream.to_owned(),
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (r, f, upstream) = (r.clone(), f.clone(), upstream.clone());
+                std::thread::spawn(move || serve(conn, &upstream, faults, &r, &f));
+            }
+        });
+        Self {
+            addr,
+            requests,
+            faults_given,
+            stop,
+        }
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered with an error so far.
+    pub fn faults(&self) -> usize {
+        self.faults_given.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
+
+/// Serves the requests of one connection, one at a time.
+fn serve(
+    conn: TcpStream,
+    upstream: &str,
+    faults: Faults,
+    requests: &AtomicUsize,
+    given: &AtomicUsize,
+) {
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(conn);
+    while let Some(request) = read_message(&mut reader) {
+        let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
+        // `is_multiple_of(0)` is false: 0 turns a fault off.
+        let fault = if n.is_multiple_of(faults.too_many_every) {
+            Some("429 Too Many Requests\r\nRetry-After: 1")
+        } else if n.is_multiple_of(faults.unavailable_every) {
+            Some("503 Service Unavailable")
+        } else {
+            None
+        };
+        let response = match fault {
+            Some(status) => {
+                given.fetch_add(1, Ordering::SeqCst);
+                let body = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"503","detail":"busy"}"#;
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes()
+            }
+            None => match forward(upstream, &request) {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        if out.write_all(&response).is_err() {
+            return;
+        }
+    }
+    let _ = out.shutdown(Shutdown::Both);
+}
+
+/// One request sent upstream on its own connection; the whole answer.
+fn forward(upstream: &str, request: &[u8]) -> Option<Vec<u8>> {
+    let mut up = TcpStream::connect(upstream).ok()?;
+    up.write_all(request).ok()?;
+    read_message(&mut BufReader::new(up))
+}
+
+/// One HTTP/1.1 message with a `Content-Length` body (or none), as bytes.
+fn read_message(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+        head.extend_from_slice(line.as_bytes());
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    head.extend(body);
+    Some(head)
+}
