@@ -308,9 +308,13 @@ fn daemon(
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
     let mut failures = 0u32;
+    let when = match &config.schedule.cron {
+        Some(cron) => format!("at `{cron}` (UTC)"),
+        None => format!("every {} s", config.schedule.interval_seconds),
+    };
     println!(
-        "syncing `{}` every {} s; stop with SIGTERM or Ctrl-C",
-        config.directory, config.schedule.interval_seconds
+        "syncing `{}` {when}; stop with SIGTERM or Ctrl-C",
+        config.directory
     );
     while !stop.load(Ordering::SeqCst) {
         let started = system_clock()();

@@ -51,11 +51,13 @@ pub struct SyncConfig {
 }
 
 /// When syncs run in daemon mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Schedule {
-    /// Seconds from the start of one run to the start of the next.
+    /// Seconds from the start of one run to the start of the next (without `cron`).
     pub interval_seconds: u64,
+    /// Runs start at the times of this cron expression (UTC) instead of every interval.
+    pub cron: Option<super::schedule::CronExpression>,
     /// Seconds before the first retry after a failed run; each further failure doubles it,
     /// up to the interval.
     pub retry_seconds: u64,
@@ -328,6 +330,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawSchedule {
     interval: Option<String>,
+    cron: Option<String>,
     retry: Option<String>,
 }
 
@@ -509,9 +512,22 @@ impl RawConfig {
         }
         let policy = self.policy.check()?;
         let interval_seconds = match &self.schedule.interval {
+            Some(_) if self.schedule.cron.is_some() => {
+                return Err(ConfigError::at(
+                    "schedule.cron",
+                    "give either an interval or a cron expression, not both",
+                ));
+            }
             Some(text) => duration("schedule.interval", text)?,
             None => 3600,
         };
+        let cron = self
+            .schedule
+            .cron
+            .as_deref()
+            .map(super::schedule::CronExpression::parse)
+            .transpose()
+            .map_err(|e| ConfigError::at("schedule.cron", e))?;
         let retry_seconds = match &self.schedule.retry {
             Some(text) => duration("schedule.retry", text)?,
             None => 60.min(interval_seconds),
@@ -524,6 +540,7 @@ impl RawConfig {
             policy,
             schedule: Schedule {
                 interval_seconds,
+                cron,
                 retry_seconds,
             },
         })

@@ -1,8 +1,87 @@
 //! When the next sync runs: a pure function of the schedule, the last run and how it ended,
 //! so that the daemon, the C ABI and tests agree without waiting for clocks.
 
+use std::cmp::Ordering;
+
+use croner::errors::CronError;
+use croner::{CivilDate, CivilDateTime, CivilTime, Cron, CronDateTime, Resolution, Weekday};
+
 use super::config::Schedule;
-use crate::scim::datetime::DateTime;
+use crate::scim::datetime::{DateTime, civil_from_days, days_from_civil};
+
+/// A cron expression (five fields, or six with seconds first; `@daily` and the like;
+/// `MON`…`SUN`, `JAN`…`DEC`), read in UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronExpression {
+    text: String,
+    cron: Cron,
+}
+
+impl CronExpression {
+    /// Reads an expression.
+    ///
+    /// # Errors
+    /// What is wrong with it, for a person.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        text.parse::<Cron>()
+            .map(|cron| Self {
+                text: text.trim().to_owned(),
+                cron,
+            })
+            .map_err(|e| format!("`{text}` is not a cron expression: {e}"))
+    }
+
+    /// The first time strictly after `after` that the expression names (`None` when it
+    /// names no time, such as the 30th of February).
+    pub fn next_after(&self, after: DateTime) -> Option<DateTime> {
+        self.cron
+            .find_next_occurrence(&Utc(after.unix_seconds()), false)
+            .ok()
+            .map(|t| DateTime::from_unix(t.0, 0))
+    }
+}
+
+impl std::fmt::Display for CronExpression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Whole seconds since the epoch, UTC: the clock croner searches over.
+#[derive(Debug, Clone, Copy)]
+struct Utc(i64);
+
+impl CronDateTime for Utc {
+    fn to_civil(&self) -> CivilDateTime {
+        let (days, seconds) = (self.0.div_euclid(86_400), self.0.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        let s = u32::try_from(seconds).unwrap_or(0);
+        CivilDateTime::new(
+            CivilDate::from_parts_unchecked(i32::try_from(y).unwrap_or(i32::MAX), m, d),
+            CivilTime::from_parts_unchecked(s / 3600, s / 60 % 60, s % 60),
+        )
+    }
+
+    fn civil_weekday(&self) -> Weekday {
+        // 1970-01-01 was a Thursday.
+        let days = self.0.div_euclid(86_400);
+        Weekday::from_days_from_sunday(u32::try_from((days + 4).rem_euclid(7)).unwrap_or(0))
+    }
+
+    fn resolve_civil(&self, civil: CivilDateTime) -> Result<Resolution<Self>, CronError> {
+        let days = days_from_civil(i64::from(civil.year()), civil.month(), civil.day());
+        let seconds = i64::from(civil.hour() * 3600 + civil.minute() * 60 + civil.second());
+        Ok(Resolution::Single(Utc(days * 86_400 + seconds)))
+    }
+
+    fn checked_add_seconds(&self, seconds: i64) -> Option<Self> {
+        self.0.checked_add(seconds).map(Utc)
+    }
+
+    fn cmp_instant(&self, other: &Self) -> Ordering {
+        self.0.cmp(&other.0)
+    }
+}
 
 /// How the last run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,39 +98,44 @@ pub enum Outcome {
 }
 
 /// The start of the next run, after a run that started at `last_start` and ended as
-/// `outcome`. A failure is retried after the schedule's retry delay, doubled for each further
-/// failure up to the interval, and moved by up to a tenth either way (from `jitter_seed`) so
-/// that many directories do not retry in step. A time in the past means "now".
+/// `outcome`: one interval later, or the cron expression's next time. A failure is retried
+/// after the schedule's retry delay, doubled for each further failure but never later than
+/// the next regular run, and moved by up to a tenth either way (from `jitter_seed`) so that
+/// many directories do not retry in step. A time in the past means "now".
 pub fn next_run(
     schedule: &Schedule,
     last_start: DateTime,
     outcome: Outcome,
     jitter_seed: u64,
 ) -> DateTime {
-    let delay = match outcome {
-        Outcome::Succeeded | Outcome::Blocked => schedule.interval_seconds,
-        Outcome::Failed { failures } => {
-            let doublings = failures.saturating_sub(1).min(32);
-            let backoff = schedule
-                .retry_seconds
-                .saturating_mul(1u64 << doublings)
-                .min(schedule.interval_seconds);
-            // Up to ±10%, from a cheap deterministic hash of the seed and the attempt.
-            let spread = backoff / 10;
-            if spread == 0 {
-                backoff
-            } else {
-                let h = (jitter_seed ^ u64::from(failures))
-                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    .rotate_left(29);
-                backoff - spread + h % (2 * spread + 1)
-            }
-        }
+    let start = last_start.unix_seconds();
+    let regular = match &schedule.cron {
+        Some(cron) => cron
+            .next_after(last_start)
+            .map_or(i64::MAX, |t| t.unix_seconds()),
+        None => start.saturating_add(i64::try_from(schedule.interval_seconds).unwrap_or(i64::MAX)),
+    };
+    let Outcome::Failed { failures } = outcome else {
+        return DateTime::from_unix(regular, 0);
+    };
+    let doublings = failures.saturating_sub(1).min(32);
+    let until_regular = u64::try_from(regular.saturating_sub(start)).unwrap_or(0);
+    let backoff = schedule
+        .retry_seconds
+        .saturating_mul(1u64 << doublings)
+        .min(until_regular);
+    // Up to ±10%, from a cheap deterministic hash of the seed and the attempt.
+    let spread = backoff / 10;
+    let delay = if spread == 0 {
+        backoff
+    } else {
+        let h = (jitter_seed ^ u64::from(failures))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+        backoff - spread + h % (2 * spread + 1)
     };
     DateTime::from_unix(
-        last_start
-            .unix_seconds()
-            .saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)),
+        start.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)),
         0,
     )
 }
@@ -68,6 +152,7 @@ mod tests {
     fn success_and_blocked_wait_the_interval_failures_back_off_with_jitter() {
         let s = Schedule {
             interval_seconds: 3600,
+            cron: None,
             retry_seconds: 60,
         };
         assert_eq!(next_run(&s, at(1000), Outcome::Succeeded, 7), at(4600));
@@ -90,5 +175,87 @@ mod tests {
         assert_ne!(a, b);
         // The same inputs give the same answer.
         assert_eq!(a, next_run(&s, at(0), Outcome::Failed { failures: 3 }, 1));
+    }
+
+    fn cron(text: &str) -> Schedule {
+        Schedule {
+            interval_seconds: 3600,
+            cron: Some(CronExpression::parse(text).unwrap_or_else(|e| unreachable!("{e}"))),
+            retry_seconds: 60,
+        }
+    }
+
+    fn utc(text: &str) -> DateTime {
+        DateTime::parse(text).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    #[test]
+    fn cron_schedules_run_at_the_named_times_in_utc() {
+        let nightly = cron("30 2 * * *");
+        let start = utc("2026-11-28T02:30:00Z");
+        assert_eq!(
+            next_run(&nightly, start, Outcome::Succeeded, 1),
+            utc("2026-11-29T02:30:00Z"),
+            "strictly after the run that just started"
+        );
+        assert_eq!(
+            next_run(&nightly, utc("2026-11-28T01:00:00Z"), Outcome::Blocked, 1),
+            utc("2026-11-28T02:30:00Z")
+        );
+        // Weekdays and month ends, across a leap day.
+        let weekdays = cron("0 9 * * MON-FRI");
+        assert_eq!(
+            next_run(
+                &weekdays,
+                utc("2026-11-27T09:00:00Z"),
+                Outcome::Succeeded,
+                1
+            ),
+            utc("2026-11-30T09:00:00Z"),
+            "Friday's run is followed by Monday's"
+        );
+        let leap = cron("0 0 29 2 *");
+        assert_eq!(
+            next_run(&leap, utc("2026-03-01T00:00:00Z"), Outcome::Succeeded, 1),
+            utc("2028-02-29T00:00:00Z")
+        );
+        assert_eq!(
+            next_run(
+                &cron("@hourly"),
+                utc("1969-12-31T23:59:59Z"),
+                Outcome::Succeeded,
+                1
+            ),
+            utc("1970-01-01T00:00:00Z"),
+            "before the epoch too"
+        );
+        // A failure retries soon, but never after the next regular run.
+        let every_5m = cron("*/5 * * * *");
+        let failed = next_run(
+            &every_5m,
+            utc("2026-11-28T10:00:00Z"),
+            Outcome::Failed { failures: 1 },
+            3,
+        );
+        let after = failed.unix_seconds() - utc("2026-11-28T10:00:00Z").unix_seconds();
+        assert!((54..=66).contains(&after), "{after} s");
+        let failed = next_run(
+            &every_5m,
+            utc("2026-11-28T10:00:00Z"),
+            Outcome::Failed { failures: 9 },
+            3,
+        );
+        assert!(
+            failed <= utc("2026-11-28T10:05:30Z") && failed >= utc("2026-11-28T10:04:30Z"),
+            "{failed}"
+        );
+    }
+
+    #[test]
+    fn bad_cron_expressions_say_why() {
+        for bad in ["", "* * *", "61 * * * *", "* * * * * * * *", "0 0 31 FOO *"] {
+            let e = CronExpression::parse(bad).err().unwrap_or_default();
+            assert!(e.contains("is not a cron expression"), "{bad}: {e}");
+        }
     }
 }

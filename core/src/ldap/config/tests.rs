@@ -76,7 +76,14 @@ fn defaults_fill_what_is_left_out() {
     assert_eq!(c.policy.removal, Removal::Deactivate);
     assert_eq!(c.schedule.interval_seconds, 3600);
     assert_eq!(c.schedule.retry_seconds, 60);
+    assert!(c.schedule.cron.is_none());
     assert!(c.groups.is_none());
+    let nightly =
+        SyncConfig::from_toml(&merge(MINIMAL, "[schedule]\ncron = \"30 2 * * *\"")).unwrap();
+    assert_eq!(
+        nightly.schedule.cron.map(|c| c.to_string()).as_deref(),
+        Some("30 2 * * *")
+    );
 }
 
 /// Each broken configuration gets an error that names the key (or the line) and the fix.
@@ -191,6 +198,16 @@ fn errors_name_the_key() {
             "unknown variant `members`",
         ),
         ("[connection]\nurls = [\"ldap://a\"\n", "", "column"),
+        (
+            "[schedule]\ncron = \"0 2 * *\"",
+            "",
+            "`schedule.cron`: `0 2 * *` is not a cron expression",
+        ),
+        (
+            "[schedule]\ncron = \"0 2 * * *\"\ninterval = \"1h\"",
+            "",
+            "`schedule.cron`: give either an interval or a cron expression, not both",
+        ),
     ];
     for (patch, _, expected) in cases {
         let text = merge(MINIMAL, patch);
