@@ -5,13 +5,12 @@ use std::process::ExitCode;
 
 use serde_json::json;
 use usersync_core::client::{ClientOptions, ScimClient};
-use usersync_core::ldap::apply::{ApplyOptions, LocalTarget, Target};
+use usersync_core::ldap::apply::{self, ApplyOptions, LocalTarget, Target};
 use usersync_core::ldap::config::SyncConfig;
 use usersync_core::ldap::remote::RemoteTarget;
-use usersync_core::ldap::{apply, plan, source};
-use usersync_core::scim::datetime::DateTime;
+use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
 use usersync_core::store::sqlite::SqliteStore;
-use usersync_core::store::{DirectoryKind, NewDirectory, Store, SyncRun, system_clock};
+use usersync_core::store::system_clock;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -37,6 +36,9 @@ pub(crate) struct Args {
     /// Requests in flight at once to the target.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256), requires = "target")]
     concurrency: u16,
+    /// Read everything, even when [incremental] runs are configured and one is possible.
+    #[arg(long)]
+    full: bool,
 }
 
 impl Args {
@@ -73,133 +75,31 @@ pub(crate) struct SyncArgs {
 /// Exit codes: 0 done, 1 failed, 3 blocked by a threshold (nothing applied).
 const BLOCKED: u8 = 3;
 
-/// Reads the configuration, the source and the target: everything a plan needs.
-fn prepare(args: &Args) -> Result<plan::Plan, String> {
-    let config = SyncConfig::from_file(&args.config)
-        .map_err(|e| format!("{}: {e}", args.config.display()))?;
-    match args.remote()? {
-        Some(remote) => plan_for(&config, &remote),
-        None => plan_for(&config, &LocalTarget(&open_store(&args.db)?)),
-    }
-}
-
 fn open_store(db: &std::path::Path) -> Result<SqliteStore, String> {
     SqliteStore::open(db, system_clock()).map_err(|e| format!("cannot open {}: {e}", db.display()))
 }
 
-/// Reads the source and plans against the target.
-fn plan_for(config: &SyncConfig, target: &dyn Target) -> Result<plan::Plan, String> {
-    let snapshot = source::read(config).map_err(|e| e.to_string())?;
-    let current = target
-        .current(&config.directory)
-        .map_err(|e| e.to_string())?;
-    Ok(plan::plan(config, &snapshot, &current))
-}
-
-/// How a run ended.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Ended {
-    Succeeded,
-    Blocked,
-    Failed,
-}
-
-impl Ended {
-    /// As recorded with the run.
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Blocked => "blocked",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// How a run ended, and its report, as recorded.
-struct RunRecord {
-    outcome: Ended,
-    report: serde_json::Value,
-}
-
-/// One sync: plan, apply, and the record of what happened.
-fn run_once(
-    config: &SyncConfig,
-    target: &dyn Target,
-    options: &ApplyOptions<'_>,
-) -> (Option<plan::Plan>, Result<apply::Report, String>, RunRecord) {
-    let plan = match plan_for(config, target) {
-        Ok(p) => p,
-        Err(e) => {
-            let record = RunRecord {
-                outcome: Ended::Failed,
-                report: json!({"error": e}),
-            };
-            return (None, Err(e), record);
-        }
+/// Reads the configuration, the source and the target, and plans.
+fn prepare(args: &Args) -> Result<(run::Mode, usersync_core::ldap::plan::Plan), String> {
+    let config = SyncConfig::from_file(&args.config)
+        .map_err(|e| format!("{}: {e}", args.config.display()))?;
+    let store = open_store(&args.db)?;
+    let remote = args.remote()?;
+    let local = LocalTarget(&store);
+    let target: &dyn Target = match &remote {
+        Some(r) => r,
+        None => &local,
     };
-    let planned = json!({
-        "summary": plan.summary().counts,
-        "incomplete": plan.incomplete,
-        "blocked": plan.blocked,
-        "warnings": plan.warnings,
-    });
-    match target.apply(config, &plan, options) {
-        Ok(report) => {
-            let record = RunRecord {
-                outcome: if report.failures.is_empty() {
-                    Ended::Succeeded
-                } else {
-                    Ended::Failed
-                },
-                report: json!({"plan": planned, "report": report}),
-            };
-            (Some(plan), Ok(report), record)
-        }
-        Err(e) => {
-            let outcome = if matches!(e, apply::ApplyError::Blocked(_)) {
-                Ended::Blocked
-            } else {
-                Ended::Failed
-            };
-            let record = RunRecord {
-                outcome,
-                report: json!({"plan": planned, "error": e.to_string()}),
-            };
-            (Some(plan), Err(e.to_string()), record)
-        }
-    }
-}
-
-/// Keeps the record of a run with its directory (created, kind ldap, when a first run
-/// fails before it exists, so that the failure is on record).
-fn record(store: &SqliteStore, directory: &str, started: DateTime, run: RunRecord) {
-    let d = match store.directory(directory) {
-        Ok(Some(d)) if d.kind == DirectoryKind::Ldap => d,
-        Ok(None) => match store.create_directory(NewDirectory::new(directory, DirectoryKind::Ldap))
-        {
-            Ok(d) => d,
-            Err(_) => return,
-        },
-        _ => return,
-    };
-    let stored = store.add_run(SyncRun {
-        id: 0,
-        directory: d.id,
-        started,
-        finished: system_clock()(),
-        outcome: run.outcome.as_str().into(),
-        report: run.report,
-    });
-    if let Err(e) = stored {
-        eprintln!("warning: the run was not recorded: {e}");
-    }
+    run::plan_run(&config, &store, target, args.full, system_clock()())
 }
 
 pub(crate) fn plan(args: &Args) -> ExitCode {
     match prepare(args) {
-        Ok(plan) => {
+        Ok((mode, plan)) => {
             if args.json {
-                println!("{}", plan.to_json());
+                let mut out = plan.to_json();
+                out["mode"] = json!(mode);
+                println!("{out}");
             } else {
                 print!("{plan}");
             }
@@ -317,27 +217,33 @@ fn daemon(
         config.directory
     );
     while !stop.load(Ordering::SeqCst) {
-        let started = system_clock()();
-        let options = ApplyOptions::new(args.allow_deletes);
-        let (_, result, run) = run_once(config, target, &options);
-        let ended = run.outcome;
-        record(store, &config.directory, started, run);
+        let clock = system_clock();
+        let options = RunOptions::new(ApplyOptions::new(args.allow_deletes), args.common.full);
+        let run = run::sync(config, store, target, &options, &clock);
+        let started = run.started;
         // The schedule follows the run as a whole: applied (even with some objects
         // failing), blocked, or not done at all.
-        let (line, state) = match result {
-            Ok(report) => {
+        let (line, state) = match (&run.report, run.outcome) {
+            (Some(report), _) => {
                 failures = 0;
                 let line = format!(
-                    "applied {} changes in {} ms",
+                    "applied {} changes in {} ms ({})",
                     report.applied.values().sum::<usize>(),
-                    report.milliseconds
+                    report.milliseconds,
+                    mode_name(&run.mode)
                 );
                 (line, Outcome::Succeeded)
             }
-            Err(e) if ended == Ended::Blocked => (format!("blocked: {e}"), Outcome::Blocked),
-            Err(e) => {
+            (None, RunOutcome::Blocked) => (
+                format!("blocked: {}", run.error.unwrap_or_default()),
+                Outcome::Blocked,
+            ),
+            (None, _) => {
                 failures += 1;
-                (format!("failed: {e}"), Outcome::Failed { failures })
+                (
+                    format!("failed: {}", run.error.unwrap_or_default()),
+                    Outcome::Failed { failures },
+                )
             }
         };
         let next = next_run(&config.schedule, started, state, seed);
@@ -360,7 +266,6 @@ fn sync_once(
     store: &SqliteStore,
     target: &dyn Target,
 ) -> ExitCode {
-    let started = system_clock()();
     let bar = (!args.common.json).then(progress_bar).flatten();
     let show = |p: apply::Progress| {
         if let Some(bar) = &bar {
@@ -372,30 +277,36 @@ fn sync_once(
     if bar.is_some() {
         options = options.with_progress(&show);
     }
-    let (plan, result, run) = run_once(config, target, &options);
+    let run = run::sync(
+        config,
+        store,
+        target,
+        &RunOptions::new(options, args.common.full),
+        &system_clock(),
+    );
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let blocked = run.outcome == Ended::Blocked;
-    record(store, &config.directory, started, run);
-    let Some(plan) = plan else {
-        if let Err(e) = &result {
-            eprintln!("error: {e}");
-        }
+    let Some(plan) = &run.plan else {
+        eprintln!("error: {}", run.error.unwrap_or_default());
         return ExitCode::FAILURE;
     };
     if !args.common.json {
         print!("{plan}");
     }
-    match result {
-        Ok(report) => {
+    match (&run.report, &run.error) {
+        (Some(report), _) => {
             if args.common.json {
-                println!("{}", json!({"plan": plan.to_json(), "report": report}));
+                println!(
+                    "{}",
+                    json!({"mode": run.mode, "plan": plan.to_json(), "report": report})
+                );
             } else {
                 let applied: usize = report.applied.values().sum();
                 println!(
-                    "applied {applied} changes in {} ms{}{}{}",
+                    "applied {applied} changes in {} ms ({}){}{}{}",
                     report.milliseconds,
+                    mode_name(&run.mode),
                     if report.conflicts.is_empty() {
                         String::new()
                     } else {
@@ -425,17 +336,30 @@ fn sync_once(
                 ExitCode::FAILURE
             }
         }
-        Err(e) => {
+        (None, e) => {
+            let e = e.clone().unwrap_or_default();
             if args.common.json {
-                println!("{}", json!({"plan": plan.to_json(), "error": e}));
+                println!(
+                    "{}",
+                    json!({"mode": run.mode, "plan": plan.to_json(), "error": e})
+                );
             }
             eprintln!("error: {e}");
-            if blocked {
+            if run.outcome == RunOutcome::Blocked {
                 ExitCode::from(BLOCKED)
             } else {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// `full` or `incremental`, for the summary line.
+fn mode_name(mode: &run::Mode) -> &'static str {
+    if mode.since.is_some() {
+        "incremental"
+    } else {
+        "full"
     }
 }
 

@@ -395,3 +395,191 @@ fn a_server_killed_mid_read_removes_nothing_and_the_next_run_converges() {
     assert!(again.incomplete.is_empty(), "{again}");
     assert!(again.is_empty(), "{again}");
 }
+
+/// Incremental runs read changed users in full and the rest by anchor: they apply what
+/// changed, still see removals, fetch users the store does not hold as active, and fall
+/// back to a full run when the mapping changes or the last full run is old.
+#[test]
+fn incremental_runs_read_changes_and_still_see_removals() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use usersync_core::ldap::apply::{ApplyOptions, LocalTarget};
+    use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
+    use usersync_core::scim::datetime::DateTime;
+    use usersync_core::store::{Change, Clock, Replacement};
+
+    let slapd = Slapd::start("incremental");
+    let ou = format!("ou=people,{BASE}");
+    let uids: Vec<String> = (1..=30).map(|i| format!("u{i:02}")).collect();
+    let mut ldif = String::new();
+    for uid in &uids {
+        ldif.push_str(&person(uid, "Given", uid, &ou));
+    }
+    ldif.push_str(&group(
+        "some",
+        &[people("u01"), people("u02"), people("u03")],
+    ));
+    slapd.add(&ldif);
+    let incremental = "max_deletion_percent = 50\n[incremental]\nenabled = true\noverlap = \"1s\"\nfull_every = \"1d\"";
+    let config = make_config(&slapd, "", incremental);
+    // The real time, plus an offset a test step can move forward.
+    let offset = Arc::new(AtomicI64::new(0));
+    let clock: Clock = {
+        let offset = offset.clone();
+        Arc::new(move || {
+            let now = system_clock()();
+            DateTime::from_unix(now.unix_seconds() + offset.load(Ordering::SeqCst), 0)
+        })
+    };
+    let store = MemoryStore::new(clock.clone());
+    let target = LocalTarget(&store);
+    let sync = |config: &SyncConfig, full: bool| {
+        let options = RunOptions::new(ApplyOptions::new(false), full);
+        let run = run::sync(config, &store, &target, &options, &clock);
+        assert_eq!(run.outcome, RunOutcome::Succeeded, "{:?}", run.error);
+        run
+    };
+    let user = |uid: &str| {
+        let d = store.directory("corp").unwrap().unwrap();
+        store
+            .list(d.id, Kind::User)
+            .unwrap()
+            .into_iter()
+            .find(|u| u.name == uid)
+            .unwrap()
+    };
+
+    let first = sync(&config, false);
+    assert_eq!(first.mode.since, None);
+    assert_eq!(first.mode.reason, "no earlier run left a watermark");
+    assert_eq!(first.report.unwrap().applied[&Action::Create], 31);
+
+    // modifyTimestamp counts seconds: the load falls out of the next run's window
+    // (its start, less the overlap of a second).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let second = sync(&config, false);
+    assert!(second.mode.since.is_some(), "{:?}", second.mode);
+    assert!(second.plan.unwrap().is_empty());
+
+    // An unchanged user is taken as the store holds it: an edit made in the store (not in
+    // LDAP) stands through incremental runs, and a full run puts the source's value back.
+    let d = store.directory("corp").unwrap().unwrap();
+    let mut edited = user("u20");
+    edited.attributes["title"] = "edited in the store".into();
+    store
+        .update(
+            d.id,
+            Kind::User,
+            &edited.id,
+            None,
+            Change {
+                replacement: Some(Replacement {
+                    external_id: edited.external_id.clone(),
+                    name: edited.name.clone(),
+                    active: true,
+                    attributes: edited.attributes.clone(),
+                    members: None,
+                }),
+                ..Change::default()
+            },
+        )
+        .unwrap();
+    // A user the store holds as inactive, unchanged in LDAP, is read in full: reactivated.
+    let mut inactive = user("u21");
+    inactive.attributes["active"] = false.into();
+    store
+        .update(
+            d.id,
+            Kind::User,
+            &inactive.id,
+            None,
+            Change {
+                replacement: Some(Replacement {
+                    external_id: inactive.external_id.clone(),
+                    name: inactive.name.clone(),
+                    active: false,
+                    attributes: inactive.attributes.clone(),
+                    members: None,
+                }),
+                ..Change::default()
+            },
+        )
+        .unwrap();
+
+    // Changes in LDAP: one user's title, one user gone, one new, one member leaves.
+    slapd.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: title\ntitle: Boss\n\n\
+         dn: cn=some,ou=groups,{BASE}\nchangetype: modify\ndelete: member\nmember: {}\n",
+        people("u05"),
+        people("u03")
+    ));
+    slapd.delete(&[&people("u07")]);
+    slapd.add(&person("u31", "New", "Comer", &ou));
+    let third = sync(&config, false);
+    assert!(third.mode.since.is_some(), "{:?}", third.mode);
+    let plan = third.plan.unwrap();
+    let mut seen: Vec<(Action, String)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.action, c.name.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (Action::Create, "u31".to_owned()),
+            (Action::Update, "u05".to_owned()),
+            (Action::Reactivate, "u21".to_owned()),
+            (Action::RemoveMembers, "some".to_owned()),
+            (Action::Deactivate, "u07".to_owned()),
+        ],
+        "{plan}"
+    );
+    assert_eq!(user("u05").attributes["title"], "Boss");
+    assert!(!user("u07").active);
+    assert!(user("u21").active);
+    assert_eq!(user("u20").attributes["title"], "edited in the store");
+
+    // A full run on demand reads everything: the store's edit gives way to the source.
+    let full = sync(&config, true);
+    assert_eq!(full.mode.reason, "a full run was asked for");
+    assert_eq!(full.plan.unwrap().changes.len(), 1);
+    assert!(user("u20").attributes.get("title").is_none());
+
+    // A changed mapping makes the next run full; so does an old last full run.
+    let mapped = SyncConfig::from_toml(&format!(
+        "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
+         bind_password_env = \"USERSYNC_TEST_LDAP_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n\
+         [users.attributes]\n\"title\" = \"title\"\n[groups]\nbase = \"ou=groups,{BASE}\"\n\
+         [policy]\n{incremental}\n",
+        slapd.url
+    ))
+    .unwrap();
+    let changed = run::sync(
+        &mapped,
+        &store,
+        &target,
+        &RunOptions::new(ApplyOptions::new(true), false),
+        &clock,
+    );
+    assert_eq!(
+        changed.mode.reason,
+        "the searches or mappings changed since the last full run"
+    );
+    let again = sync(&config, false);
+    assert_eq!(
+        again.mode.since, None,
+        "back to the first mapping: full again"
+    );
+    assert!(sync(&config, false).mode.since.is_some());
+    offset.store(2 * 86_400, Ordering::SeqCst);
+    let late = sync(&config, false);
+    assert_eq!(
+        late.mode.reason,
+        "the last full run is older than incremental.full_every"
+    );
+    // Every run is on record, with its mode.
+    let runs = store.runs(d.id, 100).unwrap();
+    assert_eq!(runs.len(), 8);
+    assert_eq!(runs[0].report["mode"]["since"], serde_json::Value::Null);
+    assert!(runs[1].report["mode"]["since"].is_string());
+}

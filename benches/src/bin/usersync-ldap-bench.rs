@@ -1,6 +1,6 @@
 //! LDAP sync at scale: a private slapd with 100,000 users and 5,000 groups; a full sync into
-//! SQLite, a no-change re-sync, and a raw paged `ldapsearch` dump of the same entries, in one
-//! run, printed as ratios to the dump.
+//! SQLite, a no-change re-sync (full, then incremental), and a raw paged `ldapsearch` dump of
+//! the same entries, in one run, printed as ratios to the dump.
 //!
 //! ```sh
 //! cargo run --release -p usersync-benches --bin usersync-ldap-bench            # 100,000 users, 5,000 groups
@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use usersync_core::ldap::apply::{ApplyOptions, LocalTarget};
 use usersync_core::ldap::config::SyncConfig;
+use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
 use usersync_core::ldap::{apply, plan, source};
 use usersync_core::store::sqlite::SqliteStore;
 use usersync_core::store::{Store, system_clock};
@@ -102,7 +104,70 @@ fn main() {
     unsafe {
         std::env::set_var("USERSYNC_BENCH_LDAP_PASSWORD", SERVICE_PASSWORD);
     }
-    let config = SyncConfig::from_toml(&format!(
+    let config = SyncConfig::from_toml(&config_text(&slapd)).expect("config");
+    let dir = std::env::temp_dir().join(format!("usersync-ldap-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let store = SqliteStore::open(&dir.join("bench.db"), system_clock()).expect("store");
+
+    let mut phases = Vec::new();
+    let full = time(|| phases = sync(&config, &store));
+    let full_phases = phases.clone();
+    let events_before = last_event(&store);
+    let again = time(|| phases = sync(&config, &store));
+    let writes = last_event(&store) - events_before;
+
+    // Incremental: a first run of the incremental configuration is full and leaves the
+    // watermark; after it, the load is outside the window of the next run.
+    let incremental = SyncConfig::from_toml(&format!(
+        "{}\n[incremental]\nenabled = true\noverlap = \"1s\"\n",
+        config_text(&slapd)
+    ))
+    .expect("config");
+    let clock = system_clock();
+    let target = LocalTarget(&store);
+    let options = RunOptions::new(ApplyOptions::new(true), false);
+    let first = run::sync(&incremental, &store, &target, &options, &clock);
+    assert_eq!(first.outcome, RunOutcome::Succeeded, "{:?}", first.error);
+    std::thread::sleep(Duration::from_secs(2));
+    let events_before = last_event(&store);
+    let mut mode = None;
+    let incremental_again = time(|| {
+        let run = run::sync(&incremental, &store, &target, &options, &clock);
+        assert_eq!(run.outcome, RunOutcome::Succeeded, "{:?}", run.error);
+        mode = Some(run.mode);
+    });
+    let incremental_writes = last_event(&store) - events_before;
+
+    println!();
+    println!("{:<44}{:>10}{:>12}", "run", "seconds", "vs dump");
+    let row = |name: &str, d: Duration| {
+        println!(
+            "{name:<44}{:>10.2}{:>11.2}x",
+            d.as_secs_f64(),
+            d.as_secs_f64() / dump.as_secs_f64()
+        );
+    };
+    row("raw paged ldapsearch dump (the baseline)", dump);
+    row("full sync into SQLite", full);
+    println!("    {}", full_phases.join(", "));
+    row("no-change re-sync", again);
+    println!("    {}; {writes} writes", phases.join(", "));
+    row("no-change re-sync, incremental", incremental_again);
+    println!(
+        "    {}; {incremental_writes} writes",
+        mode.map(|m| m.reason).unwrap_or_default()
+    );
+    println!(
+        "\npeak memory (VmHWM): {}",
+        usersync_benches::memory_report()
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The benchmark's sync configuration.
+fn config_text(slapd: &Slapd) -> String {
+    format!(
         r#"directory = "corp"
 [connection]
 urls = ["{}"]
@@ -122,39 +187,7 @@ base = "ou=people,{BASE}"
 base = "ou=groups,{BASE}"
 "#,
         slapd.url
-    ))
-    .expect("config");
-    let dir = std::env::temp_dir().join(format!("usersync-ldap-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let store = SqliteStore::open(&dir.join("bench.db"), system_clock()).expect("store");
-
-    let mut phases = Vec::new();
-    let full = time(|| phases = sync(&config, &store));
-    let full_phases = phases.clone();
-    let events_before = last_event(&store);
-    let again = time(|| phases = sync(&config, &store));
-    let writes = last_event(&store) - events_before;
-
-    println!();
-    println!("{:<44}{:>10}{:>12}", "run", "seconds", "vs dump");
-    let row = |name: &str, d: Duration| {
-        println!(
-            "{name:<44}{:>10.2}{:>11.2}x",
-            d.as_secs_f64(),
-            d.as_secs_f64() / dump.as_secs_f64()
-        );
-    };
-    row("raw paged ldapsearch dump (the baseline)", dump);
-    row("full sync into SQLite", full);
-    println!("    {}", full_phases.join(", "));
-    row("no-change re-sync", again);
-    println!("    {}; {writes} writes", phases.join(", "));
-    println!(
-        "\npeak memory (VmHWM): {}",
-        usersync_benches::memory_report()
-    );
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
+    )
 }
 
 /// One sync; returns the time of each step and what it did.

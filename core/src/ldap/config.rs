@@ -48,6 +48,20 @@ pub struct SyncConfig {
     pub policy: Policy,
     /// When `usersync sync --daemon` runs.
     pub schedule: Schedule,
+    /// Incremental runs between full ones; `None`: every run reads everything.
+    pub incremental: Option<Incremental>,
+}
+
+/// Incremental runs: only entries changed since the last successful run are read in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Incremental {
+    /// The attribute that tells when an entry last changed (`modifyTimestamp`).
+    pub attribute: String,
+    /// Seconds re-read before the last run's start: clock skew and replication lag.
+    pub overlap_seconds: u64,
+    /// A full run at least this often, in seconds.
+    pub full_every_seconds: u64,
 }
 
 /// When syncs run in daemon mode.
@@ -324,6 +338,17 @@ struct RawConfig {
     policy: RawPolicy,
     #[serde(default)]
     schedule: RawSchedule,
+    incremental: Option<RawIncremental>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIncremental {
+    #[serde(default)]
+    enabled: bool,
+    attribute: Option<String>,
+    overlap: Option<String>,
+    full_every: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -532,12 +557,30 @@ impl RawConfig {
             Some(text) => duration("schedule.retry", text)?,
             None => 60.min(interval_seconds),
         };
+        let incremental = match self.incremental {
+            Some(i) if i.enabled => Some(Incremental {
+                attribute: match i.attribute {
+                    Some(a) => attribute_name("incremental.attribute", &a)?,
+                    None => "modifyTimestamp".into(),
+                },
+                overlap_seconds: match &i.overlap {
+                    Some(text) => duration("incremental.overlap", text)?,
+                    None => 600,
+                },
+                full_every_seconds: match &i.full_every {
+                    Some(text) => duration("incremental.full_every", text)?,
+                    None => 86_400,
+                },
+            }),
+            _ => None,
+        };
         Ok(SyncConfig {
             directory: self.directory,
             connection,
             users,
             groups,
             policy,
+            incremental,
             schedule: Schedule {
                 interval_seconds,
                 cron,

@@ -26,6 +26,8 @@ pub mod plan;
 #[cfg(feature = "ldap")]
 pub mod remote;
 #[cfg(feature = "ldap")]
+pub mod run;
+#[cfg(feature = "ldap")]
 pub mod schedule;
 #[cfg(feature = "ldap")]
 pub mod source;

@@ -164,6 +164,8 @@ pub struct Plan {
     pub blocked: Vec<String>,
     /// Things to know that change nothing.
     pub warnings: Vec<String>,
+    /// For a plan of an incremental read: the watermark it read changes from.
+    pub changed_since: Option<String>,
     /// (kind, anchor) → store `id` of every object of the state the plan was computed
     /// against, so that applying it need not read the directory again.
     #[serde(skip)]
@@ -257,6 +259,12 @@ impl fmt::Display for Plan {
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
         }
+        if let Some(since) = &self.changed_since {
+            writeln!(
+                f,
+                "incremental: users changed since {since} were read in full, the others by anchor"
+            )?;
+        }
         Ok(())
     }
 }
@@ -287,7 +295,7 @@ pub(crate) fn dn_key(dn: &str) -> String {
 }
 
 /// The anchor of an entry, as text.
-fn anchor_of(entry: &Entry, attribute: &str, binary: bool) -> Option<String> {
+pub(crate) fn anchor_of(entry: &Entry, attribute: &str, binary: bool) -> Option<String> {
     let value = entry.values(attribute).first()?;
     if binary {
         guid_text(value)
@@ -321,6 +329,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             incomplete: vec!["the core schemas are missing".into()],
             blocked: Vec::new(),
             warnings,
+            changed_since: snapshot.changed_since.clone(),
             ids: HashMap::new(),
         };
     };
@@ -341,6 +350,46 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 }
             }
             Err(problem) => incomplete.push(problem),
+        }
+    }
+
+    // ---- Users an incremental read found unchanged: wanted as the target holds them ----
+    let held: HashMap<&str, &Resource> = current
+        .users
+        .iter()
+        .filter_map(|r| r.external_id.as_deref().map(|a| (a, r)))
+        .collect();
+    for entry in &snapshot.unchanged_users {
+        let Some(anchor) = anchor_of(entry, &config.users.anchor, config.users.anchor_is_binary)
+        else {
+            incomplete.push(format!(
+                "{} has no usable `{}` (the anchor)",
+                entry.dn, config.users.anchor
+            ));
+            continue;
+        };
+        match held.get(anchor.as_str()) {
+            Some(r) if r.active && seen_anchor.insert(anchor.clone()) => desired.push(Desired {
+                anchor,
+                dn: entry.dn.clone(),
+                input: Input {
+                    name: r.name.clone(),
+                    external_id: r.external_id.clone(),
+                    active: true,
+                    attributes: r.attributes.as_object().cloned().unwrap_or_default(),
+                    members: None,
+                },
+            }),
+            Some(r) if r.active => incomplete.push(format!(
+                "two entries share the anchor `{anchor}` ({})",
+                entry.dn
+            )),
+            // The reader reads these in full; one that slipped through waits for the
+            // next run rather than being planned on a guess.
+            _ => incomplete.push(format!(
+                "{} was not read in full; the next run reads it",
+                entry.dn
+            )),
         }
     }
 
@@ -379,11 +428,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     let mut changes = Vec::new();
 
     // ---- User creates, updates, reactivations ----
-    let by_anchor: HashMap<&str, &Resource> = current
-        .users
-        .iter()
-        .filter_map(|r| r.external_id.as_deref().map(|a| (a, r)))
-        .collect();
+    let by_anchor = held;
     for d in &mut desired {
         // On partial information nothing is taken away, a disabled flag included.
         if !complete
@@ -622,6 +667,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         let in_source: HashSet<String> = snapshot
             .users
             .iter()
+            .chain(&snapshot.unchanged_users)
             .filter_map(|e| anchor_of(e, &config.users.anchor, config.users.anchor_is_binary))
             .collect();
         for r in &current.users {
@@ -729,6 +775,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         incomplete,
         blocked,
         warnings,
+        changed_since: snapshot.changed_since.clone(),
         ids,
     }
 }
@@ -1156,7 +1203,7 @@ fn read_groups(
         Membership::MemberOf => {
             let user_at: HashMap<&str, &Desired> =
                 users.iter().map(|u| (u.dn.as_str(), u)).collect();
-            for entry in &snapshot.users {
+            for entry in snapshot.users.iter().chain(&snapshot.unchanged_users) {
                 let Some(user) = user_at.get(entry.dn.as_str()) else {
                     continue;
                 };

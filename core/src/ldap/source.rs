@@ -63,8 +63,14 @@ impl Entry {
 /// What a read found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// The entries the user search returned.
+    /// The entries the user search returned (in an incremental read: those changed since
+    /// the watermark, and those the target does not hold as active users).
     pub users: Vec<Entry>,
+    /// In an incremental read, every other user in scope, with only its anchor, name (and
+    /// `memberOf`): present and unchanged, so the target's state of it stands.
+    pub unchanged_users: Vec<Entry>,
+    /// The watermark an incremental read started from (`None` for a full read).
+    pub changed_since: Option<String>,
     /// The entries the group search returned.
     pub groups: Vec<Entry>,
     /// Why the snapshot is incomplete; it is complete when this is empty.
@@ -108,36 +114,149 @@ pub enum SourceError {
 /// [`SourceError`] when no server can be reached or the bind fails; problems after that
 /// make the snapshot incomplete instead.
 pub fn read(config: &SyncConfig) -> Result<Snapshot, SourceError> {
+    read_with(config, None)
+}
+
+/// What an incremental read needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct Changes<'a> {
+    /// Entries whose change attribute is at or after this LDAP GeneralizedTime
+    /// (`20261128164200Z`) are read in full.
+    pub since: &'a str,
+    /// The anchors of the users the target holds as active: any other user in scope is
+    /// read in full too (new to the target, back in scope, or re-enabled).
+    pub known_active: &'a std::collections::HashSet<String>,
+}
+
+/// An incremental read: users changed since `changes.since`, and users the target does not
+/// hold as active, in full; every other user in scope by anchor and name only (so that
+/// removals are still seen); groups in full (a membership change shows on the group, and a
+/// nested group's change on every group above it).
+///
+/// # Errors
+/// As [`read`].
+pub fn read_changes(config: &SyncConfig, changes: Changes<'_>) -> Result<Snapshot, SourceError> {
+    read_with(config, Some(changes))
+}
+
+/// Above this many users to fetch one by one, an incremental read reads all users instead.
+const FETCH_ONE_BY_ONE: usize = 1000;
+
+fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapshot, SourceError> {
     let mut snapshot = Snapshot::default();
     let c = &config.connection;
     let (mut ldap, server) = connect(c, &mut snapshot.warnings)?;
     snapshot.server = server;
     let users = &config.users;
-    let mut user_attributes = vec![users.anchor.clone(), users.user_name.clone()];
+    let member_of = config
+        .groups
+        .as_ref()
+        .is_some_and(|g| g.membership == Membership::MemberOf);
+    let mut light_attributes = vec![users.anchor.clone(), users.user_name.clone()];
+    if member_of {
+        light_attributes.push("memberOf".into());
+    }
+    let mut user_attributes = light_attributes.clone();
     for (_, source) in &users.attributes {
         user_attributes.extend(source_attributes(source));
     }
     if let Some(active) = &users.active {
         user_attributes.extend(source_attributes(active));
     }
-    if config
-        .groups
-        .as_ref()
-        .is_some_and(|g| g.membership == Membership::MemberOf)
-    {
-        user_attributes.push("memberOf".into());
-    }
     dedup(&mut user_attributes);
-    snapshot.users = search(
-        &mut ldap,
-        c,
-        "users",
-        &users.base,
-        users.scope,
-        &users.filter.to_string(),
-        &user_attributes,
-        &mut snapshot.problems,
-    );
+    dedup(&mut light_attributes);
+    let filter = users.filter.to_string();
+    let read_users = |ldap: &mut LdapConn,
+                      what: &str,
+                      filter: &str,
+                      attributes: &[String],
+                      problems: &mut Vec<String>| {
+        search(
+            ldap,
+            c,
+            what,
+            &users.base,
+            users.scope,
+            filter,
+            attributes,
+            problems,
+        )
+    };
+    match (changes, &config.incremental) {
+        (Some(changes), Some(incremental)) => {
+            snapshot.changed_since = Some(changes.since.to_owned());
+            let changed_filter = format!(
+                "(&{filter}({}>={}))",
+                incremental.attribute,
+                super::filter::escape_value(changes.since.as_bytes())
+            );
+            let changed = read_users(
+                &mut ldap,
+                "changed users",
+                &changed_filter,
+                &user_attributes,
+                &mut snapshot.problems,
+            );
+            let all = read_users(
+                &mut ldap,
+                "users",
+                &filter,
+                &light_attributes,
+                &mut snapshot.problems,
+            );
+            let anchor =
+                |e: &Entry| super::plan::anchor_of(e, &users.anchor, users.anchor_is_binary);
+            let read: std::collections::HashSet<String> =
+                changed.iter().filter_map(anchor).collect();
+            let (unchanged, unknown): (Vec<Entry>, Vec<Entry>) = all.into_iter().partition(|e| {
+                anchor(e).is_some_and(|a| read.contains(&a) || changes.known_active.contains(&a))
+            });
+            snapshot.users = changed;
+            if unknown.len() > FETCH_ONE_BY_ONE {
+                snapshot.users = read_users(
+                    &mut ldap,
+                    "users",
+                    &filter,
+                    &user_attributes,
+                    &mut snapshot.problems,
+                );
+            } else {
+                snapshot.unchanged_users = unchanged
+                    .into_iter()
+                    .filter(|e| anchor(e).is_some_and(|a| !read.contains(&a)))
+                    .collect();
+                for e in unknown {
+                    let found = search(
+                        &mut ldap,
+                        c,
+                        "user",
+                        &e.dn,
+                        Scope::Base,
+                        &filter,
+                        &user_attributes,
+                        &mut snapshot.problems,
+                    );
+                    if found.is_empty() {
+                        // Gone or changed between the two reads: the next run sees it.
+                        snapshot.problems.push(format!(
+                            "{} left the search while it was read; the next run reads it",
+                            e.dn
+                        ));
+                    }
+                    snapshot.users.extend(found);
+                }
+            }
+        }
+        _ => {
+            snapshot.users = read_users(
+                &mut ldap,
+                "users",
+                &filter,
+                &user_attributes,
+                &mut snapshot.problems,
+            );
+        }
+    }
     if let Some(groups) = &config.groups {
         let member = match groups.membership {
             Membership::Member | Membership::MemberOf => "member",

@@ -1,0 +1,377 @@
+//! One sync run from start to record, the same for the command line, the daemon and the
+//! bindings: full or incremental, read, plan, apply, and the run's record — which carries
+//! the watermark the next incremental run reads changes from.
+//!
+//! A run is incremental when the configuration asks for it, an earlier run left a
+//! watermark, the mapping has not changed since, and the last full run is recent enough;
+//! otherwise it is full. The watermark is the start of the last run that applied cleanly,
+//! and is kept only then: a run that failed, was blocked or left objects failing is read
+//! again from the same point next time.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::apply::{ApplyError, ApplyOptions, Report, Target};
+use super::config::SyncConfig;
+use super::plan::{Plan, plan};
+use super::source::{self, Changes};
+use crate::scim::datetime::DateTime;
+use crate::store::{Clock, DirectoryKind, NewDirectory, Store, SyncRun};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Applied, every change included.
+    Succeeded,
+    /// A deletion threshold blocked the plan: nothing was applied.
+    Blocked,
+    /// Not read, not applied, or applied with some changes failing.
+    Failed,
+}
+
+impl RunOutcome {
+    /// As recorded with the run.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Blocked => "blocked",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A full or an incremental read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mode {
+    /// The watermark an incremental run read changes from; `None` for a full run.
+    pub since: Option<String>,
+    /// Why this mode.
+    pub reason: String,
+}
+
+/// How to run.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct RunOptions<'a> {
+    /// Applying: the override, the progress callback.
+    pub apply: ApplyOptions<'a>,
+    /// Read everything, even when an incremental run is possible.
+    pub full: bool,
+}
+
+impl<'a> RunOptions<'a> {
+    /// Options for a run.
+    pub fn new(apply: ApplyOptions<'a>, full: bool) -> Self {
+        Self { apply, full }
+    }
+}
+
+/// What a run did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Run {
+    /// When it started.
+    pub started: DateTime,
+    /// Full or incremental.
+    pub mode: Mode,
+    /// The plan, when the source and the target could be read.
+    pub plan: Option<Plan>,
+    /// What the apply did, when it ran.
+    pub report: Option<Report>,
+    /// Why it failed or was blocked.
+    pub error: Option<String>,
+    /// How it ended.
+    pub outcome: RunOutcome,
+}
+
+/// What a successful run leaves for the next.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Watermark {
+    /// The start of the run, as an LDAP GeneralizedTime.
+    since: String,
+    /// The start of the last full run (RFC 3339).
+    last_full: String,
+    /// A fingerprint of the configuration's searches and mappings.
+    config: String,
+}
+
+/// Reads the source (full or incremental, as the records allow) and plans against `target`.
+///
+/// # Errors
+/// Why the source, the target or the records could not be read.
+pub fn plan_run(
+    config: &SyncConfig,
+    records: &dyn Store,
+    target: &dyn Target,
+    full: bool,
+    now: DateTime,
+) -> Result<(Mode, Plan), String> {
+    let current = target
+        .current(&config.directory)
+        .map_err(|e| e.to_string())?;
+    let mode = mode(config, records, full, now)?;
+    let snapshot = match &mode.since {
+        Some(since) => {
+            let known_active: HashSet<String> = current
+                .users
+                .iter()
+                .filter(|u| u.active)
+                .filter_map(|u| u.external_id.clone())
+                .collect();
+            source::read_changes(
+                config,
+                Changes {
+                    since,
+                    known_active: &known_active,
+                },
+            )
+        }
+        None => source::read(config),
+    }
+    .map_err(|e| e.to_string())?;
+    Ok((mode, plan(config, &snapshot, &current)))
+}
+
+/// One run: plan, apply to `target`, and keep the record (with the watermark of a clean
+/// run) in `records`' directory of the same name, created as kind `ldap` when missing.
+pub fn sync(
+    config: &SyncConfig,
+    records: &dyn Store,
+    target: &dyn Target,
+    options: &RunOptions<'_>,
+    clock: &Clock,
+) -> Run {
+    let started = clock();
+    let full_mode = || Mode {
+        since: None,
+        reason: String::new(),
+    };
+    let (mut run, watermark) = match plan_run(config, records, target, options.full, started) {
+        Err(e) => (
+            Run {
+                started,
+                mode: full_mode(),
+                plan: None,
+                report: None,
+                error: Some(e),
+                outcome: RunOutcome::Failed,
+            },
+            None,
+        ),
+        Ok((mode, plan)) => {
+            let applied = target.apply(config, &plan, &options.apply);
+            let (report, error, outcome) = match applied {
+                Ok(r) if r.failures.is_empty() => (Some(r), None, RunOutcome::Succeeded),
+                Ok(r) => (Some(r), None, RunOutcome::Failed),
+                Err(e @ ApplyError::Blocked(_)) => (None, Some(e.to_string()), RunOutcome::Blocked),
+                Err(e) => (None, Some(e.to_string()), RunOutcome::Failed),
+            };
+            // A plan of an incomplete read applied cleanly still leaves changes unread.
+            let clean = outcome == RunOutcome::Succeeded && plan.incomplete.is_empty();
+            let watermark = clean.then(|| {
+                let last_full = if mode.since.is_none() {
+                    started.to_string()
+                } else {
+                    previous(config, records)
+                        .ok()
+                        .flatten()
+                        .map_or_else(|| started.to_string(), |w| w.last_full)
+                };
+                Watermark {
+                    since: generalized_time(started),
+                    last_full,
+                    config: fingerprint(config),
+                }
+            });
+            (
+                Run {
+                    started,
+                    mode,
+                    plan: Some(plan),
+                    report,
+                    error,
+                    outcome,
+                },
+                watermark,
+            )
+        }
+    };
+    if let Err(e) = record(config, records, &run, watermark, clock) {
+        run.error
+            .get_or_insert_with(String::new)
+            .push_str(&format!(" (the run was not recorded: {e})"));
+    }
+    run
+}
+
+/// Full or incremental, and why, from the configuration and the last clean run's record.
+fn mode(
+    config: &SyncConfig,
+    records: &dyn Store,
+    full: bool,
+    now: DateTime,
+) -> Result<Mode, String> {
+    let full_because = |reason: &str| {
+        Ok(Mode {
+            since: None,
+            reason: reason.to_owned(),
+        })
+    };
+    let Some(incremental) = &config.incremental else {
+        return full_because("incremental runs are not configured");
+    };
+    if full {
+        return full_because("a full run was asked for");
+    }
+    let Some(last) = previous(config, records).map_err(|e| e.to_string())? else {
+        return full_because("no earlier run left a watermark");
+    };
+    if last.config != fingerprint(config) {
+        return full_because("the searches or mappings changed since the last full run");
+    }
+    let last_full = DateTime::parse(&last.last_full).map_or(i64::MIN, |d| d.unix_seconds());
+    let due = i64::try_from(incremental.full_every_seconds).unwrap_or(i64::MAX);
+    if now.unix_seconds().saturating_sub(last_full) >= due {
+        return full_because("the last full run is older than incremental.full_every");
+    }
+    let Some(since) = parse_generalized(&last.since) else {
+        return full_because("the last watermark cannot be read");
+    };
+    let overlap = i64::try_from(incremental.overlap_seconds).unwrap_or(i64::MAX);
+    let from = generalized_time(DateTime::from_unix(since.saturating_sub(overlap), 0));
+    Ok(Mode {
+        since: Some(from),
+        reason: format!(
+            "changes since the last clean run ({}), less incremental.overlap",
+            last.since
+        ),
+    })
+}
+
+/// The watermark of the last clean run, among the last hundred.
+fn previous(config: &SyncConfig, records: &dyn Store) -> Result<Option<Watermark>, ApplyError> {
+    let Some(d) = records.directory(&config.directory)? else {
+        return Ok(None);
+    };
+    Ok(records
+        .runs(d.id, 100)?
+        .into_iter()
+        .find_map(|r| serde_json::from_value(r.report.get("watermark")?.clone()).ok()))
+}
+
+/// Keeps the run's record with its directory.
+fn record(
+    config: &SyncConfig,
+    records: &dyn Store,
+    run: &Run,
+    watermark: Option<Watermark>,
+    clock: &Clock,
+) -> Result<(), ApplyError> {
+    let d = match records.directory(&config.directory)? {
+        Some(d) if d.kind == DirectoryKind::Ldap => d,
+        // Not an LDAP directory: the sync refused it, and its records are not ours to add to.
+        Some(_) => return Ok(()),
+        None => {
+            records.create_directory(NewDirectory::new(&config.directory, DirectoryKind::Ldap))?
+        }
+    };
+    let mut report = json!({"mode": run.mode});
+    if let Some(plan) = &run.plan {
+        report["plan"] = json!({
+            "summary": plan.summary().counts,
+            "incomplete": plan.incomplete,
+            "blocked": plan.blocked,
+            "warnings": plan.warnings,
+        });
+    }
+    if let Some(r) = &run.report {
+        report["report"] = serde_json::to_value(r).unwrap_or(Value::Null);
+    }
+    if let Some(e) = &run.error {
+        report["error"] = Value::String(e.clone());
+    }
+    if let Some(w) = watermark {
+        report["watermark"] = serde_json::to_value(w).unwrap_or(Value::Null);
+    }
+    records.add_run(SyncRun {
+        id: 0,
+        directory: d.id,
+        started: run.started,
+        finished: clock(),
+        outcome: run.outcome.as_str().into(),
+        report,
+    })?;
+    Ok(())
+}
+
+/// What decides which entries a run reads and how they map: a change to it makes the next
+/// run full.
+fn fingerprint(config: &SyncConfig) -> String {
+    let text = format!("{:?}|{:?}", config.users, config.groups);
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// An LDAP GeneralizedTime in UTC, to the second: `20261128164200Z`.
+fn generalized_time(at: DateTime) -> String {
+    let seconds = at.unix_seconds();
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (y, m, d) = crate::scim::datetime::civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// Seconds since the epoch of a GeneralizedTime this module wrote.
+fn parse_generalized(text: &str) -> Option<i64> {
+    let digits = text.strip_suffix('Z')?;
+    if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let rfc3339 = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &digits[0..4],
+        &digits[4..6],
+        &digits[6..8],
+        &digits[8..10],
+        &digits[10..12],
+        &digits[12..14]
+    );
+    DateTime::parse(&rfc3339).ok().map(|d| d.unix_seconds())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generalized_times_round_trip() {
+        for text in [
+            "2026-11-28T16:42:08Z",
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59Z",
+        ] {
+            let at = DateTime::parse(text).unwrap_or_else(|e| unreachable!("{e}"));
+            let g = generalized_time(at);
+            assert_eq!(g.len(), 15, "{g}");
+            assert_eq!(parse_generalized(&g), Some(at.unix_seconds()), "{g}");
+        }
+        assert_eq!(
+            generalized_time(DateTime::from_unix(1_795_884_128, 0)),
+            "20261128164208Z"
+        );
+        for bad in [
+            "",
+            "2026112816420Z",
+            "20261128164208",
+            "2026-11-28T16:42:08Z",
+        ] {
+            assert_eq!(parse_generalized(bad), None, "{bad}");
+        }
+    }
+}
