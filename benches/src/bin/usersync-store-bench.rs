@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use usersync_core::scim::schema::SchemaRegistry;
-use usersync_core::scim::service::{ScimRequest, Service, ServiceConfig, random_ids};
+use usersync_core::scim::service::{ScimRequest, Service, ServiceConfig, new_ids};
 use usersync_core::store::sqlite::SqliteStore;
 use usersync_core::store::{
     Change, DirectoryKind, Kind, Member, NewDirectory, NewResource, Store, system_clock,
@@ -110,7 +110,7 @@ fn main() {
     );
 
     let config = ServiceConfig::default().with_require_token(false);
-    let service = Service::with(store.clone(), SchemaRegistry::core(), config, random_ids());
+    let service = Service::with(store.clone(), SchemaRegistry::core(), config, new_ids());
     let raw = rusqlite::Connection::open(&path).expect("raw connection");
     // The same durability and caching as the store's own connection, so that the raw
     // figures are what SQLite itself costs for the same work.

@@ -100,8 +100,9 @@ impl<'a> ApplyOptions<'a> {
 }
 
 /// Where a sync writes: the local store, or a remote SCIM endpoint
-/// ([`super::remote::RemoteTarget`]). Both are read the same way and take the same plan.
-pub trait Target {
+/// ([`super::remote::RemoteTarget`]). Both are read the same way and take the same plan;
+/// a target is read while the source is (hence `Sync`).
+pub trait Target: Sync {
     /// What the target holds for `directory`, to plan against.
     ///
     /// # Errors
@@ -323,7 +324,8 @@ fn write_for(
         (Action::Create, Some(input), _) => Some(Write::Create(NewResource {
             directory: d,
             kind: change.kind,
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered, as the service's ids (see `new_ids`).
+            id: uuid::Uuid::now_v7().to_string(),
             external_id: Some(change.anchor.clone()),
             name: input.name.clone(),
             active: input.active,

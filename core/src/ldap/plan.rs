@@ -310,7 +310,10 @@ pub(crate) fn anchor_of(entry: &Entry, attribute: &str, binary: bool) -> Option<
 struct Desired {
     anchor: String,
     dn: String,
+    /// With no attributes when `held`.
     input: Input,
+    /// Unchanged since the last run (an incremental read): wanted as the target holds it.
+    held: bool,
 }
 
 /// Computes the plan.
@@ -374,11 +377,12 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 dn: entry.dn.clone(),
                 input: Input {
                     name: r.name.clone(),
-                    external_id: r.external_id.clone(),
+                    external_id: None,
                     active: true,
-                    attributes: r.attributes.as_object().cloned().unwrap_or_default(),
+                    attributes: Map::new(),
                     members: None,
                 },
+                held: true,
             }),
             Some(r) if r.active => incomplete.push(format!(
                 "two entries share the anchor `{anchor}` ({})",
@@ -448,6 +452,9 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         .collect();
     // Each wanted state moves into its change: a hundred thousand users are not copied.
     for d in desired {
+        if d.held {
+            continue;
+        }
         match by_anchor.get(d.anchor.as_str()) {
             None => changes.push(Change {
                 action: Action::Create,
@@ -460,6 +467,11 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 members: Vec::new(),
                 input: Some(d.input),
             }),
+            // Unchanged: the common case of a re-run, decided without building a diff.
+            Some(r)
+                if r.active == d.input.active
+                    && r.name == d.input.name
+                    && r.attributes.as_object() == Some(&d.input.attributes) => {}
             Some(r) => {
                 let mut attr_diff = diff(
                     r.attributes.as_object().unwrap_or(&Map::new()),
@@ -904,6 +916,7 @@ fn desired_user(
         anchor,
         dn: entry.dn.clone(),
         input,
+        held: false,
     })
 }
 

@@ -9,6 +9,7 @@
 //! again from the same point next time.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -84,6 +85,9 @@ pub struct Run {
     pub error: Option<String>,
     /// How it ended.
     pub outcome: RunOutcome,
+    /// Milliseconds spent in each step that ran: `target` (reading what the target
+    /// holds), `source` (reading LDAP), `plan`, `apply`.
+    pub milliseconds: Vec<(&'static str, u64)>,
 }
 
 /// What a successful run leaves for the next.
@@ -108,30 +112,71 @@ pub fn plan_run(
     full: bool,
     now: DateTime,
 ) -> Result<(Mode, Plan), String> {
-    let current = target
-        .current(&config.directory)
-        .map_err(|e| e.to_string())?;
+    plan_timed(config, records, target, full, now, &mut Vec::new())
+}
+
+/// [`plan_run`], noting how long each step took.
+fn plan_timed(
+    config: &SyncConfig,
+    records: &dyn Store,
+    target: &dyn Target,
+    full: bool,
+    now: DateTime,
+    milliseconds: &mut Vec<(&'static str, u64)>,
+) -> Result<(Mode, Plan), String> {
     let mode = mode(config, records, full, now)?;
-    let snapshot = match &mode.since {
+    let read_target = || {
+        let step = Instant::now();
+        let current = target.current(&config.directory);
+        (current, elapsed(step))
+    };
+    let (current, snapshot) = match &mode.since {
+        // A full read needs nothing from the target: both reads run at once.
+        None => std::thread::scope(|s| {
+            let reading = s.spawn(read_target);
+            let step = Instant::now();
+            let snapshot = source::read(config);
+            let source_ms = elapsed(step);
+            let (current, target_ms) = reading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            milliseconds.push(("target", target_ms));
+            milliseconds.push(("source", source_ms));
+            (current, snapshot)
+        }),
+        // An incremental read needs the target's active users first.
         Some(since) => {
+            let (current, target_ms) = read_target();
+            milliseconds.push(("target", target_ms));
+            let current = current.map_err(|e| e.to_string())?;
             let known_active: HashSet<String> = current
                 .users
                 .iter()
                 .filter(|u| u.active)
                 .filter_map(|u| u.external_id.clone())
                 .collect();
-            source::read_changes(
+            let step = Instant::now();
+            let snapshot = source::read_changes(
                 config,
                 Changes {
                     since,
                     known_active: &known_active,
                 },
-            )
+            );
+            milliseconds.push(("source", elapsed(step)));
+            (Ok(current), snapshot)
         }
-        None => source::read(config),
-    }
-    .map_err(|e| e.to_string())?;
-    Ok((mode, plan(config, &snapshot, &current)))
+    };
+    let current = current.map_err(|e| e.to_string())?;
+    let snapshot = snapshot.map_err(|e| e.to_string())?;
+    let step = Instant::now();
+    let plan = plan(config, &snapshot, &current);
+    milliseconds.push(("plan", elapsed(step)));
+    Ok((mode, plan))
+}
+
+fn elapsed(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// One run: plan, apply to `target`, and keep the record (with the watermark of a clean
@@ -148,7 +193,16 @@ pub fn sync(
         since: None,
         reason: String::new(),
     };
-    let (mut run, watermark) = match plan_run(config, records, target, options.full, started) {
+    let mut milliseconds = Vec::new();
+    let planned = plan_timed(
+        config,
+        records,
+        target,
+        options.full,
+        started,
+        &mut milliseconds,
+    );
+    let (mut run, watermark) = match planned {
         Err(e) => (
             Run {
                 started,
@@ -157,11 +211,14 @@ pub fn sync(
                 report: None,
                 error: Some(e),
                 outcome: RunOutcome::Failed,
+                milliseconds,
             },
             None,
         ),
         Ok((mode, plan)) => {
+            let step = Instant::now();
             let applied = target.apply(config, &plan, &options.apply);
+            milliseconds.push(("apply", elapsed(step)));
             let (report, error, outcome) = match applied {
                 Ok(r) if r.failures.is_empty() => (Some(r), None, RunOutcome::Succeeded),
                 Ok(r) => (Some(r), None, RunOutcome::Failed),
@@ -193,6 +250,7 @@ pub fn sync(
                     report,
                     error,
                     outcome,
+                    milliseconds,
                 },
                 watermark,
             )
@@ -277,7 +335,10 @@ fn record(
             records.create_directory(NewDirectory::new(&config.directory, DirectoryKind::Ldap))?
         }
     };
-    let mut report = json!({"mode": run.mode});
+    let mut report = json!({
+        "mode": run.mode,
+        "milliseconds": run.milliseconds.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
+    });
     if let Some(plan) = &run.plan {
         report["plan"] = json!({
             "summary": plan.summary().counts,

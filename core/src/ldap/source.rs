@@ -213,6 +213,11 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             });
             snapshot.users = changed;
             if unknown.len() > FETCH_ONE_BY_ONE {
+                snapshot.warnings.push(format!(
+                    "{} users in scope are not active in the target: all users were read in full",
+                    unknown.len()
+                ));
+                snapshot.changed_since = None;
                 snapshot.users = read_users(
                     &mut ldap,
                     "users",

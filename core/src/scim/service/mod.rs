@@ -200,9 +200,11 @@ impl ServiceConfig {
 /// Makes a new resource `id`.
 pub type IdGenerator = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// A random UUID (version 4), the default resource `id`.
-pub fn random_ids() -> IdGenerator {
-    Arc::new(|| uuid::Uuid::new_v4().to_string())
+/// A time-ordered UUID (version 7: milliseconds, then 74 random bits), the default resource
+/// `id`. Ids made one after another sort together, so the store's index of ids grows at
+/// its end instead of at random pages: bulk imports write a fraction of the pages.
+pub fn new_ids() -> IdGenerator {
+    Arc::new(|| uuid::Uuid::now_v7().to_string())
 }
 
 /// The SCIM service over a [`Store`].
@@ -244,7 +246,7 @@ impl Service {
             store,
             SchemaRegistry::core(),
             ServiceConfig::default(),
-            random_ids(),
+            new_ids(),
         )
     }
 

@@ -741,7 +741,7 @@ fn strict_policy_refuses_what_only_entra_sends() {
         compat: Compatibility::strict(),
         ..ServiceConfig::default()
     };
-    let s = Service::with(store, SchemaRegistry::core(), config, random_ids());
+    let s = Service::with(store, SchemaRegistry::core(), config, new_ids());
     let u = post(&s, "/scim/v2/acme/Users", json!({"userName": "x"}));
     let path = format!("/scim/v2/acme/Users/{}", u.body["id"].as_str().unwrap());
     let r = patch(
@@ -976,7 +976,7 @@ fn immutable_attributes_are_set_once() {
         store,
         registry,
         ServiceConfig::default().with_require_token(false),
-        random_ids(),
+        new_ids(),
     );
     let put = |path: &str, body: Value| {
         call(
