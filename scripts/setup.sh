@@ -14,8 +14,9 @@ have_target wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
 # Debian packages the tests start or call: slapd and ldap-utils for the LDAP sync tests,
 # openssl makes test certificates, curl checks
-# `usersync serve --tls-cert` the way a user would.
-debs=(openssl curl ca-certificates slapd ldap-utils)
+# `usersync serve --tls-cert` the way a user would; gcc, valgrind and pkg-config build, check
+# and link the C programs of tests/c/ against libusersync.
+debs=(openssl curl ca-certificates slapd ldap-utils gcc libc6-dev valgrind pkgconf)
 missing=()
 for p in "${debs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

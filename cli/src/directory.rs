@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use serde_json::json;
 use usersync_core::scim::service::issue_token;
 use usersync_core::store::sqlite::SqliteStore;
-use usersync_core::store::{Directory, DirectoryKind, NewDirectory, Store, system_clock};
+use usersync_core::store::{
+    Directory, DirectoryKind, NewDirectory, Store, directory_summaries, system_clock,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -116,14 +118,7 @@ fn execute(args: &Args) -> Result<(), String> {
             }
         }
         Command::List => {
-            let mut rows = Vec::new();
-            for d in store.directories().map_err(|e| e.to_string())? {
-                let counts = store.user_counts(d.id).map_err(|e| e.to_string())?;
-                rows.push(json!({
-                    "name": d.name, "kind": d.kind.as_str(), "endpoint": format!("/scim/v2/{}", d.name),
-                    "activeUsers": counts.active, "inactiveUsers": counts.inactive,
-                }));
-            }
+            let rows = directory_summaries(&store).map_err(|e| e.to_string())?;
             if args.json {
                 println!("{}", json!(rows));
             } else {

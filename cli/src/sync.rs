@@ -90,7 +90,9 @@ fn prepare(args: &Args) -> Result<(run::Mode, usersync_core::ldap::plan::Plan), 
         Some(r) => r,
         None => &local,
     };
-    run::plan_run(&config, &store, target, args.full, system_clock()())
+    run::plan_run(&config, &store, target, args.full, &system_clock())
+        .map(|p| (p.mode, p.plan))
+        .map_err(|e| e.to_string())
 }
 
 pub(crate) fn plan(args: &Args) -> ExitCode {

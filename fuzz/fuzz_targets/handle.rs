@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use usersync_core::scim::service::{ScimRequest, Service, ServiceConfig, random_ids};
+use usersync_core::scim::service::{ScimRequest, Service, ServiceConfig, new_ids};
 use usersync_core::scim::schema::SchemaRegistry;
 use usersync_core::store::memory::MemoryStore;
 use usersync_core::store::{DirectoryKind, Kind, NewDirectory, NewResource, Store, system_clock};
@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
             .expect("fresh store");
     }
     let config = ServiceConfig::default().with_require_token(false);
-    let service = Service::with(store, SchemaRegistry::core(), config, random_ids());
+    let service = Service::with(store, SchemaRegistry::core(), config, new_ids());
     let response = service.handle(&ScimRequest { method, path, query, headers, body });
     assert_ne!(response.status, 500, "a bad request must not be a server error");
     assert!((200..600).contains(&response.status));

@@ -5,9 +5,11 @@
 //!
 //! Needs Debian's `slapd`, `ldap-utils` and `openssl` (installed by `scripts/setup.sh`).
 //!
-//! Also an HTTP proxy that injects the errors of a busy server ([`proxy::FaultyProxy`]).
+//! Also an HTTP proxy that injects the errors of a busy server ([`proxy::FaultyProxy`]), and
+//! the identity-provider transcripts' replayer ([`transcripts::replay`]).
 
 pub mod proxy;
+pub mod transcripts;
 
 use std::io::Write;
 use std::net::TcpListener;

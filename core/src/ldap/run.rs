@@ -90,6 +90,33 @@ pub struct Run {
     pub milliseconds: Vec<(&'static str, u64)>,
 }
 
+impl Run {
+    /// The run as JSON, as its record keeps it: outcome, mode, the plan's summary, the
+    /// report, the error and the time per step.
+    pub fn to_json(&self) -> Value {
+        let mut out = json!({
+            "outcome": self.outcome.as_str(),
+            "mode": self.mode,
+            "milliseconds": self.milliseconds.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        if let Some(plan) = &self.plan {
+            out["plan"] = json!({
+                "summary": plan.summary().counts,
+                "incomplete": plan.incomplete,
+                "blocked": plan.blocked,
+                "warnings": plan.warnings,
+            });
+        }
+        if let Some(r) = &self.report {
+            out["report"] = serde_json::to_value(r).unwrap_or(Value::Null);
+        }
+        if let Some(e) = &self.error {
+            out["error"] = Value::String(e.clone());
+        }
+        out
+    }
+}
+
 /// What a successful run leaves for the next.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Watermark {
@@ -101,7 +128,34 @@ struct Watermark {
     config: String,
 }
 
-/// Reads the source (full or incremental, as the records allow) and plans against `target`.
+/// Why no plan could be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// LDAP could not be read: no server answered, the bind failed, or a secret is missing.
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    /// The target could not be read (or is not a directory a sync may write to).
+    #[error(transparent)]
+    Target(#[from] ApplyError),
+}
+
+/// A plan ready to apply, and how it was made.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Planned {
+    /// When the run started.
+    pub started: DateTime,
+    /// Full or incremental.
+    pub mode: Mode,
+    /// The changes.
+    pub plan: Plan,
+    /// Milliseconds per step so far.
+    pub milliseconds: Vec<(&'static str, u64)>,
+}
+
+/// Reads the source (full or incremental, as the records allow) and plans against `target`;
+/// nothing is written. Apply the plan with [`apply_run`], or see it and drop it.
 ///
 /// # Errors
 /// Why the source, the target or the records could not be read.
@@ -110,9 +164,17 @@ pub fn plan_run(
     records: &dyn Store,
     target: &dyn Target,
     full: bool,
-    now: DateTime,
-) -> Result<(Mode, Plan), String> {
-    plan_timed(config, records, target, full, now, &mut Vec::new())
+    clock: &Clock,
+) -> Result<Planned, PlanError> {
+    let started = clock();
+    let mut milliseconds = Vec::new();
+    let (mode, plan) = plan_timed(config, records, target, full, started, &mut milliseconds)?;
+    Ok(Planned {
+        started,
+        mode,
+        plan,
+        milliseconds,
+    })
 }
 
 /// [`plan_run`], noting how long each step took.
@@ -123,7 +185,7 @@ fn plan_timed(
     full: bool,
     now: DateTime,
     milliseconds: &mut Vec<(&'static str, u64)>,
-) -> Result<(Mode, Plan), String> {
+) -> Result<(Mode, Plan), PlanError> {
     let mode = mode(config, records, full, now)?;
     let read_target = || {
         let step = Instant::now();
@@ -148,7 +210,7 @@ fn plan_timed(
         Some(since) => {
             let (current, target_ms) = read_target();
             milliseconds.push(("target", target_ms));
-            let current = current.map_err(|e| e.to_string())?;
+            let current = current?;
             let known_active: HashSet<String> = current
                 .users
                 .iter()
@@ -167,8 +229,8 @@ fn plan_timed(
             (Ok(current), snapshot)
         }
     };
-    let current = current.map_err(|e| e.to_string())?;
-    let snapshot = snapshot.map_err(|e| e.to_string())?;
+    let current = current?;
+    let snapshot = snapshot?;
     let step = Instant::now();
     let plan = plan(config, &snapshot, &current);
     milliseconds.push(("plan", elapsed(step)));
@@ -188,80 +250,94 @@ pub fn sync(
     options: &RunOptions<'_>,
     clock: &Clock,
 ) -> Run {
-    let started = clock();
-    let full_mode = || Mode {
-        since: None,
-        reason: String::new(),
-    };
-    let mut milliseconds = Vec::new();
-    let planned = plan_timed(
-        config,
-        records,
-        target,
-        options.full,
-        started,
-        &mut milliseconds,
-    );
-    let (mut run, watermark) = match planned {
-        Err(e) => (
-            Run {
-                started,
-                mode: full_mode(),
+    match plan_run(config, records, target, options.full, clock) {
+        Ok(planned) => apply_run(config, records, target, planned, &options.apply, clock),
+        Err(e) => {
+            let mut run = Run {
+                started: clock(),
+                mode: Mode {
+                    since: None,
+                    reason: String::new(),
+                },
                 plan: None,
                 report: None,
-                error: Some(e),
+                error: Some(e.to_string()),
                 outcome: RunOutcome::Failed,
-                milliseconds,
-            },
-            None,
-        ),
-        Ok((mode, plan)) => {
-            let step = Instant::now();
-            let applied = target.apply(config, &plan, &options.apply);
-            milliseconds.push(("apply", elapsed(step)));
-            let (report, error, outcome) = match applied {
-                Ok(r) if r.failures.is_empty() => (Some(r), None, RunOutcome::Succeeded),
-                Ok(r) => (Some(r), None, RunOutcome::Failed),
-                Err(e @ ApplyError::Blocked(_)) => (None, Some(e.to_string()), RunOutcome::Blocked),
-                Err(e) => (None, Some(e.to_string()), RunOutcome::Failed),
+                milliseconds: Vec::new(),
             };
-            // A plan of an incomplete read applied cleanly still leaves changes unread.
-            let clean = outcome == RunOutcome::Succeeded && plan.incomplete.is_empty();
-            let watermark = clean.then(|| {
-                let last_full = if mode.since.is_none() {
-                    started.to_string()
-                } else {
-                    previous(config, records)
-                        .ok()
-                        .flatten()
-                        .map_or_else(|| started.to_string(), |w| w.last_full)
-                };
-                Watermark {
-                    since: generalized_time(started),
-                    last_full,
-                    config: fingerprint(config),
-                }
-            });
-            (
-                Run {
-                    started,
-                    mode,
-                    plan: Some(plan),
-                    report,
-                    error,
-                    outcome,
-                    milliseconds,
-                },
-                watermark,
-            )
+            keep_record(config, records, &mut run, None, clock);
+            run
         }
+    }
+}
+
+/// Applies a plan made by [`plan_run`] and keeps the run's record, as [`sync`] does.
+pub fn apply_run(
+    config: &SyncConfig,
+    records: &dyn Store,
+    target: &dyn Target,
+    planned: Planned,
+    options: &ApplyOptions<'_>,
+    clock: &Clock,
+) -> Run {
+    let Planned {
+        started,
+        mode,
+        plan,
+        mut milliseconds,
+    } = planned;
+    let step = Instant::now();
+    let applied = target.apply(config, &plan, options);
+    milliseconds.push(("apply", elapsed(step)));
+    let (report, error, outcome) = match applied {
+        Ok(r) if r.failures.is_empty() => (Some(r), None, RunOutcome::Succeeded),
+        Ok(r) => (Some(r), None, RunOutcome::Failed),
+        Err(e @ ApplyError::Blocked(_)) => (None, Some(e.to_string()), RunOutcome::Blocked),
+        Err(e) => (None, Some(e.to_string()), RunOutcome::Failed),
     };
-    if let Err(e) = record(config, records, &run, watermark, clock) {
+    // A plan of an incomplete read applied cleanly still leaves changes unread.
+    let clean = outcome == RunOutcome::Succeeded && plan.incomplete.is_empty();
+    let watermark = clean.then(|| {
+        let last_full = if mode.since.is_none() {
+            started.to_string()
+        } else {
+            previous(config, records)
+                .ok()
+                .flatten()
+                .map_or_else(|| started.to_string(), |w| w.last_full)
+        };
+        Watermark {
+            since: generalized_time(started),
+            last_full,
+            config: fingerprint(config),
+        }
+    });
+    let mut run = Run {
+        started,
+        mode,
+        plan: Some(plan),
+        report,
+        error,
+        outcome,
+        milliseconds,
+    };
+    keep_record(config, records, &mut run, watermark, clock);
+    run
+}
+
+/// Records the run; a record that cannot be kept is said in the run's error.
+fn keep_record(
+    config: &SyncConfig,
+    records: &dyn Store,
+    run: &mut Run,
+    watermark: Option<Watermark>,
+    clock: &Clock,
+) {
+    if let Err(e) = record(config, records, run, watermark, clock) {
         run.error
             .get_or_insert_with(String::new)
             .push_str(&format!(" (the run was not recorded: {e})"));
     }
-    run
 }
 
 /// Full or incremental, and why, from the configuration and the last clean run's record.
@@ -270,7 +346,7 @@ fn mode(
     records: &dyn Store,
     full: bool,
     now: DateTime,
-) -> Result<Mode, String> {
+) -> Result<Mode, PlanError> {
     let full_because = |reason: &str| {
         Ok(Mode {
             since: None,
@@ -283,7 +359,7 @@ fn mode(
     if full {
         return full_because("a full run was asked for");
     }
-    let Some(last) = previous(config, records).map_err(|e| e.to_string())? else {
+    let Some(last) = previous(config, records)? else {
         return full_because("no earlier run left a watermark");
     };
     if last.config != fingerprint(config) {
@@ -335,24 +411,7 @@ fn record(
             records.create_directory(NewDirectory::new(&config.directory, DirectoryKind::Ldap))?
         }
     };
-    let mut report = json!({
-        "mode": run.mode,
-        "milliseconds": run.milliseconds.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
-    });
-    if let Some(plan) = &run.plan {
-        report["plan"] = json!({
-            "summary": plan.summary().counts,
-            "incomplete": plan.incomplete,
-            "blocked": plan.blocked,
-            "warnings": plan.warnings,
-        });
-    }
-    if let Some(r) = &run.report {
-        report["report"] = serde_json::to_value(r).unwrap_or(Value::Null);
-    }
-    if let Some(e) = &run.error {
-        report["error"] = Value::String(e.clone());
-    }
+    let mut report = run.to_json();
     if let Some(w) = watermark {
         report["watermark"] = serde_json::to_value(w).unwrap_or(Value::Null);
     }

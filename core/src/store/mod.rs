@@ -657,6 +657,26 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError>;
 }
 
+/// Every directory as the command line and the bindings list it: name, kind, endpoint and
+/// user counts, as JSON objects.
+///
+/// # Errors
+/// [`StoreError::Backend`].
+pub fn directory_summaries(store: &dyn Store) -> Result<Vec<Value>, StoreError> {
+    let mut rows = Vec::new();
+    for d in store.directories()? {
+        let counts = store.user_counts(d.id)?;
+        rows.push(serde_json::json!({
+            "name": d.name,
+            "kind": d.kind.as_str(),
+            "endpoint": format!("/scim/v2/{}", d.name),
+            "activeUsers": counts.active,
+            "inactiveUsers": counts.inactive,
+        }));
+    }
+    Ok(rows)
+}
+
 /// Checks a directory name: it becomes a URL path segment.
 pub(crate) fn check_directory_name(name: &str) -> Result<(), StoreError> {
     let ok = !name.is_empty()

@@ -1,0 +1,232 @@
+//! What the platform reads for itself: users and groups as SCIM JSON, counts, and the change
+//! feed. These calls need no token: the platform authenticates its own callers.
+
+use std::ffi::c_char;
+
+use serde_json::{Value, json};
+use usersync_core::scim::service::ScimRequest;
+
+use crate::service::{service, usersync_service};
+use crate::{c_string, fail, guard, out, store_error, text, usersync_result, write};
+
+/// `kind` argument: a user.
+pub const USERSYNC_KIND_USER: u32 = 1;
+/// `kind` argument: a group.
+pub const USERSYNC_KIND_GROUP: u32 = 2;
+
+fn collection(kind: u32) -> Result<&'static str, usersync_result> {
+    match kind {
+        USERSYNC_KIND_USER => Ok("Users"),
+        USERSYNC_KIND_GROUP => Ok("Groups"),
+        other => Err(fail(
+            usersync_result::InvalidArgument,
+            format!("`kind` {other} is neither USERSYNC_KIND_USER (1) nor USERSYNC_KIND_GROUP (2)"),
+        )),
+    }
+}
+
+/// Percent-encodes a query parameter's value.
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Runs a GET through the platform's service and returns the JSON body of a 200.
+fn get_json(
+    service: &usersync_service,
+    path: &str,
+    query: &str,
+) -> Result<String, usersync_result> {
+    let response = service
+        .platform
+        .handle(&ScimRequest::new("GET", path).with_query(query));
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    if response.status == 200 {
+        return Ok(body);
+    }
+    let error: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let detail = error["detail"].as_str().unwrap_or("no detail").to_owned();
+    let code = match (response.status, error["scimType"].as_str()) {
+        (404, _) => usersync_result::NotFound,
+        (400, Some("invalidFilter")) => usersync_result::InvalidFilter,
+        (400, _) => usersync_result::InvalidArgument,
+        _ => usersync_result::StoreBackend,
+    };
+    Err(fail(code, detail))
+}
+
+/// The user or group `id` of `directory` as SCIM JSON (as a GET of it answers), written to
+/// `json_out`; free it with `usersync_string_free`. `kind` is `USERSYNC_KIND_USER` or
+/// `USERSYNC_KIND_GROUP`.
+///
+/// Errors: `NOT_FOUND` (no such directory or resource), `INVALID_ARGUMENT`, and the usual
+/// argument checks.
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_resource_get(
+    service: *const usersync_service,
+    directory: *const c_char,
+    directory_len: usize,
+    kind: u32,
+    id: *const c_char,
+    id_len: usize,
+    json_out: *mut *mut c_char,
+) -> usersync_result {
+    guard(|| {
+        let service = self::service(service)?;
+        out(json_out, "json_out")?;
+        let directory = text(directory, directory_len, "directory")?;
+        let id = text(id, id_len, "id")?;
+        if id.is_empty() || id.contains('/') {
+            return Err(fail(
+                usersync_result::InvalidArgument,
+                "`id` must be a resource id",
+            ));
+        }
+        let path = format!("/scim/v2/{directory}/{}/{id}", collection(kind)?);
+        let json = get_json(service, &path, "")?;
+        write(json_out, c_string(json)?);
+        Ok(())
+    })
+}
+
+/// A page of the users or groups of `directory` that match `filter` (a SCIM filter; NULL or
+/// empty for all), as a SCIM ListResponse JSON written to `json_out` (free it with
+/// `usersync_string_free`). `start_index` counts from 1 (0 is taken as 1); `count` is the
+/// page size (0: the service's maximum).
+///
+/// Errors: `INVALID_FILTER` (with the message naming the position), `NOT_FOUND` (no such
+/// directory), `INVALID_ARGUMENT`, and the usual argument checks.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn usersync_resource_list(
+    service: *const usersync_service,
+    directory: *const c_char,
+    directory_len: usize,
+    kind: u32,
+    filter: *const c_char,
+    filter_len: usize,
+    start_index: u64,
+    count: u64,
+    json_out: *mut *mut c_char,
+) -> usersync_result {
+    guard(|| {
+        let service = self::service(service)?;
+        out(json_out, "json_out")?;
+        let directory = text(directory, directory_len, "directory")?;
+        let filter = text(filter, filter_len, "filter")?;
+        let mut query = format!("startIndex={}", start_index.max(1));
+        if count > 0 {
+            query.push_str(&format!("&count={count}"));
+        }
+        if !filter.is_empty() {
+            query.push_str(&format!("&filter={}", encode(filter)));
+        }
+        let path = format!("/scim/v2/{directory}/{}", collection(kind)?);
+        let json = get_json(service, &path, &query)?;
+        write(json_out, c_string(json)?);
+        Ok(())
+    })
+}
+
+/// The active (licensed) and inactive user counts of `directory`.
+///
+/// Errors: `NOT_FOUND` (no such directory), `STORE_BACKEND`, and the usual argument checks.
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_user_counts(
+    service: *const usersync_service,
+    directory: *const c_char,
+    directory_len: usize,
+    active_out: *mut u64,
+    inactive_out: *mut u64,
+) -> usersync_result {
+    guard(|| {
+        let service = self::service(service)?;
+        out(active_out, "active_out")?;
+        out(inactive_out, "inactive_out")?;
+        let name = text(directory, directory_len, "directory")?;
+        let d = service
+            .store
+            .directory(name)
+            .map_err(|e| store_error(&e))?
+            .ok_or_else(|| fail(usersync_result::NotFound, format!("no directory `{name}`")))?;
+        let counts = service
+            .store
+            .user_counts(d.id)
+            .map_err(|e| store_error(&e))?;
+        write(active_out, counts.active);
+        write(inactive_out, counts.inactive);
+        Ok(())
+    })
+}
+
+/// Up to `limit` change-feed events after sequence number `after` (0: from the start), as a
+/// JSON array written to `json_out` (free it with `usersync_string_free`):
+/// `[{"seq": 7, "directory": "acme", "type": "User", "id": "…", "event": "updated",
+/// "version": 3, "time": "2026-11-28T16:42:08Z"}]`, in sequence order. `next_seq_out`
+/// receives the sequence to pass next time (the last event's, or `after` when there is
+/// none). Events are never skipped: one committed late appears after those before it.
+///
+/// Errors: `INVALID_ARGUMENT` for a `limit` of 0, `STORE_BACKEND`, and the usual checks.
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_events_after(
+    service: *const usersync_service,
+    after: u64,
+    limit: u64,
+    json_out: *mut *mut c_char,
+    next_seq_out: *mut u64,
+) -> usersync_result {
+    guard(|| {
+        let service = self::service(service)?;
+        out(json_out, "json_out")?;
+        out(next_seq_out, "next_seq_out")?;
+        let limit = usize::try_from(limit)
+            .ok()
+            .filter(|l| *l > 0)
+            .ok_or_else(|| {
+                fail(
+                    usersync_result::InvalidArgument,
+                    "`limit` must be at least 1",
+                )
+            })?;
+        let events = service
+            .store
+            .events_after(after, limit.min(10_000))
+            .map_err(|e| store_error(&e))?;
+        let names: std::collections::HashMap<i64, String> = service
+            .store
+            .directories()
+            .map_err(|e| store_error(&e))?
+            .into_iter()
+            .map(|d| (d.id, d.name))
+            .collect();
+        let next = events.last().map_or(after, |e| e.seq);
+        let list: Vec<Value> = events
+            .iter()
+            .map(|e| {
+                json!({
+                    "seq": e.seq,
+                    "directory": names.get(&e.directory),
+                    "type": match e.kind {
+                        usersync_core::store::Kind::User => "User",
+                        usersync_core::store::Kind::Group => "Group",
+                    },
+                    "id": e.id,
+                    "event": e.event.as_str(),
+                    "version": e.version,
+                    "time": e.time.to_string(),
+                })
+            })
+            .collect();
+        let json = c_string(Value::Array(list).to_string())?;
+        write(json_out, json);
+        write(next_seq_out, next);
+        Ok(())
+    })
+}

@@ -1,0 +1,316 @@
+//! The C programs of `tests/c/`, compiled with gcc (`-std=c11 -Wall -Wextra -Werror`) against
+//! the committed header, linked dynamically and statically against this crate's
+//! `libusersync`, and run — also under valgrind, which must report no error and no leak.
+#![allow(clippy::unwrap_used)] // test support: a failed step should stop the test
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The directory cargo put `libusersync.so` and `libusersync.a` in (beside `deps/`).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A fresh directory of its own for each call.
+fn scratch(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("usersync-c-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// How a program is linked.
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    Dynamic,
+    Static,
+}
+
+/// Compiles `tests/c/<name>.c` and returns the executable.
+fn compile(name: &str, link: Link) -> PathBuf {
+    let lib = lib_dir();
+    assert!(
+        lib.join("libusersync.so").exists() && lib.join("libusersync.a").exists(),
+        "libusersync is not built in {}",
+        lib.display()
+    );
+    let out = scratch(&format!("build-{name}-{link:?}")).join(name);
+    let mut gcc = Command::new("gcc");
+    gcc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-pthread"])
+        .arg("-I")
+        .arg(repo().join("include"))
+        .arg(repo().join(format!("tests/c/{name}.c")))
+        .arg("-o")
+        .arg(&out);
+    match link {
+        Link::Dynamic => {
+            gcc.arg(format!("-L{}", lib.display()))
+                .arg(format!("-Wl,-rpath,{}", lib.display()))
+                .arg("-lusersync");
+        }
+        // The system libraries `cargo rustc -- --print native-static-libs` names.
+        Link::Static => {
+            gcc.arg(lib.join("libusersync.a")).args([
+                "-lgcc_s",
+                "-lutil",
+                "-lrt",
+                "-lpthread",
+                "-lm",
+                "-ldl",
+                "-lc",
+            ]);
+        }
+    }
+    let status = gcc.status().expect("gcc runs");
+    assert!(status.success(), "gcc failed on {name}.c ({link:?})");
+    out
+}
+
+/// Runs a compiled program with a fresh database path and `args`; `valgrind` wraps it.
+fn run(exe: &Path, valgrind: bool, args: &[&str]) -> String {
+    let db = scratch("db").join("c.db");
+    let mut command = if valgrind {
+        let mut v = Command::new("valgrind");
+        v.args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--show-leak-kinds=definite,indirect,possible",
+            "--errors-for-leak-kinds=definite,indirect,possible",
+            "--quiet",
+        ])
+        .arg(exe);
+        v
+    } else {
+        Command::new(exe)
+    };
+    let output = command
+        .arg(&db)
+        .args(args)
+        .output()
+        .expect("the program runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{} failed ({:?}){}:\n{stdout}\n{stderr}",
+        exe.display(),
+        output.status,
+        if valgrind { " under valgrind" } else { "" },
+    );
+    stdout
+}
+
+/// Builds each program once per linking.
+fn program(name: &'static str, link: Link) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let key = format!("{name}-{link:?}");
+    let mut built = built
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, path)) = built.iter().find(|(k, _)| *k == key) {
+        return path.clone();
+    }
+    let path = compile(name, link);
+    built.push((key, path.clone()));
+    path
+}
+
+#[test]
+fn lifecycle_and_every_error_path_dynamic_and_static() {
+    for link in [Link::Dynamic, Link::Static] {
+        let out = run(&program("lifecycle", link), false, &[]);
+        assert!(out.contains("lifecycle: ok"), "{out}");
+    }
+}
+
+#[test]
+fn eight_threads_on_one_handle_lose_nothing() {
+    let out = run(&program("threads", Link::Dynamic), false, &[]);
+    assert!(
+        out.contains("threads: ok (200 users, 200 members, 201 creations"),
+        "{out}"
+    );
+}
+
+#[test]
+fn valgrind_finds_no_error_and_no_leak() {
+    // Valgrind runs threads one at a time and some fifty times slower: fewer users.
+    for (name, args) in [("lifecycle", &[][..]), ("threads", &["3"][..])] {
+        run(&program(name, Link::Dynamic), true, args);
+    }
+}
+
+/// The C transport of the transcripts: a running `replay` program.
+struct Replayer {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Replayer {
+    fn start(exe: &Path) -> Self {
+        let db = scratch("replay").join("c.db");
+        let mut child = Command::new(exe)
+            .arg(&db)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        Self { child, stdout }
+    }
+
+    fn send(&mut self, head: &str, payload: &[&[u8]]) -> (String, Vec<u8>) {
+        use std::io::{BufRead, Read, Write};
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(head.as_bytes()).unwrap();
+        for p in payload {
+            stdin.write_all(p).unwrap();
+        }
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let len: usize = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+        let mut body = vec![0; len];
+        self.stdout.read_exact(&mut body).unwrap();
+        (line, body)
+    }
+
+    fn finish(mut self) {
+        drop(self.child.stdin.take());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn identity_provider_transcripts_replay_through_the_c_api() {
+    use serde_json::Value;
+    use usersync_testkit::transcripts;
+    let mut c = Replayer::start(&program("replay", Link::Static));
+    let names = transcripts::names();
+    assert!(names.len() >= 3, "{names:?}");
+    for name in &names {
+        let (_, created) = c.send(&format!("D {}\n", name.len()), &[name.as_bytes()]);
+        let created: Value = serde_json::from_slice(&created).unwrap();
+        let token = created["token"].as_str().unwrap().to_owned();
+        transcripts::replay(name, name, &mut |request| {
+            let body = request
+                .body
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_default();
+            let parts: [&[u8]; 5] = [
+                request.method.as_bytes(),
+                request.path.as_bytes(),
+                request.query.as_bytes(),
+                token.as_bytes(),
+                body.as_bytes(),
+            ];
+            let head = format!(
+                "R {} {} {} {} {}\n",
+                parts[0].len(),
+                parts[1].len(),
+                parts[2].len(),
+                parts[3].len(),
+                parts[4].len()
+            );
+            let (line, body) = c.send(&head, &parts);
+            let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+            let json = if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body).unwrap()
+            };
+            (status, json)
+        });
+    }
+    c.finish();
+}
+
+/// The README's C example, built the way it says (installed with `scripts/install-lib.sh`,
+/// flags from pkg-config), run.
+#[test]
+fn the_readme_c_example_builds_with_pkg_config_and_runs() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let example = readme
+        .split("```c\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let dir = scratch("readme");
+    std::fs::write(dir.join("app.c"), example).unwrap();
+    let prefix = dir.join("prefix");
+    let status = Command::new(repo().join("scripts/install-lib.sh"))
+        .args(["--debug", "--no-build"])
+        .arg(&prefix)
+        .env("CARGO_TARGET_DIR", lib_dir().parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pkg_config = |args: &[&str]| {
+        let out = Command::new("pkg-config")
+            .args(args)
+            .arg("usersync")
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        pkg_config(&["--modversion"]).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    for (name, flags) in [
+        ("dynamic", pkg_config(&["--cflags", "--libs"])),
+        (
+            "static",
+            format!(
+                "{} -static-libgcc",
+                pkg_config(&["--cflags", "--libs", "--static"])
+            ),
+        ),
+    ] {
+        let exe = dir.join(format!("app-{name}"));
+        let mut gcc = Command::new("gcc");
+        gcc.args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+            .arg(dir.join("app.c"))
+            .arg("-o")
+            .arg(&exe);
+        if name == "static" {
+            // The static library first, so the linker prefers it to the shared one.
+            gcc.arg(prefix.join("lib/libusersync.a"));
+        }
+        gcc.args(flags.split_whitespace());
+        assert!(
+            gcc.status().unwrap().success(),
+            "the README example ({name}) does not build"
+        );
+        let work = scratch(&format!("readme-run-{name}"));
+        let out = Command::new(&exe).current_dir(&work).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("\"endpoint\":\"/scim/v2/acme\""),
+            "{stdout}"
+        );
+        assert!(stdout.contains("status 401"), "{stdout}");
+        assert!(stdout.contains("\"totalResults\":0"), "{stdout}");
+    }
+}
