@@ -34,14 +34,27 @@ enum Link {
     Static,
 }
 
+/// Builds `libusersync.so` and `libusersync.a` from the code as it is now: `cargo test`
+/// builds only the crate's rlib, and libraries left by an earlier build could be stale.
+fn build_libraries() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--locked", "-p", "usersync-ffi", "--lib"])
+            .arg("--target-dir")
+            .arg(lib_dir().parent().unwrap())
+            .current_dir(repo())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build -p usersync-ffi failed");
+    });
+}
+
 /// Compiles `tests/c/<name>.c` and returns the executable.
 fn compile(name: &str, link: Link) -> PathBuf {
+    build_libraries();
     let lib = lib_dir();
-    assert!(
-        lib.join("libusersync.so").exists() && lib.join("libusersync.a").exists(),
-        "libusersync is not built in {}",
-        lib.display()
-    );
     let out = scratch(&format!("build-{name}-{link:?}")).join(name);
     let mut gcc = Command::new("gcc");
     gcc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-pthread"])
@@ -313,4 +326,45 @@ fn the_readme_c_example_builds_with_pkg_config_and_runs() {
         assert!(stdout.contains("status 401"), "{stdout}");
         assert!(stdout.contains("\"totalResults\":0"), "{stdout}");
     }
+}
+
+/// An LDAP sync driven from C against a real slapd: plan, apply with progress, a no-change
+/// run, a blocked removal and its override, an unreachable server.
+#[test]
+fn a_sync_against_slapd_driven_from_c() {
+    use usersync_testkit::{ADMIN_DN, ADMIN_PASSWORD, BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd};
+    let slapd = Slapd::start("c-sync");
+    let mut ldif = String::new();
+    for uid in ["ann", "bob", "cid", "dee", "eve"] {
+        ldif.push_str(&format!(
+            "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\n"
+        ));
+    }
+    ldif.push_str(&format!(
+        "dn: cn=staff,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: staff\nmember: uid=ann,ou=people,{BASE}\nmember: uid=bob,ou=people,{BASE}\n"
+    ));
+    slapd.add(&ldif);
+    let dir = scratch("c-sync-config");
+    let config = dir.join("corp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
+             bind_password_file = \"{}\"\n[users]\nbase = \"ou=people,{BASE}\"\n[groups]\nbase = \"ou=groups,{BASE}\"\n",
+            slapd.url,
+            dir.join("password").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("password"), SERVICE_PASSWORD).unwrap();
+    let remove = format!(
+        "ldapdelete -x -H {} -D '{ADMIN_DN}' -w '{ADMIN_PASSWORD}' 'uid=dee,ou=people,{BASE}' 'uid=eve,ou=people,{BASE}'",
+        slapd.url
+    );
+    let out = run(
+        &program("sync", Link::Dynamic),
+        false,
+        &[config.to_str().unwrap(), &remove],
+    );
+    assert!(out.contains("sync: ok"), "{out}");
 }

@@ -1,0 +1,108 @@
+/* An LDAP sync driven from C against the test slapd: plan, review the JSON, apply with a
+ * progress callback, run again (nothing to do), then a removal that crosses the threshold is
+ * blocked until applied with the override.
+ * Usage: sync DB_PATH CONFIG_TOML_PATH REMOVE_COMMAND
+ * REMOVE_COMMAND is a shell command that deletes two of the users from LDAP. */
+#include <stdint.h>
+
+#include "check.h"
+
+static char *read_file(const char *path, size_t *len_out) {
+  FILE *f = fopen(path, "rb");
+  CHECK(f != NULL);
+  CHECK(fseek(f, 0, SEEK_END) == 0);
+  long n = ftell(f);
+  CHECK(n >= 0);
+  rewind(f);
+  char *buf = malloc((size_t)n + 1);
+  CHECK(buf != NULL);
+  CHECK(fread(buf, 1, (size_t)n, f) == (size_t)n);
+  buf[n] = 0;
+  fclose(f);
+  *len_out = (size_t)n;
+  return buf;
+}
+
+struct progress {
+  int calls;
+  uint64_t last_done, total;
+};
+
+static void on_progress(void *userdata, uint64_t done, uint64_t total) {
+  struct progress *p = userdata;
+  CHECK(done >= p->last_done && done <= total);
+  p->calls++;
+  p->last_done = done;
+  p->total = total;
+}
+
+int main(int argc, char **argv) {
+  CHECK(argc == 4);
+  size_t config_len = 0;
+  char *config = read_file(argv[2], &config_len);
+  usersync_service *svc = NULL;
+  OK(usersync_service_open(S(argv[1]), NULL, 0, &svc));
+
+  /* Plan: five users and a group to create, nothing changed yet. */
+  usersync_plan *plan = NULL;
+  OK(usersync_sync_plan(svc, config, config_len, 0, &plan));
+  char *json = NULL;
+  OK(usersync_plan_json(plan, &json));
+  if (strstr(json, "\"summary\":{\"add_members\":1,\"create\":6}") == NULL) {
+    fprintf(stderr, "unexpected plan: %s\n", json);
+    return 1;
+  }
+  usersync_string_free(json);
+  uint64_t active = 0, inactive = 0;
+  EXPECT(usersync_user_counts(svc, S("corp"), &active, &inactive), USERSYNC_RESULT_NOT_FOUND);
+
+  /* Apply, watching the progress. */
+  struct progress progress = {0, 0, 0};
+  OK(usersync_plan_apply(svc, plan, 0, on_progress, &progress, &json));
+  CHECK(strstr(json, "\"outcome\":\"succeeded\"") != NULL);
+  CHECK(strstr(json, "\"create\":6") != NULL);
+  usersync_string_free(json);
+  CHECK(progress.calls >= 1 && progress.last_done == 7 && progress.total == 7);
+  EXPECT(usersync_plan_apply(svc, plan, 0, NULL, NULL, &json), USERSYNC_RESULT_INVALID_ARGUMENT);
+  CHECK(strstr(last_error(), "applied already") != NULL);
+  usersync_plan_free(plan);
+  OK(usersync_user_counts(svc, S("corp"), &active, &inactive));
+  CHECK(active == 5 && inactive == 0);
+
+  /* Again: nothing to do, and the feed has every creation. */
+  OK(usersync_sync_run(svc, config, config_len, 0, NULL, NULL, &json));
+  CHECK(strstr(json, "\"applied\":{}") != NULL);
+  usersync_string_free(json);
+  uint64_t next = 0;
+  OK(usersync_events_after(svc, 0, 1000, &json, &next));
+  int created = 0;
+  for (const char *p = json; (p = strstr(p, "\"event\":\"created\"")) != NULL; p++) created++;
+  usersync_string_free(json);
+  CHECK(created == 6);
+
+  /* Two of five users leave: 40% is above the 10% threshold. */
+  CHECK(system(argv[3]) == 0);
+  json = NULL;
+  EXPECT(usersync_sync_run(svc, config, config_len, 0, NULL, NULL, &json),
+         USERSYNC_RESULT_SYNC_BLOCKED);
+  CHECK(json != NULL && strstr(json, "\"outcome\":\"blocked\"") != NULL);
+  usersync_string_free(json);
+  OK(usersync_user_counts(svc, S("corp"), &active, &inactive));
+  CHECK(active == 5);
+  OK(usersync_sync_run(svc, config, config_len, USERSYNC_SYNC_ALLOW_DELETES, NULL, NULL, &json));
+  CHECK(strstr(json, "\"deactivate\":2") != NULL);
+  usersync_string_free(json);
+  OK(usersync_user_counts(svc, S("corp"), &active, &inactive));
+  CHECK(active == 3 && inactive == 2);
+
+  /* A server that does not answer is a clear error, not a crash. */
+  const char *dead = "directory = \"corp\"\n[connection]\nurls = [\"ldap://127.0.0.1:9\"]\n"
+                     "tls = \"none\"\nconnect_timeout_seconds = 2\n[users]\nbase = \"dc=x\"\n";
+  EXPECT(usersync_sync_plan(svc, S(dead), 0, &plan), USERSYNC_RESULT_SYNC_SOURCE);
+  CHECK(strstr(last_error(), "no LDAP server answered") != NULL);
+
+  usersync_service_free(svc);
+  free(config);
+  printf("sync: ok\n");
+  return 0;
+}
