@@ -242,6 +242,11 @@ pub extern "C" fn usersync_sync_run(
     userdata: *mut c_void,
     report_json_out: *mut *mut c_char,
 ) -> usersync_result {
+    // Checked before LDAP is read: a run with nowhere to put its report does not start.
+    let checked = guard(|| out(report_json_out, "report_json_out"));
+    if checked != usersync_result::Ok {
+        return checked;
+    }
     let mut plan: *mut usersync_plan = std::ptr::null_mut();
     let planned = usersync_sync_plan(
         service,

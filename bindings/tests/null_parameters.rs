@@ -1,0 +1,504 @@
+//! Every pointer of every function, NULL in turn: `USERSYNC_RESULT_NULL_PARAMETER` (or the
+//! documented neutral answer), never a crash, and no output written.
+#![allow(unsafe_code, clippy::unwrap_used)] // calling the C ABI with raw pointers, as C does
+
+use std::ffi::c_char;
+use std::ptr::{null, null_mut};
+
+use usersync::*;
+
+const R: usersync_result = usersync_result::NullParameter;
+
+fn s(text: &str) -> (*const c_char, usize) {
+    (text.as_ptr().cast(), text.len())
+}
+
+fn open() -> *mut usersync_service {
+    let dir = std::env::temp_dir().join(format!("usersync-null-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("null.db");
+    let path = path.to_str().unwrap().to_owned();
+    let mut service = null_mut();
+    let (p, n) = s(&path);
+    assert_eq!(
+        usersync_service_open(p, n, null(), 0, &raw mut service),
+        usersync_result::Ok
+    );
+    let mut json = null_mut();
+    let (name, name_len) = s("acme");
+    let (kind, kind_len) = s("scim");
+    assert_eq!(
+        usersync_directory_create(service, name, name_len, kind, kind_len, &raw mut json),
+        usersync_result::Ok
+    );
+    usersync_string_free(json);
+    service
+}
+
+#[test]
+fn every_pointer_argument_may_be_null() {
+    let svc = open();
+    let (acme, acme_len) = s("acme");
+    let (scim, scim_len) = s("scim");
+    let (get, get_len) = s("GET");
+    let (path, path_len) = s("/scim/v2/acme/Users");
+    let (filter, filter_len) = s("userName eq \"x\"");
+    let mut json: *mut c_char = null_mut();
+    let mut n = 0usize;
+    let mut u = 0u64;
+    let mut i = 0i64;
+    let mut out_svc = null_mut::<usersync_service>();
+    let mut out_resp = null_mut::<usersync_response>();
+    let mut out_plan = null_mut::<usersync_plan>();
+
+    // Strings with a length but no pointer.
+    assert_eq!(
+        usersync_service_open(null(), 3, null(), 0, &raw mut out_svc),
+        R
+    );
+    assert_eq!(
+        usersync_directory_create(svc, null(), 4, scim, scim_len, &raw mut json),
+        R
+    );
+    assert_eq!(
+        usersync_directory_create(svc, acme, acme_len, null(), 4, &raw mut json),
+        R
+    );
+    assert_eq!(
+        usersync_resource_get(
+            svc,
+            null(),
+            4,
+            USERSYNC_KIND_USER,
+            acme,
+            acme_len,
+            &raw mut json
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_resource_get(
+            svc,
+            acme,
+            acme_len,
+            USERSYNC_KIND_USER,
+            null(),
+            2,
+            &raw mut json
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_resource_list(
+            svc,
+            acme,
+            acme_len,
+            USERSYNC_KIND_USER,
+            null(),
+            3,
+            1,
+            1,
+            &raw mut json
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_scim_filter_check(null(), 3, 0, &raw mut json, &raw mut n),
+        R
+    );
+    assert_eq!(
+        usersync_ldap_filter_check(null(), 3, &raw mut json, &raw mut n),
+        R
+    );
+    assert_eq!(usersync_sync_plan(svc, null(), 3, 0, &raw mut out_plan), R);
+    assert_eq!(usersync_sync_next_run(null(), 3, 0, 0, 0, 0, &raw mut i), R);
+    assert_eq!(
+        usersync_service_handle(
+            svc,
+            null(),
+            3,
+            path,
+            path_len,
+            null(),
+            0,
+            null(),
+            0,
+            null(),
+            0,
+            &raw mut out_resp
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_service_handle(
+            svc,
+            get,
+            get_len,
+            null(),
+            3,
+            null(),
+            0,
+            null(),
+            0,
+            null(),
+            0,
+            &raw mut out_resp
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_service_handle(
+            svc,
+            get,
+            get_len,
+            path,
+            path_len,
+            null(),
+            3,
+            null(),
+            0,
+            null(),
+            0,
+            &raw mut out_resp
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_service_handle(
+            svc,
+            get,
+            get_len,
+            path,
+            path_len,
+            null(),
+            0,
+            null(),
+            1,
+            null(),
+            0,
+            &raw mut out_resp
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_service_handle(
+            svc,
+            get,
+            get_len,
+            path,
+            path_len,
+            null(),
+            0,
+            null(),
+            0,
+            null(),
+            5,
+            &raw mut out_resp
+        ),
+        R
+    );
+    let header = usersync_header {
+        name: null(),
+        name_len: 4,
+        value: get,
+        value_len: get_len,
+    };
+    assert_eq!(
+        usersync_service_handle(
+            svc,
+            get,
+            get_len,
+            path,
+            path_len,
+            null(),
+            0,
+            &raw const header,
+            1,
+            null(),
+            0,
+            &raw mut out_resp
+        ),
+        R
+    );
+
+    // The service handle.
+    assert_eq!(
+        usersync_directory_create(null(), acme, acme_len, scim, scim_len, &raw mut json),
+        R
+    );
+    assert_eq!(usersync_directory_list(null(), &raw mut json), R);
+    assert_eq!(
+        usersync_directory_token_rotate(null(), acme, acme_len, &raw mut json),
+        R
+    );
+    assert_eq!(
+        usersync_directory_token_revoke(null(), acme, acme_len, 1),
+        R
+    );
+    assert_eq!(
+        usersync_resource_get(
+            null(),
+            acme,
+            acme_len,
+            USERSYNC_KIND_USER,
+            acme,
+            acme_len,
+            &raw mut json
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_resource_list(
+            null(),
+            acme,
+            acme_len,
+            USERSYNC_KIND_USER,
+            filter,
+            filter_len,
+            1,
+            1,
+            &raw mut json
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_user_counts(null(), acme, acme_len, &raw mut u, &raw mut u),
+        R
+    );
+    assert_eq!(
+        usersync_events_after(null(), 0, 1, &raw mut json, &raw mut u),
+        R
+    );
+    assert_eq!(
+        usersync_service_handle(
+            null(),
+            get,
+            get_len,
+            path,
+            path_len,
+            null(),
+            0,
+            null(),
+            0,
+            null(),
+            0,
+            &raw mut out_resp
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_sync_plan(null(), filter, filter_len, 0, &raw mut out_plan),
+        R
+    );
+    assert_eq!(
+        usersync_plan_apply(null(), null_mut(), 0, None, null_mut(), &raw mut json),
+        R
+    );
+    assert_eq!(
+        usersync_sync_run(
+            null(),
+            filter,
+            filter_len,
+            0,
+            None,
+            null_mut(),
+            &raw mut json
+        ),
+        R
+    );
+
+    // Out-parameters.
+    assert_eq!(
+        usersync_service_open(acme, acme_len, null(), 0, null_mut()),
+        R
+    );
+    assert_eq!(
+        usersync_directory_create(svc, acme, acme_len, scim, scim_len, null_mut()),
+        R
+    );
+    assert_eq!(usersync_directory_list(svc, null_mut()), R);
+    assert_eq!(
+        usersync_directory_token_rotate(svc, acme, acme_len, null_mut()),
+        R
+    );
+    assert_eq!(
+        usersync_resource_get(
+            svc,
+            acme,
+            acme_len,
+            USERSYNC_KIND_USER,
+            acme,
+            acme_len,
+            null_mut()
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_resource_list(
+            svc,
+            acme,
+            acme_len,
+            USERSYNC_KIND_USER,
+            filter,
+            filter_len,
+            1,
+            1,
+            null_mut()
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_user_counts(svc, acme, acme_len, null_mut(), &raw mut u),
+        R
+    );
+    assert_eq!(
+        usersync_user_counts(svc, acme, acme_len, &raw mut u, null_mut()),
+        R
+    );
+    assert_eq!(usersync_events_after(svc, 0, 1, null_mut(), &raw mut u), R);
+    assert_eq!(
+        usersync_events_after(svc, 0, 1, &raw mut json, null_mut()),
+        R
+    );
+    assert_eq!(
+        usersync_scim_filter_check(filter, filter_len, 0, null_mut(), &raw mut n),
+        R
+    );
+    assert_eq!(
+        usersync_ldap_filter_check(filter, filter_len, null_mut(), &raw mut n),
+        R
+    );
+    assert_eq!(
+        usersync_service_handle(
+            svc,
+            get,
+            get_len,
+            path,
+            path_len,
+            null(),
+            0,
+            null(),
+            0,
+            null(),
+            0,
+            null_mut()
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_sync_plan(svc, filter, filter_len, 0, null_mut()),
+        R
+    );
+    assert_eq!(usersync_plan_json(null(), &raw mut json), R);
+    assert_eq!(
+        usersync_plan_apply(svc, null_mut(), 0, None, null_mut(), &raw mut json),
+        R
+    );
+    assert_eq!(
+        usersync_sync_run(svc, filter, filter_len, 0, None, null_mut(), null_mut()),
+        R
+    );
+    assert_eq!(
+        usersync_sync_next_run(filter, filter_len, 0, 0, 0, 0, null_mut()),
+        R
+    );
+    assert_eq!(usersync_last_error(null_mut(), 0, null_mut()), R);
+    assert!(
+        json.is_null() && out_svc.is_null() && out_resp.is_null() && out_plan.is_null(),
+        "no output is written on failure"
+    );
+
+    // A response: its accessors and NULL.
+    let mut response = null_mut();
+    assert_eq!(
+        usersync_service_handle(
+            svc,
+            get,
+            get_len,
+            path,
+            path_len,
+            null(),
+            0,
+            null(),
+            0,
+            null(),
+            0,
+            &raw mut response
+        ),
+        usersync_result::Ok
+    );
+    assert_eq!(usersync_response_status(response), 401, "no token");
+    let mut body: *const u8 = null();
+    let mut text: *const c_char = null();
+    assert_eq!(usersync_response_body(response, null_mut(), &raw mut n), R);
+    assert_eq!(
+        usersync_response_body(response, &raw mut body, null_mut()),
+        R
+    );
+    assert_eq!(
+        usersync_response_header(
+            null(),
+            0,
+            &raw mut text,
+            &raw mut n,
+            &raw mut text,
+            &raw mut n
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_response_header(
+            response,
+            0,
+            null_mut(),
+            &raw mut n,
+            &raw mut text,
+            &raw mut n
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_response_header(
+            response,
+            0,
+            &raw mut text,
+            null_mut(),
+            &raw mut text,
+            &raw mut n
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_response_header(
+            response,
+            0,
+            &raw mut text,
+            &raw mut n,
+            null_mut(),
+            &raw mut n
+        ),
+        R
+    );
+    assert_eq!(
+        usersync_response_header(
+            response,
+            0,
+            &raw mut text,
+            &raw mut n,
+            &raw mut text,
+            null_mut()
+        ),
+        R
+    );
+    assert!(body.is_null() && text.is_null());
+    assert_eq!(usersync_response_status(null()), 0);
+    assert_eq!(usersync_response_header_count(null()), 0);
+    usersync_response_free(response);
+
+    // Every `_free` takes NULL.
+    usersync_response_free(null_mut());
+    usersync_plan_free(null_mut());
+    usersync_string_free(null_mut());
+    usersync_service_free(null_mut());
+    usersync_service_free(svc);
+}
