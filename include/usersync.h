@@ -198,6 +198,19 @@ usersync_result usersync_directory_token_revoke(const struct usersync_service *s
                                                 size_t name_len,
                                                 int64_t token_id);
 
+// The last `limit` sync runs of the directory `name`, newest first, as a JSON array of
+// `{"id", "started", "finished", "outcome", "report"}` (the report as
+// `usersync_sync_run` gives it), written to `json_out`; free it with
+// `usersync_string_free`.
+//
+// Errors: `NOT_FOUND`, `INVALID_ARGUMENT` (a `limit` of 0), `STORE_BACKEND`, and the usual
+// argument checks.
+usersync_result usersync_directory_runs(const struct usersync_service *service,
+                                        const char *name,
+                                        size_t name_len,
+                                        uint64_t limit,
+                                        char **json_out);
+
 // Checks a SCIM filter (`filter_len` bytes of UTF-8) and writes its canonical form to
 // `canonical_out` (free it with `usersync_string_free`). With `kind` `USERSYNC_KIND_USER`
 // or `USERSYNC_KIND_GROUP` the filter must also suit that resource type (operators and

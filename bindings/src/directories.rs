@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use serde_json::{Value, json};
 use usersync_core::scim::service::issue_token;
-use usersync_core::store::{Directory, DirectoryKind, NewDirectory, directory_summaries};
+use usersync_core::store::{Directory, DirectoryKind, NewDirectory, SyncRun, directory_summaries};
 
 use crate::service::{service, usersync_service};
 use crate::{c_string, fail, guard, out, store_error, text, usersync_result, write};
@@ -126,5 +126,43 @@ pub extern "C" fn usersync_directory_token_revoke(
             .store
             .revoke_token(d.id, token_id)
             .map_err(|e| store_error(&e))
+    })
+}
+
+/// The last `limit` sync runs of the directory `name`, newest first, as a JSON array of
+/// `{"id", "started", "finished", "outcome", "report"}` (the report as
+/// `usersync_sync_run` gives it), written to `json_out`; free it with
+/// `usersync_string_free`.
+///
+/// Errors: `NOT_FOUND`, `INVALID_ARGUMENT` (a `limit` of 0), `STORE_BACKEND`, and the usual
+/// argument checks.
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_directory_runs(
+    service: *const usersync_service,
+    name: *const c_char,
+    name_len: usize,
+    limit: u64,
+    json_out: *mut *mut c_char,
+) -> usersync_result {
+    guard(|| {
+        let service = self::service(service)?;
+        out(json_out, "json_out")?;
+        let d = find(service, text(name, name_len, "name")?)?;
+        let limit = usize::try_from(limit)
+            .ok()
+            .filter(|l| *l > 0)
+            .ok_or_else(|| {
+                fail(
+                    usersync_result::InvalidArgument,
+                    "`limit` must be at least 1",
+                )
+            })?;
+        let runs = service
+            .store
+            .runs(d.id, limit)
+            .map_err(|e| store_error(&e))?;
+        let list: Vec<Value> = runs.iter().map(SyncRun::to_json).collect();
+        write(json_out, c_string(Value::Array(list).to_string())?);
+        Ok(())
     })
 }

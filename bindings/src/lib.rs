@@ -348,4 +348,25 @@ mod tests {
         let unknown = unsafe { std::ffi::CStr::from_ptr(usersync_result_description(999_999)) };
         assert_eq!(unknown.to_str(), Ok("unknown result code"));
     }
+
+    /// A bug inside a call (a panic) becomes `PANIC` with its message; the caller goes on.
+    #[test]
+    fn a_panic_becomes_a_result() {
+        let result = guard(|| panic!("an invariant broke"));
+        assert_eq!(result, usersync_result::Panic);
+        let mut buf = [0 as c_char; 128];
+        let mut len = 0;
+        assert_eq!(
+            usersync_last_error(buf.as_mut_ptr(), buf.len(), &raw mut len),
+            usersync_result::Ok
+        );
+        // SAFETY: usersync_last_error NUL-terminates within the buffer.
+        let message = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+        assert_eq!(
+            message.to_str(),
+            Ok("usersync failed internally: an invariant broke")
+        );
+        // The next call works as ever.
+        assert_eq!(guard(|| Ok(())), usersync_result::Ok);
+    }
 }

@@ -495,6 +495,18 @@ fn every_pointer_argument_may_be_null() {
     assert_eq!(usersync_response_header_count(null()), 0);
     usersync_response_free(response);
 
+    // The runs' records.
+    assert_eq!(
+        usersync_directory_runs(null(), acme, acme_len, 1, &raw mut json),
+        R
+    );
+    assert_eq!(usersync_directory_runs(svc, null(), 4, 1, &raw mut json), R);
+    assert_eq!(
+        usersync_directory_runs(svc, acme, acme_len, 1, null_mut()),
+        R
+    );
+    assert!(json.is_null());
+
     // Every `_free` takes NULL.
     usersync_response_free(null_mut());
     usersync_plan_free(null_mut());

@@ -7,7 +7,7 @@ use serde_json::json;
 use usersync_core::scim::service::issue_token;
 use usersync_core::store::sqlite::SqliteStore;
 use usersync_core::store::{
-    Directory, DirectoryKind, NewDirectory, Store, directory_summaries, system_clock,
+    Directory, DirectoryKind, NewDirectory, Store, SyncRun, directory_summaries, system_clock,
 };
 
 #[derive(Debug, clap::Args)]
@@ -172,14 +172,7 @@ fn execute(args: &Args) -> Result<(), String> {
             let d = find(&store, name)?;
             let runs = store.runs(d.id, *limit).map_err(|e| e.to_string())?;
             if args.json {
-                let list: Vec<_> = runs
-                    .iter()
-                    .map(|r| {
-                        json!({"id": r.id, "started": r.started.to_string(),
-                               "finished": r.finished.to_string(), "outcome": r.outcome,
-                               "report": r.report})
-                    })
-                    .collect();
+                let list: Vec<_> = runs.iter().map(SyncRun::to_json).collect();
                 println!("{}", json!(list));
             } else {
                 for r in runs {

@@ -95,6 +95,21 @@ int main(int argc, char **argv) {
   OK(usersync_user_counts(svc, S("corp"), &active, &inactive));
   CHECK(active == 3 && inactive == 2);
 
+  /* Every run is on record, newest first: applied, blocked, nothing to do, applied (each
+   * outcome twice: the record's, and its report's). */
+  OK(usersync_directory_runs(svc, S("corp"), 10, &json));
+  const char *outcomes[] = {"succeeded", "succeeded", "blocked",   "blocked",
+                            "succeeded", "succeeded", "succeeded", "succeeded"};
+  const char *at = json;
+  for (int i = 0; i < 8; i++) {
+    at = strstr(at, "\"outcome\":\"");
+    CHECK(at != NULL);
+    at += strlen("\"outcome\":\"");
+    CHECK(strncmp(at, outcomes[i], strlen(outcomes[i])) == 0);
+  }
+  CHECK(strstr(at, "\"outcome\":\"") == NULL);
+  usersync_string_free(json);
+
   /* A server that does not answer is a clear error, not a crash. */
   const char *dead = "directory = \"corp\"\n[connection]\nurls = [\"ldap://127.0.0.1:9\"]\n"
                      "tls = \"none\"\nconnect_timeout_seconds = 2\n[users]\nbase = \"dc=x\"\n";

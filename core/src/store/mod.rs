@@ -677,6 +677,19 @@ pub fn directory_summaries(store: &dyn Store) -> Result<Vec<Value>, StoreError> 
     Ok(rows)
 }
 
+impl SyncRun {
+    /// The run as the command line and the bindings show it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "started": self.started.to_string(),
+            "finished": self.finished.to_string(),
+            "outcome": self.outcome,
+            "report": self.report,
+        })
+    }
+}
+
 /// Checks a directory name: it becomes a URL path segment.
 pub(crate) fn check_directory_name(name: &str) -> Result<(), StoreError> {
     let ok = !name.is_empty()
