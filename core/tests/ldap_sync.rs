@@ -563,7 +563,7 @@ fn incremental_runs_read_changes_and_still_see_removals() {
     );
     assert_eq!(
         changed.mode.reason,
-        "the searches or mappings changed since the last full run"
+        "the searches or mappings changed since the last clean run"
     );
     let again = sync(&config, false);
     assert_eq!(

@@ -18,6 +18,10 @@ use usersync_core::store::{
 
 const SAMPLES: usize = 20_000;
 
+/// The allocator `usersync serve` uses, so that the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Rng(u64);
 
 impl Rng {

@@ -109,14 +109,24 @@ impl ClientError {
     }
 }
 
-/// A client of one SCIM endpoint. Cheap to share between threads.
-#[derive(Debug)]
+/// A client of one SCIM endpoint. Cheap to share between threads. Its `Debug` output leaves
+/// the token out.
 pub struct ScimClient {
     http: Client,
     base: Url,
     token: String,
     options: ClientOptions,
     retries: AtomicU64,
+}
+
+impl std::fmt::Debug for ScimClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimClient")
+            .field("base", &self.base.as_str())
+            .field("token", &"<secret>")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ScimClient {
@@ -211,7 +221,7 @@ impl ScimClient {
                     if !last && matches!(status, 429 | 502 | 503 | 504) {
                         retry_after(response.headers())
                     } else {
-                        return self.answer(&method, &url, response);
+                        return self.answer(&method, &url, attempt, response);
                     }
                 }
                 Err(e) if !last && (e.is_connect() || e.is_timeout() || e.is_request()) => None,
@@ -230,17 +240,19 @@ impl ScimClient {
         }
     }
 
+    /// The status and JSON body of an answer, or its error.
     fn answer(
         &self,
         method: &reqwest::Method,
         url: &Url,
+        attempts: u32,
         response: reqwest::blocking::Response,
     ) -> Result<(u16, Value), ClientError> {
         let status = response.status().as_u16();
         let text = response.text().map_err(|e| ClientError::Transport {
             method: method.to_string(),
             url: url.to_string(),
-            attempts: 1,
+            attempts,
             message: error_chain(&e),
         })?;
         let body = if text.trim().is_empty() {
@@ -434,6 +446,21 @@ mod tests {
                 .min(o.max_delay);
             assert!(d >= doubled / 2 && d <= doubled, "attempt {attempt}: {d:?}");
         }
+    }
+
+    #[test]
+    fn debug_output_keeps_the_token_secret() {
+        let c = ScimClient::new(
+            "https://h/scim/v2/acme",
+            "s3cret-token",
+            ClientOptions::default(),
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("<secret>"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -363,7 +363,7 @@ fn mode(
         return full_because("no earlier run left a watermark");
     };
     if last.config != fingerprint(config) {
-        return full_because("the searches or mappings changed since the last full run");
+        return full_because("the searches or mappings changed since the last clean run");
     }
     let last_full = DateTime::parse(&last.last_full).map_or(i64::MIN, |d| d.unix_seconds());
     let due = i64::try_from(incremental.full_every_seconds).unwrap_or(i64::MAX);
