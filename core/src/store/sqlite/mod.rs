@@ -528,7 +528,7 @@ fn existing(tx: &Connection, directory: i64, kind: Kind, id: &str) -> Result<Res
 /// Whom a resource's name must be unique among (see the `unique_scope` column).
 fn unique_scope(tx: &Connection, directory: i64, kind: Kind) -> Result<i64, StoreError> {
     let scope: Option<String> = tx
-        .query_row(
+        .cached_query_row(
             "SELECT user_name_scope FROM directories WHERE id = ?1",
             [directory],
             |r| r.get(0),
@@ -744,13 +744,13 @@ impl Store for SqliteStore {
     }
 
     fn create(&self, n: NewResource) -> Result<Resource, StoreError> {
-        self.write(|tx, now| create_in(tx, now, &n))
+        self.write(|tx, now| create_in(tx, now, n))
     }
 
     fn batch(&self, writes: Vec<Write>) -> Result<Vec<WriteOutcome>, StoreError> {
         self.write(|tx, now| {
             let mut out = Vec::with_capacity(writes.len());
-            for w in &writes {
+            for w in writes {
                 tx.cached_execute("SAVEPOINT batch_write", [])?;
                 let outcome = match w {
                     Write::Create(n) => create_in(tx, now, n).map(Some),
@@ -760,16 +760,14 @@ impl Store for SqliteStore {
                         id,
                         expected_version,
                         change,
-                    } => update_in(tx, now, *directory, *kind, id, *expected_version, change)
+                    } => update_in(tx, now, directory, kind, &id, expected_version, &change)
                         .map(Some),
                     Write::Delete {
                         directory,
                         kind,
                         id,
                         expected_version,
-                    } => {
-                        delete_in(tx, *directory, *kind, id, *expected_version, now).map(|()| None)
-                    }
+                    } => delete_in(tx, directory, kind, &id, expected_version, now).map(|()| None),
                 };
                 match outcome {
                     // The whole batch fails: the transaction rolls back.
@@ -1174,7 +1172,8 @@ fn select(
 }
 
 /// Creates a resource inside the transaction `tx`.
-fn create_in(tx: &Connection, now: DateTime, n: &NewResource) -> Result<Resource, StoreError> {
+/// Creates `n` inside the transaction `tx`; its attributes move into the returned resource.
+fn create_in(tx: &Connection, now: DateTime, n: NewResource) -> Result<Resource, StoreError> {
     let scope = unique_scope(tx, n.directory, n.kind)?;
     let id_taken: bool = tx.cached_query_row(
         "SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1)",
@@ -1192,15 +1191,15 @@ fn create_in(tx: &Connection, now: DateTime, n: &NewResource) -> Result<Resource
     let r = Resource {
         directory: n.directory,
         kind: n.kind,
-        id: n.id.clone(),
-        external_id: n.external_id.clone(),
-        name: n.name.clone(),
+        id: n.id,
+        external_id: n.external_id,
+        name: n.name,
         active,
         version: 1,
         created: now,
         modified: now,
         inactive_since: (!active).then_some(now),
-        attributes: n.attributes.clone(),
+        attributes: n.attributes,
     };
     tx.cached_execute(
         "INSERT INTO resources (id, directory, kind, external_id, name, name_key, unique_scope, active, \
