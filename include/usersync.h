@@ -16,6 +16,10 @@
 #define USERSYNC_VERSION_PATCH 0
 #define USERSYNC_VERSION "0.1.0"
 
+// `flags` of `usersync_scim_filter_check`: RFC 7644 only, without the tolerances for
+// identity providers (boolean strings such as `"True"`) that directories accept by default.
+#define USERSYNC_FILTER_STRICT 1
+
 // `kind` argument: a user.
 #define USERSYNC_KIND_USER 1
 
@@ -216,12 +220,14 @@ usersync_result usersync_directory_runs(const struct usersync_service *service,
 // or `USERSYNC_KIND_GROUP` the filter must also suit that resource type (operators and
 // values that its attributes' types allow: `active gt true` is refused); with 0 only the
 // syntax is checked. Attributes the schema does not know are allowed, as SCIM allows them.
+// `flags` may hold `USERSYNC_FILTER_STRICT`.
 //
 // On `INVALID_FILTER`, and only then, the byte offset of the mistake is written to
 // `error_position_out` when it is not NULL; `usersync_last_error` has the message.
 usersync_result usersync_scim_filter_check(const char *filter,
                                            size_t filter_len,
                                            uint32_t kind,
+                                           uint32_t flags,
                                            char **canonical_out,
                                            size_t *error_position_out);
 

@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 
 use usersync_core::ldap::filter::LdapFilter;
-use usersync_core::scim::filter::Filter;
+use usersync_core::scim::filter::{Compatibility, Filter, ParseOptions};
 use usersync_core::scim::schema::SchemaRegistry;
 
 use crate::reads::{USERSYNC_KIND_GROUP, USERSYNC_KIND_USER};
@@ -19,11 +19,16 @@ fn position_of(e: &usersync_core::Error, position_out: *mut usize) {
     }
 }
 
+/// `flags` of `usersync_scim_filter_check`: RFC 7644 only, without the tolerances for
+/// identity providers (boolean strings such as `"True"`) that directories accept by default.
+pub const USERSYNC_FILTER_STRICT: u32 = 1;
+
 /// Checks a SCIM filter (`filter_len` bytes of UTF-8) and writes its canonical form to
 /// `canonical_out` (free it with `usersync_string_free`). With `kind` `USERSYNC_KIND_USER`
 /// or `USERSYNC_KIND_GROUP` the filter must also suit that resource type (operators and
 /// values that its attributes' types allow: `active gt true` is refused); with 0 only the
 /// syntax is checked. Attributes the schema does not know are allowed, as SCIM allows them.
+/// `flags` may hold `USERSYNC_FILTER_STRICT`.
 ///
 /// On `INVALID_FILTER`, and only then, the byte offset of the mistake is written to
 /// `error_position_out` when it is not NULL; `usersync_last_error` has the message.
@@ -32,13 +37,26 @@ pub extern "C" fn usersync_scim_filter_check(
     filter: *const c_char,
     filter_len: usize,
     kind: u32,
+    flags: u32,
     canonical_out: *mut *mut c_char,
     error_position_out: *mut usize,
 ) -> usersync_result {
     guard(|| {
         out(canonical_out, "canonical_out")?;
         let source = text(filter, filter_len, "filter")?;
-        let parsed = Filter::parse(source).map_err(|e| {
+        if flags & !USERSYNC_FILTER_STRICT != 0 {
+            return Err(fail(
+                usersync_result::InvalidArgument,
+                format!("unknown flags {flags:#x}"),
+            ));
+        }
+        let compat = if flags & USERSYNC_FILTER_STRICT != 0 {
+            Compatibility::strict()
+        } else {
+            Compatibility::default()
+        };
+        let options = ParseOptions::default().with_compat(compat);
+        let parsed = Filter::parse_with(source, &options).map_err(|e| {
             position_of(&e, error_position_out);
             core_error(&e)
         })?;
@@ -55,7 +73,7 @@ pub extern "C" fn usersync_scim_filter_check(
             }
         };
         if let Some(rt) = resource_type {
-            parsed.compile(rt).map_err(|e| {
+            parsed.compile_with(rt, compat).map_err(|e| {
                 position_of(&e, error_position_out);
                 core_error(&e)
             })?;

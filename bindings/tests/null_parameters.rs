@@ -103,7 +103,7 @@ fn every_pointer_argument_may_be_null() {
         R
     );
     assert_eq!(
-        usersync_scim_filter_check(null(), 3, 0, &raw mut json, &raw mut n),
+        usersync_scim_filter_check(null(), 3, 0, 0, &raw mut json, &raw mut n),
         R
     );
     assert_eq!(
@@ -361,7 +361,7 @@ fn every_pointer_argument_may_be_null() {
         R
     );
     assert_eq!(
-        usersync_scim_filter_check(filter, filter_len, 0, null_mut(), &raw mut n),
+        usersync_scim_filter_check(filter, filter_len, 0, 0, null_mut(), &raw mut n),
         R
     );
     assert_eq!(

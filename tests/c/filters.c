@@ -3,7 +3,8 @@
  * output for the test harness to compare with the corpus.
  *
  * Protocol (lengths in bytes, fields raw):
- *   "S <n>\n" <SCIM filter>  or  "L <n>\n" <LDAP filter>
+ *   "S <n>\n" <SCIM filter>, "T <n>\n" <SCIM filter, strict RFC mode>, or
+ *   "L <n>\n" <LDAP filter>
  *     -> "OK 0 <n>\n" <canonical form>
  *     -> "ERR <position> <n>\n" <message>      (the result code names the kind, below)
  *   with the result code in place of OK/ERR: "<code> <position> <n>\n" <text>.
@@ -23,8 +24,9 @@ int main(void) {
     char *canonical = NULL;
     size_t position = 0;
     usersync_result result;
-    if (kind == 'S') {
-      result = usersync_scim_filter_check(filter, n, 0, &canonical, &position);
+    if (kind == 'S' || kind == 'T') {
+      uint32_t flags = kind == 'T' ? USERSYNC_FILTER_STRICT : 0;
+      result = usersync_scim_filter_check(filter, n, 0, flags, &canonical, &position);
     } else {
       CHECK(kind == 'L');
       result = usersync_ldap_filter_check(filter, n, &canonical, &position);

@@ -215,18 +215,26 @@ int main(int argc, char **argv) {
   /* Filters, with the position of a mistake. */
   char *canonical = NULL;
   size_t position = 999;
-  OK(usersync_scim_filter_check(S("userName EQ \"a\""), 0, &canonical, &position));
+  OK(usersync_scim_filter_check(S("userName EQ \"a\""), 0, 0, &canonical, &position));
   CHECK(strcmp(canonical, "userName eq \"a\"") == 0 && position == 999);
   usersync_string_free(canonical);
-  EXPECT(usersync_scim_filter_check(S("userName eq"), 0, &canonical, &position),
+  EXPECT(usersync_scim_filter_check(S("userName eq"), 0, 0, &canonical, &position),
          USERSYNC_RESULT_INVALID_FILTER);
   CHECK(position == 11);
-  EXPECT(usersync_scim_filter_check(S("active gt true"), USERSYNC_KIND_USER, &canonical, NULL),
+  EXPECT(usersync_scim_filter_check(S("active gt true"), USERSYNC_KIND_USER, 0, &canonical, NULL),
          USERSYNC_RESULT_INVALID_FILTER);
-  OK(usersync_scim_filter_check(S("members[value eq \"x\"]"), USERSYNC_KIND_GROUP, &canonical,
+  OK(usersync_scim_filter_check(S("members[value eq \"x\"]"), USERSYNC_KIND_GROUP, 0, &canonical,
                                 NULL));
   usersync_string_free(canonical);
-  EXPECT(usersync_scim_filter_check(BAD_UTF8, sizeof BAD_UTF8, 0, &canonical, NULL),
+  /* Identity providers' boolean strings: accepted by default, refused in strict mode. */
+  OK(usersync_scim_filter_check(S("active eq \"True\""), USERSYNC_KIND_USER, 0, &canonical, NULL));
+  usersync_string_free(canonical);
+  EXPECT(usersync_scim_filter_check(S("active eq \"True\""), USERSYNC_KIND_USER,
+                                    USERSYNC_FILTER_STRICT, &canonical, NULL),
+         USERSYNC_RESULT_INVALID_FILTER);
+  EXPECT(usersync_scim_filter_check(S("active eq true"), 0, 8, &canonical, NULL),
+         USERSYNC_RESULT_INVALID_ARGUMENT);
+  EXPECT(usersync_scim_filter_check(BAD_UTF8, sizeof BAD_UTF8, 0, 0, &canonical, NULL),
          USERSYNC_RESULT_INVALID_UTF8);
   OK(usersync_ldap_filter_check(S("(&(objectClass=person)(uid=j*))"), &canonical, &position));
   usersync_string_free(canonical);
