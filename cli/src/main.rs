@@ -37,8 +37,8 @@ enum Command {
     Directory(directory::Args),
     /// Reads an LDAP directory and prints the changes a sync would make; changes nothing.
     Plan(sync::Args),
-    /// Reads an LDAP directory and applies the changes to the store (with --daemon, on
-    /// the configuration's schedule until stopped).
+    /// Reads an LDAP directory and applies the changes to the store, or with --target to a
+    /// remote SCIM endpoint (with --daemon, on the configuration's schedule until stopped).
     ///
     /// Exits 0 when done, 1 on failure, 3 when a deletion threshold blocks the plan
     /// (nothing applied; --allow-deletes applies it).
