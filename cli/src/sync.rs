@@ -42,9 +42,10 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    /// The remote target, when one is given: connected and checked (URL, token) before
-    /// anything is read from LDAP.
-    fn remote(&self) -> Result<Option<RemoteTarget>, String> {
+    /// The remote target, when one is given, checked (URL, token) before anything is read
+    /// from LDAP — unless `checked_later`: a daemon checks it in each run, so that an
+    /// endpoint down at start is a failed run, retried on the schedule.
+    fn remote(&self, checked_later: bool) -> Result<Option<RemoteTarget>, String> {
         let (Some(url), Some(var)) = (&self.target, &self.token_env) else {
             return Ok(None);
         };
@@ -54,6 +55,9 @@ impl Args {
         options.ca_file.clone_from(&self.target_ca);
         options.concurrency = usize::from(self.concurrency);
         let client = ScimClient::new(url, &token, options).map_err(|e| e.to_string())?;
+        if checked_later {
+            return Ok(Some(RemoteTarget::new(client)));
+        }
         RemoteTarget::connect(client)
             .map(Some)
             .map_err(|e| format!("the target cannot be used: {e}"))
@@ -84,7 +88,7 @@ fn prepare(args: &Args) -> Result<(run::Mode, usersync_core::ldap::plan::Plan), 
     let config = SyncConfig::from_file(&args.config)
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
     let store = open_store(&args.db)?;
-    let remote = args.remote()?;
+    let remote = args.remote(false)?;
     let local = LocalTarget(&store);
     let target: &dyn Target = match &remote {
         Some(r) => r,
@@ -137,7 +141,7 @@ pub(crate) fn sync(args: &SyncArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let remote = match args.common.remote() {
+    let remote = match args.common.remote(args.daemon) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -35,20 +35,41 @@ const REMOVE_SLICE: usize = 50;
 #[derive(Debug)]
 pub struct RemoteTarget {
     client: ScimClient,
-    cursors: bool,
+    /// Whether the endpoint pages with cursors; known once it has been checked.
+    cursors: std::sync::OnceLock<bool>,
 }
 
 impl RemoteTarget {
-    /// Connects: reads the endpoint's `/ServiceProviderConfig` and one user, which checks
-    /// the URL and the token (discovery may be open to all) before anything is planned.
+    /// A target that is checked when first read (see [`RemoteTarget::check`]): what a
+    /// long-running daemon wants, where an endpoint down at start is one failed run to retry.
+    pub fn new(client: ScimClient) -> Self {
+        Self {
+            client,
+            cursors: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A target checked now: what a one-off sync wants, to stop before LDAP is read.
+    ///
+    /// # Errors
+    /// As [`RemoteTarget::check`].
+    pub fn connect(client: ScimClient) -> Result<Self, ClientError> {
+        let target = Self::new(client);
+        target.check()?;
+        Ok(target)
+    }
+
+    /// Reads the endpoint's `/ServiceProviderConfig` and one user, which checks the URL and
+    /// the token (discovery may be open to all) and learns how it pages.
     ///
     /// # Errors
     /// The [`ClientError`] of the first request that fails.
-    pub fn connect(client: ScimClient) -> Result<Self, ClientError> {
-        let config = client.get("/ServiceProviderConfig", &[])?;
-        client.get("/Users", &[("count", "1")])?;
+    pub fn check(&self) -> Result<(), ClientError> {
+        let config = self.client.get("/ServiceProviderConfig", &[])?;
+        self.client.get("/Users", &[("count", "1")])?;
         let cursors = config.pointer("/pagination/cursor") == Some(&Value::Bool(true));
-        Ok(Self { client, cursors })
+        let _ = self.cursors.set(cursors);
+        Ok(())
     }
 
     /// Requests retried so far.
@@ -175,6 +196,10 @@ impl RemoteTarget {
 
 impl Target for RemoteTarget {
     fn current(&self, _directory: &str) -> Result<Current, ApplyError> {
+        if self.cursors.get().is_none() {
+            self.check()?;
+        }
+        let cursors = self.cursors.get().copied().unwrap_or(false);
         let registry = SchemaRegistry::core();
         let mut current = Current::default();
         let mut group_ids = HashSet::new();
@@ -187,7 +212,7 @@ impl Target for RemoteTarget {
             let rt = registry
                 .resource_type(type_name(kind))
                 .ok_or_else(|| ApplyError::Remote("the core schemas are missing".into()))?;
-            for value in self.client.list_all(collection, self.cursors)? {
+            for value in self.client.list_all(collection, cursors)? {
                 // Only what carries an anchor is the sync's; the rest is left alone.
                 let Some(external_id) = value.get("externalId").and_then(Value::as_str) else {
                     continue;
@@ -391,4 +416,29 @@ fn concurrently<T: Sync, R: Send>(
     let mut results: Vec<(usize, R)> = receiver.into_iter().collect();
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientOptions;
+
+    /// A daemon's target is made without I/O; an endpoint that is down shows when the run
+    /// reads it, as that run's failure.
+    #[test]
+    fn an_unchecked_target_reports_a_down_endpoint_when_read() {
+        let options = ClientOptions {
+            max_attempts: 1,
+            ..ClientOptions::default()
+        };
+        let client = ScimClient::new("http://127.0.0.1:1/scim/v2/acme", "token", options)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let target = RemoteTarget::new(client);
+        match target.current("corp") {
+            Err(ApplyError::Remote(message)) => {
+                assert!(message.contains("127.0.0.1:1"), "{message}");
+            }
+            other => panic!("expected the endpoint's failure, got {other:?}"),
+        }
+    }
 }
