@@ -50,6 +50,10 @@ pub struct Mode {
     pub since: Option<String>,
     /// Why this mode.
     pub reason: String,
+    /// For an incremental run, the start of the last full run, as the watermark it read
+    /// from says: carried into this run's watermark.
+    #[serde(skip)]
+    last_full: Option<String>,
 }
 
 /// How to run.
@@ -258,6 +262,7 @@ pub fn sync(
                 mode: Mode {
                     since: None,
                     reason: String::new(),
+                    last_full: None,
                 },
                 plan: None,
                 report: None,
@@ -298,17 +303,13 @@ pub fn apply_run(
     // A plan of an incomplete read applied cleanly still leaves changes unread.
     let clean = outcome == RunOutcome::Succeeded && plan.incomplete.is_empty();
     let watermark = clean.then(|| {
-        let last_full = if mode.since.is_none() {
-            started.to_string()
-        } else {
-            previous(config, records)
-                .ok()
-                .flatten()
-                .map_or_else(|| started.to_string(), |w| w.last_full)
-        };
         Watermark {
             since: generalized_time(started),
-            last_full,
+            // A full run is the last full run; an incremental one carries it on.
+            last_full: mode
+                .last_full
+                .clone()
+                .unwrap_or_else(|| started.to_string()),
             config: fingerprint(config),
         }
     });
@@ -351,6 +352,7 @@ fn mode(
         Ok(Mode {
             since: None,
             reason: reason.to_owned(),
+            last_full: None,
         })
     };
     let Some(incremental) = &config.incremental else {
@@ -381,6 +383,7 @@ fn mode(
             "changes since the last clean run ({}), less incremental.overlap",
             last.since
         ),
+        last_full: Some(last.last_full),
     })
 }
 

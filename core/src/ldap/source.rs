@@ -182,85 +182,80 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             problems,
         )
     };
-    match (changes, &config.incremental) {
-        (Some(changes), Some(incremental)) => {
+    // An incremental read, unless it would fetch too many users one by one.
+    let mut read_all = true;
+    if let (Some(changes), Some(incremental)) = (changes, &config.incremental) {
+        let changed_filter = format!(
+            "(&{filter}({}>={}))",
+            incremental.attribute,
+            super::filter::escape_value(changes.since.as_bytes())
+        );
+        let changed = read_users(
+            &mut ldap,
+            "changed users",
+            &changed_filter,
+            &user_attributes,
+            &mut snapshot.problems,
+        );
+        let all = read_users(
+            &mut ldap,
+            "users",
+            &filter,
+            &light_attributes,
+            &mut snapshot.problems,
+        );
+        let anchor = |e: &Entry| super::plan::anchor_of(e, &users.anchor, users.anchor_is_binary);
+        let read: std::collections::HashSet<String> = changed.iter().filter_map(anchor).collect();
+        // Each user in scope: read in full already, held active by the target, or unknown
+        // to it (to read in full).
+        let (mut unchanged, mut unknown) = (Vec::new(), Vec::new());
+        for e in all {
+            match anchor(&e) {
+                Some(a) if read.contains(&a) => {}
+                Some(a) if changes.known_active.contains(&a) => unchanged.push(e),
+                _ => unknown.push(e),
+            }
+        }
+        if unknown.len() > FETCH_ONE_BY_ONE {
+            snapshot.warnings.push(format!(
+                "{} users in scope are not active in the target: all users were read in full",
+                unknown.len()
+            ));
+        } else {
+            read_all = false;
             snapshot.changed_since = Some(changes.since.to_owned());
-            let changed_filter = format!(
-                "(&{filter}({}>={}))",
-                incremental.attribute,
-                super::filter::escape_value(changes.since.as_bytes())
-            );
-            let changed = read_users(
-                &mut ldap,
-                "changed users",
-                &changed_filter,
-                &user_attributes,
-                &mut snapshot.problems,
-            );
-            let all = read_users(
-                &mut ldap,
-                "users",
-                &filter,
-                &light_attributes,
-                &mut snapshot.problems,
-            );
-            let anchor =
-                |e: &Entry| super::plan::anchor_of(e, &users.anchor, users.anchor_is_binary);
-            let read: std::collections::HashSet<String> =
-                changed.iter().filter_map(anchor).collect();
-            let (unchanged, unknown): (Vec<Entry>, Vec<Entry>) = all.into_iter().partition(|e| {
-                anchor(e).is_some_and(|a| read.contains(&a) || changes.known_active.contains(&a))
-            });
             snapshot.users = changed;
-            if unknown.len() > FETCH_ONE_BY_ONE {
-                snapshot.warnings.push(format!(
-                    "{} users in scope are not active in the target: all users were read in full",
-                    unknown.len()
-                ));
-                snapshot.changed_since = None;
-                snapshot.users = read_users(
+            snapshot.unchanged_users = unchanged;
+            for e in unknown {
+                let found = search(
                     &mut ldap,
-                    "users",
+                    c,
+                    "user",
+                    &e.dn,
+                    Scope::Base,
                     &filter,
                     &user_attributes,
                     &mut snapshot.problems,
                 );
-            } else {
-                snapshot.unchanged_users = unchanged
-                    .into_iter()
-                    .filter(|e| anchor(e).is_some_and(|a| !read.contains(&a)))
-                    .collect();
-                for e in unknown {
-                    let found = search(
-                        &mut ldap,
-                        c,
-                        "user",
-                        &e.dn,
-                        Scope::Base,
-                        &filter,
-                        &user_attributes,
-                        &mut snapshot.problems,
-                    );
-                    if found.is_empty() {
-                        // Gone or changed between the two reads: the next run sees it.
-                        snapshot.problems.push(format!(
-                            "{} left the search while it was read; the next run reads it",
-                            e.dn
-                        ));
-                    }
-                    snapshot.users.extend(found);
+                if found.is_empty() {
+                    // Gone or changed between the two reads: the next run sees it.
+                    snapshot.problems.push(format!(
+                        "{} left the search while it was read; the next run reads it",
+                        e.dn
+                    ));
                 }
+                snapshot.users.extend(found);
             }
         }
-        _ => {
-            snapshot.users = read_users(
-                &mut ldap,
-                "users",
-                &filter,
-                &user_attributes,
-                &mut snapshot.problems,
-            );
-        }
+    }
+    if read_all {
+        snapshot.users = read_users(
+            &mut ldap,
+            "users",
+            &filter,
+            &user_attributes,
+            &mut snapshot.problems,
+        );
     }
     if let Some(groups) = &config.groups {
         let member = match groups.membership {
