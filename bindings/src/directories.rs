@@ -9,7 +9,8 @@ use usersync_core::store::{Directory, DirectoryKind, NewDirectory, SyncRun, dire
 use crate::service::{service, usersync_service};
 use crate::{c_string, fail, guard, out, store_error, text, usersync_result, write};
 
-fn find(service: &usersync_service, name: &str) -> Result<Directory, usersync_result> {
+/// The directory `name`, or `NOT_FOUND`.
+pub(crate) fn find(service: &usersync_service, name: &str) -> Result<Directory, usersync_result> {
     service
         .store
         .directory(name)

@@ -10,13 +10,15 @@ use usersync_core::scim::schema::SchemaRegistry;
 use crate::reads::{USERSYNC_KIND_GROUP, USERSYNC_KIND_USER};
 use crate::{c_string, core_error, fail, guard, out, text, usersync_result, write};
 
-/// Writes a filter error's byte position, when the caller asked for it.
-fn position_of(e: &usersync_core::Error, position_out: *mut usize) {
+/// The result code of a filter error, its message kept and its byte position written when
+/// the caller asked for it.
+fn filter_error(e: &usersync_core::Error, position_out: *mut usize) -> usersync_result {
     if let Some(p) = e.position()
         && !position_out.is_null()
     {
         write(position_out, p);
     }
+    core_error(e)
 }
 
 /// `flags` of `usersync_scim_filter_check`: RFC 7644 only, without the tolerances for
@@ -56,10 +58,8 @@ pub extern "C" fn usersync_scim_filter_check(
             Compatibility::default()
         };
         let options = ParseOptions::default().with_compat(compat);
-        let parsed = Filter::parse_with(source, &options).map_err(|e| {
-            position_of(&e, error_position_out);
-            core_error(&e)
-        })?;
+        let parsed = Filter::parse_with(source, &options)
+            .map_err(|e| filter_error(&e, error_position_out))?;
         let registry = SchemaRegistry::core();
         let resource_type = match kind {
             0 => None,
@@ -73,10 +73,9 @@ pub extern "C" fn usersync_scim_filter_check(
             }
         };
         if let Some(rt) = resource_type {
-            parsed.compile_with(rt, compat).map_err(|e| {
-                position_of(&e, error_position_out);
-                core_error(&e)
-            })?;
+            parsed
+                .compile_with(rt, compat)
+                .map_err(|e| filter_error(&e, error_position_out))?;
         }
         write(canonical_out, c_string(parsed.to_string())?);
         Ok(())
@@ -96,10 +95,7 @@ pub extern "C" fn usersync_ldap_filter_check(
     guard(|| {
         out(canonical_out, "canonical_out")?;
         let source = text(filter, filter_len, "filter")?;
-        let parsed = LdapFilter::parse(source).map_err(|e| {
-            position_of(&e, error_position_out);
-            core_error(&e)
-        })?;
+        let parsed = LdapFilter::parse(source).map_err(|e| filter_error(&e, error_position_out))?;
         write(canonical_out, c_string(parsed.to_string())?);
         Ok(())
     })

@@ -150,12 +150,7 @@ pub extern "C" fn usersync_user_counts(
         let service = self::service(service)?;
         out(active_out, "active_out")?;
         out(inactive_out, "inactive_out")?;
-        let name = text(directory, directory_len, "directory")?;
-        let d = service
-            .store
-            .directory(name)
-            .map_err(|e| store_error(&e))?
-            .ok_or_else(|| fail(usersync_result::NotFound, format!("no directory `{name}`")))?;
+        let d = crate::directories::find(service, text(directory, directory_len, "directory")?)?;
         let counts = service
             .store
             .user_counts(d.id)
