@@ -83,10 +83,7 @@ impl RemoteTarget {
         change: &Change,
         ids: &HashMap<(Kind, String), String>,
     ) -> Result<Option<String>, ClientError> {
-        let collection = match change.kind {
-            Kind::User => "/Users",
-            Kind::Group => "/Groups",
-        };
+        let collection = collection(change.kind);
         let id = ids.get(&(change.kind, change.anchor.clone()));
         let at = |id: &str| format!("{collection}/{id}");
         let patch = |id: &str, operations: Vec<Value>| {
@@ -205,10 +202,7 @@ impl Target for RemoteTarget {
         let mut group_ids = HashSet::new();
         let mut members_of = Vec::new();
         for kind in [Kind::Group, Kind::User] {
-            let collection = match kind {
-                Kind::User => "/Users",
-                Kind::Group => "/Groups",
-            };
+            let collection = collection(kind);
             let rt = registry
                 .resource_type(type_name(kind))
                 .ok_or_else(|| ApplyError::Remote("the core schemas are missing".into()))?;
@@ -382,6 +376,15 @@ fn member_ids<'a>(
         .filter_map(|m| ids.get(&(m.kind, m.anchor.clone())).map(|id| (m.kind, id)))
 }
 
+/// The endpoint's collection of `kind`: `/Users` or `/Groups`.
+fn collection(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => "/Users",
+        Kind::Group => "/Groups",
+    }
+}
+
+/// The SCIM resource type of `kind`: `User` or `Group`.
 fn type_name(kind: Kind) -> &'static str {
     match kind {
         Kind::User => "User",
