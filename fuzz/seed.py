@@ -29,4 +29,7 @@ seed("schema", [json.dumps(e["schema"]) for e in evaluation["extensions"]]
 seed("datetime", ["2011-05-13T04:42:34Z", "2011-05-13T06:42:34.123456+02:00", "0000-01-01T00:00:00Z",
                   "9999-12-31T24:00:00Z", "2012-02-29T12:00:00.5-14:00"])
 ldap = json.loads((fixtures / "ldap_filters.json").read_text())
+seed("complete", [chr(len(c["filter"]) % 128) + c["filter"]
+                  for c in filters["valid"][:60]]
+     + ["\x07emails[ty", "\x0bname.family", '\x10emails[type eq "wo'])
 seed("ldap_filter", [c["filter"] for c in ldap["valid"] + ldap["invalid"]])

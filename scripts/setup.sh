@@ -2,6 +2,7 @@
 # Installs what the usersync test suite needs and a fresh machine lacks. Idempotent: each
 # step is skipped when its tool is already there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 have_target() { rustup target list --installed | grep -qx "$1"; }
 have_component() { rustup component list --installed | grep -q "^$1"; }
@@ -15,8 +16,9 @@ have_target wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 # Debian packages the tests start or call: slapd and ldap-utils for the LDAP sync tests,
 # openssl makes test certificates, curl checks
 # `usersync serve --tls-cert` the way a user would; gcc, valgrind and pkg-config build, check
-# and link the C programs of tests/c/ against libusersync.
-debs=(openssl curl ca-certificates slapd ldap-utils gcc libc6-dev valgrind pkgconf)
+# and link the C programs of tests/c/ against libusersync; Chromium and its driver run the
+# browser module's tests (wasm/test.sh) headless.
+debs=(openssl curl ca-certificates slapd ldap-utils gcc libc6-dev valgrind pkgconf chromium chromium-driver)
 missing=()
 for p in "${debs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -27,3 +29,13 @@ if ((${#missing[@]})); then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The wasm-bindgen CLI must be the version of the crate in Cargo.lock. `--locked` is left
+# out on purpose: the CLI's own lockfile names a crate version the registry lacks.
+want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+# npm tools of the browser module (wasm-opt from npm's binaryen, playwright-core), pinned by
+# wasm/package-lock.json. playwright-core drives Debian's Chromium: it downloads no browser.
+[ -x wasm/node_modules/.bin/wasm-opt ] || (cd wasm && npm ci --no-audit --no-fund)

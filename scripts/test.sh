@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole usersync test suite: formatting, lints, every test (unit, corpus, property,
-# command line, doc examples), the wasm32 build of core and the fuzz targets' build.
+# command line, doc examples, the C programs), the browser module (wasm/test.sh) and the fuzz
+# targets' build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -11,9 +12,9 @@ step "format"
 cargo fmt --all --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-step "wasm32: usersync-core without its I/O features"
-cargo check --locked -p usersync-core --no-default-features --target wasm32-unknown-unknown
 step "fuzz targets build"
 cargo check --locked --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-check
 step "tests"
 cargo test --locked
+step "the browser module"
+wasm/test.sh

@@ -2,7 +2,9 @@
 //! way the peer scripts in `benches/peers/` measure: warm up, then three rounds of at least a
 //! second each, best round reported, one JSON object per line.
 //!
-//! Usage: `usersync-filter-bench <workload|accept|parse|eval> <dir>`.
+//! Usage: `usersync-filter-bench <workload|accept|parse|eval> <dir>`, or
+//! `usersync-filter-bench latency <file>`: the native side of the browser benchmark
+//! (`wasm/bench/run.mjs`), nanoseconds per `Filter::parse` of each filter in `file`.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -19,7 +21,9 @@ const PEER: &str = "usersync";
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(dir)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: usersync-filter-bench <workload|accept|parse|eval> <dir>");
+        eprintln!(
+            "usage: usersync-filter-bench <workload|accept|parse|eval> <dir> | latency <file>"
+        );
         return ExitCode::from(2);
     };
     let dir = Path::new(dir);
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
         "accept" => accept(dir),
         "parse" => parse(dir),
         "eval" => eval(dir),
+        "latency" => latency(dir),
         other => Err(format!("unknown mode `{other}`")),
     };
     match result {
@@ -131,6 +136,33 @@ fn parse(dir: &Path) -> Result<(), String> {
             "peer": PEER, "task": "parse", "filters": filters.len(), "bytes": bytes,
             "filters_per_s": rate, "mb_per_s": rate * bytes as f64 / filters.len() as f64 / 1e6,
         })
+    );
+    Ok(())
+}
+
+/// Per filter of the JSON array in `file`: the best of three rounds of about 2 ms each, in
+/// nanoseconds per parse (valid or not: the browser validates both kinds as people type).
+fn latency(file: &Path) -> Result<(), String> {
+    let filters = strings(&read(file)?);
+    let per_filter: Vec<f64> = filters
+        .iter()
+        .map(|f| {
+            let round = || {
+                let start = Instant::now();
+                let mut n = 0u32;
+                while start.elapsed() < Duration::from_millis(2) {
+                    black_box(Filter::parse(black_box(f)).is_ok());
+                    n += 1;
+                }
+                start.elapsed().as_nanos() as f64 / f64::from(n)
+            };
+            round();
+            (0..3).map(|_| round()).fold(f64::INFINITY, f64::min)
+        })
+        .collect();
+    println!(
+        "{}",
+        json!({"peer": PEER, "task": "latency", "ns": per_filter})
     );
     Ok(())
 }

@@ -18,7 +18,7 @@
 use std::fmt;
 
 use crate::Error;
-use crate::scim::filter::SyntaxError;
+use crate::scim::filter::{Expected, SyntaxError};
 
 /// Filters longer than this are refused before parsing (a filter is typed or configured,
 /// never generated this large).
@@ -276,7 +276,7 @@ fn parse(text: &str) -> Result<LdapFilter, SyntaxError> {
     };
     p.skip_spaces();
     if p.peek().is_none() {
-        return Err(SyntaxError::new(0, 0, "the filter is empty"));
+        return Err(SyntaxError::new(0, 0, "the filter is empty").expecting(Expected::OPEN_PAREN));
     }
     if p.peek() != Some(b'(') {
         let start = p.i;
@@ -289,14 +289,14 @@ fn parse(text: &str) -> Result<LdapFilter, SyntaxError> {
         } else {
             "a filter starts with `(`".to_owned()
         };
-        return Err(SyntaxError::new(start, start + 1, hint));
+        return Err(SyntaxError::new(start, start + 1, hint).expecting(Expected::OPEN_PAREN));
     }
     let filter = p.filter()?;
     p.skip_spaces();
     if p.i < p.b.len() {
-        return Err(
-            p.error_here("the filter ends here: combine several filters with `(&…)` or `(|…)`")
-        );
+        return Err(p
+            .error_here("the filter ends here: combine several filters with `(&…)` or `(|…)`")
+            .expecting(Expected::END));
     }
     Ok(filter)
 }
@@ -329,19 +329,21 @@ impl Parser<'_> {
         }
     }
 
-    fn expect(&mut self, c: u8, what: &str) -> Result<(), SyntaxError> {
+    fn expect(&mut self, c: u8, what: &str, expected: Expected) -> Result<(), SyntaxError> {
         if self.peek() == Some(c) {
             self.i += 1;
             Ok(())
         } else {
-            Err(self.error_here(format!("expected {what}, found {}", self.found())))
+            Err(self
+                .error_here(format!("expected {what}, found {}", self.found()))
+                .expecting(expected))
         }
     }
 
     /// `( filtercomp )`
     fn filter(&mut self) -> Result<LdapFilter, SyntaxError> {
         let open = self.i;
-        self.expect(b'(', "`(`")?;
+        self.expect(b'(', "`(`", Expected::OPEN_PAREN)?;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(SyntaxError::new(
@@ -362,17 +364,21 @@ impl Parser<'_> {
             Some(b'!') => {
                 self.i += 1;
                 if self.peek() != Some(b'(') {
-                    return Err(self.error_here(format!(
-                        "expected `(` after `!`: `(!(…))` negates one filter, found {}",
-                        self.found()
-                    )));
+                    return Err(self
+                        .error_here(format!(
+                            "expected `(` after `!`: `(!(…))` negates one filter, found {}",
+                            self.found()
+                        ))
+                        .expecting(Expected::OPEN_PAREN));
                 }
                 LdapFilter::Not(Box::new(self.filter()?))
             }
             Some(b')') => {
-                return Err(self.error_here(
-                    "expected an attribute or `&`, `|`, `!`, found `)`: a filter cannot be empty",
-                ));
+                return Err(self
+                    .error_here(
+                        "expected an attribute or `&`, `|`, `!`, found `)`: a filter cannot be empty",
+                    )
+                    .expecting(Expected::ATTRIBUTE | Expected::AND | Expected::OR | Expected::NOT));
             }
             _ => self.item()?,
         };
@@ -384,7 +390,7 @@ impl Parser<'_> {
                     self.found()
                 ),
             };
-            return Err(self.error_here(message));
+            return Err(self.error_here(message).expecting(Expected::CLOSE_PAREN));
         }
         self.i += 1;
         self.depth -= 1;
@@ -398,10 +404,12 @@ impl Parser<'_> {
             items.push(self.filter()?);
         }
         if !matches!(self.peek(), Some(b')') | None) {
-            return Err(self.error_here(format!(
-                "expected `(` to start a filter or `)` to end the list, found {}",
-                self.found()
-            )));
+            return Err(self
+                .error_here(format!(
+                    "expected `(` to start a filter or `)` to end the list, found {}",
+                    self.found()
+                ))
+                .expecting(Expected::OPEN_PAREN | Expected::CLOSE_PAREN));
         }
         Ok(items)
     }
@@ -422,10 +430,12 @@ impl Parser<'_> {
                 };
                 self.i += 1;
                 if self.peek() != Some(b'=') {
-                    return Err(self.error_here(format!(
-                        "expected `=` after `{}`: the operators are `=`, `~=`, `>=` and `<=`",
-                        char::from(op)
-                    )));
+                    return Err(self
+                        .error_here(format!(
+                            "expected `=` after `{}`: the operators are `=`, `~=`, `>=` and `<=`",
+                            char::from(op)
+                        ))
+                        .expecting(Expected::OPERATOR));
                 }
                 self.i += 1;
                 let op = match op {
@@ -447,11 +457,13 @@ impl Parser<'_> {
                 self.i += 1;
                 self.equality_or_substring(attribute)
             }
-            _ => Err(self.error_here(format!(
-                "expected `=`, `~=`, `>=`, `<=` or `:` after the attribute `{}`, found {}",
-                &self.text[start..self.i],
-                self.found()
-            ))),
+            _ => Err(self
+                .error_here(format!(
+                    "expected `=`, `~=`, `>=`, `<=` or `:` after the attribute `{}`, found {}",
+                    &self.text[start..self.i],
+                    self.found()
+                ))
+                .expecting(Expected::OPERATOR)),
         }
     }
 
@@ -503,13 +515,13 @@ impl Parser<'_> {
         let mut dn_attributes = false;
         let mut rule = None;
         loop {
-            self.expect(b':', "`:`")?;
+            self.expect(b':', "`:`", Expected::OPERATOR)?;
             if self.peek() == Some(b'=') {
                 self.i += 1;
                 break;
             }
             let word_start = self.i;
-            let word = self.oid("a matching rule, `dn` or `=`")?;
+            let word = self.oid("a matching rule, `dn` or `=`", Expected::OPERATOR)?;
             if word.eq_ignore_ascii_case("dn") && !dn_attributes && rule.is_none() {
                 dn_attributes = true;
             } else if rule.is_none() {
@@ -541,7 +553,7 @@ impl Parser<'_> {
     /// An attribute description: a name (`cn`) or an OID (`2.5.4.3`), then `;options`.
     fn attribute_description(&mut self) -> Result<String, SyntaxError> {
         let start = self.i;
-        self.oid("an attribute name")?;
+        self.oid("an attribute name", Expected::ATTRIBUTE)?;
         while self.peek() == Some(b';') {
             self.i += 1;
             let option_start = self.i;
@@ -562,7 +574,7 @@ impl Parser<'_> {
     }
 
     /// A descriptor (`ALPHA *(ALPHA / DIGIT / "-")`) or a numeric OID (`1.2.840`).
-    fn oid(&mut self, what: &str) -> Result<String, SyntaxError> {
+    fn oid(&mut self, what: &str, expected: Expected) -> Result<String, SyntaxError> {
         let start = self.i;
         match self.peek() {
             Some(c) if c.is_ascii_alphabetic() => {
@@ -597,7 +609,9 @@ impl Parser<'_> {
                 self.i += 1;
             },
             _ => {
-                return Err(self.error_here(format!("expected {what}, found {}", self.found())));
+                return Err(self
+                    .error_here(format!("expected {what}, found {}", self.found()))
+                    .expecting(expected));
             }
         }
         Ok(self.text[start..self.i].to_owned())
@@ -648,9 +662,9 @@ impl Parser<'_> {
             }
         }
         if self.peek().is_none() {
-            return Err(
-                self.error_here("expected `)` to end the value, found the end of the filter")
-            );
+            return Err(self
+                .error_here("expected `)` to end the value, found the end of the filter")
+                .expecting(Expected::VALUE | Expected::CLOSE_PAREN));
         }
         Ok(out)
     }

@@ -103,6 +103,7 @@ pub struct Position {
 
 impl Position {
     /// The position of the resource `id` whose view is `view`, under `sort`.
+    #[cfg(feature = "service")] // cursors are the service's
     pub(crate) fn of(sort: &SortBy, view: &Value, id: &str) -> Self {
         Self {
             key: sort.key(view),
@@ -117,6 +118,7 @@ impl Position {
     }
 
     /// As JSON, for a cursor.
+    #[cfg(feature = "service")] // cursors are the service's
     pub(crate) fn to_json(&self) -> Value {
         let key = match &self.key {
             None => Value::Null,
@@ -129,6 +131,7 @@ impl Position {
     }
 
     /// From [`Position::to_json`]'s output.
+    #[cfg(feature = "service")] // cursors are the service's
     pub(crate) fn from_json(v: &Value) -> Option<Self> {
         let id = v.get("id")?.as_str()?.to_owned();
         let k = v.get("k")?;

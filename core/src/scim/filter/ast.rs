@@ -261,6 +261,79 @@ impl AttrPath {
     }
 }
 
+impl Filter {
+    /// The tree as plain JSON data, for bindings that hand it to another language:
+    /// `{"type": "and" | "or", "filters": […]}`, `{"type": "not", "filter": …}`,
+    /// `{"type": "compare", "path", "op", "value", "start", "end"}`,
+    /// `{"type": "present", "path", "start", "end"}` and
+    /// `{"type": "valuePath", "path", "filter", "start", "end"}`, where `path` is
+    /// `{"text", "schema"?, "attribute", "subAttribute"?}` and `start`/`end` are byte offsets
+    /// passed through `offset` (a binding turns them into its own string indices).
+    ///
+    /// ```
+    /// use usersync_core::scim::filter::Filter;
+    /// let f = Filter::parse(r#"title pr and not (active eq false)"#)?;
+    /// let tree = f.to_json(&|byte| byte);
+    /// assert_eq!(tree["type"], "and");
+    /// assert_eq!(tree["filters"][1]["filter"]["value"], false);
+    /// assert_eq!(tree["filters"][1]["filter"]["start"], 18);
+    /// # Ok::<(), usersync_core::Error>(())
+    /// ```
+    pub fn to_json(&self, offset: &dyn Fn(usize) -> usize) -> serde_json::Value {
+        use serde_json::{Map, Value as Json, json};
+        let located = |kind: &str, path: &AttrPath, span: Span, mut extra: Map<String, Json>| {
+            let mut o = Map::new();
+            o.insert("type".into(), kind.into());
+            o.insert("path".into(), path.to_json());
+            o.append(&mut extra);
+            o.insert("start".into(), offset(span.start as usize).into());
+            o.insert("end".into(), offset(span.end as usize).into());
+            Json::Object(o)
+        };
+        match self {
+            Filter::Compare(c) => {
+                let value = match &c.value {
+                    Value::String(s) => Json::from(&**s),
+                    Value::Integer(n) => Json::from(*n),
+                    Value::Decimal(x) => Json::from(*x),
+                    Value::Boolean(b) => Json::from(*b),
+                    Value::Null => Json::Null,
+                };
+                let mut extra = Map::new();
+                extra.insert("op".into(), c.op.as_str().into());
+                extra.insert("value".into(), value);
+                located("compare", &c.path, c.span, extra)
+            }
+            Filter::Present(p) => located("present", &p.path, p.span, Map::new()),
+            Filter::ValuePath(vp) => {
+                let mut extra = Map::new();
+                extra.insert("filter".into(), vp.filter.to_json(offset));
+                located("valuePath", &vp.path, vp.span, extra)
+            }
+            Filter::Not(inner) => json!({"type": "not", "filter": inner.to_json(offset)}),
+            Filter::And(items) | Filter::Or(items) => json!({
+                "type": if matches!(self, Filter::And(_)) { "and" } else { "or" },
+                "filters": items.iter().map(|i| i.to_json(offset)).collect::<Vec<_>>(),
+            }),
+        }
+    }
+}
+
+impl AttrPath {
+    fn to_json(&self) -> serde_json::Value {
+        let mut o = serde_json::Map::new();
+        o.insert("text".into(), self.as_str().into());
+        if let Some(urn) = self.urn() {
+            o.insert("schema".into(), urn.into());
+        }
+        o.insert("attribute".into(), self.name().into());
+        if let Some(sub) = self.sub_attr() {
+            o.insert("subAttribute".into(), sub.into());
+        }
+        serde_json::Value::Object(o)
+    }
+}
+
 #[cfg(test)]
 impl Filter {
     /// The same tree with every span zeroed, so that trees parsed from different spellings

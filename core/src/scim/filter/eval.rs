@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value as Json;
 
-use super::ast::{AttrPath, CompareOp, Comparison, Filter, Value};
+use super::ast::{AttrPath, CompareOp, Comparison, Filter, Present, Value};
 use super::{Compatibility, SyntaxError};
 use crate::Error;
 use crate::scim::datetime::DateTime;
@@ -75,8 +75,8 @@ impl CompiledFilter {
         resource_type: &ResourceType,
         compat: Compatibility,
     ) -> Result<Self, Error> {
-        let root =
-            compile(filter, Scope::Resource(resource_type), compat).map_err(Error::Filter)?;
+        let root = compile::<true>(filter, Scope::Resource(resource_type), compat)
+            .map_err(Error::Filter)?;
         Ok(Self { root })
     }
 
@@ -92,31 +92,107 @@ impl CompiledFilter {
     }
 }
 
-fn compile(f: &Filter, scope: Scope<'_>, compat: Compatibility) -> Result<Node, SyntaxError> {
+impl Filter {
+    /// The attribute paths this filter names that `resource_type` does not define, in the
+    /// order they appear. Such a term matches nothing, which is allowed, but is usually a
+    /// typing mistake an editor should point out.
+    ///
+    /// ```
+    /// use usersync_core::scim::filter::Filter;
+    /// use usersync_core::scim::schema::SchemaRegistry;
+    /// let registry = SchemaRegistry::core();
+    /// let users = registry.resource_type("User").expect("built in");
+    /// let f = Filter::parse(r#"usrName eq "a" or emails[kind eq "work"]"#)?;
+    /// let unknown: Vec<_> = f.undefined_attributes(users).iter().map(|p| p.as_str()).collect();
+    /// assert_eq!(unknown, ["usrName", "kind"]);
+    /// # Ok::<(), usersync_core::Error>(())
+    /// ```
+    pub fn undefined_attributes(&self, resource_type: &ResourceType) -> Vec<&AttrPath> {
+        fn walk<'f>(f: &'f Filter, scope: Scope<'_>, out: &mut Vec<&'f AttrPath>) {
+            match f {
+                Filter::Compare(Comparison { path, .. })
+                | Filter::Present(Present { path, .. }) => {
+                    if resolve(path, scope).is_none() {
+                        out.push(path);
+                    }
+                }
+                Filter::Not(inner) => walk(inner, scope, out),
+                Filter::And(items) | Filter::Or(items) => {
+                    items.iter().for_each(|i| walk(i, scope, out));
+                }
+                Filter::ValuePath(vp) => match resolve(&vp.path, scope) {
+                    Some((_, attr)) if attr.ty == AttributeType::Complex => {
+                        walk(&vp.filter, Scope::Complex(attr), out);
+                    }
+                    Some(_) => {}
+                    None => out.push(&vp.path),
+                },
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, Scope::Resource(resource_type), &mut out);
+        out
+    }
+}
+
+// Validation without evaluation: what only validates (the browser build) then does not carry
+// the Unicode normalisation tables that folding literals needs.
+impl Filter {
+    /// Whether this filter can apply to `resource_type`: the same checks, and the same
+    /// errors, as [`Filter::compile_with`].
+    ///
+    /// # Errors
+    /// As for [`Filter::compile`].
+    ///
+    /// ```
+    /// use usersync_core::scim::filter::{Compatibility, Filter};
+    /// use usersync_core::scim::schema::SchemaRegistry;
+    /// let registry = SchemaRegistry::core();
+    /// let users = registry.resource_type("User").expect("built in");
+    /// assert!(Filter::parse("active gt true")?.check(users, Compatibility::default()).is_err());
+    /// # Ok::<(), usersync_core::Error>(())
+    /// ```
+    pub fn check(&self, resource_type: &ResourceType, compat: Compatibility) -> Result<(), Error> {
+        compile::<false>(self, Scope::Resource(resource_type), compat)
+            .map(drop)
+            .map_err(Error::Filter)
+    }
+}
+
+/// Resolves and type-checks `f`; with `PREPARE`, also prepares its literals for evaluation.
+fn compile<const PREPARE: bool>(
+    f: &Filter,
+    scope: Scope<'_>,
+    compat: Compatibility,
+) -> Result<Node, SyntaxError> {
     Ok(match f {
-        Filter::Compare(c) => compile_compare(c, scope, compat)?,
+        Filter::Compare(c) => compile_compare::<PREPARE>(c, scope, compat)?,
         Filter::Present(p) => match resolve(&p.path, scope) {
             Some((target, _)) => Node::Present(target),
             None => Node::Never,
         },
-        Filter::Not(inner) => Node::Not(Box::new(compile(inner, scope, compat)?)),
+        Filter::Not(inner) => Node::Not(Box::new(compile::<PREPARE>(inner, scope, compat)?)),
         Filter::And(items) => Node::And(
             items
                 .iter()
-                .map(|i| compile(i, scope, compat))
+                .map(|i| compile::<PREPARE>(i, scope, compat))
                 .collect::<Result<_, _>>()?,
         ),
         Filter::Or(items) => Node::Or(
             items
                 .iter()
-                .map(|i| compile(i, scope, compat))
+                .map(|i| compile::<PREPARE>(i, scope, compat))
                 .collect::<Result<_, _>>()?,
         ),
         Filter::ValuePath(vp) => match resolve(&vp.path, scope) {
             None => Node::Never,
             Some((target, attr)) if attr.ty == AttributeType::Complex => Node::ValuePath {
                 target,
-                inner: Box::new(compile(&vp.filter, Scope::Complex(attr), compat)?),
+                inner: Box::new(compile::<PREPARE>(
+                    &vp.filter,
+                    Scope::Complex(attr),
+                    compat,
+                )?),
             },
             Some(_) => {
                 let span = vp.path.span().range();
@@ -162,7 +238,7 @@ fn resolve<'a>(path: &AttrPath, scope: Scope<'a>) -> Option<(Target, &'a Attribu
     }
 }
 
-fn compile_compare(
+fn compile_compare<const PREPARE: bool>(
     c: &Comparison,
     scope: Scope<'_>,
     compat: Compatibility,
@@ -215,14 +291,14 @@ fn compile_compare(
             let Value::String(s) = &c.value else {
                 return Err(mismatch("a string"));
             };
-            text_literal(s, attr.case_exact)
+            text_literal::<PREPARE>(s, attr.case_exact)
         }
         AttributeType::DateTime => {
             let Value::String(s) = &c.value else {
                 return Err(mismatch("a dateTime"));
             };
             if op.is_substring() {
-                text_literal(s, false)
+                text_literal::<PREPARE>(s, false)
             } else {
                 Literal::DateTime(DateTime::parse(s).map_err(|e| err(e.to_string()))?)
             }
@@ -276,8 +352,8 @@ fn compile_compare(
     })
 }
 
-fn text_literal(s: &str, case_exact: bool) -> Literal {
-    if case_exact {
+fn text_literal<const PREPARE: bool>(s: &str, case_exact: bool) -> Literal {
+    if case_exact || !PREPARE {
         Literal::Text {
             needle: s.into(),
             folded: false,

@@ -63,11 +63,11 @@ pub(crate) struct Lexer<'a> {
     pos: usize,
 }
 
-fn is_word_start(b: u8) -> bool {
+pub(crate) fn is_word_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'$'
 }
 
-fn is_word_byte(b: u8) -> bool {
+pub(crate) fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'$')
 }
 

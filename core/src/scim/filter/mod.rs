@@ -36,6 +36,7 @@
 //! - an attribute the resource type does not define matches nothing.
 
 mod ast;
+mod complete;
 mod display;
 pub(crate) mod eval;
 mod lexer;
@@ -48,6 +49,7 @@ use std::ops::Range;
 use std::str::FromStr;
 
 pub use ast::{AttrPath, CompareOp, Comparison, Filter, Present, Span, Value, ValuePath};
+pub use complete::{Completion, CompletionKind, Completions, complete};
 pub use eval::CompiledFilter;
 
 use crate::Error;
@@ -61,6 +63,7 @@ pub struct SyntaxError {
     start: usize,
     end: usize,
     message: String,
+    expected: Expected,
 }
 
 impl SyntaxError {
@@ -69,7 +72,21 @@ impl SyntaxError {
             start,
             end: end.max(start),
             message: message.into(),
+            expected: Expected::NOTHING,
         }
+    }
+
+    /// The same error, saying what the grammar would have accepted where it stopped.
+    #[must_use]
+    pub(crate) fn expecting(mut self, expected: Expected) -> Self {
+        self.expected = expected;
+        self
+    }
+
+    /// What the grammar would have accepted at [`SyntaxError::position`]; empty for errors
+    /// that are not about a missing or unexpected token (a limit, a bad attribute name).
+    pub fn expected(&self) -> Expected {
+        self.expected
     }
 
     /// Byte offset in the input where the problem is.
@@ -95,6 +112,101 @@ impl fmt::Display for SyntaxError {
 }
 
 impl std::error::Error for SyntaxError {}
+
+/// A set of token classes a parser would have accepted, so that an editor can offer them
+/// and a binding can report them without reading message text. Shared by the SCIM grammars
+/// and the LDAP one, whose `&`, `|` and `!` are [`Expected::AND`], [`Expected::OR`] and
+/// [`Expected::NOT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Expected(u16);
+
+impl Expected {
+    /// Nothing in particular.
+    pub const NOTHING: Self = Self(0);
+    /// An attribute name or path.
+    pub const ATTRIBUTE: Self = Self(1);
+    /// A sub-attribute name (after `].`).
+    pub const SUB_ATTRIBUTE: Self = Self(1 << 1);
+    /// A comparison operator (`eq`, `pr`, …; LDAP `=`, `>=`, …).
+    pub const OPERATOR: Self = Self(1 << 2);
+    /// A comparison value.
+    pub const VALUE: Self = Self(1 << 3);
+    /// `not` (LDAP `!`).
+    pub const NOT: Self = Self(1 << 4);
+    /// `and` (LDAP `&`).
+    pub const AND: Self = Self(1 << 5);
+    /// `or` (LDAP `|`).
+    pub const OR: Self = Self(1 << 6);
+    /// `(`.
+    pub const OPEN_PAREN: Self = Self(1 << 7);
+    /// `)`.
+    pub const CLOSE_PAREN: Self = Self(1 << 8);
+    /// `[`.
+    pub const OPEN_BRACKET: Self = Self(1 << 9);
+    /// `]`.
+    pub const CLOSE_BRACKET: Self = Self(1 << 10);
+    /// `.` before a sub-attribute.
+    pub const DOT: Self = Self(1 << 11);
+    /// The end of the input.
+    pub const END: Self = Self(1 << 12);
+
+    const NAMES: [&'static str; 13] = [
+        "attribute",
+        "subAttribute",
+        "operator",
+        "value",
+        "not",
+        "and",
+        "or",
+        "(",
+        ")",
+        "[",
+        "]",
+        ".",
+        "end",
+    ];
+
+    /// Both sets.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether every class of `other` is in this set.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The stable names of the classes in the set, in a fixed order: `attribute`,
+    /// `subAttribute`, `operator`, `value`, `not`, `and`, `or`, `(`, `)`, `[`, `]`, `.`, `end`.
+    ///
+    /// ```
+    /// use usersync_core::scim::filter::Filter;
+    /// let err = Filter::parse("userName eq \"a\" and").unwrap_err();
+    /// let expected = err.syntax().expect("a syntax error").expected();
+    /// assert_eq!(expected.names().collect::<Vec<_>>(), ["attribute", "not", "("]);
+    /// ```
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .iter()
+            .enumerate()
+            .filter(move |(bit, _)| self.0 & (1 << bit) != 0)
+            .map(|(_, name)| *name)
+    }
+}
+
+impl std::ops::BitOr for Expected {
+    type Output = Self;
+
+    fn bitor(self, other: Self) -> Self {
+        self.union(other)
+    }
+}
 
 /// Tolerances for what identity providers actually send. All are on by default; turn them
 /// off with [`Compatibility::strict`] for RFC behaviour only.

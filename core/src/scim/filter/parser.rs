@@ -6,7 +6,7 @@
 
 use super::ast::{AttrPath, CompareOp, Comparison, Filter, Present, Span, Value, ValuePath};
 use super::lexer::{Lexer, Token, TokenKind};
-use super::{ParseOptions, SyntaxError};
+use super::{Expected, ParseOptions, SyntaxError};
 use crate::scim::path::PatchPath;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,14 @@ enum Close {
 }
 
 impl Close {
+    fn token(self) -> Expected {
+        match self {
+            Close::End => Expected::END,
+            Close::Paren => Expected::CLOSE_PAREN,
+            Close::Bracket => Expected::CLOSE_BRACKET,
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Close::End => "the end of the filter",
@@ -34,8 +42,18 @@ impl Close {
     }
 }
 
+/// Where the parser stood when it stopped, for completions (see [`super::complete`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Context {
+    /// The attribute whose value filter `attr[…]` (or `attr[…].sub`) was being read.
+    pub(crate) value_path: Option<Span>,
+    /// The attribute of the comparison being read.
+    pub(crate) attribute: Option<Span>,
+}
+
 pub(crate) struct Parser<'a> {
     lex: Lexer<'a>,
+    context: Context,
     peeked: Option<Token>,
     opts: &'a ParseOptions,
     depth: usize,
@@ -46,11 +64,23 @@ pub(crate) struct Parser<'a> {
 }
 
 pub(crate) fn filter(src: &str, opts: &ParseOptions) -> Result<Filter, SyntaxError> {
-    check_length(src, opts, "filter")?;
+    filter_in_context(src, opts).0
+}
+
+/// Parses a filter and tells where the parser stood when it stopped.
+pub(crate) fn filter_in_context(
+    src: &str,
+    opts: &ParseOptions,
+) -> (Result<Filter, SyntaxError>, Context) {
+    if let Err(e) = check_length(src, opts, "filter") {
+        return (Err(e), Context::default());
+    }
     let mut p = Parser::new(src, opts);
-    let f = p.or_expr()?;
-    p.expect_close(Close::End)?;
-    Ok(f)
+    let result = p.or_expr().and_then(|f| {
+        p.expect_close(Close::End)?;
+        Ok(f)
+    });
+    (result, p.context)
 }
 
 pub(crate) fn patch_path(src: &str, opts: &ParseOptions) -> Result<PatchPath, SyntaxError> {
@@ -58,7 +88,7 @@ pub(crate) fn patch_path(src: &str, opts: &ParseOptions) -> Result<PatchPath, Sy
     let mut p = Parser::new(src, opts);
     let t = p.bump()?;
     if t.kind != TokenKind::Word {
-        return Err(p.unexpected(t, "expected an attribute name"));
+        return Err(p.unexpected(t, "expected an attribute name", Expected::ATTRIBUTE));
     }
     let attr = attr_path(p.lex.text(t), t.start())?;
     let mut path = PatchPath {
@@ -76,14 +106,20 @@ pub(crate) fn patch_path(src: &str, opts: &ParseOptions) -> Result<PatchPath, Sy
     }
     let t = p.bump()?;
     if t.kind != TokenKind::End {
-        let what = if path.sub_attr.is_some() {
-            "expected the end of the path"
+        let (what, expected) = if path.sub_attr.is_some() {
+            ("expected the end of the path", Expected::END)
         } else if path.filter.is_some() {
-            "expected `.` and a sub-attribute, or the end of the path"
+            (
+                "expected `.` and a sub-attribute, or the end of the path",
+                Expected::DOT | Expected::END,
+            )
         } else {
-            "expected `[` or the end of the path"
+            (
+                "expected `[` or the end of the path",
+                Expected::OPEN_BRACKET | Expected::END,
+            )
         };
-        return Err(p.unexpected(t, what));
+        return Err(p.unexpected(t, what, expected));
     }
     Ok(path)
 }
@@ -108,6 +144,7 @@ impl<'a> Parser<'a> {
     fn new(src: &'a str, opts: &'a ParseOptions) -> Self {
         Self {
             lex: Lexer::new(src),
+            context: Context::default(),
             peeked: None,
             opts,
             depth: 0,
@@ -139,13 +176,14 @@ impl<'a> Parser<'a> {
         Ok(t)
     }
 
-    fn unexpected(&self, t: Token, expected: &str) -> SyntaxError {
+    fn unexpected(&self, t: Token, message: &str, expected: Expected) -> SyntaxError {
         SyntaxError::new(
             t.start(),
             t.end()
                 .max(t.start() + usize::from(t.kind != TokenKind::End)),
-            format!("{expected}, found {}", self.lex.describe(t)),
+            format!("{message}, found {}", self.lex.describe(t)),
         )
+        .expecting(expected)
     }
 
     fn enter(&mut self, at: usize) -> Result<(), SyntaxError> {
@@ -173,7 +211,11 @@ impl<'a> Parser<'a> {
         if ok {
             return Ok(());
         }
-        Err(self.unexpected(t, &format!("expected `and`, `or` or {}", close.describe())))
+        Err(self.unexpected(
+            t,
+            &format!("expected `and`, `or` or {}", close.describe()),
+            Expected::AND | Expected::OR | close.token(),
+        ))
     }
 
     /// `term (and term)* (or term (and term)*)*` as n-ary nodes, in one loop so that each
@@ -236,7 +278,11 @@ impl<'a> Parser<'a> {
                 }
                 self.attr_expr(t, w)
             }
-            _ => Err(self.unexpected(t, "expected an attribute name, `not` or `(`")),
+            _ => Err(self.unexpected(
+                t,
+                "expected an attribute name, `not` or `(`",
+                Expected::ATTRIBUTE | Expected::NOT | Expected::OPEN_PAREN,
+            )),
         }
     }
 
@@ -265,7 +311,9 @@ impl<'a> Parser<'a> {
                     ));
                 }
                 let sub_start = self.peek()?.start();
+                self.context.value_path = Some(path.span());
                 let sub = self.sub_attr_after_bracket()?;
+                self.context.value_path = None;
                 let sub_path =
                     AttrPath::from_parts(&sub, 0, 0, Span::new(sub_start, sub_start + sub.len()));
                 let condition = self.condition(sub_path, sub_start)?;
@@ -309,9 +357,11 @@ impl<'a> Parser<'a> {
         }
         self.enter(open)?;
         self.in_value_path = true;
+        self.context.value_path = Some(path.span());
         let inner = self.or_expr()?;
         self.expect_close(Close::Bracket)?;
         self.in_value_path = false;
+        self.context.value_path = None;
         self.depth -= 1;
         Ok(inner)
     }
@@ -324,7 +374,11 @@ impl<'a> Parser<'a> {
             check_attr_name(w, t.start())?;
             Ok(w.to_owned())
         } else {
-            Err(self.unexpected(t, "expected a sub-attribute name after `.`"))
+            Err(self.unexpected(
+                t,
+                "expected a sub-attribute name after `.`",
+                Expected::SUB_ATTRIBUTE,
+            ))
         }
     }
 
@@ -341,6 +395,7 @@ impl<'a> Parser<'a> {
                 ),
             ));
         }
+        self.context.attribute = Some(path.span());
         let t = self.bump()?;
         if t.kind != TokenKind::Word {
             return Err(self.missing_operator(t, &path));
@@ -373,6 +428,7 @@ impl<'a> Parser<'a> {
                          `{}`",
                         op.as_str()
                     ),
+                    Expected::VALUE,
                 ));
             }
         };
@@ -389,7 +445,12 @@ impl<'a> Parser<'a> {
         if path.as_str().eq_ignore_ascii_case("not") {
             expected.push_str(" (a negation is written `not (…)`)");
         }
-        self.unexpected(t, &expected)
+        // `attr[` is a value filter: the grammar takes it after any attribute outside one.
+        let mut classes = Expected::OPERATOR;
+        if !self.in_value_path {
+            classes = classes | Expected::OPEN_BRACKET;
+        }
+        self.unexpected(t, &expected, classes)
     }
 }
 
@@ -420,7 +481,8 @@ pub(crate) fn attr_path(word: &str, start: usize) -> Result<AttrPath, SyntaxErro
                 start + word.len(),
                 start + word.len(),
                 format!("expected an attribute name after the schema URN `{urn}`"),
-            ));
+            )
+            .expecting(Expected::ATTRIBUTE));
         }
     }
     let rest = &word[name_start..];
@@ -441,11 +503,10 @@ pub(crate) fn attr_path(word: &str, start: usize) -> Result<AttrPath, SyntaxErro
         }
         if sub.is_empty() {
             let at = start + sub_start;
-            return Err(SyntaxError::new(
-                at - 1,
-                at,
-                "expected a sub-attribute name after `.`",
-            ));
+            return Err(
+                SyntaxError::new(at - 1, at, "expected a sub-attribute name after `.`")
+                    .expecting(Expected::SUB_ATTRIBUTE),
+            );
         }
         check_attr_name(sub, start + sub_start)?;
     }
@@ -467,7 +528,8 @@ fn check_attr_name(name: &str, at: usize) -> Result<(), SyntaxError> {
     if ok {
         Ok(())
     } else if name.is_empty() {
-        Err(SyntaxError::new(at, at + 1, "expected an attribute name"))
+        Err(SyntaxError::new(at, at + 1, "expected an attribute name")
+            .expecting(Expected::ATTRIBUTE))
     } else {
         Err(SyntaxError::new(
             at,
