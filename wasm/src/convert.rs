@@ -49,33 +49,22 @@ pub(crate) fn string_argument(value: &JsValue, name: &str) -> Result<String, JsV
 /// An `Error` named `UsersyncError` with a stable `code`, for a call the module cannot
 /// answer (wrong argument types, unknown resource type, invalid schema).
 pub(crate) fn misuse(code: &str, message: &str) -> JsValue {
-    named_error("UsersyncError", code, message, &Json::Null)
+    named_error("UsersyncError", code, message, &[])
 }
 
-/// An `Error` named `FilterError` carrying a `ValidationError`'s fields, for the parse and
-/// format functions, whose answer is the parsed filter.
-pub(crate) fn filter_error(details: &Json) -> JsValue {
-    let code = details["kind"].as_str().unwrap_or("invalidFilter");
-    let message = details["message"].as_str().unwrap_or("invalid filter");
-    named_error("FilterError", code, message, details)
-}
-
-fn named_error(name: &str, code: &str, message: &str, details: &Json) -> JsValue {
+/// An `Error` named `name` with a stable `code`, `message`, and the extra `fields`.
+pub(crate) fn named_error(
+    name: &str,
+    code: &str,
+    message: &str,
+    fields: &[(&'static str, JsValue)],
+) -> JsValue {
     let error = js_sys::Error::new(message);
     error.set_name(name);
-    let set = |key: &str, value: &JsValue| {
+    let code = [("code", JsValue::from_str(code))];
+    for (key, value) in code.iter().chain(fields) {
         // Setting a property on a fresh Error cannot fail.
-        let _ = js_sys::Reflect::set(&error, &JsValue::from_str(key), value);
-    };
-    set("code", &JsValue::from_str(code));
-    if let Json::Object(fields) = details {
-        for (key, value) in fields {
-            if key != "message"
-                && let Ok(value) = to_js(value)
-            {
-                set(key, &value);
-            }
-        }
+        let _ = js_sys::Reflect::set(&error, &interned(key), value);
     }
     error.into()
 }

@@ -23,7 +23,7 @@ use usersync_core::scim::filter::{Compatibility, Filter, ParseOptions, complete}
 use usersync_core::scim::schema::SchemaRegistry;
 use wasm_bindgen::prelude::*;
 
-use convert::{filter_error, interned, misuse, object, string_argument, to_js};
+use convert::{interned, misuse, named_error, object, string_argument, to_js};
 use offsets::Offsets;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -142,8 +142,8 @@ pub fn parse_scim_filter(
     let text = string_argument(&text, "text")?;
     let options = Options::read(options.as_ref())?;
     let offsets = Offsets::new(&text);
-    let filter = Filter::parse_with(&text, &options.parse)
-        .map_err(|e| filter_error(&error_json(&e, &offsets)))?;
+    let filter =
+        Filter::parse_with(&text, &options.parse).map_err(|e| filter_error(&e, &offsets))?;
     to_js(&filter.to_json(&|byte| offsets.utf16(byte)))
 }
 
@@ -158,7 +158,7 @@ pub fn format_scim_filter(
     let options = Options::read(options.as_ref())?;
     Filter::parse_with(&text, &options.parse)
         .map(|f| f.to_string())
-        .map_err(|e| filter_error(&error_json(&e, &Offsets::new(&text))))
+        .map_err(|e| filter_error(&e, &Offsets::new(&text)))
 }
 
 /// The canonical form of an LDAP filter. Throws a `FilterError` for an invalid filter.
@@ -169,7 +169,7 @@ pub fn format_ldap_filter(
     let text = string_argument(&text, "text")?;
     LdapFilter::parse(&text)
         .map(|f| f.to_string())
-        .map_err(|e| filter_error(&error_json(&e, &Offsets::new(&text))))
+        .map_err(|e| filter_error(&e, &Offsets::new(&text)))
 }
 
 /// What may be typed at `cursor` (a UTF-16 index) of a SCIM filter over `resourceType`:
@@ -306,7 +306,7 @@ impl Options {
         if !options.is_object() {
             return Err(misuse("invalidArgument", "`options` must be an object"));
         }
-        let field = |name: &str| js_sys::Reflect::get(options, &JsValue::from_str(name));
+        let field = |name: &'static str| js_sys::Reflect::get(options, &interned(name));
         let resource_type = field("resourceType")?;
         if !resource_type.is_undefined() {
             read.resource_type = Some(string_argument(&resource_type, "options.resourceType")?);
@@ -365,18 +365,12 @@ fn validation(error: Option<&Error>, offsets: &Offsets<'_>, warnings: js_sys::Ar
     let Some(e) = error else {
         return object(&[("valid", JsValue::TRUE), ("warnings", warnings.into())]);
     };
-    let (message, position, length, expected) = error_parts(e, offsets);
-    let names: js_sys::Array = expected.into_iter().map(interned).collect();
-    let error = object(&[
-        ("message", message.into()),
-        ("kind", interned(e.kind().as_str())),
-        ("position", position.into()),
-        ("length", length.into()),
-        ("expected", names.into()),
-    ]);
+    let (message, fields) = error_fields(e, offsets);
+    let mut error = vec![("message", JsValue::from(message))];
+    error.extend(fields);
     object(&[
         ("valid", JsValue::FALSE),
-        ("error", error),
+        ("error", object(&error)),
         ("warnings", warnings.into()),
     ])
 }
@@ -445,30 +439,29 @@ fn find_resource_type<'r>(
     })
 }
 
-/// A filter error's message (without the byte position), UTF-16 span and expected classes.
-fn error_parts(e: &Error, offsets: &Offsets<'_>) -> (String, usize, usize, Vec<&'static str>) {
-    match e.syntax() {
-        Some(s) => {
-            let (position, length) = offsets.span(s.span());
-            (
-                s.message().to_owned(),
-                position,
-                length,
-                s.expected().names().collect(),
-            )
-        }
-        None => (e.to_string(), 0, 0, Vec::new()),
-    }
+/// A filter error as a `ValidationError`: its message (without the byte position), and its
+/// `kind`, UTF-16 `position` and `length`, and `expected` classes.
+fn error_fields(e: &Error, offsets: &Offsets<'_>) -> (String, [(&'static str, JsValue); 4]) {
+    let (message, (position, length), expected) = match e.syntax() {
+        Some(s) => (
+            s.message().to_owned(),
+            offsets.span(s.span()),
+            s.expected().names().map(interned).collect(),
+        ),
+        None => (e.to_string(), (0, 0), js_sys::Array::new()),
+    };
+    let fields = [
+        ("kind", interned(e.kind().as_str())),
+        ("position", position.into()),
+        ("length", length.into()),
+        ("expected", expected.into()),
+    ];
+    (message, fields)
 }
 
-/// A filter error as `ValidationError`, for the errors the parse and format functions throw.
-fn error_json(e: &Error, offsets: &Offsets<'_>) -> Json {
-    let (message, position, length, expected) = error_parts(e, offsets);
-    json!({
-        "message": message,
-        "kind": e.kind().as_str(),
-        "position": position,
-        "length": length,
-        "expected": expected,
-    })
+/// The `FilterError` the parse and format functions throw: an `Error` with the fields of a
+/// `ValidationError`, and the error's kind as its `code`.
+fn filter_error(e: &Error, offsets: &Offsets<'_>) -> JsValue {
+    let (message, fields) = error_fields(e, offsets);
+    named_error("FilterError", e.kind().as_str(), &message, &fields)
 }

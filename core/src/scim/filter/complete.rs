@@ -16,6 +16,8 @@
 
 use std::ops::Range;
 
+use super::ast::CompareOp;
+use super::eval::{Scope, compared, refusal, resolve};
 use super::lexer::{is_word_byte, is_word_start};
 use super::{Expected, ParseOptions, parser};
 use crate::scim::schema::{Attribute, AttributeType, ResourceType, Returned};
@@ -126,21 +128,22 @@ pub fn complete(
         (Some(_), Some(parent)) => Some(Scope::Complex(parent)),
         (Some(_), None) => None,
     };
-    let attribute = context
-        .attribute
-        .and_then(|span| scope.and_then(|s| s.resolve(span_text(span))));
+    let attribute = context.attribute.and_then(|span| {
+        let path = parser::attr_path(span_text(span), 0).ok()?;
+        resolve(&path, scope?).map(|(_, a)| a)
+    });
 
     let partial = &text[start..cursor];
     let mut items = Vec::new();
     if expected.contains(Expected::ATTRIBUTE)
         && let Some(scope) = scope
     {
-        scope.attributes(partial, &mut items);
+        attributes(scope, partial, &mut items);
     }
     if expected.contains(Expected::SUB_ATTRIBUTE)
         && let Some(parent) = parent
     {
-        Scope::Complex(parent).attributes("", &mut items);
+        attributes(Scope::Complex(parent), "", &mut items);
     }
     if expected.contains(Expected::OPERATOR) {
         operators(attribute, &mut items);
@@ -201,50 +204,32 @@ fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
         && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-/// Which attributes a name may denote: a resource type's, or a complex attribute's.
-#[derive(Clone, Copy)]
-enum Scope<'a> {
-    Resource(&'a ResourceType),
-    Complex(&'a Attribute),
-}
-
-impl<'a> Scope<'a> {
-    fn resolve(self, path: &str) -> Option<&'a Attribute> {
-        match self {
-            Scope::Resource(rt) => rt
-                .resolve(path)
-                .map(|r| r.sub_attribute.unwrap_or(r.attribute)),
-            Scope::Complex(parent) => parent.sub_attribute(path),
-        }
-    }
-
-    /// The attributes a name being typed (`partial`) may become. `name.` lists the
-    /// sub-attributes of `name`; extension attributes are offered by their full path.
-    fn attributes(self, partial: &str, out: &mut Vec<Completion>) {
-        let filterable = |a: &&Attribute| a.returned != Returned::Never;
-        match self {
-            Scope::Complex(parent) => {
-                for sub in parent.sub_attributes.iter().filter(filterable) {
-                    out.push(attribute_item(sub.name.clone(), sub));
-                }
+/// The attributes a name being typed (`partial`) in `scope` may become. `name.` lists the
+/// sub-attributes of `name`; extension attributes are offered by their full path.
+fn attributes(scope: Scope<'_>, partial: &str, out: &mut Vec<Completion>) {
+    let filterable = |a: &&Attribute| a.returned != Returned::Never;
+    match scope {
+        Scope::Complex(parent) => {
+            for sub in parent.sub_attributes.iter().filter(filterable) {
+                out.push(attribute_item(sub.name.clone(), sub));
             }
-            Scope::Resource(rt) => {
-                if let Some((head, _)) = partial.rsplit_once('.') {
-                    if let Some(r) = rt.resolve(head).filter(|r| r.sub_attribute.is_none()) {
-                        for sub in r.attribute.sub_attributes.iter().filter(filterable) {
-                            out.push(attribute_item(format!("{head}.{}", sub.name), sub));
-                        }
+        }
+        Scope::Resource(rt) => {
+            if let Some((head, _)) = partial.rsplit_once('.') {
+                if let Some(r) = rt.resolve(head).filter(|r| r.sub_attribute.is_none()) {
+                    for sub in r.attribute.sub_attributes.iter().filter(filterable) {
+                        out.push(attribute_item(format!("{head}.{}", sub.name), sub));
                     }
-                    return;
                 }
-                let core = rt.common_attributes().iter().chain(&rt.schema.attributes);
-                for a in core.filter(filterable) {
-                    out.push(attribute_item(a.name.clone(), a));
-                }
-                for ext in &rt.extensions {
-                    for a in ext.schema.attributes.iter().filter(filterable) {
-                        out.push(attribute_item(format!("{}:{}", ext.schema.id, a.name), a));
-                    }
+                return;
+            }
+            let core = rt.common_attributes().iter().chain(&rt.schema.attributes);
+            for a in core.filter(filterable) {
+                out.push(attribute_item(a.name.clone(), a));
+            }
+            for ext in &rt.extensions {
+                for a in ext.schema.attributes.iter().filter(filterable) {
+                    out.push(attribute_item(format!("{}:{}", ext.schema.id, a.name), a));
                 }
             }
         }
@@ -273,50 +258,39 @@ fn keyword(text: &str, detail: &str) -> Completion {
     }
 }
 
-/// The type a comparison on `a` compares: a complex attribute compares its `value`.
-fn compared(a: &Attribute) -> Option<&Attribute> {
-    match a.ty {
-        AttributeType::Complex => a.sub_attribute("value"),
-        _ => Some(a),
-    }
-}
-
-/// The operators the compiler accepts for `attribute` (all of them when it is unknown).
+/// The operators the compiler accepts for `attribute` (all of them when it is unknown), and
+/// `pr`, which applies to any attribute.
 fn operators(attribute: Option<&Attribute>, out: &mut Vec<Completion>) {
-    const ALL: [(&str, &str); 10] = [
-        ("eq", "equal"),
-        ("ne", "not equal"),
-        ("co", "contains"),
-        ("sw", "starts with"),
-        ("ew", "ends with"),
-        ("gt", "greater than"),
-        ("ge", "greater than or equal"),
-        ("lt", "less than"),
-        ("le", "less than or equal"),
-        ("pr", "has a value"),
+    const COMPARISONS: [(CompareOp, &str); 9] = [
+        (CompareOp::Eq, "equal"),
+        (CompareOp::Ne, "not equal"),
+        (CompareOp::Co, "contains"),
+        (CompareOp::Sw, "starts with"),
+        (CompareOp::Ew, "ends with"),
+        (CompareOp::Gt, "greater than"),
+        (CompareOp::Ge, "greater than or equal"),
+        (CompareOp::Lt, "less than"),
+        (CompareOp::Le, "less than or equal"),
     ];
-    let ty = attribute.map(|a| compared(a).map(|c| c.ty));
-    for (op, detail) in ALL {
-        let ordering = matches!(op, "gt" | "ge" | "lt" | "le");
-        let substring = matches!(op, "co" | "sw" | "ew");
-        let ok = match ty {
+    let operator = |text: &str, detail: &str| Completion {
+        text: text.to_owned(),
+        kind: CompletionKind::Operator,
+        detail: detail.to_owned(),
+        documentation: None,
+    };
+    // `None`: unknown attribute; `Some(None)`: a complex attribute without `value`.
+    let compared_type = attribute.map(|a| compared(a).map(|c| c.ty));
+    for (op, detail) in COMPARISONS {
+        let accepted = match compared_type {
             None => true,
-            // A complex attribute without `value`: only presence.
-            Some(None) => op == "pr",
-            Some(Some(AttributeType::Boolean)) => !ordering && !substring,
-            Some(Some(AttributeType::Integer | AttributeType::Decimal)) => !substring,
-            Some(Some(AttributeType::Binary)) => !ordering,
-            Some(Some(_)) => true,
+            Some(None) => false,
+            Some(Some(ty)) => refusal(op, ty).is_none(),
         };
-        if ok {
-            out.push(Completion {
-                text: op.to_owned(),
-                kind: CompletionKind::Operator,
-                detail: detail.to_owned(),
-                documentation: None,
-            });
+        if accepted {
+            out.push(operator(op.as_str(), detail));
         }
     }
+    out.push(operator("pr", "has a value"));
 }
 
 /// The values worth offering for `attribute`: booleans, and the schema's canonical values.

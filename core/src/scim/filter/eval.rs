@@ -64,7 +64,7 @@ pub(crate) enum Literal {
 /// Which attributes a path may name: a resource type's, or one complex attribute's
 /// sub-attributes (inside `attr[…]`).
 #[derive(Clone, Copy)]
-enum Scope<'a> {
+pub(crate) enum Scope<'a> {
     Resource(&'a ResourceType),
     Complex(&'a Attribute),
 }
@@ -210,7 +210,7 @@ fn compile<const PREPARE: bool>(
 }
 
 /// The JSON location of `path` and the attribute it ends at; `None` when undefined.
-fn resolve<'a>(path: &AttrPath, scope: Scope<'a>) -> Option<(Target, &'a Attribute)> {
+pub(crate) fn resolve<'a>(path: &AttrPath, scope: Scope<'a>) -> Option<(Target, &'a Attribute)> {
     match scope {
         Scope::Resource(rt) => {
             let r = rt.resolve_path(path)?;
@@ -251,8 +251,7 @@ fn compile_compare<const PREPARE: bool>(
         SyntaxError::new(span.start, span.end, message)
     };
     if attr.ty == AttributeType::Complex {
-        // `emails co "@example.com"` compares the `value` sub-attribute.
-        match attr.sub_attribute("value") {
+        match compared(attr) {
             Some(value) if target.sub.is_none() => {
                 target.sub = Some(value.name.as_str().into());
                 attr = value;
@@ -273,6 +272,14 @@ fn compile_compare<const PREPARE: bool>(
             _ => Err(err(format!("`{op}` cannot compare with null"))),
         };
     }
+    if let Some(refused) = refusal(op, attr.ty) {
+        return Err(err(match refused {
+            Refusal::Order(values) => format!("`{op}` cannot order {values} (`{}`)", c.path),
+            Refusal::Substring(kind) => {
+                format!("`{op}` applies to strings, and `{}` is {kind}", c.path)
+            }
+        }));
+    }
     let mismatch = |what: &str| {
         err(format!(
             "`{}` is {what}, and {} is not",
@@ -282,12 +289,6 @@ fn compile_compare<const PREPARE: bool>(
     };
     let literal = match attr.ty {
         AttributeType::String | AttributeType::Reference | AttributeType::Binary => {
-            if attr.ty == AttributeType::Binary && op.is_ordering() {
-                return Err(err(format!(
-                    "`{op}` cannot order binary values (`{}`)",
-                    c.path
-                )));
-            }
             let Value::String(s) = &c.value else {
                 return Err(mismatch("a string"));
             };
@@ -303,40 +304,21 @@ fn compile_compare<const PREPARE: bool>(
                 Literal::DateTime(DateTime::parse(s).map_err(|e| err(e.to_string()))?)
             }
         }
-        AttributeType::Boolean => {
-            if op.is_ordering() {
-                return Err(err(format!("`{op}` cannot order booleans (`{}`)", c.path)));
+        AttributeType::Boolean => match &c.value {
+            Value::Boolean(b) => Literal::Boolean(*b),
+            Value::String(s) if compat.string_booleans && s.eq_ignore_ascii_case("true") => {
+                Literal::Boolean(true)
             }
-            if op.is_substring() {
-                return Err(err(format!(
-                    "`{op}` applies to strings, and `{}` is a boolean",
-                    c.path
-                )));
+            Value::String(s) if compat.string_booleans && s.eq_ignore_ascii_case("false") => {
+                Literal::Boolean(false)
             }
-            match &c.value {
-                Value::Boolean(b) => Literal::Boolean(*b),
-                Value::String(s) if compat.string_booleans && s.eq_ignore_ascii_case("true") => {
-                    Literal::Boolean(true)
-                }
-                Value::String(s) if compat.string_booleans && s.eq_ignore_ascii_case("false") => {
-                    Literal::Boolean(false)
-                }
-                _ => return Err(mismatch("a boolean")),
-            }
-        }
-        AttributeType::Integer | AttributeType::Decimal => {
-            if op.is_substring() {
-                return Err(err(format!(
-                    "`{op}` applies to strings, and `{}` is a number",
-                    c.path
-                )));
-            }
-            match c.value {
-                Value::Integer(n) => Literal::Integer(n),
-                Value::Decimal(x) => Literal::Decimal(x),
-                _ => return Err(mismatch("a number")),
-            }
-        }
+            _ => return Err(mismatch("a boolean")),
+        },
+        AttributeType::Integer | AttributeType::Decimal => match c.value {
+            Value::Integer(n) => Literal::Integer(n),
+            Value::Decimal(x) => Literal::Decimal(x),
+            _ => return Err(mismatch("a number")),
+        },
         // Sub-attributes are never complex, so `value` above was not either.
         AttributeType::Complex => {
             return Err(err(format!(
@@ -350,6 +332,37 @@ fn compile_compare<const PREPARE: bool>(
         op,
         literal,
     })
+}
+
+/// The attribute a comparison on `attr` compares: a complex attribute compares its `value`
+/// sub-attribute (`emails co "@example.com"`), and cannot be compared without one.
+pub(crate) fn compared(attr: &Attribute) -> Option<&Attribute> {
+    match attr.ty {
+        AttributeType::Complex => attr.sub_attribute("value"),
+        _ => Some(attr),
+    }
+}
+
+/// Why an operator cannot compare values of a type.
+pub(crate) enum Refusal {
+    /// An ordering operator on values without an order (the plural noun).
+    Order(&'static str),
+    /// A substring operator on values that are not text (the type, with its article).
+    Substring(&'static str),
+}
+
+/// Why `op` cannot compare values of type `ty`, or `None` when it can. The compiler's
+/// errors and the completions offered (see [`super::complete`]) both come from here.
+pub(crate) fn refusal(op: CompareOp, ty: AttributeType) -> Option<Refusal> {
+    match ty {
+        AttributeType::Binary if op.is_ordering() => Some(Refusal::Order("binary values")),
+        AttributeType::Boolean if op.is_ordering() => Some(Refusal::Order("booleans")),
+        AttributeType::Boolean if op.is_substring() => Some(Refusal::Substring("a boolean")),
+        AttributeType::Integer | AttributeType::Decimal if op.is_substring() => {
+            Some(Refusal::Substring("a number"))
+        }
+        _ => None,
+    }
 }
 
 fn text_literal<const PREPARE: bool>(s: &str, case_exact: bool) -> Literal {
