@@ -23,6 +23,9 @@ missing=()
 for p in "${debs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# The Python module builds into a virtualenv (python/test.sh): Debian's python3 needs
+# python3-venv for that (a pyenv or python.org Python has it built in).
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

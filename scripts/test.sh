@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole usersync test suite: formatting, lints, every test (unit, corpus, property,
-# command line, doc examples, the C programs), the browser module (wasm/test.sh) and the fuzz
-# targets' build.
+# command line, doc examples, the C programs), the browser module (wasm/test.sh), the Python
+# module (python/test.sh) and the fuzz targets' build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -18,3 +18,5 @@ step "tests"
 cargo test --locked
 step "the browser module"
 wasm/test.sh
+step "the Python module"
+python/test.sh

@@ -3,8 +3,9 @@
 
 use std::ffi::c_char;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use usersync_core::scim::service::ScimRequest;
+use usersync_core::store::event_feed;
 
 use crate::service::{service, usersync_service};
 use crate::{c_string, fail, guard, out, store_error, text, usersync_result, write};
@@ -25,28 +26,9 @@ fn collection(kind: u32) -> Result<&'static str, usersync_result> {
     }
 }
 
-/// Percent-encodes a query parameter's value.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Runs a GET through the platform's service and returns the JSON body of a 200.
-fn get_json(
-    service: &usersync_service,
-    path: &str,
-    query: &str,
-) -> Result<String, usersync_result> {
-    let response = service
-        .platform
-        .handle(&ScimRequest::new("GET", path).with_query(query));
+fn get_json(service: &usersync_service, request: &ScimRequest) -> Result<String, usersync_result> {
+    let response = service.platform.handle(request);
     let body = String::from_utf8_lossy(&response.body).into_owned();
     if response.status == 200 {
         return Ok(body);
@@ -90,7 +72,7 @@ pub extern "C" fn usersync_resource_get(
             ));
         }
         let path = format!("/scim/v2/{directory}/{}/{id}", collection(kind)?);
-        let json = get_json(service, &path, "")?;
+        let json = get_json(service, &ScimRequest::new("GET", &path))?;
         write(json_out, c_string(json)?);
         Ok(())
     })
@@ -121,15 +103,16 @@ pub extern "C" fn usersync_resource_list(
         out(json_out, "json_out")?;
         let directory = text(directory, directory_len, "directory")?;
         let filter = text(filter, filter_len, "filter")?;
-        let mut query = format!("startIndex={}", start_index.max(1));
+        let path = format!("/scim/v2/{directory}/{}", collection(kind)?);
+        let mut request = ScimRequest::new("GET", &path)
+            .with_param("startIndex", &start_index.max(1).to_string());
         if count > 0 {
-            query.push_str(&format!("&count={count}"));
+            request = request.with_param("count", &count.to_string());
         }
         if !filter.is_empty() {
-            query.push_str(&format!("&filter={}", encode(filter)));
+            request = request.with_param("filter", filter);
         }
-        let path = format!("/scim/v2/{directory}/{}", collection(kind)?);
-        let json = get_json(service, &path, &query)?;
+        let json = get_json(service, &request)?;
         write(json_out, c_string(json)?);
         Ok(())
     })
@@ -190,35 +173,9 @@ pub extern "C" fn usersync_events_after(
                     "`limit` must be at least 1",
                 )
             })?;
-        let events = service
-            .store
-            .events_after(after, limit.min(10_000))
-            .map_err(|e| store_error(&e))?;
-        let names: std::collections::HashMap<i64, String> = service
-            .store
-            .directories()
-            .map_err(|e| store_error(&e))?
-            .into_iter()
-            .map(|d| (d.id, d.name))
-            .collect();
-        let next = events.last().map_or(after, |e| e.seq);
-        let list: Vec<Value> = events
-            .iter()
-            .map(|e| {
-                json!({
-                    "seq": e.seq,
-                    "directory": names.get(&e.directory),
-                    "type": match e.kind {
-                        usersync_core::store::Kind::User => "User",
-                        usersync_core::store::Kind::Group => "Group",
-                    },
-                    "id": e.id,
-                    "event": e.event.as_str(),
-                    "version": e.version,
-                    "time": e.time.to_string(),
-                })
-            })
-            .collect();
+        let list =
+            event_feed(&*service.store, after, limit.min(10_000)).map_err(|e| store_error(&e))?;
+        let next = list.last().and_then(|e| e["seq"].as_u64()).unwrap_or(after);
         let json = c_string(Value::Array(list).to_string())?;
         write(json_out, json);
         write(next_seq_out, next);

@@ -157,17 +157,17 @@ impl Reporter {
 fn finish(run: &Run, report_json_out: *mut *mut c_char) -> Result<(), usersync_result> {
     write(report_json_out, c_string(run.to_json().to_string())?);
     let error = run.error.clone().unwrap_or_default();
-    match run.outcome {
-        RunOutcome::Succeeded => Ok(()),
-        RunOutcome::Blocked => Err(fail(usersync_result::SyncBlocked, error)),
-        RunOutcome::Failed if run.report.is_some() => Err(fail(
+    match (run.outcome, &run.failure) {
+        (RunOutcome::Succeeded, _) => Ok(()),
+        (RunOutcome::Blocked, _) => Err(fail(usersync_result::SyncBlocked, error)),
+        (RunOutcome::Failed, _) if run.report.is_some() => Err(fail(
             usersync_result::SyncPartial,
             "some changes failed; the report lists them",
         )),
-        RunOutcome::Failed if error.contains("policy.user_name_conflict") => {
+        (RunOutcome::Failed, Some(ApplyError::Conflict(_))) => {
             Err(fail(usersync_result::SyncConflict, error))
         }
-        RunOutcome::Failed => Err(fail(usersync_result::SyncTarget, error)),
+        (RunOutcome::Failed, _) => Err(fail(usersync_result::SyncTarget, error)),
     }
 }
 

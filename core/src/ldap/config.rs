@@ -457,6 +457,19 @@ impl SyncConfig {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         raw.check()
     }
+
+    /// Reads and checks a configuration given as data with the file's keys and tables (the
+    /// Python binding's dicts).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key at fault.
+    pub fn from_json(value: serde_json::Value) -> Result<Self, ConfigError> {
+        let raw: RawConfig = serde_json::from_value(value).map_err(|e| ConfigError {
+            key: None,
+            message: e.to_string(),
+        })?;
+        raw.check()
+    }
 }
 
 /// A TOML error as `line L, column C: message`, with the key when serde knows it.

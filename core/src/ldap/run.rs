@@ -87,6 +87,9 @@ pub struct Run {
     pub report: Option<Report>,
     /// Why it failed or was blocked.
     pub error: Option<String>,
+    /// Why the apply stopped or did not start, when it did (what `error` says, as a value
+    /// the bindings map to their own errors).
+    pub failure: Option<ApplyError>,
     /// How it ended.
     pub outcome: RunOutcome,
     /// Milliseconds spent in each step that ran: `target` (reading what the target
@@ -267,6 +270,7 @@ pub fn sync(
                 plan: None,
                 report: None,
                 error: Some(e.to_string()),
+                failure: None,
                 outcome: RunOutcome::Failed,
                 milliseconds: Vec::new(),
             };
@@ -294,12 +298,13 @@ pub fn apply_run(
     let step = Instant::now();
     let applied = target.apply(config, &plan, options);
     milliseconds.push(("apply", elapsed(step)));
-    let (report, error, outcome) = match applied {
+    let (report, failure, outcome) = match applied {
         Ok(r) if r.failures.is_empty() => (Some(r), None, RunOutcome::Succeeded),
         Ok(r) => (Some(r), None, RunOutcome::Failed),
-        Err(e @ ApplyError::Blocked(_)) => (None, Some(e.to_string()), RunOutcome::Blocked),
-        Err(e) => (None, Some(e.to_string()), RunOutcome::Failed),
+        Err(e @ ApplyError::Blocked(_)) => (None, Some(e), RunOutcome::Blocked),
+        Err(e) => (None, Some(e), RunOutcome::Failed),
     };
+    let error = failure.as_ref().map(ToString::to_string);
     // A plan of an incomplete read applied cleanly still leaves changes unread.
     let clean = outcome == RunOutcome::Succeeded && plan.incomplete.is_empty();
     let watermark = clean.then(|| {
@@ -319,6 +324,7 @@ pub fn apply_run(
         plan: Some(plan),
         report,
         error,
+        failure,
         outcome,
         milliseconds,
     };

@@ -677,6 +677,38 @@ pub fn directory_summaries(store: &dyn Store) -> Result<Vec<Value>, StoreError> 
     Ok(rows)
 }
 
+/// Up to `limit` change-feed events after sequence number `after`, as the C and Python
+/// bindings hand them out: `{"seq", "directory" (its name), "type" (`User`/`Group`), "id",
+/// "event", "version", "time"}`, in sequence order.
+///
+/// # Errors
+/// [`StoreError::Backend`].
+pub fn event_feed(store: &dyn Store, after: u64, limit: usize) -> Result<Vec<Value>, StoreError> {
+    let events = store.events_after(after, limit)?;
+    let names: std::collections::HashMap<i64, String> = store
+        .directories()?
+        .into_iter()
+        .map(|d| (d.id, d.name))
+        .collect();
+    Ok(events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "seq": e.seq,
+                "directory": names.get(&e.directory),
+                "type": match e.kind {
+                    Kind::User => "User",
+                    Kind::Group => "Group",
+                },
+                "id": e.id,
+                "event": e.event.as_str(),
+                "version": e.version,
+                "time": e.time.to_string(),
+            })
+        })
+        .collect())
+}
+
 impl SyncRun {
     /// The run as the command line and the bindings show it.
     pub fn to_json(&self) -> Value {

@@ -85,6 +85,33 @@ impl ScimRequest {
         self
     }
 
+    /// With one more query parameter, its value percent-encoded so that a filter's own `&`,
+    /// `=`, `+` and `%` stay part of it.
+    ///
+    /// ```
+    /// use usersync_core::scim::service::ScimRequest;
+    /// let r = ScimRequest::new("GET", "/scim/v2/acme/Users")
+    ///     .with_param("filter", r#"title eq "R&D""#)
+    ///     .with_param("count", "2");
+    /// assert_eq!(r.query, "filter=title%20eq%20%22R%26D%22&count=2");
+    /// ```
+    #[must_use]
+    pub fn with_param(mut self, name: &str, value: &str) -> Self {
+        if !self.query.is_empty() {
+            self.query.push('&');
+        }
+        self.query.push_str(name);
+        self.query.push('=');
+        for b in value.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                self.query.push(char::from(b));
+            } else {
+                self.query.push_str(&format!("%{b:02X}"));
+            }
+        }
+        self
+    }
+
     /// With a header.
     #[must_use]
     pub fn with_header(mut self, name: &str, value: &str) -> Self {

@@ -1,0 +1,437 @@
+//! `usersync.open(path)`: the embedded store of directories, users, groups and the change
+//! feed. Users and groups come out as the SCIM JSON a GET of them answers, as dicts.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use serde_json::{Value, json};
+use usersync_core::scim::service::{ScimRequest, Service, ServiceConfig, issue_token, new_ids};
+use usersync_core::store::sqlite::SqliteStore;
+use usersync_core::store::{
+    Directory, DirectoryKind, NewDirectory, Store as CoreStore, SyncRun, directory_summaries,
+    event_feed, system_clock,
+};
+
+use crate::convert::to_py;
+use crate::errors::{Failure, Kind, Result};
+use crate::filters::registry;
+
+/// The database and the SCIM service over it that answers the store's reads.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn CoreStore>,
+    /// Reads go through the service, so that a dict here is what a SCIM client would get;
+    /// no token: the script is the administrator.
+    reads: Service,
+    pub(crate) path: PathBuf,
+}
+
+impl Shared {
+    fn open(path: PathBuf) -> Result<Self> {
+        if path.as_os_str().is_empty() {
+            return Err(Failure::new(
+                Kind::InvalidArgument,
+                "the database path is empty",
+            ));
+        }
+        let store: Arc<dyn CoreStore> =
+            Arc::new(SqliteStore::open(&path, system_clock()).map_err(|e| Failure::store(&e))?);
+        let reads = Service::with(
+            store.clone(),
+            registry().clone(),
+            ServiceConfig::default().with_require_token(false),
+            new_ids(),
+        );
+        Ok(Self { store, reads, path })
+    }
+
+    fn directory(&self, name: &str) -> Result<Directory> {
+        self.store
+            .directory(name)
+            .map_err(|e| Failure::store(&e))?
+            .ok_or_else(|| Failure::new(Kind::NotFound, format!("no directory `{name}`")))
+    }
+
+    /// A GET through the service: the JSON body of a 200, `None` for a 404 of a resource,
+    /// a failure otherwise.
+    fn get(&self, request: &ScimRequest) -> Result<Option<Value>> {
+        let response = self.reads.handle(request);
+        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        match response.status {
+            200 => Ok(Some(body)),
+            404 => Ok(None),
+            status => {
+                let detail = body["detail"].as_str().unwrap_or("no detail");
+                let kind = match body["scimType"].as_str() {
+                    Some("invalidFilter") => Kind::InvalidFilter,
+                    _ if status == 400 => Kind::InvalidArgument,
+                    _ => Kind::StoreBackend,
+                };
+                Err(Failure::new(kind, detail))
+            }
+        }
+    }
+}
+
+/// A usersync database (SQLite), opened by `usersync.open(path)`. Thread-safe.
+#[pyclass(frozen, module = "usersync")]
+pub(crate) struct Store {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Opens (or creates) the database at `path`.
+#[pyfunction]
+pub(crate) fn open(py: Python<'_>, path: PathBuf) -> Result<Store> {
+    let shared = py.detach(|| Shared::open(path))?;
+    Ok(Store {
+        shared: Arc::new(shared),
+    })
+}
+
+fn collection(kind: &str) -> &'static str {
+    if kind == "Users" { "Users" } else { "Groups" }
+}
+
+#[pymethods]
+impl Store {
+    fn __repr__(&self) -> String {
+        format!(
+            "usersync.Store({:?})",
+            self.shared.path.display().to_string()
+        )
+    }
+
+    /// The database file.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.shared.path.clone()
+    }
+
+    /// Creates the directory `name` of `kind` (`scim`, `ldap` or `local`). Returns
+    /// `{"name", "kind", "endpoint", "token"}`; a `scim` directory's token is shown this once.
+    #[pyo3(signature = (name, kind = "scim"))]
+    fn create_directory<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        kind: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let kind = DirectoryKind::parse(kind).ok_or_else(|| {
+            Failure::new(
+                Kind::InvalidArgument,
+                format!("unknown directory kind `{kind}` (scim, ldap or local)"),
+            )
+        })?;
+        let store = &*self.shared.store;
+        let created = py.detach(|| -> Result<Value> {
+            let d = store
+                .create_directory(NewDirectory::new(name, kind))
+                .map_err(|e| Failure::store(&e))?;
+            let token = if kind == DirectoryKind::Scim {
+                Some(issue_token(store, &d).map_err(|e| Failure::store(&e))?.0)
+            } else {
+                None
+            };
+            Ok(json!({
+                "name": d.name,
+                "kind": kind.as_str(),
+                "endpoint": format!("/scim/v2/{}", d.name),
+                "token": token,
+            }))
+        })?;
+        to_py(py, &created)
+    }
+
+    /// Every directory: `[{"name", "kind", "endpoint", "activeUsers", "inactiveUsers"}]`.
+    fn directories<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rows = py
+            .detach(|| directory_summaries(&*self.shared.store))
+            .map_err(|e| Failure::store(&e))?;
+        to_py(py, &Value::Array(rows))
+    }
+
+    /// Issues a new token for the directory, leaving the others valid so that clients can
+    /// switch without downtime. Returns `{"id", "token"}`; the token is shown this once.
+    fn rotate_token<'py>(&self, py: Python<'py>, directory: &str) -> PyResult<Bound<'py, PyAny>> {
+        let issued = py.detach(|| -> Result<Value> {
+            let d = self.shared.directory(directory)?;
+            let (token, stored) =
+                issue_token(&*self.shared.store, &d).map_err(|e| Failure::store(&e))?;
+            Ok(json!({"id": stored.id, "token": token}))
+        })?;
+        to_py(py, &issued)
+    }
+
+    /// The directory's tokens: `[{"id", "created"}]` (only hashes are kept: never the token).
+    fn tokens<'py>(&self, py: Python<'py>, directory: &str) -> PyResult<Bound<'py, PyAny>> {
+        let list = py.detach(|| -> Result<Value> {
+            let d = self.shared.directory(directory)?;
+            let tokens = self
+                .shared
+                .store
+                .tokens(d.id)
+                .map_err(|e| Failure::store(&e))?;
+            Ok(tokens
+                .iter()
+                .map(|t| json!({"id": t.id, "created": t.created.to_string()}))
+                .collect())
+        })?;
+        to_py(py, &list)
+    }
+
+    /// Revokes a token: requests carrying it are refused from now on.
+    fn revoke_token(&self, py: Python<'_>, directory: &str, token_id: i64) -> Result<()> {
+        py.detach(|| {
+            let d = self.shared.directory(directory)?;
+            self.shared
+                .store
+                .revoke_token(d.id, token_id)
+                .map_err(|e| Failure::store(&e))
+        })
+    }
+
+    /// The user `id` of `directory` as SCIM JSON, or `None` when there is no such user.
+    fn get_user<'py>(
+        &self,
+        py: Python<'py>,
+        directory: &str,
+        id: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.get(py, directory, "Users", id)
+    }
+
+    /// The group `id` of `directory` as SCIM JSON, or `None` when there is no such group.
+    fn get_group<'py>(
+        &self,
+        py: Python<'py>,
+        directory: &str,
+        id: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.get(py, directory, "Groups", id)
+    }
+
+    /// The users of `directory` that `filter` (a SCIM filter) selects, all of them when it
+    /// is `None`, read lazily `page_size` at a time in a stable order.
+    #[pyo3(signature = (directory, filter = None, *, page_size = 100))]
+    fn users(
+        &self,
+        py: Python<'_>,
+        directory: &str,
+        filter: Option<&str>,
+        page_size: usize,
+    ) -> PyResult<Pages> {
+        Pages::start(py, &self.shared, directory, "Users", filter, page_size)
+    }
+
+    /// The groups of `directory` that `filter` selects, as `users` does.
+    #[pyo3(signature = (directory, filter = None, *, page_size = 100))]
+    fn groups(
+        &self,
+        py: Python<'_>,
+        directory: &str,
+        filter: Option<&str>,
+        page_size: usize,
+    ) -> PyResult<Pages> {
+        Pages::start(py, &self.shared, directory, "Groups", filter, page_size)
+    }
+
+    /// `{"active": n, "inactive": m}`: the directory's licensed and deactivated users.
+    fn user_counts<'py>(&self, py: Python<'py>, directory: &str) -> PyResult<Bound<'py, PyAny>> {
+        let counts = py.detach(|| -> Result<Value> {
+            let d = self.shared.directory(directory)?;
+            let c = self
+                .shared
+                .store
+                .user_counts(d.id)
+                .map_err(|e| Failure::store(&e))?;
+            Ok(json!({"active": c.active, "inactive": c.inactive}))
+        })?;
+        to_py(py, &counts)
+    }
+
+    /// Up to `limit` change-feed events after sequence number `seq` (0: from the start), in
+    /// order: `[{"seq", "directory", "type", "id", "event", "version", "time"}]`. Pass the last
+    /// event's `seq` next time; an event committed late is never skipped.
+    #[pyo3(signature = (seq = 0, limit = 1000))]
+    fn events_after<'py>(
+        &self,
+        py: Python<'py>,
+        seq: u64,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if limit == 0 {
+            return Err(Failure::new(Kind::InvalidArgument, "`limit` must be at least 1").into());
+        }
+        let events = py
+            .detach(|| event_feed(&*self.shared.store, seq, limit.min(10_000)))
+            .map_err(|e| Failure::store(&e))?;
+        to_py(py, &Value::Array(events))
+    }
+
+    /// The last `limit` sync runs of the directory, newest first: `[{"id", "started",
+    /// "finished", "outcome", "report"}]`.
+    #[pyo3(signature = (directory, limit = 20))]
+    fn runs<'py>(
+        &self,
+        py: Python<'py>,
+        directory: &str,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let runs = py.detach(|| -> Result<Value> {
+            let d = self.shared.directory(directory)?;
+            let runs = self
+                .shared
+                .store
+                .runs(d.id, limit.max(1))
+                .map_err(|e| Failure::store(&e))?;
+            Ok(runs.iter().map(SyncRun::to_json).collect())
+        })?;
+        to_py(py, &runs)
+    }
+}
+
+impl Store {
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        directory: &str,
+        collection: &str,
+        id: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let found = py.detach(|| {
+            self.shared.directory(directory)?;
+            // An id is one path segment: one with a `/` or `?` names no resource.
+            if id.contains(['/', '?', '#']) {
+                return Ok(None);
+            }
+            self.shared.get(&ScimRequest::new(
+                "GET",
+                &format!("/scim/v2/{directory}/{collection}/{id}"),
+            ))
+        })?;
+        found.map(|v| to_py(py, &v)).transpose()
+    }
+}
+
+/// A lazy iterator over the users or groups a search selects, one page per read (RFC 9865
+/// cursors: a change between pages neither repeats nor skips what is left).
+#[pyclass(module = "usersync")]
+pub(crate) struct Pages {
+    shared: Arc<Shared>,
+    path: String,
+    page_size: usize,
+    filter: Option<String>,
+    state: Mutex<PageState>,
+}
+
+struct PageState {
+    buffered: VecDeque<Value>,
+    /// `None` once the last page was read.
+    cursor: Option<String>,
+    total: Option<u64>,
+}
+
+impl Pages {
+    fn start(
+        py: Python<'_>,
+        shared: &Arc<Shared>,
+        directory: &str,
+        kind: &str,
+        filter: Option<&str>,
+        page_size: usize,
+    ) -> PyResult<Self> {
+        if page_size == 0 {
+            return Err(
+                Failure::new(Kind::InvalidArgument, "`page_size` must be at least 1").into(),
+            );
+        }
+        py.detach(|| shared.directory(directory))?;
+        if let Some(filter) = filter {
+            // Checked now, so that a bad filter fails where it is written, not at the first
+            // `next()`.
+            let parsed = usersync_core::scim::filter::Filter::parse(filter)
+                .map_err(|e| Failure::core(&e, filter))?;
+            let ty = registry()
+                .resource_type(if kind == "Users" { "User" } else { "Group" })
+                .ok_or_else(|| Failure::new(Kind::InvalidSchema, "no built-in type"))?;
+            parsed.compile(ty).map_err(|e| Failure::core(&e, filter))?;
+        }
+        Ok(Self {
+            shared: shared.clone(),
+            path: format!("/scim/v2/{directory}/{}", collection(kind)),
+            page_size,
+            filter: filter.map(str::to_owned),
+            state: Mutex::new(PageState {
+                buffered: VecDeque::new(),
+                cursor: Some(String::new()),
+                total: None,
+            }),
+        })
+    }
+
+    /// Reads the next page into the buffer.
+    fn fetch(&self, state: &mut PageState) -> Result<()> {
+        let Some(cursor) = state.cursor.take() else {
+            return Ok(());
+        };
+        let mut request = ScimRequest::new("GET", &self.path)
+            .with_param("count", &self.page_size.to_string())
+            .with_param("cursor", &cursor);
+        if let Some(filter) = &self.filter {
+            request = request.with_param("filter", filter);
+        }
+        let page = self
+            .shared
+            .get(&request)?
+            .ok_or_else(|| Failure::new(Kind::NotFound, "the directory was deleted"))?;
+        state.total = page["totalResults"].as_u64();
+        state.cursor = page["nextCursor"].as_str().map(str::to_owned);
+        if let Some(Value::Array(resources)) = page.get("Resources") {
+            state.buffered.extend(resources.iter().cloned());
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl Pages {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let next = py.detach(|| -> Result<Option<Value>> {
+            let mut state = self
+                .state
+                .lock()
+                .map_err(|_| Failure::new(Kind::StoreBackend, "a page read failed"))?;
+            while state.buffered.is_empty() && state.cursor.is_some() {
+                self.fetch(&mut state)?;
+            }
+            Ok(state.buffered.pop_front())
+        })?;
+        next.map(|v| to_py(py, &v)).transpose()
+    }
+
+    /// How many resources the search selects (read with the first page).
+    fn total(&self, py: Python<'_>) -> Result<u64> {
+        py.detach(|| {
+            let mut state = self
+                .state
+                .lock()
+                .map_err(|_| Failure::new(Kind::StoreBackend, "a page read failed"))?;
+            if state.total.is_none() {
+                self.fetch(&mut state)?;
+            }
+            Ok(state.total.unwrap_or(0))
+        })
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Store>()?;
+    m.add_class::<Pages>()?;
+    m.add_function(wrap_pyfunction!(open, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! LDAP syncs: a configuration, the plan of changes it would make (to review), and the apply.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::Value;
+use usersync_core::ldap::apply::{ApplyError, ApplyOptions, LocalTarget, Progress};
+use usersync_core::ldap::config::SyncConfig as CoreConfig;
+use usersync_core::ldap::plan::Change as CoreChange;
+use usersync_core::ldap::run::{self, Planned, Run, RunOutcome};
+use usersync_core::store::system_clock;
+
+use crate::convert::{from_py, to_py};
+use crate::errors::{Failure, Kind, Result};
+use crate::store::{Shared, Store};
+
+/// A checked LDAP sync configuration (the TOML file `examples/openldap.toml` shows).
+#[pyclass(frozen, module = "usersync")]
+pub(crate) struct SyncConfig {
+    config: CoreConfig,
+}
+
+#[pymethods]
+impl SyncConfig {
+    /// Reads and checks a configuration file; raises `ConfigError` naming the key at fault.
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: PathBuf) -> Result<Self> {
+        let config = py
+            .detach(|| CoreConfig::from_file(&path))
+            .map_err(|e| Failure::config(&e))?;
+        Ok(Self { config })
+    }
+
+    /// Checks a configuration given as TOML text.
+    #[staticmethod]
+    fn from_toml(text: &str) -> Result<Self> {
+        let config = CoreConfig::from_toml(text).map_err(|e| Failure::config(&e))?;
+        Ok(Self { config })
+    }
+
+    /// Checks a configuration given as a dict with the file's keys and tables.
+    #[staticmethod]
+    fn from_dict(data: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let config =
+            CoreConfig::from_json(from_py(data.as_any())?).map_err(|e| Failure::config(&e))?;
+        Ok(Self { config })
+    }
+
+    /// The usersync directory the sync writes to.
+    #[getter]
+    fn directory(&self) -> String {
+        self.config.directory.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<usersync.SyncConfig directory={:?} urls={:?}>",
+            self.config.directory, self.config.connection.urls
+        )
+    }
+}
+
+/// One attribute's old and new value in an update.
+#[pyclass(frozen, module = "usersync", get_all)]
+pub(crate) struct AttributeChange {
+    /// The SCIM attribute (top level: `name`, `emails`, an extension URN).
+    attribute: String,
+    /// Before (`None` when absent).
+    old: Py<PyAny>,
+    /// After (`None` when removed).
+    new: Py<PyAny>,
+}
+
+#[pymethods]
+impl AttributeChange {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "AttributeChange({:?}, {} -> {})",
+            self.attribute,
+            self.old.bind(py).repr()?,
+            self.new.bind(py).repr()?
+        ))
+    }
+}
+
+/// One planned change: `action` (`create`, `update`, `reactivate`, `add_members`,
+/// `remove_members`, `deactivate`, `delete`), `kind` (`User`/`Group`), the LDAP `anchor`, the
+/// `name`, the usersync `id` (None for a creation), why (`reason`), the attribute `diff`, and
+/// the `members` that join or leave a group.
+#[pyclass(frozen, module = "usersync", get_all)]
+pub(crate) struct Change {
+    action: String,
+    kind: String,
+    anchor: String,
+    name: String,
+    id: Option<String>,
+    reason: String,
+    diff: Vec<Py<AttributeChange>>,
+    /// `[{"kind", "anchor", "name"}]`.
+    members: Py<PyAny>,
+}
+
+#[pymethods]
+impl Change {
+    /// Whether the change takes something away (deactivate, delete, remove members).
+    #[getter]
+    fn destructive(&self) -> bool {
+        matches!(
+            self.action.as_str(),
+            "deactivate" | "delete" | "remove_members"
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Change {} {} {:?}>", self.action, self.kind, self.name)
+    }
+}
+
+fn change(py: Python<'_>, c: &CoreChange) -> PyResult<Change> {
+    let json = serde_json::to_value(c).unwrap_or(Value::Null);
+    let text = |key: &str| json[key].as_str().unwrap_or_default().to_owned();
+    let diff = c
+        .diff
+        .iter()
+        .map(|d| {
+            Py::new(
+                py,
+                AttributeChange {
+                    attribute: d.attribute.clone(),
+                    old: to_py(py, &d.old)?.unbind(),
+                    new: to_py(py, &d.new)?.unbind(),
+                },
+            )
+        })
+        .collect::<PyResult<_>>()?;
+    Ok(Change {
+        action: text("action"),
+        kind: c.kind.as_str().to_owned(),
+        anchor: c.anchor.clone(),
+        name: c.name.clone(),
+        id: c.id.clone(),
+        reason: c.reason.clone(),
+        diff,
+        members: to_py(py, &json["members"])?.unbind(),
+    })
+}
+
+/// The changes a sync would make, made by `Store.plan()` or `usersync.plan()`; nothing is
+/// changed until `apply()`. Iterate it for the `Change`s.
+#[pyclass(frozen, module = "usersync")]
+pub(crate) struct Plan {
+    shared: Arc<Shared>,
+    config: CoreConfig,
+    /// Taken by the apply: a plan is applied once.
+    planned: Mutex<Option<Planned>>,
+    /// The changes, made into `Change` objects only as they are read: a plan of a large
+    /// directory is read by Rust code, not built in Python up front.
+    changes: Vec<CoreChange>,
+    json: Value,
+}
+
+impl Plan {
+    fn make(py: Python<'_>, shared: Arc<Shared>, config: CoreConfig, full: bool) -> PyResult<Self> {
+        let (planned, changes, json) = py.detach(|| {
+            let store = &*shared.store;
+            let planned = run::plan_run(&config, store, &LocalTarget(store), full, &system_clock())
+                .map_err(|e| Failure::plan(&e))?;
+            let mut json = planned.plan.to_json();
+            json["mode"] = serde_json::to_value(&planned.mode).unwrap_or_default();
+            let changes = planned.plan.changes.clone();
+            Ok::<_, Failure>((planned, changes, json))
+        })?;
+        Ok(Self {
+            shared,
+            config,
+            planned: Mutex::new(Some(planned)),
+            changes,
+            json,
+        })
+    }
+
+    fn list<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.json[key])
+    }
+}
+
+#[pymethods]
+impl Plan {
+    fn __len__(&self) -> usize {
+        self.changes.len()
+    }
+
+    fn __iter__(slf: Py<Self>) -> Changes {
+        Changes { plan: slf, next: 0 }
+    }
+
+    /// The change at `index` (negative counts from the end).
+    fn __getitem__(&self, py: Python<'_>, index: isize) -> PyResult<Change> {
+        let len = self.changes.len() as isize;
+        let at = if index < 0 { index + len } else { index };
+        if (0..len).contains(&at) {
+            change(py, &self.changes[at as usize])
+        } else {
+            Err(pyo3::exceptions::PyIndexError::new_err(
+                "plan index out of range",
+            ))
+        }
+    }
+
+    fn __bool__(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<usersync.Plan {:?}: {} changes>",
+            self.config.directory,
+            self.changes.len()
+        )
+    }
+
+    /// The readable table of changes an administrator reviews (as `usersync plan` prints).
+    fn __str__(&self) -> String {
+        self.planned
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(|p| p.plan.to_string()))
+            .unwrap_or_else(|| "(applied)".to_owned())
+    }
+
+    /// How many changes of each action: `{"create": 3, "add_members": 1}`.
+    fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.list(py, "summary")
+    }
+
+    /// The plan as JSON text (what `usersync plan --json` prints).
+    fn to_json(&self) -> String {
+        self.json.to_string()
+    }
+
+    /// The thresholds the plan crosses: `apply()` refuses it unless `allow_deletes=True`.
+    #[getter]
+    fn blocked<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.list(py, "blocked")
+    }
+
+    /// What could not be read completely: nothing is removed on its account.
+    #[getter]
+    fn incomplete<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.list(py, "incomplete")
+    }
+
+    /// Things worth knowing that do not stop the sync.
+    #[getter]
+    fn warnings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.list(py, "warnings")
+    }
+
+    /// `{"since": None | watermark, "reason": …}`: a full or an incremental read, and why.
+    #[getter]
+    fn mode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.list(py, "mode")
+    }
+
+    /// Applies the plan and records the run; returns a `Report`. Raises `SyncBlockedError`
+    /// when the plan crosses a deletion threshold and `allow_deletes` is false (nothing is
+    /// applied), `SyncConflictError` for a `userName` another directory owns under policy
+    /// `fail`. Changes that fail one by one do not raise: `Report.failures` lists them.
+    /// `progress(done, total)` is called as changes are applied.
+    #[pyo3(signature = (*, allow_deletes = false, progress = None))]
+    fn apply(
+        &self,
+        py: Python<'_>,
+        allow_deletes: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Report> {
+        let planned = self
+            .planned
+            .lock()
+            .ok()
+            .and_then(|mut p| p.take())
+            .ok_or_else(|| {
+                Failure::new(
+                    Kind::InvalidArgument,
+                    "this plan was applied already: make a new one",
+                )
+            })?;
+        let run = apply(
+            py,
+            &self.shared,
+            &self.config,
+            planned,
+            allow_deletes,
+            progress,
+        );
+        Report::from_run(py, &run)
+    }
+}
+
+/// An iterator over a plan's changes.
+#[pyclass(module = "usersync")]
+pub(crate) struct Changes {
+    plan: Py<Plan>,
+    next: usize,
+}
+
+#[pymethods]
+impl Changes {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Change>> {
+        let plan = self.plan.get();
+        let Some(c) = plan.changes.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        change(py, c).map(Some)
+    }
+}
+
+/// Applies with the GIL released; the progress callback takes it back for each call.
+fn apply(
+    py: Python<'_>,
+    shared: &Shared,
+    config: &CoreConfig,
+    planned: Planned,
+    allow_deletes: bool,
+    progress: Option<Py<PyAny>>,
+) -> Run {
+    let tell = |p: Progress| {
+        if let Some(callback) = &progress {
+            Python::attach(|py| {
+                if let Err(e) = callback.call1(py, (p.done, p.total)) {
+                    // The apply goes on: its report must not be lost to a callback's bug.
+                    e.write_unraisable(py, Some(callback.bind(py)));
+                }
+            });
+        }
+    };
+    py.detach(|| {
+        let mut options = ApplyOptions::new(allow_deletes);
+        if progress.is_some() {
+            options = options.with_progress(&tell);
+        }
+        let store = &*shared.store;
+        run::apply_run(
+            config,
+            store,
+            &LocalTarget(store),
+            planned,
+            &options,
+            &system_clock(),
+        )
+    })
+}
+
+/// What an apply did: `outcome` (`succeeded` or `failed`), `applied` (action → count),
+/// `conflicts` (userNames another directory owns, skipped), `failures` (changes that failed;
+/// the next run retries them), `milliseconds` per step.
+#[pyclass(frozen, module = "usersync")]
+pub(crate) struct Report {
+    #[pyo3(get)]
+    outcome: String,
+    #[pyo3(get)]
+    applied: Py<PyAny>,
+    #[pyo3(get)]
+    conflicts: Vec<String>,
+    #[pyo3(get)]
+    failures: Vec<String>,
+    #[pyo3(get)]
+    milliseconds: Py<PyAny>,
+    json: String,
+}
+
+impl Report {
+    /// The report of a run, or the exception of a run that did not apply.
+    fn from_run(py: Python<'_>, run: &Run) -> PyResult<Self> {
+        let error = run.error.clone().unwrap_or_default();
+        match (&run.report, &run.failure) {
+            (Some(report), _) => {
+                let json = run.to_json();
+                Ok(Self {
+                    outcome: run.outcome.as_str().to_owned(),
+                    applied: to_py(py, &json["report"]["applied"])?.unbind(),
+                    conflicts: report.conflicts.clone(),
+                    failures: report.failures.clone(),
+                    milliseconds: to_py(py, &json["milliseconds"])?.unbind(),
+                    json: json.to_string(),
+                })
+            }
+            (None, Some(failure)) => Err(Failure::apply(failure).into_py(py)),
+            (None, None) if run.outcome == RunOutcome::Blocked => {
+                Err(Failure::apply(&ApplyError::Blocked(Vec::new())).into_py(py))
+            }
+            (None, None) => Err(Failure::new(Kind::SyncTarget, error).into_py(py)),
+        }
+    }
+}
+
+#[pymethods]
+impl Report {
+    /// Whether every change was applied.
+    #[getter]
+    fn ok(&self) -> bool {
+        self.failures.is_empty() && self.outcome == "succeeded"
+    }
+
+    /// The run as JSON text, as its record keeps it.
+    fn to_json(&self) -> String {
+        self.json.clone()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<usersync.Report {} applied={} failures={}>",
+            self.outcome,
+            self.applied.bind(py).repr()?,
+            self.failures.len()
+        ))
+    }
+}
+
+/// The store a sync function was given: a `Store`, or a database path to open.
+fn shared(py: Python<'_>, database: &Bound<'_, PyAny>) -> PyResult<Arc<Shared>> {
+    if let Ok(store) = database.cast::<Store>() {
+        return Ok(store.get().shared.clone());
+    }
+    let path: PathBuf = database.extract()?;
+    Ok(crate::store::open(py, path)?.shared)
+}
+
+/// Reads LDAP as `config` says and plans against `database` (a `Store` or a path); nothing
+/// is changed. `full=True` reads everything even when an incremental run is possible.
+#[pyfunction]
+#[pyo3(signature = (config, database, *, full = false))]
+fn plan(
+    py: Python<'_>,
+    config: &SyncConfig,
+    database: &Bound<'_, PyAny>,
+    full: bool,
+) -> PyResult<Plan> {
+    Plan::make(py, shared(py, database)?, config.config.clone(), full)
+}
+
+/// Plans and applies in one call, as `usersync sync` does; see `Plan.apply`.
+#[pyfunction]
+#[pyo3(signature = (config, database, *, allow_deletes = false, full = false, progress = None))]
+fn sync(
+    py: Python<'_>,
+    config: &SyncConfig,
+    database: &Bound<'_, PyAny>,
+    allow_deletes: bool,
+    full: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Report> {
+    plan(py, config, database, full)?.apply(py, allow_deletes, progress)
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<SyncConfig>()?;
+    m.add_class::<Plan>()?;
+    m.add_class::<Changes>()?;
+    m.add_class::<Change>()?;
+    m.add_class::<AttributeChange>()?;
+    m.add_class::<Report>()?;
+    m.add_function(wrap_pyfunction!(plan, m)?)?;
+    m.add_function(wrap_pyfunction!(sync, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,156 @@
+"""The shared filter and path corpora through the Python module: the same canonical forms,
+positions and messages as the core's own corpus tests. Positions here are indexes into the
+Python string (characters), where the corpora give UTF-8 byte offsets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import usersync
+from usersync import ldap, scim
+
+from conftest import load
+
+
+def char_index(text: str, byte: int) -> int:
+    return len(text.encode("utf-8")[:byte].decode("utf-8", errors="ignore"))
+
+
+FILTERS = load("filters.json")
+PATHS = load("paths.json")
+LDAP = load("ldap_filters.json")
+EVALUATION = load("evaluation.json")
+
+
+def ids(cases: list[dict[str, Any]], key: str) -> list[str]:
+    return [repr(c[key])[:60] for c in cases]
+
+
+@pytest.mark.parametrize("case", FILTERS["valid"], ids=ids(FILTERS["valid"], "filter"))
+def test_valid_scim_filters_print_their_canonical_form(case: dict[str, Any]) -> None:
+    f = scim.parse_filter(case["filter"], strict=case.get("strict", False))
+    assert str(f) == case["canonical"]
+    # The canonical text means the same filter.
+    assert scim.parse_filter(str(f), strict=case.get("strict", False)) == f
+
+
+@pytest.mark.parametrize("case", FILTERS["invalid"], ids=ids(FILTERS["invalid"], "filter"))
+def test_invalid_scim_filters_say_where_and_why(case: dict[str, Any]) -> None:
+    text = case["filter"]
+    with pytest.raises(usersync.FilterError) as caught:
+        f = scim.parse_filter(text, strict=case.get("strict", False))
+        f.check(case.get("resourceType", "User"))
+    e = caught.value
+    assert isinstance(e, ValueError)
+    assert e.kind == "invalidFilter"
+    assert e.position == char_index(text, case["error"]["position"])
+    assert case["error"]["contains"] in str(e)
+
+
+@pytest.mark.parametrize("case", PATHS["valid"], ids=ids(PATHS["valid"], "path"))
+def test_valid_paths(case: dict[str, Any]) -> None:
+    assert scim.parse_path(case["path"], strict=case.get("strict", False)) == case["canonical"]
+
+
+@pytest.mark.parametrize("case", PATHS["invalid"], ids=ids(PATHS["invalid"], "path"))
+def test_invalid_paths(case: dict[str, Any]) -> None:
+    text = case["path"]
+    with pytest.raises(usersync.PathError) as caught:
+        scim.parse_path(text, strict=case.get("strict", False))
+    assert caught.value.kind == "invalidPath"
+    assert caught.value.position == char_index(text, case["error"]["position"])
+    assert case["error"]["contains"] in str(caught.value)
+
+
+@pytest.mark.parametrize("case", LDAP["valid"], ids=ids(LDAP["valid"], "filter"))
+def test_valid_ldap_filters(case: dict[str, Any]) -> None:
+    assert ldap.validate_filter(case["filter"]) == case["canonical"]
+
+
+@pytest.mark.parametrize("case", LDAP["invalid"], ids=ids(LDAP["invalid"], "filter"))
+def test_invalid_ldap_filters(case: dict[str, Any]) -> None:
+    text = case["filter"]
+    with pytest.raises(usersync.FilterError) as caught:
+        ldap.validate_filter(text)
+    assert caught.value.kind == "invalidLdapFilter"
+    assert caught.value.position == char_index(text, case["position"])
+    assert case["message"] in str(caught.value)
+
+
+def _core_schema_only(case: dict[str, Any]) -> bool:
+    """Cases about the corpus' own extension schema need it registered; the module knows the
+    built-in schemas only."""
+    names = {a["name"] for e in EVALUATION["extensions"] for a in e["schema"]["attributes"]}
+    words = set(case["filter"].replace("[", " ").replace(".", " ").split())
+    return "urn:example" not in case["filter"] and not names & words
+
+
+EVAL_CASES = [c for c in EVALUATION["cases"] if _core_schema_only(c)]
+
+
+@pytest.mark.parametrize("case", EVAL_CASES, ids=ids(EVAL_CASES, "filter"))
+def test_filters_select_the_corpus_resources(case: dict[str, Any]) -> None:
+    kind = case.get("resourceType", "User")
+    strict = case.get("strict", False)
+    f = scim.parse_filter(case["filter"], strict=strict)
+    if "error" in case:
+        with pytest.raises(usersync.FilterError) as caught:
+            f.matches({}, kind)
+        assert case["error"]["contains"] in str(caught.value)
+        return
+    selected = [name for name, r in EVALUATION["resources"][kind].items() if f.matches(r, kind)]
+    assert sorted(selected) == sorted(case["matches"])
+
+
+def test_the_corpus_keeps_most_evaluation_cases() -> None:
+    # The skip above must not silently swallow the corpus.
+    assert len(EVAL_CASES) > 100
+
+
+def test_positions_count_characters_not_bytes() -> None:
+    text = 'displayName eq "Zoë" and'
+    with pytest.raises(usersync.FilterError) as caught:
+        scim.parse_filter(text)
+    assert caught.value.position == len(text)
+    tree = scim.parse_filter('displayName eq "Zoë" or userName eq "z"').to_dict()
+    second = tree["filters"][1]
+    assert (second["start"], second["end"]) == (24, 39)
+
+
+def test_the_tree_is_plain_data() -> None:
+    tree = scim.parse_filter('not (active eq true) and emails pr').to_dict()
+    assert tree["type"] == "and"
+    assert tree["filters"][0]["type"] == "not"
+    assert tree["filters"][1] == {
+        "type": "present",
+        "path": {"attribute": "emails", "text": "emails"},
+        "start": 25,
+        "end": 34,
+    }
+
+
+def test_entra_forms_are_accepted_unless_strict() -> None:
+    entra = 'emails[type eq "work"].value eq "a@example.com"'
+    assert str(scim.parse_filter(entra)) == 'emails[type eq "work" and value eq "a@example.com"]'
+    with pytest.raises(usersync.FilterError):
+        scim.parse_filter(entra, strict=True)
+    f = scim.parse_filter('active eq "False"')
+    assert f.matches({"active": False}) and not f.matches({"active": True})
+
+
+def test_check_reports_undefined_attributes() -> None:
+    assert scim.parse_filter('nickName pr or favouriteColour eq "red"').check() == [
+        "favouriteColour"
+    ]
+    with pytest.raises(usersync.ArgumentError, match="unknown resource type"):
+        scim.parse_filter("id pr").check("Printer")
+
+
+def test_matches_refuses_what_json_cannot_hold() -> None:
+    f = scim.parse_filter("userName pr")
+    with pytest.raises(TypeError, match=r"\[\"emails\"\]\[0\] is a set"):
+        f.matches({"userName": "x", "emails": [{1, 2}]})
+    with pytest.raises(ValueError, match="nan"):
+        f.matches({"userName": "x", "score": float("nan")})

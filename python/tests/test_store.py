@@ -1,0 +1,118 @@
+"""`usersync.open`: directories and tokens, users and groups read lazily, counts and the
+change feed, on a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import usersync
+
+
+def provision(db: Path, directory: str, users: int) -> usersync.Service:
+    service = usersync.Service(db, require_token=False)
+    for i in range(users):
+        made = service.handle(
+            "POST",
+            f"/scim/v2/{directory}/Users",
+            body={"userName": f"user{i:03}", "active": i % 4 != 0, "emails": [{"value": f"u{i}@example.com", "type": "work"}]},
+        )
+        assert made.status == 201, made.json()
+    return service
+
+
+def test_directories_and_their_tokens(db: Path) -> None:
+    store = usersync.open(db)
+    created = store.create_directory("acme")
+    assert created["kind"] == "scim" and created["endpoint"] == "/scim/v2/acme"
+    first = created["token"]
+    assert first and first.startswith("usersync_")
+    assert store.create_directory("corp", "ldap")["token"] is None
+    assert [d["name"] for d in store.directories()] == ["acme", "corp"]
+    with pytest.raises(usersync.UniquenessError):
+        store.create_directory("acme")
+    with pytest.raises(usersync.ArgumentError, match="unknown directory kind"):
+        store.create_directory("x", "okta")
+
+    service = usersync.Service(store)
+    def status(token: str) -> int:
+        return service.handle(
+            "GET", "/scim/v2/acme/Users", headers={"Authorization": f"Bearer {token}"}
+        ).status
+
+    rotated = store.rotate_token("acme")
+    assert rotated["token"] != first
+    assert status(first) == status(rotated["token"]) == 200
+    old = min(t["id"] for t in store.tokens("acme"))
+    store.revoke_token("acme", old)
+    assert (status(first), status(rotated["token"])) == (401, 200)
+    # Tokens are kept as hashes only.
+    assert all("token" not in t for t in store.tokens("acme"))
+
+
+def test_users_are_read_lazily_in_pages(db: Path) -> None:
+    store = usersync.open(db)
+    store.create_directory("acme")
+    service = provision(db, "acme", 7)
+    pages = store.users("acme", page_size=3)
+    assert pages.total() == 7
+    first = next(pages)
+    # A change between pages neither repeats nor skips what is left (RFC 9865 cursors).
+    doomed = next(store.users("acme", 'userName eq "user005"'))
+    service.handle("DELETE", f"/scim/v2/acme/Users/{doomed['id']}")
+    rest = [u["userName"] for u in pages]
+    assert [first["userName"], *rest] == [f"user{i:03}" for i in (0, 1, 2, 3, 4, 6)]
+
+
+def test_searching_with_a_scim_filter(db: Path) -> None:
+    store = usersync.open(db)
+    store.create_directory("acme")
+    provision(db, "acme", 12)
+    active = [u["userName"] for u in store.users("acme", "active eq true", page_size=5)]
+    assert len(active) == 9 and "user000" not in active
+    assert [u["userName"] for u in store.users("acme", 'emails.value sw "u11@"')] == ["user011"]
+    with pytest.raises(usersync.FilterError) as caught:
+        store.users("acme", "active gt true")
+    assert caught.value.position == 0
+    with pytest.raises(usersync.NotFoundError):
+        store.users("nowhere")
+    with pytest.raises(usersync.ArgumentError):
+        store.users("acme", page_size=0)
+    assert list(store.groups("acme")) == []
+
+
+def test_get_counts_and_the_change_feed(db: Path) -> None:
+    store = usersync.open(db)
+    store.create_directory("acme")
+    service = provision(db, "acme", 4)
+    user = next(store.users("acme", 'userName eq "user001"'))
+    assert store.get_user("acme", user["id"]) == user
+    assert "password" not in user and user["meta"]["resourceType"] == "User"
+    assert store.get_user("acme", "no-such-id") is None
+    with pytest.raises(usersync.NotFoundError):
+        store.get_user("nowhere", user["id"])
+    group = service.handle(
+        "POST", "/scim/v2/acme/Groups", body={"displayName": "staff", "members": [{"value": user["id"]}]}
+    ).json()
+    read = store.get_group("acme", group["id"])
+    assert read is not None and read["members"][0]["value"] == user["id"]
+    assert store.user_counts("acme") == {"active": 3, "inactive": 1}
+
+    events = store.events_after(0)
+    assert [e["seq"] for e in events] == list(range(1, 6))
+    assert [e["type"] for e in events] == ["User"] * 4 + ["Group"]
+    assert {e["directory"] for e in events} == {"acme"}
+    assert store.events_after(events[2]["seq"], limit=1)[0]["seq"] == events[3]["seq"]
+    assert store.events_after(events[-1]["seq"]) == []
+    with pytest.raises(usersync.ArgumentError):
+        store.events_after(0, limit=0)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.db"
+    bad.write_text("these are my notes, not a database\n" * 100)
+    with pytest.raises(usersync.StoreError) as caught:
+        usersync.open(bad)
+    assert isinstance(caught.value, OSError) and caught.value.kind == "storeBackend"
+    assert bad.read_text().startswith("these are my notes")

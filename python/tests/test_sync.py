@@ -1,0 +1,177 @@
+"""LDAP syncs from Python against a real slapd: a plan of typed changes, its apply, the
+thresholds that block a destructive plan, conflicts, bad configurations and dead servers."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+import usersync
+
+from conftest import Slapd
+
+
+def test_plan_then_apply(slapd: Slapd, db: Path, tmp_path: Path) -> None:
+    slapd.add_people("planning", ["ann", "bob", "cid"], group="staff")
+    config = usersync.SyncConfig.from_file(slapd.config("corp", "planning", tmp_path))
+    assert config.directory == "corp"
+    store = usersync.open(db)
+
+    plan = usersync.plan(config, store)
+    assert plan.summary() == {"create": 4, "add_members": 1}
+    assert len(plan) == 5 and plan.blocked == [] and plan.incomplete == []
+    changes = list(plan)
+    assert all(isinstance(c, usersync.Change) for c in changes)
+    ann = next(c for c in changes if c.name == "ann")
+    assert (ann.action, ann.kind, ann.id, ann.destructive) == ("create", "User", None, False)
+    assert ann.anchor and ann.reason
+    staff = next(c for c in changes if c.action == "add_members")
+    assert staff.name == "staff" and staff.kind == "Group"
+    assert sorted(m["name"] for m in staff.members) == ["ann", "bob", "cid"]
+    assert plan[0].name == changes[0].name and plan[-1].name == changes[-1].name
+    with pytest.raises(IndexError):
+        plan[5]
+    assert json.loads(plan.to_json())["summary"] == {"create": 4, "add_members": 1}
+    assert "ann" in str(plan)
+    # Planning changed nothing.
+    assert store.directories() == [] or store.user_counts("corp")["active"] == 0
+
+    progress: List[Tuple[int, int]] = []
+    report = plan.apply(progress=lambda done, total: progress.append((done, total)))
+    assert report.ok and report.outcome == "succeeded"
+    assert report.applied == {"create": 4, "add_members": 1}
+    assert progress and progress[-1] == (5, 5)
+    assert [p[0] for p in progress] == sorted(p[0] for p in progress)
+    assert store.user_counts("corp") == {"active": 3, "inactive": 0}
+    user = next(store.users("corp", 'userName eq "ann"'))
+    assert user["emails"][0]["value"] == "ann@example.com"  # mapped, lower-cased
+    assert user["name"]["familyName"] == "Ann"
+    with pytest.raises(usersync.ArgumentError, match="applied already"):
+        plan.apply()
+
+    # In step: the next plan is empty; the runs are on record.
+    again = usersync.plan(config, db)
+    assert len(again) == 0 and not again
+    assert store.runs("corp")[0]["outcome"] == "succeeded"
+
+
+def test_an_update_shows_its_attribute_diff(slapd: Slapd, db: Path, tmp_path: Path) -> None:
+    slapd.add_people("diffing", ["dan"])
+    config = usersync.SyncConfig.from_file(slapd.config("diffs", "diffing", tmp_path))
+    usersync.sync(config, db)
+    slapd._tool(
+        "ldapmodify",
+        ldif=f"dn: uid=dan,ou=diffing,{slapd.base}\nchangetype: modify\nreplace: sn\nsn: Brown\n",
+    )
+    plan = usersync.plan(config, db)
+    (change,) = list(plan)
+    assert change.action == "update" and change.id
+    (diff,) = change.diff
+    assert diff.attribute == "name"
+    assert diff.old["familyName"] == "Dan" and diff.new["familyName"] == "Brown"
+
+
+def test_a_destructive_plan_is_blocked_until_allowed(
+    slapd: Slapd, db: Path, tmp_path: Path
+) -> None:
+    uids = ["eve", "fay", "gus", "hal", "ivy"]
+    slapd.add_people("leaving", uids)
+    config = usersync.SyncConfig.from_file(slapd.config("leavers", "leaving", tmp_path))
+    assert usersync.sync(config, db).applied == {"create": 5}
+    slapd.delete(f"uid=eve,ou=leaving,{slapd.base}", f"uid=fay,ou=leaving,{slapd.base}")
+
+    plan = usersync.plan(config, db)
+    assert plan.summary() == {"deactivate": 2}
+    assert all(c.destructive for c in plan)
+    assert plan.blocked, "2 of 5 users is past the 10% threshold"
+    with pytest.raises(usersync.SyncBlockedError) as caught:
+        plan.apply()
+    assert isinstance(caught.value, RuntimeError)
+    assert caught.value.kind == "syncBlocked" and caught.value.reasons
+    store = usersync.open(db)
+    assert store.user_counts("leavers") == {"active": 5, "inactive": 0}
+    assert store.runs("leavers")[0]["outcome"] == "blocked"
+
+    report = usersync.sync(config, store, allow_deletes=True)
+    assert report.applied == {"deactivate": 2}
+    assert store.user_counts("leavers") == {"active": 3, "inactive": 2}
+
+
+def test_a_user_name_owned_elsewhere(slapd: Slapd, db: Path, tmp_path: Path) -> None:
+    slapd.add_people("owned", ["jon", "kim"])
+    store = usersync.open(db)
+    store.create_directory("okta")
+    usersync.Service(store, require_token=False).handle(
+        "POST", "/scim/v2/okta/Users", body={"userName": "jon"}
+    )
+    skip = usersync.SyncConfig.from_file(slapd.config("owners", "owned", tmp_path))
+    report = usersync.sync(skip, store)
+    assert report.conflicts and "jon" in report.conflicts[0]
+    fail_path = slapd.config("owners2", "owned", tmp_path, user_name_conflict="fail")
+    with pytest.raises(usersync.SyncConflictError) as caught:
+        usersync.sync(usersync.SyncConfig.from_file(fail_path), store)
+    assert "jon" in str(caught.value)
+
+
+def test_configuration_from_a_dict_or_toml(slapd: Slapd, db: Path, tmp_path: Path) -> None:
+    slapd.add_people("dicts", ["lea"])
+    (tmp_path / "password").write_text(slapd.service_password)
+    data = {
+        "directory": "fromdict",
+        "connection": {
+            "urls": [slapd.url],
+            "tls": "none",
+            "bind_dn": slapd.service_dn,
+            "bind_password_file": str(tmp_path / "password"),
+        },
+        "users": {"base": f"ou=dicts,{slapd.base}"},
+    }
+    config = usersync.SyncConfig.from_dict(data)
+    assert usersync.sync(config, db).applied == {"create": 1}
+    text = slapd.config("fromtoml", "dicts", tmp_path).read_text()
+    assert usersync.SyncConfig.from_toml(text).directory == "fromtoml"
+
+    data["users"] = {"base": f"ou=dicts,{slapd.base}", "filter": "(uid=lea"}
+    with pytest.raises(usersync.ConfigError) as caught:
+        usersync.SyncConfig.from_dict(data)
+    assert caught.value.key == "users.filter" and isinstance(caught.value, ValueError)
+    with pytest.raises(usersync.ConfigError, match="unknown field `colour`"):
+        usersync.SyncConfig.from_dict({**data, "colour": "blue"})
+    with pytest.raises(usersync.ConfigError, match="line 1"):
+        usersync.SyncConfig.from_toml("directory = ")
+    with pytest.raises(usersync.ConfigError, match="cannot read"):
+        usersync.SyncConfig.from_file(tmp_path / "missing.toml")
+
+
+def test_an_unreachable_server_is_a_connection_error(db: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "password").write_text("x")
+    config = usersync.SyncConfig.from_dict(
+        {
+            "directory": "down",
+            "connection": {
+                "urls": [f"ldap://127.0.0.1:{port}"],
+                "tls": "none",
+                "bind_dn": "cn=x",
+                "bind_password_file": str(tmp_path / "password"),
+                "connect_timeout_seconds": 2,
+            },
+            "users": {"base": "dc=example,dc=com"},
+        }
+    )
+    with pytest.raises(ConnectionError) as caught:
+        usersync.plan(config, db)
+    assert isinstance(caught.value, usersync.LdapError) and caught.value.kind == "ldap"
+
+
+def test_a_wrong_password_is_refused(slapd: Slapd, db: Path, tmp_path: Path) -> None:
+    path = slapd.config("wrongpw", "planning", tmp_path)
+    (tmp_path / "password").write_text("not the password")
+    with pytest.raises(usersync.LdapError, match="refused the bind"):
+        usersync.plan(usersync.SyncConfig.from_file(path), db)
