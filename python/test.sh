@@ -20,23 +20,24 @@ export USERSYNC_TEST_SLAPD="$PWD/target/debug/usersync-test-slapd"
 (cd python && python -m mypy.stubtest usersync && python -m mypy --strict usersync tests)
 
 # The wheel as a user installs it (`pip install ./python`, a release build), in a virtualenv
-# of its own, used from outside the source tree.
-wheel_venv=target/venv-wheel
-[ -x "$wheel_venv/bin/python" ] || python3 -m venv "$wheel_venv"
+# of its own on the oldest CPython it supports (3.9) when this machine has one (pyenv's), used
+# from outside the source tree.
+oldest=python3
+for candidate in python3.9 "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.9*/bin/python3; do
+  if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 9)' 2>/dev/null; then
+    oldest=$candidate
+    break
+  fi
+done
+wheel_venv=target/venv-wheel-$("$oldest" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+[ -x "$wheel_venv/bin/python" ] || "$oldest" -m venv "$wheel_venv"
+"$wheel_venv/bin/pip" install -q --disable-pip-version-check -r <(grep '^pytest' python/requirements-dev.txt)
 "$wheel_venv/bin/pip" install -q --disable-pip-version-check --force-reinstall ./python
+# From `/`, so that `import usersync` is the installed wheel, not python/usersync/.
 wheel_python="$PWD/$wheel_venv/bin/python"
-(cd / && "$wheel_python" - <<'PY'
-import usersync, usersync.errors
-store = usersync.open(":memory:")
-assert store.create_directory("acme")["token"]
-assert str(usersync.scim.parse_filter('emails[type eq "work"].value pr')) == 'emails[type eq "work" and value pr]'
-try:
-    usersync.ldap.validate_filter("(cn=")
-except ValueError as e:
-    assert e.kind == "invalidLdapFilter"
-print("pip install ./python: usersync", usersync.__version__, "works")
-PY
-)
+tests="$PWD/python/tests"
+(cd / && "$wheel_python" -m pytest -q -p no:cacheprovider -c "$tests/../pyproject.toml" "$tests" \
+  && "$wheel_python" -c 'import sys, usersync; print("pip install ./python: usersync", usersync.__version__, "from", usersync.__file__, "on Python", sys.version.split()[0])')
 
 # Exit code 5 means pytest collected nothing: that is a failure here, never a pass.
 set +e

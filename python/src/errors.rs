@@ -55,6 +55,19 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// The SCIM `scimType` the service answers for the same problem (RFC 7644 §3.12).
+    const fn scim_type(self) -> Option<&'static str> {
+        match self {
+            Self::InvalidFilter => Some("invalidFilter"),
+            Self::InvalidPath => Some("invalidPath"),
+            Self::InvalidValue => Some("invalidValue"),
+            Self::Uniqueness => Some("uniqueness"),
+            _ => None,
+        }
+    }
+}
+
 /// A failure on its way to Python: the kind, the message, and the details that apply.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -150,6 +163,7 @@ impl Failure {
     /// The one mapping from a failure to its Python exception.
     pub(crate) fn into_py(self, py: Python<'_>) -> PyErr {
         let (kind, class) = self.kind.names();
+        let scim_type = self.kind.scim_type();
         let Self {
             message, details, ..
         } = self;
@@ -157,6 +171,7 @@ impl Failure {
             let class = py.import("usersync.errors")?.getattr(class)?;
             let kwargs = PyDict::new(py);
             kwargs.set_item("kind", kind)?;
+            kwargs.set_item("scim_type", scim_type)?;
             if let Some((position, length)) = details.position {
                 kwargs.set_item("position", position)?;
                 kwargs.set_item("length", length)?;

@@ -48,6 +48,14 @@ def _not_a_database(db: Path) -> None:
     usersync.open(db)
 
 
+# The scimType the SCIM service answers for the same problems.
+SCIM_TYPES = {
+    "invalidFilter": "invalidFilter",
+    "invalidPath": "invalidPath",
+    "invalidValue": "invalidValue",
+    "uniqueness": "uniqueness",
+}
+
 CASES = [
     ("invalidFilter", usersync.FilterError, ValueError, lambda db: scim.parse_filter("(")),
     ("invalidFilter", usersync.FilterError, ValueError, lambda db: scim.parse_filter("active gt true").matches({})),
@@ -79,6 +87,7 @@ def test_each_kind_raises_its_class(
     assert type(e) is cls
     assert isinstance(e, usersync.UsersyncError)
     assert e.kind == kind
+    assert e.scim_type == SCIM_TYPES.get(kind)
     assert str(e)
 
 

@@ -37,13 +37,15 @@ __all__ = [
 class UsersyncError(Exception):
     """Base of every usersync error.
 
-    ``kind`` is stable and made for code to test; the message is for people.
+    ``kind`` is stable and made for code to test; the message is for people. ``scim_type``
+    is the SCIM ``scimType`` the service answers for the same problem, where there is one.
     ``position``/``length`` (filters and paths) index the string that was parsed, in
     characters; ``expected`` lists what would have fitted there; ``key`` names the
     configuration key at fault; ``reasons`` lists the thresholds a blocked plan crosses.
     """
 
     kind: str
+    scim_type: Optional[str]
     position: Optional[int]
     length: Optional[int]
     expected: Sequence[str]
@@ -55,6 +57,7 @@ class UsersyncError(Exception):
         message: str,
         *,
         kind: str = "unknown",
+        scim_type: Optional[str] = None,
         position: Optional[int] = None,
         length: Optional[int] = None,
         expected: Sequence[str] = (),
@@ -63,6 +66,7 @@ class UsersyncError(Exception):
     ) -> None:
         super().__init__(message)
         self.kind = kind
+        self.scim_type = scim_type
         self.position = position
         self.length = length
         self.expected = tuple(expected)
