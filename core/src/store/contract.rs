@@ -452,6 +452,23 @@ fn memberships(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         ]
     );
     assert_eq!(s.groups_of(d, "u1").unwrap(), ["g"]);
+    // A user with its groups in one read: the same as the two reads.
+    s.add_members(d, "sub", None, &[m("u1", Kind::User)])
+        .unwrap();
+    let (u1, groups) = s.get_user_with_groups(d, "u1").unwrap().unwrap();
+    assert_eq!(u1, s.get(d, Kind::User, "u1").unwrap().unwrap());
+    assert_eq!(groups, ["g", "sub"]);
+    assert_eq!(
+        s.get_user_with_groups(d, "u3").unwrap().unwrap().1,
+        Vec::<String>::new()
+    );
+    assert!(s.get_user_with_groups(d, "ghost").unwrap().is_none());
+    assert!(
+        s.get_user_with_groups(d, "g").unwrap().is_none(),
+        "a group is not a user"
+    );
+    s.remove_members(d, "sub", None, &[m("u1", Kind::User)])
+        .unwrap();
 
     let same = s.add_members(d, "g", None, &[m("u1", Kind::User)]).unwrap();
     assert_eq!(same.version, 2, "adding a present member changes nothing");

@@ -590,6 +590,22 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`StoreError::Backend`].
     fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError>;
 
+    /// A user and the groups it is a direct member of (as [`Store::get`] then
+    /// [`Store::groups_of`]), in one read where the backend can: what a GET of a user needs.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn get_user_with_groups(
+        &self,
+        directory: i64,
+        id: &str,
+    ) -> Result<Option<(Resource, Vec<String>)>, StoreError> {
+        let Some(user) = self.get(directory, Kind::User, id)? else {
+            return Ok(None);
+        };
+        Ok(Some((user, self.groups_of(directory, id)?)))
+    }
+
     /// The groups of each of `members` (as [`Store::groups_of`]), in the order given: one
     /// round trip for a page of users.
     ///

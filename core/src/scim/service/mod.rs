@@ -243,6 +243,10 @@ pub struct Service {
     cursor_key: cursor::CursorKey,
     /// When cursors are issued and expire.
     clock: crate::store::Clock,
+    /// Directories found so far, by name. A directory is never changed or removed once
+    /// created (the store has no call for it), so a found one stays true; one not found is
+    /// asked again, as it may be created meanwhile. Saves a read on every request.
+    directories: std::sync::RwLock<std::collections::HashMap<String, Directory>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -291,6 +295,7 @@ impl Service {
             ids,
             cursor_key: cursor::CursorKey::random(),
             clock: crate::store::system_clock(),
+            directories: std::sync::RwLock::default(),
         }
     }
 
@@ -310,16 +315,35 @@ impl Service {
         }
     }
 
+    /// The directory `name`, from the cache when it was found before.
+    fn directory(&self, name: &str) -> Result<Directory, ScimError> {
+        let cached = self
+            .directories
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned();
+        if let Some(d) = cached {
+            return Ok(d);
+        }
+        let d = self
+            .store
+            .directory(name)?
+            .ok_or_else(|| ScimError::not_found(format!("no directory `{name}`")))?;
+        self.directories
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned(), d.clone());
+        Ok(d)
+    }
+
     fn dispatch(&self, req: &ScimRequest) -> Result<ScimResponse, ScimError> {
         let path = req.path.split('?').next().unwrap_or("");
         let rest = path.strip_prefix("/scim/v2/").ok_or_else(|| {
             ScimError::not_found("SCIM endpoints are under /scim/v2/<directory>/")
         })?;
         let (dir_name, rest) = rest.split_once('/').unwrap_or((rest, ""));
-        let directory = self
-            .store
-            .directory(dir_name)?
-            .ok_or_else(|| ScimError::not_found(format!("no directory `{dir_name}`")))?;
+        let directory = self.directory(dir_name)?;
         if self.config.require_token {
             token::authorize(&*self.store, &directory, req.header("Authorization"))?;
         }
@@ -489,7 +513,18 @@ impl Service {
         req: &ScimRequest,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
-        let r = self.existing(d, kind, id)?;
+        let projection = Self::projection(req)?;
+        let rt = self.resource_type(kind)?;
+        // A user's groups are read with it, in one read, when the answer shows them.
+        let (r, groups) = if kind == Kind::User && projection.wants(rt, "groups") {
+            let (r, groups) = self
+                .store
+                .get_user_with_groups(d.id, id)?
+                .ok_or_else(|| ScimError::not_found(format!("User `{id}` not found")))?;
+            (r, Some(groups))
+        } else {
+            (self.existing(d, kind, id)?, None)
+        };
         if let Some(tags) = req.header("If-None-Match")
             && etag_matches(tags, r.version)
         {
@@ -499,7 +534,10 @@ impl Service {
                 body: Vec::new(),
             });
         }
-        let rendered = self.render(&r, base, &Self::projection(req)?)?;
+        let rendered = match groups {
+            Some(groups) => render(rt, &r, None, Some(&groups), base, &projection),
+            None => self.render(&r, base, &projection)?,
+        };
         Ok(ScimResponse::json(200, &rendered).with_header("ETag", etag(r.version)))
     }
 

@@ -91,16 +91,32 @@ impl Service {
         req: &ScimRequest,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
+        let compat = self.config.compat;
+        // A body error is reported after the resource is found, as for any request.
+        let parsed = self.body(req).and_then(|body| operations(&body, compat));
+        if kind == Kind::Group
+            && req.header("If-Match").is_none()
+            && let Ok(ops) = &parsed
+            && let Some(members) = self.member_edits_alone(d, id, ops)
+        {
+            // What identity providers send most: members in or out, nothing else. The group
+            // itself need not be read; the store checks it exists.
+            let change = Change {
+                add_members: self.members(d.id, &members.add)?,
+                remove_members: self.known_members(d.id, &members.remove)?,
+                ..Change::default()
+            };
+            let updated = self.store.update(d.id, kind, id, None, change)?;
+            return self.patched(&updated, req, base);
+        }
         let current = self.existing(d, kind, id)?;
         let pinned = Self::if_match(req, current.version)?;
-        let body = self.body(req)?;
-        let compat = self.config.compat;
+        let ops = parsed?;
         let rt = self.resource_type(kind)?;
         let original = editable(&current);
         let mut doc = original.clone();
         let mut members = MemberEdits::default();
-        for op in operations(&body, compat)? {
-            let (op_kind, path, value) = op;
+        for (op_kind, path, value) in ops {
             let mut editor = Editor {
                 rt,
                 kind,
@@ -138,22 +154,65 @@ impl Service {
         // whatever the group holds now, so concurrent member adds never conflict.
         let expected = pinned.or(change.replacement.as_ref().map(|_| current.version));
         let updated = self.store.update(d.id, kind, id, expected, change)?;
-        // Rendering a group means listing its members, which would make every member add
-        // cost the group's size: unless the client asks for attributes, a group PATCH
-        // answers 204 (RFC 7644 §3.5.2 allows it) with the new ETag.
+        self.patched(&updated, req, base)
+    }
+
+    /// The answer to a PATCH that changed `updated`. Rendering a group means listing its
+    /// members, which would make every member add cost the group's size: unless the client
+    /// asks for attributes, a group PATCH answers 204 (RFC 7644 §3.5.2 allows it) with the
+    /// new ETag.
+    fn patched(
+        &self,
+        updated: &Resource,
+        req: &ScimRequest,
+        base: &str,
+    ) -> Result<ScimResponse, ScimError> {
         let params = super::list::query_params(&req.query);
         let asks = ["attributes", "excludedAttributes"]
             .iter()
             .any(|p| super::list::param(&params, p).is_some());
-        if kind == Kind::Group && !asks {
+        if updated.kind == Kind::Group && !asks {
             return Ok(ScimResponse {
                 status: 204,
                 headers: vec![("ETag".into(), etag(updated.version))],
                 body: Vec::new(),
             });
         }
-        let rendered = self.render(&updated, base, &Self::projection(req)?)?;
+        let rendered = self.render(updated, base, &Self::projection(req)?)?;
         Ok(ScimResponse::json(200, &rendered).with_header("ETag", etag(updated.version)))
+    }
+
+    /// The member edits of a PATCH whose every operation adds or removes members of a group
+    /// by path: such a PATCH needs nothing of the group itself. `None` sends the PATCH down
+    /// the general path: another attribute, a pathless operation, a whole new member set, or
+    /// an error (reported there, as for any PATCH).
+    fn member_edits_alone(
+        &self,
+        d: &Directory,
+        id: &str,
+        ops: &[Operation],
+    ) -> Option<MemberEdits> {
+        let rt = self.resource_type(Kind::Group).ok()?;
+        let mut doc = Map::new();
+        let mut members = MemberEdits::default();
+        for (op, path, value) in ops {
+            let path = path.as_ref()?;
+            if !path.attr.name().eq_ignore_ascii_case("members") || path.attr.sub_attr().is_some() {
+                return None;
+            }
+            let mut editor = Editor {
+                rt,
+                kind: Kind::Group,
+                id,
+                compat: self.config.compat,
+                doc: &mut doc,
+                members: &mut members,
+                service: self,
+                directory: d,
+            };
+            editor.apply_path(*op, path, value.as_ref()).ok()?;
+        }
+        (members.replace.is_none() && doc.is_empty()).then_some(members)
     }
 
     /// The members among `ids` that still exist; removing a vanished one is no error.

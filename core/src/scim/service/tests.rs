@@ -862,6 +862,26 @@ fn patch_group_members_row_by_row() {
         );
         assert_eq!(r.status, 204, "{}", r.body);
         assert_eq!(ids(&r), ["id2"]);
+        // Members of a group that does not exist: 404, as for any PATCH of it.
+        let r = patch(
+            &s,
+            "/scim/v2/acme/Groups/nope",
+            json!([{"op": "add", "path": "members", "value": [{"value": "id1"}]}]),
+        );
+        assert_error(&r, 404, None);
+        // A member change pinned to an old version is refused, not applied.
+        let stale = call(
+            &s,
+            ScimRequest::new("PATCH", &path)
+                .with_header("If-Match", "W/\"1\"")
+                .with_body(
+                    &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                            "Operations": [{"op": "add", "path": "members", "value": [{"value": "id3"}]}]})
+                    .to_string(),
+                ),
+        );
+        assert_error(&stale, 412, None);
+        assert_eq!(ids(&stale), ["id2"]);
         // Asking for attributes brings the resource back.
         let with = call(
             &s,

@@ -877,6 +877,32 @@ impl Store for SqliteStore {
         groups_in(&*self.reader()?, directory, member)
     }
 
+    fn get_user_with_groups(
+        &self,
+        directory: i64,
+        id: &str,
+    ) -> Result<Option<(Resource, Vec<String>)>, StoreError> {
+        // One statement, one snapshot: the groups come as a JSON array beside the row.
+        self.reader()?
+            .cached_query_row(
+                &format!(
+                    "SELECT {RESOURCE_COLUMNS}, (SELECT json_group_array(group_id) FROM \
+                     (SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
+                      WHERE m.member_id = ?1 AND g.directory = ?2 ORDER BY m.group_id)) \
+                     FROM resources WHERE id = ?1 AND directory = ?2 AND kind = 'User'"
+                ),
+                params![id, directory],
+                |row| Ok((raw_resource(row)?, row.get::<_, String>(11)?)),
+            )
+            .optional()?
+            .map(|(raw, groups)| {
+                let groups = serde_json::from_str(&groups)
+                    .map_err(|e| StoreError::Backend(format!("groups of `{id}`: {e}")))?;
+                Ok((resource(raw)?, groups))
+            })
+            .transpose()
+    }
+
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
@@ -1278,6 +1304,15 @@ fn update_in(
     }
     r.version += 1;
     r.modified = now;
+    if change.replacement.is_none() {
+        // Members alone changed: the row keeps its attributes, only its version moves.
+        tx.cached_execute(
+            "UPDATE resources SET version = ?1, modified = ?2 WHERE id = ?3",
+            params![r.version as i64, now.to_string(), id],
+        )?;
+        record(tx, &r, EventKind::Updated, now)?;
+        return Ok(r);
+    }
     tx.cached_execute(
         "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3, active = ?4, version = ?5, \
          modified = ?6, inactive_since = ?7, attributes = ?8 WHERE id = ?9",
