@@ -504,13 +504,21 @@ fn test(v: &Json, op: CompareOp, literal: &Literal) -> bool {
         },
         Literal::Integer(_) | Literal::Decimal(_) => {
             let Json::Number(n) = v else { return false };
+            // Integers against decimals compare exactly, as SQLite does: through f64, two
+            // numbers beyond 2^53 that differ could compare equal.
             let ord = match *literal {
                 Literal::Integer(i) => match (n.as_i64(), n.as_u64()) {
                     (Some(a), _) => Some(a.cmp(&i)),
                     (None, Some(_)) => Some(Ordering::Greater),
-                    _ => n.as_f64().and_then(|a| a.partial_cmp(&(i as f64))),
+                    _ => n
+                        .as_f64()
+                        .and_then(|a| integer_to_decimal(i, a))
+                        .map(Ordering::reverse),
                 },
-                Literal::Decimal(x) => n.as_f64().and_then(|a| a.partial_cmp(&x)),
+                Literal::Decimal(x) => match n.as_i64() {
+                    Some(a) => integer_to_decimal(a, x),
+                    None => n.as_f64().and_then(|a| a.partial_cmp(&x)),
+                },
                 _ => None,
             };
             ord.is_some_and(|o| ordered(op, o))
@@ -520,6 +528,25 @@ fn test(v: &Json, op: CompareOp, literal: &Literal) -> bool {
             DateTime::parse(s).is_ok_and(|d| ordered(op, d.cmp(t)))
         }
     }
+}
+
+/// How the integer `i` compares with the decimal `x`, exactly (`None` for NaN).
+fn integer_to_decimal(i: i64, x: f64) -> Option<Ordering> {
+    if x.is_nan() {
+        return None;
+    }
+    // Every i64 lies strictly between -2^63 - 1 and 2^63, both exact in f64.
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if x >= TWO_63 {
+        return Some(Ordering::Less);
+    }
+    if x < -TWO_63 {
+        return Some(Ordering::Greater);
+    }
+    let whole = x.trunc();
+    // `whole` is integral and within i64's range: the cast is exact.
+    let by_whole = i.cmp(&(whole as i64));
+    Some(by_whole.then_with(|| 0.0.partial_cmp(&(x - whole)).unwrap_or(Ordering::Equal)))
 }
 
 /// Whether `value` compared to the literal as `ord` satisfies `op` (an equality or ordering).

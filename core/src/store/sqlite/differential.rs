@@ -527,7 +527,8 @@ fn known_traps_agree() {
         users: vec![
             (
                 json!({"emails": [{"value": "x%y", "type": "work"}, {"value": "", "type": "home"}],
-                       "title": "", "name": {"givenName": ""}})
+                       "title": "", "name": {"givenName": ""},
+                       "urn:example:params:Badge": {"badge": 9_007_199_254_740_993_i64}})
                 .as_object()
                 .unwrap()
                 .clone(),
@@ -536,10 +537,12 @@ fn known_traps_agree() {
                 "Ǆemo".into(),
             ),
             (
-                json!({"emails": [{"value": "xay", "type": "Work"}], "title": "a*b"})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
+                json!({"emails": [{"value": "xay", "type": "Work"}], "title": "a*b",
+                       "urn:example:params:Badge": {"badge": 9_007_199_254_740_992_i64,
+                                                    "score": 9_007_199_254_740_992.0}})
+                .as_object()
+                .unwrap()
+                .clone(),
                 true,
                 None,
                 "cafe\u{301}".into(),
@@ -572,6 +575,19 @@ fn known_traps_agree() {
         // GLOB stops at U+0000; a needle holding one is in no stored text.
         ("title co \"a\\u0000\"", vec![]),
         ("title ne \"a\\u0000\"", vec!["u0", "u1"]),
+        // Integers against decimals compare exactly beyond 2^53, as SQLite compares them.
+        (
+            "urn:example:params:Badge:badge gt 9007199254740992.0",
+            vec!["u0"],
+        ),
+        (
+            "urn:example:params:Badge:badge eq 9007199254740992.0",
+            vec!["u1"],
+        ),
+        (
+            "urn:example:params:Badge:score lt 9007199254740993",
+            vec!["u1"],
+        ),
     ];
     for (text, expected) in cases {
         let f: Filter = text.parse().unwrap();
