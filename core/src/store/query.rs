@@ -117,6 +117,12 @@ impl Position {
         &self.id
     }
 
+    /// The sort key of the resource it follows (`None`: it has no value).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn key(&self) -> Option<&SortKey> {
+        self.key.as_ref()
+    }
+
     /// As JSON, for a cursor.
     #[cfg(feature = "service")] // cursors are the service's
     pub(crate) fn to_json(&self) -> Value {

@@ -19,7 +19,7 @@ use crate::scim::filter::CompareOp;
 use crate::scim::filter::eval::{CompiledFilter, Literal, Node, Target};
 use crate::scim::schema::ResourceType;
 use crate::store::Kind;
-use crate::store::query::SortBy;
+use crate::store::query::{Position, SortBy, SortKey};
 
 /// SQL text with numbered parameters, built in pieces.
 #[derive(Debug, Default)]
@@ -527,6 +527,55 @@ fn value_path(
 /// `ORDER BY` terms for sorting by a column, or `None` when the sort key is not one (the
 /// store then sorts in Rust).
 pub(super) fn column_order(sort: &SortBy, kind: Kind) -> Option<String> {
+    let (expr, nullable) = sort_column(sort, kind)?;
+    let direction = if sort.descending { "DESC" } else { "ASC" };
+    // Resources without a value sort last in both directions; ties keep `id` order.
+    Some(if nullable {
+        format!("{expr} IS NULL, {expr} {direction}, r.id")
+    } else if expr == "r.id" {
+        format!("r.id {direction}")
+    } else {
+        format!("{expr} {direction}, r.id")
+    })
+}
+
+/// The condition on `r` that selects what comes after `position` in [`column_order`]'s
+/// order: a keyset, so that a sorted cursor page reads only its own rows. `None` when the
+/// sort is not a column's (or the position cannot be one in it).
+pub(super) fn column_after(
+    sort: &SortBy,
+    kind: Kind,
+    position: &Position,
+    sql: &mut Sql,
+) -> Option<String> {
+    let (expr, nullable) = sort_column(sort, kind)?;
+    // Everything is decided before anything is bound: a `None` leaves `sql` as it was.
+    let key = match position.key() {
+        None if nullable => None,
+        None => return None,
+        Some(key) => Some(match (key, expr.starts_with("usersync_datetime")) {
+            (SortKey::Text(s), false) => s.clone(),
+            (SortKey::Time(t), true) => t.sort_key(),
+            _ => return None,
+        }),
+    };
+    let id = sql.bind(position.id().to_owned());
+    let Some(key) = key else {
+        // Among the resources without a value, which come last: only `id` order is left.
+        return Some(format!("({expr} IS NULL AND r.id > {id})"));
+    };
+    let key = sql.bind(key);
+    let beyond = if sort.descending { "<" } else { ">" };
+    let after = format!("{expr} {beyond} {key} OR ({expr} = {key} AND r.id > {id})");
+    Some(if nullable {
+        format!("({expr} IS NULL OR {after})")
+    } else {
+        format!("({after})")
+    })
+}
+
+/// The column expression a sort is by, and whether it may be NULL.
+fn sort_column(sort: &SortBy, kind: Kind) -> Option<(&'static str, bool)> {
     let path = &sort.path;
     let core = match kind {
         Kind::User => "urn:ietf:params:scim:schemas:core:2.0:User",
@@ -535,9 +584,8 @@ pub(super) fn column_order(sort: &SortBy, kind: Kind) -> Option<String> {
     if path.urn().is_some_and(|u| !u.eq_ignore_ascii_case(core)) {
         return None;
     }
-    let direction = if sort.descending { "DESC" } else { "ASC" };
     let name = path.name();
-    let (expr, nullable) = match (path.sub_attr(), kind) {
+    Some(match (path.sub_attr(), kind) {
         (None, _) if name.eq_ignore_ascii_case("id") => ("r.id", false),
         (None, _) if name.eq_ignore_ascii_case("externalId") => ("r.external_id", true),
         (None, Kind::User) if name.eq_ignore_ascii_case("userName") => ("r.name_key", false),
@@ -551,11 +599,5 @@ pub(super) fn column_order(sort: &SortBy, kind: Kind) -> Option<String> {
             ("usersync_datetime(r.modified)", false)
         }
         _ => return None,
-    };
-    // Resources without a value sort last in both directions; ties keep `id` order.
-    Some(if nullable {
-        format!("{expr} IS NULL, {expr} {direction}, r.id")
-    } else {
-        format!("{expr} {direction}, r.id")
     })
 }

@@ -614,9 +614,16 @@ impl SqliteStore {
         let mut sql = filter::Sql::default();
         let selection = selection(q, &mut sql);
         let selection_params = sql.params.len();
-        let order = match (q.sort, q.start) {
-            // A sorted cursor page: the position's key is compared in Rust.
-            (Some(_), Start::AfterPosition(_)) => None,
+        // A sorted cursor page continues from its position in SQL (a keyset) when the sort
+        // is a column's; otherwise the page is made in Rust, below.
+        let after = match (q.sort, q.start) {
+            (Some(sort), Start::AfterPosition(p)) => {
+                filter::column_after(sort, q.kind, p, &mut sql).map(Some)
+            }
+            _ => Some(None),
+        };
+        let order = match (q.sort, &after) {
+            (_, None) => None,
             (None, _) => Some("r.id".to_owned()),
             (Some(sort), _) => filter::column_order(sort, q.kind),
         };
@@ -641,9 +648,10 @@ impl SqliteStore {
             Start::After(id) => {
                 tail.push_str(&format!(" AND r.id > {}", sql.bind(id.to_owned())));
             }
-            Start::AfterPosition(p) => {
-                tail.push_str(&format!(" AND r.id > {}", sql.bind(p.id().to_owned())));
-            }
+            Start::AfterPosition(p) => match after.flatten() {
+                Some(keyset) => tail.push_str(&format!(" AND {keyset}")),
+                None => tail.push_str(&format!(" AND r.id > {}", sql.bind(p.id().to_owned()))),
+            },
             Start::Offset(_) => {}
         }
         let limit = sql.bind(clamp(q.limit));
