@@ -116,3 +116,15 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
         usersync.open(bad)
     assert isinstance(caught.value, OSError) and caught.value.kind == "storeBackend"
     assert bad.read_text().startswith("these are my notes")
+
+
+def test_an_in_memory_database() -> None:
+    # SQLite's `:memory:`: one private database for the handle, reads included.
+    store = usersync.open(":memory:")
+    store.create_directory("acme")
+    made = usersync.Service(store, require_token=False).handle(
+        "POST", "/scim/v2/acme/Users", body={"userName": "ann"}
+    )
+    assert made.status == 201
+    assert [u["userName"] for u in store.users("acme")] == ["ann"]
+    assert usersync.open(":memory:").directories() == []

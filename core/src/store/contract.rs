@@ -790,6 +790,22 @@ fn sqlite_store_meets_the_contract() {
 
 #[cfg(feature = "sqlite")]
 #[test]
+fn sqlite_memory_by_name_is_one_database() {
+    // `:memory:` opened by name: reads see what was written (not a fresh empty database per
+    // pooled reader).
+    let s = sqlite::SqliteStore::open(std::path::Path::new(":memory:"), TestClock::new().clock())
+        .unwrap();
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(d, "u1", "user1")).unwrap();
+    assert_eq!(s.directory("d").unwrap().unwrap().id, d);
+    assert_eq!(s.get(d, Kind::User, "u1").unwrap().unwrap().name, "user1");
+    assert_eq!(s.user_counts(d).unwrap().active, 1);
+}
+
+#[test]
 fn sqlite_store_persists_across_reopening() {
     let dir = std::env::temp_dir().join(format!("usersync-store-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

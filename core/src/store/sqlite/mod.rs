@@ -117,11 +117,16 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating when needed) the database at `path`.
+    /// Opens (creating when needed) the database at `path`. SQLite's name `:memory:` is a
+    /// private in-memory database, as [`SqliteStore::open_in_memory`] makes (the read pool's
+    /// connections would otherwise each open an empty one of their own).
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the file cannot be opened or is not a usersync database.
     pub fn open(path: &Path, clock: Clock) -> Result<Self, StoreError> {
+        if path == Path::new(":memory:") {
+            return Self::open_in_memory(clock);
+        }
         Self::init(Connection::open(path)?, Some(path.to_path_buf()), clock)
     }
 
