@@ -147,7 +147,7 @@ fn change(py: Python<'_>, c: &CoreChange) -> PyResult<Change> {
     })
 }
 
-/// The changes a sync would make, made by `Store.plan()` or `usersync.plan()`; nothing is
+/// The changes a sync would make, made by `usersync.plan()`; nothing is
 /// changed until `apply()`. Iterate it for the `Change`s.
 #[pyclass(frozen, module = "usersync")]
 pub(crate) struct Plan {
