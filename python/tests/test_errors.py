@@ -61,6 +61,7 @@ CASES = [
     ("invalidFilter", usersync.FilterError, ValueError, lambda db: scim.parse_filter("active gt true").matches({})),
     ("invalidLdapFilter", usersync.FilterError, ValueError, lambda db: ldap.validate_filter("(cn=")),
     ("invalidPath", usersync.PathError, ValueError, lambda db: scim.parse_path("emails[")),
+    ("invalidSchema", usersync.SchemaError, ValueError, lambda db: scim.Schemas().add_extension("User", "{")),
     ("invalidArgument", usersync.ArgumentError, ValueError, lambda db: scim.parse_filter("id pr").matches({}, "Printer")),
     ("invalidValue", usersync.ArgumentError, ValueError, lambda db: usersync.open(db).create_directory("no spaces")),
     ("notFound", usersync.NotFoundError, LookupError, lambda db: usersync.open(db).user_counts("nowhere")),
