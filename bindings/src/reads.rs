@@ -5,7 +5,7 @@ use std::ffi::c_char;
 
 use serde_json::Value;
 use usersync_core::scim::service::ScimRequest;
-use usersync_core::store::event_feed;
+use usersync_core::store::{Kind, event_feed};
 
 use crate::service::{service, usersync_service};
 use crate::{c_string, fail, guard, out, store_error, text, usersync_result, write};
@@ -17,8 +17,8 @@ pub const USERSYNC_KIND_GROUP: u32 = 2;
 
 fn collection(kind: u32) -> Result<&'static str, usersync_result> {
     match kind {
-        USERSYNC_KIND_USER => Ok("Users"),
-        USERSYNC_KIND_GROUP => Ok("Groups"),
+        USERSYNC_KIND_USER => Ok(Kind::User.collection()),
+        USERSYNC_KIND_GROUP => Ok(Kind::Group.collection()),
         other => Err(fail(
             usersync_result::InvalidArgument,
             format!("`kind` {other} is neither USERSYNC_KIND_USER (1) nor USERSYNC_KIND_GROUP (2)"),

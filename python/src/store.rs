@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use usersync_core::scim::service::{ScimRequest, Service, ServiceConfig, issue_token, new_ids};
 use usersync_core::store::sqlite::SqliteStore;
 use usersync_core::store::{
-    Directory, DirectoryKind, NewDirectory, Store as CoreStore, SyncRun, directory_summaries,
-    event_feed, system_clock,
+    Directory, DirectoryKind, Kind as ResourceKind, NewDirectory, Store as CoreStore, SyncRun,
+    directory_summaries, event_feed, system_clock,
 };
 
 use crate::convert::to_py;
@@ -87,10 +87,6 @@ pub(crate) fn open(py: Python<'_>, path: PathBuf) -> Result<Store> {
     Ok(Store {
         shared: Arc::new(shared),
     })
-}
-
-fn collection(kind: &str) -> &'static str {
-    if kind == "Users" { "Users" } else { "Groups" }
 }
 
 #[pymethods]
@@ -198,7 +194,7 @@ impl Store {
         directory: &str,
         id: &str,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.get(py, directory, "Users", id)
+        self.get(py, directory, ResourceKind::User, id)
     }
 
     /// The group `id` of `directory` as SCIM JSON, or `None` when there is no such group.
@@ -208,7 +204,7 @@ impl Store {
         directory: &str,
         id: &str,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.get(py, directory, "Groups", id)
+        self.get(py, directory, ResourceKind::Group, id)
     }
 
     /// The users of `directory` that `filter` (a SCIM filter) selects, all of them when it
@@ -221,7 +217,14 @@ impl Store {
         filter: Option<&str>,
         page_size: usize,
     ) -> PyResult<Pages> {
-        Pages::start(py, &self.shared, directory, "Users", filter, page_size)
+        Pages::start(
+            py,
+            &self.shared,
+            directory,
+            ResourceKind::User,
+            filter,
+            page_size,
+        )
     }
 
     /// The groups of `directory` that `filter` selects, as `users` does.
@@ -233,7 +236,14 @@ impl Store {
         filter: Option<&str>,
         page_size: usize,
     ) -> PyResult<Pages> {
-        Pages::start(py, &self.shared, directory, "Groups", filter, page_size)
+        Pages::start(
+            py,
+            &self.shared,
+            directory,
+            ResourceKind::Group,
+            filter,
+            page_size,
+        )
     }
 
     /// `{"active": n, "inactive": m}`: the directory's licensed and deactivated users.
@@ -296,7 +306,7 @@ impl Store {
         &self,
         py: Python<'py>,
         directory: &str,
-        collection: &str,
+        kind: ResourceKind,
         id: &str,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let found = py.detach(|| {
@@ -307,7 +317,7 @@ impl Store {
             }
             self.shared.get(&ScimRequest::new(
                 "GET",
-                &format!("/scim/v2/{directory}/{collection}/{id}"),
+                &format!("/scim/v2/{directory}/{}/{id}", kind.collection()),
             ))
         })?;
         found.map(|v| to_py(py, &v)).transpose()
@@ -337,7 +347,7 @@ impl Pages {
         py: Python<'_>,
         shared: &Arc<Shared>,
         directory: &str,
-        kind: &str,
+        kind: ResourceKind,
         filter: Option<&str>,
         page_size: usize,
     ) -> PyResult<Self> {
@@ -353,13 +363,13 @@ impl Pages {
             let parsed = usersync_core::scim::filter::Filter::parse(filter)
                 .map_err(|e| Failure::core(&e, filter))?;
             let ty = registry()
-                .resource_type(if kind == "Users" { "User" } else { "Group" })
+                .resource_type(kind.as_str())
                 .ok_or_else(|| Failure::new(Kind::InvalidSchema, "no built-in type"))?;
             parsed.compile(ty).map_err(|e| Failure::core(&e, filter))?;
         }
         Ok(Self {
             shared: shared.clone(),
-            path: format!("/scim/v2/{directory}/{}", collection(kind)),
+            path: format!("/scim/v2/{directory}/{}", kind.collection()),
             page_size,
             filter: filter.map(str::to_owned),
             state: Mutex::new(PageState {

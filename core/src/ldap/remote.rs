@@ -83,7 +83,7 @@ impl RemoteTarget {
         change: &Change,
         ids: &HashMap<(Kind, String), String>,
     ) -> Result<Option<String>, ClientError> {
-        let collection = collection(change.kind);
+        let collection = format!("/{}", change.kind.collection());
         let id = ids.get(&(change.kind, change.anchor.clone()));
         let at = |id: &str| format!("{collection}/{id}");
         let patch = |id: &str, operations: Vec<Value>| {
@@ -99,17 +99,17 @@ impl RemoteTarget {
         match (change.action, &change.input, id) {
             (Action::Create, Some(input), _) => {
                 let body = body(change, &input.attributes);
-                let url = self.client.url(collection, &[]);
+                let url = self.client.url(&collection, &[]);
                 match self.client.send(reqwest::Method::POST, url, Some(&body)) {
                     Ok((_, created)) => match created.get("id").and_then(Value::as_str) {
                         Some(id) => Ok(Some(id.to_owned())),
                         None => Err(ClientError::Protocol {
-                            url: collection.into(),
+                            url: collection.clone(),
                             message: "the created resource has no `id`".into(),
                         }),
                     },
                     // A create retried after its answer was lost: it is there already.
-                    Err(e) if e.status() == Some(409) => match self.find(collection, change)? {
+                    Err(e) if e.status() == Some(409) => match self.find(&collection, change)? {
                         Some(id) => Ok(Some(id)),
                         None => Err(e),
                     },
@@ -155,7 +155,7 @@ impl RemoteTarget {
             }
             (Action::AddMembers, _, Some(id)) => {
                 let members: Vec<Value> = member_ids(change, ids)
-                    .map(|(kind, member)| json!({"value": member, "type": type_name(kind)}))
+                    .map(|(kind, member)| json!({"value": member, "type": kind.as_str()}))
                     .collect();
                 for slice in members.chunks(ADD_SLICE) {
                     patch(
@@ -202,11 +202,11 @@ impl Target for RemoteTarget {
         let mut group_ids = HashSet::new();
         let mut members_of = Vec::new();
         for kind in [Kind::Group, Kind::User] {
-            let collection = collection(kind);
+            let collection = format!("/{}", kind.collection());
             let rt = registry
-                .resource_type(type_name(kind))
+                .resource_type(kind.as_str())
                 .ok_or_else(|| ApplyError::Remote("the core schemas are missing".into()))?;
-            for value in self.client.list_all(collection, cursors)? {
+            for value in self.client.list_all(&collection, cursors)? {
                 // Only what carries an anchor is the sync's; the rest is left alone.
                 let Some(external_id) = value.get("externalId").and_then(Value::as_str) else {
                     continue;
@@ -319,7 +319,7 @@ impl Target for RemoteTarget {
                     Some(Err(e)) if e.status() == Some(409) => {
                         let message = format!(
                             "{} `{}`: the target refused it as taken: {e}",
-                            type_name(change.kind),
+                            change.kind.as_str(),
                             change.name
                         );
                         match config.policy.user_name_conflict {
@@ -330,7 +330,7 @@ impl Target for RemoteTarget {
                     Some(Err(e)) => report.failures.push(format!(
                         "{} {} `{}`: {e}",
                         change.action_name(),
-                        type_name(change.kind),
+                        change.kind.as_str(),
                         change.name
                     )),
                 }
@@ -374,22 +374,6 @@ fn member_ids<'a>(
         .members
         .iter()
         .filter_map(|m| ids.get(&(m.kind, m.anchor.clone())).map(|id| (m.kind, id)))
-}
-
-/// The endpoint's collection of `kind`: `/Users` or `/Groups`.
-fn collection(kind: Kind) -> &'static str {
-    match kind {
-        Kind::User => "/Users",
-        Kind::Group => "/Groups",
-    }
-}
-
-/// The SCIM resource type of `kind`: `User` or `Group`.
-fn type_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::User => "User",
-        Kind::Group => "Group",
-    }
 }
 
 /// `work` over every item on up to `workers` threads; the results in the items' order.

@@ -122,6 +122,14 @@ impl Kind {
             Self::Group => "Group",
         }
     }
+
+    /// `Users` or `Groups`: the endpoint's collection (`/scim/v2/<directory>/Users`).
+    pub const fn collection(self) -> &'static str {
+        match self {
+            Self::User => "Users",
+            Self::Group => "Groups",
+        }
+    }
 }
 
 /// A stored user or group.
@@ -712,10 +720,7 @@ pub fn event_feed(store: &dyn Store, after: u64, limit: usize) -> Result<Vec<Val
             serde_json::json!({
                 "seq": e.seq,
                 "directory": names.get(&e.directory),
-                "type": match e.kind {
-                    Kind::User => "User",
-                    Kind::Group => "Group",
-                },
+                "type": e.kind.as_str(),
                 "id": e.id,
                 "event": e.event.as_str(),
                 "version": e.version,
