@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::Value;
-use usersync_core::ldap::apply::{ApplyError, ApplyOptions, LocalTarget, Progress};
+use usersync_core::ldap::apply::{ApplyOptions, LocalTarget, Progress};
 use usersync_core::ldap::config::SyncConfig as CoreConfig;
-use usersync_core::ldap::plan::Change as CoreChange;
-use usersync_core::ldap::run::{self, Planned, Run, RunOutcome};
+use usersync_core::ldap::plan::{Change as CoreChange, Plan as CorePlan};
+use usersync_core::ldap::run::{self, Planned, Run};
 use usersync_core::store::system_clock;
 
 use crate::convert::{from_py, to_py};
@@ -119,8 +119,6 @@ impl Change {
 }
 
 fn change(py: Python<'_>, c: &CoreChange) -> PyResult<Change> {
-    let json = serde_json::to_value(c).unwrap_or(Value::Null);
-    let text = |key: &str| json[key].as_str().unwrap_or_default().to_owned();
     let diff = c
         .diff
         .iter()
@@ -135,15 +133,16 @@ fn change(py: Python<'_>, c: &CoreChange) -> PyResult<Change> {
             )
         })
         .collect::<PyResult<_>>()?;
+    let action = serde_json::to_value(c.action).unwrap_or_default();
     Ok(Change {
-        action: text("action"),
+        action: action.as_str().unwrap_or_default().to_owned(),
         kind: c.kind.as_str().to_owned(),
         anchor: c.anchor.clone(),
         name: c.name.clone(),
         id: c.id.clone(),
         reason: c.reason.clone(),
         diff,
-        members: to_py(py, &json["members"])?.unbind(),
+        members: to_py(py, &serde_json::to_value(&c.members).unwrap_or_default())?.unbind(),
     })
 }
 
@@ -155,41 +154,37 @@ pub(crate) struct Plan {
     config: CoreConfig,
     /// Taken by the apply: a plan is applied once.
     planned: Mutex<Option<Planned>>,
-    /// The changes, made into `Change` objects only as they are read: a plan of a large
-    /// directory is read by Rust code, not built in Python up front.
-    changes: Vec<CoreChange>,
-    json: Value,
+    /// The plan as made, kept after the apply: its changes become `Change` objects only as
+    /// they are read, and its JSON is written only when asked for.
+    plan: CorePlan,
+    /// Full or incremental, and why.
+    mode: Value,
 }
 
 impl Plan {
     fn make(py: Python<'_>, shared: Arc<Shared>, config: CoreConfig, full: bool) -> PyResult<Self> {
-        let (planned, changes, json) = py.detach(|| {
+        let (planned, plan, mode) = py.detach(|| {
             let store = &*shared.store;
             let planned = run::plan_run(&config, store, &LocalTarget(store), full, &system_clock())
                 .map_err(|e| Failure::plan(&e))?;
-            let mut json = planned.plan.to_json();
-            json["mode"] = serde_json::to_value(&planned.mode).unwrap_or_default();
-            let changes = planned.plan.changes.clone();
-            Ok::<_, Failure>((planned, changes, json))
+            let plan = planned.plan.clone();
+            let mode = serde_json::to_value(&planned.mode).unwrap_or_default();
+            Ok::<_, Failure>((planned, plan, mode))
         })?;
         Ok(Self {
             shared,
             config,
             planned: Mutex::new(Some(planned)),
-            changes,
-            json,
+            plan,
+            mode,
         })
-    }
-
-    fn list<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.json[key])
     }
 }
 
 #[pymethods]
 impl Plan {
     fn __len__(&self) -> usize {
-        self.changes.len()
+        self.plan.changes.len()
     }
 
     fn __iter__(slf: Py<Self>) -> Changes {
@@ -198,10 +193,10 @@ impl Plan {
 
     /// The change at `index` (negative counts from the end).
     fn __getitem__(&self, py: Python<'_>, index: isize) -> PyResult<Change> {
-        let len = self.changes.len() as isize;
+        let len = self.plan.changes.len() as isize;
         let at = if index < 0 { index + len } else { index };
         if (0..len).contains(&at) {
-            change(py, &self.changes[at as usize])
+            change(py, &self.plan.changes[at as usize])
         } else {
             Err(pyo3::exceptions::PyIndexError::new_err(
                 "plan index out of range",
@@ -210,14 +205,14 @@ impl Plan {
     }
 
     fn __bool__(&self) -> bool {
-        !self.changes.is_empty()
+        !self.plan.changes.is_empty()
     }
 
     fn __repr__(&self) -> String {
         format!(
             "<usersync.Plan {:?}: {} changes>",
             self.config.directory,
-            self.changes.len()
+            self.plan.changes.len()
         )
     }
 
@@ -232,36 +227,41 @@ impl Plan {
 
     /// How many changes of each action: `{"create": 3, "add_members": 1}`.
     fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.list(py, "summary")
+        to_py(
+            py,
+            &serde_json::to_value(self.plan.summary().counts).unwrap_or_default(),
+        )
     }
 
     /// The plan as JSON text (what `usersync plan --json` prints).
     fn to_json(&self) -> String {
-        self.json.to_string()
+        let mut json = self.plan.to_json();
+        json["mode"] = self.mode.clone();
+        json.to_string()
     }
 
     /// The thresholds the plan crosses: `apply()` refuses it unless `allow_deletes=True`.
     #[getter]
-    fn blocked<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.list(py, "blocked")
+    fn blocked(&self) -> Vec<String> {
+        self.plan.blocked.clone()
     }
 
     /// What could not be read completely: nothing is removed on its account.
     #[getter]
-    fn incomplete<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.list(py, "incomplete")
+    fn incomplete(&self) -> Vec<String> {
+        self.plan.incomplete.clone()
     }
 
     /// Things worth knowing that do not stop the sync.
     #[getter]
-    fn warnings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.list(py, "warnings")
+    fn warnings(&self) -> Vec<String> {
+        self.plan.warnings.clone()
     }
 
     /// `{"since": None | watermark, "reason": …}`: a full or an incremental read, and why.
     #[getter]
     fn mode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.list(py, "mode")
+        to_py(py, &self.mode)
     }
 
     /// Applies the plan and records the run; returns a `Report`. Raises `SyncBlockedError`
@@ -314,7 +314,7 @@ impl Changes {
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Change>> {
         let plan = self.plan.get();
-        let Some(c) = plan.changes.get(self.next) else {
+        let Some(c) = plan.plan.changes.get(self.next) else {
             return Ok(None);
         };
         self.next += 1;
@@ -393,9 +393,6 @@ impl Report {
                 })
             }
             (None, Some(failure)) => Err(Failure::apply(failure).into_py(py)),
-            (None, None) if run.outcome == RunOutcome::Blocked => {
-                Err(Failure::apply(&ApplyError::Blocked(Vec::new())).into_py(py))
-            }
             (None, None) => Err(Failure::new(Kind::SyncTarget, error).into_py(py)),
         }
     }
