@@ -628,6 +628,20 @@ fn known_traps_agree() {
     }
 }
 
+/// SQLite's plan for a page of resources selected and ordered by `tail`, one step per `; `.
+fn query_plan(conn: &rusqlite::Connection, tail: &str, sql: &super::filter::Sql) -> String {
+    let statement =
+        format!("EXPLAIN QUERY PLAN SELECT r.id FROM resources r WHERE {tail} LIMIT 100");
+    let steps: Vec<String> = conn
+        .prepare(&statement)
+        .unwrap()
+        .query_map(rusqlite::params_from_iter(&sql.params), |r| r.get(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    steps.join("; ")
+}
+
 /// A sorted cursor page starts at its position through the index, however deep it is.
 #[test]
 fn sorted_cursor_pages_seek_their_position() {
@@ -650,17 +664,11 @@ fn sorted_cursor_pages_seek_their_position() {
         let condition = super::selection(&q, &mut sql);
         let after = super::filter::column_after(&sort, Kind::User, &position, &mut sql).unwrap();
         let order = super::filter::column_order(&sort, Kind::User).unwrap();
-        let statement = format!(
-            "EXPLAIN QUERY PLAN SELECT r.id FROM resources r WHERE {condition} AND {after} ORDER BY {order} LIMIT 100"
+        let plan = query_plan(
+            &conn,
+            &format!("{condition} AND {after} ORDER BY {order}"),
+            &sql,
         );
-        let plan: Vec<String> = conn
-            .prepare(&statement)
-            .unwrap()
-            .query_map(rusqlite::params_from_iter(&sql.params), |r| r.get(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let plan = plan.join("; ");
         assert!(plan.contains(range), "{path} {descending}: {plan}");
     }
 }
@@ -687,17 +695,7 @@ fn indexed_terms_use_an_index() {
         let q = Query::new(1, kind, rt, BASE, 100).with_filter(Some(&compiled));
         let mut sql = super::filter::Sql::default();
         let condition = super::selection(&q, &mut sql);
-        let statement = format!(
-            "EXPLAIN QUERY PLAN SELECT r.id FROM resources r WHERE {condition} ORDER BY r.id LIMIT 100"
-        );
-        let plan: Vec<String> = conn
-            .prepare(&statement)
-            .unwrap()
-            .query_map(rusqlite::params_from_iter(&sql.params), |r| r.get(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let plan = plan.join("; ");
+        let plan = query_plan(&conn, &format!("{condition} ORDER BY r.id"), &sql);
         assert!(
             !plan.contains("SCAN") && !plan.contains("resources_by_directory"),
             "`{text}` runs as {plan}"
