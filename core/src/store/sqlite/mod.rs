@@ -621,15 +621,15 @@ impl SqliteStore {
         let selection_params = sql.params.len();
         // A sorted cursor page continues from its position in SQL (a keyset) when the sort
         // is a column's; otherwise the page is made in Rust, below.
-        let after = match (q.sort, q.start) {
+        let keyset = match (q.sort, q.start) {
             (Some(sort), Start::AfterPosition(p)) => {
-                filter::column_after(sort, q.kind, p, &mut sql).map(Some)
+                filter::column_after(sort, q.kind, p, &mut sql)
             }
-            _ => Some(None),
+            _ => None,
         };
-        let order = match (q.sort, &after) {
-            (_, None) => None,
+        let order = match (q.sort, q.start) {
             (None, _) => Some("r.id".to_owned()),
+            (Some(_), Start::AfterPosition(_)) if keyset.is_none() => None,
             (Some(sort), _) => filter::column_order(sort, q.kind),
         };
         let Some(order) = order else {
@@ -653,7 +653,7 @@ impl SqliteStore {
             Start::After(id) => {
                 tail.push_str(&format!(" AND r.id > {}", sql.bind(id.to_owned())));
             }
-            Start::AfterPosition(p) => match after.flatten() {
+            Start::AfterPosition(p) => match &keyset {
                 Some(keyset) => tail.push_str(&format!(" AND {keyset}")),
                 None => tail.push_str(&format!(" AND r.id > {}", sql.bind(p.id().to_owned()))),
             },
@@ -899,9 +899,7 @@ impl Store for SqliteStore {
         self.reader()?
             .cached_query_row(
                 &format!(
-                    "SELECT {RESOURCE_COLUMNS}, (SELECT json_group_array(group_id) FROM \
-                     (SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
-                      WHERE m.member_id = ?1 AND g.directory = ?2 ORDER BY m.group_id)) \
+                    "SELECT {RESOURCE_COLUMNS}, (SELECT json_group_array(group_id) FROM ({GROUPS_OF})) \
                      FROM resources WHERE id = ?1 AND directory = ?2 AND kind = 'User'"
                 ),
                 params![id, directory],
@@ -1161,12 +1159,13 @@ fn members_in(conn: &Connection, directory: i64, group: &str) -> Result<Vec<Memb
     .collect()
 }
 
+/// The groups with member `?1` in directory `?2`, in `id` order.
+const GROUPS_OF: &str = "SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
+     WHERE m.member_id = ?1 AND g.directory = ?2 ORDER BY m.group_id";
+
 /// The groups `member` is a direct member of, in `id` order.
 fn groups_in(conn: &Connection, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
-         WHERE m.member_id = ?1 AND g.directory = ?2 ORDER BY m.group_id",
-    )?;
+    let mut stmt = conn.prepare_cached(GROUPS_OF)?;
     let rows = stmt.query_map(params![member, directory], |r| r.get(0))?;
     rows.collect::<Result<_, _>>().map_err(backend)
 }
