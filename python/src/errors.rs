@@ -53,9 +53,7 @@ impl Kind {
             Self::SyncTarget => ("syncTarget", "SyncTargetError"),
         }
     }
-}
 
-impl Kind {
     /// The SCIM `scimType` the service answers for the same problem (RFC 7644 §3.12).
     const fn scim_type(self) -> Option<&'static str> {
         match self {

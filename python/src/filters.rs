@@ -27,13 +27,17 @@ fn resource_type<'r>(registry: &'r SchemaRegistry, name: &str) -> Result<&'r Res
     })
 }
 
-fn options(strict: bool) -> ParseOptions {
-    let compat = if strict {
+/// RFC 7644 as written when `strict`, the identity providers' forms too otherwise.
+fn compat(strict: bool) -> Compatibility {
+    if strict {
         Compatibility::strict()
     } else {
         Compatibility::default()
-    };
-    ParseOptions::default().with_compat(compat)
+    }
+}
+
+fn options(strict: bool) -> ParseOptions {
+    ParseOptions::default().with_compat(compat(strict))
 }
 
 /// A parsed SCIM filter (RFC 7644 §3.4.2.2).
@@ -82,7 +86,7 @@ impl Filter {
         resource_type: &str,
         schemas: Option<PyRef<'_, Schemas>>,
     ) -> PyResult<bool> {
-        let compiled = self.with_type(resource_type, schemas.as_deref(), |ty| self.compile(ty))?;
+        let compiled = with_type(resource_type, schemas.as_deref(), |ty| self.compile(ty))?;
         let resource = convert::from_py(resource)?;
         Ok(compiled.matches(&resource))
     }
@@ -96,7 +100,7 @@ impl Filter {
         resource_type: &str,
         schemas: Option<PyRef<'_, Schemas>>,
     ) -> PyResult<Vec<String>> {
-        Ok(self.with_type(resource_type, schemas.as_deref(), |ty| {
+        Ok(with_type(resource_type, schemas.as_deref(), |ty| {
             self.compile(ty)?;
             Ok(self
                 .filter
@@ -109,28 +113,22 @@ impl Filter {
 }
 
 impl Filter {
-    /// Runs `f` on the resource type `name` of `schemas`, or of the built-in schemas.
-    fn with_type<T>(
-        &self,
-        name: &str,
-        schemas: Option<&Schemas>,
-        f: impl FnOnce(&ResourceType) -> Result<T>,
-    ) -> Result<T> {
-        match schemas {
-            None => f(resource_type(registry(), name)?),
-            Some(s) => f(resource_type(&s.read(), name)?),
-        }
-    }
-
     fn compile(&self, ty: &ResourceType) -> Result<usersync_core::scim::filter::CompiledFilter> {
-        let compat = if self.strict {
-            Compatibility::strict()
-        } else {
-            Compatibility::default()
-        };
         self.filter
-            .compile_with(ty, compat)
+            .compile_with(ty, compat(self.strict))
             .map_err(|e| Failure::core(&e, &self.text))
+    }
+}
+
+/// Runs `f` on the resource type `name` of `schemas`, or of the built-in schemas.
+fn with_type<T>(
+    name: &str,
+    schemas: Option<&Schemas>,
+    f: impl FnOnce(&ResourceType) -> Result<T>,
+) -> Result<T> {
+    match schemas {
+        None => f(resource_type(registry(), name)?),
+        Some(s) => f(resource_type(&s.read(), name)?),
     }
 }
 
