@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use serde_json::{Value, json};
-use usersync_core::scim::service::issue_token;
+use usersync_core::scim::service::{create_directory, issue_token};
 use usersync_core::store::{Directory, DirectoryKind, NewDirectory, SyncRun, directory_summaries};
 
 use crate::service::{service, usersync_service};
@@ -18,13 +18,8 @@ pub(crate) fn find(service: &usersync_service, name: &str) -> Result<Directory, 
         .ok_or_else(|| fail(usersync_result::NotFound, format!("no directory `{name}`")))
 }
 
-/// Creates the directory `name` of `kind` (`scim`, `ldap` or `local`) and writes, as JSON, its
-/// name, kind, endpoint path and — for a `scim` directory — a new token, shown this once:
-/// `{"name": "acme", "kind": "scim", "endpoint": "/scim/v2/acme", "token": "…"}`. Free the
-/// string with `usersync_string_free`.
-///
-/// Errors: `UNIQUENESS` (the name is taken), `STORE_INVALID` (a name that cannot be a path
-/// segment), `INVALID_ARGUMENT` (an unknown kind), and the usual argument checks.
+/// Creates the directory `name` of `kind` (`scim`, `ldap` or `local`) with the default
+/// settings; as `usersync_directory_create_with` with `{"kind": kind}`.
 #[unsafe(no_mangle)]
 pub extern "C" fn usersync_directory_create(
     service: *const usersync_service,
@@ -45,32 +40,97 @@ pub extern "C" fn usersync_directory_create(
                 format!("unknown kind `{kind_text}` (scim, ldap or local)"),
             )
         })?;
-        let d = service
-            .store
-            .create_directory(NewDirectory::new(name, kind))
-            .map_err(|e| store_error(&e))?;
-        let token = if kind == DirectoryKind::Scim {
-            Some(
-                issue_token(&*service.store, &d)
-                    .map_err(|e| store_error(&e))?
-                    .0,
-            )
-        } else {
-            None
-        };
-        let json = json!({
-            "name": d.name,
-            "kind": kind.as_str(),
-            "endpoint": format!("/scim/v2/{}", d.name),
-            "token": token,
-        });
-        write(json_out, c_string(json.to_string())?);
-        Ok(())
+        create(service, NewDirectory::new(name, kind), json_out)
+    })
+}
+
+/// Creates the directory `name` with the settings of `options_json`, a JSON object whose keys
+/// are all optional: `{"kind": "scim", "retentionDays": 30, "userNameScope": "platform",
+/// "keepPasswordHashes": false}` (the defaults). `userNameScope` `"directory"` makes
+/// `userName`s unique within this directory only; `keepPasswordHashes` keeps the passwords
+/// identity providers send, as Argon2id hashes, for `usersync_password_verify`. Settings are
+/// chosen once, at creation.
+///
+/// Writes, as JSON, its name, kind, endpoint path and — for a `scim` directory — a new
+/// token, shown this once: `{"name": "acme", "kind": "scim", "endpoint": "/scim/v2/acme",
+/// "token": "…"}`. Free the string with `usersync_string_free`.
+///
+/// Errors: `UNIQUENESS` (the name is taken), `STORE_INVALID` (a name that cannot be a path
+/// segment, or an unknown or malformed setting, named in the message), `INVALID_JSON`, and
+/// the usual argument checks.
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_directory_create_with(
+    service: *const usersync_service,
+    name: *const c_char,
+    name_len: usize,
+    options_json: *const c_char,
+    options_len: usize,
+    json_out: *mut *mut c_char,
+) -> usersync_result {
+    guard(|| {
+        let service = self::service(service)?;
+        out(json_out, "json_out")?;
+        let name = text(name, name_len, "name")?;
+        let options: Value = serde_json::from_str(text(options_json, options_len, "options_json")?)
+            .map_err(|e| fail(usersync_result::InvalidJson, format!("`options_json`: {e}")))?;
+        let new = NewDirectory::from_options(name, &options).map_err(|e| store_error(&e))?;
+        create(service, new, json_out)
+    })
+}
+
+fn create(
+    service: &usersync_service,
+    new: NewDirectory,
+    json_out: *mut *mut c_char,
+) -> Result<(), usersync_result> {
+    let created = create_directory(&*service.store, new).map_err(|e| store_error(&e))?;
+    write(json_out, c_string(created.to_string())?);
+    Ok(())
+}
+
+/// Checks a sign-in against a directory that keeps password hashes: on a match, writes the
+/// user's `id` to `user_id_out` (free it with `usersync_string_free`) and returns `OK`.
+/// An unknown user name, an inactive user, a user without a kept password and a wrong
+/// password all return `PASSWORD_MISMATCH`, after the same work, so that neither the code
+/// nor the time taken tells which. User names are matched ignoring case. One check costs an
+/// Argon2id verification (~30 ms of one core): call it from a worker thread.
+///
+/// Errors: `PASSWORD_MISMATCH`; `NOT_FOUND` (no such directory); `STORE_INVALID` (the
+/// directory does not keep password hashes); `STORE_BACKEND`; the usual argument checks.
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_password_verify(
+    service: *const usersync_service,
+    directory: *const c_char,
+    directory_len: usize,
+    user_name: *const c_char,
+    user_name_len: usize,
+    password: *const c_char,
+    password_len: usize,
+    user_id_out: *mut *mut c_char,
+) -> usersync_result {
+    guard(|| {
+        let service = self::service(service)?;
+        out(user_id_out, "user_id_out")?;
+        let directory = text(directory, directory_len, "directory")?;
+        let user_name = text(user_name, user_name_len, "user_name")?;
+        let password = text(password, password_len, "password")?;
+        match usersync_core::password::verify(&*service.store, directory, user_name, password)
+            .map_err(|e| store_error(&e))?
+        {
+            Some(user) => {
+                write(user_id_out, c_string(user.id)?);
+                Ok(())
+            }
+            None => Err(fail(
+                usersync_result::PasswordMismatch,
+                "the user name and password do not match",
+            )),
+        }
     })
 }
 
 /// Every directory as a JSON array of `{"name", "kind", "endpoint", "activeUsers",
-/// "inactiveUsers"}`, written to `json_out` (free it with `usersync_string_free`).
+/// "inactiveUsers", "retentionDays", "userNameScope", "keepPasswordHashes"}`, written to `json_out` (free it with `usersync_string_free`).
 #[unsafe(no_mangle)]
 pub extern "C" fn usersync_directory_list(
     service: *const usersync_service,

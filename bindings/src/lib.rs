@@ -73,6 +73,9 @@ pub enum usersync_result {
     StoreInvalid = 2003,
     /// The database failed (I/O, corruption); nothing was changed.
     StoreBackend = 2004,
+    /// The user name and password match no active user with a kept password (which of these
+    /// is never told).
+    PasswordMismatch = 2005,
     /// The sync configuration is invalid (the message names the key).
     SyncConfig = 3000,
     /// The LDAP server could not be reached or refused the bind.
@@ -89,7 +92,7 @@ pub enum usersync_result {
 
 impl usersync_result {
     /// Every code, for the description table and the tests.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::Ok,
         Self::NullParameter,
         Self::InvalidUtf8,
@@ -105,6 +108,7 @@ impl usersync_result {
         Self::VersionMismatch,
         Self::StoreInvalid,
         Self::StoreBackend,
+        Self::PasswordMismatch,
         Self::SyncConfig,
         Self::SyncSource,
         Self::SyncBlocked,
@@ -130,6 +134,7 @@ impl usersync_result {
             Self::VersionMismatch => c"the resource changed since the version given",
             Self::StoreInvalid => c"a value the store does not accept",
             Self::StoreBackend => c"the database failed; nothing was changed",
+            Self::PasswordMismatch => c"the user name and password do not match",
             Self::SyncConfig => c"invalid sync configuration",
             Self::SyncSource => c"the LDAP server could not be reached or refused the bind",
             Self::SyncBlocked => c"the plan crosses a deletion threshold",

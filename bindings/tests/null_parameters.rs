@@ -64,6 +64,31 @@ fn every_pointer_argument_may_be_null() {
         usersync_directory_create(svc, acme, acme_len, null(), 4, &raw mut json),
         R
     );
+    let (options, options_len) = s("{}");
+    assert_eq!(
+        usersync_directory_create_with(svc, null(), 4, options, options_len, &raw mut json),
+        R
+    );
+    assert_eq!(
+        usersync_directory_create_with(svc, acme, acme_len, null(), 2, &raw mut json),
+        R
+    );
+    for nulled in 0..3 {
+        let pick = |i: usize, p: *const c_char| if i == nulled { null() } else { p };
+        assert_eq!(
+            usersync_password_verify(
+                svc,
+                pick(0, acme),
+                acme_len,
+                pick(1, acme),
+                acme_len,
+                pick(2, acme),
+                acme_len,
+                &raw mut json
+            ),
+            R
+        );
+    }
     assert_eq!(
         usersync_resource_get(
             svc,
@@ -228,6 +253,23 @@ fn every_pointer_argument_may_be_null() {
     );
     assert_eq!(usersync_directory_list(null(), &raw mut json), R);
     assert_eq!(
+        usersync_directory_create_with(null(), acme, acme_len, options, options_len, &raw mut json),
+        R
+    );
+    assert_eq!(
+        usersync_password_verify(
+            null(),
+            acme,
+            acme_len,
+            acme,
+            acme_len,
+            acme,
+            acme_len,
+            &raw mut json
+        ),
+        R
+    );
+    assert_eq!(
         usersync_directory_token_rotate(null(), acme, acme_len, &raw mut json),
         R
     );
@@ -317,6 +359,23 @@ fn every_pointer_argument_may_be_null() {
         R
     );
     assert_eq!(usersync_directory_list(svc, null_mut()), R);
+    assert_eq!(
+        usersync_directory_create_with(svc, acme, acme_len, options, options_len, null_mut()),
+        R
+    );
+    assert_eq!(
+        usersync_password_verify(
+            svc,
+            acme,
+            acme_len,
+            acme,
+            acme_len,
+            acme,
+            acme_len,
+            null_mut()
+        ),
+        R
+    );
     assert_eq!(
         usersync_directory_token_rotate(svc, acme, acme_len, null_mut()),
         R

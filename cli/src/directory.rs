@@ -1,13 +1,15 @@
-//! `usersync directory`: create and list directories, rotate and revoke their tokens.
+//! `usersync directory`: create and list directories, rotate and revoke their tokens, check
+//! a sign-in against kept password hashes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::json;
-use usersync_core::scim::service::issue_token;
+use usersync_core::scim::service::{create_directory, issue_token};
 use usersync_core::store::sqlite::SqliteStore;
 use usersync_core::store::{
-    Directory, DirectoryKind, NewDirectory, Store, SyncRun, directory_summaries, system_clock,
+    Directory, DirectoryKind, NewDirectory, Store, SyncRun, UserNameScope, directory_summaries,
+    system_clock,
 };
 
 #[derive(Debug, clap::Args)]
@@ -24,13 +26,25 @@ pub(crate) struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Creates a directory; a SCIM directory gets its first token, shown once.
+    /// Creates a directory; a SCIM directory gets its first token, shown once. Its settings
+    /// are chosen here, once.
     Create {
         /// Its name, used in the endpoint path.
         name: String,
         /// Where its users and groups come from: scim, ldap or local.
         #[arg(long, default_value = "scim")]
         kind: String,
+        /// Days a deactivated user is kept before it is purged (0: deleted at once).
+        #[arg(long, default_value_t = 30)]
+        retention_days: u32,
+        /// Whom a userName must be unique among: every `platform` directory, or this
+        /// `directory` only.
+        #[arg(long, default_value = "platform")]
+        user_names: String,
+        /// Keep the passwords identity providers send, as salted Argon2id hashes, for
+        /// `verify-password` and the bindings' sign-in check (default: checked, then dropped).
+        #[arg(long)]
+        keep_password_hashes: bool,
     },
     /// Lists the directories with their licensed (active) and inactive user counts.
     List,
@@ -38,6 +52,16 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Checks a user's password against the hash the directory keeps; the password is read
+    /// from standard input (one line), never from the command line.
+    ///
+    /// Exits 0 and prints the user's id on a match, 1 otherwise.
+    VerifyPassword {
+        /// The directory (created with --keep-password-hashes).
+        name: String,
+        /// The user's userName (case is ignored).
+        user_name: String,
     },
     /// Shows the last sync runs of an LDAP directory: when, how they ended, what they did.
     Runs {
@@ -91,27 +115,37 @@ fn execute(args: &Args) -> Result<(), String> {
     let store = SqliteStore::open(&args.db, system_clock())
         .map_err(|e| format!("{}: {e}", args.db.display()))?;
     match &args.command {
-        Command::Create { name, kind } => {
+        Command::Create {
+            name,
+            kind,
+            retention_days,
+            user_names,
+            keep_password_hashes,
+        } => {
             let kind = DirectoryKind::parse(kind)
                 .ok_or_else(|| format!("unknown kind `{kind}` (scim, ldap or local)"))?;
-            let d = store
-                .create_directory(NewDirectory::new(name.clone(), kind))
-                .map_err(|e| e.to_string())?;
-            let endpoint = format!("/scim/v2/{}", d.name);
-            let token = if kind == DirectoryKind::Scim {
-                Some(issue_token(&store, &d).map_err(|e| e.to_string())?.0)
-            } else {
-                None
-            };
+            let user_name_scope = UserNameScope::parse(user_names).ok_or_else(|| {
+                format!("unknown --user-names `{user_names}` (platform or directory)")
+            })?;
+            let created = create_directory(
+                &store,
+                NewDirectory {
+                    retention_days: *retention_days,
+                    user_name_scope,
+                    keep_password_hashes: *keep_password_hashes,
+                    ..NewDirectory::new(name.clone(), kind)
+                },
+            )
+            .map_err(|e| e.to_string())?;
             if args.json {
-                println!(
-                    "{}",
-                    json!({"name": d.name, "kind": kind.as_str(), "endpoint": endpoint, "token": token})
-                );
+                println!("{created}");
             } else {
-                println!("created directory `{}` ({})", d.name, kind.as_str());
-                println!("endpoint: {endpoint}");
-                if let Some(t) = token {
+                println!("created directory `{name}` ({})", kind.as_str());
+                println!(
+                    "endpoint: {}",
+                    created["endpoint"].as_str().unwrap_or_default()
+                );
+                if let Some(t) = created["token"].as_str() {
                     println!("token:    {t}");
                     println!("(shown once)");
                 }
@@ -168,6 +202,22 @@ fn execute(args: &Args) -> Result<(), String> {
                 }
             }
         },
+        Command::VerifyPassword { name, user_name } => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("reading the password from standard input: {e}"))?;
+            let password = line.strip_suffix('\n').unwrap_or(&line);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            let user = usersync_core::password::verify(&store, name, user_name, password)
+                .map_err(|e| e.to_string())?
+                .ok_or("the user name and password do not match")?;
+            if args.json {
+                println!("{}", json!({"id": user.id, "userName": user.name}));
+            } else {
+                println!("{}", user.id);
+            }
+        }
         Command::Runs { name, limit } => {
             let d = find(&store, name)?;
             let runs = store.runs(d.id, *limit).map_err(|e| e.to_string())?;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, http, temp_db, usersync};
+use common::{Server, http, temp_db, usersync, usersync_with_input};
 use serde_json::{Value, json};
 
 #[test]
@@ -186,6 +186,102 @@ fn tokens_rotate_and_revoke_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("`entra` is already taken"));
     let out = usersync(&["directory", "create", "bad/name", "--db", db_arg]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("directory name `bad/name`"));
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
+/// A directory created with its settings keeps the password Okta sends; the command line
+/// checks a sign-in against it, reading the password from standard input.
+#[test]
+fn a_directory_that_keeps_password_hashes_checks_sign_ins() {
+    let db = temp_db("passwords");
+    let db_arg = db.to_str().unwrap();
+    let out = usersync(&[
+        "directory",
+        "create",
+        "okta",
+        "--keep-password-hashes",
+        "--user-names",
+        "directory",
+        "--retention-days",
+        "7",
+        "--json",
+        "--db",
+        db_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let listed: Value =
+        serde_json::from_slice(&usersync(&["directory", "list", "--json", "--db", db_arg]).stdout)
+            .unwrap();
+    let okta = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "okta")
+        .unwrap();
+    assert_eq!(
+        (
+            &okta["keepPasswordHashes"],
+            &okta["userNameScope"],
+            &okta["retentionDays"]
+        ),
+        (&json!(true), &json!("directory"), &json!(7))
+    );
+
+    let server = Server::start(&db);
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/scim/v2/okta/Users",
+        Some(&token),
+        Some(&json!({"userName": "jdoe", "password": "s3cret Pa55"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(body.get("password").is_none());
+    let id = body["id"].as_str().unwrap().to_owned();
+    server.stop();
+
+    let verify = |user: &str, input: &str| {
+        usersync_with_input(
+            &["directory", "verify-password", "okta", user, "--db", db_arg],
+            input,
+        )
+    };
+    let ok = verify("JDOE", "s3cret Pa55\n");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8(ok.stdout).unwrap().trim(), id);
+    for (user, input) in [
+        ("jdoe", "s3cret pa55\n"),
+        ("nobody", "s3cret Pa55\n"),
+        ("jdoe", ""),
+    ] {
+        let refused = verify(user, input);
+        assert_eq!(refused.status.code(), Some(1), "{user} {input:?}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("do not match"),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+    }
+    let out = usersync(&[
+        "directory",
+        "create",
+        "x",
+        "--user-names",
+        "world",
+        "--db",
+        db_arg,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown --user-names `world`"));
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
 

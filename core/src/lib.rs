@@ -7,6 +7,7 @@
 //! - LDAP search filters (RFC 4515) with positions ([`ldap::filter`]);
 //! - the SCIM protocol behind one transport-agnostic call (`scim::service`, feature
 //!   `service`, default);
+//! - kept password hashes and sign-in checks ([`password`], feature `service`);
 //! - a SCIM client with retries (`client`, feature `client`, default), the remote target an
 //!   LDAP sync can feed.
 //!
@@ -34,6 +35,8 @@
 pub mod client;
 mod error;
 pub mod ldap;
+#[cfg(feature = "service")]
+pub mod password;
 pub mod scim;
 pub mod store;
 #[cfg(feature = "client")]

@@ -51,6 +51,35 @@ def test_directories_and_their_tokens(db: Path) -> None:
     assert all("token" not in t for t in store.tokens("acme"))
 
 
+def test_a_directory_that_keeps_password_hashes_checks_sign_ins(db: Path) -> None:
+    store = usersync.open(db)
+    token = store.create_directory(
+        "okta", keep_password_hashes=True, user_name_scope="directory", retention_days=7
+    )["token"]
+    store.create_directory("entra")
+    settings = {d["name"]: d for d in store.directories()}
+    assert (settings["okta"]["keepPasswordHashes"], settings["okta"]["userNameScope"]) == (True, "directory")
+    assert (settings["entra"]["keepPasswordHashes"], settings["entra"]["retentionDays"]) == (False, 30)
+    with pytest.raises(usersync.ArgumentError, match="unknown user_name_scope"):
+        store.create_directory("x", user_name_scope="world")
+
+    service = usersync.Service(store)
+    made = service.handle(
+        "POST",
+        "/scim/v2/okta/Users",
+        headers={"Authorization": f"Bearer {token}"},
+        body={"userName": "jdoe", "password": "s3cret Pa55"},
+    )
+    assert made.status == 201 and "password" not in made.json()
+    assert store.verify_password("okta", "JDoe", "s3cret Pa55") == made.json()["id"]
+    assert store.verify_password("okta", "jdoe", "s3cret pa55") is None
+    assert store.verify_password("okta", "nobody", "s3cret Pa55") is None
+    with pytest.raises(usersync.NotFoundError):
+        store.verify_password("nowhere", "jdoe", "x")
+    with pytest.raises(usersync.ArgumentError, match="does not keep password hashes"):
+        store.verify_password("entra", "jdoe", "x")
+
+
 def test_users_are_read_lazily_in_pages(db: Path) -> None:
     store = usersync.open(db)
     store.create_directory("acme")

@@ -38,7 +38,16 @@ class _CreatedDirectory(TypedDict):
 
 _DirectorySummary = TypedDict(
     "_DirectorySummary",
-    {"name": str, "kind": str, "endpoint": str, "activeUsers": int, "inactiveUsers": int},
+    {
+        "name": str,
+        "kind": str,
+        "endpoint": str,
+        "activeUsers": int,
+        "inactiveUsers": int,
+        "retentionDays": int,
+        "userNameScope": str,
+        "keepPasswordHashes": bool,
+    },
 )
 
 class _IssuedToken(TypedDict):
@@ -122,7 +131,18 @@ class Store:
 
     @property
     def path(self) -> str: ...
-    def create_directory(self, name: str, kind: str = "scim") -> _CreatedDirectory: ...
+    def create_directory(
+        self,
+        name: str,
+        kind: str = "scim",
+        *,
+        retention_days: int = 30,
+        user_name_scope: str = "platform",
+        keep_password_hashes: bool = False,
+    ) -> _CreatedDirectory: ...
+    def verify_password(
+        self, directory: str, user_name: str, password: str
+    ) -> Optional[str]: ...
     def directories(self) -> List[_DirectorySummary]: ...
     def rotate_token(self, directory: str) -> _IssuedToken: ...
     def tokens(self, directory: str) -> List[_TokenInfo]: ...

@@ -96,6 +96,7 @@ int main(int argc, char **argv) {
   EXPECT(usersync_directory_create(svc, S("acme"), S("scim"), &json), USERSYNC_RESULT_UNIQUENESS);
   OK(usersync_directory_list(svc, &json));
   CHECK(strstr(json, "\"name\":\"acme\"") != NULL);
+  CHECK(strstr(json, "\"keepPasswordHashes\":false") != NULL);
   usersync_string_free(json);
 
   /* The endpoint: create, read back, errors as responses. */
@@ -211,6 +212,42 @@ int main(int argc, char **argv) {
   CHECK(request(svc, "GET", "/scim/v2/acme/Users", "", new_token, NULL, &r) == 200);
   usersync_response_free(r);
   EXPECT(usersync_directory_token_revoke(svc, S("nowhere"), 1), USERSYNC_RESULT_NOT_FOUND);
+
+  /* Settings at creation; a directory that keeps password hashes checks sign-ins. */
+  EXPECT(usersync_directory_create_with(svc, S("okta"), S("{\"keepPasswordHashes\": 1}"), &json),
+         USERSYNC_RESULT_STORE_INVALID);
+  CHECK(strstr(last_error(), "keepPasswordHashes") != NULL);
+  EXPECT(usersync_directory_create_with(svc, S("okta"), S("{\"colour\": 1}"), &json),
+         USERSYNC_RESULT_STORE_INVALID);
+  EXPECT(usersync_directory_create_with(svc, S("okta"), S("{"), &json),
+         USERSYNC_RESULT_INVALID_JSON);
+  OK(usersync_directory_create_with(
+      svc, S("okta"), S("{\"keepPasswordHashes\": true, \"userNameScope\": \"directory\"}"),
+      &json));
+  at = strstr(json, "\"token\":\"") + strlen("\"token\":\"");
+  char okta_token[128] = {0};
+  n = (size_t)(strchr(at, '"') - at);
+  CHECK(n < sizeof okta_token);
+  memcpy(okta_token, at, n);
+  usersync_string_free(json);
+  usersync_response *signup = NULL;
+  CHECK(request(svc, "POST", "/scim/v2/okta/Users", "", okta_token,
+                "{\"userName\":\"jdoe\",\"password\":\"s3cret-Pa55\"}", &signup) == 201);
+  usersync_response_free(signup);
+  char *user_id = NULL;
+  OK(usersync_password_verify(svc, S("okta"), S("JDoe"), S("s3cret-Pa55"), &user_id));
+  CHECK(user_id != NULL && strlen(user_id) == 36);
+  usersync_string_free(user_id);
+  user_id = NULL;
+  EXPECT(usersync_password_verify(svc, S("okta"), S("jdoe"), S("s3cret-pa55"), &user_id),
+         USERSYNC_RESULT_PASSWORD_MISMATCH);
+  EXPECT(usersync_password_verify(svc, S("okta"), S("nobody"), S("s3cret-Pa55"), &user_id),
+         USERSYNC_RESULT_PASSWORD_MISMATCH);
+  CHECK(user_id == NULL);
+  EXPECT(usersync_password_verify(svc, S("acme"), S("jdoe"), S("x"), &user_id),
+         USERSYNC_RESULT_STORE_INVALID);
+  EXPECT(usersync_password_verify(svc, S("nowhere"), S("jdoe"), S("x"), &user_id),
+         USERSYNC_RESULT_NOT_FOUND);
 
   /* Filters, with the position of a mistake. */
   char *canonical = NULL;

@@ -62,6 +62,7 @@ fn main() {
                     "name": {"givenName": "Bench", "familyName": format!("User {i}")},
                     "emails": [{"value": format!("user{i:08}@example.com"), "type": "work", "primary": true}]}),
                 members: Vec::new(),
+                password: None,
             })
             .expect("create");
         if i > 0 && i % 100_000 == 0 {
@@ -82,6 +83,7 @@ fn main() {
             active: true,
             attributes: json!({"displayName": "Everyone"}),
             members: Vec::new(),
+            password: None,
         })
         .expect("group");
     let started = Instant::now();

@@ -92,6 +92,26 @@ pub(crate) fn usersync(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `usersync` with `input` on its standard input.
+#[allow(dead_code)] // not every test binary reads from a pipe
+pub(crate) fn usersync_with_input(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_usersync"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// One HTTP/1.1 request; returns the status and the JSON body (null when empty).
 pub(crate) fn http(
     addr: &str,

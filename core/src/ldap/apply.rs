@@ -331,6 +331,7 @@ fn write_for(
             active: input.active,
             attributes: serde_json::Value::Object(input.attributes.clone()),
             members: Vec::new(),
+            password: None,
         })),
         (Action::Update | Action::Reactivate | Action::Deactivate, Some(input), Some(id)) => {
             Some(Write::Update {

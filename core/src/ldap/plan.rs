@@ -381,6 +381,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                     active: true,
                     attributes: Map::new(),
                     members: None,
+                    password: None,
                 },
                 held: true,
             }),

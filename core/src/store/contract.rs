@@ -37,6 +37,7 @@ fn user(directory: i64, id: &str, name: &str) -> NewResource {
         active: true,
         attributes: json!({"userName": name, "displayName": name.to_uppercase()}),
         members: Vec::new(),
+        password: None,
     }
 }
 
@@ -50,6 +51,7 @@ fn group(directory: i64, id: &str, name: &str) -> NewResource {
         active: true,
         attributes: json!({"displayName": name}),
         members: Vec::new(),
+        password: None,
     }
 }
 
@@ -82,6 +84,130 @@ fn contract(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     tokens(make);
     batches(make);
     sync_runs(make);
+    password_hashes(make);
+}
+
+/// A kept password hash lives beside the user, never in it: set on create, kept by a
+/// replacement, changed or cleared by an update (a new version), gone with the user; refused
+/// for groups and for directories that do not keep hashes.
+fn password_hashes(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let keeps = s
+        .create_directory(NewDirectory {
+            keep_password_hashes: true,
+            ..NewDirectory::new("okta", DirectoryKind::Scim)
+        })
+        .unwrap();
+    assert!(keeps.keep_password_hashes);
+    assert_eq!(s.directory("okta").unwrap(), Some(keeps.clone()));
+    let d = keeps.id;
+    let hash = |h: &str| PasswordHash(h.to_owned());
+    let created = s
+        .create(NewResource {
+            password: Some(hash("$argon2id$one")),
+            ..user(d, "u1", "alice")
+        })
+        .unwrap();
+    assert_eq!(
+        s.password_hash(d, "u1").unwrap(),
+        Some(hash("$argon2id$one"))
+    );
+    let stored = s.get(d, Kind::User, "u1").unwrap().unwrap();
+    assert!(
+        !stored.attributes.to_string().contains("argon2"),
+        "not an attribute"
+    );
+    assert_eq!(stored, created);
+
+    let mut renamed = replacement(&created);
+    renamed.name = "alice2".into();
+    s.replace(d, Kind::User, "u1", None, renamed).unwrap();
+    assert_eq!(
+        s.password_hash(d, "u1").unwrap(),
+        Some(hash("$argon2id$one")),
+        "a replacement keeps the password"
+    );
+    let set = Change {
+        password: Some(PasswordChange::Set(hash("$argon2id$two"))),
+        ..Change::default()
+    };
+    let after = s.update(d, Kind::User, "u1", None, set).unwrap();
+    assert_eq!(
+        after.version,
+        created.version + 2,
+        "a new password is a change"
+    );
+    assert_eq!(
+        s.password_hash(d, "u1").unwrap(),
+        Some(hash("$argon2id$two"))
+    );
+    let clear = || Change {
+        password: Some(PasswordChange::Clear),
+        ..Change::default()
+    };
+    let cleared = s.update(d, Kind::User, "u1", None, clear()).unwrap();
+    assert_eq!(cleared.version, after.version + 1);
+    assert_eq!(s.password_hash(d, "u1").unwrap(), None);
+    let again = s.update(d, Kind::User, "u1", None, clear()).unwrap();
+    assert_eq!(
+        again.version, cleared.version,
+        "nothing to clear, no change"
+    );
+
+    s.create(NewResource {
+        password: Some(hash("$argon2id$three")),
+        ..user(d, "u2", "bob")
+    })
+    .unwrap();
+    s.delete(d, Kind::User, "u2", None).unwrap();
+    s.create(user(d, "u2", "bob")).unwrap();
+    assert_eq!(
+        s.password_hash(d, "u2").unwrap(),
+        None,
+        "gone with the user"
+    );
+
+    let group_password = NewResource {
+        password: Some(hash("$argon2id$g")),
+        ..group(d, "g", "staff")
+    };
+    assert!(matches!(
+        s.create(group_password),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(
+        s.get(d, Kind::Group, "g").unwrap().is_none(),
+        "nothing written"
+    );
+
+    let plain = s
+        .create_directory(NewDirectory::new("entra", DirectoryKind::Scim))
+        .unwrap();
+    assert!(!plain.keep_password_hashes);
+    let refused = NewResource {
+        password: Some(hash("$argon2id$x")),
+        ..user(plain.id, "u3", "carol")
+    };
+    assert!(matches!(s.create(refused), Err(StoreError::Invalid(_))));
+    assert!(
+        s.get(plain.id, Kind::User, "u3").unwrap().is_none(),
+        "nothing written"
+    );
+    s.create(user(plain.id, "u3", "carol")).unwrap();
+    let set = Change {
+        password: Some(PasswordChange::Set(hash("$argon2id$y"))),
+        ..Change::default()
+    };
+    assert!(matches!(
+        s.update(plain.id, Kind::User, "u3", None, set),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.password_hash(plain.id, "u3").unwrap(), None);
+    assert_eq!(
+        s.password_hash(plain.id, "u1").unwrap(),
+        None,
+        "other directory"
+    );
 }
 
 /// Sync runs are kept per directory, newest first.
@@ -562,6 +688,7 @@ fn memberships(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         replacement: Some(renamed),
         add_members: vec![m("u3", Kind::User)],
         remove_members: vec![m("sub", Kind::Group)],
+        ..Change::default()
     };
     let after = s
         .update(d, Kind::Group, "g", Some(g.version), change)
@@ -593,7 +720,7 @@ fn memberships(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     let failing = Change {
         add_members: vec![m("u2", Kind::User), m("ghost", Kind::User)],
         remove_members: vec![m("u1", Kind::User)],
-        replacement: None,
+        ..Change::default()
     };
     assert!(s.update(d, Kind::Group, "g", None, failing).is_err());
     assert_eq!(
@@ -613,7 +740,7 @@ fn memberships(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     let back = Change {
         remove_members: vec![m("u3", Kind::User)],
         add_members: vec![m("sub", Kind::Group)],
-        replacement: None,
+        ..Change::default()
     };
     s.update(d, Kind::Group, "g", None, back).unwrap();
 
@@ -840,7 +967,7 @@ fn sqlite_store_persists_across_reopening() {
 
 /// More readers at once than the pool holds: every read succeeds (the extra ones wait for a
 /// connection), while a writer keeps writing, and a database of an older schema version
-/// gets its counts on opening.
+/// gets its counts and the password setting on opening.
 #[cfg(feature = "sqlite")]
 #[test]
 fn sqlite_readers_share_a_bounded_pool_and_old_databases_migrate() {
@@ -878,14 +1005,32 @@ fn sqlite_readers_share_a_bounded_pool_and_old_databases_migrate() {
         r.join().unwrap();
     }
     drop(s);
-    // An older database: no kept counts.
+    // An older database: no kept counts, no password setting or table.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch("DELETE FROM resource_counts; PRAGMA user_version = 1;")
-            .unwrap();
+        c.execute_batch(
+            "DELETE FROM resource_counts; DROP TABLE passwords;
+             ALTER TABLE directories DROP COLUMN keep_password_hashes;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
     }
     let s = sqlite::SqliteStore::open(&path, clock.clock()).unwrap();
     assert_eq!(s.count(d, Kind::User).unwrap(), 40);
+    assert!(!s.directory("d").unwrap().unwrap().keep_password_hashes);
+    let keeps = s
+        .create_directory(NewDirectory {
+            keep_password_hashes: true,
+            ..NewDirectory::new("keeps", DirectoryKind::Scim)
+        })
+        .unwrap();
+    let hash = PasswordHash("$argon2id$h".into());
+    s.create(NewResource {
+        password: Some(hash.clone()),
+        ..user(keeps.id, "p1", "with-password")
+    })
+    .unwrap();
+    assert_eq!(s.password_hash(keeps.id, "p1").unwrap(), Some(hash));
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
 }

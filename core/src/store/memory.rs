@@ -8,8 +8,9 @@ use super::query::reference_page;
 use super::view::view;
 use super::{
     Change, Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Page,
-    Query, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope,
-    check_directory_name, check_version, inactive_since, name_attribute,
+    PasswordChange, PasswordHash, Query, Resource, Store, StoreError, StoredToken, UserCounts,
+    UserNameScope, check_directory_name, check_password_change, check_version, inactive_since,
+    name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -37,6 +38,8 @@ struct State {
     resources: BTreeMap<String, Resource>,
     /// (group id, member).
     memberships: BTreeSet<(String, Member)>,
+    /// Users' password hashes, by user id.
+    passwords: BTreeMap<String, PasswordHash>,
     events: Vec<Event>,
     tokens: Vec<StoredToken>,
     runs: Vec<super::SyncRun>,
@@ -200,6 +203,7 @@ impl Store for MemoryStore {
             kind: d.kind,
             retention_days: d.retention_days,
             user_name_scope: d.user_name_scope,
+            keep_password_hashes: d.keep_password_hashes,
         };
         s.directories.push(directory.clone());
         Ok(directory)
@@ -232,6 +236,9 @@ impl Store for MemoryStore {
         }
         s.check_name(n.directory, n.kind, &n.name, None)?;
         s.check_members(n.directory, &n.id, &n.members)?;
+        if n.password.is_some() {
+            check_password_change(n.kind, s.directory(n.directory)?.keep_password_hashes)?;
+        }
         let r = Resource {
             directory: n.directory,
             kind: n.kind,
@@ -249,6 +256,9 @@ impl Store for MemoryStore {
         s.resources.insert(r.id.clone(), r.clone());
         for m in n.members {
             s.memberships.insert((r.id.clone(), m));
+        }
+        if let Some(hash) = n.password {
+            s.passwords.insert(r.id.clone(), hash);
         }
         Ok(r)
     }
@@ -299,6 +309,9 @@ impl Store for MemoryStore {
         }
         s.check_members(directory, id, new_members.map_or(&[][..], Vec::as_slice))?;
         s.check_members(directory, id, &change.add_members)?;
+        if change.password.is_some() {
+            check_password_change(kind, s.directory(directory)?.keep_password_hashes)?;
+        }
         let mut changed = false;
         if let Some(n) = change.replacement {
             let active = n.active || kind == Kind::Group;
@@ -321,6 +334,14 @@ impl Store for MemoryStore {
         for m in change.remove_members {
             changed |= s.memberships.remove(&(id.to_owned(), m));
         }
+        changed |= match change.password {
+            Some(PasswordChange::Set(hash)) => {
+                s.passwords.insert(id.to_owned(), hash);
+                true
+            }
+            Some(PasswordChange::Clear) => s.passwords.remove(id).is_some(),
+            None => false,
+        };
         if changed {
             r.version += 1;
             r.modified = now;
@@ -349,6 +370,7 @@ impl Store for MemoryStore {
             .collect();
         s.memberships.retain(|(g, m)| g != id && m.id != id);
         s.resources.remove(id);
+        s.passwords.remove(id);
         s.record(&r, EventKind::Deleted, now);
         s.touch_groups(&containing, now);
         Ok(())
@@ -370,6 +392,12 @@ impl Store for MemoryStore {
             return Ok(Vec::new());
         }
         Ok(s.members_of(group))
+    }
+
+    fn password_hash(&self, directory: i64, id: &str) -> Result<Option<PasswordHash>, StoreError> {
+        let s = self.lock();
+        Ok(s.resource(directory, Kind::User, id)
+            .and_then(|_| s.passwords.get(id).cloned()))
     }
 
     fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {

@@ -64,6 +64,23 @@ pub enum UserNameScope {
     Directory,
 }
 
+impl UserNameScope {
+    /// The stored name: `platform`, `directory`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Platform => "platform",
+            Self::Directory => "directory",
+        }
+    }
+
+    /// The scope called `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Platform, Self::Directory]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
 /// A namespace of users and groups with one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Directory {
@@ -78,6 +95,9 @@ pub struct Directory {
     pub retention_days: u32,
     /// Which users a `userName` must be unique among.
     pub user_name_scope: UserNameScope,
+    /// Whether a password an identity provider sends is kept, as a salted Argon2id hash, for
+    /// the platform to check sign-ins against; otherwise it is checked and dropped.
+    pub keep_password_hashes: bool,
 }
 
 /// What [`Store::create_directory`] needs.
@@ -91,17 +111,81 @@ pub struct NewDirectory {
     pub retention_days: u32,
     /// See [`Directory::user_name_scope`].
     pub user_name_scope: UserNameScope,
+    /// See [`Directory::keep_password_hashes`]; off by default.
+    pub keep_password_hashes: bool,
 }
 
 impl NewDirectory {
-    /// A directory with the defaults: 30 days' retention, platform-wide `userName`s.
+    /// A directory with the defaults: 30 days' retention, platform-wide `userName`s, no
+    /// password hashes.
     pub fn new(name: impl Into<String>, kind: DirectoryKind) -> Self {
         Self {
             name: name.into(),
             kind,
             retention_days: 30,
             user_name_scope: UserNameScope::Platform,
+            keep_password_hashes: false,
         }
+    }
+
+    /// A directory named `name` with the settings of a JSON object, as the bindings take
+    /// them: `{"kind": "scim", "retentionDays": 30, "userNameScope": "platform",
+    /// "keepPasswordHashes": false}`, each optional (these are the defaults).
+    ///
+    /// ```
+    /// use usersync_core::store::{NewDirectory, UserNameScope};
+    /// let d = NewDirectory::from_options("okta", &serde_json::json!({"keepPasswordHashes": true}))?;
+    /// assert!(d.keep_password_hashes);
+    /// assert_eq!(d.user_name_scope, UserNameScope::Platform);
+    /// assert!(NewDirectory::from_options("okta", &serde_json::json!({"retention": 3})).is_err());
+    /// # Ok::<(), usersync_core::store::StoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] naming the setting: not an object, an unknown key, a value of
+    /// the wrong type or out of range.
+    pub fn from_options(name: &str, options: &Value) -> Result<Self, StoreError> {
+        let invalid = |m: String| StoreError::Invalid(m);
+        let fields = match options {
+            Value::Null => return Ok(Self::new(name, DirectoryKind::Scim)),
+            Value::Object(fields) => fields,
+            _ => return Err(invalid("directory options: expected a JSON object".into())),
+        };
+        let mut d = Self::new(name, DirectoryKind::Scim);
+        for (key, value) in fields {
+            let wrong =
+                |expected: &str| invalid(format!("directory option `{key}`: expected {expected}"));
+            match key.as_str() {
+                "kind" => {
+                    d.kind = value
+                        .as_str()
+                        .and_then(DirectoryKind::parse)
+                        .ok_or_else(|| wrong("\"scim\", \"ldap\" or \"local\""))?;
+                }
+                "retentionDays" => {
+                    d.retention_days = value
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| wrong("a number of days"))?;
+                }
+                "userNameScope" => {
+                    d.user_name_scope = value
+                        .as_str()
+                        .and_then(UserNameScope::parse)
+                        .ok_or_else(|| wrong("\"platform\" or \"directory\""))?;
+                }
+                "keepPasswordHashes" => {
+                    d.keep_password_hashes =
+                        value.as_bool().ok_or_else(|| wrong("true or false"))?;
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "unknown directory option `{key}` (kind, retentionDays, userNameScope, keepPasswordHashes)"
+                    )));
+                }
+            }
+        }
+        Ok(d)
     }
 }
 
@@ -179,6 +263,29 @@ pub struct NewResource {
     pub attributes: Value,
     /// For a group: its initial members, added in the same transaction.
     pub members: Vec<Member>,
+    /// For a user of a directory that keeps password hashes: the hash of its password.
+    pub password: Option<PasswordHash>,
+}
+
+/// A password hash in PHC string form (`$argon2id$v=19$…`). The store keeps it apart from
+/// the SCIM attributes, so no read, search or change-feed path can return it; its `Debug`
+/// shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(pub String);
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
+/// A change to a user's kept password hash (see [`Change::password`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordChange {
+    /// A new password.
+    Set(PasswordHash),
+    /// No password any more.
+    Clear,
 }
 
 /// The new state of a resource for [`Store::replace`].
@@ -207,6 +314,9 @@ pub struct Change {
     pub add_members: Vec<Member>,
     /// Members to remove from a group (absent ones are ignored).
     pub remove_members: Vec<Member>,
+    /// For a user: a new password hash, or none any more; `None` leaves it as it is (a PUT
+    /// cannot send back a password it was never shown, so a replacement keeps it).
+    pub password: Option<PasswordChange>,
 }
 
 /// One write of a [`Store::batch`].
@@ -630,6 +740,12 @@ pub trait Store: Send + Sync + fmt::Debug {
             .collect()
     }
 
+    /// The kept password hash of user `id` in `directory`, if it has one.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn password_hash(&self, directory: i64, id: &str) -> Result<Option<PasswordHash>, StoreError>;
+
     /// Up to `limit` events with a sequence number above `after`, in order.
     ///
     /// # Errors
@@ -681,8 +797,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError>;
 }
 
-/// Every directory as the command line and the bindings list it: name, kind, endpoint and
-/// user counts, as JSON objects.
+/// Every directory as the command line and the bindings list it: name, kind, endpoint, user
+/// counts and settings (the keys of [`NewDirectory::from_options`]), as JSON objects.
 ///
 /// # Errors
 /// [`StoreError::Backend`].
@@ -696,6 +812,9 @@ pub fn directory_summaries(store: &dyn Store) -> Result<Vec<Value>, StoreError> 
             "endpoint": format!("/scim/v2/{}", d.name),
             "activeUsers": counts.active,
             "inactiveUsers": counts.inactive,
+            "retentionDays": d.retention_days,
+            "userNameScope": d.user_name_scope.as_str(),
+            "keepPasswordHashes": d.keep_password_hashes,
         }));
     }
     Ok(rows)
@@ -762,6 +881,22 @@ pub(crate) fn check_directory_name(name: &str) -> Result<(), StoreError> {
 }
 
 /// Whether `r` is still at the version the caller expects (any version when `None`).
+/// Refuses a password change for a group, or for a user of a directory that does not keep
+/// password hashes (whatever a caller sends, such a directory never holds one).
+pub(crate) fn check_password_change(kind: Kind, keeps: bool) -> Result<(), StoreError> {
+    if kind != Kind::User {
+        return Err(StoreError::Invalid(
+            "password: only users have passwords".into(),
+        ));
+    }
+    if !keeps {
+        return Err(StoreError::Invalid(
+            "password: this directory does not keep password hashes".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_version(r: &Resource, expected: Option<u64>) -> Result<(), StoreError> {
     match expected {
         Some(e) if e != r.version => Err(StoreError::VersionMismatch {

@@ -44,11 +44,14 @@ use serde_json::{Value, json};
 use crate::store::view::etag;
 pub use error::ScimError;
 use resource::{Projection, check_immutable, read_input, render};
-pub use token::issue_token;
+pub use token::{create_directory, issue_token};
 
+use crate::password::{self, Password};
 use crate::scim::filter::Compatibility;
 use crate::scim::schema::{ResourceType, SchemaRegistry};
-use crate::store::{Directory, Kind, Member, NewResource, Replacement, Store};
+use crate::store::{
+    Change, Directory, Kind, Member, NewResource, PasswordChange, Replacement, Store,
+};
 
 /// The media type of every response.
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -366,7 +369,9 @@ impl Service {
             ("DELETE", Route::Resource(kind, id)) => self.delete(&directory, kind, id, req),
             ("GET", Route::Schemas(id)) => self.schemas(id, &base),
             ("GET", Route::ResourceTypes(name)) => self.resource_types(name, &base),
-            ("GET", Route::ServiceProviderConfig) => Ok(self.service_provider_config(&base)),
+            ("GET", Route::ServiceProviderConfig) => {
+                Ok(self.service_provider_config(&directory, &base))
+            }
             (_, Route::Me) => Err(ScimError::new(
                 501,
                 None,
@@ -494,6 +499,10 @@ impl Service {
             active: input.active,
             attributes: Value::Object(input.attributes),
             members,
+            password: match password_change(d, input.password.as_ref())? {
+                Some(PasswordChange::Set(hash)) => Some(hash),
+                _ => None,
+            },
         })?;
         let rendered = self.render(&created, base, &Self::projection(req)?)?;
         let location = rendered["meta"]["location"]
@@ -614,19 +623,26 @@ impl Service {
             Some(ids) => Some(self.members(d.id, ids)?),
             None => None,
         };
-        let replaced = self.store.replace(
-            d.id,
-            kind,
-            id,
-            // Immutability was checked against the version read: write only over that one.
-            expected.or(Some(current.version)),
-            Replacement {
+        // A PUT without `password` keeps the one kept: no client can send back a password it
+        // is never shown.
+        let change = Change {
+            password: password_change(d, input.password.as_ref())?,
+            replacement: Some(Replacement {
                 external_id: input.external_id,
                 name: input.name,
                 active: input.active,
                 attributes: Value::Object(input.attributes),
                 members: members.or_else(|| (kind == Kind::Group).then(Vec::new)),
-            },
+            }),
+            ..Change::default()
+        };
+        let replaced = self.store.update(
+            d.id,
+            kind,
+            id,
+            // Immutability was checked against the version read: write only over that one.
+            expected.or(Some(current.version)),
+            change,
         )?;
         let rendered = self.render(&replaced, base, &Self::projection(req)?)?;
         Ok(ScimResponse::json(200, &rendered).with_header("ETag", etag(replaced.version)))
@@ -701,8 +717,9 @@ impl Service {
         }
     }
 
-    /// What this service supports, truthfully: no password change or cursors yet.
-    fn service_provider_config(&self, base: &str) -> ScimResponse {
+    /// What this service supports, truthfully: a password change means something only where
+    /// the directory keeps password hashes.
+    fn service_provider_config(&self, d: &Directory, base: &str) -> ScimResponse {
         ScimResponse::json(
             200,
             &json!({
@@ -718,7 +735,7 @@ impl Service {
                     "maxPageSize": self.config.max_results,
                     "cursorTimeout": cursor::CURSOR_TIMEOUT_SECONDS,
                 },
-                "changePassword": {"supported": false},
+                "changePassword": {"supported": d.keep_password_hashes},
                 "sort": {"supported": true},
                 "etag": {"supported": true},
                 "authenticationSchemes": [{
@@ -756,6 +773,18 @@ fn route(rest: &str) -> Option<Route<'_>> {
         (".search", None) => Route::Search(None),
         _ => return None,
     })
+}
+
+/// The change to the kept password hash that a request's `password` asks for: its hash where
+/// `d` keeps hashes; nothing otherwise (the password was checked, and is dropped).
+fn password_change(
+    d: &Directory,
+    password: Option<&Password>,
+) -> Result<Option<PasswordChange>, ScimError> {
+    match password {
+        Some(p) if d.keep_password_hashes => Ok(Some(PasswordChange::Set(password::hash(&p.0)?))),
+        _ => Ok(None),
+    }
 }
 
 /// Whether a request body's `schemas` names `urn`.

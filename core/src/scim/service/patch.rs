@@ -10,7 +10,7 @@ use crate::scim::filter::eval::get as member;
 use crate::scim::filter::{Compatibility, Filter, ParseOptions, Value as Literal, ValuePath};
 use crate::scim::path::PatchPath;
 use crate::scim::schema::{AttributeType, Mutability, ResourceType};
-use crate::store::{Change, Directory, Kind, Member, Replacement, Resource};
+use crate::store::{Change, Directory, Kind, Member, PasswordChange, Replacement, Resource};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -113,6 +113,9 @@ impl Service {
         let pinned = Self::if_match(req, current.version)?;
         let ops = parsed?;
         let rt = self.resource_type(kind)?;
+        let removes_password = ops
+            .iter()
+            .any(|(op, path, _)| *op == OpKind::Remove && path.as_ref().is_some_and(is_password));
         let original = editable(&current);
         let mut doc = original.clone();
         let mut members = MemberEdits::default();
@@ -136,6 +139,13 @@ impl Service {
         let input = read_input(rt, kind, &Value::Object(doc.clone()), compat)?;
         check_immutable(rt, &current.attributes, &input.attributes)?;
         let mut change = Change::default();
+        // The password is no attribute: it was set by an `add` or `replace` if the edited
+        // document has one, and taken away if it has none after a `remove` of it.
+        if kind == Kind::User && doc.remove("password").is_some() {
+            change.password = super::password_change(d, input.password.as_ref())?;
+        } else if kind == Kind::User && d.keep_password_hashes && removes_password {
+            change.password = Some(PasswordChange::Clear);
+        }
         if doc != original || members.replace.is_some() {
             change.replacement = Some(Replacement {
                 external_id: input.external_id,
@@ -231,6 +241,18 @@ impl Service {
         }
         Ok(out)
     }
+}
+
+/// Whether `path` is the user's `password` (plain or URN-qualified).
+fn is_password(path: &PatchPath) -> bool {
+    path.filter.is_none()
+        && path.sub_attr.is_none()
+        && path.attr.sub_attr().is_none()
+        && path.attr.name().eq_ignore_ascii_case("password")
+        && path
+            .attr
+            .urn()
+            .is_none_or(|u| u.eq_ignore_ascii_case(crate::scim::schema::USER_SCHEMA))
 }
 
 /// The resource as an editable JSON object of canonical attributes, as a PUT body would be.

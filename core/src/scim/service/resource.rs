@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::ScimError;
+use crate::password::{MAX_PASSWORD_BYTES, Password};
 use crate::scim::datetime::DateTime;
 use crate::scim::filter::{AttrPath, Compatibility};
 use crate::scim::schema::{Attribute, AttributeType, Mutability, ResourceType, Returned, Schema};
@@ -22,6 +23,8 @@ pub(crate) struct Input {
     pub(crate) attributes: Map<String, Value>,
     /// A group's `members` as given (their kinds resolved later), if the body has them.
     pub(crate) members: Option<Vec<String>>,
+    /// A user's `password`, checked; kept (hashed) only by directories configured to.
+    pub(crate) password: Option<Password>,
 }
 
 fn invalid(detail: impl Into<String>) -> ScimError {
@@ -44,6 +47,7 @@ pub(crate) fn read_input(
     let mut attributes = Map::new();
     let mut external_id = None;
     let mut members = None;
+    let mut password = None;
     for (key, value) in fields {
         if key.eq_ignore_ascii_case("schemas") {
             check_schemas(value)?;
@@ -65,6 +69,20 @@ pub(crate) fn read_input(
         }
         if kind == Kind::Group && key.eq_ignore_ascii_case("members") {
             members = Some(member_ids(value)?);
+            continue;
+        }
+        if kind == Kind::User && key.eq_ignore_ascii_case("password") {
+            password = match value {
+                Value::Null => None,
+                Value::String(s) if s.is_empty() => return Err(invalid("`password` is empty")),
+                Value::String(s) if s.len() > MAX_PASSWORD_BYTES => {
+                    return Err(invalid(format!(
+                        "`password` is longer than {MAX_PASSWORD_BYTES} bytes"
+                    )));
+                }
+                Value::String(s) => Some(Password(s.clone())),
+                _ => return Err(invalid("`password` must be a string")),
+            };
             continue;
         }
         if let Some(ext) = rt
@@ -106,6 +124,7 @@ pub(crate) fn read_input(
         active,
         attributes,
         members,
+        password,
     })
 }
 
@@ -214,7 +233,7 @@ fn put_attribute(
     }
     let checked = check_value(attr, value, compat, &attr.name)?;
     if attr.mutability == Mutability::WriteOnly {
-        return Ok(()); // passwords are accepted, never kept (no hash store configured)
+        return Ok(()); // an extension's write-only attribute: checked, never kept
     }
     match checked {
         Some(v) => {

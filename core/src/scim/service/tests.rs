@@ -1331,3 +1331,125 @@ fn cursor_pages_follow_sort_by() {
         );
     }
 }
+
+/// Okta sends a `password` on create and PATCHes it; only a directory configured to keep
+/// password hashes keeps one, and nothing ever returns it.
+#[test]
+fn passwords_are_kept_hashed_only_where_the_directory_asks() {
+    for s in services() {
+        s.store
+            .create_directory(NewDirectory {
+                keep_password_hashes: true,
+                ..NewDirectory::new("okta", DirectoryKind::Scim)
+            })
+            .unwrap();
+        let signs_in = |user: &str, password: &str| {
+            crate::password::verify(&*s.store, "okta", user, password)
+                .unwrap()
+                .is_some()
+        };
+        let spc = |dir: &str| get(&s, &format!("/scim/v2/{dir}/ServiceProviderConfig"), "");
+        assert_eq!(spc("okta").body["changePassword"]["supported"], true);
+        assert_eq!(spc("acme").body["changePassword"]["supported"], false);
+
+        // A directory that keeps none checks the password and drops it.
+        let mut elsewhere = bjensen();
+        elsewhere["userName"] = json!("bjensen-acme");
+        let dropped = post(&s, "/scim/v2/acme/Users", elsewhere);
+        assert_eq!(dropped.status, 201, "{}", dropped.body);
+        let acme = s.store.directory("acme").unwrap().unwrap();
+        let id = dropped.body["id"].as_str().unwrap();
+        assert_eq!(s.store.password_hash(acme.id, id).unwrap(), None);
+        let wrong_type = post(
+            &s,
+            "/scim/v2/acme/Users",
+            json!({"userName": "x", "password": 42}),
+        );
+        assert_error(&wrong_type, 400, Some("invalidValue"));
+
+        let created = post(&s, "/scim/v2/okta/Users", bjensen());
+        assert_eq!(created.status, 201, "{}", created.body);
+        assert!(created.body.get("password").is_none(), "never returned");
+        let user = format!(
+            "/scim/v2/okta/Users/{}",
+            created.body["id"].as_str().unwrap()
+        );
+        assert!(signs_in("bjensen", "t1meMa$heen"));
+        assert!(!signs_in("bjensen", "t1meMa$heen!"));
+        let asked = get(&s, &user, "attributes=password,userName");
+        assert_eq!(asked.body.get("password"), None, "not even when asked for");
+
+        // A PUT cannot send back what it was never shown: it keeps the password.
+        let mut body = bjensen();
+        body.as_object_mut().unwrap().remove("password");
+        body["displayName"] = json!("Babs");
+        let put = call(
+            &s,
+            ScimRequest::new("PUT", &user).with_body(&body.to_string()),
+        );
+        assert_eq!(put.status, 200, "{}", put.body);
+        assert!(signs_in("bjensen", "t1meMa$heen"));
+
+        let replaced = patch(
+            &s,
+            &user,
+            json!([{"op": "Replace", "path": "password", "value": "n3w-Pa55"}]),
+        );
+        assert_eq!(replaced.status, 200, "{}", replaced.body);
+        assert_eq!(replaced.body["meta"]["version"], "W/\"3\"", "a change");
+        assert!(replaced.body.get("password").is_none());
+        assert!(signs_in("bjensen", "n3w-Pa55") && !signs_in("bjensen", "t1meMa$heen"));
+
+        let pathless = patch(
+            &s,
+            &user,
+            json!([{"op": "replace", "value": {"password": "th1rd", "active": true}}]),
+        );
+        assert_eq!(pathless.status, 200, "{}", pathless.body);
+        assert!(signs_in("bjensen", "th1rd"));
+
+        let empty = patch(
+            &s,
+            &user,
+            json!([{"op": "replace", "path": "password", "value": ""}]),
+        );
+        assert_error(&empty, 400, Some("invalidValue"));
+        assert!(
+            signs_in("bjensen", "th1rd"),
+            "a refused PATCH changes nothing"
+        );
+
+        let removed = patch(
+            &s,
+            &user,
+            json!([{"op": "remove", "path": "urn:ietf:params:scim:schemas:core:2.0:User:password"}]),
+        );
+        assert_eq!(removed.status, 200, "{}", removed.body);
+        assert_eq!(removed.body["meta"]["version"], "W/\"5\"");
+        assert!(!signs_in("bjensen", "th1rd"));
+
+        // Deactivated users cannot sign in, whatever their password.
+        let again = patch(
+            &s,
+            &user,
+            json!([{"op": "add", "path": "password", "value": "fourth"}]),
+        );
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert!(signs_in("bjensen", "fourth"));
+        let off = patch(
+            &s,
+            &user,
+            json!([{"op": "replace", "value": {"active": false}}]),
+        );
+        assert_eq!(off.status, 200, "{}", off.body);
+        assert!(!signs_in("bjensen", "fourth"));
+
+        // A group has no password.
+        let group = post(
+            &s,
+            "/scim/v2/okta/Groups",
+            json!({"displayName": "Staff", "password": "x"}),
+        );
+        assert_error(&group, 400, Some("invalidValue"));
+    }
+}

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ScimError;
-use crate::store::{Directory, Store, StoreError, StoredToken};
+use crate::store::{Directory, DirectoryKind, NewDirectory, Store, StoreError, StoredToken};
 
 /// Prefix of every token, so that secret scanners and people can tell what it is.
 const PREFIX: &str = "usersync_";
@@ -26,6 +26,30 @@ pub fn issue_token(
     let token = format!("{PREFIX}{}", hex(&secret));
     let stored = store.add_token(directory.id, hash(&token))?;
     Ok((token, stored))
+}
+
+/// Creates a directory and, for a SCIM one, its first token: what every surface answers on
+/// creation, `{"name", "kind", "endpoint", "token"}` (the token `null` for other kinds,
+/// otherwise shown this once).
+///
+/// # Errors
+/// As [`Store::create_directory`] and [`issue_token`].
+pub fn create_directory(
+    store: &dyn Store,
+    new: NewDirectory,
+) -> Result<serde_json::Value, StoreError> {
+    let d = store.create_directory(new)?;
+    let token = if d.kind == DirectoryKind::Scim {
+        Some(issue_token(store, &d)?.0)
+    } else {
+        None
+    };
+    Ok(serde_json::json!({
+        "name": d.name,
+        "kind": d.kind.as_str(),
+        "endpoint": format!("/scim/v2/{}", d.name),
+        "token": token,
+    }))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -226,6 +226,7 @@ fn load(store: &dyn Store, time: &TestTime, w: &World) -> i64 {
                 active: *active,
                 attributes: Value::Object(attributes),
                 members: Vec::new(),
+                password: None,
             })
             .unwrap();
         time.tick();
@@ -258,6 +259,7 @@ fn load(store: &dyn Store, time: &TestTime, w: &World) -> i64 {
                 active: true,
                 attributes: json!({ "displayName": display }),
                 members: list,
+                password: None,
             })
             .unwrap();
         time.tick();

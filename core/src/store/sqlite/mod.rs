@@ -14,8 +14,9 @@ use super::query::{self, Page, Query, Start};
 use super::view::view;
 use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
-    NewResource, Resource, Store, StoreError, StoredToken, UserCounts, UserNameScope, Write,
-    WriteOutcome, check_directory_name, check_version, inactive_since, name_attribute,
+    NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken,
+    UserCounts, UserNameScope, Write, WriteOutcome, check_directory_name, check_password_change,
+    check_version, inactive_since, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -26,7 +27,8 @@ CREATE TABLE IF NOT EXISTS directories (
     name TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     retention_days INTEGER NOT NULL,
-    user_name_scope TEXT NOT NULL
+    user_name_scope TEXT NOT NULL,
+    keep_password_hashes INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS resources (
     id TEXT PRIMARY KEY,
@@ -57,6 +59,11 @@ CREATE TABLE IF NOT EXISTS memberships (
     PRIMARY KEY (group_id, member_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS memberships_by_member ON memberships(member_id);
+-- Users' password hashes (schema version 4), apart from the attributes that reads return.
+CREATE TABLE IF NOT EXISTS passwords (
+    user_id TEXT PRIMARY KEY REFERENCES resources(id) ON DELETE CASCADE,
+    hash TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens (
     id INTEGER PRIMARY KEY,
     directory INTEGER NOT NULL REFERENCES directories(id),
@@ -354,7 +361,7 @@ impl Cached for Connection {
 }
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Creates the schema, or brings an older database up to date, in one transaction.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
@@ -367,8 +374,15 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version == SCHEMA_VERSION {
         return Ok(());
     }
+    // Version 4 adds a directory setting; the column cannot be added by `IF NOT EXISTS`.
+    let add_password_setting = if (1..4).contains(&version) {
+        "ALTER TABLE directories ADD COLUMN keep_password_hashes INTEGER NOT NULL DEFAULT 0;"
+    } else {
+        ""
+    };
     conn.execute_batch(&format!(
         "BEGIN IMMEDIATE;
+         {add_password_setting}
          {SCHEMA}
          -- Version 2 keeps resource counts: count what an older database holds.
          DROP INDEX IF EXISTS resources_by_name;
@@ -416,31 +430,33 @@ fn time_from(s: &str) -> Result<DateTime, StoreError> {
     DateTime::parse(s).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
-const DIRECTORY_COLUMNS: &str = "id, name, kind, retention_days, user_name_scope";
+const DIRECTORY_COLUMNS: &str =
+    "id, name, kind, retention_days, user_name_scope, keep_password_hashes";
 
-fn directory_from(row: &Row<'_>) -> rusqlite::Result<(i64, String, String, u32, String)> {
+type RawDirectory = (i64, String, String, u32, String, bool);
+
+fn directory_from(row: &Row<'_>) -> rusqlite::Result<RawDirectory> {
     Ok((
         row.get(0)?,
         row.get(1)?,
         row.get(2)?,
         row.get(3)?,
         row.get(4)?,
+        row.get(5)?,
     ))
 }
 
-fn directory(raw: (i64, String, String, u32, String)) -> Result<Directory, StoreError> {
-    let (id, name, kind, retention_days, scope) = raw;
+fn directory(raw: RawDirectory) -> Result<Directory, StoreError> {
+    let (id, name, kind, retention_days, scope, keep_password_hashes) = raw;
     Ok(Directory {
         id,
         name,
         kind: DirectoryKind::parse(&kind)
             .ok_or_else(|| StoreError::Backend(format!("unknown directory kind `{kind}`")))?,
         retention_days,
-        user_name_scope: if scope == "directory" {
-            UserNameScope::Directory
-        } else {
-            UserNameScope::Platform
-        },
+        user_name_scope: UserNameScope::parse(&scope)
+            .ok_or_else(|| StoreError::Backend(format!("unknown userName scope `{scope}`")))?,
+        keep_password_hashes,
     })
 }
 
@@ -717,13 +733,11 @@ impl Store for SqliteStore {
             if taken {
                 return Err(StoreError::Uniqueness { attribute: "name", value: d.name.clone() });
             }
-            let scope = match d.user_name_scope {
-                UserNameScope::Platform => "platform",
-                UserNameScope::Directory => "directory",
-            };
+            let scope = d.user_name_scope.as_str();
             tx.cached_execute(
-                "INSERT INTO directories (name, kind, retention_days, user_name_scope) VALUES (?1, ?2, ?3, ?4)",
-                params![d.name, d.kind.as_str(), d.retention_days, scope],
+                "INSERT INTO directories (name, kind, retention_days, user_name_scope, keep_password_hashes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![d.name, d.kind.as_str(), d.retention_days, scope, d.keep_password_hashes],
             )?;
             Ok(Directory {
                 id: tx.last_insert_rowid(),
@@ -731,6 +745,7 @@ impl Store for SqliteStore {
                 kind: d.kind,
                 retention_days: d.retention_days,
                 user_name_scope: d.user_name_scope,
+                keep_password_hashes: d.keep_password_hashes,
             })
         })
     }
@@ -888,6 +903,19 @@ impl Store for SqliteStore {
 
     fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
         groups_in(&*self.reader()?, directory, member)
+    }
+
+    fn password_hash(&self, directory: i64, id: &str) -> Result<Option<PasswordHash>, StoreError> {
+        Ok(self
+            .reader()?
+            .cached_query_row(
+                "SELECT p.hash FROM passwords p JOIN resources r ON r.id = p.user_id \
+                 WHERE p.user_id = ?1 AND r.directory = ?2 AND r.kind = 'User'",
+                params![id, directory],
+                |r| r.get(0),
+            )
+            .optional()?
+            .map(PasswordHash))
     }
 
     fn get_user_with_groups(
@@ -1260,7 +1288,47 @@ fn create_in(tx: &Connection, now: DateTime, n: NewResource) -> Result<Resource,
     record(tx, &r, EventKind::Created, now)?;
     adjust_count(tx, r.directory, r.kind, 1)?;
     insert_members(tx, n.directory, &r.id, &n.members)?;
+    if let Some(hash) = n.password {
+        set_password(tx, &r, Some(&PasswordChange::Set(hash)))?;
+    }
     Ok(r)
+}
+
+/// Applies a password change to user `r`, refusing one for a group or for a directory that
+/// does not keep password hashes; returns whether anything changed.
+fn set_password(
+    tx: &Connection,
+    r: &Resource,
+    change: Option<&PasswordChange>,
+) -> Result<bool, StoreError> {
+    let Some(change) = change else {
+        return Ok(false);
+    };
+    check_password_change(r.kind, keeps_passwords(tx, r.directory)?)?;
+    Ok(match change {
+        PasswordChange::Set(hash) => {
+            tx.cached_execute(
+                "INSERT INTO passwords (user_id, hash) VALUES (?1, ?2) \
+                 ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash",
+                params![r.id, hash.0],
+            )?;
+            true
+        }
+        PasswordChange::Clear => {
+            tx.cached_execute("DELETE FROM passwords WHERE user_id = ?1", [&r.id])? > 0
+        }
+    })
+}
+
+fn keeps_passwords(tx: &Connection, directory: i64) -> Result<bool, StoreError> {
+    Ok(tx
+        .cached_query_row(
+            "SELECT keep_password_hashes FROM directories WHERE id = ?1",
+            [directory],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// Applies `change` to a resource inside the transaction `tx`.
@@ -1303,6 +1371,7 @@ fn update_in(
         changed = true;
     }
     changed |= insert_members(tx, directory, id, &change.add_members)? > 0;
+    changed |= set_password(tx, &r, change.password.as_ref())?;
     {
         let mut delete = tx.prepare_cached(
             "DELETE FROM memberships WHERE group_id = ?1 AND member_id = ?2 AND member_kind = ?3",
@@ -1317,7 +1386,8 @@ fn update_in(
     r.version += 1;
     r.modified = now;
     if change.replacement.is_none() {
-        // Members alone changed: the row keeps its attributes, only its version moves.
+        // Members (or the password) alone changed: the row keeps its attributes, only its
+        // version moves.
         tx.cached_execute(
             "UPDATE resources SET version = ?1, modified = ?2 WHERE id = ?3",
             params![r.version as i64, now.to_string(), id],
