@@ -85,6 +85,88 @@ fn contract(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     batches(make);
     sync_runs(make);
     password_hashes(make);
+    member_changes_by_id(make);
+}
+
+/// `change_members` takes ids of either kind, adds then removes in one transaction, bumps
+/// the version once when something changed, and refuses an unknown member or the group
+/// itself without changing anything.
+fn member_changes_by_id(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    let other = s
+        .create_directory(NewDirectory::new("other", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(d, "u1", "one")).unwrap();
+    s.create(user(d, "u2", "two")).unwrap();
+    s.create(group(d, "sub", "Sub")).unwrap();
+    s.create(user(other, "x1", "elsewhere")).unwrap();
+    let g = s.create(group(d, "g", "Staff")).unwrap();
+    let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let events = || s.events_after(0, 1000).unwrap().len();
+
+    let before = events();
+    let v = s.change_members(d, "g", &ids(&["u1", "sub"]), &[]).unwrap();
+    assert_eq!(v, g.version + 1);
+    assert_eq!(
+        s.members(d, "g").unwrap(),
+        [m("sub", Kind::Group), m("u1", Kind::User)]
+    );
+    assert_eq!(events(), before + 1, "one event");
+    let feed = s.events_after(0, 1000).unwrap();
+    let last = feed.last().unwrap();
+    assert_eq!(
+        (last.id.as_str(), last.version, last.event),
+        ("g", v, EventKind::Updated)
+    );
+    assert_eq!(s.get(d, Kind::Group, "g").unwrap().unwrap().version, v);
+
+    assert_eq!(
+        s.change_members(d, "g", &ids(&["u1"]), &ids(&["u2", "gone"]))
+            .unwrap(),
+        v,
+        "present and absent members: no change, no version"
+    );
+    assert_eq!(events(), before + 1);
+    let v2 = s
+        .change_members(d, "g", &ids(&["u2"]), &ids(&["u1"]))
+        .unwrap();
+    assert_eq!(v2, v + 1, "adds and removes: one version");
+    assert_eq!(
+        s.members(d, "g").unwrap(),
+        [m("sub", Kind::Group), m("u2", Kind::User)]
+    );
+
+    for bad in [&["u1", "ghost"][..], &["u1", "x1"][..], &["u1", "g"][..]] {
+        assert!(
+            matches!(
+                s.change_members(d, "g", &ids(bad), &[]),
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        s.members(d, "g").unwrap(),
+        [m("sub", Kind::Group), m("u2", Kind::User)],
+        "all or nothing"
+    );
+    assert_eq!(s.get(d, Kind::Group, "g").unwrap().unwrap().version, v2);
+    assert!(matches!(
+        s.change_members(d, "nope", &ids(&["u1"]), &[]),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        matches!(
+            s.change_members(d, "u1", &ids(&["u2"]), &[]),
+            Err(StoreError::NotFound { .. })
+        ),
+        "a user is no group"
+    );
 }
 
 /// A kept password hash lives beside the user, never in it: set on create, kept by a

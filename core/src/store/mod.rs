@@ -696,6 +696,51 @@ pub trait Store: Send + Sync + fmt::Debug {
         self.update(directory, Kind::Group, group, expected_version, change)
     }
 
+    /// Adds the members `add` to a group, then takes the members `remove` out of it, all by
+    /// id, whatever their kind, in one transaction: what a membership PATCH asks. Members
+    /// already there and absent ones to remove are left alone; the version goes up once when
+    /// anything changed, and is returned.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown group; [`StoreError::Invalid`] (nothing
+    /// changed) for a member to add that is no user or group of `directory`, or the group
+    /// itself.
+    fn change_members(
+        &self,
+        directory: i64,
+        group: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<u64, StoreError> {
+        let kind_of = |id: &str| -> Result<Option<Kind>, StoreError> {
+            for kind in [Kind::User, Kind::Group] {
+                if self.get(directory, kind, id)?.is_some() {
+                    return Ok(Some(kind));
+                }
+            }
+            Ok(None)
+        };
+        let mut change = Change::default();
+        for id in add {
+            let kind = kind_of(id)?.ok_or_else(|| not_a_member(id))?;
+            change.add_members.push(Member {
+                id: id.clone(),
+                kind,
+            });
+        }
+        for id in remove {
+            if let Some(kind) = kind_of(id)? {
+                change.remove_members.push(Member {
+                    id: id.clone(),
+                    kind,
+                });
+            }
+        }
+        Ok(self
+            .update(directory, Kind::Group, group, None, change)?
+            .version)
+    }
+
     /// A group's direct members, in `id` order.
     ///
     /// # Errors
@@ -881,6 +926,13 @@ pub(crate) fn check_directory_name(name: &str) -> Result<(), StoreError> {
 }
 
 /// Whether `r` is still at the version the caller expects (any version when `None`).
+/// The error for a member to add that is no user or group of the directory.
+pub(crate) fn not_a_member(id: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "member `{id}` is no user or group of this directory"
+    ))
+}
+
 /// Refuses a password change for a group, or for a user of a directory that does not keep
 /// password hashes (whatever a caller sends, such a directory never holds one).
 pub(crate) fn check_password_change(kind: Kind, keeps: bool) -> Result<(), StoreError> {

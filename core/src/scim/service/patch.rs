@@ -99,14 +99,16 @@ impl Service {
             && let Ok(ops) = &parsed
             && let Some(members) = self.member_edits_alone(d, id, ops)
         {
-            // What identity providers send most: members in or out, nothing else. The group
-            // itself need not be read; the store checks it exists.
-            let change = Change {
-                add_members: self.members(d.id, &members.add)?,
-                remove_members: self.known_members(d.id, &members.remove)?,
-                ..Change::default()
-            };
-            let updated = self.store.update(d.id, kind, id, None, change)?;
+            // What identity providers send most: members in or out, nothing else. Neither
+            // the group nor its members need be read first: the store resolves the members'
+            // kinds inside its write, and checks the group exists.
+            let version = self
+                .store
+                .change_members(d.id, id, &members.add, &members.remove)?;
+            if !Self::asks_attributes(req) {
+                return Ok(no_content(version));
+            }
+            let updated = self.existing(d, kind, id)?;
             return self.patched(&updated, req, base);
         }
         let current = self.existing(d, kind, id)?;
@@ -177,19 +179,19 @@ impl Service {
         req: &ScimRequest,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
-        let params = super::list::query_params(&req.query);
-        let asks = ["attributes", "excludedAttributes"]
-            .iter()
-            .any(|p| super::list::param(&params, p).is_some());
-        if updated.kind == Kind::Group && !asks {
-            return Ok(ScimResponse {
-                status: 204,
-                headers: vec![("ETag".into(), etag(updated.version))],
-                body: Vec::new(),
-            });
+        if updated.kind == Kind::Group && !Self::asks_attributes(req) {
+            return Ok(no_content(updated.version));
         }
         let rendered = self.render(updated, base, &Self::projection(req)?)?;
         Ok(ScimResponse::json(200, &rendered).with_header("ETag", etag(updated.version)))
+    }
+
+    /// Whether the request names the attributes to return (then a PATCH answers with them).
+    fn asks_attributes(req: &ScimRequest) -> bool {
+        let params = super::list::query_params(&req.query);
+        ["attributes", "excludedAttributes"]
+            .iter()
+            .any(|p| super::list::param(&params, p).is_some())
     }
 
     /// The member edits of a PATCH whose every operation adds or removes members of a group
@@ -253,6 +255,15 @@ fn is_password(path: &PatchPath) -> bool {
             .attr
             .urn()
             .is_none_or(|u| u.eq_ignore_ascii_case(crate::scim::schema::USER_SCHEMA))
+}
+
+/// 204 with the new ETag: the answer to a group PATCH that asks for no attributes.
+fn no_content(version: u64) -> ScimResponse {
+    ScimResponse {
+        status: 204,
+        headers: vec![("ETag".into(), etag(version))],
+        body: Vec::new(),
+    }
 }
 
 /// The resource as an editable JSON object of canonical attributes, as a PUT body would be.

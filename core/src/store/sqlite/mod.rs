@@ -16,7 +16,7 @@ use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
     NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken,
     UserCounts, UserNameScope, Write, WriteOutcome, check_directory_name, check_password_change,
-    check_version, inactive_since, name_attribute,
+    check_version, inactive_since, name_attribute, not_a_member,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -593,9 +593,22 @@ fn record(
     event: EventKind,
     now: DateTime,
 ) -> Result<(), StoreError> {
+    record_event(tx, r.directory, r.kind, &r.id, r.version, event, now)
+}
+
+/// Appends an event for resource `id`, now at `version`, to the change feed.
+fn record_event(
+    tx: &Connection,
+    directory: i64,
+    kind: Kind,
+    id: &str,
+    version: u64,
+    event: EventKind,
+    now: DateTime,
+) -> Result<(), StoreError> {
     tx.cached_execute(
         "INSERT INTO events (directory, kind, resource_id, event, version, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![r.directory, r.kind.as_str(), r.id, event.as_str(), r.version as i64, now.to_string()],
+        params![directory, kind.as_str(), id, event.as_str(), version as i64, now.to_string()],
     )?;
     Ok(())
 }
@@ -607,12 +620,20 @@ fn touch_group(
     group: &str,
     now: DateTime,
 ) -> Result<(), StoreError> {
-    tx.cached_execute(
-        "UPDATE resources SET version = version + 1, modified = ?1 WHERE id = ?2",
+    let version: i64 = tx.cached_query_row(
+        "UPDATE resources SET version = version + 1, modified = ?1 WHERE id = ?2 RETURNING version",
         params![now.to_string(), group],
+        |r| r.get(0),
     )?;
-    let g = existing(tx, directory, Kind::Group, group)?;
-    record(tx, &g, EventKind::Updated, now)
+    record_event(
+        tx,
+        directory,
+        Kind::Group,
+        group,
+        version as u64,
+        EventKind::Updated,
+        now,
+    )
 }
 
 /// Adds `delta` to the kept count of `kind` in `directory`.
@@ -903,6 +924,69 @@ impl Store for SqliteStore {
 
     fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
         groups_in(&*self.reader()?, directory, member)
+    }
+
+    fn change_members(
+        &self,
+        directory: i64,
+        group: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<u64, StoreError> {
+        // Kinds come from the rows themselves, inside the write: no read before it, one
+        // statement per member in the common case.
+        self.write(|tx, now| {
+            let version: i64 = tx
+                .cached_query_row(
+                    "SELECT version FROM resources WHERE id = ?1 AND directory = ?2 AND kind = 'Group'",
+                    params![group, directory],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("Group `{group}`"),
+                })?;
+            let mut changed = false;
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO memberships (group_id, member_id, member_kind) \
+                 SELECT ?1, id, kind FROM resources WHERE id = ?2 AND directory = ?3",
+            )?;
+            for id in add {
+                if id == group {
+                    return Err(StoreError::Invalid(format!(
+                        "member: group `{group}` cannot contain itself"
+                    )));
+                }
+                if insert.execute(params![group, id, directory])? > 0 {
+                    changed = true;
+                    continue;
+                }
+                // Nothing inserted: already a member, or no such member.
+                let exists: bool = tx.cached_query_row(
+                    "SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1 AND directory = ?2)",
+                    params![id, directory],
+                    |r| r.get(0),
+                )?;
+                if !exists {
+                    return Err(not_a_member(id));
+                }
+            }
+            let mut delete =
+                tx.prepare_cached("DELETE FROM memberships WHERE group_id = ?1 AND member_id = ?2")?;
+            for id in remove {
+                changed |= delete.execute(params![group, id])? > 0;
+            }
+            if !changed {
+                return Ok(version as u64);
+            }
+            let version = version as u64 + 1;
+            tx.cached_execute(
+                "UPDATE resources SET version = ?1, modified = ?2 WHERE id = ?3",
+                params![version as i64, now.to_string(), group],
+            )?;
+            record_event(tx, directory, Kind::Group, group, version, EventKind::Updated, now)?;
+            Ok(version)
+        })
     }
 
     fn password_hash(&self, directory: i64, id: &str) -> Result<Option<PasswordHash>, StoreError> {
