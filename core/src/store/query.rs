@@ -37,6 +37,9 @@ pub struct Query<'a> {
     pub start: Start<'a>,
     /// At most this many resources.
     pub limit: u64,
+    /// Whether the caller will render users' `groups`: a backend that can read them with the
+    /// page fills [`Page::groups`].
+    pub groups: bool,
 }
 
 impl<'a> Query<'a> {
@@ -57,6 +60,7 @@ impl<'a> Query<'a> {
             base,
             start: Start::Offset(0),
             limit,
+            groups: false,
         }
     }
 
@@ -78,6 +82,13 @@ impl<'a> Query<'a> {
     #[must_use]
     pub fn with_start(mut self, start: Start<'a>) -> Self {
         self.start = start;
+        self
+    }
+
+    /// With users' groups read alongside, where the backend can (see [`Query::groups`]).
+    #[must_use]
+    pub fn with_groups(mut self, groups: bool) -> Self {
+        self.groups = groups;
         self
     }
 }
@@ -172,6 +183,9 @@ pub struct Page {
     pub total: u64,
     /// The page, in order.
     pub resources: Vec<Resource>,
+    /// For a query of users with [`Query::groups`]: each one's groups, in page order, when
+    /// the backend read them with the page (`None`: the caller asks for them).
+    pub groups: Option<Vec<Vec<String>>>,
 }
 
 /// SCIM `sortBy`/`sortOrder` resolved against a resource type: a resource sorts by the first
@@ -317,7 +331,11 @@ pub(crate) fn reference_page(
                 .take(take)
                 .map(|(_, r)| r)
                 .collect();
-            return Page { total, resources };
+            return Page {
+                total,
+                resources,
+                groups: None,
+            };
         }
         return page_of(q, keyed.into_iter().map(|(_, r)| r).collect());
     }
@@ -347,5 +365,9 @@ pub(crate) fn page_of(q: &Query<'_>, matched: Vec<Resource>) -> Page {
             .take(take)
             .collect(),
     };
-    Page { total, resources }
+    Page {
+        total,
+        resources,
+        groups: None,
+    }
 }

@@ -7,7 +7,7 @@ use super::{ScimError, ScimRequest, ScimResponse, Service, list_response};
 use crate::scim::filter::{AttrPath, CompiledFilter, Filter, ParseOptions};
 use crate::scim::schema::ResourceType;
 use crate::store::view::view;
-use crate::store::{Directory, Kind, Position, Query, Resource, SortBy, Start};
+use crate::store::{Directory, Kind, Page, Position, Query, Resource, SortBy, Start};
 
 /// The query string as name/value pairs, percent-decoded (`+` is a space).
 pub(crate) fn query_params(query: &str) -> Vec<(String, String)> {
@@ -89,21 +89,22 @@ impl Service {
             return self.cursor_page(d, kinds, params, cursor, count, base, &projection);
         }
         let mut total = 0;
-        let mut rows = Vec::new();
+        let mut rows = Found::default();
         for &kind in kinds {
             let criteria = self.criteria(kind, params)?;
             // The page continues into this kind where the previous kinds ran out.
             let skip = (start - 1).saturating_sub(total);
-            let room = count - rows.len() as u64;
+            let room = count - rows.resources.len() as u64;
             let page = self.store.query(
                 &criteria
                     .query(d.id, kind, base, room)
-                    .with_start(Start::Offset(skip)),
+                    .with_start(Start::Offset(skip))
+                    .with_groups(self.wants_groups(&projection)),
             )?;
             total += page.total;
-            rows.extend(page.resources);
+            rows.extend(page);
         }
-        let page = self.render_page(&rows, base, &projection)?;
+        let page = self.render_page(rows, base, &projection)?;
         Ok(ScimResponse::json(
             200,
             &list_response(page, total as usize, Some(start as usize)),
@@ -168,12 +169,18 @@ impl Service {
             (Some(v), None) => q = q.with_start(Start::After(v.as_str().ok_or_else(invalid)?)),
             (None, None) => {}
         }
-        let mut found = self.store.query(&q)?;
-        let more = found.resources.len() as u64 > count;
-        found.resources.truncate(count as usize);
-        let page = self.render_page(&found.resources, base, projection)?;
-        let mut body = list_response(page, found.total as usize, None);
-        if let (true, Some(last)) = (more, found.resources.last()) {
+        let found = self
+            .store
+            .query(&q.with_groups(self.wants_groups(projection)))?;
+        let total = found.total;
+        let mut rows = Found::default();
+        rows.extend(found);
+        let more = rows.resources.len() as u64 > count;
+        rows.truncate(count as usize);
+        let last = rows.resources.last().cloned();
+        let page = self.render_page(rows, base, projection)?;
+        let mut body = list_response(page, total as usize, None);
+        if let (true, Some(last)) = (more, last.as_ref()) {
             let next = match &criteria.sort {
                 Some(sort) => {
                     let view = view(criteria.rt, last, None, None, base);
@@ -186,39 +193,52 @@ impl Service {
         Ok(ScimResponse::json(200, &body))
     }
 
-    /// Renders a page of resources, deriving the groups of a page of users in one query.
+    /// Whether a page's users are rendered with their `groups`.
+    fn wants_groups(&self, projection: &Projection) -> bool {
+        self.resource_type(Kind::User)
+            .is_ok_and(|rt| projection.wants(rt, "groups"))
+    }
+
+    /// Renders a page of resources. Users' groups come with the page where the store read
+    /// them with it; the others' are read in one query for the page.
     fn render_page(
         &self,
-        rows: &[Resource],
+        rows: Found,
         base: &str,
         projection: &Projection,
     ) -> Result<Vec<Value>, ScimError> {
-        let users: Vec<&str> = rows
-            .iter()
-            .filter(|r| r.kind == Kind::User)
-            .map(|r| r.id.as_str())
-            .collect();
         let users_rt = self.resource_type(Kind::User)?;
-        let directory = rows.first().map_or(0, |r| r.directory);
-        let mut groups = if !users.is_empty() && projection.wants(users_rt, "groups") {
-            match users.as_slice() {
-                [one] => vec![self.store.groups_of(directory, one)?],
-                many => self.store.groups_of_each(directory, many)?,
+        let Found {
+            resources,
+            mut groups,
+        } = rows;
+        if self.wants_groups(projection) {
+            let missing: Vec<(usize, &str)> = resources
+                .iter()
+                .zip(&groups)
+                .enumerate()
+                .filter(|(_, (r, g))| r.kind == Kind::User && g.is_none())
+                .map(|(i, (r, _))| (i, r.id.as_str()))
+                .collect();
+            if let Some((_, first)) = missing.first() {
+                let directory = resources[0].directory;
+                let read = match missing.as_slice() {
+                    [_] => vec![self.store.groups_of(directory, first)?],
+                    many => {
+                        let ids: Vec<&str> = many.iter().map(|(_, id)| *id).collect();
+                        self.store.groups_of_each(directory, &ids)?
+                    }
+                };
+                for ((i, _), g) in missing.iter().zip(read) {
+                    groups[*i] = Some(g);
+                }
             }
-            .into_iter()
-        } else {
-            Vec::new().into_iter()
-        };
-        rows.iter()
-            .map(|r| match r.kind {
-                Kind::User => Ok(render(
-                    users_rt,
-                    r,
-                    None,
-                    groups.next().as_deref(),
-                    base,
-                    projection,
-                )),
+        }
+        resources
+            .iter()
+            .zip(&groups)
+            .map(|(r, g)| match r.kind {
+                Kind::User => Ok(render(users_rt, r, None, g.as_deref(), base, projection)),
                 Kind::Group => self.render(r, base, projection),
             })
             .collect()
@@ -313,4 +333,27 @@ fn cursor_misuse() -> ScimError {
         "invalidValue",
         "cursor paging runs over one resource type and replaces startIndex: use one or the other",
     )
+}
+
+/// The resources of a page, each with its groups when the store read them with it.
+#[derive(Default)]
+struct Found {
+    resources: Vec<Resource>,
+    groups: Vec<Option<Vec<String>>>,
+}
+
+impl Found {
+    fn extend(&mut self, page: Page) {
+        let n = page.resources.len();
+        match page.groups {
+            Some(groups) if groups.len() == n => self.groups.extend(groups.into_iter().map(Some)),
+            _ => self.groups.extend(std::iter::repeat_n(None, n)),
+        }
+        self.resources.extend(page.resources);
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.resources.truncate(n);
+        self.groups.truncate(n);
+    }
 }

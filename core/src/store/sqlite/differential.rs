@@ -521,6 +521,21 @@ proptest! {
             let expected = ids(page);
             let actual = ids(sqlite.query(&q).unwrap());
             prop_assert_eq!(&actual, &expected, "filter `{}`, sort {:?}", text, sort);
+            // Users' groups, where read with the page, are the groups each one has.
+            let with_groups = sqlite.query(&q.with_groups(true)).unwrap();
+            if kind == Kind::User && sort.is_none() {
+                prop_assert!(with_groups.groups.is_some(), "read with the page in id order");
+            }
+            if let Some(groups) = &with_groups.groups {
+                prop_assert_eq!(kind, Kind::User);
+                let each: Vec<Vec<String>> = with_groups
+                    .resources
+                    .iter()
+                    .map(|r| memory.groups_of(d, &r.id).unwrap())
+                    .collect();
+                prop_assert_eq!(groups, &each, "groups with filter `{}`", text);
+            }
+            prop_assert_eq!(ids(with_groups), expected.clone());
             // A sorted cursor page continues from the same place in both (SQLite reads it
             // through a keyset where the sort is a column's).
             if let (Some(sort), Some(r)) = (sort.as_ref(), first) {

@@ -701,7 +701,13 @@ impl SqliteStore {
         if let Start::Offset(n) = q.start {
             tail.push_str(&format!(" OFFSET {}", sql.bind(clamp(n))));
         }
-        let resources = select(conn, &format!("{selection}{tail}"), &sql.params)?;
+        let condition = format!("{selection}{tail}");
+        let (resources, groups) = if q.groups && q.kind == Kind::User {
+            let (resources, groups) = select_with_groups(conn, &condition, &sql.params)?;
+            (resources, Some(groups))
+        } else {
+            (select(conn, &condition, &sql.params)?, None)
+        };
         let found = resources.len() as u64;
         let total = match (q.filter, q.start) {
             (None, _) => count(conn, q.directory, q.kind)?,
@@ -722,7 +728,11 @@ impl SqliteStore {
                 n as u64
             }
         };
-        Ok(Page { total, resources })
+        Ok(Page {
+            total,
+            resources,
+            groups,
+        })
     }
 
     /// A resource's view with its members or groups, for sorting in Rust.
@@ -1011,18 +1021,15 @@ impl Store for SqliteStore {
         self.reader()?
             .cached_query_row(
                 &format!(
-                    "SELECT {RESOURCE_COLUMNS}, (SELECT json_group_array(group_id) FROM ({GROUPS_OF})) \
-                     FROM resources WHERE id = ?1 AND directory = ?2 AND kind = 'User'"
+                    "SELECT {RESOURCE_COLUMNS}, {} \
+                     FROM resources WHERE id = ?1 AND directory = ?2 AND kind = 'User'",
+                    groups_column("?1", "?2")
                 ),
                 params![id, directory],
                 |row| Ok((raw_resource(row)?, row.get::<_, String>(11)?)),
             )
             .optional()?
-            .map(|(raw, groups)| {
-                let groups = serde_json::from_str(&groups)
-                    .map_err(|e| StoreError::Backend(format!("groups of `{id}`: {e}")))?;
-                Ok((resource(raw)?, groups))
-            })
+            .map(|(raw, groups)| Ok((resource(raw)?, groups_from(&groups, id)?)))
             .transpose()
     }
 
@@ -1271,13 +1278,32 @@ fn members_in(conn: &Connection, directory: i64, group: &str) -> Result<Vec<Memb
     .collect()
 }
 
-/// The groups with member `?1` in directory `?2`, in `id` order.
-const GROUPS_OF: &str = "SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
-     WHERE m.member_id = ?1 AND g.directory = ?2 ORDER BY m.group_id";
+/// The query of the groups with member `member` in directory `directory` (SQL expressions:
+/// parameters or columns), in `id` order.
+fn groups_of_sql(member: &str, directory: &str) -> String {
+    format!(
+        "SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
+         WHERE m.member_id = {member} AND g.directory = {directory} ORDER BY m.group_id"
+    )
+}
+
+/// A member's groups as a JSON array beside its row: a column of the query of the member.
+fn groups_column(member: &str, directory: &str) -> String {
+    format!(
+        "(SELECT json_group_array(group_id) FROM ({}))",
+        groups_of_sql(member, directory)
+    )
+}
+
+/// The groups of [`groups_column`].
+fn groups_from(json: &str, member: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Backend(format!("groups of `{member}`: {e}")))
+}
 
 /// The groups `member` is a direct member of, in `id` order.
 fn groups_in(conn: &Connection, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached(GROUPS_OF)?;
+    let mut stmt = conn.prepare_cached(&groups_of_sql("?1", "?2"))?;
     let rows = stmt.query_map(params![member, directory], |r| r.get(0))?;
     rows.collect::<Result<_, _>>().map_err(backend)
 }
@@ -1321,7 +1347,30 @@ fn select(
     rows.map(|r| resource(r?)).collect()
 }
 
-/// Creates a resource inside the transaction `tx`.
+/// As [`select`], with each user's groups read in the same statement.
+fn select_with_groups(
+    conn: &Connection,
+    condition: &str,
+    params: &[rusqlite::types::Value],
+) -> Result<(Vec<Resource>, Vec<Vec<String>>), StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RESOURCE_COLUMNS_R}, {} FROM resources r WHERE {condition}",
+        groups_column("r.id", "r.directory")
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+        Ok((raw_resource(row)?, row.get::<_, String>(11)?))
+    })?;
+    let mut resources = Vec::new();
+    let mut groups = Vec::new();
+    for row in rows {
+        let (raw, json) = row?;
+        let r = resource(raw)?;
+        groups.push(groups_from(&json, &r.id)?);
+        resources.push(r);
+    }
+    Ok((resources, groups))
+}
+
 /// Creates `n` inside the transaction `tx`; its attributes move into the returned resource.
 fn create_in(tx: &Connection, now: DateTime, n: NewResource) -> Result<Resource, StoreError> {
     let scope = unique_scope(tx, n.directory, n.kind)?;
