@@ -33,3 +33,14 @@ seed("complete", [chr(len(c["filter"]) % 128) + c["filter"]
                   for c in filters["valid"][:60]]
      + ["\x07emails[ty", "\x0bname.family", '\x10emails[type eq "wo'])
 seed("ldap_filter", [c["filter"] for c in ldap["valid"] + ldap["invalid"]])
+# `handle`: every identity-provider transcript request, against the plain directory and the
+# one that keeps password hashes (method, path, query and a header line, then the body).
+requests = []
+for transcript in sorted((fixtures / "idp").glob("*.json")):
+    for step in json.loads(transcript.read_text())["steps"]:
+        r = step["request"]
+        body = json.dumps(r["body"]) if "body" in r else ""
+        for directory in ("acme", "okta"):
+            requests.append("\n".join([r["method"], f"/scim/v2/{directory}{r['path']}",
+                                       r.get("query", ""), "If-Match: *", body]))
+seed("handle", requests)

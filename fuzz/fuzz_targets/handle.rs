@@ -43,9 +43,17 @@ fuzz_target!(|data: &[u8]| {
                 active: true,
                 attributes,
                 members: Vec::new(),
+                password: None,
             })
             .expect("fresh store");
     }
+    // A directory that keeps password hashes: passwords are hashed and checked there.
+    store
+        .create_directory(NewDirectory {
+            keep_password_hashes: true,
+            ..NewDirectory::new("okta", DirectoryKind::Scim)
+        })
+        .expect("fresh store");
     let config = ServiceConfig::default().with_require_token(false);
     let service = Service::with(store, SchemaRegistry::core(), config, new_ids());
     let response = service.handle(&ScimRequest { method, path, query, headers, body });
