@@ -46,10 +46,11 @@ pub extern "C" fn usersync_directory_create(
 
 /// Creates the directory `name` with the settings of `options_json`, a JSON object whose keys
 /// are all optional: `{"kind": "scim", "retentionDays": 30, "userNameScope": "platform",
-/// "keepPasswordHashes": false}` (the defaults). `userNameScope` `"directory"` makes
-/// `userName`s unique within this directory only; `keepPasswordHashes` keeps the passwords
-/// identity providers send, as Argon2id hashes, for `usersync_password_verify`. Settings are
-/// chosen once, at creation.
+/// "keepPasswordHashes": false, "strict": false}` (the defaults). `userNameScope`
+/// `"directory"` makes `userName`s unique within this directory only; `keepPasswordHashes`
+/// keeps the passwords identity providers send, as Argon2id hashes, for
+/// `usersync_password_verify`; `strict` holds SCIM clients to RFC 7644 to the letter,
+/// refusing what only identity providers send. Settings are chosen once, at creation.
 ///
 /// Writes, as JSON, its name, kind, endpoint path and — for a `scim` directory — a new
 /// token, shown this once: `{"name": "acme", "kind": "scim", "endpoint": "/scim/v2/acme",
@@ -130,7 +131,7 @@ pub extern "C" fn usersync_password_verify(
 }
 
 /// Every directory as a JSON array of `{"name", "kind", "endpoint", "activeUsers",
-/// "inactiveUsers", "retentionDays", "userNameScope", "keepPasswordHashes"}`, written to `json_out` (free it with `usersync_string_free`).
+/// "inactiveUsers", "retentionDays", "userNameScope", "keepPasswordHashes", "strict"}`, written to `json_out` (free it with `usersync_string_free`).
 #[unsafe(no_mangle)]
 pub extern "C" fn usersync_directory_list(
     service: *const usersync_service,

@@ -45,6 +45,10 @@ enum Command {
         /// `verify-password` and the bindings' sign-in check (default: checked, then dropped).
         #[arg(long)]
         keep_password_hashes: bool,
+        /// Hold SCIM clients to RFC 7644 to the letter, refusing what only identity
+        /// providers send (Entra's string booleans, capitalised PATCH ops, …).
+        #[arg(long)]
+        strict: bool,
     },
     /// Lists the directories with their licensed (active) and inactive user counts.
     List,
@@ -121,6 +125,7 @@ fn execute(args: &Args) -> Result<(), String> {
             retention_days,
             user_names,
             keep_password_hashes,
+            strict,
         } => {
             let kind = DirectoryKind::parse(kind)
                 .ok_or_else(|| format!("unknown kind `{kind}` (scim, ldap or local)"))?;
@@ -133,6 +138,7 @@ fn execute(args: &Args) -> Result<(), String> {
                     retention_days: *retention_days,
                     user_name_scope,
                     keep_password_hashes: *keep_password_hashes,
+                    strict: *strict,
                     ..NewDirectory::new(name.clone(), kind)
                 },
             )

@@ -200,6 +200,7 @@ fn a_directory_that_keeps_password_hashes_checks_sign_ins() {
         "create",
         "okta",
         "--keep-password-hashes",
+        "--strict",
         "--user-names",
         "directory",
         "--retention-days",
@@ -228,9 +229,10 @@ fn a_directory_that_keeps_password_hashes_checks_sign_ins() {
         (
             &okta["keepPasswordHashes"],
             &okta["userNameScope"],
-            &okta["retentionDays"]
+            &okta["retentionDays"],
+            &okta["strict"]
         ),
-        (&json!(true), &json!("directory"), &json!(7))
+        (&json!(true), &json!("directory"), &json!(7), &json!(true))
     );
 
     let server = Server::start(&db);

@@ -108,9 +108,10 @@ impl Store {
 
     /// Creates the directory `name` of `kind` (`scim`, `ldap` or `local`) with its settings,
     /// chosen once: days a deactivated user is kept, whom a `userName` must be unique among
-    /// (`platform` or `directory`), and whether passwords sent by identity providers are kept
-    /// as Argon2id hashes (for `verify_password`). Returns `{"name", "kind", "endpoint",
-    /// "token"}`; a `scim` directory's token is shown this once.
+    /// (`platform` or `directory`), whether passwords sent by identity providers are kept
+    /// as Argon2id hashes (for `verify_password`), and whether the endpoint holds clients to
+    /// RFC 7644 to the letter (`strict`). Returns `{"name", "kind", "endpoint", "token"}`; a
+    /// `scim` directory's token is shown this once.
     #[pyo3(signature = (
         name,
         kind = "scim",
@@ -118,7 +119,9 @@ impl Store {
         retention_days = 30,
         user_name_scope = "platform",
         keep_password_hashes = false,
+        strict = false,
     ))]
+    #[allow(clippy::too_many_arguments)] // one per Python keyword argument
     fn create_directory<'py>(
         &self,
         py: Python<'py>,
@@ -127,6 +130,7 @@ impl Store {
         retention_days: u32,
         user_name_scope: &str,
         keep_password_hashes: bool,
+        strict: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let kind = DirectoryKind::parse(kind).ok_or_else(|| {
             Failure::new(
@@ -144,6 +148,7 @@ impl Store {
             retention_days,
             user_name_scope: scope,
             keep_password_hashes,
+            strict,
             ..NewDirectory::new(name, kind)
         };
         let store = &*self.shared.store;
@@ -172,7 +177,7 @@ impl Store {
     }
 
     /// Every directory: `[{"name", "kind", "endpoint", "activeUsers", "inactiveUsers",
-    /// "retentionDays", "userNameScope", "keepPasswordHashes"}]`.
+    /// "retentionDays", "userNameScope", "keepPasswordHashes", "strict"}]`.
     fn directories<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let rows = py
             .detach(|| directory_summaries(&*self.shared.store))

@@ -54,11 +54,11 @@ def test_directories_and_their_tokens(db: Path) -> None:
 def test_a_directory_that_keeps_password_hashes_checks_sign_ins(db: Path) -> None:
     store = usersync.open(db)
     token = store.create_directory(
-        "okta", keep_password_hashes=True, user_name_scope="directory", retention_days=7
+        "okta", keep_password_hashes=True, user_name_scope="directory", retention_days=7, strict=True
     )["token"]
     store.create_directory("entra")
     settings = {d["name"]: d for d in store.directories()}
-    assert (settings["okta"]["keepPasswordHashes"], settings["okta"]["userNameScope"]) == (True, "directory")
+    assert (settings["okta"]["keepPasswordHashes"], settings["okta"]["userNameScope"], settings["okta"]["strict"]) == (True, "directory", True)
     assert (settings["entra"]["keepPasswordHashes"], settings["entra"]["retentionDays"]) == (False, 30)
     with pytest.raises(usersync.ArgumentError, match="unknown user_name_scope"):
         store.create_directory("x", user_name_scope="world")

@@ -47,6 +47,7 @@ _DirectorySummary = TypedDict(
         "retentionDays": int,
         "userNameScope": str,
         "keepPasswordHashes": bool,
+        "strict": bool,
     },
 )
 
@@ -139,6 +140,7 @@ class Store:
         retention_days: int = 30,
         user_name_scope: str = "platform",
         keep_password_hashes: bool = False,
+        strict: bool = False,
     ) -> _CreatedDirectory: ...
     def verify_password(
         self, directory: str, user_name: str, password: str

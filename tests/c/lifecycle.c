@@ -222,7 +222,8 @@ int main(int argc, char **argv) {
   EXPECT(usersync_directory_create_with(svc, S("okta"), S("{"), &json),
          USERSYNC_RESULT_INVALID_JSON);
   OK(usersync_directory_create_with(
-      svc, S("okta"), S("{\"keepPasswordHashes\": true, \"userNameScope\": \"directory\"}"),
+      svc, S("okta"),
+      S("{\"keepPasswordHashes\": true, \"userNameScope\": \"directory\", \"strict\": true}"),
       &json));
   at = strstr(json, "\"token\":\"") + strlen("\"token\":\"");
   char okta_token[128] = {0};
@@ -234,6 +235,10 @@ int main(int argc, char **argv) {
   CHECK(request(svc, "POST", "/scim/v2/okta/Users", "", okta_token,
                 "{\"userName\":\"jdoe\",\"password\":\"s3cret-Pa55\"}", &signup) == 201);
   usersync_response_free(signup);
+  OK(usersync_directory_list(svc, &json));
+  CHECK(strstr(json, "\"keepPasswordHashes\":true") != NULL);
+  CHECK(strstr(json, "\"strict\":true") != NULL);
+  usersync_string_free(json);
   char *user_id = NULL;
   OK(usersync_password_verify(svc, S("okta"), S("JDoe"), S("s3cret-Pa55"), &user_id));
   CHECK(user_id != NULL && strlen(user_id) == 36);

@@ -434,13 +434,28 @@ fn directories(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     assert_ne!(a.id, b.id);
     assert_eq!(a.retention_days, 30);
     assert_eq!(a.user_name_scope, UserNameScope::Platform);
+    assert!(!a.strict && !a.keep_password_hashes);
+    let strict = s
+        .create_directory(NewDirectory {
+            strict: true,
+            retention_days: 3,
+            user_name_scope: UserNameScope::Directory,
+            ..NewDirectory::new("strict", DirectoryKind::Scim)
+        })
+        .unwrap();
+    assert_eq!(
+        s.directory("strict").unwrap(),
+        Some(strict.clone()),
+        "settings kept"
+    );
+    assert!(strict.strict);
     let names: Vec<String> = s
         .directories()
         .unwrap()
         .into_iter()
         .map(|d| d.name)
         .collect();
-    assert_eq!(names, ["entra", "okta"]);
+    assert_eq!(names, ["entra", "okta", "strict"]);
     assert_eq!(s.directory("okta").unwrap(), Some(b));
     assert_eq!(
         s.directory("OKTA").unwrap(),
@@ -1093,13 +1108,15 @@ fn sqlite_readers_share_a_bounded_pool_and_old_databases_migrate() {
         c.execute_batch(
             "DELETE FROM resource_counts; DROP TABLE passwords;
              ALTER TABLE directories DROP COLUMN keep_password_hashes;
+             ALTER TABLE directories DROP COLUMN strict;
              PRAGMA user_version = 1;",
         )
         .unwrap();
     }
     let s = sqlite::SqliteStore::open(&path, clock.clock()).unwrap();
     assert_eq!(s.count(d, Kind::User).unwrap(), 40);
-    assert!(!s.directory("d").unwrap().unwrap().keep_password_hashes);
+    let migrated = s.directory("d").unwrap().unwrap();
+    assert!(!migrated.keep_password_hashes && !migrated.strict);
     let keeps = s
         .create_directory(NewDirectory {
             keep_password_hashes: true,

@@ -204,6 +204,7 @@ impl Store for MemoryStore {
             retention_days: d.retention_days,
             user_name_scope: d.user_name_scope,
             keep_password_hashes: d.keep_password_hashes,
+            strict: d.strict,
         };
         s.directories.push(directory.clone());
         Ok(directory)

@@ -98,6 +98,10 @@ pub struct Directory {
     /// Whether a password an identity provider sends is kept, as a salted Argon2id hash, for
     /// the platform to check sign-ins against; otherwise it is checked and dropped.
     pub keep_password_hashes: bool,
+    /// Whether its SCIM endpoint holds clients to RFC 7644 to the letter, refusing what only
+    /// identity providers send (Entra's `"False"` for a boolean, capitalised PATCH ops, …);
+    /// otherwise those are accepted.
+    pub strict: bool,
 }
 
 /// What [`Store::create_directory`] needs.
@@ -113,11 +117,13 @@ pub struct NewDirectory {
     pub user_name_scope: UserNameScope,
     /// See [`Directory::keep_password_hashes`]; off by default.
     pub keep_password_hashes: bool,
+    /// See [`Directory::strict`]; off by default.
+    pub strict: bool,
 }
 
 impl NewDirectory {
     /// A directory with the defaults: 30 days' retention, platform-wide `userName`s, no
-    /// password hashes.
+    /// password hashes, identity providers' ways accepted.
     pub fn new(name: impl Into<String>, kind: DirectoryKind) -> Self {
         Self {
             name: name.into(),
@@ -125,12 +131,13 @@ impl NewDirectory {
             retention_days: 30,
             user_name_scope: UserNameScope::Platform,
             keep_password_hashes: false,
+            strict: false,
         }
     }
 
     /// A directory named `name` with the settings of a JSON object, as the bindings take
     /// them: `{"kind": "scim", "retentionDays": 30, "userNameScope": "platform",
-    /// "keepPasswordHashes": false}`, each optional (these are the defaults).
+    /// "keepPasswordHashes": false, "strict": false}`, each optional (these are the defaults).
     ///
     /// ```
     /// use usersync_core::store::{NewDirectory, UserNameScope};
@@ -178,9 +185,12 @@ impl NewDirectory {
                     d.keep_password_hashes =
                         value.as_bool().ok_or_else(|| wrong("true or false"))?;
                 }
+                "strict" => {
+                    d.strict = value.as_bool().ok_or_else(|| wrong("true or false"))?;
+                }
                 _ => {
                     return Err(invalid(format!(
-                        "unknown directory option `{key}` (kind, retentionDays, userNameScope, keepPasswordHashes)"
+                        "unknown directory option `{key}` (kind, retentionDays, userNameScope, keepPasswordHashes, strict)"
                     )));
                 }
             }
@@ -860,6 +870,7 @@ pub fn directory_summaries(store: &dyn Store) -> Result<Vec<Value>, StoreError> 
             "retentionDays": d.retention_days,
             "userNameScope": d.user_name_scope.as_str(),
             "keepPasswordHashes": d.keep_password_hashes,
+            "strict": d.strict,
         }));
     }
     Ok(rows)

@@ -91,7 +91,7 @@ impl Service {
         let mut total = 0;
         let mut rows = Found::default();
         for &kind in kinds {
-            let criteria = self.criteria(kind, params)?;
+            let criteria = self.criteria(d, kind, params)?;
             // The page continues into this kind where the previous kinds ran out.
             let skip = (start - 1).saturating_sub(total);
             let room = count - rows.resources.len() as u64;
@@ -139,7 +139,7 @@ impl Service {
             param(params, "sortBy").unwrap_or(""),
             param(params, "sortOrder").unwrap_or("")
         );
-        let criteria = self.criteria(*kind, params)?;
+        let criteria = self.criteria(d, *kind, params)?;
         if let Some(sort) = &criteria.sort
             && ["members", "groups"]
                 .iter()
@@ -291,13 +291,19 @@ impl Service {
     }
 
     /// The filter and order `params` ask for, resolved against the resource type of `kind`.
-    fn criteria(&self, kind: Kind, params: &[(String, String)]) -> Result<Criteria<'_>, ScimError> {
+    fn criteria(
+        &self,
+        d: &Directory,
+        kind: Kind,
+        params: &[(String, String)],
+    ) -> Result<Criteria<'_>, ScimError> {
         let rt = self.resource_type(kind)?;
         let filter = match param(params, "filter") {
             Some(text) => {
-                let options = ParseOptions::default().with_compat(self.config.compat);
+                let compat = self.compat(d);
+                let options = ParseOptions::default().with_compat(compat);
                 let f = Filter::parse_with(text, &options)?;
-                Some(f.compile_with(rt, self.config.compat)?)
+                Some(f.compile_with(rt, compat)?)
             }
             None => None,
         };

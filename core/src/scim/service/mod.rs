@@ -179,7 +179,8 @@ pub struct ServiceConfig {
     pub max_results: usize,
     /// Largest request body accepted, in bytes (default 1 MiB).
     pub max_payload: usize,
-    /// Tolerances for identity providers (on by default).
+    /// Tolerances for identity providers (on by default), in every directory that is not
+    /// strict ([`Directory::strict`](crate::store::Directory::strict)).
     pub compat: Compatibility,
     /// Whether requests need the directory's token (default true). Turn it off only where
     /// the caller has authenticated the request itself.
@@ -387,6 +388,15 @@ impl Service {
         }
     }
 
+    /// The tolerances for identity providers in directory `d`: none where it is strict.
+    fn compat(&self, d: &Directory) -> Compatibility {
+        if d.strict {
+            Compatibility::strict()
+        } else {
+            self.config.compat
+        }
+    }
+
     /// The resource type of `kind`; a registry without it serves no such resources.
     fn resource_type(&self, kind: Kind) -> Result<&ResourceType, ScimError> {
         self.registry.resource_type(kind.as_str()).ok_or_else(|| {
@@ -488,7 +498,7 @@ impl Service {
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
         let body = self.body(req)?;
-        let input = read_input(self.resource_type(kind)?, kind, &body, self.config.compat)?;
+        let input = read_input(self.resource_type(kind)?, kind, &body, self.compat(d))?;
         let members = self.members(d.id, input.members.as_deref().unwrap_or_default())?;
         let created = self.store.create(NewResource {
             directory: d.id,
@@ -617,7 +627,7 @@ impl Service {
         let expected = Self::if_match(req, current.version)?;
         let body = self.body(req)?;
         let rt = self.resource_type(kind)?;
-        let input = read_input(rt, kind, &body, self.config.compat)?;
+        let input = read_input(rt, kind, &body, self.compat(d))?;
         check_immutable(rt, &current.attributes, &input.attributes)?;
         let members = match &input.members {
             Some(ids) => Some(self.members(d.id, ids)?),

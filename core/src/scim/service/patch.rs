@@ -91,7 +91,7 @@ impl Service {
         req: &ScimRequest,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
-        let compat = self.config.compat;
+        let compat = self.compat(d);
         // A body error is reported after the resource is found, as for any request.
         let parsed = self.body(req).and_then(|body| operations(&body, compat));
         if kind == Kind::Group
@@ -216,7 +216,7 @@ impl Service {
                 rt,
                 kind: Kind::Group,
                 id,
-                compat: self.config.compat,
+                compat: self.compat(d),
                 doc: &mut doc,
                 members: &mut members,
                 service: self,

@@ -730,41 +730,87 @@ fn patch_users_as_identity_providers_send_it() {
     }
 }
 
+/// The strict policy, for a whole service or for one directory (the others still accept
+/// what identity providers send).
 #[test]
 fn strict_policy_refuses_what_only_entra_sends() {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
-    store
-        .create_directory(NewDirectory::new("acme", DirectoryKind::Scim))
-        .unwrap();
-    let config = ServiceConfig {
-        require_token: false,
-        compat: Compatibility::strict(),
-        ..ServiceConfig::default()
+    let strict_service = || {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+        store
+            .create_directory(NewDirectory::new("acme", DirectoryKind::Scim))
+            .unwrap();
+        let config = ServiceConfig {
+            require_token: false,
+            compat: Compatibility::strict(),
+            ..ServiceConfig::default()
+        };
+        Service::with(store, SchemaRegistry::core(), config, new_ids())
     };
-    let s = Service::with(store, SchemaRegistry::core(), config, new_ids());
-    let u = post(&s, "/scim/v2/acme/Users", json!({"userName": "x"}));
+    let strict_directory = || {
+        let s = service_over(Arc::new(MemoryStore::new(system_clock())));
+        s.store
+            .create_directory(NewDirectory {
+                strict: true,
+                ..NewDirectory::new("rfc", DirectoryKind::Scim)
+            })
+            .unwrap();
+        s
+    };
+    for (s, directory) in [(strict_service(), "acme"), (strict_directory(), "rfc")] {
+        let u = post(
+            &s,
+            &format!("/scim/v2/{directory}/Users"),
+            json!({"userName": "x"}),
+        );
+        let path = format!(
+            "/scim/v2/{directory}/Users/{}",
+            u.body["id"].as_str().unwrap()
+        );
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "add", "path": "emails[type eq \"work\"].value", "value": "x@example.com"}]),
+        );
+        assert_error(&r, 400, Some("noTarget"));
+        assert_error(
+            &patch(
+                &s,
+                &path,
+                json!([{"op": "replace", "path": "active", "value": "False"}]),
+            ),
+            400,
+            Some("invalidValue"),
+        );
+        let no_schema = call(
+            &s,
+            ScimRequest::new("PATCH", &path)
+                .with_body(&json!({"Operations": [{"op": "remove", "path": "title"}]}).to_string()),
+        );
+        assert_error(&no_schema, 400, Some("invalidSyntax"));
+        let string_boolean = get(
+            &s,
+            &format!("/scim/v2/{directory}/Users"),
+            "filter=active eq \"True\"",
+        );
+        assert_error(&string_boolean, 400, Some("invalidFilter"));
+    }
+    // Beside a strict directory, the others take Entra's ways.
+    let s = strict_directory();
+    let u = post(&s, "/scim/v2/acme/Users", json!({"userName": "y"}));
     let path = format!("/scim/v2/acme/Users/{}", u.body["id"].as_str().unwrap());
     let r = patch(
         &s,
         &path,
-        json!([{"op": "add", "path": "emails[type eq \"work\"].value", "value": "x@example.com"}]),
+        json!([{"op": "Replace", "path": "active", "value": "False"}]),
     );
-    assert_error(&r, 400, Some("noTarget"));
-    assert_error(
-        &patch(
-            &s,
-            &path,
-            json!([{"op": "replace", "path": "active", "value": "False"}]),
-        ),
-        400,
-        Some("invalidValue"),
+    assert_eq!(
+        (r.status, &r.body["active"]),
+        (200, &json!(false)),
+        "{}",
+        r.body
     );
-    let no_schema = call(
-        &s,
-        ScimRequest::new("PATCH", &path)
-            .with_body(&json!({"Operations": [{"op": "remove", "path": "title"}]}).to_string()),
-    );
-    assert_error(&no_schema, 400, Some("invalidSyntax"));
+    let listed = get(&s, "/scim/v2/acme/Users", "filter=active eq \"False\"");
+    assert_eq!(listed.body["totalResults"], 1, "{}", listed.body);
 }
 
 #[test]

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS directories (
     kind TEXT NOT NULL,
     retention_days INTEGER NOT NULL,
     user_name_scope TEXT NOT NULL,
-    keep_password_hashes INTEGER NOT NULL DEFAULT 0
+    keep_password_hashes INTEGER NOT NULL DEFAULT 0,
+    strict INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS resources (
     id TEXT PRIMARY KEY,
@@ -374,15 +375,16 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version == SCHEMA_VERSION {
         return Ok(());
     }
-    // Version 4 adds a directory setting; the column cannot be added by `IF NOT EXISTS`.
-    let add_password_setting = if (1..4).contains(&version) {
-        "ALTER TABLE directories ADD COLUMN keep_password_hashes INTEGER NOT NULL DEFAULT 0;"
+    // Version 4 adds directory settings; columns cannot be added by `IF NOT EXISTS`.
+    let add_settings = if (1..4).contains(&version) {
+        "ALTER TABLE directories ADD COLUMN keep_password_hashes INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE directories ADD COLUMN strict INTEGER NOT NULL DEFAULT 0;"
     } else {
         ""
     };
     conn.execute_batch(&format!(
         "BEGIN IMMEDIATE;
-         {add_password_setting}
+         {add_settings}
          {SCHEMA}
          -- Version 2 keeps resource counts: count what an older database holds.
          DROP INDEX IF EXISTS resources_by_name;
@@ -431,9 +433,9 @@ fn time_from(s: &str) -> Result<DateTime, StoreError> {
 }
 
 const DIRECTORY_COLUMNS: &str =
-    "id, name, kind, retention_days, user_name_scope, keep_password_hashes";
+    "id, name, kind, retention_days, user_name_scope, keep_password_hashes, strict";
 
-type RawDirectory = (i64, String, String, u32, String, bool);
+type RawDirectory = (i64, String, String, u32, String, bool, bool);
 
 fn directory_from(row: &Row<'_>) -> rusqlite::Result<RawDirectory> {
     Ok((
@@ -443,11 +445,12 @@ fn directory_from(row: &Row<'_>) -> rusqlite::Result<RawDirectory> {
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
     ))
 }
 
 fn directory(raw: RawDirectory) -> Result<Directory, StoreError> {
-    let (id, name, kind, retention_days, scope, keep_password_hashes) = raw;
+    let (id, name, kind, retention_days, scope, keep_password_hashes, strict) = raw;
     Ok(Directory {
         id,
         name,
@@ -457,6 +460,7 @@ fn directory(raw: RawDirectory) -> Result<Directory, StoreError> {
         user_name_scope: UserNameScope::parse(&scope)
             .ok_or_else(|| StoreError::Backend(format!("unknown userName scope `{scope}`")))?,
         keep_password_hashes,
+        strict,
     })
 }
 
@@ -766,9 +770,9 @@ impl Store for SqliteStore {
             }
             let scope = d.user_name_scope.as_str();
             tx.cached_execute(
-                "INSERT INTO directories (name, kind, retention_days, user_name_scope, keep_password_hashes) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![d.name, d.kind.as_str(), d.retention_days, scope, d.keep_password_hashes],
+                "INSERT INTO directories (name, kind, retention_days, user_name_scope, keep_password_hashes, strict) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![d.name, d.kind.as_str(), d.retention_days, scope, d.keep_password_hashes, d.strict],
             )?;
             Ok(Directory {
                 id: tx.last_insert_rowid(),
@@ -777,6 +781,7 @@ impl Store for SqliteStore {
                 retention_days: d.retention_days,
                 user_name_scope: d.user_name_scope,
                 keep_password_hashes: d.keep_password_hashes,
+                strict: d.strict,
             })
         })
     }
