@@ -177,10 +177,11 @@ usersync_result usersync_directory_create(const struct usersync_service *service
 
 // Creates the directory `name` with the settings of `options_json`, a JSON object whose keys
 // are all optional: `{"kind": "scim", "retentionDays": 30, "userNameScope": "platform",
-// "keepPasswordHashes": false}` (the defaults). `userNameScope` `"directory"` makes
-// `userName`s unique within this directory only; `keepPasswordHashes` keeps the passwords
-// identity providers send, as Argon2id hashes, for `usersync_password_verify`. Settings are
-// chosen once, at creation.
+// "keepPasswordHashes": false, "strict": false}` (the defaults). `userNameScope`
+// `"directory"` makes `userName`s unique within this directory only; `keepPasswordHashes`
+// keeps the passwords identity providers send, as Argon2id hashes, for
+// `usersync_password_verify`; `strict` holds SCIM clients to RFC 7644 to the letter,
+// refusing what only identity providers send. Settings are chosen once, at creation.
 //
 // Writes, as JSON, its name, kind, endpoint path and — for a `scim` directory — a new
 // token, shown this once: `{"name": "acme", "kind": "scim", "endpoint": "/scim/v2/acme",
@@ -215,7 +216,7 @@ usersync_result usersync_password_verify(const struct usersync_service *service,
                                          char **user_id_out);
 
 // Every directory as a JSON array of `{"name", "kind", "endpoint", "activeUsers",
-// "inactiveUsers", "retentionDays", "userNameScope", "keepPasswordHashes"}`, written to `json_out` (free it with `usersync_string_free`).
+// "inactiveUsers", "retentionDays", "userNameScope", "keepPasswordHashes", "strict"}`, written to `json_out` (free it with `usersync_string_free`).
 usersync_result usersync_directory_list(const struct usersync_service *service,
                                         char **json_out);
 
