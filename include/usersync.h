@@ -331,15 +331,17 @@ usersync_result usersync_events_after(const struct usersync_service *service,
                                       char **json_out,
                                       uint64_t *next_seq_out);
 
-// Opens (or creates) the SQLite database at `db_path` (UTF-8, `db_path_len` bytes) and
-// writes a new service handle to `service_out`.
+// Opens (or creates) the SQLite database at `db_path` (UTF-8, `db_path_len` bytes), or
+// connects to the PostgreSQL database a `postgres://` URL there names (several platform
+// nodes on one user base), and writes a new service handle to `service_out`.
 //
 // `config_json` (may be NULL with length 0) is a JSON object of service settings, each
 // optional: `{"max_results": 1000, "max_payload": 1048576, "require_token": true}`.
 // Unknown keys are refused (`USERSYNC_RESULT_INVALID_ARGUMENT`).
 //
 // Errors: `NULL_PARAMETER`, `INVALID_UTF8`, `INVALID_JSON`, `INVALID_ARGUMENT`,
-// `STORE_BACKEND` (the file cannot be opened or is not a usersync database).
+// `STORE_BACKEND` (the file cannot be opened or is not a usersync database, or the
+// PostgreSQL server cannot be reached).
 usersync_result usersync_service_open(const char *db_path,
                                       size_t db_path_len,
                                       const char *config_json,

@@ -17,8 +17,9 @@ have_target wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 # openssl makes test certificates, curl checks
 # `usersync serve --tls-cert` the way a user would; gcc, valgrind and pkg-config build, check
 # and link the C programs of tests/c/ against libusersync; Chromium and its driver run the
-# browser module's tests (wasm/test.sh) headless.
-debs=(openssl curl ca-certificates slapd ldap-utils gcc libc6-dev valgrind pkgconf chromium chromium-driver)
+# browser module's tests (wasm/test.sh) headless; postgresql is the server the PostgreSQL
+# store's tests start in a temporary directory (the package's own cluster is not used).
+debs=(openssl curl ca-certificates slapd ldap-utils gcc libc6-dev valgrind pkgconf chromium chromium-driver postgresql)
 missing=()
 for p in "${debs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -2,13 +2,11 @@
 //! endpoint through it: requests in, responses out.
 
 use std::ffi::c_char;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
 use usersync_core::scim::schema::SchemaRegistry;
 use usersync_core::scim::service::{ScimRequest, ScimResponse, Service, ServiceConfig, new_ids};
-use usersync_core::store::sqlite::SqliteStore;
 use usersync_core::store::{Store, system_clock};
 
 use crate::{fail, guard, out, store_error, text, usersync_result, write};
@@ -27,15 +25,17 @@ pub struct usersync_service {
     pub(crate) platform: Service,
 }
 
-/// Opens (or creates) the SQLite database at `db_path` (UTF-8, `db_path_len` bytes) and
-/// writes a new service handle to `service_out`.
+/// Opens (or creates) the SQLite database at `db_path` (UTF-8, `db_path_len` bytes), or
+/// connects to the PostgreSQL database a `postgres://` URL there names (several platform
+/// nodes on one user base), and writes a new service handle to `service_out`.
 ///
 /// `config_json` (may be NULL with length 0) is a JSON object of service settings, each
 /// optional: `{"max_results": 1000, "max_payload": 1048576, "require_token": true}`.
 /// Unknown keys are refused (`USERSYNC_RESULT_INVALID_ARGUMENT`).
 ///
 /// Errors: `NULL_PARAMETER`, `INVALID_UTF8`, `INVALID_JSON`, `INVALID_ARGUMENT`,
-/// `STORE_BACKEND` (the file cannot be opened or is not a usersync database).
+/// `STORE_BACKEND` (the file cannot be opened or is not a usersync database, or the
+/// PostgreSQL server cannot be reached).
 #[unsafe(no_mangle)]
 pub extern "C" fn usersync_service_open(
     db_path: *const c_char,
@@ -51,9 +51,8 @@ pub extern "C" fn usersync_service_open(
             return Err(fail(usersync_result::InvalidArgument, "`db_path` is empty"));
         }
         let config = service_config(text(config_json, config_json_len, "config_json")?)?;
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(Path::new(path), system_clock()).map_err(|e| store_error(&e))?,
-        );
+        let store =
+            usersync_core::store::open(path, system_clock()).map_err(|e| store_error(&e))?;
         let endpoint = Service::with(
             store.clone(),
             SchemaRegistry::core(),

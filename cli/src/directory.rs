@@ -6,17 +6,15 @@ use std::process::ExitCode;
 
 use serde_json::json;
 use usersync_core::scim::service::{create_directory, issue_token};
-use usersync_core::store::sqlite::SqliteStore;
 use usersync_core::store::{
     Directory, DirectoryKind, NewDirectory, Store, SyncRun, UserNameScope, directory_summaries,
-    system_clock,
 };
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
-    /// The SQLite database (created when missing).
+    /// The SQLite database (created when missing), or a PostgreSQL URL.
     #[arg(long, global = true, default_value = "usersync.db")]
     db: PathBuf,
     /// Print JSON instead of text.
@@ -116,8 +114,8 @@ fn find(store: &dyn Store, name: &str) -> Result<Directory, String> {
 }
 
 fn execute(args: &Args) -> Result<(), String> {
-    let store = SqliteStore::open(&args.db, system_clock())
-        .map_err(|e| format!("{}: {e}", args.db.display()))?;
+    let store = crate::open_store(&args.db)?;
+    let store = &*store;
     match &args.command {
         Command::Create {
             name,
@@ -133,7 +131,7 @@ fn execute(args: &Args) -> Result<(), String> {
                 format!("unknown --user-names `{user_names}` (platform or directory)")
             })?;
             let created = create_directory(
-                &store,
+                store,
                 NewDirectory {
                     retention_days: *retention_days,
                     user_name_scope,
@@ -158,7 +156,7 @@ fn execute(args: &Args) -> Result<(), String> {
             }
         }
         Command::List => {
-            let rows = directory_summaries(&store).map_err(|e| e.to_string())?;
+            let rows = directory_summaries(store).map_err(|e| e.to_string())?;
             if args.json {
                 println!("{}", json!(rows));
             } else {
@@ -176,8 +174,8 @@ fn execute(args: &Args) -> Result<(), String> {
         }
         Command::Token { command } => match command {
             TokenCommand::Rotate { name } => {
-                let d = find(&store, name)?;
-                let (token, stored) = issue_token(&store, &d).map_err(|e| e.to_string())?;
+                let d = find(store, name)?;
+                let (token, stored) = issue_token(store, &d).map_err(|e| e.to_string())?;
                 if args.json {
                     println!("{}", json!({"id": stored.id, "token": token}));
                 } else {
@@ -186,14 +184,14 @@ fn execute(args: &Args) -> Result<(), String> {
                 }
             }
             TokenCommand::Revoke { name, id } => {
-                let d = find(&store, name)?;
+                let d = find(store, name)?;
                 store.revoke_token(d.id, *id).map_err(|e| e.to_string())?;
                 if !args.json {
                     println!("revoked token {id} of `{name}`");
                 }
             }
             TokenCommand::List { name } => {
-                let d = find(&store, name)?;
+                let d = find(store, name)?;
                 let tokens = store.tokens(d.id).map_err(|e| e.to_string())?;
                 if args.json {
                     let list: Vec<_> = tokens
@@ -215,7 +213,7 @@ fn execute(args: &Args) -> Result<(), String> {
                 .map_err(|e| format!("reading the password from standard input: {e}"))?;
             let password = line.strip_suffix('\n').unwrap_or(&line);
             let password = password.strip_suffix('\r').unwrap_or(password);
-            let user = usersync_core::password::verify(&store, name, user_name, password)
+            let user = usersync_core::password::verify(store, name, user_name, password)
                 .map_err(|e| e.to_string())?
                 .ok_or("the user name and password do not match")?;
             if args.json {
@@ -225,7 +223,7 @@ fn execute(args: &Args) -> Result<(), String> {
             }
         }
         Command::Runs { name, limit } => {
-            let d = find(&store, name)?;
+            let d = find(store, name)?;
             let runs = store.runs(d.id, *limit).map_err(|e| e.to_string())?;
             if args.json {
                 let list: Vec<_> = runs.iter().map(SyncRun::to_json).collect();

@@ -1,4 +1,5 @@
-//! `usersync serve`: the SCIM endpoint over HTTP, on the embedded SQLite store.
+//! `usersync serve`: the SCIM endpoint over HTTP, on the embedded SQLite store or on a
+//! PostgreSQL database that several nodes share.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,12 +12,12 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode};
 use usersync_core::scim::service::{ScimRequest, Service, issue_token};
-use usersync_core::store::sqlite::SqliteStore;
-use usersync_core::store::{DirectoryKind, NewDirectory, Store, system_clock};
+use usersync_core::store::{DirectoryKind, NewDirectory, Store};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The SQLite database (created when missing).
+    /// The SQLite database (created when missing), or a PostgreSQL URL
+    /// (`postgres://user@host/database`) for several nodes on one user base.
     #[arg(long, default_value = "usersync.db")]
     db: PathBuf,
     /// Address to listen on; port 0 picks a free one.
@@ -42,10 +43,10 @@ pub(crate) fn run(args: &Args) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let store: Arc<dyn Store> = match SqliteStore::open(&args.db, system_clock()) {
-        Ok(s) => Arc::new(s),
+    let store = match crate::open_store(&args.db) {
+        Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot open {}: {e}", args.db.display());
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -59,7 +60,11 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(store, args)) {
+    // The store outlives the runtime: a PostgreSQL client must not be dropped inside it.
+    let served = runtime.block_on(serve(store.clone(), args));
+    drop(runtime);
+    drop(store);
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -90,16 +95,19 @@ async fn serve(store: Arc<dyn Store>, args: &Args) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{addr}");
-    first_start(&*store, &format!("{scheme}://{addr}"))?;
-    let names: Vec<String> = store
-        .directories()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|d| d.name)
-        .collect();
+    let names = tokio::task::block_in_place(|| {
+        first_start(&*store, &format!("{scheme}://{addr}"))?;
+        store
+            .directories()
+            .map(|all| all.into_iter().map(|d| d.name).collect::<Vec<_>>())
+            .map_err(|e| e.to_string())
+    })?;
     println!("serving {}: {}", names.len(), names.join(", "));
-    let service = Arc::new(Service::new(store));
-    let app = Router::new().fallback(handle).with_state(service);
+    let state = AppState {
+        service: Arc::new(Service::new(store)),
+        inline: !crate::is_remote(&args.db),
+    };
+    let app = Router::new().fallback(handle).with_state(state);
     match tls {
         None => axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
@@ -166,7 +174,18 @@ pub(crate) async fn shutdown() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-async fn handle(State(service): State<Arc<Service>>, request: Request) -> Response<Body> {
+/// What every request is handled with.
+#[derive(Clone)]
+struct AppState {
+    service: Arc<Service>,
+    /// Whether quick requests may run on the runtime's own thread: true for the embedded
+    /// SQLite store; a PostgreSQL client blocks on a runtime of its own, which must not run
+    /// inside this one.
+    inline: bool,
+}
+
+async fn handle(State(state): State<AppState>, request: Request) -> Response<Body> {
+    let service = &state.service;
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let body = match to_bytes(body, BODY_LIMIT).await {
@@ -191,7 +210,7 @@ async fn handle(State(service): State<Arc<Service>>, request: Request) -> Respon
     // members, a filter that scans, a bulk request) tells the runtime this worker blocks, so
     // that its other tasks move elsewhere.
     let run = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.handle(&scim)));
-    let quick = method == "GET" && scim.query.is_empty() && {
+    let quick = state.inline && method == "GET" && scim.query.is_empty() && {
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
         match segments.as_slice() {
             ["", "scim", "v2", _, "Users", _] => true,

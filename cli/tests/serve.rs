@@ -359,3 +359,77 @@ fn serves_https_with_the_given_certificate() {
     assert!(err.contains("cannot use the certificate"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
 }
+
+/// Two `usersync serve` processes on one PostgreSQL database: what one node writes, the
+/// other serves; the command line manages the same directories.
+#[test]
+fn two_nodes_serve_one_postgres_database() {
+    let pg = usersync_testkit::postgres::Postgres::start("serve");
+    let url = pg.create_database("serve");
+    let a = Server::start(std::path::Path::new(&url));
+    let token = a.token.clone().expect("the first node creates `default`");
+    let b = Server::start(std::path::Path::new(&url));
+    assert!(b.token.is_none(), "the second node finds it");
+    let (status, user) = http(
+        &a.addr,
+        "POST",
+        "/scim/v2/default/Users",
+        Some(&token),
+        Some(&json!({"userName": "bjensen"})),
+    );
+    assert_eq!(status, 201, "{user}");
+    let (status, group) = http(
+        &b.addr,
+        "POST",
+        "/scim/v2/default/Groups",
+        Some(&token),
+        Some(&json!({"displayName": "Staff"})),
+    );
+    assert_eq!(status, 201, "{group}");
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}]});
+    let group_path = format!("/scim/v2/default/Groups/{}", group["id"].as_str().unwrap());
+    assert_eq!(
+        http(&a.addr, "PATCH", &group_path, Some(&token), Some(&patch)).0,
+        204
+    );
+    let (status, read) = http(
+        &b.addr,
+        "GET",
+        "/scim/v2/default/Users?filter=userName%20eq%20%22BJENSEN%22",
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(read["totalResults"], 1, "{read}");
+    assert_eq!(
+        read["Resources"][0]["groups"][0]["value"], group["id"],
+        "{read}"
+    );
+    assert_eq!(a.stop(), 0);
+    assert_eq!(b.stop(), 0);
+
+    let listed = usersync(&["directory", "list", "--json", "--db", &url]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rows[0]["name"], "default");
+    assert_eq!(rows[0]["activeUsers"], 1);
+    // A server that is not there: an error naming the database, without its password.
+    let out = usersync(&[
+        "directory",
+        "list",
+        "--db",
+        "postgres://usersync:s3cret@127.0.0.1:1/none",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("postgres://usersync@127.0.0.1:1/none"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

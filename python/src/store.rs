@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use usersync_core::scim::service::{
     ScimRequest, Service, ServiceConfig, create_directory, issue_token, new_ids,
 };
-use usersync_core::store::sqlite::SqliteStore;
 use usersync_core::store::{
     Directory, DirectoryKind, Kind as ResourceKind, NewDirectory, Store as CoreStore, SyncRun,
     UserNameScope, directory_summaries, event_feed, system_clock,
@@ -37,8 +36,11 @@ impl Shared {
                 "the database path is empty",
             ));
         }
+        let location = path
+            .to_str()
+            .ok_or_else(|| Failure::new(Kind::InvalidArgument, "the database path is not UTF-8"))?;
         let store: Arc<dyn CoreStore> =
-            Arc::new(SqliteStore::open(&path, system_clock()).map_err(|e| Failure::store(&e))?);
+            usersync_core::store::open(location, system_clock()).map_err(|e| Failure::store(&e))?;
         let reads = Service::with(
             store.clone(),
             registry().clone(),
@@ -76,13 +78,14 @@ impl Shared {
     }
 }
 
-/// A usersync database (SQLite), opened by `usersync.open(path)`. Thread-safe.
+/// A usersync database (SQLite, or PostgreSQL), opened by `usersync.open(path)`. Thread-safe.
 #[pyclass(frozen, module = "usersync")]
 pub(crate) struct Store {
     pub(crate) shared: Arc<Shared>,
 }
 
-/// Opens (or creates) the database at `path`.
+/// Opens (or creates) the SQLite database at `path`, or connects to the PostgreSQL database
+/// a `postgres://` URL names.
 #[pyfunction]
 pub(crate) fn open(py: Python<'_>, path: PathBuf) -> Result<Store> {
     let shared = py.detach(|| Shared::open(path))?;

@@ -5,9 +5,12 @@
 //!
 //! Needs Debian's `slapd`, `ldap-utils` and `openssl` (installed by `scripts/setup.sh`).
 //!
+//! Also a private PostgreSQL server ([`postgres::Postgres`], Debian's `postgresql`).
+//!
 //! Also an HTTP proxy that injects the errors of a busy server ([`proxy::FaultyProxy`]), and
 //! the identity-provider transcripts' replayer ([`transcripts::replay`]).
 
+pub mod postgres;
 pub mod proxy;
 pub mod transcripts;
 

@@ -9,8 +9,8 @@ use super::view::view;
 use super::{
     Change, Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Page,
     PasswordChange, PasswordHash, Query, Resource, Store, StoreError, StoredToken, UserCounts,
-    UserNameScope, check_directory_name, check_password_change, check_version, inactive_since,
-    name_attribute,
+    UserNameScope, apply_replacement, check_directory_name, check_member_change,
+    check_password_change, check_version, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -296,14 +296,7 @@ impl Store for MemoryStore {
         let mut r = s.existing(directory, kind, id)?.clone();
         check_version(&r, expected_version)?;
         let new_members = change.replacement.as_ref().and_then(|n| n.members.as_ref());
-        let touches_members = new_members.is_some()
-            || !change.add_members.is_empty()
-            || !change.remove_members.is_empty();
-        if touches_members && kind != Kind::Group {
-            return Err(StoreError::Invalid(
-                "members: only groups have members".into(),
-            ));
-        }
+        check_member_change(kind, &change)?;
         // Check everything before changing anything.
         if let Some(n) = &change.replacement {
             s.check_name(directory, kind, &n.name, Some(id))?;
@@ -315,12 +308,7 @@ impl Store for MemoryStore {
         }
         let mut changed = false;
         if let Some(n) = change.replacement {
-            let active = n.active || kind == Kind::Group;
-            r.inactive_since = inactive_since(active, r.inactive_since, now);
-            r.external_id = n.external_id;
-            r.name = n.name;
-            r.active = active;
-            r.attributes = n.attributes;
+            apply_replacement(&mut r, &n, now);
             if let Some(members) = n.members {
                 s.memberships.retain(|(g, _)| g != id);
                 for m in members {

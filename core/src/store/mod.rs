@@ -11,6 +11,8 @@
 #[cfg(test)]
 mod contract;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod query;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -852,6 +854,34 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError>;
 }
 
+/// Whether a store location names a database server (a PostgreSQL URL) rather than a file.
+pub fn is_server_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// Opens the store at `location`: a PostgreSQL URL (`postgres://…` or `postgresql://…`), or
+/// the path of an SQLite database file (created when missing), as every surface's `--db`
+/// takes it.
+///
+/// # Errors
+/// [`StoreError::Backend`] when the database cannot be opened or reached, or a PostgreSQL
+/// URL is given to a build without the `postgres` feature.
+#[cfg(feature = "sqlite")]
+pub fn open(location: &str, clock: Clock) -> Result<Arc<dyn Store>, StoreError> {
+    if is_server_url(location) {
+        #[cfg(feature = "postgres")]
+        return Ok(Arc::new(postgres::PostgresStore::open(location, clock)?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(StoreError::Backend(
+            "this build has no PostgreSQL store (feature `postgres`)".into(),
+        ));
+    }
+    Ok(Arc::new(sqlite::SqliteStore::open(
+        std::path::Path::new(location),
+        clock,
+    )?))
+}
+
 /// Every directory as the command line and the bindings list it: name, kind, endpoint, user
 /// counts and settings (the keys of [`NewDirectory::from_options`]), as JSON objects.
 ///
@@ -972,6 +1002,59 @@ pub(crate) fn check_version(r: &Resource, expected: Option<u64>) -> Result<(), S
 
 /// Since when a user is inactive after a change that leaves it `active` or not: the first
 /// deactivation counts, a reactivation clears it.
+/// A stored resource kind (`User`, `Group`), as the database backends keep it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn kind_from(s: &str) -> Result<Kind, StoreError> {
+    match s {
+        "User" => Ok(Kind::User),
+        "Group" => Ok(Kind::Group),
+        other => Err(StoreError::Backend(format!(
+            "unknown resource kind `{other}` in the database"
+        ))),
+    }
+}
+
+/// A stored event kind (`created`, `updated`, `deleted`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn event_from(s: &str) -> Result<EventKind, StoreError> {
+    [EventKind::Created, EventKind::Updated, EventKind::Deleted]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+        .ok_or_else(|| StoreError::Backend(format!("unknown event `{s}`")))
+}
+
+/// A stored time.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn time_from(s: &str) -> Result<DateTime, StoreError> {
+    DateTime::parse(s).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// Refuses membership changes to a user before anything is changed.
+pub(crate) fn check_member_change(kind: Kind, change: &Change) -> Result<(), StoreError> {
+    let touches_members = change
+        .replacement
+        .as_ref()
+        .is_some_and(|n| n.members.is_some())
+        || !change.add_members.is_empty()
+        || !change.remove_members.is_empty();
+    if touches_members && kind != Kind::Group {
+        return Err(StoreError::Invalid(
+            "members: only groups have members".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Gives `r` the attributes of replacement `n` at `now` (its members are the backend's).
+pub(crate) fn apply_replacement(r: &mut Resource, n: &Replacement, now: DateTime) {
+    let active = n.active || r.kind == Kind::Group;
+    r.inactive_since = inactive_since(active, r.inactive_since, now);
+    r.external_id = n.external_id.clone();
+    r.name = n.name.clone();
+    r.active = active;
+    r.attributes = n.attributes.clone();
+}
+
 pub(crate) fn inactive_since(
     active: bool,
     before: Option<DateTime>,

@@ -15,8 +15,9 @@ use super::view::view;
 use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
     NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken,
-    UserCounts, UserNameScope, Write, WriteOutcome, check_directory_name, check_password_change,
-    check_version, inactive_since, name_attribute, not_a_member,
+    UserCounts, UserNameScope, Write, WriteOutcome, apply_replacement, check_directory_name,
+    check_member_change, check_password_change, check_version, event_from, kind_from,
+    name_attribute, not_a_member, time_from,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -416,20 +417,6 @@ fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
             .and_then(|s| DateTime::parse(s).ok())
             .map(|d| d.sort_key()))
     })
-}
-
-fn kind_from(s: &str) -> Result<Kind, StoreError> {
-    match s {
-        "User" => Ok(Kind::User),
-        "Group" => Ok(Kind::Group),
-        other => Err(StoreError::Backend(format!(
-            "unknown resource kind `{other}` in the database"
-        ))),
-    }
-}
-
-fn time_from(s: &str) -> Result<DateTime, StoreError> {
-    DateTime::parse(s).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 const DIRECTORY_COLUMNS: &str =
@@ -1061,12 +1048,7 @@ impl Store for SqliteStore {
                 directory,
                 kind: kind_from(&kind)?,
                 id,
-                event: match event.as_str() {
-                    "created" => EventKind::Created,
-                    "updated" => EventKind::Updated,
-                    "deleted" => EventKind::Deleted,
-                    other => return Err(StoreError::Backend(format!("unknown event `{other}`"))),
-                },
+                event: event_from(&event)?,
                 version: version as u64,
                 time: time_from(&time)?,
             })
@@ -1481,27 +1463,12 @@ fn update_in(
 ) -> Result<Resource, StoreError> {
     let mut r = existing(tx, directory, kind, id)?;
     check_version(&r, expected_version)?;
-    let touches_members = change
-        .replacement
-        .as_ref()
-        .is_some_and(|n| n.members.is_some())
-        || !change.add_members.is_empty()
-        || !change.remove_members.is_empty();
-    if touches_members && kind != Kind::Group {
-        return Err(StoreError::Invalid(
-            "members: only groups have members".into(),
-        ));
-    }
+    check_member_change(kind, change)?;
     let mut changed = false;
     if let Some(n) = &change.replacement {
         let scope = unique_scope(tx, directory, kind)?;
         check_name(tx, kind, scope, &n.name, Some(id))?;
-        let active = n.active || kind == Kind::Group;
-        r.inactive_since = inactive_since(active, r.inactive_since, now);
-        r.external_id = n.external_id.clone();
-        r.name = n.name.clone();
-        r.active = active;
-        r.attributes = n.attributes.clone();
+        apply_replacement(&mut r, n, now);
         if let Some(members) = &n.members {
             tx.cached_execute("DELETE FROM memberships WHERE group_id = ?1", [id])?;
             insert_members(tx, directory, id, members)?;

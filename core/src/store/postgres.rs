@@ -1,0 +1,1149 @@
+//! A [`Store`] in PostgreSQL, for several platform nodes sharing one user base.
+//!
+//! Every write is one transaction. Versions are checked under a row lock (`FOR UPDATE`), so
+//! two nodes writing one resource get one success and one version mismatch; uniqueness is
+//! the database's own (unique indexes), so two nodes creating one `userName` get one success
+//! and one 409. Change-feed events take a transaction-level advisory lock before they are
+//! numbered, so sequence numbers commit in order and a reader never skips an event that a
+//! slower transaction commits late.
+//!
+//! Lists and searches are answered by the same evaluator as the in-memory store, over the
+//! directory's resources read in one snapshot; pushing filters down to SQL, as the SQLite
+//! store does, is the next step (issue 9).
+
+use std::sync::Mutex;
+
+use postgres::error::SqlState;
+use postgres::{Client, NoTls, Row, Transaction};
+
+use super::query::{self, Page, Query};
+use super::view::view;
+use super::{
+    Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
+    NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken, SyncRun,
+    UserCounts, UserNameScope, apply_replacement, check_directory_name, check_member_change,
+    check_password_change, check_version, event_from, kind_from, name_attribute, not_a_member,
+    time_from,
+};
+use crate::scim::datetime::DateTime;
+use crate::scim::text::fold;
+
+/// The schema version this code writes; migrations run under an advisory lock, so two nodes
+/// starting at once migrate once.
+const SCHEMA_VERSION: i64 = 1;
+
+/// The advisory lock key of migrations.
+const MIGRATION_LOCK: i64 = 0x7573_6572_7379_6e63; // "usersync"
+/// The advisory lock key that orders change-feed events (see the module's documentation).
+const FEED_LOCK: i64 = 0x7573_6572_6665_6564; // "userfeed"
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS usersync_schema (version BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS directories (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    retention_days BIGINT NOT NULL,
+    user_name_scope TEXT NOT NULL,
+    keep_password_hashes BOOLEAN NOT NULL DEFAULT false,
+    strict BOOLEAN NOT NULL DEFAULT false
+);
+CREATE TABLE IF NOT EXISTS resources (
+    id TEXT PRIMARY KEY,
+    directory BIGINT NOT NULL REFERENCES directories(id),
+    kind TEXT NOT NULL,
+    external_id TEXT,
+    name TEXT NOT NULL,
+    -- The case fold of `name`, and whom it must be unique among: 0 for users of
+    -- directories with platform-wide userNames, otherwise the directory id.
+    name_key TEXT NOT NULL,
+    unique_scope BIGINT NOT NULL,
+    active BOOLEAN NOT NULL,
+    version BIGINT NOT NULL,
+    created TEXT NOT NULL,
+    modified TEXT NOT NULL,
+    inactive_since TEXT,
+    attributes JSONB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS resources_unique_name ON resources(kind, unique_scope, name_key);
+CREATE INDEX IF NOT EXISTS resources_by_directory ON resources(directory, kind, id);
+CREATE INDEX IF NOT EXISTS resources_by_name_id ON resources(directory, kind, name_key, id);
+CREATE INDEX IF NOT EXISTS resources_by_external_id ON resources(directory, kind, external_id, id);
+CREATE TABLE IF NOT EXISTS memberships (
+    group_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+    member_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+    member_kind TEXT NOT NULL,
+    PRIMARY KEY (group_id, member_id)
+);
+CREATE INDEX IF NOT EXISTS memberships_by_member ON memberships(member_id);
+CREATE TABLE IF NOT EXISTS passwords (
+    user_id TEXT PRIMARY KEY REFERENCES resources(id) ON DELETE CASCADE,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id BIGSERIAL PRIMARY KEY,
+    directory BIGINT NOT NULL REFERENCES directories(id),
+    hash BYTEA NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS resource_counts (
+    directory BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (directory, kind)
+);
+CREATE TABLE IF NOT EXISTS sync_runs (
+    id BIGSERIAL PRIMARY KEY,
+    directory BIGINT NOT NULL REFERENCES directories(id),
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    report JSONB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sync_runs_by_directory ON sync_runs(directory, id);
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGSERIAL PRIMARY KEY,
+    directory BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    time TEXT NOT NULL
+);
+";
+
+/// A [`Store`] in a PostgreSQL database, shared by any number of processes.
+pub struct PostgresStore {
+    clock: super::memory::ClockDebug,
+    url: String,
+    /// Idle connections, reused by the next call.
+    idle: Mutex<Vec<Client>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+/// Idle connections kept for reuse; more are opened when needed and closed after.
+const MAX_IDLE: usize = 16;
+
+/// A backend error; its text starts with the SQLSTATE, when there is one, so that
+/// [`PostgresStore::write`] can tell a deadlock or serialization failure worth a retry.
+fn backend(e: &postgres::Error) -> StoreError {
+    match e.code() {
+        Some(code) => StoreError::Backend(format!("{}: {e}", code.code())),
+        None => StoreError::Backend(e.to_string()),
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        backend(&e)
+    }
+}
+
+/// A connection of the pool, back to it when dropped.
+struct Pooled<'a> {
+    store: &'a PostgresStore,
+    client: Option<Client>,
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take()
+            && !c.is_closed()
+        {
+            let mut idle = self
+                .store
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < MAX_IDLE {
+                idle.push(c);
+            }
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`) and
+    /// creates or upgrades its schema.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the server cannot be reached or the database holds a
+    /// newer schema.
+    pub fn open(url: &str, clock: Clock) -> Result<Self, StoreError> {
+        let store = Self {
+            clock: super::memory::ClockDebug(clock),
+            url: url.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn client(&self) -> Result<Pooled<'_>, StoreError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let client = match idle {
+            Some(c) => c,
+            None => Client::connect(&self.url, NoTls)
+                .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?,
+        };
+        Ok(Pooled {
+            store: self,
+            client: Some(client),
+        })
+    }
+
+    fn now(&self) -> DateTime {
+        (self.clock.0)()
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut c = self.client()?;
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute(SCHEMA)?;
+        let version: Option<i64> = tx
+            .query_opt("SELECT version FROM usersync_schema", &[])?
+            .map(|r| r.get(0));
+        match version {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Backend(format!(
+                    "the database has schema version {v}, newer than this usersync ({SCHEMA_VERSION}): upgrade usersync"
+                )));
+            }
+            Some(_) => {
+                tx.execute(
+                    "UPDATE usersync_schema SET version = $1",
+                    &[&SCHEMA_VERSION],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO usersync_schema (version) VALUES ($1)",
+                    &[&SCHEMA_VERSION],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Runs `f` in a transaction and commits it; a deadlock or serialization failure between
+    /// nodes runs it again (a few times) from the start.
+    fn write<T>(
+        &self,
+        mut f: impl FnMut(&mut Transaction<'_>, DateTime) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let now = self.now();
+        let mut c = self.client()?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut tx = c.transaction()?;
+            let out = f(&mut tx, now).and_then(|out| Ok((tx.commit()?, out)));
+            match out {
+                Ok(((), out)) => return Ok(out),
+                Err(StoreError::Backend(text)) if attempts < 5 && is_retryable(&text) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs `f` in a read-only transaction (one snapshot).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.client()?;
+        let mut tx = c
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .start()?;
+        let out = f(&mut tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// Whether a backend error text is a deadlock or serialization failure (worth a retry).
+fn is_retryable(text: &str) -> bool {
+    text.starts_with("40P01") || text.starts_with("40001")
+}
+
+/// A statement error: unique violations become [`StoreError::Uniqueness`] of the attribute
+/// the violated index guards; others are [`backend`] errors.
+fn statement_error(e: postgres::Error, kind: Kind, name: &str, id: &str) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        let constraint = e.as_db_error().and_then(|d| d.constraint()).unwrap_or("");
+        return if constraint == "resources_pkey" {
+            StoreError::Uniqueness {
+                attribute: "id",
+                value: id.to_owned(),
+            }
+        } else {
+            StoreError::Uniqueness {
+                attribute: name_attribute(kind),
+                value: name.to_owned(),
+            }
+        };
+    }
+    backend(&e)
+}
+
+fn json_from(s: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+const DIRECTORY_COLUMNS: &str =
+    "id, name, kind, retention_days, user_name_scope, keep_password_hashes, strict";
+
+fn directory(row: &Row) -> Result<Directory, StoreError> {
+    let kind: String = row.get(2);
+    let scope: String = row.get(4);
+    Ok(Directory {
+        id: row.get(0),
+        name: row.get(1),
+        kind: DirectoryKind::parse(&kind)
+            .ok_or_else(|| StoreError::Backend(format!("unknown directory kind `{kind}`")))?,
+        retention_days: u32::try_from(row.get::<_, i64>(3)).unwrap_or(u32::MAX),
+        user_name_scope: UserNameScope::parse(&scope)
+            .ok_or_else(|| StoreError::Backend(format!("unknown userName scope `{scope}`")))?,
+        keep_password_hashes: row.get(5),
+        strict: row.get(6),
+    })
+}
+
+const RESOURCE_COLUMNS: &str = "directory, kind, id, external_id, name, active, version, created, modified, inactive_since, attributes::text";
+
+fn resource(row: &Row) -> Result<Resource, StoreError> {
+    let kind: String = row.get(1);
+    let inactive: Option<String> = row.get(9);
+    Ok(Resource {
+        directory: row.get(0),
+        kind: kind_from(&kind)?,
+        id: row.get(2),
+        external_id: row.get(3),
+        name: row.get(4),
+        active: row.get(5),
+        version: u64::try_from(row.get::<_, i64>(6)).unwrap_or(0),
+        created: time_from(row.get(7))?,
+        modified: time_from(row.get(8))?,
+        inactive_since: inactive.as_deref().map(time_from).transpose()?,
+        attributes: json_from(row.get(10))?,
+    })
+}
+
+fn load(
+    tx: &mut Transaction<'_>,
+    directory: i64,
+    kind: Kind,
+    id: &str,
+    lock: bool,
+) -> Result<Option<Resource>, StoreError> {
+    let sql = format!(
+        "SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = $1 AND directory = $2 AND kind = $3{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    tx.query_opt(&sql, &[&id, &directory, &kind.as_str()])?
+        .as_ref()
+        .map(resource)
+        .transpose()
+}
+
+/// The resource, locked against concurrent writers until the transaction ends.
+fn existing(
+    tx: &mut Transaction<'_>,
+    directory: i64,
+    kind: Kind,
+    id: &str,
+) -> Result<Resource, StoreError> {
+    load(tx, directory, kind, id, true)?.ok_or_else(|| StoreError::NotFound {
+        what: format!("{} `{id}`", kind.as_str()),
+    })
+}
+
+/// Whom a resource's name must be unique among (see the `unique_scope` column), and whether
+/// the directory keeps password hashes.
+fn directory_rules(
+    tx: &mut Transaction<'_>,
+    directory: i64,
+    kind: Kind,
+) -> Result<(i64, bool), StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT user_name_scope, keep_password_hashes FROM directories WHERE id = $1",
+            &[&directory],
+        )?
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("directory {directory}"),
+        })?;
+    let scope: String = row.get(0);
+    let unique_scope = if scope == "platform" && kind == Kind::User {
+        0
+    } else {
+        directory
+    };
+    Ok((unique_scope, row.get(1)))
+}
+
+fn check_name(
+    tx: &mut Transaction<'_>,
+    kind: Kind,
+    scope: i64,
+    name: &str,
+    except: Option<&str>,
+) -> Result<(), StoreError> {
+    let taken: Option<String> = tx
+        .query_opt(
+            "SELECT id FROM resources WHERE kind = $1 AND unique_scope = $2 AND name_key = $3",
+            &[&kind.as_str(), &scope, &fold(name).as_ref()],
+        )?
+        .map(|r| r.get(0));
+    match taken {
+        Some(id) if Some(id.as_str()) != except => Err(StoreError::Uniqueness {
+            attribute: name_attribute(kind),
+            value: name.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Appends an event to the change feed, after taking the feed lock (see the module's
+/// documentation).
+fn record_event(
+    tx: &mut Transaction<'_>,
+    directory: i64,
+    kind: Kind,
+    id: &str,
+    version: u64,
+    event: EventKind,
+    now: DateTime,
+) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])?;
+    tx.execute(
+        "INSERT INTO events (directory, kind, resource_id, event, version, time) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&directory, &kind.as_str(), &id, &event.as_str(), &(version as i64), &now.to_string()],
+    )?;
+    Ok(())
+}
+
+fn record(
+    tx: &mut Transaction<'_>,
+    r: &Resource,
+    event: EventKind,
+    now: DateTime,
+) -> Result<(), StoreError> {
+    record_event(tx, r.directory, r.kind, &r.id, r.version, event, now)
+}
+
+fn adjust_count(
+    tx: &mut Transaction<'_>,
+    directory: i64,
+    kind: Kind,
+    delta: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO resource_counts (directory, kind, n) VALUES ($1, $2, $3) \
+         ON CONFLICT (directory, kind) DO UPDATE SET n = resource_counts.n + excluded.n",
+        &[&directory, &kind.as_str(), &delta],
+    )?;
+    Ok(())
+}
+
+/// Adds `members` to `group` (present ones are skipped); returns how many were new.
+fn insert_members(
+    tx: &mut Transaction<'_>,
+    directory: i64,
+    group: &str,
+    members: &[Member],
+) -> Result<u64, StoreError> {
+    let mut added = 0;
+    for m in members {
+        if m.id == group {
+            return Err(StoreError::Invalid(format!(
+                "member: group `{group}` cannot contain itself"
+            )));
+        }
+        let found = tx
+            .query_opt(
+                "SELECT 1 FROM resources WHERE id = $1 AND directory = $2 AND kind = $3",
+                &[&m.id, &directory, &m.kind.as_str()],
+            )?
+            .is_some();
+        if !found {
+            return Err(StoreError::NotFound {
+                what: format!("{} `{}`", m.kind.as_str(), m.id),
+            });
+        }
+        added += tx.execute(
+            "INSERT INTO memberships (group_id, member_id, member_kind) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+            &[&group, &m.id, &m.kind.as_str()],
+        )?;
+    }
+    Ok(added)
+}
+
+/// Applies a password change to user `r`; returns whether anything changed.
+fn set_password(
+    tx: &mut Transaction<'_>,
+    r: &Resource,
+    keeps: bool,
+    change: Option<&PasswordChange>,
+) -> Result<bool, StoreError> {
+    let Some(change) = change else {
+        return Ok(false);
+    };
+    check_password_change(r.kind, keeps)?;
+    Ok(match change {
+        PasswordChange::Set(hash) => {
+            tx.execute(
+                "INSERT INTO passwords (user_id, hash) VALUES ($1, $2) \
+                 ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash",
+                &[&r.id, &hash.0],
+            )?;
+            true
+        }
+        PasswordChange::Clear => {
+            tx.execute("DELETE FROM passwords WHERE user_id = $1", &[&r.id])? > 0
+        }
+    })
+}
+
+fn create_in(
+    tx: &mut Transaction<'_>,
+    now: DateTime,
+    n: &NewResource,
+) -> Result<Resource, StoreError> {
+    let (scope, keeps) = directory_rules(tx, n.directory, n.kind)?;
+    if n.password.is_some() {
+        check_password_change(n.kind, keeps)?;
+    }
+    let active = n.active || n.kind == Kind::Group;
+    let r = Resource {
+        directory: n.directory,
+        kind: n.kind,
+        id: n.id.clone(),
+        external_id: n.external_id.clone(),
+        name: n.name.clone(),
+        active,
+        version: 1,
+        created: now,
+        modified: now,
+        inactive_since: (!active).then_some(now),
+        attributes: n.attributes.clone(),
+    };
+    tx.execute(
+        "INSERT INTO resources (id, directory, kind, external_id, name, name_key, unique_scope, active, \
+         version, created, modified, inactive_since, attributes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11::text::jsonb)",
+        &[
+            &r.id,
+            &r.directory,
+            &r.kind.as_str(),
+            &r.external_id,
+            &r.name,
+            &fold(&r.name).as_ref(),
+            &scope,
+            &r.active,
+            &now.to_string(),
+            &r.inactive_since.map(|t| t.to_string()),
+            &r.attributes.to_string(),
+        ],
+    )
+    .map_err(|e| statement_error(e, r.kind, &r.name, &r.id))?;
+    record(tx, &r, EventKind::Created, now)?;
+    adjust_count(tx, r.directory, r.kind, 1)?;
+    insert_members(tx, n.directory, &r.id, &n.members)?;
+    if let Some(hash) = &n.password {
+        set_password(tx, &r, keeps, Some(&PasswordChange::Set(hash.clone())))?;
+    }
+    Ok(r)
+}
+
+fn update_in(
+    tx: &mut Transaction<'_>,
+    now: DateTime,
+    directory: i64,
+    kind: Kind,
+    id: &str,
+    expected_version: Option<u64>,
+    change: &Change,
+) -> Result<Resource, StoreError> {
+    let mut r = existing(tx, directory, kind, id)?;
+    check_version(&r, expected_version)?;
+    check_member_change(kind, change)?;
+    let (scope, keeps) = directory_rules(tx, directory, kind)?;
+    let mut changed = false;
+    if let Some(n) = &change.replacement {
+        check_name(tx, kind, scope, &n.name, Some(id))?;
+        apply_replacement(&mut r, n, now);
+        if let Some(members) = &n.members {
+            tx.execute("DELETE FROM memberships WHERE group_id = $1", &[&id])?;
+            insert_members(tx, directory, id, members)?;
+        }
+        changed = true;
+    }
+    changed |= insert_members(tx, directory, id, &change.add_members)? > 0;
+    for m in &change.remove_members {
+        changed |= tx.execute(
+            "DELETE FROM memberships WHERE group_id = $1 AND member_id = $2 AND member_kind = $3",
+            &[&id, &m.id, &m.kind.as_str()],
+        )? > 0;
+    }
+    changed |= set_password(tx, &r, keeps, change.password.as_ref())?;
+    if !changed {
+        return Ok(r);
+    }
+    r.version += 1;
+    r.modified = now;
+    tx.execute(
+        "UPDATE resources SET external_id = $1, name = $2, name_key = $3, active = $4, version = $5, \
+         modified = $6, inactive_since = $7, attributes = $8::text::jsonb WHERE id = $9",
+        &[
+            &r.external_id,
+            &r.name,
+            &fold(&r.name).as_ref(),
+            &r.active,
+            &(r.version as i64),
+            &now.to_string(),
+            &r.inactive_since.map(|t| t.to_string()),
+            &r.attributes.to_string(),
+            &id,
+        ],
+    )
+    .map_err(|e| statement_error(e, kind, &r.name, id))?;
+    record(tx, &r, EventKind::Updated, now)?;
+    Ok(r)
+}
+
+fn delete_in(
+    tx: &mut Transaction<'_>,
+    directory: i64,
+    kind: Kind,
+    id: &str,
+    expected_version: Option<u64>,
+    now: DateTime,
+) -> Result<(), StoreError> {
+    let r = existing(tx, directory, kind, id)?;
+    check_version(&r, expected_version)?;
+    let containing: Vec<String> = tx
+        .query(
+            "SELECT group_id FROM memberships WHERE member_id = $1 ORDER BY group_id",
+            &[&id],
+        )?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    // Memberships and the password go with the resource (ON DELETE CASCADE).
+    tx.execute("DELETE FROM resources WHERE id = $1", &[&id])?;
+    adjust_count(tx, directory, kind, -1)?;
+    record(tx, &r, EventKind::Deleted, now)?;
+    for g in containing {
+        let version: i64 = tx
+            .query_one(
+                "UPDATE resources SET version = version + 1, modified = $1 WHERE id = $2 RETURNING version",
+                &[&now.to_string(), &g],
+            )?
+            .get(0);
+        record_event(
+            tx,
+            directory,
+            Kind::Group,
+            &g,
+            version as u64,
+            EventKind::Updated,
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+fn members_in(
+    tx: &mut Transaction<'_>,
+    directory: i64,
+    group: &str,
+) -> Result<Vec<Member>, StoreError> {
+    tx.query(
+        "SELECT m.member_id, m.member_kind FROM memberships m JOIN resources g ON g.id = m.group_id \
+         WHERE m.group_id = $1 AND g.directory = $2 AND g.kind = 'Group' ORDER BY m.member_id",
+        &[&group, &directory],
+    )?
+    .iter()
+    .map(|row| {
+        Ok(Member {
+            id: row.get(0),
+            kind: kind_from(row.get(1))?,
+        })
+    })
+    .collect()
+}
+
+fn groups_in(
+    tx: &mut Transaction<'_>,
+    directory: i64,
+    member: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(tx
+        .query(
+            "SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
+             WHERE m.member_id = $1 AND g.directory = $2 ORDER BY m.group_id",
+            &[&member, &directory],
+        )?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
+impl Store for PostgresStore {
+    fn create_directory(&self, d: NewDirectory) -> Result<Directory, StoreError> {
+        check_directory_name(&d.name)?;
+        self.write(|tx, _| {
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "INSERT INTO directories (name, kind, retention_days, user_name_scope, keep_password_hashes, strict) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING {DIRECTORY_COLUMNS}"
+                    ),
+                    &[
+                        &d.name,
+                        &d.kind.as_str(),
+                        &i64::from(d.retention_days),
+                        &d.user_name_scope.as_str(),
+                        &d.keep_password_hashes,
+                        &d.strict,
+                    ],
+                )?
+                .ok_or_else(|| StoreError::Uniqueness {
+                    attribute: "name",
+                    value: d.name.clone(),
+                })?;
+            directory(&row)
+        })
+    }
+
+    fn directories(&self) -> Result<Vec<Directory>, StoreError> {
+        self.client()?
+            .query(
+                &format!("SELECT {DIRECTORY_COLUMNS} FROM directories ORDER BY name"),
+                &[],
+            )?
+            .iter()
+            .map(directory)
+            .collect()
+    }
+
+    fn directory(&self, name: &str) -> Result<Option<Directory>, StoreError> {
+        self.client()?
+            .query_opt(
+                &format!("SELECT {DIRECTORY_COLUMNS} FROM directories WHERE name = $1"),
+                &[&name],
+            )?
+            .as_ref()
+            .map(directory)
+            .transpose()
+    }
+
+    fn create(&self, n: NewResource) -> Result<Resource, StoreError> {
+        self.write(|tx, now| create_in(tx, now, &n))
+    }
+
+    fn get(&self, directory: i64, kind: Kind, id: &str) -> Result<Option<Resource>, StoreError> {
+        self.client()?
+            .query_opt(
+                &format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = $1 AND directory = $2 AND kind = $3"
+                ),
+                &[&id, &directory, &kind.as_str()],
+            )?
+            .as_ref()
+            .map(resource)
+            .transpose()
+    }
+
+    fn get_by_name(
+        &self,
+        directory: i64,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<Resource>, StoreError> {
+        self.client()?
+            .query_opt(
+                &format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 AND name_key = $3"
+                ),
+                &[&directory, &kind.as_str(), &fold(name).as_ref()],
+            )?
+            .as_ref()
+            .map(resource)
+            .transpose()
+    }
+
+    fn update(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+        change: Change,
+    ) -> Result<Resource, StoreError> {
+        self.write(|tx, now| update_in(tx, now, directory, kind, id, expected_version, &change))
+    }
+
+    fn delete(
+        &self,
+        directory: i64,
+        kind: Kind,
+        id: &str,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx, now| delete_in(tx, directory, kind, id, expected_version, now))
+    }
+
+    fn list(&self, directory: i64, kind: Kind) -> Result<Vec<Resource>, StoreError> {
+        self.client()?
+            .query(
+                &format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id"
+                ),
+                &[&directory, &kind.as_str()],
+            )?
+            .iter()
+            .map(resource)
+            .collect()
+    }
+
+    fn find_by_external_id(
+        &self,
+        directory: i64,
+        kind: Kind,
+        external_id: &str,
+    ) -> Result<Vec<Resource>, StoreError> {
+        self.client()?
+            .query(
+                &format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 AND external_id = $3 ORDER BY id"
+                ),
+                &[&directory, &kind.as_str(), &external_id],
+            )?
+            .iter()
+            .map(resource)
+            .collect()
+    }
+
+    fn count(&self, directory: i64, kind: Kind) -> Result<u64, StoreError> {
+        let n: Option<i64> = self
+            .client()?
+            .query_opt(
+                "SELECT n FROM resource_counts WHERE directory = $1 AND kind = $2",
+                &[&directory, &kind.as_str()],
+            )?
+            .map(|r| r.get(0));
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
+    fn query(&self, q: &Query<'_>) -> Result<Page, StoreError> {
+        self.read(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id"
+                ),
+                &[&q.directory, &q.kind.as_str()],
+            )?;
+            let mut candidates = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let r = resource(row)?;
+                let v = match r.kind {
+                    Kind::Group => {
+                        let members = members_in(tx, r.directory, &r.id)?;
+                        view(q.resource_type, &r, Some(&members), None, q.base)
+                    }
+                    Kind::User => {
+                        let groups = groups_in(tx, r.directory, &r.id)?;
+                        view(q.resource_type, &r, None, Some(&groups), q.base)
+                    }
+                };
+                candidates.push((r, v));
+            }
+            Ok(query::reference_page(q, candidates))
+        })
+    }
+
+    fn change_members(
+        &self,
+        directory: i64,
+        group: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<u64, StoreError> {
+        self.write(|tx, now| {
+            // The group's row lock orders concurrent member changes of one group.
+            let version: i64 = tx
+                .query_opt(
+                    "SELECT version FROM resources WHERE id = $1 AND directory = $2 AND kind = 'Group' FOR UPDATE",
+                    &[&group, &directory],
+                )?
+                .map(|r| r.get(0))
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("Group `{group}`"),
+                })?;
+            let mut changed = false;
+            for id in add {
+                if id == group {
+                    return Err(StoreError::Invalid(format!(
+                        "member: group `{group}` cannot contain itself"
+                    )));
+                }
+                let inserted = tx.execute(
+                    "INSERT INTO memberships (group_id, member_id, member_kind) \
+                     SELECT $1, id, kind FROM resources WHERE id = $2 AND directory = $3 \
+                     ON CONFLICT DO NOTHING",
+                    &[&group, id, &directory],
+                )?;
+                if inserted > 0 {
+                    changed = true;
+                    continue;
+                }
+                let exists = tx
+                    .query_opt(
+                        "SELECT 1 FROM resources WHERE id = $1 AND directory = $2",
+                        &[id, &directory],
+                    )?
+                    .is_some();
+                if !exists {
+                    return Err(not_a_member(id));
+                }
+            }
+            for id in remove {
+                changed |= tx.execute(
+                    "DELETE FROM memberships WHERE group_id = $1 AND member_id = $2",
+                    &[&group, id],
+                )? > 0;
+            }
+            if !changed {
+                return Ok(version as u64);
+            }
+            let version = version as u64 + 1;
+            tx.execute(
+                "UPDATE resources SET version = $1, modified = $2 WHERE id = $3",
+                &[&(version as i64), &now.to_string(), &group],
+            )?;
+            record_event(tx, directory, Kind::Group, group, version, EventKind::Updated, now)?;
+            Ok(version)
+        })
+    }
+
+    fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {
+        self.read(|tx| members_in(tx, directory, group))
+    }
+
+    fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
+        self.read(|tx| groups_in(tx, directory, member))
+    }
+
+    fn password_hash(&self, directory: i64, id: &str) -> Result<Option<PasswordHash>, StoreError> {
+        Ok(self
+            .client()?
+            .query_opt(
+                "SELECT p.hash FROM passwords p JOIN resources r ON r.id = p.user_id \
+                 WHERE p.user_id = $1 AND r.directory = $2 AND r.kind = 'User'",
+                &[&id, &directory],
+            )?
+            .map(|r| PasswordHash(r.get(0))))
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.client()?
+            .query(
+                "SELECT seq, directory, kind, resource_id, event, version, time FROM events \
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[
+                    &i64::try_from(after).unwrap_or(i64::MAX),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )?
+            .iter()
+            .map(|row| {
+                let event: String = row.get(4);
+                Ok(Event {
+                    seq: row.get::<_, i64>(0) as u64,
+                    directory: row.get(1),
+                    kind: kind_from(row.get(2))?,
+                    id: row.get(3),
+                    event: event_from(&event)?,
+                    version: row.get::<_, i64>(5) as u64,
+                    time: time_from(row.get(6))?,
+                })
+            })
+            .collect()
+    }
+
+    fn purge_inactive(&self, directory: i64, now: DateTime) -> Result<u64, StoreError> {
+        self.write(|tx, stamp| {
+            let retention: i64 = tx
+                .query_opt(
+                    "SELECT retention_days FROM directories WHERE id = $1",
+                    &[&directory],
+                )?
+                .map(|r| r.get(0))
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("directory {directory}"),
+                })?;
+            let candidates: Vec<(String, String)> = tx
+                .query(
+                    "SELECT id, inactive_since FROM resources WHERE directory = $1 AND kind = 'User' \
+                     AND inactive_since IS NOT NULL ORDER BY id",
+                    &[&directory],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let mut purged = 0;
+            for (id, since) in candidates {
+                if now.unix_seconds() - time_from(&since)?.unix_seconds() >= retention * 86_400 {
+                    delete_in(tx, directory, Kind::User, &id, None, stamp)?;
+                    purged += 1;
+                }
+            }
+            Ok(purged)
+        })
+    }
+
+    fn add_token(&self, directory: i64, hash: [u8; 32]) -> Result<StoredToken, StoreError> {
+        self.write(|tx, now| {
+            let row = tx
+                .query_opt(
+                    "INSERT INTO tokens (directory, hash, created) \
+                     SELECT id, $2, $3 FROM directories WHERE id = $1 RETURNING id",
+                    &[&directory, &hash.as_slice(), &now.to_string()],
+                )?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("directory {directory}"),
+                })?;
+            Ok(StoredToken {
+                id: row.get(0),
+                directory,
+                hash,
+                created: now,
+            })
+        })
+    }
+
+    fn tokens(&self, directory: i64) -> Result<Vec<StoredToken>, StoreError> {
+        self.client()?
+            .query(
+                "SELECT id, hash, created FROM tokens WHERE directory = $1 ORDER BY id",
+                &[&directory],
+            )?
+            .iter()
+            .map(|row| {
+                let id: i64 = row.get(0);
+                let hash: Vec<u8> = row.get(1);
+                let hash: [u8; 32] = hash
+                    .try_into()
+                    .map_err(|_| StoreError::Backend(format!("token {id} has a malformed hash")))?;
+                Ok(StoredToken {
+                    id,
+                    directory,
+                    hash,
+                    created: time_from(row.get(2))?,
+                })
+            })
+            .collect()
+    }
+
+    fn revoke_token(&self, directory: i64, id: i64) -> Result<(), StoreError> {
+        self.write(|tx, _| {
+            let n = tx.execute(
+                "DELETE FROM tokens WHERE directory = $1 AND id = $2",
+                &[&directory, &id],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("token {id}"),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn add_run(&self, run: SyncRun) -> Result<SyncRun, StoreError> {
+        self.write(|tx, _| {
+            let row = tx
+                .query_opt(
+                    "INSERT INTO sync_runs (directory, started, finished, outcome, report) \
+                     SELECT id, $2, $3, $4, $5::text::jsonb FROM directories WHERE id = $1 RETURNING id",
+                    &[
+                        &run.directory,
+                        &run.started.to_string(),
+                        &run.finished.to_string(),
+                        &run.outcome,
+                        &run.report.to_string(),
+                    ],
+                )?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("directory {}", run.directory),
+                })?;
+            Ok(SyncRun {
+                id: row.get(0),
+                ..run.clone()
+            })
+        })
+    }
+
+    fn runs(&self, directory: i64, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
+        self.client()?
+            .query(
+                "SELECT id, started, finished, outcome, report::text FROM sync_runs \
+                 WHERE directory = $1 ORDER BY id DESC LIMIT $2",
+                &[&directory, &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(SyncRun {
+                    id: row.get(0),
+                    directory,
+                    started: time_from(row.get(1))?,
+                    finished: time_from(row.get(2))?,
+                    outcome: row.get(3),
+                    report: json_from(row.get(4))?,
+                })
+            })
+            .collect()
+    }
+
+    fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError> {
+        let row = self.client()?.query_one(
+            "SELECT COUNT(*) FILTER (WHERE active), COUNT(*) FILTER (WHERE NOT active) \
+             FROM resources WHERE directory = $1 AND kind = 'User'",
+            &[&directory],
+        )?;
+        Ok(UserCounts {
+            active: row.get::<_, i64>(0) as u64,
+            inactive: row.get::<_, i64>(1) as u64,
+        })
+    }
+}
