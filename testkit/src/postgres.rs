@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::free_port;
@@ -29,7 +30,11 @@ impl Postgres {
     /// When PostgreSQL is not installed (`apt-get install postgresql`) or does not start.
     pub fn start(name: &str) -> Self {
         let bin = bindir();
-        let dir = std::env::temp_dir().join(format!("usersync-pg-{name}-{}", std::process::id()));
+        // Several servers may run in one test process: each gets a directory of its own.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("usersync-pg-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("postgres dir");
         let as_postgres = is_root();

@@ -31,13 +31,42 @@ fn service_over(store: Arc<dyn Store>) -> Service {
     Service::with(store, SchemaRegistry::core(), config, ids)
 }
 
-fn services() -> Vec<Service> {
+/// The service over each store: in memory, SQLite and PostgreSQL (a private server, which
+/// the iterator stops when the test is done with it).
+fn services() -> Services {
     let mut all = vec![service_over(Arc::new(MemoryStore::new(system_clock())))];
     #[cfg(feature = "sqlite")]
     all.push(service_over(Arc::new(
         crate::store::sqlite::SqliteStore::open_in_memory(system_clock()).unwrap(),
     )));
-    all
+    #[cfg(feature = "postgres")]
+    let server = {
+        let server = usersync_testkit::postgres::Postgres::start("service");
+        let url = server.create_database("service");
+        all.push(service_over(Arc::new(
+            crate::store::postgres::PostgresStore::open(&url, system_clock()).unwrap(),
+        )));
+        server
+    };
+    Services {
+        all: all.into_iter(),
+        #[cfg(feature = "postgres")]
+        _server: server,
+    }
+}
+
+/// [`services`], keeping the PostgreSQL server up while they are used.
+struct Services {
+    all: std::vec::IntoIter<Service>,
+    #[cfg(feature = "postgres")]
+    _server: usersync_testkit::postgres::Postgres,
+}
+
+impl Iterator for Services {
+    type Item = Service;
+    fn next(&mut self) -> Option<Service> {
+        self.all.next()
+    }
 }
 
 struct Reply {
