@@ -1300,3 +1300,95 @@ fn postgres_nodes_share_one_user_base() {
         "{outcomes:?}"
     );
 }
+
+/// The pages PostgreSQL answers in SQL (no filter, or a lookup by name, `externalId` or
+/// `id`) are the pages the evaluator makes: the same resources, totals and groups, names
+/// compared by their case fold (non-ASCII included).
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_lookups_agree_with_the_evaluator() {
+    use crate::scim::filter::Filter;
+    use crate::scim::schema::SchemaRegistry;
+    let server = usersync_testkit::postgres::Postgres::start("lookups");
+    let url = server.create_database("lookups");
+    let clock = TestClock::new();
+    let stores: Vec<Box<dyn Store>> = vec![
+        Box::new(memory::MemoryStore::new(clock.clock())),
+        Box::new(postgres::PostgresStore::open(&url, clock.clock()).unwrap()),
+    ];
+    let names = [
+        "Ærøskøbing",
+        "ærøskøbing2",
+        "ΣΊΣΥΦΟΣ",
+        "bjensen",
+        "BJensen2",
+        "Zed",
+        "a-b",
+        "ab",
+    ];
+    for s in &stores {
+        let d = s
+            .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+            .unwrap()
+            .id;
+        for (i, name) in names.iter().enumerate() {
+            s.create(user(d, &format!("u{i}"), name)).unwrap();
+        }
+        s.create(group(d, "g1", "Staff")).unwrap();
+        s.create(group(d, "g0", "staff-2")).unwrap();
+        s.change_members(d, "g1", &["u1".into(), "u3".into()], &[])
+            .unwrap();
+        s.change_members(d, "g0", &["u1".into()], &[]).unwrap();
+    }
+    let registry = SchemaRegistry::core();
+    let filters = [
+        None,
+        Some((Kind::User, r#"userName eq "ÆRØSKØBING""#)),
+        Some((Kind::User, r#"userName eq "σίσυφος""#)),
+        Some((Kind::User, r#"userName eq "BJENSEN""#)),
+        Some((Kind::User, r#"userName eq "nobody""#)),
+        Some((Kind::User, r#"externalId eq "ext-u3""#)),
+        Some((Kind::User, r#"externalId eq "EXT-U3""#)),
+        Some((Kind::User, r#"id eq "u5""#)),
+        Some((Kind::Group, r#"displayName eq "STAFF""#)),
+    ];
+    for filter in filters {
+        let kind = filter.map_or(Kind::User, |(k, _)| k);
+        let rt = registry.resource_type(kind.as_str()).unwrap();
+        let compiled = filter.map(|(_, text)| text.parse::<Filter>().unwrap().compile(rt).unwrap());
+        for start in [
+            Start::Offset(0),
+            Start::Offset(2),
+            Start::Offset(50),
+            Start::After("u2"),
+        ] {
+            for limit in [1, 3, 100] {
+                let q = Query::new(1, kind, rt, "/scim/v2/d", limit)
+                    .with_filter(compiled.as_ref())
+                    .with_start(start)
+                    .with_groups(true);
+                let pages: Vec<_> = stores
+                    .iter()
+                    .map(|s| {
+                        let page = s.query(&q).unwrap();
+                        let ids: Vec<String> =
+                            page.resources.iter().map(|r| r.id.clone()).collect();
+                        let groups = page.groups.unwrap_or_else(|| {
+                            ids.iter().map(|id| s.groups_of(1, id).unwrap()).collect()
+                        });
+                        (
+                            page.total,
+                            ids,
+                            if kind == Kind::User {
+                                groups
+                            } else {
+                                Vec::new()
+                            },
+                        )
+                    })
+                    .collect();
+                assert_eq!(pages[0], pages[1], "{filter:?} from {start:?}, {limit}");
+            }
+        }
+    }
+}

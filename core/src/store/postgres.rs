@@ -7,16 +7,22 @@
 //! numbered, so sequence numbers commit in order and a reader never skips an event that a
 //! slower transaction commits late.
 //!
-//! Lists and searches are answered by the same evaluator as the in-memory store, over the
-//! directory's resources read in one snapshot; pushing filters down to SQL, as the SQLite
-//! store does, is the next step (issue 9).
+//! Text is ordered byte by byte (`COLLATE "C"`), as the other stores order it, whatever the
+//! database's collation.
+//!
+//! Pages in `id` order, unfiltered or filtered by the lookups identity providers send most
+//! (`userName`/`displayName`, `externalId` or `id` `eq`), are one SQL statement with each
+//! user's groups beside it. Other lists and searches are answered by the in-memory store's
+//! evaluator over the directory's resources read in one snapshot; pushing every filter down
+//! to SQL, as the SQLite store does, is the next step (issue 9).
 
 use std::sync::Mutex;
 
 use postgres::error::SqlState;
+use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Transaction};
 
-use super::query::{self, Page, Query};
+use super::query::{self, Page, Query, Start};
 use super::view::view;
 use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
@@ -26,6 +32,8 @@ use super::{
     time_from,
 };
 use crate::scim::datetime::DateTime;
+use crate::scim::filter::CompareOp;
+use crate::scim::filter::eval::{Literal, Node};
 use crate::scim::text::fold;
 
 /// The schema version this code writes; migrations run under an advisory lock, so two nodes
@@ -337,6 +345,9 @@ fn directory(row: &Row) -> Result<Directory, StoreError> {
 }
 
 const RESOURCE_COLUMNS: &str = "directory, kind, id, external_id, name, active, version, created, modified, inactive_since, attributes::text";
+
+/// [`RESOURCE_COLUMNS`] of the table aliased `r`.
+const RESOURCE_COLUMNS_R: &str = "r.directory, r.kind, r.id, r.external_id, r.name, r.active, r.version, r.created, r.modified, r.inactive_since, r.attributes::text";
 
 fn resource(row: &Row) -> Result<Resource, StoreError> {
     let kind: String = row.get(1);
@@ -652,7 +663,7 @@ fn delete_in(
     check_version(&r, expected_version)?;
     let containing: Vec<String> = tx
         .query(
-            "SELECT group_id FROM memberships WHERE member_id = $1 ORDER BY group_id",
+            "SELECT group_id FROM memberships WHERE member_id = $1 ORDER BY group_id COLLATE \"C\"",
             &[&id],
         )?
         .iter()
@@ -689,7 +700,7 @@ fn members_in(
 ) -> Result<Vec<Member>, StoreError> {
     tx.query(
         "SELECT m.member_id, m.member_kind FROM memberships m JOIN resources g ON g.id = m.group_id \
-         WHERE m.group_id = $1 AND g.directory = $2 AND g.kind = 'Group' ORDER BY m.member_id",
+         WHERE m.group_id = $1 AND g.directory = $2 AND g.kind = 'Group' ORDER BY m.member_id COLLATE \"C\"",
         &[&group, &directory],
     )?
     .iter()
@@ -710,12 +721,139 @@ fn groups_in(
     Ok(tx
         .query(
             "SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
-             WHERE m.member_id = $1 AND g.directory = $2 ORDER BY m.group_id",
+             WHERE m.member_id = $1 AND g.directory = $2 ORDER BY m.group_id COLLATE \"C\"",
             &[&member, &directory],
         )?
         .iter()
         .map(|row| row.get(0))
         .collect())
+}
+
+/// The column and value of a filter SQL answers exactly by equality: `userName` (a user's)
+/// or `displayName` (a group's) against the folded name, `externalId` and `id` exactly.
+fn lookup(node: &Node, kind: Kind) -> Option<(&'static str, String)> {
+    let Node::Compare {
+        target,
+        op: CompareOp::Eq,
+        literal: Literal::Text { needle, folded },
+    } = node
+    else {
+        return None;
+    };
+    if target.container.is_some() || target.sub.is_some() {
+        return None;
+    }
+    let column = match (&*target.name, kind, folded) {
+        ("userName", Kind::User, true) | ("displayName", Kind::Group, true) => "r.name_key",
+        ("externalId", _, false) => "r.external_id",
+        ("id", _, false) => "r.id",
+        _ => return None,
+    };
+    Some((column, needle.to_string()))
+}
+
+/// A page in `id` order in one statement (with users' groups when asked), for no filter or
+/// a [`lookup`].
+fn page_in_sql(
+    tx: &mut Transaction<'_>,
+    q: &Query<'_>,
+    lookup: Option<(&'static str, String)>,
+) -> Result<Page, StoreError> {
+    let mut params: Vec<Box<dyn ToSql + Sync>> =
+        vec![Box::new(q.directory), Box::new(q.kind.as_str())];
+    let mut bind = |v: Box<dyn ToSql + Sync>| {
+        params.push(v);
+        format!("${}", params.len())
+    };
+    let mut selection = "r.directory = $1 AND r.kind = $2".to_owned();
+    if let Some((column, value)) = &lookup {
+        selection.push_str(&format!(
+            " AND {column} = {}",
+            bind(Box::new(value.clone()))
+        ));
+    }
+    let selection_params = 2 + usize::from(lookup.is_some());
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut tail = String::new();
+    match q.start {
+        Start::After(id) => {
+            tail.push_str(&format!(
+                " AND r.id > {} COLLATE \"C\"",
+                bind(Box::new(id.to_owned()))
+            ));
+        }
+        Start::AfterPosition(p) => {
+            tail.push_str(&format!(
+                " AND r.id > {} COLLATE \"C\"",
+                bind(Box::new(p.id().to_owned()))
+            ));
+        }
+        Start::Offset(_) => {}
+    }
+    tail.push_str(&format!(
+        " ORDER BY r.id COLLATE \"C\" LIMIT {}",
+        bind(Box::new(clamp(q.limit)))
+    ));
+    if let Start::Offset(n) = q.start {
+        tail.push_str(&format!(" OFFSET {}", bind(Box::new(clamp(n)))));
+    }
+    let with_groups = q.groups && q.kind == Kind::User;
+    let groups_column = if with_groups {
+        ", (SELECT COALESCE(json_agg(m.group_id ORDER BY m.group_id COLLATE \"C\"), '[]')::text \
+         FROM memberships m JOIN resources g ON g.id = m.group_id \
+         WHERE m.member_id = r.id AND g.directory = r.directory)"
+    } else {
+        ""
+    };
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p).collect();
+    let rows = tx.query(
+        &format!(
+            "SELECT {RESOURCE_COLUMNS_R}{groups_column} FROM resources r WHERE {selection}{tail}"
+        ),
+        &refs,
+    )?;
+    let mut resources = Vec::with_capacity(rows.len());
+    let mut groups = Vec::with_capacity(if with_groups { rows.len() } else { 0 });
+    for row in &rows {
+        let r = resource(row)?;
+        if with_groups {
+            groups.push(
+                serde_json::from_str::<Vec<String>>(row.get(11))
+                    .map_err(|e| StoreError::Backend(format!("groups of `{}`: {e}", r.id)))?,
+            );
+        }
+        resources.push(r);
+    }
+    let found = resources.len() as u64;
+    let total = match (&lookup, q.start) {
+        (None, _) => {
+            let n: Option<i64> = tx
+                .query_opt(
+                    "SELECT n FROM resource_counts WHERE directory = $1 AND kind = $2",
+                    &[&q.directory, &q.kind.as_str()],
+                )?
+                .map(|r| r.get(0));
+            n.unwrap_or(0).max(0) as u64
+        }
+        // A short page that is not past the end holds the last match: no need to count.
+        (Some(_), Start::Offset(skipped)) if found < q.limit && (found > 0 || skipped == 0) => {
+            skipped + found
+        }
+        (Some(_), _) => {
+            let n: i64 = tx
+                .query_one(
+                    &format!("SELECT COUNT(*) FROM resources r WHERE {selection}"),
+                    &refs[..selection_params],
+                )?
+                .get(0);
+            n as u64
+        }
+    };
+    Ok(Page {
+        total,
+        resources,
+        groups: with_groups.then_some(groups),
+    })
 }
 
 impl Store for PostgresStore {
@@ -748,7 +886,7 @@ impl Store for PostgresStore {
     fn directories(&self) -> Result<Vec<Directory>, StoreError> {
         self.client()?
             .query(
-                &format!("SELECT {DIRECTORY_COLUMNS} FROM directories ORDER BY name"),
+                &format!("SELECT {DIRECTORY_COLUMNS} FROM directories ORDER BY name COLLATE \"C\""),
                 &[],
             )?
             .iter()
@@ -827,7 +965,7 @@ impl Store for PostgresStore {
         self.client()?
             .query(
                 &format!(
-                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id"
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id COLLATE \"C\""
                 ),
                 &[&directory, &kind.as_str()],
             )?
@@ -845,7 +983,7 @@ impl Store for PostgresStore {
         self.client()?
             .query(
                 &format!(
-                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 AND external_id = $3 ORDER BY id"
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 AND external_id = $3 ORDER BY id COLLATE \"C\""
                 ),
                 &[&directory, &kind.as_str(), &external_id],
             )?
@@ -866,10 +1004,19 @@ impl Store for PostgresStore {
     }
 
     fn query(&self, q: &Query<'_>) -> Result<Page, StoreError> {
+        if q.sort.is_none() {
+            let lookup = match q.filter {
+                None => Some(None),
+                Some(f) => lookup(f.root(), q.kind).map(Some),
+            };
+            if let Some(lookup) = lookup {
+                return self.read(|tx| page_in_sql(tx, q, lookup));
+            }
+        }
         self.read(|tx| {
             let rows = tx.query(
                 &format!(
-                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id"
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id COLLATE \"C\""
                 ),
                 &[&q.directory, &q.kind.as_str()],
             )?;
@@ -1015,7 +1162,7 @@ impl Store for PostgresStore {
             let candidates: Vec<(String, String)> = tx
                 .query(
                     "SELECT id, inactive_since FROM resources WHERE directory = $1 AND kind = 'User' \
-                     AND inactive_since IS NOT NULL ORDER BY id",
+                     AND inactive_since IS NOT NULL ORDER BY id COLLATE \"C\"",
                     &[&directory],
                 )?
                 .iter()

@@ -123,7 +123,7 @@ impl Position {
     }
 
     /// The `id` of the resource it follows.
-    #[cfg(feature = "sqlite")]
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn id(&self) -> &str {
         &self.id
     }
