@@ -724,24 +724,16 @@ pub trait Store: Send + Sync + fmt::Debug {
         add: &[String],
         remove: &[String],
     ) -> Result<u64, StoreError> {
-        let kind_of = |id: &str| -> Result<Option<Kind>, StoreError> {
-            for kind in [Kind::User, Kind::Group] {
-                if self.get(directory, kind, id)?.is_some() {
-                    return Ok(Some(kind));
-                }
-            }
-            Ok(None)
-        };
         let mut change = Change::default();
         for id in add {
-            let kind = kind_of(id)?.ok_or_else(|| not_a_member(id))?;
+            let kind = member_kind(self, directory, id)?.ok_or_else(|| not_a_member(id))?;
             change.add_members.push(Member {
                 id: id.clone(),
                 kind,
             });
         }
         for id in remove {
-            if let Some(kind) = kind_of(id)? {
+            if let Some(kind) = member_kind(self, directory, id)? {
                 change.remove_members.push(Member {
                     id: id.clone(),
                     kind,
@@ -1021,6 +1013,30 @@ pub(crate) fn event_from(s: &str) -> Result<EventKind, StoreError> {
         .into_iter()
         .find(|e| e.as_str() == s)
         .ok_or_else(|| StoreError::Backend(format!("unknown event `{s}`")))
+}
+
+/// A member's groups as a backend reads them beside its row: a JSON array of ids.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn groups_from(json: &str, member: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Backend(format!("groups of `{member}`: {e}")))
+}
+
+/// What `id` names in `directory`, as a member: a user, a group, or nothing.
+///
+/// # Errors
+/// [`StoreError::Backend`].
+pub(crate) fn member_kind<S: Store + ?Sized>(
+    store: &S,
+    directory: i64,
+    id: &str,
+) -> Result<Option<Kind>, StoreError> {
+    for kind in [Kind::User, Kind::Group] {
+        if store.get(directory, kind, id)?.is_some() {
+            return Ok(Some(kind));
+        }
+    }
+    Ok(None)
 }
 
 /// A stored time.

@@ -28,8 +28,8 @@ use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
     NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken, SyncRun,
     UserCounts, UserNameScope, apply_replacement, check_directory_name, check_member_change,
-    check_password_change, check_version, event_from, kind_from, name_attribute, not_a_member,
-    time_from,
+    check_password_change, check_version, event_from, groups_from, kind_from, name_attribute,
+    not_a_member, time_from,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::filter::CompareOp;
@@ -817,15 +817,12 @@ fn page_in_sql(
     for row in &rows {
         let r = resource(row)?;
         if with_groups {
-            groups.push(
-                serde_json::from_str::<Vec<String>>(row.get(11))
-                    .map_err(|e| StoreError::Backend(format!("groups of `{}`: {e}", r.id)))?,
-            );
+            groups.push(groups_from(row.get(11), &r.id)?);
         }
         resources.push(r);
     }
     let found = resources.len() as u64;
-    let total = match (&lookup, q.start) {
+    let total = match (&lookup, query::total_from_page(q, found)) {
         (None, _) => {
             let n: Option<i64> = tx
                 .query_opt(
@@ -835,11 +832,8 @@ fn page_in_sql(
                 .map(|r| r.get(0));
             n.unwrap_or(0).max(0) as u64
         }
-        // A short page that is not past the end holds the last match: no need to count.
-        (Some(_), Start::Offset(skipped)) if found < q.limit && (found > 0 || skipped == 0) => {
-            skipped + found
-        }
-        (Some(_), _) => {
+        (Some(_), Some(total)) => total,
+        (Some(_), None) => {
             let n: i64 = tx
                 .query_one(
                     &format!("SELECT COUNT(*) FROM resources r WHERE {selection}"),

@@ -177,17 +177,20 @@ impl Service {
         rows.extend(found);
         let more = rows.resources.len() as u64 > count;
         rows.truncate(count as usize);
-        let last = rows.resources.last().cloned();
-        let page = self.render_page(rows, base, projection)?;
-        let mut body = list_response(page, total as usize, None);
-        if let (true, Some(last)) = (more, last.as_ref()) {
-            let next = match &criteria.sort {
+        // Where the next page starts: after the last row of this one.
+        let next = match (more, rows.resources.last()) {
+            (true, Some(last)) => Some(match &criteria.sort {
                 Some(sort) => {
                     let view = view(criteria.rt, last, None, None, base);
                     Position::of(sort, &view, &last.id).to_json()
                 }
                 None => json!(last.id),
-            };
+            }),
+            _ => None,
+        };
+        let page = self.render_page(rows, base, projection)?;
+        let mut body = list_response(page, total as usize, None);
+        if let Some(next) = next {
             body["nextCursor"] = json!(self.cursor_key.seal(&query, &next, now));
         }
         Ok(ScimResponse::json(200, &body))

@@ -50,7 +50,7 @@ use crate::password::{self, Password};
 use crate::scim::filter::Compatibility;
 use crate::scim::schema::{ResourceType, SchemaRegistry};
 use crate::store::{
-    Change, Directory, Kind, Member, NewResource, PasswordChange, Replacement, Store,
+    Change, Directory, Kind, Member, NewResource, PasswordChange, Replacement, Store, member_kind,
 };
 
 /// The media type of every response.
@@ -434,23 +434,15 @@ impl Service {
     /// Resolves member ids to users or groups of `directory`.
     fn members(&self, directory: i64, ids: &[String]) -> Result<Vec<Member>, ScimError> {
         ids.iter()
-            .map(|id| {
-                if self.store.get(directory, Kind::User, id)?.is_some() {
-                    Ok(Member {
-                        id: id.clone(),
-                        kind: Kind::User,
-                    })
-                } else if self.store.get(directory, Kind::Group, id)?.is_some() {
-                    Ok(Member {
-                        id: id.clone(),
-                        kind: Kind::Group,
-                    })
-                } else {
-                    Err(ScimError::bad_request(
-                        "invalidValue",
-                        format!("member `{id}` is no user or group of this directory"),
-                    ))
-                }
+            .map(|id| match member_kind(&*self.store, directory, id)? {
+                Some(kind) => Ok(Member {
+                    id: id.clone(),
+                    kind,
+                }),
+                None => Err(ScimError::bad_request(
+                    "invalidValue",
+                    format!("member `{id}` is no user or group of this directory"),
+                )),
             })
             .collect()
     }

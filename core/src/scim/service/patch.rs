@@ -10,7 +10,9 @@ use crate::scim::filter::eval::get as member;
 use crate::scim::filter::{Compatibility, Filter, ParseOptions, Value as Literal, ValuePath};
 use crate::scim::path::PatchPath;
 use crate::scim::schema::{AttributeType, Mutability, ResourceType};
-use crate::store::{Change, Directory, Kind, Member, PasswordChange, Replacement, Resource};
+use crate::store::{
+    Change, Directory, Kind, Member, PasswordChange, Replacement, Resource, member_kind,
+};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -231,14 +233,11 @@ impl Service {
     fn known_members(&self, directory: i64, ids: &[String]) -> Result<Vec<Member>, ScimError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            for kind in [Kind::User, Kind::Group] {
-                if self.store.get(directory, kind, id)?.is_some() {
-                    out.push(Member {
-                        id: id.clone(),
-                        kind,
-                    });
-                    break;
-                }
+            if let Some(kind) = member_kind(&*self.store, directory, id)? {
+                out.push(Member {
+                    id: id.clone(),
+                    kind,
+                });
             }
         }
         Ok(out)

@@ -16,7 +16,7 @@ use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
     NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken,
     UserCounts, UserNameScope, Write, WriteOutcome, apply_replacement, check_directory_name,
-    check_member_change, check_password_change, check_version, event_from, kind_from,
+    check_member_change, check_password_change, check_version, event_from, groups_from, kind_from,
     name_attribute, not_a_member, time_from,
 };
 use crate::scim::datetime::DateTime;
@@ -700,14 +700,10 @@ impl SqliteStore {
             (select(conn, &condition, &sql.params)?, None)
         };
         let found = resources.len() as u64;
-        let total = match (q.filter, q.start) {
+        let total = match (q.filter, query::total_from_page(q, found)) {
             (None, _) => count(conn, q.directory, q.kind)?,
-            // A short page that is not past the end holds the last match: no need to count
-            // (a lookup by userName or externalId is one statement).
-            (Some(_), Start::Offset(skipped)) if found < q.limit && (found > 0 || skipped == 0) => {
-                skipped + found
-            }
-            (Some(_), _) => {
+            (Some(_), Some(total)) => total,
+            (Some(_), None) => {
                 let n: i64 = conn
                     .prepare_cached(&format!(
                         "SELECT COUNT(*) FROM resources r WHERE {selection}"
@@ -1280,12 +1276,6 @@ fn groups_column(member: &str, directory: &str) -> String {
         "(SELECT json_group_array(group_id) FROM ({}))",
         groups_of_sql(member, directory)
     )
-}
-
-/// The groups of [`groups_column`].
-fn groups_from(json: &str, member: &str) -> Result<Vec<String>, StoreError> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError::Backend(format!("groups of `{member}`: {e}")))
 }
 
 /// The groups `member` is a direct member of, in `id` order.
