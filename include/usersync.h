@@ -8,6 +8,7 @@
 #ifndef USERSYNC_H
 #define USERSYNC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,6 +94,9 @@ enum usersync_result
   USERSYNC_RESULT_SYNC_TARGET = 3004,
   // Applied, but some changes failed (listed in the report); the next run retries them.
   USERSYNC_RESULT_SYNC_PARTIAL = 3005,
+  // Another sync of the directory is running (in this or another process or node):
+  // nothing was applied; try again later.
+  USERSYNC_RESULT_SYNC_BUSY = 3006,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -139,7 +143,7 @@ typedef void (*usersync_progress_callback)(void *userdata,
                                            uint64_t total);
 
 // Every code, for the description table and the tests.
-#define usersync_result_ALL { usersync_result_Ok, usersync_result_NullParameter, usersync_result_InvalidUtf8, usersync_result_Panic, usersync_result_InvalidArgument, usersync_result_InvalidJson, usersync_result_InvalidFilter, usersync_result_InvalidPath, usersync_result_InvalidSchema, usersync_result_InvalidLdapFilter, usersync_result_NotFound, usersync_result_Uniqueness, usersync_result_VersionMismatch, usersync_result_StoreInvalid, usersync_result_StoreBackend, usersync_result_PasswordMismatch, usersync_result_SyncConfig, usersync_result_SyncSource, usersync_result_SyncBlocked, usersync_result_SyncConflict, usersync_result_SyncTarget, usersync_result_SyncPartial, }
+#define usersync_result_ALL { usersync_result_Ok, usersync_result_NullParameter, usersync_result_InvalidUtf8, usersync_result_Panic, usersync_result_InvalidArgument, usersync_result_InvalidJson, usersync_result_InvalidFilter, usersync_result_InvalidPath, usersync_result_InvalidSchema, usersync_result_InvalidLdapFilter, usersync_result_NotFound, usersync_result_Uniqueness, usersync_result_VersionMismatch, usersync_result_StoreInvalid, usersync_result_StoreBackend, usersync_result_PasswordMismatch, usersync_result_SyncConfig, usersync_result_SyncSource, usersync_result_SyncBlocked, usersync_result_SyncConflict, usersync_result_SyncTarget, usersync_result_SyncPartial, usersync_result_SyncBusy, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -331,6 +335,18 @@ usersync_result usersync_events_after(const struct usersync_service *service,
                                       char **json_out,
                                       uint64_t *next_seq_out);
 
+// Waits until the change feed has an event after sequence number `after`, or `timeout_ms`
+// milliseconds pass; `available_out` receives whether it has one. Follow the feed with
+// this and `usersync_events_after` instead of polling: on PostgreSQL the wait ends as the
+// writing transaction commits, on any node (LISTEN/NOTIFY); on SQLite it checks every
+// 50 ms. Blocks the calling thread: call it from a worker thread.
+//
+// Errors: `STORE_BACKEND`, and the usual checks.
+usersync_result usersync_events_wait(const struct usersync_service *service,
+                                     uint64_t after,
+                                     uint32_t timeout_ms,
+                                     bool *available_out);
+
 // Opens (or creates) the SQLite database at `db_path` (UTF-8, `db_path_len` bytes), or
 // connects to the PostgreSQL database a `postgres://` URL there names (several platform
 // nodes on one user base), and writes a new service handle to `service_out`.
@@ -434,7 +450,9 @@ void usersync_plan_free(struct usersync_plan *plan);
 // The report is written whenever the apply ran, also when the result is
 // `SYNC_BLOCKED` (nothing applied: the plan crosses a threshold), `SYNC_PARTIAL` (some
 // changes failed), `SYNC_CONFLICT` or `SYNC_TARGET` (the store failed part-way; what was
-// applied stays and the next run converges). `INVALID_ARGUMENT` for a plan already applied.
+// applied stays and the next run converges). `INVALID_ARGUMENT` for a plan already applied;
+// `SYNC_BUSY` while another sync of the directory runs, in any process using the same
+// store (the plan stays unapplied: apply it later or make a new one).
 usersync_result usersync_plan_apply(const struct usersync_service *service,
                                     struct usersync_plan *plan,
                                     uint32_t flags,

@@ -11,9 +11,10 @@ venv=target/venv
 "$venv/bin/pip" install -q --disable-pip-version-check -r python/requirements-dev.txt
 export VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH"
 
-# The slapd harness the LDAP tests share with the Rust suites.
-cargo build --locked -q -p usersync-testkit --bin usersync-test-slapd
+# The slapd and PostgreSQL harnesses the tests share with the Rust suites.
+cargo build --locked -q -p usersync-testkit --bin usersync-test-slapd --bin usersync-test-postgres
 export USERSYNC_TEST_SLAPD="$PWD/target/debug/usersync-test-slapd"
+export USERSYNC_TEST_POSTGRES="$PWD/target/debug/usersync-test-postgres"
 
 (cd python && maturin develop --locked -q)
 

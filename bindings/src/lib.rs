@@ -88,11 +88,14 @@ pub enum usersync_result {
     SyncTarget = 3004,
     /// Applied, but some changes failed (listed in the report); the next run retries them.
     SyncPartial = 3005,
+    /// Another sync of the directory is running (in this or another process or node):
+    /// nothing was applied; try again later.
+    SyncBusy = 3006,
 }
 
 impl usersync_result {
     /// Every code, for the description table and the tests.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::Ok,
         Self::NullParameter,
         Self::InvalidUtf8,
@@ -115,6 +118,7 @@ impl usersync_result {
         Self::SyncConflict,
         Self::SyncTarget,
         Self::SyncPartial,
+        Self::SyncBusy,
     ];
 
     fn description(self) -> &'static std::ffi::CStr {
@@ -141,6 +145,7 @@ impl usersync_result {
             Self::SyncConflict => c"a userName another directory owns (policy fail)",
             Self::SyncTarget => c"the sync target failed",
             Self::SyncPartial => c"applied, but some changes failed",
+            Self::SyncBusy => c"another sync of the directory is running",
         }
     }
 }

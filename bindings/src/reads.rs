@@ -182,3 +182,32 @@ pub extern "C" fn usersync_events_after(
         Ok(())
     })
 }
+
+/// Waits until the change feed has an event after sequence number `after`, or `timeout_ms`
+/// milliseconds pass; `available_out` receives whether it has one. Follow the feed with
+/// this and `usersync_events_after` instead of polling: on PostgreSQL the wait ends as the
+/// writing transaction commits, on any node (LISTEN/NOTIFY); on SQLite it checks every
+/// 50 ms. Blocks the calling thread: call it from a worker thread.
+///
+/// Errors: `STORE_BACKEND`, and the usual checks.
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_events_wait(
+    service: *const usersync_service,
+    after: u64,
+    timeout_ms: u32,
+    available_out: *mut bool,
+) -> usersync_result {
+    guard(|| {
+        let service = self::service(service)?;
+        out(available_out, "available_out")?;
+        let available = service
+            .store
+            .wait_for_events(
+                after,
+                std::time::Duration::from_millis(u64::from(timeout_ms)),
+            )
+            .map_err(|e| store_error(&e))?;
+        write(available_out, available);
+        Ok(())
+    })
+}

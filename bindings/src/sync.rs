@@ -182,7 +182,9 @@ fn finish(run: &Run, report_json_out: *mut *mut c_char) -> Result<(), usersync_r
 /// The report is written whenever the apply ran, also when the result is
 /// `SYNC_BLOCKED` (nothing applied: the plan crosses a threshold), `SYNC_PARTIAL` (some
 /// changes failed), `SYNC_CONFLICT` or `SYNC_TARGET` (the store failed part-way; what was
-/// applied stays and the next run converges). `INVALID_ARGUMENT` for a plan already applied.
+/// applied stays and the next run converges). `INVALID_ARGUMENT` for a plan already applied;
+/// `SYNC_BUSY` while another sync of the directory runs, in any process using the same
+/// store (the plan stays unapplied: apply it later or make a new one).
 #[unsafe(no_mangle)]
 pub extern "C" fn usersync_plan_apply(
     service: *const usersync_service,
@@ -200,6 +202,19 @@ pub extern "C" fn usersync_plan_apply(
             .ok_or_else(|| fail(usersync_result::NullParameter, "`plan` is NULL"))?;
         out(report_json_out, "report_json_out")?;
         check_flags(flags)?;
+        let store = &*service.store;
+        let _lock = store
+            .try_lock_sync(&plan.config.directory)
+            .map_err(|e| store_error(&e))?
+            .ok_or_else(|| {
+                fail(
+                    usersync_result::SyncBusy,
+                    format!(
+                        "another sync of `{}` is running; nothing was applied",
+                        plan.config.directory
+                    ),
+                )
+            })?;
         let planned = plan.planned.take().ok_or_else(|| {
             fail(
                 usersync_result::InvalidArgument,
@@ -215,7 +230,6 @@ pub extern "C" fn usersync_plan_apply(
         if progress.is_some() {
             options = options.with_progress(&tell);
         }
-        let store = &*service.store;
         let run = run::apply_run(
             &plan.config,
             store,

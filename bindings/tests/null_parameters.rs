@@ -311,6 +311,8 @@ fn every_pointer_argument_may_be_null() {
         usersync_events_after(null(), 0, 1, &raw mut json, &raw mut u),
         R
     );
+    let mut available = false;
+    assert_eq!(usersync_events_wait(null(), 0, 0, &raw mut available), R);
     assert_eq!(
         usersync_service_handle(
             null(),
@@ -419,6 +421,7 @@ fn every_pointer_argument_may_be_null() {
         usersync_events_after(svc, 0, 1, &raw mut json, null_mut()),
         R
     );
+    assert_eq!(usersync_events_wait(svc, 0, 0, null_mut()), R);
     assert_eq!(
         usersync_scim_filter_check(filter, filter_len, 0, 0, null_mut(), &raw mut n),
         R

@@ -9,15 +9,17 @@ use usersync_core::ldap::apply::{self, ApplyOptions, LocalTarget, Target};
 use usersync_core::ldap::config::SyncConfig;
 use usersync_core::ldap::remote::RemoteTarget;
 use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
-use usersync_core::store::sqlite::SqliteStore;
-use usersync_core::store::system_clock;
+use usersync_core::ldap::schedule::next_due;
+use usersync_core::scim::datetime::DateTime;
+use usersync_core::store::{Store, system_clock};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The sync configuration (TOML; see examples/).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// The SQLite database.
+    /// The store: an SQLite database file, or a PostgreSQL URL (`postgres://…`) shared
+    /// with other nodes.
     #[arg(long, default_value = "usersync.db")]
     db: PathBuf,
     /// Print JSON instead of the table.
@@ -79,22 +81,18 @@ pub(crate) struct SyncArgs {
 /// Exit codes: 0 done, 1 failed, 3 blocked by a threshold (nothing applied).
 const BLOCKED: u8 = 3;
 
-fn open_store(db: &std::path::Path) -> Result<SqliteStore, String> {
-    SqliteStore::open(db, system_clock()).map_err(|e| format!("cannot open {}: {e}", db.display()))
-}
-
 /// Reads the configuration, the source and the target, and plans.
 fn prepare(args: &Args) -> Result<(run::Mode, usersync_core::ldap::plan::Plan), String> {
     let config = SyncConfig::from_file(&args.config)
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
-    let store = open_store(&args.db)?;
+    let store = crate::open_store(&args.db)?;
     let remote = args.remote(false)?;
-    let local = LocalTarget(&store);
+    let local = LocalTarget(&*store);
     let target: &dyn Target = match &remote {
         Some(r) => r,
         None => &local,
     };
-    run::plan_run(&config, &store, target, args.full, &system_clock())
+    run::plan_run(&config, &*store, target, args.full, &system_clock())
         .map(|p| (p.mode, p.plan))
         .map_err(|e| e.to_string())
 }
@@ -119,7 +117,6 @@ pub(crate) fn plan(args: &Args) -> ExitCode {
 }
 
 pub(crate) fn sync(args: &SyncArgs) -> ExitCode {
-    // One sync per directory at a time, daemon or not.
     let config = match SyncConfig::from_file(&args.common.config) {
         Ok(c) => c,
         Err(e) => {
@@ -127,14 +124,7 @@ pub(crate) fn sync(args: &SyncArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let _lock = match lock(&args.common.db, &config.directory) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let store = match open_store(&args.common.db) {
+    let store = match crate::open_store(&args.common.db) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -148,49 +138,52 @@ pub(crate) fn sync(args: &SyncArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let local = LocalTarget(&store);
+    let local = LocalTarget(&*store);
     let target: &dyn Target = match &remote {
         Some(r) => r,
         None => &local,
     };
     if args.daemon {
-        return daemon(args, &config, &store, target);
+        return daemon(args, &config, &*store, target);
     }
-    sync_once(args, &config, &store, target)
+    // One sync per directory at a time, across every process on this store.
+    let _lock = match store.try_lock_sync(&config.directory) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            eprintln!(
+                "error: another usersync sync of `{}` is running (on this or another node)",
+                config.directory
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: cannot lock the sync of `{}`: {e}", config.directory);
+            return ExitCode::FAILURE;
+        }
+    };
+    sync_once(args, &config, &*store, target)
 }
 
-/// Holds the lock file `<db>.sync-<directory>.lock` while a sync of that directory runs.
-fn lock(db: &std::path::Path, directory: &str) -> Result<std::fs::File, String> {
-    let mut name = db.as_os_str().to_owned();
-    name.push(format!(".sync-{directory}.lock"));
-    let path = PathBuf::from(name);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "another usersync sync of `{directory}` is running (it holds {})",
-            path.display()
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
-    }
-}
+/// How often a daemon that found the directory's sync locked by another process looks
+/// again.
+const LOCKED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Syncs on the schedule until SIGTERM or Ctrl-C; each run prints one line. The
-/// configuration is the one read (and locked for) at start: restart to change it.
+/// configuration is the one read at start: restart to change it.
+///
+/// The schedule is kept in the store, not in the process: the next run is due from the
+/// runs on record ([`next_due`]), and each run takes the directory's sync lock. Daemons on
+/// several nodes sharing one PostgreSQL database therefore run each due sync once between
+/// them; when the node running it dies, its lock goes with it and another node runs the
+/// sync that is still due.
 fn daemon(
     args: &SyncArgs,
     config: &SyncConfig,
-    store: &SqliteStore,
+    store: &dyn Store,
     target: &dyn Target,
 ) -> ExitCode {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use usersync_core::ldap::schedule::{Outcome, next_run};
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -206,14 +199,20 @@ fn daemon(
             stop.store(true, Ordering::SeqCst);
         });
     }
-    // A per-directory seed spreads retries of many directories apart.
-    let seed = config
-        .directory
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-    let mut failures = 0u32;
+    let stopped = || stop.load(Ordering::SeqCst);
+    // Sleeps a little at a time, so that a stop is prompt.
+    let step = std::time::Duration::from_millis(200);
+    let sleep_until = |until: DateTime| {
+        while !stopped() && system_clock()() < until {
+            std::thread::sleep(step);
+        }
+    };
+    let pause = |wait: std::time::Duration| {
+        let end = std::time::Instant::now() + wait;
+        while !stopped() && std::time::Instant::now() < end {
+            std::thread::sleep(step);
+        }
+    };
     let when = match &config.schedule.cron {
         Some(cron) => format!("at `{cron}` (UTC)"),
         None => format!("every {} s", config.schedule.interval_seconds),
@@ -222,45 +221,69 @@ fn daemon(
         "syncing `{}` {when}; stop with SIGTERM or Ctrl-C",
         config.directory
     );
-    while !stop.load(Ordering::SeqCst) {
-        let clock = system_clock();
-        let options = RunOptions::new(ApplyOptions::new(args.allow_deletes), args.common.full);
-        let run = run::sync(config, store, target, &options, &clock);
-        let started = run.started;
-        // The schedule follows the run as a whole: applied (even with some objects
-        // failing), blocked, or not done at all.
-        let (line, state) = match (&run.report, run.outcome) {
-            (Some(report), _) => {
-                failures = 0;
-                let line = format!(
-                    "applied {} changes in {} ms ({})",
-                    report.applied.values().sum::<usize>(),
-                    report.milliseconds,
-                    mode_name(&run.mode)
-                );
-                (line, Outcome::Succeeded)
-            }
-            (None, RunOutcome::Blocked) => (
-                format!("blocked: {}", run.error.unwrap_or_default()),
-                Outcome::Blocked,
-            ),
-            (None, _) => {
-                failures += 1;
-                (
-                    format!("failed: {}", run.error.unwrap_or_default()),
-                    Outcome::Failed { failures },
-                )
+    let mut waiting = false;
+    while !stopped() {
+        let due = match next_due(config, store) {
+            Ok(due) => due,
+            Err(e) => {
+                println!("cannot read the runs of `{}`: {e}", config.directory);
+                pause(LOCKED_RETRY * 5);
+                continue;
             }
         };
-        let next = next_run(&config.schedule, started, state, seed);
-        println!(
-            "{started} sync `{}`: {line}; next run {next}",
-            config.directory
-        );
-        // Sleep until the next run, a little at a time so that a stop is prompt.
-        while !stop.load(Ordering::SeqCst) && system_clock()() < next {
-            std::thread::sleep(std::time::Duration::from_millis(200));
+        if let Some(due) = due {
+            sleep_until(due);
         }
+        if stopped() {
+            break;
+        }
+        let lock = match store.try_lock_sync(&config.directory) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                if !waiting {
+                    println!(
+                        "another usersync sync of `{}` is running; waiting for it",
+                        config.directory
+                    );
+                    waiting = true;
+                }
+                pause(LOCKED_RETRY);
+                continue;
+            }
+            Err(e) => {
+                println!("cannot lock the sync of `{}`: {e}", config.directory);
+                pause(LOCKED_RETRY * 5);
+                continue;
+            }
+        };
+        waiting = false;
+        // Another node may have run it while this one waited for the lock.
+        if matches!(next_due(config, store), Ok(Some(due)) if due > system_clock()()) {
+            continue;
+        }
+        let options = RunOptions::new(ApplyOptions::new(args.allow_deletes), args.common.full);
+        let run = run::sync(config, store, target, &options, &system_clock());
+        drop(lock);
+        let line = match (&run.report, run.outcome) {
+            (Some(report), _) => format!(
+                "applied {} changes in {} ms ({})",
+                report.applied.values().sum::<usize>(),
+                report.milliseconds,
+                mode_name(&run.mode)
+            ),
+            (None, RunOutcome::Blocked) => {
+                format!("blocked: {}", run.error.unwrap_or_default())
+            }
+            (None, _) => format!("failed: {}", run.error.unwrap_or_default()),
+        };
+        let next = match next_due(config, store) {
+            Ok(Some(next)) => next.to_string(),
+            _ => "unknown".to_owned(),
+        };
+        println!(
+            "{} sync `{}`: {line}; next run {next}",
+            run.started, config.directory
+        );
     }
     println!("stopped");
     ExitCode::SUCCESS
@@ -269,7 +292,7 @@ fn daemon(
 fn sync_once(
     args: &SyncArgs,
     config: &SyncConfig,
-    store: &SqliteStore,
+    store: &dyn Store,
     target: &dyn Target,
 ) -> ExitCode {
     let bar = (!args.common.json).then(progress_bar).flatten();

@@ -4,9 +4,82 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use common::{temp_db, usersync};
 use serde_json::Value;
+use usersync_core::store::{Store, SyncLock, system_clock};
 use usersync_testkit::{BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd};
+
+fn open(db: &str) -> Arc<dyn Store> {
+    usersync_core::store::open(db, system_clock()).unwrap()
+}
+
+/// Takes the sync lock of `directory` as another process would, once a daemon's run (which
+/// holds it briefly) has let go.
+fn hold_sync_lock(store: &dyn Store, directory: &str) -> SyncLock {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(lock) = store.try_lock_sync(directory).unwrap() {
+            return lock;
+        }
+        assert!(Instant::now() < deadline, "the lock is never free");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until some process holds the sync lock of `directory`.
+fn wait_until_locked(store: &dyn Store, directory: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Some(lock) = store.try_lock_sync(directory).unwrap() {
+        drop(lock);
+        assert!(Instant::now() < deadline, "nobody takes the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(signal: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A `usersync sync --daemon` process and its output lines.
+fn daemon(
+    config: &str,
+    db: &str,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
+        .args(["sync", "--daemon", "--config", config, "--db", db])
+        .env("USERSYNC_CLI_TEST_PASSWORD", SERVICE_PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// A configuration that syncs `ou=people` of `slapd` into `corp` every second.
+fn every_second(slapd: &Slapd, path: &std::path::Path) {
+    std::fs::write(
+        path,
+        format!(
+            "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
+             bind_password_env = \"USERSYNC_CLI_TEST_PASSWORD\"\noperation_timeout_seconds = 120\n\
+             [users]\nbase = \"ou=people,{BASE}\"\n[schedule]\ninterval = \"1s\"\n",
+            slapd.url
+        ),
+    )
+    .unwrap();
+}
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
@@ -126,32 +199,15 @@ fn plan_then_sync_then_nothing_left_to_do() {
 /// cleanly on SIGTERM.
 #[test]
 fn the_daemon_syncs_on_schedule_alone_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader};
     let slapd = Slapd::start("cli-daemon");
     slapd.add(&format!(
         "dn: uid=ann,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: ann\ncn: ann\nsn: ann\n"
     ));
     let db = temp_db("cli-daemon");
     let config = db.with_file_name("corp.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
-             bind_password_env = \"USERSYNC_CLI_TEST_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n\
-             [schedule]\ninterval = \"1s\"\n",
-            slapd.url
-        ),
-    )
-    .unwrap();
+    every_second(&slapd, &config);
     let (config, db) = (config.to_str().unwrap(), db.to_str().unwrap());
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
-        .args(["sync", "--daemon", "--config", config, "--db", db])
-        .env("USERSYNC_CLI_TEST_PASSWORD", SERVICE_PASSWORD)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(daemon.stdout.take().unwrap()).lines();
+    let (mut daemon, mut lines) = daemon(config, db);
     assert!(
         lines
             .next()
@@ -163,13 +219,20 @@ fn the_daemon_syncs_on_schedule_alone_and_stops_on_sigterm() {
     assert!(first.contains("sync `corp`: applied 1 changes"), "{first}");
     let second = lines.next().unwrap().unwrap();
     assert!(second.contains("applied 0 changes"), "{second}");
-    // While the daemon holds the directory, another sync of it refuses to start.
+    // While another process syncs `corp`, a sync of it refuses to start and the daemon
+    // waits its turn.
+    let held = hold_sync_lock(&*open(db), "corp");
     let (code, _, err) = run(&["sync", "--config", config, "--db", db]);
     assert_eq!(code, 1);
     assert!(
         err.contains("another usersync sync of `corp` is running"),
         "{err}"
     );
+    let waits = lines.next().unwrap().unwrap();
+    assert!(waits.contains("is running; waiting for it"), "{waits}");
+    drop(held);
+    let third = lines.next().unwrap().unwrap();
+    assert!(third.contains("applied 0 changes"), "{third}");
     std::process::Command::new("kill")
         .arg(daemon.id().to_string())
         .status()
@@ -186,4 +249,63 @@ fn the_daemon_syncs_on_schedule_alone_and_stops_on_sigterm() {
     assert_eq!(code, 1);
     let (_, text, _) = run(&["directory", "runs", "corp", "--db", db, "--limit", "1"]);
     assert!(text.contains("failed\tno LDAP server answered"), "{text}");
+}
+
+/// Daemons on two nodes sharing one PostgreSQL database keep one schedule: each due sync
+/// runs once between them. When the node running a sync is killed (`kill -9`), its lock
+/// goes with it and the other node runs the sync.
+#[test]
+fn daemons_on_two_nodes_share_one_schedule_and_survive_a_killed_node() {
+    let pg = usersync_testkit::postgres::Postgres::start("cli-daemons");
+    let db = pg.create_database("daemons");
+    let slapd = Slapd::start("cli-daemons");
+    slapd.add(&format!(
+        "dn: uid=ann,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: ann\ncn: ann\nsn: ann\n"
+    ));
+    let config = temp_db("cli-daemons").with_file_name("corp.toml");
+    every_second(&slapd, &config);
+    let config = config.to_str().unwrap();
+    let store = open(&db);
+
+    // Node A's first run hangs: the LDAP server has stopped answering.
+    let slapd_pid = slapd.pid().unwrap();
+    signal("-STOP", slapd_pid);
+    let (mut a, _a_lines) = daemon(config, &db);
+    wait_until_locked(&*store, "corp");
+    let (mut b, mut b_lines) = daemon(config, &db);
+    assert!(
+        b_lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .starts_with("syncing `corp`")
+    );
+    let waits = b_lines.next().unwrap().unwrap();
+    assert!(waits.contains("is running; waiting for it"), "{waits}");
+
+    // A dies mid-run; B runs the sync A left undone.
+    signal("-KILL", a.id());
+    a.wait().unwrap();
+    signal("-CONT", slapd_pid);
+    let ran = b_lines.next().unwrap().unwrap();
+    assert!(ran.contains("sync `corp`: applied 1 changes"), "{ran}");
+    let corp = store.directory("corp").unwrap().unwrap().id;
+    assert_eq!(store.runs(corp, 100).unwrap().len(), 1, "A left no record");
+
+    // With both nodes up, each due run happens once: runs on record start at least the
+    // interval (1 s) apart.
+    let (mut a, _a_lines) = daemon(config, &db);
+    std::thread::sleep(Duration::from_millis(4500));
+    for child in [&mut a, &mut b] {
+        signal("-TERM", child.id());
+        assert!(child.wait().unwrap().success());
+    }
+    let runs = store.runs(corp, 100).unwrap();
+    assert!(runs.len() >= 3, "{} runs", runs.len());
+    assert!(runs.iter().all(|r| r.outcome == "succeeded"), "{runs:?}");
+    for pair in runs.windows(2) {
+        // Newest first; whole seconds, so a gap of a full second or more shows as >= 1.
+        let gap = pair[0].started.unix_seconds() - pair[1].started.unix_seconds();
+        assert!(gap >= 1, "two runs {gap} s apart: {runs:?}");
+    }
 }

@@ -30,6 +30,7 @@ pub(crate) enum Kind {
     SyncBlocked,
     SyncConflict,
     SyncTarget,
+    SyncBusy,
 }
 
 impl Kind {
@@ -51,6 +52,7 @@ impl Kind {
             Self::SyncBlocked => ("syncBlocked", "SyncBlockedError"),
             Self::SyncConflict => ("syncConflict", "SyncConflictError"),
             Self::SyncTarget => ("syncTarget", "SyncTargetError"),
+            Self::SyncBusy => ("syncBusy", "SyncBusyError"),
         }
     }
 

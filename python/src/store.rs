@@ -304,15 +304,43 @@ impl Store {
     /// Up to `limit` change-feed events after sequence number `seq` (0: from the start), in
     /// order: `[{"seq", "directory", "type", "id", "event", "version", "time"}]`. Pass the last
     /// event's `seq` next time; an event committed late is never skipped.
-    #[pyo3(signature = (seq = 0, limit = 1000))]
+    ///
+    /// With `wait` (seconds), when there is no event yet, waits up to that long for one
+    /// instead of returning `[]` at once: a follower needs no polling loop. On PostgreSQL
+    /// the wait ends as the writing transaction commits, on any node (LISTEN/NOTIFY).
+    #[pyo3(signature = (seq = 0, limit = 1000, *, wait = 0.0))]
     fn events_after<'py>(
         &self,
         py: Python<'py>,
         seq: u64,
         limit: usize,
+        wait: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
         if limit == 0 {
             return Err(Failure::new(Kind::InvalidArgument, "`limit` must be at least 1").into());
+        }
+        if !(wait.is_finite() && (0.0..=86_400.0).contains(&wait)) {
+            return Err(Failure::new(
+                Kind::InvalidArgument,
+                "`wait` must be between 0 and 86400 seconds",
+            )
+            .into());
+        }
+        // In slices of at most a second, so that Ctrl-C interrupts a long wait.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(wait);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let slice = left.min(std::time::Duration::from_secs(1));
+            let available = py
+                .detach(|| self.shared.store.wait_for_events(seq, slice))
+                .map_err(|e| Failure::store(&e))?;
+            if available {
+                break;
+            }
+            py.check_signals()?;
         }
         let events = py
             .detach(|| event_feed(&*self.shared.store, seq, limit.min(10_000)))

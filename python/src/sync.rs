@@ -267,8 +267,10 @@ impl Plan {
     /// Applies the plan and records the run; returns a `Report`. Raises `SyncBlockedError`
     /// when the plan crosses a deletion threshold and `allow_deletes` is false (nothing is
     /// applied), `SyncConflictError` for a `userName` another directory owns under policy
-    /// `fail`. Changes that fail one by one do not raise: `Report.failures` lists them.
-    /// `progress(done, total)` is called as changes are applied.
+    /// `fail`, `SyncBusyError` while another sync of the directory runs in any process using
+    /// the store (nothing applied; the plan can be applied later). Changes that fail one by
+    /// one do not raise: `Report.failures` lists them. `progress(done, total)` is called as
+    /// changes are applied.
     #[pyo3(signature = (*, allow_deletes = false, progress = None))]
     fn apply(
         &self,
@@ -276,6 +278,17 @@ impl Plan {
         allow_deletes: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Report> {
+        // One sync per directory at a time, across every process using the store.
+        let directory = &self.config.directory;
+        let _lock = py
+            .detach(|| self.shared.store.try_lock_sync(directory))
+            .map_err(|e| Failure::store(&e))?
+            .ok_or_else(|| {
+                Failure::new(
+                    Kind::SyncBusy,
+                    format!("another sync of `{directory}` is running; nothing was applied"),
+                )
+            })?;
         let planned = self
             .planned
             .lock()

@@ -3,6 +3,7 @@ harness (`usersync-test-slapd`, built by python/test.sh) for the tests that need
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -81,14 +82,13 @@ class Slapd:
         return path
 
 
-@pytest.fixture(scope="session")
-def slapd() -> Iterator[Slapd]:
-    harness = os.environ.get(
-        "USERSYNC_TEST_SLAPD", str(REPO / "target" / "debug" / "usersync-test-slapd")
-    )
+@contextlib.contextmanager
+def _harness(variable: str, name: str, what: str) -> Iterator[Dict[str, Any]]:
+    """Runs a testkit harness and yields the JSON line it prints once its server is up. The
+    harness stops its server when its input closes: also when this process dies."""
+    harness = os.environ.get(variable, str(REPO / "target" / "debug" / name))
     if not Path(harness).exists():
         pytest.fail(f"{harness} is missing: run python/test.sh, which builds it")
-    # The harness stops slapd when its input closes: also when this process dies.
     process = subprocess.Popen(
         [harness, f"pytest-{os.getpid()}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
@@ -96,13 +96,27 @@ def slapd() -> Iterator[Slapd]:
     line = process.stdout.readline()
     if not line:
         process.wait()
-        pytest.fail("usersync-test-slapd did not start slapd")
+        pytest.fail(f"{name} did not start {what}")
     try:
-        yield Slapd(json.loads(line))
+        yield json.loads(line)
     finally:
         process.stdin.close()
         process.stdout.close()
-        process.wait(timeout=30)
+        process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[Slapd]:
+    with _harness("USERSYNC_TEST_SLAPD", "usersync-test-slapd", "slapd") as info:
+        yield Slapd(info)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a database on a private PostgreSQL server, shared by the session's tests
+    (each uses directories of its own)."""
+    with _harness("USERSYNC_TEST_POSTGRES", "usersync-test-postgres", "PostgreSQL") as info:
+        yield str(info["url"])
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from .errors import (
     SyncBlockedError,
     SyncConflictError,
     SyncTargetError,
+    SyncBusyError,
     UniquenessError,
     UsersyncError,
     VersionMismatchError,
@@ -79,4 +80,5 @@ __all__ = [
     "SyncBlockedError",
     "SyncConflictError",
     "SyncTargetError",
+    "SyncBusyError",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "SyncBlockedError",
     "SyncConflictError",
     "SyncTargetError",
+    "SyncBusyError",
 ]
 
 
@@ -134,3 +135,8 @@ class SyncConflictError(UsersyncError, RuntimeError):
 class SyncTargetError(UsersyncError, OSError):
     """The target failed part-way (``syncTarget``); what was applied stays and the next run
     converges."""
+
+
+class SyncBusyError(UsersyncError, RuntimeError):
+    """Another sync of the directory is running (``syncBusy``), in this or another process
+    or node sharing the store: nothing was applied; apply the plan later."""

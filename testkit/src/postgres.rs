@@ -20,7 +20,16 @@ pub struct Postgres {
     as_postgres: bool,
     /// The loopback port it listens on.
     pub port: u16,
+    /// Server settings (`name=value`).
+    settings: Vec<String>,
 }
+
+/// The tests need speed, not crash safety of the test server.
+const TEST_SETTINGS: &[&str] = &[
+    "fsync=off",
+    "full_page_writes=off",
+    "synchronous_commit=off",
+];
 
 impl Postgres {
     /// Initialises a cluster and starts it. Durability is off (`fsync`, full page writes):
@@ -29,6 +38,15 @@ impl Postgres {
     /// # Panics
     /// When PostgreSQL is not installed (`apt-get install postgresql`) or does not start.
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, TEST_SETTINGS)
+    }
+
+    /// As [`Postgres::start`], with these server settings (`name=value`) instead: a
+    /// benchmark runs with durability on.
+    ///
+    /// # Panics
+    /// As [`Postgres::start`].
+    pub fn start_with(name: &str, settings: &[&str]) -> Self {
         let bin = bindir();
         // Several servers may run in one test process: each gets a directory of its own.
         static STARTED: AtomicUsize = AtomicUsize::new(0);
@@ -52,6 +70,7 @@ impl Postgres {
             pid: None,
             as_postgres,
             port: free_port(),
+            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
         };
         let data = pg.dir.join("data");
         pg.run(
@@ -75,11 +94,11 @@ impl Postgres {
     /// Starts the server on this instance's data directory and port.
     fn launch(&mut self) {
         let data = self.dir.join("data");
-        let options = format!(
-            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off -c synchronous_commit=off",
-            self.port,
-            self.dir.display()
-        );
+        let mut options = format!("-h 127.0.0.1 -p {} -k {}", self.port, self.dir.display());
+        for setting in &self.settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         self.run(
             "pg_ctl",
             &[

@@ -194,6 +194,11 @@ int main(int argc, char **argv) {
   CHECK(strcmp(json, "[]") == 0 && again == next);
   usersync_string_free(json);
   EXPECT(usersync_events_after(svc, 0, 0, &json, &next), USERSYNC_RESULT_INVALID_ARGUMENT);
+  bool available = true;
+  OK(usersync_events_wait(svc, next, 20, &available));
+  CHECK(!available);
+  OK(usersync_events_wait(svc, 0, 0, &available));
+  CHECK(available);
 
   /* Token rotation: both tokens work until the old one is revoked. */
   OK(usersync_directory_token_rotate(svc, S("acme"), &json));

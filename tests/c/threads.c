@@ -5,7 +5,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "check.h"
 
@@ -84,9 +83,9 @@ static void *reader(void *arg) {
     usersync_string_free(json);
     if (next == seq && done) break;
     if (next == seq) {
-      /* Nothing new: let the writers run. */
-      struct timespec pause = {0, 1000000};
-      nanosleep(&pause, NULL);
+      /* Nothing new: wait for the writers' next commit (or a moment, to see `done`). */
+      bool available = false;
+      OK(usersync_events_wait(svc, seq, 100, &available));
     }
     seq = next;
   }

@@ -75,6 +75,12 @@ impl Server {
         self.child.id()
     }
 
+    /// Kills the server with SIGKILL (`kill -9`): no shutdown of any kind.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     pub(crate) fn stop(mut self) -> i32 {
         Command::new("kill")
             .arg("-TERM")
@@ -120,7 +126,20 @@ pub(crate) fn http(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
+    try_http(addr, method, path, token, body, &[]).unwrap()
+}
+
+/// As [`http`], with extra headers, and an error instead of a panic when the server cannot
+/// be reached or hangs up without answering (a killed node).
+pub(crate) fn try_http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, Value)> {
+    let mut s = TcpStream::connect(addr)?;
     let body_text = body.map(Value::to_string).unwrap_or_default();
     let mut req = format!(
         "{method} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n",
@@ -128,6 +147,9 @@ pub(crate) fn http(
     );
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
     }
     if body.is_some() {
         req.push_str(&format!(
@@ -137,19 +159,23 @@ pub(crate) fn http(
     }
     req.push_str("\r\n");
     req.push_str(&body_text);
-    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(req.as_bytes())?;
     let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status: u16 = raw.split(' ').nth(1).unwrap().parse().unwrap();
+    s.read_to_string(&mut raw)?;
+    let status: u16 = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP answer"))?;
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (
+    Ok((
         status,
         if body.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(body).unwrap()
         },
-    )
+    ))
 }
 
 pub(crate) fn temp_db(name: &str) -> PathBuf {

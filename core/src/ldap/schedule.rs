@@ -6,8 +6,9 @@ use std::cmp::Ordering;
 use croner::errors::CronError;
 use croner::{CivilDate, CivilDateTime, CivilTime, Cron, CronDateTime, Resolution, Weekday};
 
-use super::config::Schedule;
+use super::config::{Schedule, SyncConfig};
 use crate::scim::datetime::{DateTime, civil_from_days, days_from_civil};
+use crate::store::{Store, StoreError, SyncRun, name_hash};
 
 /// A cron expression (five fields, or six with seconds first; `@daily` and the like;
 /// `MON`…`SUN`, `JAN`…`DEC`), read in UTC.
@@ -140,12 +141,103 @@ pub fn next_run(
     )
 }
 
+/// When the directory's next sync is due, from its runs on record — which every node
+/// sharing the store reads, so that the nodes keep one schedule: the newest run's start and
+/// how it ended, and how many runs in a row failed without applying. `None` (due now)
+/// before the first run.
+///
+/// # Errors
+/// [`StoreError`] when the runs cannot be read.
+pub fn next_due(config: &SyncConfig, records: &dyn Store) -> Result<Option<DateTime>, StoreError> {
+    let Some(d) = records.directory(&config.directory)? else {
+        return Ok(None);
+    };
+    let runs = records.runs(d.id, 64)?;
+    let Some(last) = runs.first() else {
+        return Ok(None);
+    };
+    // A run that applied counts as done even when some objects failed (they are retried
+    // by the next regular run); one that did not apply is retried with backoff.
+    let unapplied = |r: &SyncRun| r.outcome == "failed" && r.report.get("report").is_none();
+    let outcome = if last.outcome == "blocked" {
+        Outcome::Blocked
+    } else if unapplied(last) {
+        let failures = runs.iter().take_while(|r| unapplied(r)).count();
+        Outcome::Failed {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        }
+    } else {
+        Outcome::Succeeded
+    };
+    Ok(Some(next_run(
+        &config.schedule,
+        last.started,
+        outcome,
+        name_hash(&config.directory),
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(seconds: i64) -> DateTime {
         DateTime::from_unix(seconds, 0)
+    }
+
+    /// Every node reads the same runs, so they agree on when the next one is due.
+    #[test]
+    fn the_next_run_is_due_from_the_runs_on_record() {
+        use crate::store::memory::MemoryStore;
+        use crate::store::{DirectoryKind, NewDirectory};
+        let config = SyncConfig::from_toml(
+            "directory = \"corp\"\n[connection]\nurls = [\"ldap://127.0.0.1:389\"]\n\
+             [users]\nbase = \"dc=example\"\n[schedule]\ninterval = \"1h\"\nretry = \"1m\"\n",
+        )
+        .unwrap();
+        let store = MemoryStore::new(std::sync::Arc::new(|| at(0)));
+        assert_eq!(next_due(&config, &store).unwrap(), None, "no directory yet");
+        let d = store
+            .create_directory(NewDirectory::new("corp", DirectoryKind::Ldap))
+            .unwrap()
+            .id;
+        assert_eq!(next_due(&config, &store).unwrap(), None, "no run yet");
+        let add = |started: i64, outcome: &str, report: serde_json::Value| {
+            store
+                .add_run(SyncRun {
+                    id: 0,
+                    directory: d,
+                    started: at(started),
+                    finished: at(started + 1),
+                    outcome: outcome.into(),
+                    report,
+                })
+                .unwrap();
+        };
+        add(1000, "succeeded", serde_json::json!({"report": {}}));
+        assert_eq!(next_due(&config, &store).unwrap(), Some(at(4600)));
+        // Applied with some objects failing: the next regular run retries them.
+        add(
+            4600,
+            "failed",
+            serde_json::json!({"report": {"failures": ["x"]}}),
+        );
+        assert_eq!(next_due(&config, &store).unwrap(), Some(at(8200)));
+        // Not applied, twice in a row: about two minutes of backoff.
+        add(
+            8200,
+            "failed",
+            serde_json::json!({"error": "no LDAP server answered"}),
+        );
+        add(
+            8260,
+            "failed",
+            serde_json::json!({"error": "no LDAP server answered"}),
+        );
+        let due = next_due(&config, &store).unwrap().unwrap().unix_seconds() - 8260;
+        assert!((108..=132).contains(&due), "{due} s");
+        add(8400, "blocked", serde_json::json!({"error": "threshold"}));
+        assert_eq!(next_due(&config, &store).unwrap(), Some(at(12000)));
     }
 
     #[test]

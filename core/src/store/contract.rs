@@ -86,6 +86,91 @@ fn contract(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     sync_runs(make);
     password_hashes(make);
     member_changes_by_id(make);
+    sync_locks(make);
+    feed_waits(make);
+    content_checks(make);
+}
+
+/// A replacement computed from a read goes through over member changes made since, not over
+/// a change of the content it was computed from.
+fn content_checks(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(d, "u1", "ann")).unwrap();
+    let read = s.create(group(d, "g", "Staff")).unwrap();
+    s.change_members(d, "g", &["u1".to_owned()], &[]).unwrap();
+    let rename = |name: &str, from: &Resource| Change {
+        replacement: Some(Replacement {
+            name: name.into(),
+            attributes: json!({"displayName": name}),
+            ..replacement(from)
+        }),
+        unless_changed: Some(Content::of(from)),
+        ..Change::default()
+    };
+    let renamed = s
+        .update(d, Kind::Group, "g", None, rename("Staff 2", &read))
+        .expect("a member add since the read does not conflict");
+    assert_eq!(renamed.name, "Staff 2");
+    assert_eq!(renamed.version, read.version + 2);
+    assert_eq!(s.members(d, "g").unwrap(), [m("u1", Kind::User)], "kept");
+    assert_eq!(
+        s.update(d, Kind::Group, "g", None, rename("Staff 3", &read))
+            .unwrap_err(),
+        StoreError::VersionMismatch {
+            expected: read.version,
+            actual: renamed.version
+        },
+        "a rename since the read conflicts"
+    );
+    assert_eq!(s.get(d, Kind::Group, "g").unwrap().unwrap().name, "Staff 2");
+}
+
+/// One sync per directory at a time; other directories are independent; a dropped lock can
+/// be taken again.
+fn sync_locks(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let first = s.try_lock_sync("ldap").unwrap().expect("free");
+    assert!(s.try_lock_sync("ldap").unwrap().is_none(), "held");
+    let other = s.try_lock_sync("ldap-2").unwrap();
+    assert!(other.is_some(), "another directory is independent");
+    drop(first);
+    assert!(s.try_lock_sync("ldap").unwrap().is_some(), "released");
+    assert!(matches!(
+        s.try_lock_sync("../ldap"),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+/// A reader waiting on the feed wakes when a write commits, and times out when none does.
+fn feed_waits(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    use std::time::Duration;
+    let s = make(TestClock::new().clock());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(d, "u0", "first")).unwrap();
+    let last = s.events_after(0, 100).unwrap().last().unwrap().seq;
+    assert!(
+        s.wait_for_events(0, Duration::ZERO).unwrap(),
+        "already there"
+    );
+    assert!(
+        !s.wait_for_events(last, Duration::from_millis(100)).unwrap(),
+        "nothing after the last event"
+    );
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(150));
+            s.create(user(d, "u1", "second")).unwrap();
+        });
+        assert!(s.wait_for_events(last, Duration::from_secs(30)).unwrap());
+    });
+    assert_eq!(s.events_after(last, 100).unwrap().len(), 1);
 }
 
 /// `change_members` takes ids of either kind, adds then removes in one transaction, bumps
@@ -1026,6 +1111,28 @@ fn postgres_store_meets_the_contract() {
     });
 }
 
+/// A database of another schema version is refused with a reason, not used.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_schema_versions_are_checked() {
+    let server = usersync_testkit::postgres::Postgres::start("schema");
+    let url = server.create_database("schema");
+    let clock = TestClock::new();
+    drop(postgres::PostgresStore::open(&url, clock.clock()).unwrap());
+    drop(postgres::PostgresStore::open(&url, clock.clock()).expect("opens again"));
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    for (version, says) in [
+        (99_i64, "newer than this usersync"),
+        (1, "create a new database"),
+    ] {
+        admin
+            .execute("UPDATE usersync_schema SET version = $1", &[&version])
+            .unwrap();
+        let err = postgres::PostgresStore::open(&url, clock.clock()).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+    }
+}
+
 #[cfg(feature = "sqlite")]
 #[test]
 fn sqlite_memory_by_name_is_one_database() {
@@ -1072,7 +1179,13 @@ fn sqlite_store_persists_across_reopening() {
         s.create(user(d, "u2", "BJENSEN")).is_err(),
         "the unique index survives"
     );
-    drop(s);
+    // A sync lock is seen by every handle on the file (as by another process).
+    let other = sqlite::SqliteStore::open(&path, clock.clock()).unwrap();
+    let held = s.try_lock_sync("d").unwrap().expect("free");
+    assert!(other.try_lock_sync("d").unwrap().is_none());
+    drop(held);
+    assert!(other.try_lock_sync("d").unwrap().is_some());
+    drop((s, other));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -1167,6 +1280,13 @@ fn postgres_nodes_share_one_user_base() {
         .unwrap()
         .id;
     assert_eq!(nodes[1].directory("d").unwrap().map(|x| x.id), Some(d));
+    let held = nodes[0].try_lock_sync("d").unwrap().expect("free");
+    assert!(
+        nodes[1].try_lock_sync("d").unwrap().is_none(),
+        "held by the other node"
+    );
+    drop(held);
+    assert!(nodes[1].try_lock_sync("d").unwrap().is_some(), "released");
     let g = nodes[1].create(group(d, "g", "Everyone")).unwrap();
     const PER_THREAD: usize = 40;
     for t in 0..8 {
@@ -1179,7 +1299,7 @@ fn postgres_nodes_share_one_user_base() {
     let polled = std::sync::Mutex::new(Vec::new());
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        // The reader: polls the feed after the last event it saw.
+        // The reader: follows the feed after the last event it saw.
         scope.spawn(|| {
             let mut last = 0;
             loop {
@@ -1191,6 +1311,12 @@ fn postgres_nodes_share_one_user_base() {
                 polled.lock().unwrap().extend(batch.iter().map(|e| e.seq));
                 if finished && batch.is_empty() {
                     break;
+                }
+                if batch.is_empty() {
+                    // Woken by the writers' NOTIFY; the timeout lets it see `done`.
+                    nodes[0]
+                        .wait_for_events(last, std::time::Duration::from_millis(200))
+                        .unwrap();
                 }
             }
         });

@@ -10,7 +10,7 @@ use super::{
     Change, Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Page,
     PasswordChange, PasswordHash, Query, Resource, Store, StoreError, StoredToken, UserCounts,
     UserNameScope, apply_replacement, check_directory_name, check_member_change,
-    check_password_change, check_version, name_attribute,
+    check_password_change, check_update, check_version, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -20,6 +20,7 @@ use crate::scim::text::fold;
 pub struct MemoryStore {
     clock: ClockDebug,
     state: Mutex<State>,
+    sync_locks: super::LocalSyncLocks,
 }
 
 /// A clock that prints as `Clock`, so stores can derive `Debug`.
@@ -52,6 +53,7 @@ impl MemoryStore {
         Self {
             clock: ClockDebug(clock),
             state: Mutex::new(State::default()),
+            sync_locks: super::LocalSyncLocks::default(),
         }
     }
 
@@ -294,7 +296,7 @@ impl Store for MemoryStore {
         let now = self.now();
         let mut s = self.lock();
         let mut r = s.existing(directory, kind, id)?.clone();
-        check_version(&r, expected_version)?;
+        check_update(&r, expected_version, &change)?;
         let new_members = change.replacement.as_ref().and_then(|n| n.members.as_ref());
         check_member_change(kind, &change)?;
         // Check everything before changing anything.
@@ -557,5 +559,9 @@ impl Store for MemoryStore {
             }
         }
         Ok(counts)
+    }
+
+    fn try_lock_sync(&self, directory: &str) -> Result<Option<super::SyncLock>, StoreError> {
+        self.sync_locks.try_lock(directory)
     }
 }

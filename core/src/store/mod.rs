@@ -20,6 +20,7 @@ pub(crate) mod view;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -329,6 +330,48 @@ pub struct Change {
     /// For a user: a new password hash, or none any more; `None` leaves it as it is (a PUT
     /// cannot send back a password it was never shown, so a replacement keeps it).
     pub password: Option<PasswordChange>,
+    /// The content a replacement was computed from: the write fails with a version
+    /// mismatch if the resource no longer has it. Unlike an expected version, member
+    /// changes made meanwhile (which bump the version too) do not conflict, so a rename
+    /// goes through while identity providers add members to the group on other nodes.
+    pub unless_changed: Option<Content>,
+}
+
+/// What a resource holds besides its members, as read at `version`: see
+/// [`Change::unless_changed`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Content {
+    /// The version read, for the error.
+    pub version: u64,
+    /// As [`Resource::external_id`].
+    pub external_id: Option<String>,
+    /// As [`Resource::name`].
+    pub name: String,
+    /// As [`Resource::active`].
+    pub active: bool,
+    /// As [`Resource::attributes`].
+    pub attributes: Value,
+}
+
+impl Content {
+    /// What `r` holds now.
+    pub fn of(r: &Resource) -> Self {
+        Self {
+            version: r.version,
+            external_id: r.external_id.clone(),
+            name: r.name.clone(),
+            active: r.active,
+            attributes: r.attributes.clone(),
+        }
+    }
+
+    /// Whether `r` holds this content, at whatever version.
+    pub fn is_held_by(&self, r: &Resource) -> bool {
+        self.external_id == r.external_id
+            && self.name == r.name
+            && self.active == r.active
+            && self.attributes == r.attributes
+    }
 }
 
 /// One write of a [`Store::batch`].
@@ -844,6 +887,100 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::Backend`].
     fn user_counts(&self, directory: i64) -> Result<UserCounts, StoreError>;
+
+    /// Takes the lock that lets one sync of `directory` (by name) run at a time across
+    /// every process using this store; `None` when another sync holds it. Dropping the
+    /// lock releases it, and so does the holder's process dying.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the lock cannot be asked for.
+    fn try_lock_sync(&self, directory: &str) -> Result<Option<SyncLock>, StoreError>;
+
+    /// Waits until the change feed has an event after `after`, or `timeout` passes;
+    /// returns whether it has one. A reader follows the feed with this and
+    /// [`Store::events_after`] instead of polling. This default checks every 50 ms; the
+    /// PostgreSQL store is woken by `NOTIFY` as the writing transaction commits.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    fn wait_for_events(&self, after: u64, timeout: Duration) -> Result<bool, StoreError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if !self.events_after(after, 1)?.is_empty() {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a) of a directory name: the same on every node and in every
+/// version, for keys and seeds that processes must agree on.
+pub fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Held while one sync of a directory runs (see [`Store::try_lock_sync`]).
+pub struct SyncLock {
+    /// Whatever keeps the lock taken: a locked file, a database session, a set entry.
+    _held: Box<dyn Send>,
+}
+
+impl SyncLock {
+    pub(crate) fn new(held: impl Send + 'static) -> Self {
+        Self {
+            _held: Box::new(held),
+        }
+    }
+}
+
+impl fmt::Debug for SyncLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SyncLock")
+    }
+}
+
+/// Sync locks that only this process sees: enough for a store no other process can open
+/// (in memory).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LocalSyncLocks(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl LocalSyncLocks {
+    pub(crate) fn try_lock(&self, directory: &str) -> Result<Option<SyncLock>, StoreError> {
+        check_directory_name(directory)?;
+        let mut held = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !held.insert(directory.to_owned()) {
+            return Ok(None);
+        }
+        Ok(Some(SyncLock::new(LocalSyncLock {
+            locks: self.clone(),
+            directory: directory.to_owned(),
+        })))
+    }
+}
+
+struct LocalSyncLock {
+    locks: LocalSyncLocks,
+    directory: String,
+}
+
+impl Drop for LocalSyncLock {
+    fn drop(&mut self) {
+        self.locks
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.directory);
+    }
 }
 
 /// Whether a store location names a database server (a PostgreSQL URL) rather than a file.
@@ -982,10 +1119,28 @@ pub(crate) fn check_password_change(kind: Kind, keeps: bool) -> Result<(), Store
     Ok(())
 }
 
+/// Whether `r` is still at the version the caller expects (any version when `None`).
 pub(crate) fn check_version(r: &Resource, expected: Option<u64>) -> Result<(), StoreError> {
     match expected {
         Some(e) if e != r.version => Err(StoreError::VersionMismatch {
             expected: e,
+            actual: r.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// As [`check_version`], and whether `r` still holds the content `change` was computed
+/// from (see [`Change::unless_changed`]).
+pub(crate) fn check_update(
+    r: &Resource,
+    expected: Option<u64>,
+    change: &Change,
+) -> Result<(), StoreError> {
+    check_version(r, expected)?;
+    match &change.unless_changed {
+        Some(c) if r.version != c.version && !c.is_held_by(r) => Err(StoreError::VersionMismatch {
+            expected: c.version,
             actual: r.version,
         }),
         _ => Ok(()),

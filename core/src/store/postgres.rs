@@ -7,8 +7,8 @@
 //! numbered, so sequence numbers commit in order and a reader never skips an event that a
 //! slower transaction commits late.
 //!
-//! Text is ordered byte by byte (`COLLATE "C"`), as the other stores order it, whatever the
-//! database's collation.
+//! Text columns are `COLLATE "C"`: text is ordered byte by byte, as the other stores order
+//! it, whatever the database's collation, and the indexes serve that order.
 //!
 //! Pages in `id` order, unfiltered or filtered by the lookups identity providers send most
 //! (`userName`/`displayName`, `externalId` or `id` `eq`), are one SQL statement with each
@@ -19,17 +19,20 @@
 use std::sync::Mutex;
 
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, Transaction};
+use std::collections::HashMap;
+
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 
 use super::query::{self, Page, Query, Start};
 use super::view::view;
 use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
-    NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken, SyncRun,
-    UserCounts, UserNameScope, apply_replacement, check_directory_name, check_member_change,
-    check_password_change, check_version, event_from, groups_from, kind_from, name_attribute,
-    not_a_member, time_from,
+    NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken, SyncLock,
+    SyncRun, UserCounts, UserNameScope, Write, WriteOutcome, apply_replacement,
+    check_directory_name, check_member_change, check_password_change, check_update, check_version,
+    event_from, groups_from, kind_from, name_attribute, not_a_member, time_from,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::filter::CompareOp;
@@ -37,19 +40,22 @@ use crate::scim::filter::eval::{Literal, Node};
 use crate::scim::text::fold;
 
 /// The schema version this code writes; migrations run under an advisory lock, so two nodes
-/// starting at once migrate once.
-const SCHEMA_VERSION: i64 = 1;
+/// starting at once migrate once. Version 1, made by development builds before the first
+/// release, ordered text by the database's collation; it is refused, not migrated.
+const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key of migrations.
 const MIGRATION_LOCK: i64 = 0x7573_6572_7379_6e63; // "usersync"
 /// The advisory lock key that orders change-feed events (see the module's documentation).
 const FEED_LOCK: i64 = 0x7573_6572_6665_6564; // "userfeed"
+/// The first key of a directory's sync lock (the second is its name's hash), apart from the
+/// single-key locks above.
+const SYNC_LOCK: i32 = 0x7379_6e63; // "sync"
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS usersync_schema (version BIGINT NOT NULL);
+const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS directories (
     id BIGSERIAL PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
+    name TEXT COLLATE "C" NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     retention_days BIGINT NOT NULL,
     user_name_scope TEXT NOT NULL,
@@ -57,14 +63,14 @@ CREATE TABLE IF NOT EXISTS directories (
     strict BOOLEAN NOT NULL DEFAULT false
 );
 CREATE TABLE IF NOT EXISTS resources (
-    id TEXT PRIMARY KEY,
+    id TEXT COLLATE "C" PRIMARY KEY,
     directory BIGINT NOT NULL REFERENCES directories(id),
     kind TEXT NOT NULL,
-    external_id TEXT,
-    name TEXT NOT NULL,
+    external_id TEXT COLLATE "C",
+    name TEXT COLLATE "C" NOT NULL,
     -- The case fold of `name`, and whom it must be unique among: 0 for users of
     -- directories with platform-wide userNames, otherwise the directory id.
-    name_key TEXT NOT NULL,
+    name_key TEXT COLLATE "C" NOT NULL,
     unique_scope BIGINT NOT NULL,
     active BOOLEAN NOT NULL,
     version BIGINT NOT NULL,
@@ -78,14 +84,14 @@ CREATE INDEX IF NOT EXISTS resources_by_directory ON resources(directory, kind, 
 CREATE INDEX IF NOT EXISTS resources_by_name_id ON resources(directory, kind, name_key, id);
 CREATE INDEX IF NOT EXISTS resources_by_external_id ON resources(directory, kind, external_id, id);
 CREATE TABLE IF NOT EXISTS memberships (
-    group_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
-    member_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+    group_id TEXT COLLATE "C" NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+    member_id TEXT COLLATE "C" NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
     member_kind TEXT NOT NULL,
     PRIMARY KEY (group_id, member_id)
 );
 CREATE INDEX IF NOT EXISTS memberships_by_member ON memberships(member_id);
 CREATE TABLE IF NOT EXISTS passwords (
-    user_id TEXT PRIMARY KEY REFERENCES resources(id) ON DELETE CASCADE,
+    user_id TEXT COLLATE "C" PRIMARY KEY REFERENCES resources(id) ON DELETE CASCADE,
     hash TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tokens (
@@ -118,14 +124,14 @@ CREATE TABLE IF NOT EXISTS events (
     version BIGINT NOT NULL,
     time TEXT NOT NULL
 );
-";
+"#;
 
 /// A [`Store`] in a PostgreSQL database, shared by any number of processes.
 pub struct PostgresStore {
     clock: super::memory::ClockDebug,
     url: String,
     /// Idle connections, reused by the next call.
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -153,29 +159,157 @@ impl From<postgres::Error> for StoreError {
     }
 }
 
+/// A connection and what it keeps between calls.
+struct Conn {
+    client: Client,
+    cache: ConnCache,
+}
+
+/// What a connection keeps between calls.
+#[derive(Default)]
+struct ConnCache {
+    /// The statements it has prepared: each statement text is parsed and planned once per
+    /// connection, and every later call is one round trip instead of two.
+    prepared: HashMap<String, Statement>,
+    /// Each directory's uniqueness scope and password setting, which never change.
+    directories: HashMap<i64, (UserNameScope, bool)>,
+}
+
+/// Statements kept per connection; the texts are the module's own (a few dozen, plus one
+/// per page shape), so this bound is only a guard.
+const MAX_PREPARED: usize = 512;
+
+/// Running statements through a connection's prepared ones.
+trait Prepared {
+    type Client: GenericClient;
+
+    fn parts(&mut self) -> (&mut Self::Client, &mut ConnCache);
+
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        let (client, cache) = self.parts();
+        let prepared = &mut cache.prepared;
+        if let Some(s) = prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = client.prepare(sql)?;
+        if prepared.len() >= MAX_PREPARED {
+            prepared.clear();
+        }
+        prepared.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.execute(&s, params)
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query(&s, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query_opt(&s, params)
+    }
+
+    fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query_one(&s, params)
+    }
+}
+
+impl Prepared for Conn {
+    type Client = Client;
+    fn parts(&mut self) -> (&mut Client, &mut ConnCache) {
+        (&mut self.client, &mut self.cache)
+    }
+}
+
+/// A transaction (or a savepoint) on a [`Conn`], using what the connection keeps.
+struct Tx<'a> {
+    tx: Transaction<'a>,
+    cache: &'a mut ConnCache,
+}
+
+impl<'a> Prepared for Tx<'a> {
+    type Client = Transaction<'a>;
+    fn parts(&mut self) -> (&mut Transaction<'a>, &mut ConnCache) {
+        (&mut self.tx, self.cache)
+    }
+}
+
+impl Tx<'_> {
+    fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.tx.batch_execute(sql)
+    }
+
+    /// A savepoint: its writes are undone alone by [`Tx::rollback`].
+    fn savepoint(&mut self) -> Result<Tx<'_>, postgres::Error> {
+        Ok(Tx {
+            tx: self.tx.savepoint("write")?,
+            cache: &mut *self.cache,
+        })
+    }
+
+    fn commit(self) -> Result<(), postgres::Error> {
+        self.tx.commit()
+    }
+
+    fn rollback(self) -> Result<(), postgres::Error> {
+        self.tx.rollback()
+    }
+}
+
+impl Conn {
+    fn transaction(&mut self) -> Result<Tx<'_>, postgres::Error> {
+        Ok(Tx {
+            tx: self.client.transaction()?,
+            cache: &mut self.cache,
+        })
+    }
+}
+
 /// A connection of the pool, back to it when dropped.
 struct Pooled<'a> {
     store: &'a PostgresStore,
-    client: Option<Client>,
+    conn: Option<Conn>,
 }
 
 impl std::ops::Deref for Pooled<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().expect("present until dropped")
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("present until dropped")
     }
 }
 
 impl std::ops::DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("present until dropped")
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("present until dropped")
     }
 }
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let Some(c) = self.client.take()
-            && !c.is_closed()
+        if let Some(c) = self.conn.take()
+            && !c.client.is_closed()
         {
             let mut idle = self
                 .store
@@ -212,14 +346,25 @@ impl PostgresStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop();
-        let client = match idle {
+        let conn = match idle {
             Some(c) => c,
-            None => Client::connect(&self.url, NoTls)
-                .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?,
+            None => {
+                let mut client = Client::connect(&self.url, NoTls).map_err(|e| {
+                    StoreError::Backend(format!("cannot connect to PostgreSQL: {e}"))
+                })?;
+                // Every statement here is a lookup or a scan by index whose best plan does
+                // not depend on the values bound: plan each once (when prepared), not at
+                // every call, which costs more than running a lookup.
+                client.batch_execute("SET plan_cache_mode = force_generic_plan")?;
+                Conn {
+                    client,
+                    cache: ConnCache::default(),
+                }
+            }
         };
         Ok(Pooled {
             store: self,
-            client: Some(client),
+            conn: Some(conn),
         })
     }
 
@@ -231,7 +376,7 @@ impl PostgresStore {
         let mut c = self.client()?;
         let mut tx = c.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-        tx.batch_execute(SCHEMA)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS usersync_schema (version BIGINT NOT NULL)")?;
         let version: Option<i64> = tx
             .query_opt("SELECT version FROM usersync_schema", &[])?
             .map(|r| r.get(0));
@@ -241,13 +386,14 @@ impl PostgresStore {
                     "the database has schema version {v}, newer than this usersync ({SCHEMA_VERSION}): upgrade usersync"
                 )));
             }
-            Some(_) => {
-                tx.execute(
-                    "UPDATE usersync_schema SET version = $1",
-                    &[&SCHEMA_VERSION],
-                )?;
+            Some(v) if v < SCHEMA_VERSION => {
+                return Err(StoreError::Backend(format!(
+                    "the database has schema version {v}, made by a development build of usersync before its first release: create a new database"
+                )));
             }
+            Some(_) => {}
             None => {
+                tx.batch_execute(SCHEMA)?;
                 tx.execute(
                     "INSERT INTO usersync_schema (version) VALUES ($1)",
                     &[&SCHEMA_VERSION],
@@ -262,7 +408,7 @@ impl PostgresStore {
     /// nodes runs it again (a few times) from the start.
     fn write<T>(
         &self,
-        mut f: impl FnMut(&mut Transaction<'_>, DateTime) -> Result<T, StoreError>,
+        mut f: impl FnMut(&mut Tx<'_>, DateTime) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let now = self.now();
         let mut c = self.client()?;
@@ -282,17 +428,43 @@ impl PostgresStore {
     /// Runs `f` in a read-only transaction (one snapshot).
     fn read<T>(
         &self,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut c = self.client()?;
-        let mut tx = c
-            .build_transaction()
-            .read_only(true)
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .start()?;
+        let Conn { client, cache } = &mut *c;
+        let mut tx = Tx {
+            tx: client
+                .build_transaction()
+                .read_only(true)
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .start()?,
+            cache,
+        };
         let out = f(&mut tx)?;
         tx.commit()?;
         Ok(out)
+    }
+}
+
+/// Waits on a listening connection until the feed has an event after `after`.
+fn wait_on(c: &mut Conn, after: u64, deadline: std::time::Instant) -> Result<bool, StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    loop {
+        if c.query_opt("SELECT 1 FROM events WHERE seq > $1 LIMIT 1", &[&after])?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let mut notifications = c.client.notifications();
+        if notifications.timeout_iter(left).next()?.is_none() {
+            return Ok(false);
+        }
+        // Whatever else arrived meanwhile is the same news.
+        while notifications.iter().next()?.is_some() {}
     }
 }
 
@@ -346,6 +518,12 @@ fn directory(row: &Row) -> Result<Directory, StoreError> {
 
 const RESOURCE_COLUMNS: &str = "directory, kind, id, external_id, name, active, version, created, modified, inactive_since, attributes::text";
 
+/// The groups of user `r` as a JSON array, in `id` order: one statement reads a user (or a
+/// page of them) with their groups.
+const GROUPS_COLUMN: &str = "(SELECT COALESCE(json_agg(m.group_id ORDER BY m.group_id), '[]')::text \
+     FROM memberships m JOIN resources g ON g.id = m.group_id \
+     WHERE m.member_id = r.id AND g.directory = r.directory)";
+
 /// [`RESOURCE_COLUMNS`] of the table aliased `r`.
 const RESOURCE_COLUMNS_R: &str = "r.directory, r.kind, r.id, r.external_id, r.name, r.active, r.version, r.created, r.modified, r.inactive_since, r.attributes::text";
 
@@ -368,7 +546,7 @@ fn resource(row: &Row) -> Result<Resource, StoreError> {
 }
 
 fn load(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     directory: i64,
     kind: Kind,
     id: &str,
@@ -385,12 +563,7 @@ fn load(
 }
 
 /// The resource, locked against concurrent writers until the transaction ends.
-fn existing(
-    tx: &mut Transaction<'_>,
-    directory: i64,
-    kind: Kind,
-    id: &str,
-) -> Result<Resource, StoreError> {
+fn existing(tx: &mut Tx<'_>, directory: i64, kind: Kind, id: &str) -> Result<Resource, StoreError> {
     load(tx, directory, kind, id, true)?.ok_or_else(|| StoreError::NotFound {
         what: format!("{} `{id}`", kind.as_str()),
     })
@@ -398,30 +571,34 @@ fn existing(
 
 /// Whom a resource's name must be unique among (see the `unique_scope` column), and whether
 /// the directory keeps password hashes.
-fn directory_rules(
-    tx: &mut Transaction<'_>,
-    directory: i64,
-    kind: Kind,
-) -> Result<(i64, bool), StoreError> {
-    let row = tx
-        .query_opt(
-            "SELECT user_name_scope, keep_password_hashes FROM directories WHERE id = $1",
-            &[&directory],
-        )?
-        .ok_or_else(|| StoreError::NotFound {
-            what: format!("directory {directory}"),
-        })?;
-    let scope: String = row.get(0);
-    let unique_scope = if scope == "platform" && kind == Kind::User {
+fn directory_rules(tx: &mut Tx<'_>, directory: i64, kind: Kind) -> Result<(i64, bool), StoreError> {
+    let (scope, keeps) = match tx.cache.directories.get(&directory) {
+        Some(rules) => *rules,
+        None => {
+            let row = tx
+                .query_opt(
+                    "SELECT user_name_scope, keep_password_hashes FROM directories WHERE id = $1",
+                    &[&directory],
+                )?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("directory {directory}"),
+                })?;
+            let scope = UserNameScope::parse(row.get(0)).unwrap_or(UserNameScope::Platform);
+            let rules = (scope, row.get(1));
+            tx.cache.directories.insert(directory, rules);
+            rules
+        }
+    };
+    let unique_scope = if scope == UserNameScope::Platform && kind == Kind::User {
         0
     } else {
         directory
     };
-    Ok((unique_scope, row.get(1)))
+    Ok((unique_scope, keeps))
 }
 
 fn check_name(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     kind: Kind,
     scope: i64,
     name: &str,
@@ -445,7 +622,7 @@ fn check_name(
 /// Appends an event to the change feed, after taking the feed lock (see the module's
 /// documentation).
 fn record_event(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     directory: i64,
     kind: Kind,
     id: &str,
@@ -453,16 +630,28 @@ fn record_event(
     event: EventKind,
     now: DateTime,
 ) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK])?;
+    // One statement: the lock is taken (in the subquery) before the row, and its sequence
+    // number, is made. The notification is sent as the transaction commits (once, however
+    // many events).
     tx.execute(
-        "INSERT INTO events (directory, kind, resource_id, event, version, time) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&directory, &kind.as_str(), &id, &event.as_str(), &(version as i64), &now.to_string()],
+        "INSERT INTO events (directory, kind, resource_id, event, version, time) \
+         SELECT $1::bigint, $2::text, $3::text, $4::text, $5::bigint, $6::text \
+         FROM (SELECT pg_advisory_xact_lock($7::bigint), pg_notify('usersync_events', '')) AS feed",
+        &[
+            &directory,
+            &kind.as_str(),
+            &id,
+            &event.as_str(),
+            &(version as i64),
+            &now.to_string(),
+            &FEED_LOCK,
+        ],
     )?;
     Ok(())
 }
 
 fn record(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     r: &Resource,
     event: EventKind,
     now: DateTime,
@@ -470,12 +659,7 @@ fn record(
     record_event(tx, r.directory, r.kind, &r.id, r.version, event, now)
 }
 
-fn adjust_count(
-    tx: &mut Transaction<'_>,
-    directory: i64,
-    kind: Kind,
-    delta: i64,
-) -> Result<(), StoreError> {
+fn adjust_count(tx: &mut Tx<'_>, directory: i64, kind: Kind, delta: i64) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO resource_counts (directory, kind, n) VALUES ($1, $2, $3) \
          ON CONFLICT (directory, kind) DO UPDATE SET n = resource_counts.n + excluded.n",
@@ -484,43 +668,52 @@ fn adjust_count(
     Ok(())
 }
 
-/// Adds `members` to `group` (present ones are skipped); returns how many were new.
+/// Adds `members` to `group` (present ones are skipped); returns how many were new. Two
+/// statements however many members: one checks them all, one inserts them all.
 fn insert_members(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     directory: i64,
     group: &str,
     members: &[Member],
 ) -> Result<u64, StoreError> {
-    let mut added = 0;
-    for m in members {
-        if m.id == group {
-            return Err(StoreError::Invalid(format!(
-                "member: group `{group}` cannot contain itself"
-            )));
-        }
-        let found = tx
-            .query_opt(
-                "SELECT 1 FROM resources WHERE id = $1 AND directory = $2 AND kind = $3",
-                &[&m.id, &directory, &m.kind.as_str()],
-            )?
-            .is_some();
-        if !found {
-            return Err(StoreError::NotFound {
-                what: format!("{} `{}`", m.kind.as_str(), m.id),
-            });
-        }
-        added += tx.execute(
-            "INSERT INTO memberships (group_id, member_id, member_kind) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-            &[&group, &m.id, &m.kind.as_str()],
-        )?;
+    if members.is_empty() {
+        return Ok(0);
     }
-    Ok(added)
+    if members.iter().any(|m| m.id == group) {
+        return Err(StoreError::Invalid(format!(
+            "member: group `{group}` cannot contain itself"
+        )));
+    }
+    let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    let kinds: Vec<&str> = members.iter().map(|m| m.kind.as_str()).collect();
+    // Every member must be a resource of the directory, of the kind given.
+    let found: HashMap<String, String> = tx
+        .query(
+            "SELECT id, kind FROM resources WHERE directory = $1 AND id = ANY($2)",
+            &[&directory, &ids],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    if let Some(m) = members
+        .iter()
+        .find(|m| found.get(&m.id).map(String::as_str) != Some(m.kind.as_str()))
+    {
+        return Err(StoreError::NotFound {
+            what: format!("{} `{}`", m.kind.as_str(), m.id),
+        });
+    }
+    Ok(tx.execute(
+        "INSERT INTO memberships (group_id, member_id, member_kind) \
+         SELECT $1, m.id, m.kind FROM unnest($2::text[], $3::text[]) AS m(id, kind) \
+         ON CONFLICT DO NOTHING",
+        &[&group, &ids, &kinds],
+    )?)
 }
 
 /// Applies a password change to user `r`; returns whether anything changed.
 fn set_password(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     r: &Resource,
     keeps: bool,
     change: Option<&PasswordChange>,
@@ -544,11 +737,7 @@ fn set_password(
     })
 }
 
-fn create_in(
-    tx: &mut Transaction<'_>,
-    now: DateTime,
-    n: &NewResource,
-) -> Result<Resource, StoreError> {
+fn create_in(tx: &mut Tx<'_>, now: DateTime, n: &NewResource) -> Result<Resource, StoreError> {
     let (scope, keeps) = directory_rules(tx, n.directory, n.kind)?;
     if n.password.is_some() {
         check_password_change(n.kind, keeps)?;
@@ -567,10 +756,11 @@ fn create_in(
         inactive_since: (!active).then_some(now),
         attributes: n.attributes.clone(),
     };
-    tx.execute(
+    let inserted = tx.execute(
         "INSERT INTO resources (id, directory, kind, external_id, name, name_key, unique_scope, active, \
          version, created, modified, inactive_since, attributes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11::text::jsonb)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11::text::jsonb) \
+         ON CONFLICT DO NOTHING",
         &[
             &r.id,
             &r.directory,
@@ -584,8 +774,25 @@ fn create_in(
             &r.inactive_since.map(|t| t.to_string()),
             &r.attributes.to_string(),
         ],
-    )
-    .map_err(|e| statement_error(e, r.kind, &r.name, &r.id))?;
+    )?;
+    // A taken id or name is told apart without a failed statement, which would end the
+    // transaction (and a batch with it).
+    if inserted == 0 {
+        let id_taken = tx
+            .query_opt("SELECT 1 FROM resources WHERE id = $1", &[&r.id])?
+            .is_some();
+        return Err(if id_taken {
+            StoreError::Uniqueness {
+                attribute: "id",
+                value: r.id,
+            }
+        } else {
+            StoreError::Uniqueness {
+                attribute: name_attribute(r.kind),
+                value: r.name,
+            }
+        });
+    }
     record(tx, &r, EventKind::Created, now)?;
     adjust_count(tx, r.directory, r.kind, 1)?;
     insert_members(tx, n.directory, &r.id, &n.members)?;
@@ -596,7 +803,7 @@ fn create_in(
 }
 
 fn update_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     now: DateTime,
     directory: i64,
     kind: Kind,
@@ -605,7 +812,7 @@ fn update_in(
     change: &Change,
 ) -> Result<Resource, StoreError> {
     let mut r = existing(tx, directory, kind, id)?;
-    check_version(&r, expected_version)?;
+    check_update(&r, expected_version, change)?;
     check_member_change(kind, change)?;
     let (scope, keeps) = directory_rules(tx, directory, kind)?;
     let mut changed = false;
@@ -619,10 +826,21 @@ fn update_in(
         changed = true;
     }
     changed |= insert_members(tx, directory, id, &change.add_members)? > 0;
-    for m in &change.remove_members {
+    if !change.remove_members.is_empty() {
+        let ids: Vec<&str> = change
+            .remove_members
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect();
+        let kinds: Vec<&str> = change
+            .remove_members
+            .iter()
+            .map(|m| m.kind.as_str())
+            .collect();
         changed |= tx.execute(
-            "DELETE FROM memberships WHERE group_id = $1 AND member_id = $2 AND member_kind = $3",
-            &[&id, &m.id, &m.kind.as_str()],
+            "DELETE FROM memberships m USING unnest($2::text[], $3::text[]) AS gone(id, kind) \
+             WHERE m.group_id = $1 AND m.member_id = gone.id AND m.member_kind = gone.kind",
+            &[&id, &ids, &kinds],
         )? > 0;
     }
     changed |= set_password(tx, &r, keeps, change.password.as_ref())?;
@@ -652,7 +870,7 @@ fn update_in(
 }
 
 fn delete_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     directory: i64,
     kind: Kind,
     id: &str,
@@ -663,7 +881,7 @@ fn delete_in(
     check_version(&r, expected_version)?;
     let containing: Vec<String> = tx
         .query(
-            "SELECT group_id FROM memberships WHERE member_id = $1 ORDER BY group_id COLLATE \"C\"",
+            "SELECT group_id FROM memberships WHERE member_id = $1 ORDER BY group_id",
             &[&id],
         )?
         .iter()
@@ -694,13 +912,13 @@ fn delete_in(
 }
 
 fn members_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl Prepared,
     directory: i64,
     group: &str,
 ) -> Result<Vec<Member>, StoreError> {
     tx.query(
         "SELECT m.member_id, m.member_kind FROM memberships m JOIN resources g ON g.id = m.group_id \
-         WHERE m.group_id = $1 AND g.directory = $2 AND g.kind = 'Group' ORDER BY m.member_id COLLATE \"C\"",
+         WHERE m.group_id = $1 AND g.directory = $2 AND g.kind = 'Group' ORDER BY m.member_id",
         &[&group, &directory],
     )?
     .iter()
@@ -714,14 +932,14 @@ fn members_in(
 }
 
 fn groups_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl Prepared,
     directory: i64,
     member: &str,
 ) -> Result<Vec<String>, StoreError> {
     Ok(tx
         .query(
             "SELECT m.group_id FROM memberships m JOIN resources g ON g.id = m.group_id \
-             WHERE m.member_id = $1 AND g.directory = $2 ORDER BY m.group_id COLLATE \"C\"",
+             WHERE m.member_id = $1 AND g.directory = $2 ORDER BY m.group_id",
             &[&member, &directory],
         )?
         .iter()
@@ -754,11 +972,13 @@ fn lookup(node: &Node, kind: Kind) -> Option<(&'static str, String)> {
 
 /// A page in `id` order in one statement (with users' groups when asked), for no filter or
 /// a [`lookup`].
+/// The page, or `None` when its total takes another statement and `may_count` is false.
 fn page_in_sql(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl Prepared,
     q: &Query<'_>,
     lookup: Option<(&'static str, String)>,
-) -> Result<Page, StoreError> {
+    may_count: bool,
+) -> Result<Option<Page>, StoreError> {
     let mut params: Vec<Box<dyn ToSql + Sync>> =
         vec![Box::new(q.directory), Box::new(q.kind.as_str())];
     let mut bind = |v: Box<dyn ToSql + Sync>| {
@@ -777,38 +997,36 @@ fn page_in_sql(
     let mut tail = String::new();
     match q.start {
         Start::After(id) => {
-            tail.push_str(&format!(
-                " AND r.id > {} COLLATE \"C\"",
-                bind(Box::new(id.to_owned()))
-            ));
+            tail.push_str(&format!(" AND r.id > {}", bind(Box::new(id.to_owned()))));
         }
         Start::AfterPosition(p) => {
             tail.push_str(&format!(
-                " AND r.id > {} COLLATE \"C\"",
+                " AND r.id > {}",
                 bind(Box::new(p.id().to_owned()))
             ));
         }
         Start::Offset(_) => {}
     }
-    tail.push_str(&format!(
-        " ORDER BY r.id COLLATE \"C\" LIMIT {}",
-        bind(Box::new(clamp(q.limit)))
-    ));
+    // The limit is written into the text, not bound: a prepared statement's generic plan
+    // can then be costed, and is used instead of planning each call anew (which costs more
+    // than running a lookup). Few limits occur: a text per page size.
+    tail.push_str(&format!(" ORDER BY r.id LIMIT {}", clamp(q.limit)));
     if let Start::Offset(n) = q.start {
         tail.push_str(&format!(" OFFSET {}", bind(Box::new(clamp(n)))));
     }
     let with_groups = q.groups && q.kind == Kind::User;
     let groups_column = if with_groups {
-        ", (SELECT COALESCE(json_agg(m.group_id ORDER BY m.group_id COLLATE \"C\"), '[]')::text \
-         FROM memberships m JOIN resources g ON g.id = m.group_id \
-         WHERE m.member_id = r.id AND g.directory = r.directory)"
+        format!(", {GROUPS_COLUMN}")
     } else {
-        ""
+        String::new()
     };
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p).collect();
+    // The page is chosen first, then its columns computed: a projection below OFFSET would
+    // compute every skipped row's groups too.
     let rows = tx.query(
         &format!(
-            "SELECT {RESOURCE_COLUMNS_R}{groups_column} FROM resources r WHERE {selection}{tail}"
+            "SELECT {RESOURCE_COLUMNS_R}{groups_column} \
+             FROM (SELECT * FROM resources r WHERE {selection}{tail}) r ORDER BY r.id"
         ),
         &refs,
     )?;
@@ -822,7 +1040,11 @@ fn page_in_sql(
         resources.push(r);
     }
     let found = resources.len() as u64;
-    let total = match (&lookup, query::total_from_page(q, found)) {
+    let told = query::total_from_page(q, found);
+    if told.is_none() && !may_count {
+        return Ok(None);
+    }
+    let total = match (&lookup, told) {
         (None, _) => {
             let n: Option<i64> = tx
                 .query_opt(
@@ -843,11 +1065,11 @@ fn page_in_sql(
             n as u64
         }
     };
-    Ok(Page {
+    Ok(Some(Page {
         total,
         resources,
         groups: with_groups.then_some(groups),
-    })
+    }))
 }
 
 impl Store for PostgresStore {
@@ -880,7 +1102,7 @@ impl Store for PostgresStore {
     fn directories(&self) -> Result<Vec<Directory>, StoreError> {
         self.client()?
             .query(
-                &format!("SELECT {DIRECTORY_COLUMNS} FROM directories ORDER BY name COLLATE \"C\""),
+                &format!("SELECT {DIRECTORY_COLUMNS} FROM directories ORDER BY name"),
                 &[],
             )?
             .iter()
@@ -901,6 +1123,67 @@ impl Store for PostgresStore {
 
     fn create(&self, n: NewResource) -> Result<Resource, StoreError> {
         self.write(|tx, now| create_in(tx, now, &n))
+    }
+
+    /// One transaction for the whole batch, each write in a savepoint of its own, so that
+    /// a write refused (a taken name, a version mismatch) leaves the others to commit.
+    fn batch(&self, writes: Vec<Write>) -> Result<Vec<WriteOutcome>, StoreError> {
+        self.write(|tx, now| {
+            let mut out = Vec::with_capacity(writes.len());
+            for w in &writes {
+                // A create refused is refused before it writes; other writes may fail
+                // after writing something, which a savepoint of their own undoes.
+                if let Write::Create(n) = w
+                    && n.members.is_empty()
+                {
+                    match create_in(tx, now, n) {
+                        Err(e @ StoreError::Backend(_)) => return Err(e),
+                        outcome => out.push(outcome.map(Some)),
+                    }
+                    continue;
+                }
+                let mut sp = tx.savepoint()?;
+                let outcome = match w {
+                    Write::Create(n) => create_in(&mut sp, now, n).map(Some),
+                    Write::Update {
+                        directory,
+                        kind,
+                        id,
+                        expected_version,
+                        change,
+                    } => update_in(
+                        &mut sp,
+                        now,
+                        *directory,
+                        *kind,
+                        id,
+                        *expected_version,
+                        change,
+                    )
+                    .map(Some),
+                    Write::Delete {
+                        directory,
+                        kind,
+                        id,
+                        expected_version,
+                    } => delete_in(&mut sp, *directory, *kind, id, *expected_version, now)
+                        .map(|()| None),
+                };
+                match outcome {
+                    // The whole batch fails (or, for a deadlock, runs again).
+                    Err(e @ StoreError::Backend(_)) => return Err(e),
+                    Err(e) => {
+                        sp.rollback()?;
+                        out.push(Err(e));
+                    }
+                    Ok(done) => {
+                        sp.commit()?;
+                        out.push(Ok(done));
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
 
     fn get(&self, directory: i64, kind: Kind, id: &str) -> Result<Option<Resource>, StoreError> {
@@ -959,7 +1242,7 @@ impl Store for PostgresStore {
         self.client()?
             .query(
                 &format!(
-                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id COLLATE \"C\""
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id"
                 ),
                 &[&directory, &kind.as_str()],
             )?
@@ -977,7 +1260,7 @@ impl Store for PostgresStore {
         self.client()?
             .query(
                 &format!(
-                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 AND external_id = $3 ORDER BY id COLLATE \"C\""
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 AND external_id = $3 ORDER BY id"
                 ),
                 &[&directory, &kind.as_str(), &external_id],
             )?
@@ -1004,13 +1287,23 @@ impl Store for PostgresStore {
                 Some(f) => lookup(f.root(), q.kind).map(Some),
             };
             if let Some(lookup) = lookup {
-                return self.read(|tx| page_in_sql(tx, q, lookup));
+                // A lookup's page usually tells its total (`totalResults`): then it is one
+                // statement, which needs no transaction to be one snapshot.
+                if lookup.is_some()
+                    && let Some(page) = page_in_sql(&mut *self.client()?, q, lookup.clone(), false)?
+                {
+                    return Ok(page);
+                }
+                // Allowed to count, it always has a page.
+                return self
+                    .read(|tx| page_in_sql(tx, q, lookup.clone(), true))?
+                    .ok_or_else(|| StoreError::Backend("a page without its total".into()));
             }
         }
         self.read(|tx| {
             let rows = tx.query(
                 &format!(
-                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id COLLATE \"C\""
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id"
                 ),
                 &[&q.directory, &q.kind.as_str()],
             )?;
@@ -1098,11 +1391,29 @@ impl Store for PostgresStore {
     }
 
     fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {
-        self.read(|tx| members_in(tx, directory, group))
+        members_in(&mut *self.client()?, directory, group)
     }
 
     fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
-        self.read(|tx| groups_in(tx, directory, member))
+        groups_in(&mut *self.client()?, directory, member)
+    }
+
+    fn get_user_with_groups(
+        &self,
+        directory: i64,
+        id: &str,
+    ) -> Result<Option<(Resource, Vec<String>)>, StoreError> {
+        // One statement, one snapshot: the groups come as a JSON array beside the row.
+        self.client()?
+            .query_opt(
+                &format!(
+                    "SELECT {RESOURCE_COLUMNS_R}, {GROUPS_COLUMN} FROM resources r \
+                     WHERE r.id = $1 AND r.directory = $2 AND r.kind = 'User'"
+                ),
+                &[&id, &directory],
+            )?
+            .map(|row| Ok((resource(&row)?, groups_from(row.get(11), id)?)))
+            .transpose()
     }
 
     fn password_hash(&self, directory: i64, id: &str) -> Result<Option<PasswordHash>, StoreError> {
@@ -1156,7 +1467,7 @@ impl Store for PostgresStore {
             let candidates: Vec<(String, String)> = tx
                 .query(
                     "SELECT id, inactive_since FROM resources WHERE directory = $1 AND kind = 'User' \
-                     AND inactive_since IS NOT NULL ORDER BY id COLLATE \"C\"",
+                     AND inactive_since IS NOT NULL ORDER BY id",
                     &[&directory],
                 )?
                 .iter()
@@ -1286,5 +1597,51 @@ impl Store for PostgresStore {
             active: row.get::<_, i64>(0) as u64,
             inactive: row.get::<_, i64>(1) as u64,
         })
+    }
+
+    /// A session-level advisory lock on a connection of its own: the server releases it
+    /// when the connection closes, and TCP keepalives close the connection of a node that
+    /// died without closing it.
+    fn try_lock_sync(&self, directory: &str) -> Result<Option<SyncLock>, StoreError> {
+        check_directory_name(directory)?;
+        let mut config: postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL: {e}")))?;
+        // Named, so that an operator sees in `pg_stat_activity` which process holds it.
+        config
+            .keepalives(true)
+            .keepalives_idle(std::time::Duration::from_secs(30))
+            .application_name(&format!(
+                "usersync sync of {directory} (pid {})",
+                std::process::id()
+            ));
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+        // Both keys are int4: the name's hash is folded into 32 bits.
+        let hash = super::name_hash(directory);
+        let key = (hash ^ (hash >> 32)) as u32 as i32;
+        let taken: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&SYNC_LOCK, &key])?
+            .get(0);
+        Ok(taken.then(|| SyncLock::new(client)))
+    }
+
+    /// Listens on the channel every event-writing transaction notifies, then checks the
+    /// feed: a commit after the check wakes the wait, one before it is seen by the check.
+    fn wait_for_events(
+        &self,
+        after: u64,
+        timeout: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut c = self.client()?;
+        c.client.batch_execute("LISTEN usersync_events")?;
+        let found = wait_on(&mut c, after, deadline);
+        // Back to the pool as it came: not listening, nothing buffered.
+        c.client.batch_execute("UNLISTEN usersync_events")?;
+        while c.client.notifications().iter().next()?.is_some() {}
+        found
     }
 }

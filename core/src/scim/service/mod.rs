@@ -50,7 +50,8 @@ use crate::password::{self, Password};
 use crate::scim::filter::Compatibility;
 use crate::scim::schema::{ResourceType, SchemaRegistry};
 use crate::store::{
-    Change, Directory, Kind, Member, NewResource, PasswordChange, Replacement, Store, member_kind,
+    Change, Content, Directory, Kind, Member, NewResource, PasswordChange, Replacement, Store,
+    member_kind,
 };
 
 /// The media type of every response.
@@ -636,16 +637,12 @@ impl Service {
                 attributes: Value::Object(input.attributes),
                 members: members.or_else(|| (kind == Kind::Group).then(Vec::new)),
             }),
+            // Immutability was checked against the content read: write only over that one
+            // (or, with If-Match, over that version).
+            unless_changed: Some(Content::of(&current)),
             ..Change::default()
         };
-        let replaced = self.store.update(
-            d.id,
-            kind,
-            id,
-            // Immutability was checked against the version read: write only over that one.
-            expected.or(Some(current.version)),
-            change,
-        )?;
+        let replaced = self.store.update(d.id, kind, id, expected, change)?;
         let rendered = self.render(&replaced, base, &Self::projection(req)?)?;
         Ok(ScimResponse::json(200, &rendered).with_header("ETag", etag(replaced.version)))
     }

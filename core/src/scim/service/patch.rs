@@ -11,7 +11,7 @@ use crate::scim::filter::{Compatibility, Filter, ParseOptions, Value as Literal,
 use crate::scim::path::PatchPath;
 use crate::scim::schema::{AttributeType, Mutability, ResourceType};
 use crate::store::{
-    Change, Directory, Kind, Member, PasswordChange, Replacement, Resource, member_kind,
+    Change, Content, Directory, Kind, Member, PasswordChange, Replacement, Resource, member_kind,
 };
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -164,10 +164,13 @@ impl Service {
         }
         change.add_members = self.members(d.id, &members.add)?;
         change.remove_members = self.known_members(d.id, &members.remove)?;
-        // New attributes were computed from the version read; member changes alone apply to
-        // whatever the group holds now, so concurrent member adds never conflict.
-        let expected = pinned.or(change.replacement.as_ref().map(|_| current.version));
-        let updated = self.store.update(d.id, kind, id, expected, change)?;
+        // New attributes were computed from the content read: they are written only over
+        // that content (or, with If-Match, that version). Member changes made meanwhile do
+        // not conflict, and member changes alone apply to whatever the group holds now.
+        if change.replacement.is_some() {
+            change.unless_changed = Some(Content::of(&current));
+        }
+        let updated = self.store.update(d.id, kind, id, pinned, change)?;
         self.patched(&updated, req, base)
     }
 

@@ -16,8 +16,8 @@ use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
     NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken,
     UserCounts, UserNameScope, Write, WriteOutcome, apply_replacement, check_directory_name,
-    check_member_change, check_password_change, check_version, event_from, groups_from, kind_from,
-    name_attribute, not_a_member, time_from,
+    check_member_change, check_password_change, check_update, check_version, event_from,
+    groups_from, kind_from, name_attribute, not_a_member, time_from,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -113,6 +113,8 @@ pub struct SqliteStore {
     readers: Mutex<Pool>,
     /// Signalled when a read connection comes back.
     returned: std::sync::Condvar,
+    /// Sync locks of an in-memory database (a file's are lock files beside it).
+    sync_locks: super::LocalSyncLocks,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -161,6 +163,7 @@ impl SqliteStore {
             path,
             readers: Mutex::new(Pool::default()),
             returned: std::sync::Condvar::new(),
+            sync_locks: super::LocalSyncLocks::default(),
         })
     }
 
@@ -1240,6 +1243,32 @@ impl Store for SqliteStore {
             inactive: inactive as u64,
         })
     }
+
+    /// A lock file beside the database, `<db>.sync-<directory>.lock`, locked while the
+    /// sync runs; the system releases it when its process dies.
+    fn try_lock_sync(&self, directory: &str) -> Result<Option<super::SyncLock>, StoreError> {
+        let Some(db) = &self.path else {
+            return self.sync_locks.try_lock(directory);
+        };
+        check_directory_name(directory)?;
+        let mut name = db.as_os_str().to_owned();
+        name.push(format!(".sync-{directory}.lock"));
+        let path = PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(super::SyncLock::new(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Backend(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
+        }
+    }
 }
 
 /// A group's direct members, in `id` order.
@@ -1452,7 +1481,7 @@ fn update_in(
     change: &Change,
 ) -> Result<Resource, StoreError> {
     let mut r = existing(tx, directory, kind, id)?;
-    check_version(&r, expected_version)?;
+    check_update(&r, expected_version, change)?;
     check_member_change(kind, change)?;
     let mut changed = false;
     if let Some(n) = &change.replacement {
