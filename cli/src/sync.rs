@@ -9,9 +9,9 @@ use usersync_core::ldap::apply::{self, ApplyOptions, LocalTarget, Target};
 use usersync_core::ldap::config::SyncConfig;
 use usersync_core::ldap::remote::RemoteTarget;
 use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
-use usersync_core::ldap::schedule::next_due;
+use usersync_core::ldap::schedule::{Outcome, next_due, next_run};
 use usersync_core::scim::datetime::DateTime;
-use usersync_core::store::{Store, system_clock};
+use usersync_core::store::{Store, name_hash, system_clock};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -222,9 +222,13 @@ fn daemon(
         config.directory
     );
     let mut waiting = false;
+    // This process's own schedule after its last run, which holds too: a run that could
+    // not be recorded (a directory that is not an LDAP one) is not retried at once.
+    let mut not_before: Option<DateTime> = None;
+    let mut failures = 0u32;
     while !stopped() {
         let due = match next_due(config, store) {
-            Ok(due) => due,
+            Ok(due) => due.max(not_before),
             Err(e) => {
                 println!("cannot read the runs of `{}`: {e}", config.directory);
                 pause(LOCKED_RETRY * 5);
@@ -264,21 +268,41 @@ fn daemon(
         let options = RunOptions::new(ApplyOptions::new(args.allow_deletes), args.common.full);
         let run = run::sync(config, store, target, &options, &system_clock());
         drop(lock);
-        let line = match (&run.report, run.outcome) {
-            (Some(report), _) => format!(
-                "applied {} changes in {} ms ({})",
-                report.applied.values().sum::<usize>(),
-                report.milliseconds,
-                mode_name(&run.mode)
-            ),
-            (None, RunOutcome::Blocked) => {
-                format!("blocked: {}", run.error.unwrap_or_default())
+        // As `next_due` reads it from the record.
+        let (line, outcome) = match (&run.report, run.outcome) {
+            (Some(report), _) => {
+                failures = 0;
+                let line = format!(
+                    "applied {} changes in {} ms ({})",
+                    report.applied.values().sum::<usize>(),
+                    report.milliseconds,
+                    mode_name(&run.mode)
+                );
+                (line, Outcome::Succeeded)
             }
-            (None, _) => format!("failed: {}", run.error.unwrap_or_default()),
+            (None, RunOutcome::Blocked) => (
+                format!("blocked: {}", run.error.unwrap_or_default()),
+                Outcome::Blocked,
+            ),
+            (None, _) => {
+                failures += 1;
+                (
+                    format!("failed: {}", run.error.unwrap_or_default()),
+                    Outcome::Failed { failures },
+                )
+            }
         };
+        not_before = Some(next_run(
+            &config.schedule,
+            run.started,
+            outcome,
+            name_hash(&config.directory),
+        ));
         let next = match next_due(config, store) {
-            Ok(Some(next)) => next.to_string(),
-            _ => "unknown".to_owned(),
+            Ok(due) => due
+                .max(not_before)
+                .map_or_else(String::new, |d| d.to_string()),
+            Err(_) => "unknown".to_owned(),
         };
         println!(
             "{} sync `{}`: {line}; next run {next}",

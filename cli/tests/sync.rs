@@ -309,3 +309,42 @@ fn daemons_on_two_nodes_share_one_schedule_and_survive_a_killed_node() {
         assert!(gap >= 1, "two runs {gap} s apart: {runs:?}");
     }
 }
+
+/// A run that cannot be recorded (the configuration names a SCIM directory, which a sync may
+/// not write to) is retried after the schedule's backoff, not at once and again.
+#[test]
+fn the_daemon_backs_off_when_a_run_cannot_be_recorded() {
+    let db = temp_db("cli-daemon-scim");
+    let config = db.with_file_name("corp.toml");
+    let db = db.to_str().unwrap();
+    assert!(
+        usersync(&["directory", "create", "corp", "--db", db])
+            .status
+            .success()
+    );
+    std::fs::write(
+        &config,
+        "directory = \"corp\"\n[connection]\nurls = [\"ldap://127.0.0.1:9\"]\ntls = \"none\"\n\
+         [users]\nbase = \"ou=people,dc=example,dc=com\"\n[schedule]\ninterval = \"1h\"\nretry = \"1m\"\n",
+    )
+    .unwrap();
+    let (mut daemon, lines) = daemon(config.to_str().unwrap(), db);
+    // Read as it prints, so that a daemon printing without pause never blocks on its pipe.
+    let reader = std::thread::spawn(move || lines.map(Result::unwrap).collect::<Vec<String>>());
+    std::thread::sleep(Duration::from_secs(3));
+    signal("-TERM", daemon.id());
+    let lines = reader.join().unwrap();
+    assert!(daemon.wait().unwrap().success());
+    let runs: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(" sync `corp`: "))
+        .collect();
+    assert_eq!(
+        runs.len(),
+        1,
+        "{} runs: {:?}",
+        runs.len(),
+        &lines[..lines.len().min(4)]
+    );
+    assert!(runs[0].contains("failed: "), "{lines:?}");
+}

@@ -1,10 +1,12 @@
-//! LDAP sync at scale: a private slapd with 100,000 users and 5,000 groups; a full sync into
-//! SQLite, a no-change re-sync (full, then incremental), and a raw paged `ldapsearch` dump of
-//! the same entries, in one run, printed as ratios to the dump.
+//! LDAP sync at scale: a private slapd with 100,000 users and 5,000 groups; a full sync, a
+//! no-change re-sync (full, then incremental), into SQLite and then into PostgreSQL (a
+//! private server), and a raw paged `ldapsearch` dump of the same entries, in one run,
+//! printed as ratios to the dump.
 //!
 //! ```sh
 //! cargo run --release -p usersync-benches --bin usersync-ldap-bench            # 100,000 users, 5,000 groups
 //! cargo run --release -p usersync-benches --bin usersync-ldap-bench 10000 500  # a quick run
+//! cargo run --release -p usersync-benches --bin usersync-ldap-bench -- --sqlite-only
 //! ```
 
 use std::fmt::Write as _;
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use usersync_core::ldap::apply::{ApplyOptions, LocalTarget};
 use usersync_core::ldap::config::SyncConfig;
 use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
+use usersync_core::store::postgres::PostgresStore;
 use usersync_core::store::sqlite::SqliteStore;
 use usersync_core::store::{Store, system_clock};
 use usersync_testkit::{BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd};
@@ -25,12 +28,11 @@ const MEMBERS_PER_GROUP: usize = 25;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<usize> = all.iter().filter_map(|a| a.parse().ok()).collect();
     let users = args.first().copied().unwrap_or(100_000);
     let groups = args.get(1).copied().unwrap_or(5_000);
+    let sqlite_only = all.iter().any(|a| a == "--sqlite-only");
 
     let slapd = Slapd::start("bench");
     let started = Instant::now();
@@ -107,54 +109,88 @@ fn main() {
     unsafe {
         std::env::set_var("USERSYNC_BENCH_LDAP_PASSWORD", SERVICE_PASSWORD);
     }
-    let config = SyncConfig::from_toml(&config_text(&slapd)).expect("config");
     let dir = std::env::temp_dir().join(format!("usersync-ldap-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let store = SqliteStore::open(&dir.join("bench.db"), system_clock()).expect("store");
-
-    let mut phases = Vec::new();
-    let full = time(|| phases = sync(&config, &store));
-    let full_phases = phases.clone();
-    let events_before = last_event(&store);
-    let again = time(|| phases = sync(&config, &store));
-    let writes = last_event(&store) - events_before;
-
-    // Incremental: a first run of the incremental configuration is full and leaves the
-    // watermark; after it, the load is outside the window of the next run.
-    let incremental = SyncConfig::from_toml(&format!(
-        "{}\n[incremental]\nenabled = true\noverlap = \"1s\"\n",
-        config_text(&slapd)
-    ))
-    .expect("config");
-    sync(&incremental, &store);
-    std::thread::sleep(Duration::from_secs(2));
-    let events_before = last_event(&store);
-    let mut steps = Vec::new();
-    let incremental_again = time(|| steps = sync(&incremental, &store));
-    let incremental_writes = last_event(&store) - events_before;
+    let mut rows = vec![(
+        "raw paged ldapsearch dump (the baseline)".to_owned(),
+        dump,
+        String::new(),
+    )];
+    let sqlite = SqliteStore::open(&dir.join("bench.db"), system_clock()).expect("store");
+    rows.extend(runs("SQLite", &sqlite, &slapd));
+    drop(sqlite);
+    let server;
+    if !sqlite_only {
+        // Durable as SQLite's WAL with `synchronous = NORMAL` is (see usersync-store-bench).
+        server = usersync_testkit::postgres::Postgres::start_with(
+            "ldap-bench",
+            &[
+                "synchronous_commit=off",
+                "shared_buffers=1GB",
+                "max_wal_size=4GB",
+            ],
+        );
+        let url = server.create_database("bench");
+        let pg = PostgresStore::open(&url, system_clock()).expect("store");
+        rows.extend(runs("PostgreSQL", &pg, &slapd));
+    }
 
     println!();
     println!("{:<44}{:>10}{:>12}", "run", "seconds", "vs dump");
-    let row = |name: &str, d: Duration| {
+    for (name, d, detail) in &rows {
         println!(
             "{name:<44}{:>10.2}{:>11.2}x",
             d.as_secs_f64(),
             d.as_secs_f64() / dump.as_secs_f64()
         );
-    };
-    row("raw paged ldapsearch dump (the baseline)", dump);
-    row("full sync into SQLite", full);
-    println!("    {}", full_phases.join(", "));
-    row("no-change re-sync", again);
-    println!("    {}; {writes} writes", phases.join(", "));
-    row("no-change re-sync, incremental", incremental_again);
-    println!("    {}; {incremental_writes} writes", steps.join(", "));
+        if !detail.is_empty() {
+            println!("    {detail}");
+        }
+    }
     println!(
         "\npeak memory (VmHWM): {}",
         usersync_benches::memory_report()
     );
-    drop(store);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A full sync, a no-change re-sync, and a no-change incremental one into `store`: one row
+/// each (name, time, the steps' times).
+fn runs(backend: &str, store: &dyn Store, slapd: &Slapd) -> Vec<(String, Duration, String)> {
+    let config = SyncConfig::from_toml(&config_text(slapd)).expect("config");
+    let mut phases = Vec::new();
+    let full = time(|| phases = sync(&config, store));
+    let full_phases = phases.join(", ");
+    let events_before = last_event(store);
+    let again = time(|| phases = sync(&config, store));
+    let writes = last_event(store) - events_before;
+
+    // Incremental: a first run of the incremental configuration is full and leaves the
+    // watermark; after it, the load is outside the window of the next run.
+    let incremental = SyncConfig::from_toml(&format!(
+        "{}\n[incremental]\nenabled = true\noverlap = \"1s\"\n",
+        config_text(slapd)
+    ))
+    .expect("config");
+    sync(&incremental, store);
+    std::thread::sleep(Duration::from_secs(2));
+    let events_before = last_event(store);
+    let mut steps = Vec::new();
+    let incremental_again = time(|| steps = sync(&incremental, store));
+    let incremental_writes = last_event(store) - events_before;
+    vec![
+        (format!("full sync into {backend}"), full, full_phases),
+        (
+            format!("no-change re-sync, {backend}"),
+            again,
+            format!("{}; {writes} writes", phases.join(", ")),
+        ),
+        (
+            format!("no-change re-sync, incremental, {backend}"),
+            incremental_again,
+            format!("{}; {incremental_writes} writes", steps.join(", ")),
+        ),
+    ]
 }
 
 /// The benchmark's sync configuration.
@@ -183,7 +219,7 @@ base = "ou=groups,{BASE}"
 }
 
 /// One run as `usersync sync` makes it; returns the time of each step.
-fn sync(config: &SyncConfig, store: &SqliteStore) -> Vec<String> {
+fn sync(config: &SyncConfig, store: &dyn Store) -> Vec<String> {
     let options = RunOptions::new(ApplyOptions::new(true), false);
     let run = run::sync(
         config,
