@@ -1377,23 +1377,10 @@ fn postgres_nodes_share_one_user_base() {
         }),
         ..Change::default()
     };
-    let outcomes: Vec<Result<Resource, StoreError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ["renamed-a", "renamed-b"]
-            .into_iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let node = nodes[i].clone();
-                let change = rename(name);
-                scope.spawn(move || node.update(d, Kind::User, "u0-0", Some(u.version), change))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let outcomes = race(&nodes, |i, node| {
+        let name = ["renamed-a", "renamed-b"][i];
+        node.update(d, Kind::User, "u0-0", Some(u.version), rename(name))
     });
-    assert_eq!(
-        outcomes.iter().filter(|o| o.is_ok()).count(),
-        1,
-        "{outcomes:?}"
-    );
     assert!(
         outcomes
             .iter()
@@ -1401,20 +1388,9 @@ fn postgres_nodes_share_one_user_base() {
         "{outcomes:?}"
     );
     // Two nodes creating one userName: one 409.
-    let outcomes: Vec<Result<Resource, StoreError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..2)
-            .map(|i| {
-                let node = nodes[i].clone();
-                scope.spawn(move || node.create(user(d, &format!("twin{i}"), "same-name")))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let outcomes = race(&nodes, |i, node| {
+        node.create(user(d, &format!("twin{i}"), "same-name"))
     });
-    assert_eq!(
-        outcomes.iter().filter(|o| o.is_ok()).count(),
-        1,
-        "{outcomes:?}"
-    );
     assert!(
         outcomes.iter().any(|o| matches!(
             o,
@@ -1425,6 +1401,30 @@ fn postgres_nodes_share_one_user_base() {
         )),
         "{outcomes:?}"
     );
+}
+
+/// Runs `write` on each node at once (the node's index and the node); returns the outcomes
+/// after checking that exactly one write succeeded.
+#[cfg(feature = "postgres")]
+fn race(
+    nodes: &[Arc<dyn Store>],
+    write: impl Fn(usize, &dyn Store) -> Result<Resource, StoreError> + Sync,
+) -> Vec<Result<Resource, StoreError>> {
+    let write = &write;
+    let outcomes: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| scope.spawn(move || write(i, &**node)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    outcomes
 }
 
 /// The pages PostgreSQL answers in SQL (no filter, or a lookup by name, `externalId` or
