@@ -51,7 +51,7 @@ impl DateTime {
 
     /// A text whose byte order is chronological order, for stores that compare instants
     /// as text (every value `parse` accepts, offsets included, fits its fixed width).
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // used by the SQL translation
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))] // used by the SQL translation
     pub(crate) fn sort_key(&self) -> String {
         format!("{:013}{:09}", self.seconds + 1_000_000_000_000, self.nanos)
     }

@@ -572,6 +572,13 @@ fn crud_and_versions(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
         .unwrap()
         .id;
+    // Ids are URL path segments of printable ASCII.
+    for bad in ["", "a/b", "ü1", "a b", "a\u{0}"] {
+        assert!(
+            matches!(s.create(user(d, bad, "x")), Err(StoreError::Invalid(_))),
+            "id {bad:?}"
+        );
+    }
     let created = s.create(user(d, "u1", "bjensen")).unwrap();
     assert_eq!(created.version, 1);
     assert_eq!(created.created, clock.now());
@@ -1130,6 +1137,68 @@ fn postgres_schema_versions_are_checked() {
             .unwrap();
         let err = postgres::PostgresStore::open(&url, clock.clock()).unwrap_err();
         assert!(err.to_string().contains(says), "{err}");
+    }
+}
+
+/// A database of schema version 2 (before filters were SQL) is upgraded in place on open,
+/// by one node while another waits: its resources get their keys, and filters on folded
+/// text and on dateTimes find them.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_schema_2_is_upgraded() {
+    use crate::scim::filter::Filter;
+    use crate::scim::schema::SchemaRegistry;
+    let server = usersync_testkit::postgres::Postgres::start("upgrade");
+    let url = server.create_database("upgrade");
+    let clock = TestClock::new();
+    let s = postgres::PostgresStore::open(&url, clock.clock()).unwrap();
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    for (id, title) in [("u1", "Ærø Chief"), ("u2", "clerk"), ("u3", "ΣΊΣΥΦΟΣ")] {
+        let mut u = user(d, id, &format!("user-{id}"));
+        u.attributes["title"] = title.into();
+        s.create(u).unwrap();
+    }
+    drop(s);
+    // What version 2 had: no keys, no function.
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    admin
+        .batch_execute(
+            "ALTER TABLE resources DROP COLUMN attributes_keys; \
+             DROP FUNCTION usersync_datetime; UPDATE usersync_schema SET version = 2",
+        )
+        .unwrap();
+    let nodes: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| postgres::PostgresStore::open(&url, clock.clock())))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let s = nodes.into_iter().next().unwrap().expect("upgraded");
+    let version: i64 = admin
+        .query_one("SELECT version FROM usersync_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 3);
+    let registry = SchemaRegistry::core();
+    let rt = registry.resource_type("User").unwrap();
+    for (text, expected) in [
+        (r#"title sw "ærø""#, vec!["u1"]),
+        (r#"title eq "σίσυφος""#, vec!["u3"]),
+        (r#"title co "CLERK" or title ew "chief""#, vec!["u1", "u2"]),
+        (
+            r#"meta.created gt "2000-01-01T00:00:00Z""#,
+            vec!["u1", "u2", "u3"],
+        ),
+    ] {
+        let f = text.parse::<Filter>().unwrap().compile(rt).unwrap();
+        let page = s
+            .query(&Query::new(d, Kind::User, rt, "/scim/v2/d", 10).with_filter(Some(&f)))
+            .unwrap();
+        let ids: Vec<_> = page.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, expected, "{text}");
     }
 }
 

@@ -228,6 +228,7 @@ impl Store for MemoryStore {
     }
 
     fn create(&self, n: NewResource) -> Result<Resource, StoreError> {
+        super::check_resource_id(&n.id)?;
         let now = self.now();
         let mut s = self.lock();
         s.directory(n.directory)?;

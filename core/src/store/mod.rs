@@ -10,10 +10,15 @@
 
 #[cfg(test)]
 mod contract;
+#[cfg(test)]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod differential;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod query;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub(crate) mod view;
@@ -1095,7 +1100,21 @@ pub(crate) fn check_directory_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Whether `r` is still at the version the caller expects (any version when `None`).
+/// Checks a new resource's id: it becomes a URL path segment, and the SQL stores fold it
+/// as ASCII. Ids are made by usersync (UUIDs); this guards the Rust API.
+pub(crate) fn check_resource_id(id: &str) -> Result<(), StoreError> {
+    let ok =
+        !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "resource id `{}`: use 1 to 255 printable ASCII characters other than `/`",
+            id.chars().take(64).collect::<String>()
+        )))
+    }
+}
+
 /// The error for a member to add that is no user or group of the directory.
 pub(crate) fn not_a_member(id: &str) -> StoreError {
     StoreError::Invalid(format!(

@@ -19,7 +19,7 @@ use crate::scim::filter::CompareOp;
 use crate::scim::filter::eval::{CompiledFilter, Literal, Node, Target};
 use crate::scim::schema::ResourceType;
 use crate::store::Kind;
-use crate::store::query::{Position, SortBy, SortKey};
+use crate::store::sql::{BindText, comparison_operator, prefix_range};
 
 /// SQL text with numbered parameters, built in pieces.
 #[derive(Debug, Default)]
@@ -39,6 +39,12 @@ impl Sql {
     fn alias(&mut self, prefix: &str) -> String {
         self.aliases += 1;
         format!("{prefix}{}", self.aliases)
+    }
+}
+
+impl BindText for Sql {
+    fn bind_text(&mut self, value: String) -> String {
+        self.bind(value)
     }
 }
 
@@ -217,9 +223,12 @@ fn test(leaves: &Leaves, op: CompareOp, literal: &Literal, sql: &mut Sql) -> Opt
                     (CompareOp::Sw, Some(column)) => prefix_range(column, needle, sql),
                     _ => String::new(),
                 };
-                format!("{lhs} {} {rhs}{range}", operator(op))
+                format!("{lhs} {} {rhs}{range}", comparison_operator(op, "GLOB"))
             } else {
-                format!("({t} = 'text' AND {lhs} {} {rhs})", operator(op))
+                format!(
+                    "({t} = 'text' AND {lhs} {} {rhs})",
+                    comparison_operator(op, "GLOB")
+                )
             }
         }
         Literal::Boolean(b) => {
@@ -232,46 +241,26 @@ fn test(leaves: &Leaves, op: CompareOp, literal: &Literal, sql: &mut Sql) -> Opt
         }
         Literal::Integer(i) => {
             let n = sql.bind(*i);
-            format!("({t} IN ('integer', 'real') AND {v} {} {n})", operator(op))
+            format!(
+                "({t} IN ('integer', 'real') AND {v} {} {n})",
+                comparison_operator(op, "GLOB")
+            )
         }
         Literal::Decimal(x) => {
             let n = sql.bind(*x);
-            format!("({t} IN ('integer', 'real') AND {v} {} {n})", operator(op))
+            format!(
+                "({t} IN ('integer', 'real') AND {v} {} {n})",
+                comparison_operator(op, "GLOB")
+            )
         }
         Literal::DateTime(d) => {
             let key = sql.bind(d.sort_key());
             format!(
                 "IFNULL({t} = 'text' AND usersync_datetime({v}) {} {key}, 0)",
-                operator(op)
+                comparison_operator(op, "GLOB")
             )
         }
     })
-}
-
-fn operator(op: CompareOp) -> &'static str {
-    match op {
-        CompareOp::Eq => "=",
-        CompareOp::Ne => "<>",
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => "GLOB",
-    }
-}
-
-/// ` AND column >= prefix AND column < next` when the prefix ends in an ASCII character, so
-/// that `sw` on an indexed column is a range the index answers (the GLOB still decides).
-fn prefix_range(column: &str, prefix: &str, sql: &mut Sql) -> String {
-    match prefix.as_bytes().last() {
-        Some(&last) if last < 0x7f => {
-            let mut next = prefix[..prefix.len() - 1].to_owned();
-            next.push(char::from(last + 1));
-            let (low, high) = (sql.bind(prefix.to_owned()), sql.bind(next));
-            format!(" AND {column} >= {low} AND {column} < {high}")
-        }
-        _ => String::new(),
-    }
 }
 
 /// `text` as a GLOB pattern that matches exactly it: `*`, `?` and `[` in brackets.
@@ -522,82 +511,4 @@ fn value_path(
             )
         }
     }
-}
-
-/// `ORDER BY` terms for sorting by a column, or `None` when the sort key is not one (the
-/// store then sorts in Rust).
-pub(super) fn column_order(sort: &SortBy, kind: Kind) -> Option<String> {
-    let (expr, nullable) = sort_column(sort, kind)?;
-    let direction = if sort.descending { "DESC" } else { "ASC" };
-    // Resources without a value sort last in both directions; ties keep `id` order.
-    Some(if nullable {
-        format!("{expr} IS NULL, {expr} {direction}, r.id")
-    } else if expr == "r.id" {
-        format!("r.id {direction}")
-    } else {
-        format!("{expr} {direction}, r.id")
-    })
-}
-
-/// The condition on `r` that selects what comes after `position` in [`column_order`]'s
-/// order: a keyset, so that a sorted cursor page reads only its own rows. `None` when the
-/// sort is not a column's (or the position cannot be one in it).
-pub(super) fn column_after(
-    sort: &SortBy,
-    kind: Kind,
-    position: &Position,
-    sql: &mut Sql,
-) -> Option<String> {
-    let (expr, nullable) = sort_column(sort, kind)?;
-    // Everything is decided before anything is bound: a `None` leaves `sql` as it was.
-    let key = match position.key() {
-        None if nullable => None,
-        None => return None,
-        Some(key) => Some(match (key, expr.starts_with("usersync_datetime")) {
-            (SortKey::Text(s), false) => s.clone(),
-            (SortKey::Time(t), true) => t.sort_key(),
-            _ => return None,
-        }),
-    };
-    let id = sql.bind(position.id().to_owned());
-    let Some(key) = key else {
-        // Among the resources without a value, which come last: only `id` order is left.
-        return Some(format!("({expr} IS NULL AND r.id > {id})"));
-    };
-    let key = sql.bind(key);
-    let beyond = if sort.descending { "<" } else { ">" };
-    let after = format!("{expr} {beyond} {key} OR ({expr} = {key} AND r.id > {id})");
-    Some(if nullable {
-        format!("({expr} IS NULL OR {after})")
-    } else {
-        format!("({after})")
-    })
-}
-
-/// The column expression a sort is by, and whether it may be NULL.
-fn sort_column(sort: &SortBy, kind: Kind) -> Option<(&'static str, bool)> {
-    let path = &sort.path;
-    let core = match kind {
-        Kind::User => "urn:ietf:params:scim:schemas:core:2.0:User",
-        Kind::Group => "urn:ietf:params:scim:schemas:core:2.0:Group",
-    };
-    if path.urn().is_some_and(|u| !u.eq_ignore_ascii_case(core)) {
-        return None;
-    }
-    let name = path.name();
-    Some(match (path.sub_attr(), kind) {
-        (None, _) if name.eq_ignore_ascii_case("id") => ("r.id", false),
-        (None, _) if name.eq_ignore_ascii_case("externalId") => ("r.external_id", true),
-        (None, Kind::User) if name.eq_ignore_ascii_case("userName") => ("r.name_key", false),
-        (None, Kind::Group) if name.eq_ignore_ascii_case("displayName") => ("r.name_key", false),
-        (Some(s), _) if name.eq_ignore_ascii_case("meta") && s.eq_ignore_ascii_case("created") => {
-            ("usersync_datetime(r.created)", false)
-        }
-        (Some(s), _)
-            if name.eq_ignore_ascii_case("meta") && s.eq_ignore_ascii_case("lastModified") =>
-        {
-            ("usersync_datetime(r.modified)", false)
-        }
-        _ => return None,
-    })
 }

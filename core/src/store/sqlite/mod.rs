@@ -654,14 +654,14 @@ impl SqliteStore {
         // is a column's; otherwise the page is made in Rust, below.
         let keyset = match (q.sort, q.start) {
             (Some(sort), Start::AfterPosition(p)) => {
-                filter::column_after(sort, q.kind, p, &mut sql)
+                crate::store::sql::column_after(sort, q.kind, p, &mut sql)
             }
             _ => None,
         };
         let order = match (q.sort, q.start) {
             (None, _) => Some("r.id".to_owned()),
             (Some(_), Start::AfterPosition(_)) if keyset.is_none() => None,
-            (Some(sort), _) => filter::column_order(sort, q.kind),
+            (Some(sort), _) => crate::store::sql::column_order(sort, q.kind),
         };
         let Some(order) = order else {
             // A sort key that is no column: select in SQL, sort in Rust.
@@ -1379,6 +1379,7 @@ fn select_with_groups(
 
 /// Creates `n` inside the transaction `tx`; its attributes move into the returned resource.
 fn create_in(tx: &Connection, now: DateTime, n: NewResource) -> Result<Resource, StoreError> {
+    super::check_resource_id(&n.id)?;
     let scope = unique_scope(tx, n.directory, n.kind)?;
     let id_taken: bool = tx.cached_query_row(
         "SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1)",

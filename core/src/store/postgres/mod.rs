@@ -10,11 +10,11 @@
 //! Text columns are `COLLATE "C"`: text is ordered byte by byte, as the other stores order
 //! it, whatever the database's collation, and the indexes serve that order.
 //!
-//! Pages in `id` order, unfiltered or filtered by the lookups identity providers send most
-//! (`userName`/`displayName`, `externalId` or `id` `eq`), are one SQL statement with each
-//! user's groups beside it. Other lists and searches are answered by the in-memory store's
-//! evaluator over the directory's resources read in one snapshot; pushing every filter down
-//! to SQL, as the SQLite store does, is the next step (issue 9).
+//! Filters are SQL (`filter.rs`), as in the SQLite store, and so are sorts by a column and
+//! the keyset that continues a sorted page; a page's users come with their groups beside
+//! them. A lookup (`userName`/`displayName`, `externalId` or `id` `eq`, what identity
+//! providers send most) is one statement outside any transaction when its page tells its
+//! total.
 
 use std::sync::Mutex;
 
@@ -25,7 +25,10 @@ use std::collections::HashMap;
 
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 
+mod filter;
+
 use super::query::{self, Page, Query, Start};
+use super::sql::BindText;
 use super::view::view;
 use super::{
     Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
@@ -41,8 +44,9 @@ use crate::scim::text::fold;
 
 /// The schema version this code writes; migrations run under an advisory lock, so two nodes
 /// starting at once migrate once. Version 1, made by development builds before the first
-/// release, ordered text by the database's collation; it is refused, not migrated.
-const SCHEMA_VERSION: i64 = 2;
+/// release, ordered text by the database's collation; it is refused, not migrated. Version 3
+/// added what filters need in SQL: `resources.attributes_keys` and `usersync_datetime`.
+const SCHEMA_VERSION: i64 = 3;
 
 /// The advisory lock key of migrations.
 const MIGRATION_LOCK: i64 = 0x7573_6572_7379_6e63; // "usersync"
@@ -77,7 +81,9 @@ CREATE TABLE IF NOT EXISTS resources (
     created TEXT NOT NULL,
     modified TEXT NOT NULL,
     inactive_since TEXT,
-    attributes JSONB NOT NULL
+    attributes JSONB NOT NULL,
+    -- The attributes as filters compare them (`filter::comparable`), NULL when the same.
+    attributes_keys JSONB
 );
 CREATE UNIQUE INDEX IF NOT EXISTS resources_unique_name ON resources(kind, unique_scope, name_key);
 CREATE INDEX IF NOT EXISTS resources_by_directory ON resources(directory, kind, id);
@@ -126,6 +132,67 @@ CREATE TABLE IF NOT EXISTS events (
 );
 "#;
 
+/// `usersync_datetime(text)`: for an `xsd:dateTime`, the key of `DateTime::sort_key` (whose
+/// text order is chronological order); NULL for any other text. It follows
+/// `DateTime::parse` rule for rule, and a test holds the two to the same answers.
+const FUNCTIONS: &str = r#"
+CREATE OR REPLACE FUNCTION usersync_datetime(t text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    p text[];
+    y bigint; mo int; d int; h int; mi int; s int;
+    nanos bigint := 0;
+    offset_minutes bigint := 0;
+    last_day int;
+    yy bigint; era bigint; yoe bigint; doy bigint; days bigint; seconds bigint;
+BEGIN
+    p := regexp_match(t, '^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(?:[Zz]|([-+])([0-9]{2}):([0-9]{2}))?$');
+    IF p IS NULL THEN
+        RETURN NULL;
+    END IF;
+    y := p[1]::bigint; mo := p[2]::int; d := p[3]::int;
+    h := p[4]::int; mi := p[5]::int; s := p[6]::int;
+    IF p[7] IS NOT NULL THEN
+        nanos := rpad(left(p[7], 9), 9, '0')::bigint;
+    END IF;
+    IF p[8] IS NOT NULL THEN
+        IF p[9]::int > 14 OR p[10]::int > 59 THEN
+            RETURN NULL;
+        END IF;
+        offset_minutes := p[9]::int * 60 + p[10]::int;
+        IF p[8] = '-' THEN
+            offset_minutes := -offset_minutes;
+        END IF;
+    END IF;
+    IF mo < 1 OR mo > 12 THEN
+        RETURN NULL;
+    END IF;
+    last_day := CASE
+        WHEN mo = 2 AND ((y % 4 = 0 AND y % 100 <> 0) OR y % 400 = 0) THEN 29
+        WHEN mo = 2 THEN 28
+        WHEN mo IN (4, 6, 9, 11) THEN 30
+        ELSE 31 END;
+    IF d = 0 OR d > last_day THEN
+        RETURN NULL;
+    END IF;
+    IF (h > 23 AND NOT (h = 24 AND mi = 0 AND s = 0 AND nanos = 0)) OR mi > 59 OR s > 59 THEN
+        RETURN NULL;
+    END IF;
+    -- Days since 1970-01-01 ("days from civil"); `yy` is at least -1.
+    yy := CASE WHEN mo <= 2 THEN y - 1 ELSE y END;
+    era := CASE WHEN yy >= 0 THEN yy / 400 ELSE (yy - 399) / 400 END;
+    yoe := yy - era * 400;
+    doy := (153 * (CASE WHEN mo > 2 THEN mo - 3 ELSE mo + 9 END) + 2) / 5 + d - 1;
+    days := era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+    seconds := days * 86400 + h * 3600 + mi * 60 + s - offset_minutes * 60;
+    IF seconds < -62167219200 OR seconds >= 253402300800 THEN
+        RETURN NULL;
+    END IF;
+    RETURN lpad((seconds + 1000000000000)::text, 13, '0') || lpad(nanos::text, 9, '0');
+END
+$$;
+"#;
+
 /// A [`Store`] in a PostgreSQL database, shared by any number of processes.
 pub struct PostgresStore {
     clock: super::memory::ClockDebug,
@@ -147,9 +214,10 @@ const MAX_IDLE: usize = 16;
 /// A backend error; its text starts with the SQLSTATE, when there is one, so that
 /// [`PostgresStore::write`] can tell a deadlock or serialization failure worth a retry.
 fn backend(e: &postgres::Error) -> StoreError {
-    match e.code() {
-        Some(code) => StoreError::Backend(format!("{}: {e}", code.code())),
-        None => StoreError::Backend(e.to_string()),
+    match (e.code(), e.as_db_error()) {
+        (Some(code), Some(db)) => StoreError::Backend(format!("{}: {}", code.code(), db.message())),
+        (Some(code), None) => StoreError::Backend(format!("{}: {e}", code.code())),
+        _ => StoreError::Backend(e.to_string()),
     }
 }
 
@@ -386,14 +454,24 @@ impl PostgresStore {
                     "the database has schema version {v}, newer than this usersync ({SCHEMA_VERSION}): upgrade usersync"
                 )));
             }
-            Some(v) if v < SCHEMA_VERSION => {
+            Some(v) if v < 2 => {
                 return Err(StoreError::Backend(format!(
                     "the database has schema version {v}, made by a development build of usersync before its first release: create a new database"
                 )));
             }
+            Some(2) => {
+                tx.batch_execute("ALTER TABLE resources ADD COLUMN attributes_keys JSONB")?;
+                tx.batch_execute(FUNCTIONS)?;
+                fill_attribute_keys(&mut tx)?;
+                tx.execute(
+                    "UPDATE usersync_schema SET version = $1",
+                    &[&SCHEMA_VERSION],
+                )?;
+            }
             Some(_) => {}
             None => {
                 tx.batch_execute(SCHEMA)?;
+                tx.batch_execute(FUNCTIONS)?;
                 tx.execute(
                     "INSERT INTO usersync_schema (version) VALUES ($1)",
                     &[&SCHEMA_VERSION],
@@ -443,6 +521,34 @@ impl PostgresStore {
         let out = f(&mut tx)?;
         tx.commit()?;
         Ok(out)
+    }
+}
+
+/// Writes every resource's `attributes_keys` (schema version 3), a thousand rows at a time.
+fn fill_attribute_keys(tx: &mut Tx<'_>) -> Result<(), StoreError> {
+    let mut after = String::new();
+    loop {
+        let rows = tx.query(
+            "SELECT id, attributes::text FROM resources WHERE id > $1 ORDER BY id LIMIT 1000",
+            &[&after],
+        )?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.get(0);
+        let mut ids = Vec::new();
+        let mut keys = Vec::new();
+        for row in &rows {
+            if let Some(k) = filter::comparable(&json_from(row.get(1))?) {
+                ids.push(row.get::<_, String>(0));
+                keys.push(k.to_string());
+            }
+        }
+        tx.execute(
+            "UPDATE resources r SET attributes_keys = k.keys::jsonb \
+             FROM unnest($1::text[], $2::text[]) AS k(id, keys) WHERE r.id = k.id",
+            &[&ids, &keys],
+        )?;
     }
 }
 
@@ -738,6 +844,7 @@ fn set_password(
 }
 
 fn create_in(tx: &mut Tx<'_>, now: DateTime, n: &NewResource) -> Result<Resource, StoreError> {
+    super::check_resource_id(&n.id)?;
     let (scope, keeps) = directory_rules(tx, n.directory, n.kind)?;
     if n.password.is_some() {
         check_password_change(n.kind, keeps)?;
@@ -758,8 +865,8 @@ fn create_in(tx: &mut Tx<'_>, now: DateTime, n: &NewResource) -> Result<Resource
     };
     let inserted = tx.execute(
         "INSERT INTO resources (id, directory, kind, external_id, name, name_key, unique_scope, active, \
-         version, created, modified, inactive_since, attributes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11::text::jsonb) \
+         version, created, modified, inactive_since, attributes, attributes_keys) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11::text::jsonb, $12::text::jsonb) \
          ON CONFLICT DO NOTHING",
         &[
             &r.id,
@@ -773,6 +880,7 @@ fn create_in(tx: &mut Tx<'_>, now: DateTime, n: &NewResource) -> Result<Resource
             &now.to_string(),
             &r.inactive_since.map(|t| t.to_string()),
             &r.attributes.to_string(),
+            &filter::comparable(&r.attributes).map(|k| k.to_string()),
         ],
     )?;
     // A taken id or name is told apart without a failed statement, which would end the
@@ -851,7 +959,8 @@ fn update_in(
     r.modified = now;
     tx.execute(
         "UPDATE resources SET external_id = $1, name = $2, name_key = $3, active = $4, version = $5, \
-         modified = $6, inactive_since = $7, attributes = $8::text::jsonb WHERE id = $9",
+         modified = $6, inactive_since = $7, attributes = $8::text::jsonb, \
+         attributes_keys = $10::text::jsonb WHERE id = $9",
         &[
             &r.external_id,
             &r.name,
@@ -862,6 +971,7 @@ fn update_in(
             &r.inactive_since.map(|t| t.to_string()),
             &r.attributes.to_string(),
             &id,
+            &filter::comparable(&r.attributes).map(|k| k.to_string()),
         ],
     )
     .map_err(|e| statement_error(e, kind, &r.name, id))?;
@@ -947,72 +1057,92 @@ fn groups_in(
         .collect())
 }
 
-/// The column and value of a filter SQL answers exactly by equality: `userName` (a user's)
-/// or `displayName` (a group's) against the folded name, `externalId` and `id` exactly.
-fn lookup(node: &Node, kind: Kind) -> Option<(&'static str, String)> {
+/// Whether a filter is a lookup SQL answers through a unique or selective index:
+/// `userName` (a user's) or `displayName` (a group's) against the folded name, `externalId`
+/// and `id` exactly. Its page usually tells its total.
+fn is_lookup(node: &Node, kind: Kind) -> bool {
     let Node::Compare {
         target,
         op: CompareOp::Eq,
-        literal: Literal::Text { needle, folded },
+        literal: Literal::Text { folded, .. },
     } = node
     else {
-        return None;
+        return false;
     };
-    if target.container.is_some() || target.sub.is_some() {
-        return None;
-    }
-    let column = match (&*target.name, kind, folded) {
-        ("userName", Kind::User, true) | ("displayName", Kind::Group, true) => "r.name_key",
-        ("externalId", _, false) => "r.external_id",
-        ("id", _, false) => "r.id",
-        _ => return None,
-    };
-    Some((column, needle.to_string()))
+    target.container.is_none()
+        && target.sub.is_none()
+        && matches!(
+            (&*target.name, kind, folded),
+            ("userName", Kind::User, true)
+                | ("displayName", Kind::Group, true)
+                | ("externalId", _, false)
+                | ("id", _, false)
+        )
 }
 
-/// A page in `id` order in one statement (with users' groups when asked), for no filter or
-/// a [`lookup`].
-/// The page, or `None` when its total takes another statement and `may_count` is false.
-fn page_in_sql(
-    tx: &mut impl Prepared,
-    q: &Query<'_>,
-    lookup: Option<(&'static str, String)>,
-    may_count: bool,
-) -> Result<Option<Page>, StoreError> {
-    let mut params: Vec<Box<dyn ToSql + Sync>> =
-        vec![Box::new(q.directory), Box::new(q.kind.as_str())];
-    let mut bind = |v: Box<dyn ToSql + Sync>| {
-        params.push(v);
-        format!("${}", params.len())
-    };
-    let mut selection = "r.directory = $1 AND r.kind = $2".to_owned();
-    if let Some((column, value)) = &lookup {
-        selection.push_str(&format!(
-            " AND {column} = {}",
-            bind(Box::new(value.clone()))
-        ));
+/// The `WHERE` condition on `r` of the resources of `q`'s directory and kind.
+fn of_kind(q: &Query<'_>, sql: &mut filter::Sql) -> String {
+    let directory = sql.bind(q.directory, "int8");
+    let kind = sql.bind(q.kind.as_str().to_owned(), "text");
+    format!("r.directory = {directory} AND r.kind = {kind}")
+}
+
+/// The `WHERE` condition on `r` of the resources `q` selects; `None` when its filter has no
+/// SQL translation.
+fn selection(q: &Query<'_>, sql: &mut filter::Sql) -> Option<String> {
+    let mut selection = of_kind(q, sql);
+    if let Some(f) = q.filter {
+        let scope = filter::Scope {
+            kind: q.kind,
+            resource_type: q.resource_type,
+            base: q.base,
+        };
+        selection.push_str(" AND ");
+        selection.push_str(&filter::condition(f, &scope, sql)?);
     }
-    let selection_params = 2 + usize::from(lookup.is_some());
+    Some(selection)
+}
+
+/// A page's statements, made once: run outside a transaction, or in one to count.
+struct PageSql {
+    sql: filter::Sql,
+    /// The page's rows, with users' groups when `with_groups`.
+    page: String,
+    /// How many resources the selection holds, over the first `count_params` parameters.
+    count: String,
+    count_params: usize,
+    with_groups: bool,
+}
+
+/// The statements of the page `q` asks for, selected by `selection` (over the first
+/// `count_params` of `sql`'s parameters) and ordered by `order`, from `keyset` when a sorted
+/// cursor page has one.
+fn page_sql(
+    q: &Query<'_>,
+    mut sql: filter::Sql,
+    selection: &str,
+    count_params: usize,
+    order: &str,
+    keyset: Option<String>,
+) -> PageSql {
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let mut tail = String::new();
-    match q.start {
-        Start::After(id) => {
-            tail.push_str(&format!(" AND r.id > {}", bind(Box::new(id.to_owned()))));
+    match (q.start, keyset) {
+        (Start::AfterPosition(_), Some(keyset)) => tail.push_str(&format!(" AND {keyset}")),
+        (Start::AfterPosition(p), None) => {
+            tail.push_str(&format!(" AND r.id > {}", sql.bind_text(p.id().to_owned())));
         }
-        Start::AfterPosition(p) => {
-            tail.push_str(&format!(
-                " AND r.id > {}",
-                bind(Box::new(p.id().to_owned()))
-            ));
+        (Start::After(id), _) => {
+            tail.push_str(&format!(" AND r.id > {}", sql.bind_text(id.to_owned())));
         }
-        Start::Offset(_) => {}
+        (Start::Offset(_), _) => {}
     }
     // The limit is written into the text, not bound: a prepared statement's generic plan
     // can then be costed, and is used instead of planning each call anew (which costs more
     // than running a lookup). Few limits occur: a text per page size.
-    tail.push_str(&format!(" ORDER BY r.id LIMIT {}", clamp(q.limit)));
+    tail.push_str(&format!(" ORDER BY {order} LIMIT {}", clamp(q.limit)));
     if let Start::Offset(n) = q.start {
-        tail.push_str(&format!(" OFFSET {}", bind(Box::new(clamp(n)))));
+        tail.push_str(&format!(" OFFSET {}", sql.bind(clamp(n), "int8")));
     }
     let with_groups = q.groups && q.kind == Kind::User;
     let groups_column = if with_groups {
@@ -1020,31 +1150,43 @@ fn page_in_sql(
     } else {
         String::new()
     };
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p).collect();
-    // The page is chosen first, then its columns computed: a projection below OFFSET would
-    // compute every skipped row's groups too.
-    let rows = tx.query(
-        &format!(
+    PageSql {
+        // The page is chosen first, then its columns computed: a projection below OFFSET
+        // would compute every skipped row's groups too.
+        page: format!(
             "SELECT {RESOURCE_COLUMNS_R}{groups_column} \
-             FROM (SELECT * FROM resources r WHERE {selection}{tail}) r ORDER BY r.id"
+             FROM (SELECT * FROM resources r WHERE {selection}{tail}) r ORDER BY {order}"
         ),
-        &refs,
-    )?;
+        count: format!("SELECT COUNT(*) FROM resources r WHERE {selection}"),
+        count_params,
+        with_groups,
+        sql,
+    }
+}
+
+/// Runs a page's statements: the page, or `None` when its total takes another statement
+/// and `may_count` is false.
+fn run_page(
+    tx: &mut impl Prepared,
+    q: &Query<'_>,
+    p: &PageSql,
+    may_count: bool,
+) -> Result<Option<Page>, StoreError> {
+    let params = p.sql.refs();
+    let rows = tx.query(&p.page, &params)?;
     let mut resources = Vec::with_capacity(rows.len());
-    let mut groups = Vec::with_capacity(if with_groups { rows.len() } else { 0 });
+    let mut groups = Vec::with_capacity(if p.with_groups { rows.len() } else { 0 });
     for row in &rows {
         let r = resource(row)?;
-        if with_groups {
+        if p.with_groups {
             groups.push(groups_from(row.get(11), &r.id)?);
         }
         resources.push(r);
     }
-    let found = resources.len() as u64;
-    let told = query::total_from_page(q, found);
-    if told.is_none() && !may_count {
-        return Ok(None);
-    }
-    let total = match (&lookup, told) {
+    let told = query::total_from_page(q, resources.len() as u64);
+    let total = match (q.filter, told) {
+        (Some(_), Some(total)) => total,
+        _ if !may_count => return Ok(None),
         (None, _) => {
             let n: Option<i64> = tx
                 .query_opt(
@@ -1054,22 +1196,77 @@ fn page_in_sql(
                 .map(|r| r.get(0));
             n.unwrap_or(0).max(0) as u64
         }
-        (Some(_), Some(total)) => total,
         (Some(_), None) => {
-            let n: i64 = tx
-                .query_one(
-                    &format!("SELECT COUNT(*) FROM resources r WHERE {selection}"),
-                    &refs[..selection_params],
-                )?
-                .get(0);
+            let n: i64 = tx.query_one(&p.count, &params[..p.count_params])?.get(0);
             n as u64
         }
     };
     Ok(Some(Page {
         total,
         resources,
-        groups: with_groups.then_some(groups),
+        groups: p.with_groups.then_some(groups),
     }))
+}
+
+/// A group's members as JSON `[[id, kind], …]` beside its row, in `id` order.
+const MEMBERS_COLUMN: &str = "(SELECT COALESCE(json_agg(json_build_array(m.member_id, m.member_kind) \
+     ORDER BY m.member_id), '[]')::text FROM memberships m WHERE m.group_id = r.id)";
+
+/// The page `q` asks for, made by the evaluator: of the resources `selection` holds (in one
+/// statement, each with its members or groups), filtered by `q`'s filter when
+/// `filter_in_rust`, sorted and paged in Rust.
+fn page_in_rust(
+    tx: &mut impl Prepared,
+    q: &Query<'_>,
+    sql: &filter::Sql,
+    selection: &str,
+    filter_in_rust: bool,
+) -> Result<Page, StoreError> {
+    let column = match q.kind {
+        Kind::User => GROUPS_COLUMN,
+        Kind::Group => MEMBERS_COLUMN,
+    };
+    let rows = tx.query(
+        &format!(
+            "SELECT {RESOURCE_COLUMNS_R}, {column} FROM resources r WHERE {selection} ORDER BY r.id"
+        ),
+        &sql.refs(),
+    )?;
+    let mut candidates = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let r = resource(row)?;
+        let text: &str = row.get(11);
+        let v = match q.kind {
+            Kind::User => view(
+                q.resource_type,
+                &r,
+                None,
+                Some(&groups_from(text, &r.id)?),
+                q.base,
+            ),
+            Kind::Group => {
+                let pairs: Vec<(String, String)> = serde_json::from_str(text)
+                    .map_err(|e| StoreError::Backend(format!("members of `{}`: {e}", r.id)))?;
+                let members = pairs
+                    .into_iter()
+                    .map(|(id, kind)| {
+                        Ok(Member {
+                            id,
+                            kind: kind_from(&kind)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                view(q.resource_type, &r, Some(&members), None, q.base)
+            }
+        };
+        candidates.push((r, v));
+    }
+    let q = if filter_in_rust {
+        *q
+    } else {
+        Query { filter: None, ..*q }
+    };
+    Ok(query::reference_page(&q, candidates))
 }
 
 impl Store for PostgresStore {
@@ -1281,49 +1478,41 @@ impl Store for PostgresStore {
     }
 
     fn query(&self, q: &Query<'_>) -> Result<Page, StoreError> {
-        if q.sort.is_none() {
-            let lookup = match q.filter {
-                None => Some(None),
-                Some(f) => lookup(f.root(), q.kind).map(Some),
-            };
-            if let Some(lookup) = lookup {
-                // A lookup's page usually tells its total (`totalResults`): then it is one
-                // statement, which needs no transaction to be one snapshot.
-                if lookup.is_some()
-                    && let Some(page) = page_in_sql(&mut *self.client()?, q, lookup.clone(), false)?
-                {
-                    return Ok(page);
-                }
-                // Allowed to count, it always has a page.
-                return self
-                    .read(|tx| page_in_sql(tx, q, lookup.clone(), true))?
-                    .ok_or_else(|| StoreError::Backend("a page without its total".into()));
+        let mut sql = filter::Sql::default();
+        let Some(selection) = selection(q, &mut sql) else {
+            // No SQL for this filter: the evaluator selects too.
+            let mut sql = filter::Sql::default();
+            let selection = of_kind(q, &mut sql);
+            return self.read(|tx| page_in_rust(tx, q, &sql, &selection, true));
+        };
+        let selection_params = sql.params.len();
+        // A sorted cursor page continues from its position in SQL (a keyset) when the sort
+        // is a column's; otherwise the page is sorted in Rust.
+        let keyset = match (q.sort, q.start) {
+            (Some(sort), Start::AfterPosition(p)) => {
+                crate::store::sql::column_after(sort, q.kind, p, &mut sql)
             }
+            _ => None,
+        };
+        let order = match (q.sort, q.start) {
+            (None, _) => Some("r.id".to_owned()),
+            (Some(_), Start::AfterPosition(_)) if keyset.is_none() => None,
+            (Some(sort), _) => crate::store::sql::column_order(sort, q.kind),
+        };
+        let Some(order) = order else {
+            return self.read(|tx| page_in_rust(tx, q, &sql, &selection, false));
+        };
+        let statements = page_sql(q, sql, &selection, selection_params, &order, keyset);
+        // A lookup's page usually tells its total (`totalResults`): then it is one
+        // statement, which needs no transaction to be one snapshot.
+        if q.filter.is_some_and(|f| is_lookup(f.root(), q.kind))
+            && let Some(page) = run_page(&mut *self.client()?, q, &statements, false)?
+        {
+            return Ok(page);
         }
-        self.read(|tx| {
-            let rows = tx.query(
-                &format!(
-                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = $1 AND kind = $2 ORDER BY id"
-                ),
-                &[&q.directory, &q.kind.as_str()],
-            )?;
-            let mut candidates = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let r = resource(row)?;
-                let v = match r.kind {
-                    Kind::Group => {
-                        let members = members_in(tx, r.directory, &r.id)?;
-                        view(q.resource_type, &r, Some(&members), None, q.base)
-                    }
-                    Kind::User => {
-                        let groups = groups_in(tx, r.directory, &r.id)?;
-                        view(q.resource_type, &r, None, Some(&groups), q.base)
-                    }
-                };
-                candidates.push((r, v));
-            }
-            Ok(query::reference_page(q, candidates))
-        })
+        // Allowed to count, it always has a page.
+        self.read(|tx| run_page(tx, q, &statements, true))?
+            .ok_or_else(|| StoreError::Backend("a page without its total".into()))
     }
 
     fn change_members(
