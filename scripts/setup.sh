@@ -18,8 +18,11 @@ have_target wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 # `usersync serve --tls-cert` the way a user would; gcc, valgrind and pkg-config build, check
 # and link the C programs of tests/c/ against libusersync; Chromium and its driver run the
 # browser module's tests (wasm/test.sh) headless; postgresql is the server the PostgreSQL
-# store's tests start in a temporary directory (the package's own cluster is not used).
-debs=(openssl curl ca-certificates slapd ldap-utils gcc libc6-dev valgrind pkgconf chromium chromium-driver postgresql)
+# store's tests start in a temporary directory (the package's own cluster is not used);
+# samba-ad-dc and friends make the Active Directory domain controller the AD tests provision
+# into a temporary directory (samba-ad-provision holds the schema files provisioning needs).
+debs=(openssl curl ca-certificates slapd ldap-utils gcc libc6-dev valgrind pkgconf chromium chromium-driver postgresql
+  samba samba-ad-dc samba-ad-provision samba-dsdb-modules winbind)
 missing=()
 for p in "${debs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -5,13 +5,15 @@
 //!
 //! Needs Debian's `slapd`, `ldap-utils` and `openssl` (installed by `scripts/setup.sh`).
 //!
-//! Also a private PostgreSQL server ([`postgres::Postgres`], Debian's `postgresql`).
+//! Also a private PostgreSQL server ([`postgres::Postgres`], Debian's `postgresql`), and a
+//! private Samba Active Directory domain controller ([`samba::Samba`], Debian's `samba`).
 //!
 //! Also an HTTP proxy that injects the errors of a busy server ([`proxy::FaultyProxy`]), and
 //! the identity-provider transcripts' replayer ([`transcripts::replay`]).
 
 pub mod postgres;
 pub mod proxy;
+pub mod samba;
 pub mod transcripts;
 
 use std::io::Write;
@@ -251,25 +253,13 @@ impl Slapd {
 
     /// Runs an LDAP tool as the administrator with `ldif` on its input.
     fn tool(&self, tool: &str, extra: &[&str], ldif: &str) {
-        let mut child = Command::new(tool)
-            .args(["-x", "-H", &self.url, "-D", ADMIN_DN, "-w", ADMIN_PASSWORD])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ldap-utils installed");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(ldif.as_bytes())
-            .expect("ldif written");
-        let out = child.wait_with_output().expect("tool finished");
-        assert!(
-            out.status.success(),
-            "{tool}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        ldap_tool(
+            tool,
+            &self.url,
+            (ADMIN_DN, ADMIN_PASSWORD),
+            None,
+            extra,
+            ldif,
         );
     }
 
@@ -300,6 +290,45 @@ impl Slapd {
             }
         }
     }
+}
+
+/// Runs an LDAP tool of ldap-utils (`ldapadd`, `ldapmodify`, `ldapdelete`) against `url`,
+/// bound as `(dn, password)`, trusting `ca` for TLS, with `ldif` on its input.
+///
+/// # Panics
+/// When the tool fails: the test's data would not be what it says.
+pub(crate) fn ldap_tool(
+    tool: &str,
+    url: &str,
+    (dn, password): (&str, &str),
+    ca: Option<&Path>,
+    extra: &[&str],
+    ldif: &str,
+) {
+    let mut command = Command::new(tool);
+    command.args(["-x", "-H", url, "-D", dn, "-w", password]);
+    if let Some(ca) = ca {
+        command.env("LDAPTLS_CACERT", ca);
+    }
+    let mut child = command
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ldap-utils installed");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(ldif.as_bytes())
+        .expect("ldif written");
+    let out = child.wait_with_output().expect("tool finished");
+    assert!(
+        out.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for Slapd {

@@ -32,12 +32,64 @@ impl ConfigError {
     }
 }
 
+/// What kind of server a directory is: it sets the defaults of the searches and mapping,
+/// and the rules the server imposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKind {
+    /// Any LDAP server (OpenLDAP, 389 Directory Server…): `inetOrgPerson` users by
+    /// `entryUUID` and `uid`, `groupOfNames` groups.
+    #[default]
+    Ldap,
+    /// Active Directory (or Samba AD): `objectGUID` anchors, `sAMAccountName`, `active` from
+    /// `userAccountControl`, transport security required for a simple bind.
+    ActiveDirectory,
+}
+
+impl ServerKind {
+    fn user_filter(self) -> &'static str {
+        match self {
+            Self::Ldap => "(objectClass=inetOrgPerson)",
+            Self::ActiveDirectory => "(&(objectCategory=person)(objectClass=user))",
+        }
+    }
+
+    fn group_filter(self) -> &'static str {
+        match self {
+            Self::Ldap => "(objectClass=groupOfNames)",
+            Self::ActiveDirectory => "(objectClass=group)",
+        }
+    }
+
+    fn anchor(self) -> &'static str {
+        match self {
+            Self::Ldap => "entryUUID",
+            Self::ActiveDirectory => "objectGUID",
+        }
+    }
+
+    fn user_name(self) -> &'static str {
+        match self {
+            Self::Ldap => "uid",
+            Self::ActiveDirectory => "sAMAccountName",
+        }
+    }
+}
+
+/// Whether an anchor attribute holds binary values when the configuration does not say:
+/// AD's `objectGUID` does.
+fn binary_by_default(anchor: &str) -> bool {
+    anchor.eq_ignore_ascii_case("objectGUID")
+}
+
 /// A checked sync configuration.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SyncConfig {
     /// The usersync directory (kind `ldap`) the users and groups go to.
     pub directory: String,
+    /// The kind of server.
+    pub kind: ServerKind,
     /// How to reach and authenticate to the server.
     pub connection: Connection,
     /// Which entries are users, and how they map to SCIM.
@@ -331,6 +383,8 @@ pub enum Conflict {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     directory: String,
+    #[serde(default)]
+    kind: ServerKind,
     connection: RawConnection,
     users: RawUsers,
     groups: Option<RawGroups>,
@@ -384,8 +438,7 @@ struct RawUsers {
     #[serde(default)]
     only_members_of: Vec<String>,
     anchor: Option<String>,
-    #[serde(default)]
-    anchor_is_binary: bool,
+    anchor_is_binary: Option<bool>,
     user_name: Option<String>,
     active: Option<RawSource>,
     #[serde(default)]
@@ -399,8 +452,7 @@ struct RawGroups {
     scope: Option<Scope>,
     filter: Option<String>,
     anchor: Option<String>,
-    #[serde(default)]
-    anchor_is_binary: bool,
+    anchor_is_binary: Option<bool>,
     name: Option<String>,
     membership: Option<Membership>,
     nested: Option<Nested>,
@@ -540,8 +592,17 @@ impl RawConfig {
         crate::store::check_directory_name(&self.directory)
             .map_err(|e| ConfigError::at("directory", e.to_string()))?;
         let connection = self.connection.check()?;
-        let users = self.users.check()?;
-        let groups = self.groups.map(RawGroups::check).transpose()?;
+        if self.kind == ServerKind::ActiveDirectory
+            && connection.tls == Tls::None
+            && connection.bind_dn.is_some()
+        {
+            return Err(ConfigError::at(
+                "connection.tls",
+                "Active Directory refuses a simple bind without transport security: use ldaps:// URLs or tls = \"starttls\"",
+            ));
+        }
+        let users = self.users.check(self.kind)?;
+        let groups = self.groups.map(|g| g.check(self.kind)).transpose()?;
         if !users.only_members_of.is_empty() && groups.is_none() {
             return Err(ConfigError::at(
                 "users.only_members_of",
@@ -589,6 +650,7 @@ impl RawConfig {
         };
         Ok(SyncConfig {
             directory: self.directory,
+            kind: self.kind,
             connection,
             users,
             groups,
@@ -725,7 +787,7 @@ impl RawConnection {
 }
 
 impl RawUsers {
-    fn check(self) -> Result<UserSearch, ConfigError> {
+    fn check(self, kind: ServerKind) -> Result<UserSearch, ConfigError> {
         let registry = SchemaRegistry::core();
         let users = registry.resource_type("User").ok_or_else(|| ConfigError {
             key: None,
@@ -781,46 +843,50 @@ impl RawUsers {
         Ok(UserSearch {
             base: dn("users.base", &self.base)?,
             scope: self.scope.unwrap_or(Scope::Sub),
-            filter: filter_at(
-                "users.filter",
-                self.filter.as_deref(),
-                "(objectClass=inetOrgPerson)",
-            )?,
+            filter: filter_at("users.filter", self.filter.as_deref(), kind.user_filter())?,
             only_members_of: self
                 .only_members_of
                 .iter()
                 .map(|d| dn("users.only_members_of", d))
                 .collect::<Result<_, _>>()?,
+            anchor_is_binary: self.anchor_is_binary.unwrap_or_else(|| {
+                binary_by_default(self.anchor.as_deref().unwrap_or(kind.anchor()))
+            }),
             anchor: attribute_name(
                 "users.anchor",
-                self.anchor.as_deref().unwrap_or("entryUUID"),
+                self.anchor.as_deref().unwrap_or(kind.anchor()),
             )?,
-            anchor_is_binary: self.anchor_is_binary,
             user_name: attribute_name(
                 "users.user_name",
-                self.user_name.as_deref().unwrap_or("uid"),
+                self.user_name.as_deref().unwrap_or(kind.user_name()),
             )?,
-            active: self.active.map(|a| a.check("users.active")).transpose()?,
+            active: match (self.active, kind) {
+                (Some(a), _) => Some(a.check("users.active")?),
+                // Enabled while bit 0x2 (ACCOUNTDISABLE) is clear.
+                (None, ServerKind::ActiveDirectory) => Some(Source::Attribute {
+                    name: "userAccountControl".into(),
+                    transform: Transform::BitClear(2),
+                }),
+                (None, ServerKind::Ldap) => None,
+            },
             attributes,
         })
     }
 }
 
 impl RawGroups {
-    fn check(self) -> Result<GroupSearch, ConfigError> {
+    fn check(self, kind: ServerKind) -> Result<GroupSearch, ConfigError> {
         Ok(GroupSearch {
             base: dn("groups.base", &self.base)?,
             scope: self.scope.unwrap_or(Scope::Sub),
-            filter: filter_at(
-                "groups.filter",
-                self.filter.as_deref(),
-                "(objectClass=groupOfNames)",
-            )?,
+            filter: filter_at("groups.filter", self.filter.as_deref(), kind.group_filter())?,
+            anchor_is_binary: self.anchor_is_binary.unwrap_or_else(|| {
+                binary_by_default(self.anchor.as_deref().unwrap_or(kind.anchor()))
+            }),
             anchor: attribute_name(
                 "groups.anchor",
-                self.anchor.as_deref().unwrap_or("entryUUID"),
+                self.anchor.as_deref().unwrap_or(kind.anchor()),
             )?,
-            anchor_is_binary: self.anchor_is_binary,
             name: attribute_name("groups.name", self.name.as_deref().unwrap_or("cn"))?,
             membership: self.membership.unwrap_or(Membership::Member),
             nested: self.nested.unwrap_or(Nested::Flatten),

@@ -633,7 +633,15 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                     if !add.is_empty() {
                         changes.push(membership(Action::AddMembers, g, Some(&r.id), add));
                     }
-                    if !remove.is_empty() && complete {
+                    let partial = groups.partial_because(&g.anchor, group_config.nested);
+                    if let (false, Some(why)) = (remove.is_empty(), &partial) {
+                        warnings.push(format!(
+                            "group `{}`: {why}; none of its {} departing members leaves it in this run",
+                            g.name,
+                            remove.len()
+                        ));
+                    }
+                    if !remove.is_empty() && complete && partial.is_none() {
                         let total = have.len();
                         let percent = remove.len() as f64 * 100.0 / total as f64;
                         let limit = config.policy.max_member_removal_percent;
@@ -1060,9 +1068,39 @@ struct Groups {
     groups: Vec<SourceGroup>,
     /// Group anchor → direct members (kind, anchor).
     direct: HashMap<String, Vec<(Kind, String)>>,
+    /// Group anchor → why its member list was not read whole.
+    partial: HashMap<String, String>,
 }
 
 impl Groups {
+    /// Why a group's members as the configuration wants them are not known whole: its own
+    /// list, or (flattened) the list of a group inside it, was not read whole.
+    fn partial_because(&self, anchor: &str, nested: Nested) -> Option<String> {
+        if nested == Nested::Keep {
+            return self.partial.get(anchor).cloned();
+        }
+        let mut seen = HashSet::new();
+        let mut stack = vec![anchor.to_owned()];
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g.clone()) {
+                continue;
+            }
+            if let Some(why) = self.partial.get(&g) {
+                return Some(if g == anchor {
+                    why.clone()
+                } else {
+                    format!("a group inside it: {why}")
+                });
+            }
+            for (kind, member) in self.direct.get(&g).into_iter().flatten() {
+                if *kind == Kind::Group {
+                    stack.push(member.clone());
+                }
+            }
+        }
+        None
+    }
+
     /// The users of a group, through nested groups, each group visited once (cycles end).
     fn flattened_users(&self, anchor: &str) -> HashSet<String> {
         let mut users = HashSet::new();
@@ -1148,6 +1186,15 @@ fn read_groups(
         .map(|g| (g.dn_key.clone(), g.anchor.as_str()))
         .collect();
     let mut direct: HashMap<String, Vec<(Kind, String)>> = HashMap::new();
+    let mut partial: HashMap<String, String> = snapshot
+        .partial_groups
+        .iter()
+        .filter_map(|(dn, why)| {
+            group_by_dn
+                .get(&dn_key(dn))
+                .map(|g| ((*g).to_owned(), why.clone()))
+        })
+        .collect();
     let group_at: HashMap<&str, &SourceGroup> = groups.iter().map(|g| (g.dn.as_str(), g)).collect();
     let resolve = |dn: &str| -> Option<(Kind, String)> {
         let key = dn_key(dn);
@@ -1171,13 +1218,13 @@ fn read_groups(
                 let Some(group) = group_at.get(e.dn.as_str()) else {
                     continue;
                 };
-                // Active Directory hands large groups' members out in ranges
-                // (`member;range=0-1499`): this group's list is not whole.
+                // A range left unread (`member;range=0-1499` of more): the source's
+                // reader reads ranges to the end, so this snapshot was made elsewhere.
                 if e.attributes.keys().any(|k| k.starts_with(&ranged)) {
-                    incomplete.push(format!(
-                        "{} lists its members in ranges ({ranged}…); range retrieval is not supported yet, so its membership is not read whole",
-                        e.dn
-                    ));
+                    partial.insert(
+                        group.anchor.clone(),
+                        format!("its members come in ranges ({ranged}…) not read to the end"),
+                    );
                 }
                 let list = direct.entry(group.anchor.clone()).or_default();
                 for v in e.values(attribute) {
@@ -1236,7 +1283,11 @@ fn read_groups(
         list.sort();
         list.dedup();
     }
-    Groups { groups, direct }
+    Groups {
+        groups,
+        direct,
+        partial,
+    }
 }
 
 #[cfg(test)]

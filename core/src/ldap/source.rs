@@ -13,7 +13,7 @@ use std::time::Duration;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConn, LdapConnSettings, ResultEntry, SearchEntry};
 
-use super::config::{ConfigError, Connection, Membership, Scope, SyncConfig, Tls};
+use super::config::{ConfigError, Connection, Membership, Scope, ServerKind, SyncConfig, Tls};
 
 /// An entry as read: its DN and the requested attributes (names lower-cased), values as
 /// bytes.
@@ -75,6 +75,9 @@ pub struct Snapshot {
     pub groups: Vec<Entry>,
     /// Why the snapshot is incomplete; it is complete when this is empty.
     pub problems: Vec<String>,
+    /// Groups whose member list could not be read whole (DN, why): the snapshot is complete
+    /// otherwise, but no member leaves these groups.
+    pub partial_groups: Vec<(String, String)>,
     /// Things an operator must know (verification turned off, a server skipped).
     pub warnings: Vec<String>,
     /// The server that answered.
@@ -263,7 +266,14 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             Membership::UniqueMember => "uniqueMember",
             Membership::MemberUid => "memberUid",
         };
-        let mut attributes = vec![groups.anchor.clone(), groups.name.clone(), member.into()];
+        // Active Directory hands out a large `member` in ranges of at most 1,500 values
+        // (MaxValRange); asking for the first range outright reads every group alike.
+        let member_attribute = if config.kind == ServerKind::ActiveDirectory {
+            format!("{member};range=0-{}", RANGE_STEP - 1)
+        } else {
+            member.to_owned()
+        };
+        let mut attributes = vec![groups.anchor.clone(), groups.name.clone(), member_attribute];
         dedup(&mut attributes);
         snapshot.groups = search(
             &mut ldap,
@@ -275,9 +285,103 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             &attributes,
             &mut snapshot.problems,
         );
+        for e in &mut snapshot.groups {
+            if let Err(why) = read_ranges(&mut ldap, c, e, member) {
+                snapshot.partial_groups.push((e.dn.clone(), why));
+            }
+        }
     }
     let _ = ldap.unbind();
     Ok(snapshot)
+}
+
+/// How many values of a ranged attribute one request asks for: AD's default MaxValRange.
+const RANGE_STEP: u64 = 1500;
+
+/// Reads `attribute` of `e` to the end when the server handed it out in ranges
+/// (`member;range=0-1499`: values 0 to 1499 of more), asking for the following ranges
+/// (`member;range=1500-2999`, …) until one ends in `*`; the values end up under
+/// `attribute` itself.
+///
+/// # Errors
+/// Why the values could not be read whole (the ones read are kept).
+fn read_ranges(
+    ldap: &mut LdapConn,
+    c: &Connection,
+    e: &mut Entry,
+    attribute: &str,
+) -> Result<(), String> {
+    let name = attribute.to_ascii_lowercase();
+    let prefix = format!("{name};range=");
+    let mut next = take_ranges(e, &name, &prefix)?;
+    let timeout = Duration::from_secs(c.operation_timeout_seconds);
+    while let Some(low) = next {
+        let wanted = format!("{attribute};range={low}-{}", low + RANGE_STEP - 1);
+        let (raw, _) = ldap
+            .with_timeout(timeout)
+            .search(
+                &e.dn,
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec![wanted.as_str()],
+            )
+            .and_then(ldap3::SearchResult::non_error)
+            .map_err(|err| format!("reading {wanted}: {err}"))?;
+        let [raw] = <[ResultEntry; 1]>::try_from(raw)
+            .map_err(|found| format!("reading {wanted}: {} entries answered", found.len()))?;
+        let mut part = entry(raw).ok_or_else(|| format!("reading {wanted}: a malformed entry"))?;
+        let before = e.values(attribute).len();
+        let start = take_ranges(&mut part, &name, &prefix)?;
+        let values = part.attributes.remove(&name).unwrap_or_default();
+        if values.is_empty() && start.is_some() {
+            return Err(format!(
+                "reading {wanted}: the server sent no values and more to come"
+            ));
+        }
+        e.attributes.entry(name.clone()).or_default().extend(values);
+        next = start;
+        if next.is_some_and(|n| n <= low) {
+            return Err(format!(
+                "reading {wanted}: the server's ranges go backwards after {before} values"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Moves the values of `e`'s ranged forms of an attribute (`prefix` is `name;range=`) under
+/// `name`; returns where the next range starts, `None` when the last one ended in `*` (or
+/// there was none).
+fn take_ranges(e: &mut Entry, name: &str, prefix: &str) -> Result<Option<u64>, String> {
+    let ranged: Vec<String> = e
+        .attributes
+        .keys()
+        .filter(|k| k.starts_with(prefix))
+        .cloned()
+        .collect();
+    let mut next = None;
+    for key in ranged {
+        let values = e.attributes.remove(&key).unwrap_or_default();
+        let bounds = &key[prefix.len()..];
+        let high = bounds
+            .split_once('-')
+            .filter(|(low, _)| low.parse::<u64>().is_ok())
+            .map(|(_, high)| high)
+            .ok_or_else(|| format!("`{key}` is not a range the server should send"))?;
+        next = match high {
+            "*" => None,
+            h => Some(
+                h.parse::<u64>()
+                    .map_err(|_| format!("`{key}` is not a range the server should send"))?
+                    + 1,
+            ),
+        };
+        e.attributes
+            .entry(name.to_owned())
+            .or_default()
+            .extend(values);
+    }
+    Ok(next)
 }
 
 /// The LDAP attributes a mapping reads.

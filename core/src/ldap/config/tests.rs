@@ -56,6 +56,72 @@ fn the_examples_are_valid() {
     );
 }
 
+/// `kind = "active_directory"` gives AD's defaults; keys given still win; a simple bind
+/// without transport security is refused before any connection.
+#[test]
+fn the_active_directory_preset() {
+    let text = r#"
+directory = "ad"
+kind = "active_directory"
+[connection]
+urls = ["ldap://dc.example.test"]
+bind_dn = "CN=usersync,DC=example,DC=test"
+bind_password_env = "X"
+[users]
+base = "DC=example,DC=test"
+[groups]
+base = "DC=example,DC=test"
+"#;
+    let c = SyncConfig::from_toml(text).unwrap();
+    assert_eq!(c.kind, ServerKind::ActiveDirectory);
+    assert_eq!(c.connection.tls, Tls::StartTls);
+    assert_eq!(
+        c.users.filter.to_string(),
+        "(&(objectCategory=person)(objectClass=user))"
+    );
+    assert_eq!(
+        (c.users.anchor.as_str(), c.users.anchor_is_binary),
+        ("objectGUID", true)
+    );
+    assert_eq!(c.users.user_name, "sAMAccountName");
+    assert_eq!(
+        c.users.active,
+        Some(Source::Attribute {
+            name: "userAccountControl".into(),
+            transform: Transform::BitClear(2)
+        })
+    );
+    let groups = c.groups.unwrap();
+    assert_eq!(groups.filter.to_string(), "(objectClass=group)");
+    assert_eq!(
+        (groups.anchor.as_str(), groups.anchor_is_binary),
+        ("objectGUID", true)
+    );
+
+    let upn = text.replace(
+        "[users]\n",
+        "[users]\nuser_name = \"userPrincipalName\"\nanchor = \"objectSid\"\n",
+    );
+    let c = SyncConfig::from_toml(&upn).unwrap();
+    assert_eq!(c.users.user_name, "userPrincipalName");
+    assert_eq!(
+        (c.users.anchor.as_str(), c.users.anchor_is_binary),
+        ("objectSid", false)
+    );
+
+    let plain = text.replace(
+        "urls = [\"ldap://dc.example.test\"]",
+        "urls = [\"ldap://dc.example.test\"]\ntls = \"none\"",
+    );
+    let err = SyncConfig::from_toml(&plain).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("connection.tls"), "{err}");
+    assert!(err.to_string().contains("transport security"), "{err}");
+    // Plain LDAP servers keep their defaults.
+    let c = SyncConfig::from_toml(MINIMAL).unwrap();
+    assert_eq!(c.kind, ServerKind::Ldap);
+    assert!(!c.users.anchor_is_binary);
+}
+
 const MINIMAL: &str = r#"
 directory = "corp"
 [connection]

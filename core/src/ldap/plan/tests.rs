@@ -158,23 +158,49 @@ fn groups_vanishing_at_once_block_the_plan() {
     assert!(p.blocked.iter().any(|b| b.contains("2 of 2 groups")), "{p}");
 }
 
+/// A group whose member list was not read whole (ranges left unread, or a range the reader
+/// could not get) loses no member; the rest of the plan, removals included, goes on.
 #[test]
-fn ranged_members_make_the_group_incomplete() {
-    let (config, store, mut snapshot) = synced();
-    let members = snapshot.groups[0].attributes.remove("member").unwrap();
-    snapshot.groups[0]
-        .attributes
-        .insert("member;range=0-1499".into(), members);
-    let p = plan(
-        &config,
-        &snapshot,
-        &apply::current(&*store, "corp").unwrap(),
-    );
-    assert!(p.incomplete.iter().any(|i| i.contains("in ranges")), "{p}");
-    assert!(
-        !p.changes.iter().any(|c| c.action == Action::RemoveMembers),
-        "{p}"
-    );
+fn a_group_not_read_whole_loses_no_member() {
+    let (config, store, snapshot) = synced();
+    let half = |mut snapshot: Snapshot, ranged: bool| {
+        let members = snapshot.groups[0].attributes.remove("member").unwrap();
+        let key = if ranged { "member;range=0-4" } else { "member" };
+        snapshot.groups[0]
+            .attributes
+            .insert(key.into(), members[..5].to_vec());
+        // u0 leaves `b` for real.
+        snapshot.groups[1]
+            .attributes
+            .insert("member".into(), Vec::new());
+        snapshot
+    };
+    let mut reported = half(snapshot.clone(), false);
+    reported.partial_groups = vec![(
+        "cn=a,ou=groups,dc=x".into(),
+        "reading member;range=5-1504: timed out".into(),
+    )];
+    for (snapshot, says) in [(half(snapshot, true), "in ranges"), (reported, "timed out")] {
+        let p = plan(
+            &config,
+            &snapshot,
+            &apply::current(&*store, "corp").unwrap(),
+        );
+        assert!(p.incomplete.is_empty(), "{p}");
+        let removals: Vec<&str> = p
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::RemoveMembers)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(removals, ["b"], "{p}");
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("group `a`") && w.contains(says)),
+            "{p}"
+        );
+    }
 }
 
 #[test]

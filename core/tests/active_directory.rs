@@ -1,0 +1,288 @@
+//! Active Directory reconciliation against a real Samba AD domain controller: the
+//! `active_directory` preset (binary GUID anchors, `sAMAccountName`, `userAccountControl`),
+//! ranged `member` retrieval, nested groups with a cycle, disabled and re-enabled users, and
+//! a user renamed and moved.
+//!
+//! A domain controller listens on fixed ports, so every case runs in this one test, one
+//! after the other, each in an OU of its own.
+#![allow(clippy::unwrap_used)] // a failed step should stop the test
+
+use usersync_core::ldap::config::SyncConfig;
+use usersync_core::ldap::plan::{Action, Plan};
+use usersync_core::ldap::{apply, plan, source};
+use usersync_core::store::memory::MemoryStore;
+use usersync_core::store::{Kind, Resource, Store, system_clock};
+use usersync_testkit::samba::{ADMIN_DN, ADMIN_PASSWORD, DOMAIN, Samba};
+
+/// A sync of the users and groups under `ou`, with the preset's defaults.
+fn config(samba: &Samba, ou: &str, extra: &str) -> SyncConfig {
+    set_password_env();
+    let text = format!(
+        r#"
+directory = "ad"
+kind = "active_directory"
+[connection]
+urls = ["{url}"]
+ca_file = "{ca}"
+bind_dn = "{ADMIN_DN}"
+bind_password_env = "USERSYNC_TEST_AD_PASSWORD"
+[users]
+base = "{ou}"
+[users.attributes]
+"name.givenName" = "givenName"
+"name.familyName" = "sn"
+[groups]
+base = "{ou}"
+{extra}
+[policy]
+# Small OUs change by large shares: the thresholds have tests of their own.
+max_deletion_percent = 100
+max_member_removal_percent = 100
+"#,
+        url = samba.ldaps_url,
+        ca = samba.certificates.ca.display(),
+    );
+    SyncConfig::from_toml(&text).unwrap()
+}
+
+fn set_password_env() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
+        // Edition 2024 makes set_var unsafe; the value never changes.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("USERSYNC_TEST_AD_PASSWORD", ADMIN_PASSWORD);
+        }
+    });
+}
+
+/// An OU for one case.
+fn ou(samba: &Samba, name: &str) -> String {
+    let dn = format!("OU={name},{DOMAIN}");
+    samba.add(&format!(
+        "dn: {dn}\nobjectClass: organizationalUnit\nou: {name}\n\n"
+    ));
+    dn
+}
+
+/// A user without a password: `userAccountControl` 544 (normal, no password required) is
+/// enabled, 546 disabled.
+fn user(name: &str, parent: &str, enabled: bool) -> String {
+    let control = if enabled { 544 } else { 546 };
+    format!(
+        "dn: CN={name},{parent}\nobjectClass: user\nsAMAccountName: {name}\ngivenName: {name}\nsn: Tester\nuserAccountControl: {control}\n\n"
+    )
+}
+
+fn group(name: &str, parent: &str, members: &[String]) -> String {
+    let mut s = format!("dn: CN={name},{parent}\nobjectClass: group\nsAMAccountName: {name}\n");
+    for m in members {
+        s.push_str(&format!("member: {m}\n"));
+    }
+    s.push('\n');
+    s
+}
+
+/// Reads, plans and applies; returns the plan.
+fn sync(store: &dyn Store, config: &SyncConfig) -> Plan {
+    let snapshot = source::read(config).unwrap();
+    assert!(
+        snapshot.is_complete(),
+        "complete read: {:?}",
+        snapshot.problems
+    );
+    let plan = plan::plan(
+        config,
+        &snapshot,
+        &apply::current(store, &config.directory).unwrap(),
+    );
+    apply::apply(store, config, &plan, false).unwrap();
+    plan
+}
+
+fn users(store: &dyn Store) -> Vec<Resource> {
+    let d = store.directory("ad").unwrap().unwrap().id;
+    store.list(d, Kind::User).unwrap()
+}
+
+fn by_name<'a>(resources: &'a [Resource], name: &str) -> &'a Resource {
+    resources.iter().find(|r| r.name == name).unwrap()
+}
+
+/// Member names of the group named `name`.
+fn member_names(store: &dyn Store, name: &str) -> Vec<String> {
+    let d = store.directory("ad").unwrap().unwrap().id;
+    let g = store.get_by_name(d, Kind::Group, name).unwrap().unwrap();
+    let mut names: Vec<String> = store
+        .members(d, &g.id)
+        .unwrap()
+        .into_iter()
+        .map(|m| store.get(d, m.kind, &m.id).unwrap().unwrap().name)
+        .collect();
+    names.sort();
+    names
+}
+
+fn count(plan: &Plan, action: Action, kind: Kind) -> usize {
+    plan.changes
+        .iter()
+        .filter(|c| c.action == action && c.kind == kind)
+        .count()
+}
+
+#[test]
+fn active_directory_against_samba() {
+    let samba = Samba::start("ad");
+    preset_import_disable_and_move(&samba);
+    ranged_members(&samba);
+    nested_groups_with_a_cycle(&samba);
+}
+
+/// The preset reads users by `objectGUID` (in samba-tool's text form), `sAMAccountName` and
+/// `userAccountControl`; disabling deactivates, enabling reactivates; a user renamed and
+/// moved to another OU keeps its identity.
+fn preset_import_disable_and_move(samba: &Samba) {
+    let base = ou(samba, "Staff");
+    samba.add(&format!(
+        "dn: OU=Sales,{base}\nobjectClass: organizationalUnit\nou: Sales\n\n\
+         dn: OU=Support,{base}\nobjectClass: organizationalUnit\nou: Support\n\n"
+    ));
+    let sales = format!("OU=Sales,{base}");
+    let mut ldif = String::new();
+    ldif.push_str(&user("alice", &sales, true));
+    ldif.push_str(&user("bob", &sales, false));
+    ldif.push_str(&user("carol", &sales, true));
+    ldif.push_str(&group(
+        "Sellers",
+        &base,
+        &[format!("CN=alice,{sales}"), format!("CN=bob,{sales}")],
+    ));
+    samba.add(&ldif);
+
+    let store = MemoryStore::new(system_clock());
+    let config = config(samba, &base, "");
+    let plan = sync(&store, &config);
+    assert_eq!(count(&plan, Action::Create, Kind::User), 3, "{plan:?}");
+    let all = users(&store);
+    for name in ["alice", "bob", "carol"] {
+        assert_eq!(
+            by_name(&all, name).external_id.as_deref(),
+            Some(samba.guid("user", name).as_str()),
+            "{name}'s anchor is its GUID"
+        );
+    }
+    assert!(by_name(&all, "alice").active);
+    assert!(!by_name(&all, "bob").active, "disabled in AD");
+    assert_eq!(member_names(&store, "Sellers"), ["alice", "bob"]);
+    let again = sync(&store, &config);
+    assert!(again.changes.is_empty(), "idempotent: {again:?}");
+
+    // Disabled is not deleted; enabled comes back.
+    samba.modify(&format!(
+        "dn: CN=alice,{sales}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 546\n\n\
+         dn: CN=bob,{sales}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 544\n\n"
+    ));
+    let plan = sync(&store, &config);
+    assert_eq!(count(&plan, Action::Deactivate, Kind::User), 1, "{plan:?}");
+    assert_eq!(count(&plan, Action::Reactivate, Kind::User), 1, "{plan:?}");
+    assert_eq!(count(&plan, Action::Delete, Kind::User), 0);
+    let all = users(&store);
+    assert!(!by_name(&all, "alice").active);
+    assert!(by_name(&all, "bob").active);
+    assert_eq!(member_names(&store, "Sellers"), ["alice", "bob"], "kept");
+
+    // Renamed (CN and sAMAccountName) and moved to another OU: the same user.
+    let carol = by_name(&all, "carol").clone();
+    samba.modify(&format!(
+        "dn: CN=carol,{sales}\nchangetype: modrdn\nnewrdn: CN=caroline\ndeleteoldrdn: 1\nnewsuperior: OU=Support,{base}\n\n\
+         dn: CN=caroline,OU=Support,{base}\nchangetype: modify\nreplace: sAMAccountName\nsAMAccountName: caroline\n\n"
+    ));
+    let plan = sync(&store, &config);
+    assert_eq!(count(&plan, Action::Create, Kind::User), 0, "{plan:?}");
+    assert_eq!(count(&plan, Action::Delete, Kind::User), 0, "{plan:?}");
+    assert_eq!(count(&plan, Action::Deactivate, Kind::User), 0, "{plan:?}");
+    let caroline = by_name(&users(&store), "caroline").clone();
+    assert_eq!(caroline.id, carol.id, "same resource");
+    assert_eq!(caroline.external_id, carol.external_id, "same GUID");
+}
+
+/// A group of 2,000 members is read whole through ranges of 1,500 (`member;range=0-1499`,
+/// then `member;range=1500-*`), and a member leaving it is seen.
+fn ranged_members(samba: &Samba) {
+    let base = ou(samba, "Crowd");
+    let mut ldif = String::new();
+    let mut dns = Vec::new();
+    for i in 0..2000 {
+        let name = format!("crowd{i:04}");
+        ldif.push_str(&user(&name, &base, true));
+        dns.push(format!("CN={name},{base}"));
+    }
+    ldif.push_str(&group("Everyone", &base, &dns));
+    samba.add(&ldif);
+    // The server hands the list out in ranges when asked, as AD does unasked: the reader
+    // must go on to the end.
+    let first = samba.read(&format!("CN=Everyone,{base}"), &["member;range=0-1499"]);
+    assert_eq!(
+        first
+            .lines()
+            .filter(|l| l.starts_with("member;range=0-1499: "))
+            .count(),
+        1500,
+        "{}",
+        &first[..first.len().min(300)]
+    );
+    let store = MemoryStore::new(system_clock());
+    let config = config(samba, &base, "");
+    sync(&store, &config);
+    let members = member_names(&store, "Everyone");
+    assert_eq!(members.len(), 2000);
+    assert_eq!(members.first().map(String::as_str), Some("crowd0000"));
+    assert_eq!(members.last().map(String::as_str), Some("crowd1999"));
+
+    samba.modify(&format!(
+        "dn: CN=Everyone,{base}\nchangetype: modify\ndelete: member\nmember: CN=crowd1999,{base}\n\n"
+    ));
+    let plan = sync(&store, &config);
+    let removal = plan
+        .changes
+        .iter()
+        .find(|c| c.action == Action::RemoveMembers)
+        .expect("one member leaves");
+    assert_eq!(removal.members.len(), 1, "{removal:?}");
+    assert_eq!(member_names(&store, "Everyone").len(), 1999);
+}
+
+/// Groups nested three deep, the innermost holding the outermost (a cycle): flattened, each
+/// group holds the users of every group below it, and the cycle ends.
+fn nested_groups_with_a_cycle(samba: &Samba) {
+    let base = ou(samba, "Nest");
+    let mut ldif = String::new();
+    for name in ["top", "middle", "bottom"] {
+        ldif.push_str(&user(name, &base, true));
+    }
+    samba.add(&ldif);
+    let cn = |n: &str| format!("CN={n},{base}");
+    samba.add(&group("G3", &base, &[cn("bottom")]));
+    samba.add(&group("G2", &base, &[cn("middle"), cn("G3")]));
+    samba.add(&group("G1", &base, &[cn("top"), cn("G2")]));
+    samba.modify(&format!(
+        "dn: {}\nchangetype: modify\nadd: member\nmember: {}\n\n",
+        cn("G3"),
+        cn("G1")
+    ));
+    let store = MemoryStore::new(system_clock());
+    sync(&store, &config(samba, &base, ""));
+    let everyone = ["bottom", "middle", "top"];
+    for g in ["G1", "G2", "G3"] {
+        assert_eq!(
+            member_names(&store, g),
+            everyone,
+            "{g}: a cycle holds everyone in it"
+        );
+    }
+    // Kept as groups, the nesting is what AD says.
+    let store = MemoryStore::new(system_clock());
+    sync(&store, &config(samba, &base, "nested = \"keep\""));
+    assert_eq!(member_names(&store, "G1"), ["G2", "top"]);
+    assert_eq!(member_names(&store, "G3"), ["G1", "bottom"]);
+}
