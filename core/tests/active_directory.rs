@@ -14,9 +14,19 @@ use usersync_core::store::memory::MemoryStore;
 use usersync_core::store::{Kind, Resource, Store, system_clock};
 use usersync_testkit::samba::{ADMIN_DN, ADMIN_PASSWORD, DOMAIN, Samba};
 
-/// A sync of the users and groups under `ou`, with the preset's defaults.
-fn config(samba: &Samba, ou: &str, extra: &str) -> SyncConfig {
+/// A sync of the users and groups under `ou`, with the preset's defaults; `groups` holds
+/// more keys of `[groups]`.
+fn config(samba: &Samba, ou: &str, groups: &str) -> SyncConfig {
+    config_of(samba, ou, "", Some(groups))
+}
+
+/// A sync of the users under `ou` (with more keys of `[users]`), and of the groups under it
+/// when `groups` holds the more keys of `[groups]`.
+fn config_of(samba: &Samba, ou: &str, users: &str, groups: Option<&str>) -> SyncConfig {
     set_password_env();
+    let groups = groups.map_or(String::new(), |extra| {
+        format!("[groups]\nbase = \"{ou}\"\n{extra}\n")
+    });
     let text = format!(
         r#"
 directory = "ad"
@@ -28,12 +38,11 @@ bind_dn = "{ADMIN_DN}"
 bind_password_env = "USERSYNC_TEST_AD_PASSWORD"
 [users]
 base = "{ou}"
+{users}
 [users.attributes]
 "name.givenName" = "givenName"
 "name.familyName" = "sn"
-[groups]
-base = "{ou}"
-{extra}
+{groups}
 [policy]
 # Small OUs change by large shares: the thresholds have tests of their own.
 max_deletion_percent = 100
@@ -136,6 +145,9 @@ fn active_directory_against_samba() {
     preset_import_disable_and_move(&samba);
     ranged_members(&samba);
     nested_groups_with_a_cycle(&samba);
+    primary_groups(&samba);
+    transitive_scope_by_the_matching_rule(&samba);
+    referrals_are_reported_not_followed(&samba);
 }
 
 /// The preset reads users by `objectGUID` (in samba-tool's text form), `sAMAccountName` and
@@ -167,7 +179,7 @@ fn preset_import_disable_and_move(samba: &Samba) {
     for name in ["alice", "bob", "carol"] {
         assert_eq!(
             by_name(&all, name).external_id.as_deref(),
-            Some(samba.guid("user", name).as_str()),
+            Some(samba.attribute("user", name, "objectGUID").as_str()),
             "{name}'s anchor is its GUID"
         );
     }
@@ -285,4 +297,77 @@ fn nested_groups_with_a_cycle(samba: &Samba) {
     sync(&store, &config(samba, &base, "nested = \"keep\""));
     assert_eq!(member_names(&store, "G1"), ["G2", "top"]);
     assert_eq!(member_names(&store, "G3"), ["G1", "bottom"]);
+}
+
+/// A user's primary group is not in the group's `member`: it counts when
+/// `groups.primary_group` asks for it.
+fn primary_groups(samba: &Samba) {
+    let base = ou(samba, "Primary");
+    samba.add(&user("pat", &base, true));
+    samba.add(&group("Staffers", &base, &[format!("CN=pat,{base}")]));
+    let sid = samba.attribute("group", "Staffers", "objectSid");
+    let rid = sid.rsplit('-').next().unwrap();
+    samba.modify(&format!(
+        "dn: CN=pat,{base}\nchangetype: modify\nreplace: primaryGroupID\nprimaryGroupID: {rid}\n\n"
+    ));
+    let listed = samba.read(&format!("CN=Staffers,{base}"), &["member"]);
+    assert!(
+        !listed.contains("member:"),
+        "AD lists no primary member: {listed}"
+    );
+    let store = MemoryStore::new(system_clock());
+    sync(&store, &config(samba, &base, ""));
+    assert!(member_names(&store, "Staffers").is_empty());
+    let store = MemoryStore::new(system_clock());
+    sync(&store, &config(samba, &base, "primary_group = true"));
+    assert_eq!(member_names(&store, "Staffers"), ["pat"]);
+}
+
+/// `only_members_of_via = "matching_rule"`: the server picks the members of a group through
+/// nested groups, and no group needs to be read.
+fn transitive_scope_by_the_matching_rule(samba: &Samba) {
+    let base = ou(samba, "Scoped");
+    let mut ldif = String::new();
+    for name in ["inner1", "outer1", "nobody1"] {
+        ldif.push_str(&user(name, &base, true));
+    }
+    samba.add(&ldif);
+    let cn = |n: &str| format!("CN={n},{base}");
+    samba.add(&group("Inner", &base, &[cn("inner1")]));
+    samba.add(&group("Outer", &base, &[cn("outer1"), cn("Inner")]));
+    let config = config_of(
+        samba,
+        &base,
+        &format!(
+            "only_members_of = [\"{}\"]\nonly_members_of_via = \"matching_rule\"",
+            cn("Outer")
+        ),
+        None,
+    );
+    let store = MemoryStore::new(system_clock());
+    sync(&store, &config);
+    let mut names: Vec<String> = users(&store).into_iter().map(|u| u.name).collect();
+    names.sort();
+    assert_eq!(names, ["inner1", "outer1"]);
+}
+
+/// A search from the domain's root meets a continuation reference (the Configuration
+/// naming context): reported, not followed, and the read stays complete.
+fn referrals_are_reported_not_followed(samba: &Samba) {
+    let config = config(
+        samba,
+        DOMAIN,
+        "filter = \"(&(objectClass=group)(cn=Sellers))\"",
+    );
+    let snapshot = source::read(&config).unwrap();
+    assert!(snapshot.is_complete(), "{:?}", snapshot.problems);
+    assert_eq!(snapshot.groups.len(), 1);
+    assert!(
+        snapshot
+            .warnings
+            .iter()
+            .any(|w| w.contains("continuation reference") && w.contains("CN=Configuration")),
+        "{:?}",
+        snapshot.warnings
+    );
 }

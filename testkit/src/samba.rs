@@ -161,22 +161,25 @@ impl Samba {
         );
     }
 
-    /// The `objectGUID` of the user or group (`what`: `user` or `group`) with this
-    /// `sAMAccountName`, in the text form `samba-tool` prints: an oracle independent of
-    /// usersync's own rendering of the 16 bytes.
+    /// An attribute (`objectGUID`, `objectSid`) of the user or group (`what`: `user` or
+    /// `group`) with this `sAMAccountName`, in the text form `samba-tool` prints: an oracle
+    /// independent of usersync's own rendering of the bytes.
     ///
     /// # Panics
-    /// When there is no such object.
-    pub fn guid(&self, what: &str, name: &str) -> String {
+    /// When there is no such object or attribute.
+    pub fn attribute(&self, what: &str, name: &str, attribute: &str) -> String {
         let out = Command::new("samba-tool")
-            .args([what, "show", name, "--attributes=objectGUID", "-H"])
+            .args([what, "show", name])
+            .arg(format!("--attributes={attribute}"))
+            .arg("-H")
             .arg(self.dir.join("private/sam.ldb"))
             .output()
             .expect("samba-tool runs");
         let text = String::from_utf8_lossy(&out.stdout);
+        let prefix = format!("{attribute}: ");
         text.lines()
-            .find_map(|l| l.strip_prefix("objectGUID: "))
-            .unwrap_or_else(|| panic!("no objectGUID for {what} {name}: {text}"))
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {attribute} for {what} {name}: {text}"))
             .trim()
             .to_owned()
     }

@@ -234,6 +234,8 @@ pub struct UserSearch {
     /// Only users that are members (directly or through nested groups) of one of these
     /// group DNs; every user when empty.
     pub only_members_of: Vec<String>,
+    /// Who works out [`UserSearch::only_members_of`].
+    pub only_members_of_via: ScopeVia,
     /// The attribute that identifies an entry for good (survives renames and moves).
     pub anchor: String,
     /// Whether the anchor is binary (AD `objectGUID`): rendered as a UUID.
@@ -244,6 +246,18 @@ pub struct UserSearch {
     pub active: Option<Source>,
     /// SCIM attribute path → where its value comes from.
     pub attributes: Vec<(PatchPath, Source)>,
+}
+
+/// Who works out which users are members of the `only_members_of` groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeVia {
+    /// usersync, from the groups it reads (nesting expanded client-side; any server).
+    #[default]
+    Groups,
+    /// The server, through AD's transitive matching rule in the user search
+    /// (`memberOf:1.2.840.113556.1.4.1941:=<group>`): no `[groups]` needed.
+    MatchingRule,
 }
 
 /// Where groups are and how members are listed.
@@ -267,6 +281,9 @@ pub struct GroupSearch {
     /// Nested groups: their users counted as members (`flatten`), or the groups themselves
     /// as members (`keep`).
     pub nested: Nested,
+    /// AD: a user is a member of its primary group (`primaryGroupID`, the RID of the
+    /// group's `objectSid`; Domain Users for most), which `member` never lists.
+    pub primary_group: bool,
 }
 
 /// How membership is written in the directory.
@@ -437,6 +454,8 @@ struct RawUsers {
     filter: Option<String>,
     #[serde(default)]
     only_members_of: Vec<String>,
+    #[serde(default)]
+    only_members_of_via: ScopeVia,
     anchor: Option<String>,
     anchor_is_binary: Option<bool>,
     user_name: Option<String>,
@@ -456,6 +475,8 @@ struct RawGroups {
     name: Option<String>,
     membership: Option<Membership>,
     nested: Option<Nested>,
+    #[serde(default)]
+    primary_group: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -603,7 +624,18 @@ impl RawConfig {
         }
         let users = self.users.check(self.kind)?;
         let groups = self.groups.map(|g| g.check(self.kind)).transpose()?;
-        if !users.only_members_of.is_empty() && groups.is_none() {
+        if users.only_members_of_via == ScopeVia::MatchingRule
+            && self.kind != ServerKind::ActiveDirectory
+        {
+            return Err(ConfigError::at(
+                "users.only_members_of_via",
+                "`matching_rule` is Active Directory's (1.2.840.113556.1.4.1941): set kind = \"active_directory\", or use `groups`",
+            ));
+        }
+        if !users.only_members_of.is_empty()
+            && users.only_members_of_via == ScopeVia::Groups
+            && groups.is_none()
+        {
             return Err(ConfigError::at(
                 "users.only_members_of",
                 "needs a [groups] section to read the groups' members",
@@ -849,6 +881,7 @@ impl RawUsers {
                 .iter()
                 .map(|d| dn("users.only_members_of", d))
                 .collect::<Result<_, _>>()?,
+            only_members_of_via: self.only_members_of_via,
             anchor_is_binary: self.anchor_is_binary.unwrap_or_else(|| {
                 binary_by_default(self.anchor.as_deref().unwrap_or(kind.anchor()))
             }),
@@ -876,6 +909,17 @@ impl RawUsers {
 
 impl RawGroups {
     fn check(self, kind: ServerKind) -> Result<GroupSearch, ConfigError> {
+        if self.primary_group
+            && !matches!(
+                self.membership,
+                None | Some(Membership::Member | Membership::MemberOf)
+            )
+        {
+            return Err(ConfigError::at(
+                "groups.primary_group",
+                "primary groups are Active Directory's: use them with membership `member` or `memberOf`",
+            ));
+        }
         Ok(GroupSearch {
             base: dn("groups.base", &self.base)?,
             scope: self.scope.unwrap_or(Scope::Sub),
@@ -890,6 +934,7 @@ impl RawGroups {
             name: attribute_name("groups.name", self.name.as_deref().unwrap_or("cn"))?,
             membership: self.membership.unwrap_or(Membership::Member),
             nested: self.nested.unwrap_or(Nested::Flatten),
+            primary_group: self.primary_group,
         })
     }
 }

@@ -11,7 +11,7 @@ use std::fmt;
 use serde_json::{Map, Value, json};
 
 use super::config::{
-    GroupSearch, Membership, Nested, Piece, Removal, Source, SyncConfig, Transform,
+    GroupSearch, Membership, Nested, Piece, Removal, ScopeVia, Source, SyncConfig, Transform,
 };
 use super::source::{Entry, Snapshot, guid_text};
 use crate::scim::filter::{CompareOp, Compatibility, Filter, Value as Literal};
@@ -406,6 +406,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
 
     // Scope: only members of the listed groups (through nesting).
     if !config.users.only_members_of.is_empty()
+        && config.users.only_members_of_via == ScopeVia::Groups
         && let Some(groups) = &groups
     {
         let wanted: HashSet<String> = config
@@ -1279,6 +1280,30 @@ fn read_groups(
             }
         }
     }
+    if config.primary_group {
+        // `primaryGroupID` is the last part (the RID) of the group's `objectSid`.
+        let group_by_rid: HashMap<u32, &str> = snapshot
+            .groups
+            .iter()
+            .filter_map(|e| {
+                let rid = sid_rid(e.values("objectSid").first()?)?;
+                Some((rid, group_at.get(e.dn.as_str())?.anchor.as_str()))
+            })
+            .collect();
+        for entry in snapshot.users.iter().chain(&snapshot.unchanged_users) {
+            let rid = entry
+                .text("primaryGroupID")
+                .and_then(|t| t.trim().parse::<u32>().ok());
+            if let (Some(rid), Some(user)) = (rid, user_by_dn.get(&dn_key(&entry.dn)))
+                && let Some(group) = group_by_rid.get(&rid)
+            {
+                direct
+                    .entry((*group).to_owned())
+                    .or_default()
+                    .push((Kind::User, (*user).to_owned()));
+            }
+        }
+    }
     for list in direct.values_mut() {
         list.sort();
         list.dedup();
@@ -1288,6 +1313,17 @@ fn read_groups(
         direct,
         partial,
     }
+}
+
+/// The relative identifier of a binary SID: its last sub-authority (little-endian), after a
+/// revision byte, a count byte and a six-byte authority.
+fn sid_rid(sid: &[u8]) -> Option<u32> {
+    let count = usize::from(*sid.get(1)?);
+    if sid.first() != Some(&1) || count == 0 || sid.len() != 8 + 4 * count {
+        return None;
+    }
+    let last: [u8; 4] = sid[sid.len() - 4..].try_into().ok()?;
+    Some(u32::from_le_bytes(last))
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{LdapConn, LdapConnSettings, ResultEntry, SearchEntry};
 
-use super::config::{ConfigError, Connection, Membership, Scope, ServerKind, SyncConfig, Tls};
+use super::config::{
+    ConfigError, Connection, Membership, Scope, ScopeVia, ServerKind, SyncConfig, Tls,
+};
 
 /// An entry as read: its DN and the requested attributes (names lower-cased), values as
 /// bytes.
@@ -155,9 +157,13 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         .groups
         .as_ref()
         .is_some_and(|g| g.membership == Membership::MemberOf);
+    let primary_group = config.groups.as_ref().is_some_and(|g| g.primary_group);
     let mut light_attributes = vec![users.anchor.clone(), users.user_name.clone()];
     if member_of {
         light_attributes.push("memberOf".into());
+    }
+    if primary_group {
+        light_attributes.push("primaryGroupID".into());
     }
     let mut user_attributes = light_attributes.clone();
     for (_, source) in &users.attributes {
@@ -168,12 +174,13 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
     }
     dedup(&mut user_attributes);
     dedup(&mut light_attributes);
-    let filter = users.filter.to_string();
+    let filter = user_filter(config);
+    let mut notes = Notes::default();
     let read_users = |ldap: &mut LdapConn,
                       what: &str,
                       filter: &str,
                       attributes: &[String],
-                      problems: &mut Vec<String>| {
+                      notes: &mut Notes| {
         search(
             ldap,
             c,
@@ -182,7 +189,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             users.scope,
             filter,
             attributes,
-            problems,
+            notes,
         )
     };
     // An incremental read, unless it would fetch too many users one by one.
@@ -198,15 +205,9 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             "changed users",
             &changed_filter,
             &user_attributes,
-            &mut snapshot.problems,
+            &mut notes,
         );
-        let all = read_users(
-            &mut ldap,
-            "users",
-            &filter,
-            &light_attributes,
-            &mut snapshot.problems,
-        );
+        let all = read_users(&mut ldap, "users", &filter, &light_attributes, &mut notes);
         let anchor = |e: &Entry| super::plan::anchor_of(e, &users.anchor, users.anchor_is_binary);
         let read: std::collections::HashSet<String> = changed.iter().filter_map(anchor).collect();
         // Each user in scope: read in full already, held active by the target, or unknown
@@ -238,11 +239,11 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
                     Scope::Base,
                     &filter,
                     &user_attributes,
-                    &mut snapshot.problems,
+                    &mut notes,
                 );
                 if found.is_empty() {
                     // Gone or changed between the two reads: the next run sees it.
-                    snapshot.problems.push(format!(
+                    notes.problems.push(format!(
                         "{} left the search while it was read; the next run reads it",
                         e.dn
                     ));
@@ -252,13 +253,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         }
     }
     if read_all {
-        snapshot.users = read_users(
-            &mut ldap,
-            "users",
-            &filter,
-            &user_attributes,
-            &mut snapshot.problems,
-        );
+        snapshot.users = read_users(&mut ldap, "users", &filter, &user_attributes, &mut notes);
     }
     if let Some(groups) = &config.groups {
         let member = match groups.membership {
@@ -274,6 +269,9 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             member.to_owned()
         };
         let mut attributes = vec![groups.anchor.clone(), groups.name.clone(), member_attribute];
+        if groups.primary_group {
+            attributes.push("objectSid".into());
+        }
         dedup(&mut attributes);
         snapshot.groups = search(
             &mut ldap,
@@ -283,7 +281,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             groups.scope,
             &groups.filter.to_string(),
             &attributes,
-            &mut snapshot.problems,
+            &mut notes,
         );
         for e in &mut snapshot.groups {
             if let Err(why) = read_ranges(&mut ldap, c, e, member) {
@@ -292,7 +290,38 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         }
     }
     let _ = ldap.unbind();
+    snapshot.problems.extend(notes.problems);
+    snapshot.warnings.extend(notes.warnings);
     Ok(snapshot)
+}
+
+/// The user search's filter: the configured one, and on AD with
+/// `only_members_of_via = "matching_rule"`, membership of one of the groups through any
+/// depth of nesting, which the server works out.
+fn user_filter(config: &SyncConfig) -> String {
+    let users = &config.users;
+    if users.only_members_of_via != ScopeVia::MatchingRule || users.only_members_of.is_empty() {
+        return users.filter.to_string();
+    }
+    let groups: String = users
+        .only_members_of
+        .iter()
+        .map(|dn| {
+            format!(
+                "(memberOf:1.2.840.113556.1.4.1941:={})",
+                super::filter::escape_value(dn.as_bytes())
+            )
+        })
+        .collect();
+    format!("(&{}(|{groups}))", users.filter)
+}
+
+/// What searches say beside their entries: why the read is incomplete (`problems`), and
+/// what an operator should know (`warnings`).
+#[derive(Default)]
+struct Notes {
+    problems: Vec<String>,
+    warnings: Vec<String>,
 }
 
 /// How many values of a ranged attribute one request asks for: AD's default MaxValRange.
@@ -491,7 +520,7 @@ fn search(
     scope: Scope,
     filter: &str,
     attributes: &[String],
-    problems: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Vec<Entry> {
     let scope = match scope {
         Scope::Base => ldap3::Scope::Base,
@@ -499,10 +528,8 @@ fn search(
         Scope::Sub => ldap3::Scope::Subtree,
     };
     let page = i32::try_from(c.page_size).unwrap_or(i32::MAX);
-    let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
-        Box::new(EntriesOnly::new()),
-        Box::new(PagedResults::new(page)),
-    ];
+    let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
+        vec![Box::new(PagedResults::new(page))];
     let timeout = Duration::from_secs(c.operation_timeout_seconds);
     let mut stream = match ldap.with_timeout(timeout).streaming_search_with(
         adapters,
@@ -513,24 +540,38 @@ fn search(
     ) {
         Ok(s) => s,
         Err(e) => {
-            problems.push(format!("the {what} search failed: {e}"));
+            notes
+                .problems
+                .push(format!("the {what} search failed: {e}"));
             return Vec::new();
         }
     };
     let mut entries = Vec::new();
-    let before = problems.len();
+    let mut referrals = Vec::new();
+    let before = notes.problems.len();
     loop {
         match stream.next() {
+            Ok(Some(raw)) if raw.is_intermediate() => {}
+            // A continuation reference (AD: another naming context under the base, such as
+            // `CN=Configuration`): what it names is not in scope here, and it is not
+            // followed.
+            Ok(Some(raw)) if raw.is_ref() => {
+                let urls = std::panic::catch_unwind(|| ldap3::parse_refs(raw.0))
+                    .unwrap_or_else(|_| vec!["(a malformed reference)".into()]);
+                referrals.extend(urls);
+            }
             Ok(Some(raw)) => match entry(raw) {
                 Some(e) => entries.push(e),
                 None => {
-                    problems.push(format!("the {what} search returned a malformed entry"));
+                    notes
+                        .problems
+                        .push(format!("the {what} search returned a malformed entry"));
                     break;
                 }
             },
             Ok(None) => break,
             Err(e) => {
-                problems.push(format!(
+                notes.problems.push(format!(
                     "the {what} search stopped after {} entries: {e}",
                     entries.len()
                 ));
@@ -538,10 +579,17 @@ fn search(
             }
         }
     }
+    if !referrals.is_empty() {
+        notes.warnings.push(format!(
+            "the {what} search returned {} continuation reference(s), not followed: {}",
+            referrals.len(),
+            referrals.join(", ")
+        ));
+    }
     // The result code arrives at the end: a refused page size or a size limit shows here.
     let result = stream.result();
-    if result.rc != 0 && problems.len() == before {
-        problems.push(format!(
+    if result.rc != 0 && notes.problems.len() == before {
+        notes.problems.push(format!(
             "the {what} search ended with result {} ({}){} after {} entries",
             result.rc,
             rc_name(result.rc),

@@ -116,6 +116,27 @@ base = "DC=example,DC=test"
     let err = SyncConfig::from_toml(&plain).unwrap_err();
     assert_eq!(err.key.as_deref(), Some("connection.tls"), "{err}");
     assert!(err.to_string().contains("transport security"), "{err}");
+    // The matching rule scopes users without reading groups, on AD only.
+    let scoped = text.replace(
+        "[users]\n",
+        "[users]\nonly_members_of = [\"CN=Staff,DC=example,DC=test\"]\nonly_members_of_via = \"matching_rule\"\n",
+    );
+    let without_groups = &scoped[..scoped.find("[groups]").unwrap()];
+    let c = SyncConfig::from_toml(without_groups).unwrap();
+    assert_eq!(c.users.only_members_of_via, ScopeVia::MatchingRule);
+    let err = SyncConfig::from_toml(&without_groups.replace("kind = \"active_directory\"\n", ""))
+        .unwrap_err();
+    assert_eq!(
+        err.key.as_deref(),
+        Some("users.only_members_of_via"),
+        "{err}"
+    );
+    // Primary groups need member DNs (or memberOf).
+    let err = SyncConfig::from_toml(&format!(
+        "{text}membership = \"memberUid\"\nprimary_group = true\n"
+    ))
+    .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("groups.primary_group"), "{err}");
     // Plain LDAP servers keep their defaults.
     let c = SyncConfig::from_toml(MINIMAL).unwrap();
     assert_eq!(c.kind, ServerKind::Ldap);

@@ -251,3 +251,15 @@ fn a_hash_in_a_member_dn_is_part_of_the_dn() {
         .unwrap();
     assert_eq!(adds.members.len(), 1, "{p}");
 }
+
+#[test]
+fn a_sid_ends_in_its_rid() {
+    // S-1-5-21-1-2-3-1105: revision 1, five sub-authorities, authority 5.
+    let mut sid = vec![1, 5, 0, 0, 0, 0, 0, 5];
+    for part in [21_u32, 1, 2, 3, 1105] {
+        sid.extend(part.to_le_bytes());
+    }
+    assert_eq!(sid_rid(&sid), Some(1105));
+    assert_eq!(sid_rid(&sid[..sid.len() - 1]), None, "truncated");
+    assert_eq!(sid_rid(b"S-1-5-21"), None, "text is not a SID");
+}
