@@ -1,14 +1,18 @@
 //! Active Directory reconciliation against a real Samba AD domain controller: the
 //! `active_directory` preset (binary GUID anchors, `sAMAccountName`, `userAccountControl`),
-//! ranged `member` retrieval, nested groups with a cycle, disabled and re-enabled users, and
-//! a user renamed and moved.
+//! ranged `member` retrieval, nested groups with a cycle, disabled and re-enabled users, a
+//! user renamed and moved, primary groups, the transitive matching rule as a scope,
+//! referrals, StartTLS, and incremental runs by USN with tombstones (a plan the same as a
+//! full read's; a full run when the controller or its `invocationId` changes).
 //!
 //! A domain controller listens on fixed ports, so every case runs in this one test, one
 //! after the other, each in an OU of its own.
 #![allow(clippy::unwrap_used)] // a failed step should stop the test
 
+use usersync_core::ldap::apply::{ApplyOptions, LocalTarget};
 use usersync_core::ldap::config::SyncConfig;
 use usersync_core::ldap::plan::{Action, Plan};
+use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
 use usersync_core::ldap::{apply, plan, source};
 use usersync_core::store::memory::MemoryStore;
 use usersync_core::store::{Kind, Resource, Store, system_clock};
@@ -148,6 +152,8 @@ fn active_directory_against_samba() {
     primary_groups(&samba);
     transitive_scope_by_the_matching_rule(&samba);
     referrals_are_reported_not_followed(&samba);
+    incremental_runs_by_usn(&samba);
+    starttls(&samba);
 }
 
 /// The preset reads users by `objectGUID` (in samba-tool's text form), `sAMAccountName` and
@@ -351,6 +357,18 @@ fn transitive_scope_by_the_matching_rule(samba: &Samba) {
     assert_eq!(names, ["inner1", "outer1"]);
 }
 
+/// StartTLS on the plain port works as ldaps does, verified against the test CA; plain
+/// LDAP is refused by the configuration before any connection.
+fn starttls(samba: &Samba) {
+    let base = format!("OU=Staff,{DOMAIN}");
+    let mut config = config(samba, &base, "");
+    config.connection.urls = vec![samba.url.clone()];
+    config.connection.tls = usersync_core::ldap::config::Tls::StartTls;
+    let snapshot = source::read(&config).unwrap();
+    assert!(snapshot.is_complete(), "{:?}", snapshot.problems);
+    assert_eq!(snapshot.users.len(), 3);
+}
+
 /// A search from the domain's root meets a continuation reference (the Configuration
 /// naming context): reported, not followed, and the read stays complete.
 fn referrals_are_reported_not_followed(samba: &Samba) {
@@ -370,4 +388,113 @@ fn referrals_are_reported_not_followed(samba: &Samba) {
         "{:?}",
         snapshot.warnings
     );
+}
+
+/// Incremental runs read the users whose `uSNChanged` passed the last clean run's USN, and
+/// deleted users from their tombstones; each plan is the plan a full read makes; another
+/// copy of the controller's database (a new `invocationId`) makes the next run full.
+fn incremental_runs_by_usn(samba: &Samba) {
+    let base = ou(samba, "Delta");
+    let mut ldif = String::new();
+    for name in ["ann", "ben", "cal", "dee"] {
+        ldif.push_str(&user(name, &base, true));
+    }
+    samba.add(&ldif);
+    let cn = |n: &str| format!("CN={n},{base}");
+    samba.add(&group("Team", &base, &[cn("ann"), cn("ben")]));
+    // (The extra keys of [groups] end its table: [incremental] follows.)
+    let config = config_of(samba, &base, "", Some("[incremental]\nenabled = true"));
+    let store = MemoryStore::new(system_clock());
+    let target = LocalTarget(&store);
+    let clock = system_clock();
+    // Each run: the plan a full read would make first (nothing applied), then the run.
+    let step = |expect_incremental: bool| {
+        let full = run::plan_run(&config, &store, &target, true, &clock).unwrap();
+        let options = RunOptions::new(ApplyOptions::new(false), false);
+        let run = run::sync(&config, &store, &target, &options, &clock);
+        assert_eq!(run.outcome, RunOutcome::Succeeded, "{:?}", run.error);
+        assert_eq!(
+            run.mode.since.is_some(),
+            expect_incremental,
+            "{:?}",
+            run.mode
+        );
+        let plan = run.plan.clone().unwrap();
+        let key = |p: &Plan| {
+            let mut changes: Vec<String> = p
+                .changes
+                .iter()
+                .map(|c| format!("{:?} {} {:?}", c.action, c.name, c.members))
+                .collect();
+            changes.sort();
+            changes
+        };
+        assert_eq!(key(&plan), key(&full.plan), "the same plan as a full read");
+        plan
+    };
+    let first = step(false);
+    assert_eq!(count(&first, Action::Create, Kind::User), 4);
+    let quiet = step(true);
+    assert!(quiet.changes.is_empty(), "{quiet:?}");
+
+    // A changed user, a membership change (only the group's USN moves), a deleted user.
+    samba.modify(&format!(
+        "dn: {}\nchangetype: modify\nreplace: givenName\ngivenName: Annie\n\n\
+         dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n-\nadd: member\nmember: {}\n\n",
+        cn("ann"),
+        cn("Team"),
+        cn("ben"),
+        cn("cal")
+    ));
+    samba.delete(&[&cn("dee")]);
+    let changed = step(true);
+    assert_eq!(
+        count(&changed, Action::Update, Kind::User),
+        1,
+        "{changed:?}"
+    );
+    let gone = changed
+        .changes
+        .iter()
+        .find(|c| c.action == Action::Deactivate)
+        .expect("dee is deactivated");
+    assert_eq!(gone.name, "dee");
+    assert!(
+        gone.reason.contains("deleted in Active Directory"),
+        "the tombstone says why: {}",
+        gone.reason
+    );
+    assert_eq!(member_names(&store, "Team"), ["ann", "cal"]);
+
+    // The last clean run's watermark is made to name another controller, or another copy
+    // of the database (a restore gives a new invocationId): the next run is full, and says
+    // why.
+    let d = store.directory("ad").unwrap().unwrap();
+    for (field, value, says) in [
+        (
+            "invocation_id",
+            "00000000-0000-0000-0000-000000000000",
+            "invocationId",
+        ),
+        (
+            "server",
+            "CN=NTDS Settings,CN=DC2,CN=Servers",
+            "another domain controller",
+        ),
+    ] {
+        let last = store.runs(d.id, 1).unwrap().remove(0);
+        let mut report = last.report.clone();
+        report["watermark"]["usn"][field] = value.into();
+        store
+            .add_run(usersync_core::store::SyncRun { report, ..last })
+            .unwrap();
+        let options = RunOptions::new(ApplyOptions::new(false), false);
+        let run = run::sync(&config, &store, &target, &options, &clock);
+        assert_eq!(run.outcome, RunOutcome::Succeeded, "{:?}", run.error);
+        assert_eq!(run.mode.since, None, "{:?}", run.mode);
+        assert!(run.mode.reason.contains(says), "{}", run.mode.reason);
+        assert!(run.plan.unwrap().changes.is_empty());
+        // And the run after it is incremental again.
+        step(true);
+    }
 }

@@ -700,10 +700,15 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 continue;
             }
             let in_source = in_source.contains(anchor);
-            let reason = if in_source {
-                "out of scope (users.only_members_of)"
-            } else {
-                "removed from the source"
+            let deleted = snapshot
+                .deleted_users
+                .iter()
+                .find(|(a, _)| a == anchor)
+                .map(|(_, parent)| format!("deleted in Active Directory (last in {parent})"));
+            let reason = match deleted {
+                _ if in_source => "out of scope (users.only_members_of)".to_owned(),
+                Some(deleted) => deleted,
+                None => "removed from the source".to_owned(),
             };
             let action = match config.policy.removal {
                 Removal::Deactivate if !r.active => continue,
@@ -716,7 +721,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 anchor: anchor.to_owned(),
                 name: r.name.clone(),
                 id: Some(r.id.clone()),
-                reason: reason.into(),
+                reason,
                 diff: Vec::new(),
                 members: Vec::new(),
                 input: None,

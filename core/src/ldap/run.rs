@@ -15,9 +15,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::apply::{ApplyError, ApplyOptions, Report, Target};
+use super::config::ServerKind;
 use super::config::SyncConfig;
 use super::plan::{Plan, plan};
-use super::source::{self, Changes};
+use super::source::{self, Changes, UsnMark};
 use crate::scim::datetime::DateTime;
 use crate::store::{Clock, DirectoryKind, NewDirectory, Store, SyncRun};
 
@@ -54,6 +55,24 @@ pub struct Mode {
     /// from says: carried into this run's watermark.
     #[serde(skip)]
     last_full: Option<String>,
+    /// AD, for an incremental run: where the last clean read left the domain controller.
+    #[serde(skip)]
+    usn: Option<UsnMark>,
+    /// AD: where this read found the domain controller: the next watermark.
+    #[serde(skip)]
+    next_usn: Option<UsnMark>,
+}
+
+impl Mode {
+    fn full(reason: impl Into<String>) -> Self {
+        Self {
+            since: None,
+            reason: reason.into(),
+            last_full: None,
+            usn: None,
+            next_usn: None,
+        }
+    }
 }
 
 /// How to run.
@@ -133,6 +152,9 @@ struct Watermark {
     last_full: String,
     /// A fingerprint of the configuration's searches and mappings.
     config: String,
+    /// AD: the domain controller and its highest committed USN when the run's read began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    usn: Option<UsnMark>,
 }
 
 /// Why no plan could be made.
@@ -193,7 +215,7 @@ fn plan_timed(
     now: DateTime,
     milliseconds: &mut Vec<(&'static str, u64)>,
 ) -> Result<(Mode, Plan), PlanError> {
-    let mode = mode(config, records, full, now)?;
+    let mut mode = mode(config, records, full, now)?;
     let read_target = || {
         let step = Instant::now();
         let current = target.current(&config.directory);
@@ -230,6 +252,7 @@ fn plan_timed(
                 Changes {
                     since,
                     known_active: &known_active,
+                    usn: mode.usn.as_ref(),
                 },
             );
             milliseconds.push(("source", elapsed(step)));
@@ -238,6 +261,10 @@ fn plan_timed(
     };
     let current = current?;
     let snapshot = snapshot?;
+    if let Some(reason) = &snapshot.full_because {
+        mode = Mode::full(format!("{reason}: everything was read"));
+    }
+    mode.next_usn = snapshot.usn.clone();
     let step = Instant::now();
     let plan = plan(config, &snapshot, &current);
     milliseconds.push(("plan", elapsed(step)));
@@ -262,11 +289,7 @@ pub fn sync(
         Err(e) => {
             let mut run = Run {
                 started: clock(),
-                mode: Mode {
-                    since: None,
-                    reason: String::new(),
-                    last_full: None,
-                },
+                mode: Mode::full(String::new()),
                 plan: None,
                 report: None,
                 error: Some(e.to_string()),
@@ -316,6 +339,7 @@ pub fn apply_run(
                 .clone()
                 .unwrap_or_else(|| started.to_string()),
             config: fingerprint(config),
+            usn: mode.next_usn.clone(),
         }
     });
     let mut run = Run {
@@ -354,13 +378,7 @@ fn mode(
     full: bool,
     now: DateTime,
 ) -> Result<Mode, PlanError> {
-    let full_because = |reason: &str| {
-        Ok(Mode {
-            since: None,
-            reason: reason.to_owned(),
-            last_full: None,
-        })
-    };
+    let full_because = |reason: &str| Ok(Mode::full(reason));
     let Some(incremental) = &config.incremental else {
         return full_because("incremental runs are not configured");
     };
@@ -378,6 +396,22 @@ fn mode(
     if now.unix_seconds().saturating_sub(last_full) >= due {
         return full_because("the last full run is older than incremental.full_every");
     }
+    if config.kind == ServerKind::ActiveDirectory {
+        // AD: by update sequence number, on the controller that answered last time.
+        let Some(usn) = last.usn else {
+            return full_because("no USN watermark of the domain controller");
+        };
+        return Ok(Mode {
+            since: Some(format!("USN {}", usn.highest)),
+            reason: format!(
+                "changes since USN {} of {} (the last clean run)",
+                usn.highest, usn.server
+            ),
+            last_full: Some(last.last_full),
+            usn: Some(usn),
+            next_usn: None,
+        });
+    }
     let Some(since) = parse_generalized(&last.since) else {
         return full_because("the last watermark cannot be read");
     };
@@ -390,6 +424,8 @@ fn mode(
             last.since
         ),
         last_full: Some(last.last_full),
+        usn: None,
+        next_usn: None,
     })
 }
 

@@ -80,6 +80,15 @@ pub struct Snapshot {
     /// Groups whose member list could not be read whole (DN, why): the snapshot is complete
     /// otherwise, but no member leaves these groups.
     pub partial_groups: Vec<(String, String)>,
+    /// AD: the domain controller that answered and its highest committed USN when the read
+    /// began: the watermark the next incremental read starts from.
+    pub usn: Option<UsnMark>,
+    /// AD, in an incremental read: users deleted since the watermark (their tombstones),
+    /// by anchor, with the OU they were last in.
+    pub deleted_users: Vec<(String, String)>,
+    /// Why an incremental read asked for was made full instead (AD: another domain
+    /// controller answered, or its database was restored).
+    pub full_because: Option<String>,
     /// Things an operator must know (verification turned off, a server skipped).
     pub warnings: Vec<String>,
     /// The server that answered.
@@ -122,12 +131,28 @@ pub fn read(config: &SyncConfig) -> Result<Snapshot, SourceError> {
     read_with(config, None)
 }
 
+/// Where an Active Directory domain controller's changes stood: which controller (its NTDS
+/// Settings DN), which copy of its database (`invocationId`, new after a restore), and its
+/// highest committed update sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UsnMark {
+    /// The `dsServiceName` of the controller.
+    pub server: String,
+    /// Its `invocationId`, as GUID text.
+    pub invocation_id: String,
+    /// Its `highestCommittedUSN` when the read began.
+    pub highest: u64,
+}
+
 /// What an incremental read needs to know.
 #[derive(Debug, Clone, Copy)]
 pub struct Changes<'a> {
     /// Entries whose change attribute is at or after this LDAP GeneralizedTime
     /// (`20261128164200Z`) are read in full.
     pub since: &'a str,
+    /// AD: where the last clean read stood; entries whose `uSNChanged` is above it are read
+    /// in full (instead of `since`), if the same controller and database answer.
+    pub usn: Option<&'a UsnMark>,
     /// The anchors of the users the target holds as active: any other user in scope is
     /// read in full too (new to the target, back in scope, or re-enabled).
     pub known_active: &'a std::collections::HashSet<String>,
@@ -176,6 +201,53 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
     dedup(&mut light_attributes);
     let filter = user_filter(config);
     let mut notes = Notes::default();
+    // AD: where the controller stands before anything is read, so that what changes during
+    // the read is read again next time.
+    let ad_incremental = config.kind == ServerKind::ActiveDirectory && config.incremental.is_some();
+    if ad_incremental {
+        match usn_mark(&mut ldap, c) {
+            Ok(mark) => snapshot.usn = Some(mark),
+            Err(why) => notes.problems.push(why),
+        }
+    }
+    // The entries changed since the last clean read: by USN on the same AD controller and
+    // database, by the change attribute elsewhere; `None` makes the read full.
+    let changed_since = match (changes, &snapshot.usn) {
+        (Some(changes), _) if !ad_incremental => config.incremental.as_ref().map(|i| {
+            format!(
+                "({}>={})",
+                i.attribute,
+                super::filter::escape_value(changes.since.as_bytes())
+            )
+        }),
+        (
+            Some(Changes {
+                usn: Some(last), ..
+            }),
+            Some(now),
+        ) => {
+            if last.server != now.server {
+                snapshot.full_because = Some(format!(
+                    "another domain controller answered ({}, the last clean run read {})",
+                    now.server, last.server
+                ));
+                None
+            } else if last.invocation_id != now.invocation_id {
+                snapshot.full_because = Some(format!(
+                    "the domain controller's invocationId changed ({} to {}): its database was restored",
+                    last.invocation_id, now.invocation_id
+                ));
+                None
+            } else {
+                Some(format!("(uSNChanged>={})", last.highest + 1))
+            }
+        }
+        (Some(_), _) => {
+            snapshot.full_because = Some("no USN watermark of this domain controller".into());
+            None
+        }
+        (None, _) => None,
+    };
     let read_users = |ldap: &mut LdapConn,
                       what: &str,
                       filter: &str,
@@ -194,12 +266,8 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
     };
     // An incremental read, unless it would fetch too many users one by one.
     let mut read_all = true;
-    if let (Some(changes), Some(incremental)) = (changes, &config.incremental) {
-        let changed_filter = format!(
-            "(&{filter}({}>={}))",
-            incremental.attribute,
-            super::filter::escape_value(changes.since.as_bytes())
-        );
+    if let (Some(changes), Some(changed_since)) = (changes, &changed_since) {
+        let changed_filter = format!("(&{filter}{changed_since})");
         let changed = read_users(
             &mut ldap,
             "changed users",
@@ -227,7 +295,13 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             ));
         } else {
             read_all = false;
-            snapshot.changed_since = Some(changes.since.to_owned());
+            snapshot.changed_since = Some(match changes.usn {
+                Some(mark) if ad_incremental => format!("USN {}", mark.highest),
+                _ => changes.since.to_owned(),
+            });
+            if let Some(mark) = changes.usn.filter(|_| ad_incremental) {
+                snapshot.deleted_users = deleted_users(&mut ldap, c, config, mark, &mut notes);
+            }
             snapshot.users = changed;
             snapshot.unchanged_users = unchanged;
             for e in unknown {
@@ -293,6 +367,106 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
     snapshot.problems.extend(notes.problems);
     snapshot.warnings.extend(notes.warnings);
     Ok(snapshot)
+}
+
+/// Where the domain controller stands: RootDSE's `dsServiceName` and
+/// `highestCommittedUSN`, and the `invocationId` of its NTDS Settings.
+fn usn_mark(ldap: &mut LdapConn, c: &Connection) -> Result<UsnMark, String> {
+    let read = |ldap: &mut LdapConn, dn: &str, attributes: Vec<&str>| -> Result<Entry, String> {
+        let (raw, _) = ldap
+            .with_timeout(Duration::from_secs(c.operation_timeout_seconds))
+            .search(dn, ldap3::Scope::Base, "(objectClass=*)", attributes)
+            .and_then(ldap3::SearchResult::non_error)
+            .map_err(|e| format!("reading `{dn}` for the USN watermark: {e}"))?;
+        raw.into_iter()
+            .next()
+            .and_then(entry)
+            .ok_or_else(|| format!("reading `{dn}` for the USN watermark: no entry"))
+    };
+    let root = read(ldap, "", vec!["dsServiceName", "highestCommittedUSN"])?;
+    let server = root
+        .text("dsServiceName")
+        .ok_or("the RootDSE has no dsServiceName: is this Active Directory?")?;
+    let highest = root
+        .text("highestCommittedUSN")
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or("the RootDSE has no highestCommittedUSN: is this Active Directory?")?;
+    let settings = read(ldap, &server, vec!["invocationId"])?;
+    let invocation_id = settings
+        .values("invocationId")
+        .first()
+        .and_then(|v| guid_text(v))
+        .ok_or_else(|| format!("`{server}` has no invocationId"))?;
+    Ok(UsnMark {
+        server,
+        invocation_id,
+        highest,
+    })
+}
+
+/// The users deleted since `mark`: their tombstones (read with the Show Deleted control)
+/// whose last parent is under the user search's base, by anchor.
+fn deleted_users(
+    ldap: &mut LdapConn,
+    c: &Connection,
+    config: &SyncConfig,
+    mark: &UsnMark,
+    notes: &mut Notes,
+) -> Vec<(String, String)> {
+    const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
+    let users = &config.users;
+    let filter = format!(
+        "(&(isDeleted=TRUE)(objectClass=user)(uSNChanged>={}))",
+        mark.highest + 1
+    );
+    let attributes = vec![users.anchor.as_str(), "lastKnownParent"];
+    let read = ldap
+        .with_controls(ldap3::controls::RawControl {
+            ctype: SHOW_DELETED.into(),
+            crit: true,
+            val: None,
+        })
+        .with_timeout(Duration::from_secs(c.operation_timeout_seconds))
+        .search(
+            &naming_context(&users.base),
+            ldap3::Scope::Subtree,
+            &filter,
+            attributes,
+        )
+        .and_then(ldap3::SearchResult::non_error);
+    let raw = match read {
+        Ok((raw, _)) => raw,
+        Err(e) => {
+            notes
+                .problems
+                .push(format!("reading deleted users (tombstones): {e}"));
+            return Vec::new();
+        }
+    };
+    let base = super::plan::dn_key(&users.base);
+    raw.into_iter()
+        .filter(|r| !r.is_ref() && !r.is_intermediate())
+        .filter_map(entry)
+        .filter_map(|e| {
+            let parent = e.text("lastKnownParent")?;
+            let key = super::plan::dn_key(&parent);
+            let under = key == base || key.ends_with(&format!(",{base}"));
+            let anchor = super::plan::anchor_of(&e, &users.anchor, users.anchor_is_binary)?;
+            under.then_some((anchor, parent))
+        })
+        .collect()
+}
+
+/// The domain naming context a DN is in (`DC=…` from the first `DC=` on), where AD keeps
+/// its deleted objects.
+fn naming_context(dn: &str) -> String {
+    let lower = dn.to_ascii_lowercase();
+    let at = if lower.starts_with("dc=") {
+        Some(0)
+    } else {
+        lower.find(",dc=").map(|i| i + 1)
+    };
+    at.map_or_else(|| dn.to_owned(), |i| dn[i..].to_owned())
 }
 
 /// The user search's filter: the configured one, and on AD with
