@@ -128,18 +128,20 @@ impl Postgres {
     /// # Panics
     /// When `createdb` fails (a taken name, say).
     pub fn create_database(&self, name: &str) -> String {
-        self.run(
-            "createdb",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "usersync",
-                name,
-            ],
-        );
+        self.create_database_with(name, &[])
+    }
+
+    /// Creates an empty database with more `createdb` options (say, an ICU collation
+    /// other than the cluster's C) and returns its URL.
+    ///
+    /// # Panics
+    /// When `createdb` fails.
+    pub fn create_database_with(&self, name: &str, options: &[&str]) -> String {
+        let port = self.port.to_string();
+        let mut args = vec!["-h", "127.0.0.1", "-p", &port, "-U", "usersync"];
+        args.extend_from_slice(options);
+        args.push(name);
+        self.run("createdb", &args);
         self.url(name)
     }
 

@@ -418,6 +418,14 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         let mut in_scope = HashSet::new();
         for g in groups.groups.iter().filter(|g| wanted.contains(&g.dn_key)) {
             in_scope.extend(groups.flattened_users(&g.anchor));
+            // Users missing from a list not read whole are not out of scope: nothing may
+            // be taken away on that.
+            if let Some(why) = groups.partial_because(&g.anchor, Nested::Flatten) {
+                incomplete.push(format!(
+                    "the group `{}` of users.only_members_of: {why}",
+                    g.name
+                ));
+            }
         }
         for missing in wanted
             .iter()

@@ -432,14 +432,28 @@ fn deleted_users(
             ldap3::Scope::Subtree,
             &filter,
             attributes,
-        )
-        .and_then(ldap3::SearchResult::non_error);
+        );
+    // Tombstones only say why a user left (the read of every user in scope already shows
+    // that it did): what cannot be read of them is a warning, never a gap in the snapshot.
     let raw = match read {
-        Ok((raw, _)) => raw,
+        Ok(ldap3::SearchResult(raw, result)) => {
+            match result.rc {
+                0 => {}
+                4 => notes.warnings.push(format!(
+                    "the server returned {} tombstones and no more (size limit): other deleted users are reported as removed from the source",
+                    raw.len()
+                )),
+                rc => notes.warnings.push(format!(
+                    "deleted users (tombstones) could not be read, result {rc} ({}): they are reported as removed from the source",
+                    rc_name(rc)
+                )),
+            }
+            raw
+        }
         Err(e) => {
-            notes
-                .problems
-                .push(format!("reading deleted users (tombstones): {e}"));
+            notes.warnings.push(format!(
+                "deleted users (tombstones) could not be read: {e}; they are reported as removed from the source"
+            ));
             return Vec::new();
         }
     };
@@ -457,16 +471,23 @@ fn deleted_users(
         .collect()
 }
 
-/// The domain naming context a DN is in (`DC=…` from the first `DC=` on), where AD keeps
-/// its deleted objects.
+/// The domain naming context a DN is in (its `DC=` components, from the first on), where AD
+/// keeps its deleted objects.
 fn naming_context(dn: &str) -> String {
-    let lower = dn.to_ascii_lowercase();
-    let at = if lower.starts_with("dc=") {
-        Some(0)
-    } else {
-        lower.find(",dc=").map(|i| i + 1)
-    };
-    at.map_or_else(|| dn.to_owned(), |i| dn[i..].to_owned())
+    let parts: Vec<&str> = dn.split(',').collect();
+    let first = parts
+        .iter()
+        .position(|p| p.trim_start().to_ascii_lowercase().starts_with("dc="));
+    first.map_or_else(
+        || dn.to_owned(),
+        |i| {
+            parts[i..]
+                .iter()
+                .map(|p| p.trim())
+                .collect::<Vec<_>>()
+                .join(",")
+        },
+    )
 }
 
 /// The user search's filter: the configured one, and on AD with
@@ -535,7 +556,12 @@ fn read_ranges(
         let mut part = entry(raw).ok_or_else(|| format!("reading {wanted}: a malformed entry"))?;
         let before = e.values(attribute).len();
         let start = take_ranges(&mut part, &name, &prefix)?;
-        let values = part.attributes.remove(&name).unwrap_or_default();
+        // The server owes the values of the range asked for (AD ends with `…-*`): an answer
+        // without any means the list changed under the read.
+        let values = part
+            .attributes
+            .remove(&name)
+            .ok_or_else(|| format!("reading {wanted}: the server sent none of its values"))?;
         if values.is_empty() && start.is_some() {
             return Err(format!(
                 "reading {wanted}: the server sent no values and more to come"
@@ -841,4 +867,92 @@ pub fn guid_text(bytes: &[u8]) -> Option<String> {
         b[14],
         b[15]
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use ldap3::asn1::{PL, StructureTag, TagClass};
+
+    use super::{Entry, entry, naming_context, take_ranges};
+
+    fn universal(id: u64, payload: PL) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id,
+            payload,
+        }
+    }
+
+    fn octets(bytes: &[u8]) -> StructureTag {
+        universal(4, PL::P(bytes.to_vec()))
+    }
+
+    /// A search result entry as the server sends it: one attribute with its values.
+    fn result_entry(dn: &str, attribute: &str, values: &[&[u8]]) -> ldap3::ResultEntry {
+        let set = universal(17, PL::C(values.iter().map(|v| octets(v)).collect()));
+        let attribute = universal(16, PL::C(vec![octets(attribute.as_bytes()), set]));
+        let tag = StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![
+                octets(dn.as_bytes()),
+                universal(16, PL::C(vec![attribute])),
+            ]),
+        };
+        ldap3::ResultEntry::new(tag)
+    }
+
+    /// ldap3 hands back values that happen to be valid UTF-8 as text, binary GUIDs
+    /// included: the entry keeps their bytes all the same, and the anchor is the GUID.
+    #[test]
+    fn a_guid_that_reads_as_text_stays_a_guid() {
+        let guid = b"ABCDEFGHIJKLMNOP";
+        let binary: &[u8] = &[
+            0xd6, 0x1a, 0x43, 0x5a, 0xeb, 0xf3, 0x92, 0x4f, 0x88, 0x9b, 0x9b, 0x2b, 0x0d, 0xb2,
+            0x59, 0x5c,
+        ];
+        for (bytes, text) in [
+            (&guid[..], "44434241-4645-4847-494a-4b4c4d4e4f50"),
+            (binary, "5a431ad6-f3eb-4f92-889b-9b2b0db2595c"),
+        ] {
+            let e = entry(result_entry(
+                "CN=x,DC=example,DC=test",
+                "objectGUID",
+                &[bytes],
+            ))
+            .unwrap();
+            assert_eq!(e.values("objectguid"), [bytes.to_vec()]);
+            assert_eq!(
+                crate::ldap::plan::anchor_of(&e, "objectGUID", true).as_deref(),
+                Some(text)
+            );
+        }
+    }
+
+    #[test]
+    fn ranges_say_where_the_next_one_starts() {
+        let prefix = "member;range=";
+        let mut e = Entry::new("CN=g", [("member;range=0-1499", vec!["a", "b"])]);
+        assert_eq!(take_ranges(&mut e, "member", prefix), Ok(Some(1500)));
+        assert_eq!(e.values("member").len(), 2);
+        let mut last = Entry::new("CN=g", [("member;range=1500-*", vec!["c"])]);
+        assert_eq!(take_ranges(&mut last, "member", prefix), Ok(None));
+        let mut whole = Entry::new("CN=g", [("member", vec!["a"])]);
+        assert_eq!(take_ranges(&mut whole, "member", prefix), Ok(None));
+        let mut odd = Entry::new("CN=g", [("member;range=x-9", vec!["a"])]);
+        assert!(take_ranges(&mut odd, "member", prefix).is_err());
+    }
+
+    #[test]
+    fn deleted_objects_live_in_the_domain_naming_context() {
+        assert_eq!(
+            naming_context("OU=Staff,OU=People,DC=example,DC=test"),
+            "DC=example,DC=test"
+        );
+        assert_eq!(naming_context("dc=example,dc=test"), "dc=example,dc=test");
+        assert_eq!(
+            naming_context("OU=Staff, DC=corp, DC=com"),
+            "DC=corp,DC=com"
+        );
+    }
 }

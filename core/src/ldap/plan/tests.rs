@@ -263,3 +263,49 @@ fn a_sid_ends_in_its_rid() {
     assert_eq!(sid_rid(&sid[..sid.len() - 1]), None, "truncated");
     assert_eq!(sid_rid(b"S-1-5-21"), None, "text is not a SID");
 }
+
+/// A scope group not read whole is missing information: the users it seems to lose are
+/// not taken out of scope.
+#[test]
+fn a_scope_group_not_read_whole_removes_no_user() {
+    let text = CONFIG.replace(
+        "[users.attributes]",
+        "only_members_of = [\"cn=a,ou=groups,dc=x\"]\n[users.attributes]",
+    );
+    let config = SyncConfig::from_toml(&text).unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    let names: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+    let mut snapshot = Snapshot {
+        users: names
+            .iter()
+            .map(|n| user(n, Some("512"), "Engineer"))
+            .collect(),
+        groups: vec![group("a", names.iter().map(String::as_str).collect())],
+        ..Snapshot::default()
+    };
+    let first = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    apply::apply(&*store, &config, &first, false).unwrap();
+    // Half of `a` was read; the rest of its ranges failed.
+    let members = snapshot.groups[0].attributes.remove("member").unwrap();
+    snapshot.groups[0]
+        .attributes
+        .insert("member".into(), members[..5].to_vec());
+    snapshot.partial_groups = vec![("cn=a,ou=groups,dc=x".into(), "timed out".into())];
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert!(
+        p.incomplete.iter().any(|i| i.contains("only_members_of")),
+        "{p}"
+    );
+    assert!(
+        !p.changes.iter().any(|c| c.action == Action::Deactivate),
+        "{p}"
+    );
+}

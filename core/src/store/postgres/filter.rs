@@ -4,19 +4,19 @@
 //! there, as it cannot call Rust:
 //!
 //! - Each row keeps `attributes_keys`: its attributes with every string replaced by its case
-//!   fold and every whole number written as an integer ([`comparable`]), or NULL when that
-//!   changes nothing. A value and its key are read in step (`ROWS FROM` zips the two lists
+//!   fold ([`comparable`]), or NULL when that changes nothing. A value and its key are read in step (`ROWS FROM` zips the two lists
 //!   item by item), so a folded comparison always looks at the same item's fold.
 //! - Resource ids are ASCII (every store refuses others), and `lower` under `COLLATE "C"`
 //!   lowers exactly ASCII: it is the fold of ids and of the text made of them.
 //! - `usersync_datetime`, a function of the schema, gives the key of
 //!   `DateTime::sort_key` for an `xsd:dateTime` and NULL for other text.
-//! - Numbers compare as `numeric`, which is exact: an integer beyond 2^53 and a decimal
-//!   compare as the evaluator compares them, where `float8` would round.
+//! - Numbers compare as `numeric`, which is exact, with literals written exactly
+//!   ([`number_text`]): an integer beyond 2^53 and a decimal compare as the evaluator
+//!   compares them, where `float8` would round.
 //! - Compared text is `COLLATE "C"`, byte order, which is the order of Rust strings.
 //! - `co`, `sw` and `ew` are `LIKE` with the needle's `\`, `%` and `_` escaped.
 //! - PostgreSQL text cannot hold U+0000 and no stored text holds one: a needle with one is
-//!   decided here, never bound.
+//!   decided here, or (ordered) replaced by the text before it.
 //!
 //! Values reach SQL only as bound parameters. Every expression is `true` or `false`, never
 //! NULL, so that `not` is plain `NOT`. A filter this module cannot translate makes
@@ -69,7 +69,8 @@ impl BindText for Sql {
 }
 
 /// The attributes as the translation compares them: every string replaced by its case
-/// fold, every whole number written as an integer. `None` when that is `attributes` itself.
+/// fold. `None` when that is `attributes` itself. Numbers stay as `jsonb` stores them: the
+/// store's own values, which filters must select by.
 pub(super) fn comparable(attributes: &Value) -> Option<Value> {
     fn walk(v: &Value, changed: &mut bool) -> Value {
         match v {
@@ -80,15 +81,6 @@ pub(super) fn comparable(attributes: &Value) -> Option<Value> {
                     return Value::String(folded.into_owned());
                 }
                 v.clone()
-            }
-            Value::Number(n) if !n.is_i64() && !n.is_u64() => {
-                match n.as_f64().and_then(whole_number) {
-                    Some(whole) => {
-                        *changed = true;
-                        Value::Number(whole)
-                    }
-                    None => v.clone(),
-                }
             }
             Value::Array(items) => Value::Array(items.iter().map(|x| walk(x, changed)).collect()),
             Value::Object(members) => Value::Object(
@@ -107,11 +99,11 @@ pub(super) fn comparable(attributes: &Value) -> Option<Value> {
 
 /// `x` as an integer when it is a whole number an `i64` or `u64` holds.
 ///
-/// JSON text keeps a decimal in its shortest form, which for a whole number beyond 2^53 is
-/// not its value (`2^60` is written `1.152921504606847e18`); as `numeric` it would then
-/// compare wrongly with an integer between the two. Written exactly, every comparison of a
-/// stored number or a literal is the exact one the evaluator makes (a decimal below 2^53
-/// has no integer between it and its shortest form).
+/// `jsonb` keeps a stored decimal as the number its shortest text says, and beyond 2^53 a
+/// double's shortest text is not its value (`2^60` is written `1.152921504606847e18`). The
+/// evaluator compares a literal's exact value: written exactly, a whole literal compares
+/// with every stored number as the evaluator compares it (a decimal below 2^53 has no stored
+/// number between it and its shortest text).
 fn whole_number(x: f64) -> Option<serde_json::Number> {
     const TWO_63: f64 = 9_223_372_036_854_775_808.0;
     if x.fract() != 0.0 || !x.is_finite() {
@@ -127,7 +119,7 @@ fn whole_number(x: f64) -> Option<serde_json::Number> {
     }
 }
 
-/// A literal number as `numeric` text, written as [`comparable`] writes stored ones.
+/// A literal number as `numeric` text: whole numbers exactly, others in their shortest form.
 fn number_text(x: f64) -> String {
     whole_number(x).map_or_else(|| format!("{x:?}"), |n| n.to_string())
 }
@@ -307,8 +299,20 @@ fn test(leaves: &Leaves, op: CompareOp, literal: &Literal, sql: &mut Sql) -> Opt
     };
     Some(match literal {
         Literal::Text { needle, folded } => {
+            // No stored text holds U+0000: with one, equality and the patterns are decided
+            // here, before any part of the statement is made (PostgreSQL text cannot hold it,
+            // and a parameter bound but unused is an error). Orderings need the value.
+            let decided = match op {
+                _ if !needle.contains('\0') => None,
+                CompareOp::Ne => Some("true"),
+                CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew => Some("false"),
+                CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => None,
+            };
             let (lhs, json) = match value {
                 Leaf::Scalar(Scalar::Text { expr, folded: f }) => {
+                    if let Some(decided) = decided {
+                        return Some(decided.into());
+                    }
                     let lhs = if *folded {
                         f.as_ref()?(sql)
                     } else {
@@ -326,13 +330,17 @@ fn test(leaves: &Leaves, op: CompareOp, literal: &Literal, sql: &mut Sql) -> Opt
                     Some(&doc.v),
                 ),
                 Leaf::Row(RowValue::Text { v, folded: f }) => {
+                    if let Some(decided) = decided {
+                        return Some(decided.into());
+                    }
                     (if *folded { f(sql) } else { v.clone() }, None)
                 }
                 Leaf::Scalar(Scalar::Bool(_)) | Leaf::Row(RowValue::Object) => {
                     return Some("false".into());
                 }
             };
-            let test = text_test(&lhs, op, needle, sql);
+            // A JSON leaf compares as text only when it is a string.
+            let test = decided.map_or_else(|| text_test(&lhs, op, needle, sql), str::to_owned);
             match json {
                 Some(v) => {
                     format!("CASE WHEN jsonb_typeof({v}) = 'string' THEN {test} ELSE false END")
@@ -501,17 +509,23 @@ fn text(expr: String, folded: Option<Fold>) -> Leaves {
     Leaves::Scalar(Scalar::Text { expr, folded })
 }
 
-/// Bound text, and its fold bound when needed, in the SQL `around` makes of it.
+/// Bound text, and its fold bound when needed, in the SQL `around` makes of it; both in
+/// byte order (two parameters compared would otherwise take the database's collation).
 fn bound_text(
     value: &str,
     sql: &mut Sql,
     around: impl Fn(&str) -> String + 'static,
 ) -> (String, Fold) {
-    let v = sql.bind(value.to_owned(), "text");
+    let v = format!("({} COLLATE \"C\")", sql.bind(value.to_owned(), "text"));
     let folded = fold(value).into_owned();
     (
         v,
-        Box::new(move |sql| around(&sql.bind(folded.clone(), "text"))),
+        Box::new(move |sql| {
+            around(&format!(
+                "({} COLLATE \"C\")",
+                sql.bind(folded.clone(), "text")
+            ))
+        }),
     )
 }
 
@@ -749,13 +763,11 @@ mod tests {
     use crate::store::{Clock, Query, Store};
 
     #[test]
-    fn keys_fold_text_and_write_whole_numbers_exactly() {
+    fn keys_fold_text_and_literals_are_exact() {
         assert_eq!(comparable(&json!({"a": "abc", "n": 7, "x": 0.5})), None);
         assert_eq!(
-            comparable(
-                &json!({"title": "Ǆemo", "tags": ["A", "b"], "n": 1_152_921_504_606_846_976.0_f64})
-            ),
-            Some(json!({"title": "ǆemo", "tags": ["a", "b"], "n": 1_152_921_504_606_846_976_i64}))
+            comparable(&json!({"title": "Ǆemo", "tags": ["A", "b"], "n": 1.5})),
+            Some(json!({"title": "ǆemo", "tags": ["a", "b"], "n": 1.5}))
         );
         assert_eq!(
             number_text(1_152_921_504_606_846_976.0),
@@ -772,9 +784,19 @@ mod tests {
     }
 
     impl Fresh {
+        /// A database whose default collation is ICU's `en-US`, not byte order: text the
+        /// translation compares must say `COLLATE "C"` to agree with the evaluator.
         fn start(name: &str) -> Self {
             let server = usersync_testkit::postgres::Postgres::start(name);
-            let url = server.create_database(name);
+            let url = server.create_database_with(
+                name,
+                &[
+                    "--template=template0",
+                    "--locale-provider=icu",
+                    "--icu-locale=en-US",
+                    "--locale=C.UTF-8",
+                ],
+            );
             Self {
                 _server: server,
                 url,

@@ -146,7 +146,7 @@ DECLARE
     last_day int;
     yy bigint; era bigint; yoe bigint; doy bigint; days bigint; seconds bigint;
 BEGIN
-    p := regexp_match(t, '^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(?:[Zz]|([-+])([0-9]{2}):([0-9]{2}))?$');
+    p := regexp_match(t, '^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.]([0-9]+))?(?:[Zz]|([-+])([0-9]{2}):([0-9]{2}))?$');
     IF p IS NULL THEN
         RETURN NULL;
     END IF;
@@ -468,7 +468,8 @@ impl PostgresStore {
                     &[&SCHEMA_VERSION],
                 )?;
             }
-            Some(_) => {}
+            // The functions are the code's: this version's replace whatever is there.
+            Some(_) => tx.batch_execute(FUNCTIONS)?,
             None => {
                 tx.batch_execute(SCHEMA)?;
                 tx.batch_execute(FUNCTIONS)?;
