@@ -474,7 +474,7 @@ fn record(
 /// What decides which entries a run reads and how they map: a change to it makes the next
 /// run full.
 fn fingerprint(config: &SyncConfig) -> String {
-    let text = format!("{:?}|{:?}", config.users, config.groups);
+    let text = format!("{:?}|{:?}|{:?}", config.kind, config.users, config.groups);
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }

@@ -242,7 +242,12 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
                 Some(format!("(uSNChanged>={})", last.highest + 1))
             }
         }
-        (Some(_), _) => {
+        (Some(_), None) => {
+            snapshot.full_because =
+                Some("where the domain controller stands (its USN) could not be read".into());
+            None
+        }
+        (Some(_), Some(_)) => {
             snapshot.full_because = Some("no USN watermark of this domain controller".into());
             None
         }
