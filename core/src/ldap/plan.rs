@@ -700,6 +700,12 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             .chain(&snapshot.unchanged_users)
             .filter_map(|e| anchor_of(e, &config.users.anchor, config.users.anchor_is_binary))
             .collect();
+        // AD tombstones: the OU each deleted user was last in.
+        let deleted: HashMap<&str, &str> = snapshot
+            .deleted_users
+            .iter()
+            .map(|(anchor, parent)| (anchor.as_str(), parent.as_str()))
+            .collect();
         for r in &current.users {
             let Some(anchor) = r.external_id.as_deref() else {
                 continue;
@@ -707,15 +713,11 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             if wanted.contains(anchor) {
                 continue;
             }
-            let in_source = in_source.contains(anchor);
-            let deleted = snapshot
-                .deleted_users
-                .iter()
-                .find(|(a, _)| a == anchor)
-                .map(|(_, parent)| format!("deleted in Active Directory (last in {parent})"));
-            let reason = match deleted {
-                _ if in_source => "out of scope (users.only_members_of)".to_owned(),
-                Some(deleted) => deleted,
+            let reason = match deleted.get(anchor) {
+                _ if in_source.contains(anchor) => {
+                    "out of scope (users.only_members_of)".to_owned()
+                }
+                Some(parent) => format!("deleted in Active Directory (last in {parent})"),
                 None => "removed from the source".to_owned(),
             };
             let action = match config.policy.removal {

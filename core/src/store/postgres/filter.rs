@@ -299,15 +299,9 @@ fn test(leaves: &Leaves, op: CompareOp, literal: &Literal, sql: &mut Sql) -> Opt
     };
     Some(match literal {
         Literal::Text { needle, folded } => {
-            // No stored text holds U+0000: with one, equality and the patterns are decided
-            // here, before any part of the statement is made (PostgreSQL text cannot hold it,
-            // and a parameter bound but unused is an error). Orderings need the value.
-            let decided = match op {
-                _ if !needle.contains('\0') => None,
-                CompareOp::Ne => Some("true"),
-                CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew => Some("false"),
-                CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => None,
-            };
+            // Decided before any part of the statement is made: a parameter bound but unused
+            // is an error.
+            let decided = decided_by_nul(op, needle);
             let (lhs, json) = match value {
                 Leaf::Scalar(Scalar::Text { expr, folded: f }) => {
                     if let Some(decided) = decided {
@@ -397,21 +391,30 @@ enum Leaf<'a> {
     Row(&'a RowValue),
 }
 
+/// What a comparison with a needle holding U+0000 is whatever the value: no stored text
+/// holds one (PostgreSQL text cannot), so such a needle equals, contains, starts and ends
+/// nothing. `None` for other needles, and for orderings, which need the value.
+fn decided_by_nul(op: CompareOp, needle: &str) -> Option<&'static str> {
+    match op {
+        _ if !needle.contains('\0') => None,
+        CompareOp::Ne => Some("true"),
+        CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew => Some("false"),
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => None,
+    }
+}
+
 /// `lhs` (text in byte order, not NULL) compared with `needle` by `op`.
 fn text_test(lhs: &str, op: CompareOp, needle: &str, sql: &mut Sql) -> String {
+    if let Some(decided) = decided_by_nul(op, needle) {
+        return decided.into();
+    }
     if let Some(nul) = needle.find('\0') {
-        // No stored text holds U+0000: such a needle equals, contains, starts and ends
-        // nothing, and orders against text as the text before it does, just above it.
-        let before = &needle[..nul];
+        // An ordering: against text without U+0000, the needle orders as the text before
+        // it does, just above it.
+        let before = sql.bind(needle[..nul].to_owned(), "text");
         return match op {
-            CompareOp::Ne => "true".into(),
-            CompareOp::Gt | CompareOp::Ge => {
-                format!("{lhs} > {}", sql.bind(before.to_owned(), "text"))
-            }
-            CompareOp::Lt | CompareOp::Le => {
-                format!("{lhs} <= {}", sql.bind(before.to_owned(), "text"))
-            }
-            CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew => "false".into(),
+            CompareOp::Gt | CompareOp::Ge => format!("{lhs} > {before}"),
+            _ => format!("{lhs} <= {before}"),
         };
     }
     let rhs = match op {

@@ -958,24 +958,33 @@ fn update_in(
     }
     r.version += 1;
     r.modified = now;
-    tx.execute(
-        "UPDATE resources SET external_id = $1, name = $2, name_key = $3, active = $4, version = $5, \
-         modified = $6, inactive_since = $7, attributes = $8::text::jsonb, \
-         attributes_keys = $10::text::jsonb WHERE id = $9",
-        &[
-            &r.external_id,
-            &r.name,
-            &fold(&r.name).as_ref(),
-            &r.active,
-            &(r.version as i64),
-            &now.to_string(),
-            &r.inactive_since.map(|t| t.to_string()),
-            &r.attributes.to_string(),
-            &id,
-            &filter::comparable(&r.attributes).map(|k| k.to_string()),
-        ],
-    )
-    .map_err(|e| statement_error(e, kind, &r.name, id))?;
+    if change.replacement.is_none() {
+        // Members or a password: the row's own columns are as they were but for its version
+        // (a member PATCH neither rewrites the attributes nor folds them again).
+        tx.execute(
+            "UPDATE resources SET version = $1, modified = $2 WHERE id = $3",
+            &[&(r.version as i64), &now.to_string(), &id],
+        )?;
+    } else {
+        tx.execute(
+            "UPDATE resources SET external_id = $1, name = $2, name_key = $3, active = $4, version = $5, \
+             modified = $6, inactive_since = $7, attributes = $8::text::jsonb, \
+             attributes_keys = $10::text::jsonb WHERE id = $9",
+            &[
+                &r.external_id,
+                &r.name,
+                &fold(&r.name).as_ref(),
+                &r.active,
+                &(r.version as i64),
+                &now.to_string(),
+                &r.inactive_since.map(|t| t.to_string()),
+                &r.attributes.to_string(),
+                &id,
+                &filter::comparable(&r.attributes).map(|k| k.to_string()),
+            ],
+        )
+        .map_err(|e| statement_error(e, kind, &r.name, id))?;
+    }
     record(tx, &r, EventKind::Updated, now)?;
     Ok(r)
 }
