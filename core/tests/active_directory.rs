@@ -2,8 +2,9 @@
 //! `active_directory` preset (binary GUID anchors, `sAMAccountName`, `userAccountControl`),
 //! ranged `member` retrieval, nested groups with a cycle, disabled and re-enabled users, a
 //! user renamed and moved, primary groups, the transitive matching rule as a scope,
-//! referrals, StartTLS, and incremental runs by USN with tombstones (a plan the same as a
-//! full read's; a full run when the controller or its `invocationId` changes).
+//! referrals, StartTLS, and incremental runs by USN with tombstones, reading only the
+//! groups that changed (a plan the same as a full read's; a full run when the controller or
+//! its `invocationId` changes).
 //!
 //! A domain controller listens on fixed ports, so every case runs in this one test, one
 //! after the other, each in an OU of its own.
@@ -396,12 +397,14 @@ fn referrals_are_reported_not_followed(samba: &Samba) {
 fn incremental_runs_by_usn(samba: &Samba) {
     let base = ou(samba, "Delta");
     let mut ldif = String::new();
-    for name in ["ann", "ben", "cal", "dee"] {
+    for name in ["ann", "ben", "cal", "dee", "eve"] {
         ldif.push_str(&user(name, &base, true));
     }
     samba.add(&ldif);
     let cn = |n: &str| format!("CN={n},{base}");
     samba.add(&group("Team", &base, &[cn("ann"), cn("ben")]));
+    samba.add(&group("Crew", &base, &[cn("Team")]));
+    samba.add(&group("Quiet", &base, &[cn("eve")]));
     // (The extra keys of [groups] end its table: [incremental] follows.)
     let config = config_of(samba, &base, "", Some("[incremental]\nenabled = true"));
     let store = MemoryStore::new(system_clock());
@@ -433,9 +436,43 @@ fn incremental_runs_by_usn(samba: &Samba) {
         plan
     };
     let first = step(false);
-    assert_eq!(count(&first, Action::Create, Kind::User), 4);
+    assert_eq!(count(&first, Action::Create, Kind::User), 5);
     let quiet = step(true);
     assert!(quiet.changes.is_empty(), "{quiet:?}");
+    // What an incremental read from the last clean run's watermark reads with members:
+    // (groups read in full, groups read without their members).
+    let read_groups = || {
+        let d = store.directory("ad").unwrap().unwrap();
+        let last = store.runs(d.id, 1).unwrap().remove(0);
+        let mark: source::UsnMark =
+            serde_json::from_value(last.report["watermark"]["usn"].clone()).unwrap();
+        let current = apply::current(&store, "ad").unwrap();
+        let anchors = |rs: &[Resource]| -> std::collections::HashSet<String> {
+            rs.iter().filter_map(|r| r.external_id.clone()).collect()
+        };
+        let snapshot = source::read_changes(
+            &config,
+            source::Changes {
+                since: "",
+                usn: Some(&mark),
+                known_active: &anchors(&current.users),
+                known_groups: &anchors(&current.groups),
+            },
+        )
+        .unwrap();
+        assert!(snapshot.is_complete(), "{:?}", snapshot.problems);
+        let name = &config.groups.as_ref().unwrap().name;
+        let names = |es: &[source::Entry]| {
+            let mut n: Vec<String> = es.iter().filter_map(|e| e.text(name)).collect();
+            n.sort();
+            n
+        };
+        (names(&snapshot.groups), names(&snapshot.unchanged_groups))
+    };
+    assert_eq!(
+        read_groups(),
+        (vec![], vec!["Crew".into(), "Quiet".into(), "Team".into()])
+    );
 
     // A changed user, a membership change (only the group's USN moves), a deleted user.
     samba.modify(&format!(
@@ -447,6 +484,11 @@ fn incremental_runs_by_usn(samba: &Samba) {
         cn("cal")
     ));
     samba.delete(&[&cn("dee")]);
+    // Team changed; Crew holds it (flattened, its users changed too); Quiet did not.
+    assert_eq!(
+        read_groups(),
+        (vec!["Crew".into(), "Team".into()], vec!["Quiet".into()])
+    );
     let changed = step(true);
     assert_eq!(
         count(&changed, Action::Update, Kind::User),
@@ -465,6 +507,23 @@ fn incremental_runs_by_usn(samba: &Samba) {
         gone.reason
     );
     assert_eq!(member_names(&store, "Team"), ["ann", "cal"]);
+    assert_eq!(member_names(&store, "Crew"), ["ann", "cal"]);
+
+    // eve, disabled then enabled again, is read in full each time; the group she is in
+    // is not, and she stays in it (its members come from the target and her memberOf).
+    for control in [546, 544] {
+        samba.modify(&format!(
+            "dn: {}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: {control}\n\n",
+            cn("eve")
+        ));
+        assert_eq!(
+            read_groups(),
+            (vec![], vec!["Crew".into(), "Quiet".into(), "Team".into()])
+        );
+        let plan = step(true);
+        assert_eq!(plan.changes.len(), 1, "{plan:?}");
+        assert_eq!(member_names(&store, "Quiet"), ["eve"]);
+    }
 
     // The last clean run's watermark is made to name another controller, or another copy
     // of the database (a restore gives a new invocationId): the next run is full, and says

@@ -402,7 +402,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     let groups = config
         .groups
         .as_ref()
-        .map(|g| read_groups(g, snapshot, &desired, &mut incomplete));
+        .map(|g| read_groups(g, snapshot, current, &desired, &mut incomplete));
 
     // Scope: only members of the listed groups (through nesting).
     if !config.users.only_members_of.is_empty()
@@ -1161,11 +1161,12 @@ impl Groups {
 fn read_groups(
     config: &GroupSearch,
     snapshot: &Snapshot,
+    current: &Current,
     users: &[Desired],
     incomplete: &mut Vec<String>,
 ) -> Groups {
     let mut groups = Vec::new();
-    for e in &snapshot.groups {
+    for e in snapshot.groups.iter().chain(&snapshot.unchanged_groups) {
         let Some(anchor) = anchor_of(e, &config.anchor, config.anchor_is_binary) else {
             incomplete.push(format!(
                 "{} has no usable `{}` (the anchor)",
@@ -1295,29 +1296,43 @@ fn read_groups(
             }
         }
     }
-    if config.primary_group {
-        // `primaryGroupID` is the last part (the RID) of the group's `objectSid`.
-        let group_by_rid: HashMap<u32, &str> = snapshot
+    // `primaryGroupID` is the last part (the RID) of the group's `objectSid`.
+    let group_by_rid: HashMap<u32, &str> = if config.primary_group {
+        snapshot
             .groups
             .iter()
+            .chain(&snapshot.unchanged_groups)
             .filter_map(|e| {
                 let rid = sid_rid(e.values("objectSid").first()?)?;
                 Some((rid, group_at.get(e.dn.as_str())?.anchor.as_str()))
             })
-            .collect();
-        for entry in snapshot.users.iter().chain(&snapshot.unchanged_users) {
-            let rid = entry
-                .text("primaryGroupID")
-                .and_then(|t| t.trim().parse::<u32>().ok());
-            if let (Some(rid), Some(user)) = (rid, user_by_dn.get(&dn_key(&entry.dn)))
-                && let Some(group) = group_by_rid.get(&rid)
-            {
-                direct
-                    .entry((*group).to_owned())
-                    .or_default()
-                    .push((Kind::User, (*user).to_owned()));
-            }
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let primary_group = |entry: &Entry| {
+        let rid = entry.text("primaryGroupID")?.trim().parse::<u32>().ok()?;
+        group_by_rid.get(&rid).copied()
+    };
+    for entry in snapshot.users.iter().chain(&snapshot.unchanged_users) {
+        if let (Some(group), Some(user)) =
+            (primary_group(entry), user_by_dn.get(&dn_key(&entry.dn)))
+        {
+            direct
+                .entry(group.to_owned())
+                .or_default()
+                .push((Kind::User, (*user).to_owned()));
         }
+    }
+    if !snapshot.unchanged_groups.is_empty() {
+        let held = Held {
+            config,
+            snapshot,
+            current,
+            group_by_dn: &group_by_dn,
+            primary_group: &primary_group,
+        };
+        held.members(users, &mut direct, incomplete);
     }
     for list in direct.values_mut() {
         list.sort();
@@ -1327,6 +1342,145 @@ fn read_groups(
         groups,
         direct,
         partial,
+    }
+}
+
+/// What the members of groups an incremental read found unchanged are worked out from.
+struct Held<'a> {
+    config: &'a GroupSearch,
+    snapshot: &'a Snapshot,
+    current: &'a Current,
+    /// Group DN key → anchor, of every group read.
+    group_by_dn: &'a HashMap<String, &'a str>,
+    /// A user entry's primary group, when the configuration imports them.
+    primary_group: &'a dyn Fn(&Entry) -> Option<&'a str>,
+}
+
+impl<'a> Held<'a> {
+    /// The members of the groups in `snapshot.unchanged_groups` (AD: their `uSNChanged`
+    /// did not move, nor, flattened, that of any group inside them), into `direct`: as the
+    /// target holds them, less the users and groups read in full, which are members of
+    /// the unchanged groups their `memberOf` (and primary group) names — flattened, of the
+    /// unchanged groups above those too.
+    fn members(
+        &self,
+        users: &[Desired],
+        direct: &mut HashMap<String, Vec<(Kind, String)>>,
+        incomplete: &mut Vec<String>,
+    ) {
+        let group_of = |e: &Entry| self.group_by_dn.get(&dn_key(&e.dn)).copied();
+        let unchanged: HashSet<&str> = self
+            .snapshot
+            .unchanged_groups
+            .iter()
+            .filter_map(group_of)
+            .collect();
+        let read_groups: HashSet<&str> = self.snapshot.groups.iter().filter_map(group_of).collect();
+        let read_users: HashMap<String, &str> = users
+            .iter()
+            .filter(|u| !u.held)
+            .map(|u| (dn_key(&u.dn), u.anchor.as_str()))
+            .collect();
+        let read_user_anchors: HashSet<&str> = read_users.values().copied().collect();
+        // The target's members, except those read in full.
+        let anchor_of_id: HashMap<&str, (Kind, &str)> = self
+            .current
+            .users
+            .iter()
+            .chain(&self.current.groups)
+            .filter_map(|r| Some((r.id.as_str(), (r.kind, r.external_id.as_deref()?))))
+            .collect();
+        let mut held = HashSet::new();
+        for r in &self.current.groups {
+            let Some(anchor) = r.external_id.as_deref().filter(|a| unchanged.contains(a)) else {
+                continue;
+            };
+            held.insert(anchor);
+            let list = direct.entry(anchor.to_owned()).or_default();
+            for m in self.current.members.get(&r.id).into_iter().flatten() {
+                let Some(&(kind, member)) = anchor_of_id.get(m.id.as_str()) else {
+                    continue;
+                };
+                let read_in_full = match kind {
+                    Kind::User => read_user_anchors.contains(member),
+                    Kind::Group => read_groups.contains(member),
+                };
+                if !read_in_full {
+                    list.push((kind, member.to_owned()));
+                }
+            }
+        }
+        // The reader reads groups the target does not hold in full; one that slipped
+        // through waits for the next run rather than being planned on a guess.
+        for e in &self.snapshot.unchanged_groups {
+            if group_of(e).is_some_and(|g| !held.contains(g)) {
+                incomplete.push(format!(
+                    "{} was not read in full; the next run reads it",
+                    e.dn
+                ));
+            }
+        }
+        // Each group's parents, as its `memberOf` names them among the groups read.
+        let parents: HashMap<&str, Vec<&str>> = self
+            .snapshot
+            .groups
+            .iter()
+            .chain(&self.snapshot.unchanged_groups)
+            .filter_map(|e| Some((group_of(e)?, self.member_of(e))))
+            .collect();
+        let nested = self.config.nested;
+        // The unchanged groups a member of `start` is a member of, as configured.
+        let containing = |start: Vec<&'a str>| -> Vec<&'a str> {
+            let mut seen: HashSet<&'a str> = HashSet::new();
+            let mut stack = start;
+            while let Some(g) = stack.pop() {
+                if seen.insert(g) && nested == Nested::Flatten {
+                    stack.extend(parents.get(g).into_iter().flatten().copied());
+                }
+            }
+            seen.into_iter().filter(|g| unchanged.contains(g)).collect()
+        };
+        for e in &self.snapshot.users {
+            let Some(user) = read_users.get(&dn_key(&e.dn)) else {
+                continue;
+            };
+            let mut groups = self.member_of(e);
+            groups.extend((self.primary_group)(e));
+            for g in containing(groups) {
+                direct
+                    .entry(g.to_owned())
+                    .or_default()
+                    .push((Kind::User, (*user).to_owned()));
+            }
+        }
+        // Kept nesting: a group read in full is a member of the unchanged groups it names.
+        if nested == Nested::Keep {
+            for e in &self.snapshot.groups {
+                let Some(g) = group_of(e) else { continue };
+                for p in self
+                    .member_of(e)
+                    .into_iter()
+                    .filter(|p| unchanged.contains(p))
+                {
+                    direct
+                        .entry(p.to_owned())
+                        .or_default()
+                        .push((Kind::Group, g.to_owned()));
+                }
+            }
+        }
+    }
+
+    /// The groups read that an entry's `memberOf` names.
+    fn member_of(&self, e: &Entry) -> Vec<&'a str> {
+        e.values("memberOf")
+            .iter()
+            .filter_map(|v| {
+                self.group_by_dn
+                    .get(&dn_key(&String::from_utf8_lossy(v)))
+                    .copied()
+            })
+            .collect()
     }
 }
 

@@ -235,7 +235,7 @@ fn plan_timed(
             milliseconds.push(("source", source_ms));
             (current, snapshot)
         }),
-        // An incremental read needs the target's active users first.
+        // An incremental read needs the target's active users (and groups) first.
         Some(since) => {
             let (current, target_ms) = read_target();
             milliseconds.push(("target", target_ms));
@@ -246,12 +246,18 @@ fn plan_timed(
                 .filter(|u| u.active)
                 .filter_map(|u| u.external_id.clone())
                 .collect();
+            let known_groups: HashSet<String> = current
+                .groups
+                .iter()
+                .filter_map(|g| g.external_id.clone())
+                .collect();
             let step = Instant::now();
             let snapshot = source::read_changes(
                 config,
                 Changes {
                     since,
                     known_active: &known_active,
+                    known_groups: &known_groups,
                     usn: mode.usn.as_ref(),
                 },
             );

@@ -6,7 +6,7 @@
 //! connection, a timeout, any non-success result — still returns what it read, marked
 //! incomplete with the reason: the plan then removes nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,8 +73,14 @@ pub struct Snapshot {
     pub unchanged_users: Vec<Entry>,
     /// The watermark an incremental read started from (`None` for a full read).
     pub changed_since: Option<String>,
-    /// The entries the group search returned.
+    /// The entries the group search returned (in an incremental AD read: the groups whose
+    /// members changed since the watermark, those above them when nested groups are
+    /// flattened, and those the target does not hold).
     pub groups: Vec<Entry>,
+    /// In an incremental AD read, every other group in scope with its anchor, name,
+    /// `memberOf` (and `objectSid`), not its members: they are as the target holds them,
+    /// less the users and groups read in full, whose own `memberOf` says where they belong.
+    pub unchanged_groups: Vec<Entry>,
     /// Why the snapshot is incomplete; it is complete when this is empty.
     pub problems: Vec<String>,
     /// Groups whose member list could not be read whole (DN, why): the snapshot is complete
@@ -155,13 +161,17 @@ pub struct Changes<'a> {
     pub usn: Option<&'a UsnMark>,
     /// The anchors of the users the target holds as active: any other user in scope is
     /// read in full too (new to the target, back in scope, or re-enabled).
-    pub known_active: &'a std::collections::HashSet<String>,
+    pub known_active: &'a HashSet<String>,
+    /// The anchors of the groups the target holds: AD reads any other group in full.
+    pub known_groups: &'a HashSet<String>,
 }
 
 /// An incremental read: users changed since `changes.since`, and users the target does not
 /// hold as active, in full; every other user in scope by anchor and name only (so that
-/// removals are still seen); groups in full (a membership change shows on the group, and a
-/// nested group's change on every group above it).
+/// removals are still seen). Groups are read in full (a membership change shows on the
+/// group, and a nested group's change on every group above it), except on Active Directory,
+/// where a membership change moves the group's `uSNChanged`: there only the groups that
+/// changed (and those above them, when flattened) are read with their members.
 ///
 /// # Errors
 /// As [`read`].
@@ -191,6 +201,18 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         light_attributes.push("primaryGroupID".into());
     }
     let mut user_attributes = light_attributes.clone();
+    // AD: groups are read by USN only when members are listed on the group (the users'
+    // `memberOf` then says which unchanged groups a user read in full belongs to).
+    let groups_by_usn = config.kind == ServerKind::ActiveDirectory
+        && config.incremental.is_some()
+        && changes.is_some()
+        && config
+            .groups
+            .as_ref()
+            .is_some_and(|g| matches!(g.membership, Membership::Member | Membership::UniqueMember));
+    if groups_by_usn {
+        user_attributes.push("memberOf".into());
+    }
     for (_, source) in &users.attributes {
         user_attributes.extend(source_attributes(source));
     }
@@ -282,7 +304,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         );
         let all = read_users(&mut ldap, "users", &filter, &light_attributes, &mut notes);
         let anchor = |e: &Entry| super::plan::anchor_of(e, &users.anchor, users.anchor_is_binary);
-        let read: std::collections::HashSet<String> = changed.iter().filter_map(anchor).collect();
+        let read: HashSet<String> = changed.iter().filter_map(anchor).collect();
         // Each user in scope: read in full already, held active by the target, or unknown
         // to it (to read in full).
         let (mut unchanged, mut unknown) = (Vec::new(), Vec::new());
@@ -347,21 +369,46 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         } else {
             member.to_owned()
         };
-        let mut attributes = vec![groups.anchor.clone(), groups.name.clone(), member_attribute];
+        let mut light = vec![groups.anchor.clone(), groups.name.clone()];
         if groups.primary_group {
-            attributes.push("objectSid".into());
+            light.push("objectSid".into());
         }
+        let mut attributes = light.clone();
+        attributes.push(member_attribute);
         dedup(&mut attributes);
-        snapshot.groups = search(
-            &mut ldap,
-            c,
-            "groups",
-            &groups.base,
-            groups.scope,
-            &groups.filter.to_string(),
-            &attributes,
-            &mut notes,
-        );
+        let by_usn = match (changes, &changed_since) {
+            (Some(changes), Some(changed_since)) if groups_by_usn && !read_all => {
+                light.push("memberOf".into());
+                attributes.push("memberOf".into());
+                dedup(&mut light);
+                let read = GroupRead {
+                    ldap: &mut ldap,
+                    c,
+                    config: groups,
+                    light: &light,
+                    full: &attributes,
+                };
+                read.changes(
+                    changed_since,
+                    changes.known_groups,
+                    &mut snapshot,
+                    &mut notes,
+                )
+            }
+            _ => false,
+        };
+        if !by_usn {
+            snapshot.groups = search(
+                &mut ldap,
+                c,
+                "groups",
+                &groups.base,
+                groups.scope,
+                &groups.filter.to_string(),
+                &attributes,
+                &mut notes,
+            );
+        }
         for e in &mut snapshot.groups {
             if let Err(why) = read_ranges(&mut ldap, c, e, member) {
                 snapshot.partial_groups.push((e.dn.clone(), why));
@@ -372,6 +419,112 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
     snapshot.problems.extend(notes.problems);
     snapshot.warnings.extend(notes.warnings);
     Ok(snapshot)
+}
+
+/// What reading groups needs: the connection, the group search, and the attributes of a
+/// group read without (`light`) and with (`full`) its members.
+struct GroupRead<'a> {
+    ldap: &'a mut LdapConn,
+    c: &'a Connection,
+    config: &'a super::config::GroupSearch,
+    light: &'a [String],
+    full: &'a [String],
+}
+
+impl GroupRead<'_> {
+    /// AD, incremental: the groups `changed_since` selects in full, with the groups above
+    /// them (flattened nesting) and those the target does not hold; every other group
+    /// light, into `snapshot.unchanged_groups`. Returns `false`, having read nothing kept,
+    /// when too many would be read one by one: the caller reads every group in full.
+    fn changes(
+        self,
+        changed_since: &str,
+        known: &HashSet<String>,
+        snapshot: &mut Snapshot,
+        notes: &mut Notes,
+    ) -> bool {
+        use super::plan::dn_key;
+        let g = self.config;
+        let filter = g.filter.to_string();
+        let changed = search(
+            self.ldap,
+            self.c,
+            "changed groups",
+            &g.base,
+            g.scope,
+            &format!("(&{filter}{changed_since})"),
+            self.full,
+            notes,
+        );
+        let all = search(
+            self.ldap, self.c, "groups", &g.base, g.scope, &filter, self.light, notes,
+        );
+        let read: HashSet<String> = changed.iter().map(|e| dn_key(&e.dn)).collect();
+        // Flattened, a change inside a group changes the group's users too: every group
+        // above a changed one is read with its members.
+        let mut above = HashSet::new();
+        if g.nested == super::config::Nested::Flatten {
+            let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+            for e in changed.iter().chain(&all) {
+                parents.entry(dn_key(&e.dn)).or_insert_with(|| {
+                    e.values("memberOf")
+                        .iter()
+                        .map(|v| dn_key(&String::from_utf8_lossy(v)))
+                        .collect()
+                });
+            }
+            let mut stack: Vec<&String> = read.iter().collect();
+            while let Some(k) = stack.pop() {
+                for p in parents.get(k).into_iter().flatten() {
+                    if above.insert(p.clone()) {
+                        stack.push(p);
+                    }
+                }
+            }
+        }
+        let anchor = |e: &Entry| super::plan::anchor_of(e, &g.anchor, g.anchor_is_binary);
+        let (mut unchanged, mut one_by_one) = (Vec::new(), Vec::new());
+        for e in all {
+            let key = dn_key(&e.dn);
+            if read.contains(&key) {
+                continue;
+            }
+            if above.contains(&key) || !anchor(&e).is_some_and(|a| known.contains(&a)) {
+                one_by_one.push(e);
+            } else {
+                unchanged.push(e);
+            }
+        }
+        if one_by_one.len() > FETCH_ONE_BY_ONE {
+            snapshot.warnings.push(format!(
+                "{} groups are above a changed group or new to the target: all groups were read in full",
+                one_by_one.len()
+            ));
+            return false;
+        }
+        snapshot.groups = changed;
+        snapshot.unchanged_groups = unchanged;
+        for e in one_by_one {
+            let found = search(
+                self.ldap,
+                self.c,
+                "group",
+                &e.dn,
+                Scope::Base,
+                &filter,
+                self.full,
+                notes,
+            );
+            if found.is_empty() {
+                notes.problems.push(format!(
+                    "{} left the search while it was read; the next run reads it",
+                    e.dn
+                ));
+            }
+            snapshot.groups.extend(found);
+        }
+        true
+    }
 }
 
 /// Where the domain controller stands: RootDSE's `dsServiceName` and
@@ -635,7 +788,7 @@ fn source_attributes(source: &super::config::Source) -> Vec<String> {
 }
 
 fn dedup(names: &mut Vec<String>) {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     names.retain(|n| seen.insert(n.to_ascii_lowercase()));
 }
 

@@ -309,3 +309,172 @@ fn a_scope_group_not_read_whole_removes_no_user() {
         "{p}"
     );
 }
+
+/// `memberOf` values naming groups of the test's group base.
+fn member_of(mut e: Entry, groups: &[&str]) -> Entry {
+    e.attributes.insert(
+        "memberof".into(),
+        groups
+            .iter()
+            .map(|g| format!("cn={g},ou=groups,dc=x").into_bytes())
+            .collect(),
+    );
+    e
+}
+
+/// A group with users and groups as members.
+fn group_of(cn: &str, users: &[&str], groups: &[&str]) -> Entry {
+    let mut e = group(cn, users.to_vec());
+    if let Some(members) = e.attributes.get_mut("member") {
+        members.extend(
+            groups
+                .iter()
+                .map(|g| format!("cn={g},ou=groups,dc=x").into_bytes()),
+        );
+    }
+    e
+}
+
+/// An entry as an incremental read returns one it found unchanged: anchor and name.
+fn light(e: &Entry, name: &str) -> Entry {
+    let mut light = Entry::new(&e.dn, []);
+    for key in ["entryuuid", name, "memberof"] {
+        if let Some(v) = e.attributes.get(key) {
+            light.attributes.insert(key.into(), v.clone());
+        }
+    }
+    light
+}
+
+/// An incremental AD read lists the members of changed groups only: the plan takes the
+/// other groups' members from the target, corrected by the `memberOf` of the users read in
+/// full — the same plan as a full read's, with nesting flattened or kept.
+#[test]
+fn unchanged_groups_keep_the_targets_members() {
+    for nested in ["flatten", "keep"] {
+        let config = SyncConfig::from_toml(
+            &CONFIG.replace("[groups]\n", &format!("[groups]\nnested = \"{nested}\"\n")),
+        )
+        .unwrap();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+        let names: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+        let users = |skip: &[&str]| -> Vec<Entry> {
+            names
+                .iter()
+                .filter(|n| !skip.contains(&n.as_str()))
+                .map(|n| user(n, Some("512"), "Engineer"))
+                .collect()
+        };
+        // u7 is in `a` and u8 in `e` (inside `f`), both out of the user search at first.
+        let first = Snapshot {
+            users: users(&["u7", "u8"]),
+            groups: vec![
+                group_of("a", &["u0", "u1", "u7"], &["c"]),
+                group_of("b", &["u2"], &[]),
+                member_of(group_of("c", &["u3", "u4"], &[]), &["a"]),
+                member_of(group_of("e", &["u8", "u9"], &[]), &["f"]),
+                group_of("f", &[], &["e"]),
+            ],
+            ..Snapshot::default()
+        };
+        let p = plan(&config, &first, &apply::current(&*store, "corp").unwrap());
+        apply::apply(&*store, &config, &p, false).unwrap();
+
+        // Then: u5 joins b; u4 leaves c and u6 joins it; u1's title changes; u7 and u8
+        // come into scope.
+        let mut full = Snapshot {
+            users: users(&[]),
+            groups: vec![
+                group_of("a", &["u0", "u1", "u7"], &["c"]),
+                group_of("b", &["u2", "u5"], &[]),
+                member_of(group_of("c", &["u3", "u6"], &[]), &["a"]),
+                member_of(group_of("e", &["u8", "u9"], &[]), &["f"]),
+                group_of("f", &[], &["e"]),
+            ],
+            ..Snapshot::default()
+        };
+        full.users[1] = user("u1", Some("512"), "Lead");
+        let read_in_full = ["u1", "u7", "u8"];
+        let member_ofs = [&["a"][..], &["a"], &["e"]];
+        let flattened = nested == "flatten";
+        let incremental = Snapshot {
+            users: read_in_full
+                .iter()
+                .zip(member_ofs)
+                .map(|(n, groups)| {
+                    let i = names.iter().position(|m| m == n).unwrap();
+                    member_of(full.users[i].clone(), groups)
+                })
+                .collect(),
+            unchanged_users: full
+                .users
+                .iter()
+                .filter(|u| {
+                    !read_in_full
+                        .iter()
+                        .any(|n| u.dn.starts_with(&format!("uid={n},")))
+                })
+                .map(|u| light(u, "uid"))
+                .collect(),
+            // Flattened, `a` is read because `c` inside it changed.
+            groups: full.groups[usize::from(!flattened)..3].to_vec(),
+            unchanged_groups: full
+                .groups
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i >= 3 || (*i == 0 && !flattened))
+                .map(|(_, g)| light(g, "cn"))
+                .collect(),
+            changed_since: Some("USN 1".into()),
+            ..Snapshot::default()
+        };
+        let current = apply::current(&*store, "corp").unwrap();
+        let key = |p: &Plan| -> Vec<String> {
+            let mut k: Vec<String> = p
+                .changes
+                .iter()
+                .map(|c| format!("{:?} {} {:?}", c.action, c.name, c.members))
+                .collect();
+            k.sort();
+            k
+        };
+        let by_full = plan(&config, &full, &current);
+        let by_changes = plan(&config, &incremental, &current);
+        assert!(by_changes.incomplete.is_empty(), "{by_changes}");
+        assert_eq!(key(&by_changes), key(&by_full), "{nested}: {by_changes}");
+        let adds = |name: &str| -> Vec<String> {
+            let mut m: Vec<String> = by_changes
+                .changes
+                .iter()
+                .filter(|c| c.name == name && c.action == Action::AddMembers)
+                .flat_map(|c| c.members.iter().map(|m| m.name.clone()))
+                .collect();
+            m.sort();
+            m
+        };
+        let a_gains = if flattened {
+            vec!["u6", "u7"]
+        } else {
+            vec!["u7"]
+        };
+        assert_eq!(adds("a"), a_gains, "{nested}: {by_changes}");
+        assert_eq!(adds("b"), ["u5"], "{nested}");
+        assert_eq!(adds("e"), ["u8"], "{nested}");
+        let f_gains: &[&str] = if flattened { &["u8"] } else { &[] };
+        assert_eq!(adds("f"), f_gains, "{nested}");
+
+        // A group the target does not hold is read in full by the reader; one handed
+        // over light is missing information, not an empty group.
+        let mut stray = incremental.clone();
+        stray
+            .unchanged_groups
+            .push(light(&group("z", vec![]), "cn"));
+        let p = plan(&config, &stray, &current);
+        assert!(
+            p.incomplete
+                .iter()
+                .any(|i| i.contains("cn=z,ou=groups,dc=x")),
+            "{p}"
+        );
+    }
+}
