@@ -1,12 +1,14 @@
 //! LDAP sync at scale: a private slapd with 100,000 users and 5,000 groups; a full sync, a
 //! no-change re-sync (full, then incremental), into SQLite and then into PostgreSQL (a
 //! private server), and a raw paged `ldapsearch` dump of the same entries, in one run,
-//! printed as ratios to the dump.
+//! printed as ratios to the dump. Every run is repeated (three rounds unless `--rounds N`
+//! says otherwise, each into a new empty store) and the best time of each is kept: these
+//! machines are noisy.
 //!
 //! ```sh
 //! cargo run --release -p usersync-benches --bin usersync-ldap-bench            # 100,000 users, 5,000 groups
 //! cargo run --release -p usersync-benches --bin usersync-ldap-bench 10000 500  # a quick run
-//! cargo run --release -p usersync-benches --bin usersync-ldap-bench -- --sqlite-only
+//! cargo run --release -p usersync-benches --bin usersync-ldap-bench -- --sqlite-only --rounds 1
 //! ```
 
 use std::fmt::Write as _;
@@ -29,10 +31,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let all: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<usize> = all.iter().filter_map(|a| a.parse().ok()).collect();
-    let users = args.first().copied().unwrap_or(100_000);
-    let groups = args.get(1).copied().unwrap_or(5_000);
     let sqlite_only = all.iter().any(|a| a == "--sqlite-only");
+    let rounds = all
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| all.get(i + 1)?.parse().ok())
+        .unwrap_or(3_usize)
+        .max(1);
+    let sizes: Vec<usize> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || all[i - 1] != "--rounds")
+        .filter_map(|(_, a)| a.parse().ok())
+        .collect();
+
+    let users = sizes.first().copied().unwrap_or(100_000);
+    let groups = sizes.get(1).copied().unwrap_or(5_000);
 
     let slapd = Slapd::start("bench");
     let started = Instant::now();
@@ -75,8 +89,75 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    // The baseline: what reading the same entries costs with OpenLDAP's own client.
-    let dump = time(|| {
+    // Set once, before any other thread exists.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("USERSYNC_BENCH_LDAP_PASSWORD", SERVICE_PASSWORD);
+    }
+    let dir = std::env::temp_dir().join(format!("usersync-ldap-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let postgres = (!sqlite_only).then(|| {
+        // Durable as SQLite's WAL with `synchronous = NORMAL` is (see usersync-store-bench).
+        usersync_testkit::postgres::Postgres::start_with(
+            "ldap-bench",
+            &[
+                "synchronous_commit=off",
+                "shared_buffers=1GB",
+                "max_wal_size=4GB",
+            ],
+        )
+    });
+    let mut best: Vec<(String, Duration, String)> = Vec::new();
+    for round in 0..rounds {
+        let mut rows = vec![(
+            "raw paged ldapsearch dump (the baseline)".to_owned(),
+            dump(&slapd),
+            String::new(),
+        )];
+        let path = dir.join(format!("bench-{round}.db"));
+        let sqlite = SqliteStore::open(&path, system_clock()).expect("store");
+        rows.extend(runs("SQLite", &sqlite, &slapd));
+        drop(sqlite);
+        let _ = std::fs::remove_file(&path);
+        if let Some(server) = &postgres {
+            let url = server.create_database(&format!("bench{round}"));
+            let pg = PostgresStore::open(&url, system_clock()).expect("store");
+            rows.extend(runs("PostgreSQL", &pg, &slapd));
+        }
+        // The best time of each run over the rounds, with its steps.
+        for row in rows {
+            match best.iter_mut().find(|b| b.0 == row.0) {
+                Some(b) if b.1 <= row.1 => {}
+                Some(b) => *b = row,
+                None => best.push(row),
+            }
+        }
+    }
+    let dump = best[0].1;
+    let rows = best;
+
+    println!();
+    println!("{:<44}{:>10}{:>12}", "run", "seconds", "vs dump");
+    for (name, d, detail) in &rows {
+        println!(
+            "{name:<44}{:>10.2}{:>11.2}x",
+            d.as_secs_f64(),
+            d.as_secs_f64() / dump.as_secs_f64()
+        );
+        if !detail.is_empty() {
+            println!("    {detail}");
+        }
+    }
+    println!(
+        "\npeak memory (VmHWM): {}",
+        usersync_benches::memory_report()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The baseline: what reading the same entries costs with OpenLDAP's own client.
+fn dump(slapd: &Slapd) -> Duration {
+    time(|| {
         for (base, attrs) in [
             (
                 format!("ou=people,{BASE}"),
@@ -102,56 +183,7 @@ fn main() {
                 .expect("ldapsearch");
             assert!(status.success());
         }
-    });
-
-    // Set once, before any other thread exists.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::set_var("USERSYNC_BENCH_LDAP_PASSWORD", SERVICE_PASSWORD);
-    }
-    let dir = std::env::temp_dir().join(format!("usersync-ldap-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut rows = vec![(
-        "raw paged ldapsearch dump (the baseline)".to_owned(),
-        dump,
-        String::new(),
-    )];
-    let sqlite = SqliteStore::open(&dir.join("bench.db"), system_clock()).expect("store");
-    rows.extend(runs("SQLite", &sqlite, &slapd));
-    drop(sqlite);
-    let server;
-    if !sqlite_only {
-        // Durable as SQLite's WAL with `synchronous = NORMAL` is (see usersync-store-bench).
-        server = usersync_testkit::postgres::Postgres::start_with(
-            "ldap-bench",
-            &[
-                "synchronous_commit=off",
-                "shared_buffers=1GB",
-                "max_wal_size=4GB",
-            ],
-        );
-        let url = server.create_database("bench");
-        let pg = PostgresStore::open(&url, system_clock()).expect("store");
-        rows.extend(runs("PostgreSQL", &pg, &slapd));
-    }
-
-    println!();
-    println!("{:<44}{:>10}{:>12}", "run", "seconds", "vs dump");
-    for (name, d, detail) in &rows {
-        println!(
-            "{name:<44}{:>10.2}{:>11.2}x",
-            d.as_secs_f64(),
-            d.as_secs_f64() / dump.as_secs_f64()
-        );
-        if !detail.is_empty() {
-            println!("    {detail}");
-        }
-    }
-    println!(
-        "\npeak memory (VmHWM): {}",
-        usersync_benches::memory_report()
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    })
 }
 
 /// A full sync, a no-change re-sync, and a no-change incremental one into `store`: one row

@@ -287,11 +287,20 @@ pub(crate) fn dn_key(dn: &str) -> String {
             out.push(',');
         }
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        out.push_str(&k.trim().to_lowercase());
+        push_lowercase(&mut out, k.trim());
         out.push('=');
-        out.push_str(&v.trim().to_lowercase());
+        push_lowercase(&mut out, v.trim());
     }
     out
+}
+
+/// Appends `text` in lower case, without a string per part: a sync keys every DN it reads.
+fn push_lowercase(out: &mut String, text: &str) {
+    if text.is_ascii() {
+        out.extend(text.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
+        out.push_str(&text.to_lowercase());
+    }
 }
 
 /// The anchor of an entry, as text.
@@ -340,8 +349,12 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     // ---- Users the source wants ----
     let mut desired: Vec<Desired> = Vec::new();
     let mut seen_anchor = HashSet::new();
-    for entry in &snapshot.users {
-        match desired_user(config, user_rt, entry) {
+    for (entry, d) in snapshot
+        .users
+        .iter()
+        .zip(desired_users(config, user_rt, &snapshot.users))
+    {
+        match d {
             Ok(d) => {
                 if seen_anchor.insert(d.anchor.clone()) {
                     desired.push(d);
@@ -417,7 +430,12 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             .collect();
         let mut in_scope = HashSet::new();
         for g in groups.groups.iter().filter(|g| wanted.contains(&g.dn_key)) {
-            in_scope.extend(groups.flattened_users(&g.anchor));
+            in_scope.extend(
+                groups
+                    .flattened_users(&g.anchor)
+                    .into_iter()
+                    .map(str::to_owned),
+            );
             // Users missing from a list not read whole are not out of scope: nothing may
             // be taken away on that.
             if let Some(why) = groups.partial_because(&g.anchor, Nested::Flatten) {
@@ -551,19 +569,15 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             .map(|g| (g.anchor.as_str(), g.name.as_str()))
             .collect();
         for g in &groups.groups {
-            let wanted_members: BTreeSet<MemberRef> = groups
+            let wanted_members: Members<'_> = groups
                 .members(&g.anchor, group_config.nested)
                 .into_iter()
                 .filter_map(|(kind, anchor)| {
                     let name = match kind {
-                        Kind::User => user_names.get(anchor.as_str())?.as_str(),
-                        Kind::Group => *group_names.get(anchor.as_str())?,
+                        Kind::User => user_names.get(anchor)?.as_str(),
+                        Kind::Group => *group_names.get(anchor)?,
                     };
-                    Some(MemberRef {
-                        kind,
-                        anchor,
-                        name: name.to_owned(),
-                    })
+                    Some(((kind, anchor), name))
                 })
                 .collect();
             let input = match read_input(
@@ -596,7 +610,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                             Action::AddMembers,
                             g,
                             None,
-                            wanted_members.into_iter().collect(),
+                            member_refs(&wanted_members, &Members::new()),
                         ));
                     }
                 }
@@ -620,25 +634,18 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                             input: Some(input),
                         });
                     }
-                    let have: BTreeSet<MemberRef> = current
+                    let have: Members<'_> = current
                         .members
                         .get(&r.id)
-                        .map(|ms| {
-                            ms.iter()
-                                .filter_map(|m| {
-                                    let (anchor, name, kind) = anchor_of_id.get(m.id.as_str())?;
-                                    Some(MemberRef {
-                                        kind: *kind,
-                                        anchor: (*anchor).to_owned(),
-                                        name: (*name).to_owned(),
-                                    })
-                                })
-                                .collect()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|m| {
+                            let &(anchor, name, kind) = anchor_of_id.get(m.id.as_str())?;
+                            Some(((kind, anchor), name))
                         })
-                        .unwrap_or_default();
-                    let add: Vec<MemberRef> = wanted_members.difference(&have).cloned().collect();
-                    let remove: Vec<MemberRef> =
-                        have.difference(&wanted_members).cloned().collect();
+                        .collect();
+                    let add = member_refs(&wanted_members, &have);
+                    let remove = member_refs(&have, &wanted_members);
                     if !add.is_empty() {
                         changes.push(membership(Action::AddMembers, g, Some(&r.id), add));
                     }
@@ -827,6 +834,24 @@ fn phase(c: &Change) -> u8 {
     }
 }
 
+/// A group's members by (kind, anchor), with their names.
+type Members<'a> = HashMap<(Kind, &'a str), &'a str>;
+
+/// The members of `from` not in `except`, in order.
+fn member_refs(from: &Members<'_>, except: &Members<'_>) -> Vec<MemberRef> {
+    let mut refs: Vec<MemberRef> = from
+        .iter()
+        .filter(|(key, _)| !except.contains_key(*key))
+        .map(|(&(kind, anchor), name)| MemberRef {
+            kind,
+            anchor: anchor.to_owned(),
+            name: (*name).to_owned(),
+        })
+        .collect();
+    refs.sort();
+    refs
+}
+
 fn membership(
     action: Action,
     g: &SourceGroup,
@@ -881,6 +906,37 @@ fn diff(
 }
 
 /// The SCIM user an entry maps to.
+/// [`desired_user`] of each entry, in order, on every core: each entry's mapping and schema
+/// check stands alone, and a full read brings a hundred thousand.
+fn desired_users(
+    config: &SyncConfig,
+    rt: &crate::scim::schema::ResourceType,
+    entries: &[Entry],
+) -> Vec<Result<Desired, String>> {
+    /// Below this many entries per thread, a thread costs more than it saves.
+    const PER_THREAD: usize = 2000;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(entries.len() / PER_THREAD)
+        .max(1);
+    let map = |chunk: &[Entry]| -> Vec<Result<Desired, String>> {
+        chunk.iter().map(|e| desired_user(config, rt, e)).collect()
+    };
+    if threads == 1 {
+        return map(entries);
+    }
+    std::thread::scope(|s| {
+        let running: Vec<_> = entries
+            .chunks(entries.len().div_ceil(threads))
+            .map(|chunk| s.spawn(move || map(chunk)))
+            .collect();
+        running
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 fn desired_user(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
@@ -1118,20 +1174,20 @@ impl Groups {
     }
 
     /// The users of a group, through nested groups, each group visited once (cycles end).
-    fn flattened_users(&self, anchor: &str) -> HashSet<String> {
+    fn flattened_users<'a>(&'a self, anchor: &'a str) -> HashSet<&'a str> {
         let mut users = HashSet::new();
         let mut seen = HashSet::new();
-        let mut stack = vec![anchor.to_owned()];
+        let mut stack = vec![anchor];
         while let Some(g) = stack.pop() {
-            if !seen.insert(g.clone()) {
+            if !seen.insert(g) {
                 continue;
             }
-            for (kind, member) in self.direct.get(&g).into_iter().flatten() {
+            for (kind, member) in self.direct.get(g).into_iter().flatten() {
                 match kind {
                     Kind::User => {
-                        users.insert(member.clone());
+                        users.insert(member.as_str());
                     }
-                    Kind::Group => stack.push(member.clone()),
+                    Kind::Group => stack.push(member),
                 }
             }
         }
@@ -1139,7 +1195,7 @@ impl Groups {
     }
 
     /// A group's members as the configuration wants them.
-    fn members(&self, anchor: &str, nested: Nested) -> Vec<(Kind, String)> {
+    fn members<'a>(&'a self, anchor: &'a str, nested: Nested) -> Vec<(Kind, &'a str)> {
         match nested {
             Nested::Flatten => self
                 .flattened_users(anchor)
@@ -1149,10 +1205,10 @@ impl Groups {
             Nested::Keep => self
                 .direct
                 .get(anchor)
-                .cloned()
-                .unwrap_or_default()
                 .into_iter()
+                .flatten()
                 .filter(|(k, a)| *k == Kind::User || a != anchor)
+                .map(|(k, a)| (*k, a.as_str()))
                 .collect(),
         }
     }

@@ -324,6 +324,9 @@ fn configure(conn: &Connection, cache_kib: i64) -> Result<(), StoreError> {
     // Reads through memory maps and a page cache instead of a read() per page.
     conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
     conn.pragma_update(None, "cache_size", -cache_kib)?;
+    // Each write of a batch runs in a savepoint, whose journal of the pages it changes
+    // would otherwise spill to a temporary file: a write() per page.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // Plans must not depend on bound values: with STAT4 (on in the bundled SQLite) every new
     // binding of an indexed parameter would otherwise re-prepare the statement, which cost
@@ -566,7 +569,7 @@ fn check_name(
     except: Option<&str>,
 ) -> Result<(), StoreError> {
     let taken: Option<String> = tx
-        .query_row(
+        .cached_query_row(
             "SELECT id FROM resources WHERE kind = ?1 AND unique_scope = ?2 AND name_key = ?3",
             params![kind.as_str(), scope, fold(name).as_ref()],
             |r| r.get(0),
