@@ -1549,11 +1549,11 @@ fn insert_members(
     group: &str,
     members: &[Member],
 ) -> Result<usize, StoreError> {
-    let mut exists = tx.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1 AND directory = ?2 AND kind = ?3)",
-    )?;
+    // Inserted only if the member exists: one statement for a new member; the existence
+    // check runs only when nothing was inserted (already a member, or no such resource).
     let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO memberships (group_id, member_id, member_kind) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO memberships (group_id, member_id, member_kind) \
+         SELECT ?1, id, kind FROM resources WHERE id = ?2 AND directory = ?3 AND kind = ?4",
     )?;
     let mut added = 0;
     for m in members {
@@ -1562,14 +1562,20 @@ fn insert_members(
                 "member: group `{group}` cannot contain itself"
             )));
         }
-        let found: bool =
-            exists.query_row(params![m.id, directory, m.kind.as_str()], |r| r.get(0))?;
-        if !found {
-            return Err(StoreError::NotFound {
-                what: format!("{} `{}`", m.kind.as_str(), m.id),
-            });
+        let inserted = insert.execute(params![group, m.id, directory, m.kind.as_str()])?;
+        if inserted == 0 {
+            let found: bool = tx.cached_query_row(
+                "SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1 AND directory = ?2 AND kind = ?3)",
+                params![m.id, directory, m.kind.as_str()],
+                |r| r.get(0),
+            )?;
+            if !found {
+                return Err(StoreError::NotFound {
+                    what: format!("{} `{}`", m.kind.as_str(), m.id),
+                });
+            }
         }
-        added += insert.execute(params![group, m.id, m.kind.as_str()])?;
+        added += inserted;
     }
     Ok(added)
 }
