@@ -18,14 +18,40 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A fresh directory of its own for each call.
+/// A fresh directory of its own for each call, under this test process's own directory
+/// (`usersync-c-<pid>` in the temporary directory). The programs, a static build and an
+/// installed prefix take hundreds of megabytes a run: the first call removes what runs that
+/// have ended left behind, and keeps this run's for a look after a failure.
 fn scratch(name: &str) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(remove_ended_runs);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("usersync-c-{name}-{}-{n}", std::process::id()));
+    let dir = std::env::temp_dir()
+        .join(format!("usersync-c-{}", std::process::id()))
+        .join(format!("{name}-{n}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Removes the scratch directories of test processes that are no longer running.
+fn remove_ended_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("usersync-c-")
+            .and_then(|rest| rest.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// How a program is linked.
@@ -340,6 +366,8 @@ fn the_readme_c_example_builds_with_pkg_config_and_runs() {
         assert!(stdout.contains("status 401"), "{stdout}");
         assert!(stdout.contains("\"totalResults\":0"), "{stdout}");
     }
+    // The installed prefix and the static program are half a gigabyte.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An LDAP sync driven from C against a real slapd: plan, apply with progress, a no-change

@@ -30,9 +30,20 @@ pub struct Entry {
 impl Entry {
     /// The values of `name` (any case).
     pub fn values(&self, name: &str) -> &[Vec<u8>] {
-        self.attributes
-            .get(&name.to_ascii_lowercase())
-            .map_or(&[], Vec::as_slice)
+        // Without a string per lookup when the name fits on the stack: a sync looks up
+        // every mapped attribute of every entry.
+        let mut buffer = [0_u8; 64];
+        let found = match buffer.get_mut(..name.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(name.as_bytes());
+                lower.make_ascii_lowercase();
+                std::str::from_utf8(lower)
+                    .ok()
+                    .and_then(|key| self.attributes.get(key))
+            }
+            None => self.attributes.get(&name.to_ascii_lowercase()),
+        };
+        found.map_or(&[], Vec::as_slice)
     }
 
     /// The first value of `name` as text (lossy for binary values).
