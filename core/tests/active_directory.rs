@@ -52,6 +52,7 @@ base = "{ou}"
 # Small OUs change by large shares: the thresholds have tests of their own.
 max_deletion_percent = 100
 max_member_removal_percent = 100
+max_group_deletion_percent = 100
 "#,
         url = samba.ldaps_url,
         ca = samba.certificates.ca.display(),
@@ -456,7 +457,7 @@ fn incremental_runs_by_usn(samba: &Samba) {
                 since: "",
                 usn: Some(&mark),
                 known_active: &anchors(&current.users),
-                known_groups: &anchors(&current.groups),
+                known_groups: Some(&anchors(&current.groups)),
             },
         )
         .unwrap();
@@ -524,6 +525,18 @@ fn incremental_runs_by_usn(samba: &Samba) {
         assert_eq!(plan.changes.len(), 1, "{plan:?}");
         assert_eq!(member_names(&store, "Quiet"), ["eve"]);
     }
+
+    // Team, inside Crew, is deleted: nothing in Crew's own entry need say so, and the
+    // reader cannot tell which groups held it, so it reads every group with its members.
+    samba.delete(&[&cn("Team")]);
+    let gone = step(true);
+    assert_eq!(count(&gone, Action::Delete, Kind::Group), 1, "{gone:?}");
+    assert!(member_names(&store, "Crew").is_empty());
+    assert_eq!(
+        read_groups(),
+        (vec![], vec!["Crew".into(), "Quiet".into()]),
+        "the target no longer holds Team: incremental reads by USN again"
+    );
 
     // The last clean run's watermark is made to name another controller, or another copy
     // of the database (a restore gives a new invocationId): the next run is full, and says

@@ -119,6 +119,12 @@ pub trait Target: Sync {
         plan: &Plan,
         options: &ApplyOptions<'_>,
     ) -> Result<Report, ApplyError>;
+
+    /// Whether [`Target::current`] gives every group's member list whole, so that an
+    /// incremental read may keep the members of groups that did not change.
+    fn holds_member_lists(&self) -> bool {
+        true
+    }
 }
 
 /// The local store as a [`Target`].

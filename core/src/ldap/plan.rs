@@ -1222,6 +1222,7 @@ fn read_groups(
     incomplete: &mut Vec<String>,
 ) -> Groups {
     let mut groups = Vec::new();
+    let mut seen = HashSet::new();
     for e in snapshot.groups.iter().chain(&snapshot.unchanged_groups) {
         let Some(anchor) = anchor_of(e, &config.anchor, config.anchor_is_binary) else {
             incomplete.push(format!(
@@ -1230,6 +1231,14 @@ fn read_groups(
             ));
             continue;
         };
+        // Two entries of one group: moved between two searches of one read.
+        if !seen.insert(anchor.clone()) {
+            incomplete.push(format!(
+                "two entries share the anchor `{anchor}` ({})",
+                e.dn
+            ));
+            continue;
+        }
         // A name that is only spaces is no displayName: flagged here, before the plan
         // decides whether the snapshot is complete.
         let Some(name) = e.text(&config.name).filter(|n| !n.trim().is_empty()) else {

@@ -192,6 +192,13 @@ impl RemoteTarget {
 }
 
 impl Target for RemoteTarget {
+    /// A SCIM server may leave `members` out of the groups it lists (an unassigned
+    /// attribute may be omitted, and large groups often are): an incremental read then
+    /// reads every group with its members.
+    fn holds_member_lists(&self) -> bool {
+        false
+    }
+
     fn current(&self, _directory: &str) -> Result<Current, ApplyError> {
         if self.cursors.get().is_none() {
             self.check()?;

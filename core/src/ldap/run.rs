@@ -251,13 +251,14 @@ fn plan_timed(
                 .iter()
                 .filter_map(|g| g.external_id.clone())
                 .collect();
+            let trusted = target.holds_member_lists();
             let step = Instant::now();
             let snapshot = source::read_changes(
                 config,
                 Changes {
                     since,
                     known_active: &known_active,
-                    known_groups: &known_groups,
+                    known_groups: trusted.then_some(&known_groups),
                     usn: mode.usn.as_ref(),
                 },
             );
@@ -270,7 +271,12 @@ fn plan_timed(
     if let Some(reason) = &snapshot.full_because {
         mode = Mode::full(format!("{reason}: everything was read"));
     }
-    mode.next_usn = snapshot.usn.clone();
+    // A group whose members could not be read whole lost none of them in this run: the
+    // next run must read it again, and an incremental one would take it as unchanged.
+    mode.next_usn = snapshot
+        .usn
+        .clone()
+        .filter(|_| snapshot.partial_groups.is_empty());
     let step = Instant::now();
     let plan = plan(config, &snapshot, &current);
     milliseconds.push(("plan", elapsed(step)));
@@ -405,7 +411,9 @@ fn mode(
     if config.kind == ServerKind::ActiveDirectory {
         // AD: by update sequence number, on the controller that answered last time.
         let Some(usn) = last.usn else {
-            return full_because("no USN watermark of the domain controller");
+            return full_because(
+                "the last clean run left no USN watermark of the domain controller (incremental runs were off, or a group's members could not be read whole)",
+            );
         };
         return Ok(Mode {
             since: Some(format!("USN {}", usn.highest)),

@@ -173,8 +173,9 @@ pub struct Changes<'a> {
     /// The anchors of the users the target holds as active: any other user in scope is
     /// read in full too (new to the target, back in scope, or re-enabled).
     pub known_active: &'a HashSet<String>,
-    /// The anchors of the groups the target holds: AD reads any other group in full.
-    pub known_groups: &'a HashSet<String>,
+    /// The anchors of the groups the target holds, when it holds their member lists
+    /// whole: AD reads any other group in full, and every group when `None`.
+    pub known_groups: Option<&'a HashSet<String>>,
 }
 
 /// An incremental read: users changed since `changes.since`, and users the target does not
@@ -387,8 +388,8 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         let mut attributes = light.clone();
         attributes.push(member_attribute);
         dedup(&mut attributes);
-        let by_usn = match (changes, &changed_since) {
-            (Some(changes), Some(changed_since)) if groups_by_usn && !read_all => {
+        let by_usn = match (changes.and_then(|c| c.known_groups), &changed_since) {
+            (Some(known_groups), Some(changed_since)) if groups_by_usn && !read_all => {
                 light.push("memberOf".into());
                 attributes.push("memberOf".into());
                 dedup(&mut light);
@@ -399,12 +400,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
                     light: &light,
                     full: &attributes,
                 };
-                read.changes(
-                    changed_since,
-                    changes.known_groups,
-                    &mut snapshot,
-                    &mut notes,
-                )
+                read.changes(changed_since, known_groups, &mut snapshot, &mut notes)
             }
             _ => false,
         };
@@ -423,6 +419,21 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         for e in &mut snapshot.groups {
             if let Err(why) = read_ranges(&mut ldap, c, e, member) {
                 snapshot.partial_groups.push((e.dn.clone(), why));
+            }
+        }
+    }
+    // AD hands out any large attribute in ranges, `memberOf` of an entry in more than
+    // 1,500 groups too: read to the end, or the read is incomplete.
+    if config.kind == ServerKind::ActiveDirectory {
+        for e in snapshot
+            .users
+            .iter_mut()
+            .chain(&mut snapshot.unchanged_users)
+            .chain(&mut snapshot.groups)
+            .chain(&mut snapshot.unchanged_groups)
+        {
+            if let Err(why) = read_ranges(&mut ldap, c, e, "memberOf") {
+                notes.problems.push(format!("{}: {why}", e.dn));
             }
         }
     }
@@ -470,12 +481,21 @@ impl GroupRead<'_> {
         let all = search(
             self.ldap, self.c, "groups", &g.base, g.scope, &filter, self.light, notes,
         );
-        let read: HashSet<String> = changed.iter().map(|e| dn_key(&e.dn)).collect();
-        // Flattened, a change inside a group changes the group's users too: every group
-        // above a changed one is read with its members.
-        let mut above = HashSet::new();
-        if g.nested == super::config::Nested::Flatten {
-            let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+        let anchor = |e: &Entry| super::plan::anchor_of(e, &g.anchor, g.anchor_is_binary);
+        let read: HashSet<String> = changed.iter().filter_map(anchor).collect();
+        let flattened = g.nested == super::config::Nested::Flatten;
+        let in_scope: HashSet<String> = all.iter().filter_map(anchor).collect();
+        // Flattened, a group that left the search (deleted, moved out, filtered out) takes
+        // its users out of every group above it, and nothing here says which those are.
+        if let Some(gone) = known.iter().find(|a| flattened && !in_scope.contains(*a)) {
+            snapshot.warnings.push(format!(
+                "a group the target holds ({gone}) left the group search: all groups were read in full"
+            ));
+            return false;
+        }
+        // Each group's parents, by DN key.
+        let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+        if flattened {
             for e in changed.iter().chain(&all) {
                 parents.entry(dn_key(&e.dn)).or_insert_with(|| {
                     e.values("memberOf")
@@ -484,27 +504,37 @@ impl GroupRead<'_> {
                         .collect()
                 });
             }
-            let mut stack: Vec<&String> = read.iter().collect();
+        }
+        // Groups read with their members: changed ones, and those the target does not hold.
+        let (mut unchanged, mut one_by_one) = (Vec::new(), Vec::new());
+        for e in all {
+            match anchor(&e) {
+                Some(a) if read.contains(&a) => {}
+                Some(a) if known.contains(&a) => unchanged.push(e),
+                _ => one_by_one.push(e),
+            }
+        }
+        // Flattened, a change inside a group changes the group's users too: every group
+        // above one read with its members is read with its members.
+        let mut above = HashSet::new();
+        if flattened {
+            let mut stack: Vec<String> = changed
+                .iter()
+                .chain(&one_by_one)
+                .map(|e| dn_key(&e.dn))
+                .collect();
             while let Some(k) = stack.pop() {
-                for p in parents.get(k).into_iter().flatten() {
+                for p in parents.get(&k).into_iter().flatten() {
                     if above.insert(p.clone()) {
-                        stack.push(p);
+                        stack.push(p.clone());
                     }
                 }
             }
-        }
-        let anchor = |e: &Entry| super::plan::anchor_of(e, &g.anchor, g.anchor_is_binary);
-        let (mut unchanged, mut one_by_one) = (Vec::new(), Vec::new());
-        for e in all {
-            let key = dn_key(&e.dn);
-            if read.contains(&key) {
-                continue;
-            }
-            if above.contains(&key) || !anchor(&e).is_some_and(|a| known.contains(&a)) {
-                one_by_one.push(e);
-            } else {
-                unchanged.push(e);
-            }
+            let (held, to_read): (Vec<Entry>, Vec<Entry>) = unchanged
+                .into_iter()
+                .partition(|e| !above.contains(&dn_key(&e.dn)));
+            unchanged = held;
+            one_by_one.extend(to_read);
         }
         if one_by_one.len() > FETCH_ONE_BY_ONE {
             snapshot.warnings.push(format!(
