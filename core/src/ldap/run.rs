@@ -271,16 +271,21 @@ fn plan_timed(
     if let Some(reason) = &snapshot.full_because {
         mode = Mode::full(format!("{reason}: everything was read"));
     }
-    // A group whose members could not be read whole lost none of them in this run: the
-    // next run must read it again, and an incremental one would take it as unchanged.
-    mode.next_usn = snapshot
-        .usn
-        .clone()
-        .filter(|_| snapshot.partial_groups.is_empty());
+    mode.next_usn = next_usn(&snapshot);
     let step = Instant::now();
     let plan = plan(config, &snapshot, &current);
     milliseconds.push(("plan", elapsed(step)));
     Ok((mode, plan))
+}
+
+/// AD: where the next incremental run starts, if this one applies cleanly. A group whose
+/// members could not be read whole lost none of them in this run: the next run must read it
+/// again, and an incremental one would take it as unchanged, so it is full.
+fn next_usn(snapshot: &source::Snapshot) -> Option<UsnMark> {
+    snapshot
+        .usn
+        .clone()
+        .filter(|_| snapshot.partial_groups.is_empty())
 }
 
 fn elapsed(since: Instant) -> u64 {
@@ -527,6 +532,21 @@ fn parse_generalized(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_not_read_whole_leaves_no_usn_watermark() {
+        let mut snapshot = source::Snapshot {
+            usn: Some(UsnMark {
+                server: "CN=NTDS Settings,CN=DC1".into(),
+                invocation_id: "00000000-0000-0000-0000-000000000001".into(),
+                highest: 42,
+            }),
+            ..source::Snapshot::default()
+        };
+        assert_eq!(next_usn(&snapshot), snapshot.usn);
+        snapshot.partial_groups = vec![("CN=Big".into(), "timed out".into())];
+        assert_eq!(next_usn(&snapshot), None);
+    }
 
     #[test]
     fn generalized_times_round_trip() {
