@@ -158,9 +158,9 @@ pub fn current(store: &dyn Store, directory: &str) -> Result<Current, StoreError
     ldap_directory(&d)?;
     let users = store.list(d.id, Kind::User)?;
     let groups = store.list(d.id, Kind::Group)?;
-    let mut members = HashMap::new();
+    let mut members = store.all_members(d.id)?;
     for g in &groups {
-        members.insert(g.id.clone(), store.members(d.id, &g.id)?);
+        members.entry(g.id.clone()).or_default();
     }
     Ok(Current {
         users,

@@ -252,6 +252,20 @@ fn member_changes_by_id(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         ),
         "a user is no group"
     );
+
+    // Every membership at once: the groups that have members, as `members` lists them,
+    // and nothing of another directory.
+    s.create(group(other, "elsewhere", "Elsewhere")).unwrap();
+    s.change_members(other, "elsewhere", &ids(&["x1"]), &[])
+        .unwrap();
+    s.change_members(d, "sub", &ids(&["u1"]), &[]).unwrap();
+    let all = s.all_members(d).unwrap();
+    let mut groups: Vec<&str> = all.keys().map(String::as_str).collect();
+    groups.sort_unstable();
+    assert_eq!(groups, ["g", "sub"]);
+    for (group, members) in &all {
+        assert_eq!(members, &s.members(d, group).unwrap(), "{group}");
+    }
 }
 
 /// A kept password hash lives beside the user, never in it: set on create, kept by a

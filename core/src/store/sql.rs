@@ -1,11 +1,17 @@
-//! What the SQL stores share: sorting a page by a column, and continuing a sorted page from
-//! a position through a keyset. Both stores name their columns alike (`r.id`, `r.name_key`,
+//! What the SQL stores share: sorting a page by a column, continuing a sorted page from a
+//! position through a keyset, and reading every membership of a directory. Both stores name their columns alike (`r.id`, `r.name_key`,
 //! `r.external_id`, `r.created`, `r.modified`) and both define `usersync_datetime`, a key
 //! whose text order is chronological order.
 
 use crate::scim::filter::CompareOp;
 use crate::store::Kind;
 use crate::store::query::{Position, SortBy, SortKey};
+
+/// The memberships of every group of directory `$1` (a parameter both dialects read), by
+/// group, then member: the statement after its columns `m.group_id, m.member_id,
+/// m.member_kind`.
+pub(crate) const ALL_MEMBERS: &str = "FROM memberships m JOIN resources g ON g.id = m.group_id \
+     WHERE g.directory = $1 AND g.kind = 'Group' ORDER BY m.group_id, m.member_id";
 
 /// Binds text parameters in a store's SQL dialect.
 pub(crate) trait BindText {

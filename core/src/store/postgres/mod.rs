@@ -1593,6 +1593,24 @@ impl Store for PostgresStore {
         members_in(&mut *self.client()?, directory, group)
     }
 
+    fn all_members(&self, directory: i64) -> Result<HashMap<String, Vec<Member>>, StoreError> {
+        let rows = self.client()?.query(
+            &format!(
+                "SELECT m.group_id, m.member_id, m.member_kind {}",
+                crate::store::sql::ALL_MEMBERS
+            ),
+            &[&directory],
+        )?;
+        let mut out: HashMap<String, Vec<Member>> = HashMap::new();
+        for row in &rows {
+            out.entry(row.get(0)).or_default().push(Member {
+                id: row.get(1),
+                kind: kind_from(row.get(2))?,
+            });
+        }
+        Ok(out)
+    }
+
     fn groups_of(&self, directory: i64, member: &str) -> Result<Vec<String>, StoreError> {
         groups_in(&mut *self.client()?, directory, member)
     }

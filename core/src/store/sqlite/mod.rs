@@ -895,6 +895,34 @@ impl Store for SqliteStore {
         members_in(&*self.reader()?, directory, group)
     }
 
+    fn all_members(
+        &self,
+        directory: i64,
+    ) -> Result<std::collections::HashMap<String, Vec<Member>>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT m.group_id, m.member_id, m.member_kind {}",
+            crate::store::sql::ALL_MEMBERS
+        ))?;
+        let rows = stmt.query_map([directory], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out: std::collections::HashMap<String, Vec<Member>> =
+            std::collections::HashMap::new();
+        for row in rows {
+            let (group, id, kind) = row?;
+            out.entry(group).or_default().push(Member {
+                id,
+                kind: kind_from(&kind)?,
+            });
+        }
+        Ok(out)
+    }
+
     fn groups_of_each(
         &self,
         directory: i64,
