@@ -412,10 +412,27 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     }
 
     // ---- Groups and memberships ----
-    let groups = config
-        .groups
-        .as_ref()
-        .map(|g| read_groups(g, snapshot, current, &desired, &mut incomplete));
+    // The target's objects by id: its members are ids.
+    let anchor_of_id: HashMap<&str, (&str, &str, Kind)> = current
+        .users
+        .iter()
+        .chain(&current.groups)
+        .filter_map(|r| {
+            r.external_id
+                .as_deref()
+                .map(|a| (r.id.as_str(), (a, r.name.as_str(), r.kind)))
+        })
+        .collect();
+    let groups = config.groups.as_ref().map(|g| {
+        read_groups(
+            g,
+            snapshot,
+            current,
+            &anchor_of_id,
+            &desired,
+            &mut incomplete,
+        )
+    });
 
     // Scope: only members of the listed groups (through nesting).
     if !config.users.only_members_of.is_empty()
@@ -550,16 +567,6 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         .groups
         .iter()
         .filter_map(|r| r.external_id.as_deref().map(|a| (a, r)))
-        .collect();
-    let anchor_of_id: HashMap<&str, (&str, &str, Kind)> = current
-        .users
-        .iter()
-        .chain(&current.groups)
-        .filter_map(|r| {
-            r.external_id
-                .as_deref()
-                .map(|a| (r.id.as_str(), (a, r.name.as_str(), r.kind)))
-        })
         .collect();
     let mut member_removals: Vec<Change> = Vec::new();
     if let (Some(groups), Some(group_config)) = (&groups, &config.groups) {
@@ -905,7 +912,6 @@ fn diff(
     out
 }
 
-/// The SCIM user an entry maps to.
 /// [`desired_user`] of each entry, in order, on every core: each entry's mapping and schema
 /// check stands alone, and a full read brings a hundred thousand.
 fn desired_users(
@@ -937,6 +943,7 @@ fn desired_users(
     })
 }
 
+/// The SCIM user an entry maps to.
 fn desired_user(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
@@ -1218,6 +1225,7 @@ fn read_groups(
     config: &GroupSearch,
     snapshot: &Snapshot,
     current: &Current,
+    anchor_of_id: &HashMap<&str, (&str, &str, Kind)>,
     users: &[Desired],
     incomplete: &mut Vec<String>,
 ) -> Groups {
@@ -1394,6 +1402,8 @@ fn read_groups(
             config,
             snapshot,
             current,
+            anchor_of_id,
+            user_by_dn: &user_by_dn,
             group_by_dn: &group_by_dn,
             primary_group: &primary_group,
         };
@@ -1415,6 +1425,10 @@ struct Held<'a> {
     config: &'a GroupSearch,
     snapshot: &'a Snapshot,
     current: &'a Current,
+    /// The target's objects by id: (anchor, name, kind).
+    anchor_of_id: &'a HashMap<&'a str, (&'a str, &'a str, Kind)>,
+    /// User DN key → anchor, of every user wanted.
+    user_by_dn: &'a HashMap<String, &'a str>,
     /// Group DN key → anchor, of every group read.
     group_by_dn: &'a HashMap<String, &'a str>,
     /// A user entry's primary group, when the configuration imports them.
@@ -1441,20 +1455,12 @@ impl<'a> Held<'a> {
             .filter_map(group_of)
             .collect();
         let read_groups: HashSet<&str> = self.snapshot.groups.iter().filter_map(group_of).collect();
-        let read_users: HashMap<String, &str> = users
+        let read_user_anchors: HashSet<&str> = users
             .iter()
             .filter(|u| !u.held)
-            .map(|u| (dn_key(&u.dn), u.anchor.as_str()))
+            .map(|u| u.anchor.as_str())
             .collect();
-        let read_user_anchors: HashSet<&str> = read_users.values().copied().collect();
         // The target's members, except those read in full.
-        let anchor_of_id: HashMap<&str, (Kind, &str)> = self
-            .current
-            .users
-            .iter()
-            .chain(&self.current.groups)
-            .filter_map(|r| Some((r.id.as_str(), (r.kind, r.external_id.as_deref()?))))
-            .collect();
         let mut held = HashSet::new();
         for r in &self.current.groups {
             let Some(anchor) = r.external_id.as_deref().filter(|a| unchanged.contains(a)) else {
@@ -1463,7 +1469,7 @@ impl<'a> Held<'a> {
             held.insert(anchor);
             let list = direct.entry(anchor.to_owned()).or_default();
             for m in self.current.members.get(&r.id).into_iter().flatten() {
-                let Some(&(kind, member)) = anchor_of_id.get(m.id.as_str()) else {
+                let Some(&(member, _, kind)) = self.anchor_of_id.get(m.id.as_str()) else {
                     continue;
                 };
                 let read_in_full = match kind {
@@ -1505,8 +1511,9 @@ impl<'a> Held<'a> {
             }
             seen.into_iter().filter(|g| unchanged.contains(g)).collect()
         };
+        // The users read in full: `snapshot.users`, whose wanted ones are not held.
         for e in &self.snapshot.users {
-            let Some(user) = read_users.get(&dn_key(&e.dn)) else {
+            let Some(user) = self.user_by_dn.get(&dn_key(&e.dn)) else {
                 continue;
             };
             let mut groups = self.member_of(e);

@@ -246,19 +246,20 @@ fn plan_timed(
                 .filter(|u| u.active)
                 .filter_map(|u| u.external_id.clone())
                 .collect();
-            let known_groups: HashSet<String> = current
-                .groups
-                .iter()
-                .filter_map(|g| g.external_id.clone())
-                .collect();
-            let trusted = target.holds_member_lists();
+            let known_groups: Option<HashSet<String>> = target.holds_member_lists().then(|| {
+                current
+                    .groups
+                    .iter()
+                    .filter_map(|g| g.external_id.clone())
+                    .collect()
+            });
             let step = Instant::now();
             let snapshot = source::read_changes(
                 config,
                 Changes {
                     since,
                     known_active: &known_active,
-                    known_groups: trusted.then_some(&known_groups),
+                    known_groups: known_groups.as_ref(),
                     usn: mode.usn.as_ref(),
                 },
             );

@@ -217,7 +217,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
     // `memberOf` then says which unchanged groups a user read in full belongs to).
     let groups_by_usn = config.kind == ServerKind::ActiveDirectory
         && config.incremental.is_some()
-        && changes.is_some()
+        && changes.is_some_and(|c| c.known_groups.is_some())
         && config
             .groups
             .as_ref()
@@ -343,26 +343,16 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             }
             snapshot.users = changed;
             snapshot.unchanged_users = unchanged;
-            for e in unknown {
-                let found = search(
-                    &mut ldap,
-                    c,
-                    "user",
-                    &e.dn,
-                    Scope::Base,
-                    &filter,
-                    &user_attributes,
-                    &mut notes,
-                );
-                if found.is_empty() {
-                    // Gone or changed between the two reads: the next run sees it.
-                    notes.problems.push(format!(
-                        "{} left the search while it was read; the next run reads it",
-                        e.dn
-                    ));
-                }
-                snapshot.users.extend(found);
-            }
+            let found = read_each(
+                &mut ldap,
+                c,
+                "user",
+                &unknown,
+                &filter,
+                &user_attributes,
+                &mut notes,
+            );
+            snapshot.users.extend(found);
         }
     }
     if read_all {
@@ -545,27 +535,44 @@ impl GroupRead<'_> {
         }
         snapshot.groups = changed;
         snapshot.unchanged_groups = unchanged;
-        for e in one_by_one {
-            let found = search(
-                self.ldap,
-                self.c,
-                "group",
-                &e.dn,
-                Scope::Base,
-                &filter,
-                self.full,
-                notes,
-            );
-            if found.is_empty() {
-                notes.problems.push(format!(
-                    "{} left the search while it was read; the next run reads it",
-                    e.dn
-                ));
-            }
-            snapshot.groups.extend(found);
-        }
+        let found = read_each(
+            self.ldap,
+            self.c,
+            "group",
+            &one_by_one,
+            &filter,
+            self.full,
+            notes,
+        );
+        snapshot.groups.extend(found);
         true
     }
+}
+
+/// Reads each of `entries` again (found by a lighter search) with `attributes`, one base
+/// search each. One no longer found (gone, or changed out of `filter` between the two
+/// reads) makes the read incomplete: the next run sees it.
+fn read_each(
+    ldap: &mut LdapConn,
+    c: &Connection,
+    what: &str,
+    entries: &[Entry],
+    filter: &str,
+    attributes: &[String],
+    notes: &mut Notes,
+) -> Vec<Entry> {
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let found = search(ldap, c, what, &e.dn, Scope::Base, filter, attributes, notes);
+        if found.is_empty() {
+            notes.problems.push(format!(
+                "{} left the search while it was read; the next run reads it",
+                e.dn
+            ));
+        }
+        out.extend(found);
+    }
+    out
 }
 
 /// Where the domain controller stands: RootDSE's `dsServiceName` and

@@ -1,7 +1,8 @@
 //! What the SQL stores share: sorting a page by a column, continuing a sorted page from a
-//! position through a keyset, and reading every membership of a directory. Both stores name their columns alike (`r.id`, `r.name_key`,
-//! `r.external_id`, `r.created`, `r.modified`) and both define `usersync_datetime`, a key
-//! whose text order is chronological order.
+//! position through a keyset, and reading every membership of a directory. Both stores
+//! name their columns alike (`r.id`, `r.name_key`, `r.external_id`, `r.created`,
+//! `r.modified`) and both define `usersync_datetime`, a key whose text order is
+//! chronological order.
 
 use crate::scim::filter::CompareOp;
 use crate::store::Kind;
