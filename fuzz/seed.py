@@ -33,6 +33,8 @@ seed("complete", [chr(len(c["filter"]) % 128) + c["filter"]
                   for c in filters["valid"][:60]]
      + ["\x07emails[ty", "\x0bname.family", '\x10emails[type eq "wo'])
 seed("ldap_filter", [c["filter"] for c in ldap["valid"] + ldap["invalid"]])
+seed("decimal", ["1.5", "-0.0", "12.50E-3", "1e16", "0.0001", "1.7976931348623158e308",
+                 "1.7976931348623159e308", "9223372036854775808", "4.9e-324", "1e-400"])
 # `handle`: every identity-provider transcript request, against the plain directory and the
 # one that keeps password hashes (method, path, query and a header line, then the body).
 requests = []

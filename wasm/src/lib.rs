@@ -6,9 +6,12 @@
 //! `input.setSelectionRange` takes), not a byte offset. Invalid input is an answer, never an
 //! exception; misuse (a wrong argument type, an unknown resource type, a bad extension
 //! schema) throws an `Error` whose `name` is `UsersyncError` and whose `code` says which.
-//! Results are plain objects. Validation answers, asked for on every keystroke, are built in
-//! place from interned keys; the larger answers (syntax trees, completions) are built as JSON
-//! and parsed once by the engine, one boundary crossing however large the answer.
+//! Results are plain objects, built in place from interned keys.
+//!
+//! The module is kept small (see `BENCHMARKS.md`): it carries no JSON parser and no float
+//! parser or printer. Schemas arrive through `JSON.parse` and are walked as JavaScript
+//! values ([`usersync_core::scim::schema::JsonTree`]); decimal literals stay the text they
+//! were written as, and the engine reads their digits (`Number.parseFloat`) for a tree.
 
 mod convert;
 mod offsets;
@@ -16,14 +19,13 @@ mod offsets;
 use std::cell::RefCell;
 
 use js_sys::JsString;
-use serde_json::{Value as Json, json};
 use usersync_core::Error;
 use usersync_core::ldap::filter::LdapFilter;
 use usersync_core::scim::filter::{Compatibility, Filter, ParseOptions, complete};
-use usersync_core::scim::schema::SchemaRegistry;
+use usersync_core::scim::schema::{Schema, SchemaRegistry};
 use wasm_bindgen::prelude::*;
 
-use convert::{interned, misuse, named_error, object, string_argument, to_js};
+use convert::{Js, JsBuilder, interned, misuse, named_error, object, string_argument};
 use offsets::Offsets;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -144,7 +146,7 @@ pub fn parse_scim_filter(
     let offsets = Offsets::new(&text);
     let filter =
         Filter::parse_with(&text, &options.parse).map_err(|e| filter_error(&e, &offsets))?;
-    to_js(&filter.to_json(&|byte| offsets.utf16(byte)))
+    Ok(filter.to_tree(&mut JsBuilder, &|byte| offsets.utf16(byte)))
 }
 
 /// The canonical form of a SCIM filter: lowercase keywords, single spaces, the fewest
@@ -195,7 +197,10 @@ pub fn complete_scim_filter(
 
 thread_local! {
     /// The RFC 7643 schemas, for the functions that take no [`ScimSchemas`].
-    static CORE: RefCell<SchemaRegistry> = RefCell::new(SchemaRegistry::core());
+    static CORE: RefCell<SchemaRegistry> = RefCell::new(SchemaRegistry::core_parsed_by(|text| {
+        // The built-in texts are JSON, checked by the core's tests.
+        Js(js_sys::JSON::parse(text).unwrap_or(JsValue::NULL))
+    }));
 }
 
 /// The SCIM schemas filters are checked and completed against: RFC 7643's `User` (with the
@@ -213,7 +218,7 @@ impl ScimSchemas {
     #[allow(clippy::new_without_default)] // a JavaScript constructor
     pub fn new() -> ScimSchemas {
         Self {
-            registry: SchemaRegistry::core(),
+            registry: CORE.with(|core| core.borrow().clone()),
         }
     }
 
@@ -229,10 +234,11 @@ impl ScimSchemas {
         required: Option<bool>,
     ) -> Result<(), JsValue> {
         let resource_type = string_argument(&resource_type, "resourceType")?;
-        let schema = match schema.as_string() {
-            Some(text) => text,
+        // An object goes through its JSON text, as `JSON.stringify` sees it (`toJSON`,
+        // dates as text, functions left out): the schema reader then sees only JSON values.
+        let text = match schema.as_string() {
+            Some(text) => JsString::from(text),
             None if schema.is_object() => js_sys::JSON::stringify(&schema)
-                .map(String::from)
                 .map_err(|_| misuse("invalidArgument", "`schema` cannot be turned into JSON"))?,
             None => {
                 return Err(misuse(
@@ -241,8 +247,16 @@ impl ScimSchemas {
                 ));
             }
         };
+        let json = js_sys::JSON::parse(&String::from(text)).map_err(|e| {
+            let reason = e
+                .dyn_ref::<js_sys::Error>()
+                .map_or_else(|| "not JSON".to_owned(), |e| String::from(e.message()));
+            misuse("invalidSchema", &format!("malformed schema JSON: {reason}"))
+        })?;
+        let schema = Schema::from_tree(&Js(json))
+            .map_err(|e| misuse("invalidSchema", &Error::from(e).to_string()))?;
         self.registry
-            .add_extension_json(&resource_type, &schema, required.unwrap_or(false))
+            .add_extension(&resource_type, schema, required.unwrap_or(false))
             .map_err(|e| misuse("invalidSchema", &e.to_string()))
     }
 
@@ -400,26 +414,26 @@ fn complete_scim(
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let byte = offsets.byte(cursor as usize);
     let found = complete(&text, byte, rt, &options.parse);
-    let items: Vec<Json> = found
+    let items: js_sys::Array = found
         .items
         .iter()
         .map(|item| {
-            let mut o = json!({
-                "text": item.text,
-                "kind": item.kind.as_str(),
-                "detail": item.detail,
-            });
+            let mut fields = vec![
+                ("text", JsValue::from(&item.text)),
+                ("kind", interned(item.kind.as_str())),
+                ("detail", JsValue::from(&item.detail)),
+            ];
             if let Some(doc) = &item.documentation {
-                o["documentation"] = doc.as_str().into();
+                fields.push(("documentation", JsValue::from(doc)));
             }
-            o
+            object(&fields)
         })
         .collect();
-    to_js(&json!({
-        "from": offsets.utf16(found.replace.start),
-        "to": offsets.utf16(found.replace.end),
-        "items": items,
-    }))
+    Ok(object(&[
+        ("from", offsets.utf16(found.replace.start).into()),
+        ("to", offsets.utf16(found.replace.end).into()),
+        ("items", items.into()),
+    ]))
 }
 
 fn find_resource_type<'r>(
@@ -465,3 +479,7 @@ fn filter_error(e: &Error, offsets: &Offsets<'_>) -> JsValue {
     let (message, fields) = error_fields(e, offsets);
     named_error("FilterError", e.kind().as_str(), &message, &fields)
 }
+
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

@@ -5,6 +5,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use serde_json::{Value, json};
+use usersync_core::scim::filter::{Compatibility, Filter, ParseOptions};
 use usersync_wasm::{
     ScimSchemas, complete_scim_filter, format_ldap_filter, format_scim_filter, parse_scim_filter,
     validate_ldap_filter, validate_scim_filter,
@@ -46,6 +47,20 @@ fn utf16(s: &str, byte: u64) -> u64 {
         .count() as u64
 }
 
+/// `json` with every number as a float: JavaScript has one kind of number, so `1.0` comes
+/// back from it as `1`.
+fn numbers_as_f64(json: Value) -> Value {
+    match json {
+        Value::Number(n) => json!(n.as_f64()),
+        Value::Array(items) => items.into_iter().map(numbers_as_f64).collect(),
+        Value::Object(members) => members
+            .into_iter()
+            .map(|(k, v)| (k, numbers_as_f64(v)))
+            .collect(),
+        other => other,
+    }
+}
+
 fn options(case: &Value) -> Option<JsValue> {
     (case["strict"] == true).then(|| js(&json!({"strict": true})))
 }
@@ -73,9 +88,18 @@ fn scim_filter_corpus() {
         if canonical != case["canonical"].as_str().expect("canonical") {
             failures.push(format!("{filter:?}: formatted as {canonical:?}"));
         }
+        // The tree the bindings built is the core's, positions in UTF-16.
         let tree = json_of(&parse_scim_filter(text(filter), options(case)).expect("parses"));
-        if !tree["type"].is_string() {
-            failures.push(format!("{filter:?}: tree {tree}"));
+        let compat = if case["strict"] == true {
+            Compatibility::strict()
+        } else {
+            Compatibility::default()
+        };
+        let core = Filter::parse_with(filter, &ParseOptions::default().with_compat(compat))
+            .expect("parses natively")
+            .to_json(&|byte| usize::try_from(utf16(filter, byte as u64)).expect("small"));
+        if numbers_as_f64(tree.clone()) != numbers_as_f64(core.clone()) {
+            failures.push(format!("{filter:?}: tree {tree}, natively {core}"));
         }
     }
     for case in corpus["invalid"].as_array().expect("invalid cases") {
@@ -320,8 +344,30 @@ fn misuse_throws_named_errors_with_codes() {
         assert_eq!((i, name.as_str(), got.as_str()), (i, "UsersyncError", code));
     }
     let mut schemas = ScimSchemas::new();
-    let error = schemas
-        .add_extension(text("User"), text(r#"{"id": "urn:x"}"#), None)
-        .expect_err("no attributes");
-    assert_eq!(thrown(&error).1, "invalidSchema");
+    for (schema, message) in [
+        (
+            text(r#"{"id": "urn:x"}"#),
+            "invalid schema: schema: `attributes` is missing",
+        ),
+        (text(r#"{"id": "urn:x", "#), "malformed schema JSON: "),
+        (
+            js(&json!({"id": "urn:x:y", "attributes": [{"name": "a", "multiValued": 1}]})),
+            "invalid schema: attribute `a`: `multiValued` must be `true` or `false`",
+        ),
+        (
+            js(
+                &json!({"id": "urn:x:y", "attributes": [{"name": "a", "type": "string"}], "extra": 1}),
+            ),
+            "invalid schema: schema: unknown field `extra`",
+        ),
+    ] {
+        let error = schemas
+            .add_extension(text("User"), schema, None)
+            .expect_err("an invalid schema");
+        let message_of = js_sys::Reflect::get(&error, &text("message")).expect("a message");
+        let got = message_of.as_string().expect("text");
+        assert_eq!(thrown(&error).1, "invalidSchema", "{got}");
+        assert!(got.starts_with(message), "{got}");
+    }
+    assert_eq!(schemas.resource_types().len(), 2);
 }

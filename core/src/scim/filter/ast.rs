@@ -3,6 +3,8 @@
 
 use std::ops::Range;
 
+use super::decimal::Decimal;
+
 /// Byte offsets `[start, end)` of a piece of the input, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Span {
@@ -163,7 +165,7 @@ pub enum Value {
     /// A JSON number without fraction or exponent that fits in an `i64`.
     Integer(i64),
     /// Any other JSON number.
-    Decimal(f64),
+    Decimal(Decimal),
     /// `true` or `false`.
     Boolean(bool),
     /// `null`.
@@ -261,6 +263,60 @@ impl AttrPath {
     }
 }
 
+/// Builds a tree of plain data (JSON, or a binding's own objects) from a filter: see
+/// [`Filter::to_tree`]. Keys are ASCII and fixed.
+pub trait TreeBuilder {
+    /// A value of the tree.
+    type Node;
+    /// An object with these members, in this order.
+    fn object(&mut self, members: Vec<(&'static str, Self::Node)>) -> Self::Node;
+    /// An array.
+    fn array(&mut self, items: Vec<Self::Node>) -> Self::Node;
+    /// A string.
+    fn string(&mut self, s: &str) -> Self::Node;
+    /// An integer (a literal, or a position in the text).
+    fn integer(&mut self, n: i64) -> Self::Node;
+    /// A decimal literal.
+    fn decimal(&mut self, d: &Decimal) -> Self::Node;
+    /// `true` or `false`.
+    fn boolean(&mut self, b: bool) -> Self::Node;
+    /// `null`.
+    fn null(&mut self) -> Self::Node;
+}
+
+/// Builds `serde_json` values.
+struct JsonBuilder;
+
+impl TreeBuilder for JsonBuilder {
+    type Node = serde_json::Value;
+    fn object(&mut self, members: Vec<(&'static str, Self::Node)>) -> Self::Node {
+        serde_json::Value::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        )
+    }
+    fn array(&mut self, items: Vec<Self::Node>) -> Self::Node {
+        serde_json::Value::Array(items)
+    }
+    fn string(&mut self, s: &str) -> Self::Node {
+        s.into()
+    }
+    fn integer(&mut self, n: i64) -> Self::Node {
+        n.into()
+    }
+    fn decimal(&mut self, d: &Decimal) -> Self::Node {
+        d.to_f64().into()
+    }
+    fn boolean(&mut self, b: bool) -> Self::Node {
+        b.into()
+    }
+    fn null(&mut self) -> Self::Node {
+        serde_json::Value::Null
+    }
+}
+
 impl Filter {
     /// The tree as plain JSON data, for bindings that hand it to another language:
     /// `{"type": "and" | "or", "filters": […]}`, `{"type": "not", "filter": …}`,
@@ -280,57 +336,71 @@ impl Filter {
     /// # Ok::<(), usersync_core::Error>(())
     /// ```
     pub fn to_json(&self, offset: &dyn Fn(usize) -> usize) -> serde_json::Value {
-        use serde_json::{Map, Value as Json, json};
-        let located = |kind: &str, path: &AttrPath, span: Span, mut extra: Map<String, Json>| {
-            let mut o = Map::new();
-            o.insert("type".into(), kind.into());
-            o.insert("path".into(), path.to_json());
-            o.append(&mut extra);
-            o.insert("start".into(), offset(span.start as usize).into());
-            o.insert("end".into(), offset(span.end as usize).into());
-            Json::Object(o)
+        self.to_tree(&mut JsonBuilder, offset)
+    }
+
+    /// The tree of [`Filter::to_json`], built by `b`: a binding builds its own objects
+    /// directly.
+    pub fn to_tree<B: TreeBuilder>(&self, b: &mut B, offset: &dyn Fn(usize) -> usize) -> B::Node {
+        let at = |b: &mut B, byte: u32| {
+            b.integer(i64::try_from(offset(byte as usize)).unwrap_or(i64::MAX))
+        };
+        let located = |b: &mut B, kind: &str, path: &AttrPath, span: Span, extra| {
+            let mut members = vec![("type", b.string(kind)), ("path", path.to_tree(b))];
+            members.extend::<Vec<_>>(extra);
+            members.push(("start", at(b, span.start)));
+            members.push(("end", at(b, span.end)));
+            b.object(members)
         };
         match self {
             Filter::Compare(c) => {
                 let value = match &c.value {
-                    Value::String(s) => Json::from(&**s),
-                    Value::Integer(n) => Json::from(*n),
-                    Value::Decimal(x) => Json::from(*x),
-                    Value::Boolean(b) => Json::from(*b),
-                    Value::Null => Json::Null,
+                    Value::String(s) => b.string(s),
+                    Value::Integer(n) => b.integer(*n),
+                    Value::Decimal(x) => b.decimal(x),
+                    Value::Boolean(v) => b.boolean(*v),
+                    Value::Null => b.null(),
                 };
-                let mut extra = Map::new();
-                extra.insert("op".into(), c.op.as_str().into());
-                extra.insert("value".into(), value);
-                located("compare", &c.path, c.span, extra)
+                let extra = vec![("op", b.string(c.op.as_str())), ("value", value)];
+                located(b, "compare", &c.path, c.span, extra)
             }
-            Filter::Present(p) => located("present", &p.path, p.span, Map::new()),
+            Filter::Present(p) => located(b, "present", &p.path, p.span, Vec::new()),
             Filter::ValuePath(vp) => {
-                let mut extra = Map::new();
-                extra.insert("filter".into(), vp.filter.to_json(offset));
-                located("valuePath", &vp.path, vp.span, extra)
+                let extra = vec![("filter", vp.filter.to_tree(b, offset))];
+                located(b, "valuePath", &vp.path, vp.span, extra)
             }
-            Filter::Not(inner) => json!({"type": "not", "filter": inner.to_json(offset)}),
-            Filter::And(items) | Filter::Or(items) => json!({
-                "type": if matches!(self, Filter::And(_)) { "and" } else { "or" },
-                "filters": items.iter().map(|i| i.to_json(offset)).collect::<Vec<_>>(),
-            }),
+            Filter::Not(inner) => {
+                let members = vec![
+                    ("type", b.string("not")),
+                    ("filter", inner.to_tree(b, offset)),
+                ];
+                b.object(members)
+            }
+            Filter::And(items) | Filter::Or(items) => {
+                let kind = b.string(if matches!(self, Filter::And(_)) {
+                    "and"
+                } else {
+                    "or"
+                });
+                let filters = items.iter().map(|i| i.to_tree(b, offset)).collect();
+                let filters = b.array(filters);
+                b.object(vec![("type", kind), ("filters", filters)])
+            }
         }
     }
 }
 
 impl AttrPath {
-    fn to_json(&self) -> serde_json::Value {
-        let mut o = serde_json::Map::new();
-        o.insert("text".into(), self.as_str().into());
+    fn to_tree<B: TreeBuilder>(&self, b: &mut B) -> B::Node {
+        let mut members = vec![("text", b.string(self.as_str()))];
         if let Some(urn) = self.urn() {
-            o.insert("schema".into(), urn.into());
+            members.push(("schema", b.string(urn)));
         }
-        o.insert("attribute".into(), self.name().into());
+        members.push(("attribute", b.string(self.name())));
         if let Some(sub) = self.sub_attr() {
-            o.insert("subAttribute".into(), sub.into());
+            members.push(("subAttribute", b.string(sub)));
         }
-        serde_json::Value::Object(o)
+        b.object(members)
     }
 }
 

@@ -309,10 +309,9 @@ fn values(attribute: Option<&Attribute>, out: &mut Vec<Completion>) {
         out.push(value("false".into(), "boolean"));
     }
     for v in &a.canonical_values {
-        out.push(value(
-            serde_json::Value::from(v.as_str()).to_string(),
-            "canonical value",
-        ));
+        // Quoted as the canonical filter writes a string.
+        let literal = super::Value::String(v.as_str().into()).to_string();
+        out.push(value(literal, "canonical value"));
     }
 }
 

@@ -55,9 +55,7 @@ impl Display for Value {
         match self {
             Value::String(s) => write_json_string(f, s),
             Value::Integer(n) => write!(f, "{n}"),
-            // `Debug` prints the shortest text that reads back as the same f64, and always
-            // as a valid JSON number (`1.0`, `1e300`, `-0.0`).
-            Value::Decimal(x) => write!(f, "{x:?}"),
+            Value::Decimal(x) => f.write_str(x.as_str()),
             Value::Boolean(b) => write!(f, "{b}"),
             Value::Null => f.write_str("null"),
         }

@@ -314,9 +314,11 @@ fn compile_compare<const PREPARE: bool>(
             }
             _ => return Err(mismatch("a boolean")),
         },
-        AttributeType::Integer | AttributeType::Decimal => match c.value {
-            Value::Integer(n) => Literal::Integer(n),
-            Value::Decimal(x) => Literal::Decimal(x),
+        AttributeType::Integer | AttributeType::Decimal => match &c.value {
+            Value::Integer(n) => Literal::Integer(*n),
+            // A check (`PREPARE` off) drops its literals: converting them would only bring
+            // a float parser into the browser module, which checks and never evaluates.
+            Value::Decimal(x) => Literal::Decimal(if PREPARE { x.to_f64() } else { 0.0 }),
             _ => return Err(mismatch("a number")),
         },
         // Sub-attributes are never complex, so `value` above was not either.

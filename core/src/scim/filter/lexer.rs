@@ -8,6 +8,7 @@
 
 use super::SyntaxError;
 use super::ast::Value;
+use super::decimal::Decimal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TokenKind {
@@ -176,9 +177,9 @@ impl<'a> Lexer<'a> {
         {
             return Ok(Value::Integer(n));
         }
-        match text.parse::<f64>() {
-            Ok(x) if x.is_finite() => Ok(Value::Decimal(x)),
-            _ => Err(SyntaxError::new(
+        match Decimal::parse(text) {
+            Ok(x) => Ok(Value::Decimal(x)),
+            Err(_) => Err(SyntaxError::new(
                 t.start(),
                 t.end(),
                 format!("number `{text}` is out of range"),

@@ -37,6 +37,7 @@
 
 mod ast;
 mod complete;
+mod decimal;
 mod display;
 pub(crate) mod eval;
 mod lexer;
@@ -48,8 +49,11 @@ use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
 
-pub use ast::{AttrPath, CompareOp, Comparison, Filter, Present, Span, Value, ValuePath};
+pub use ast::{
+    AttrPath, CompareOp, Comparison, Filter, Present, Span, TreeBuilder, Value, ValuePath,
+};
 pub use complete::{Completion, CompletionKind, Completions, complete};
+pub use decimal::{Decimal, DecimalError};
 pub use eval::CompiledFilter;
 
 use crate::Error;

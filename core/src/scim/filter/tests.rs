@@ -324,7 +324,7 @@ fn literal() -> impl Strategy<Value = Value> {
         "[ -~]{0,12}".prop_map(|s| Value::String(s.into())),
         any::<i64>().prop_map(Value::Integer),
         any::<f64>()
-            .prop_filter("finite", |x| x.is_finite())
+            .prop_filter_map("finite", Decimal::from_f64)
             .prop_map(Value::Decimal),
         any::<bool>().prop_map(Value::Boolean),
         Just(Value::Null),

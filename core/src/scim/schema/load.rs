@@ -1,7 +1,6 @@
 //! Reading and writing schemas in their RFC 7643 §7 JSON representation, with validation
 //! that names the offending attribute.
 
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Attribute, AttributeType, Mutability, Returned, Schema, Uniqueness};
@@ -30,25 +29,118 @@ impl SchemaError {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawSchema {
-    id: String,
-    name: Option<String>,
-    description: Option<String>,
-    attributes: Vec<RawAttribute>,
-    // Present when the schema comes from a `/Schemas` response; not part of the definition.
-    #[serde(default)]
-    schemas: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    meta: Option<serde::de::IgnoredAny>,
+/// A parsed JSON value, as the schema reader walks it: `serde_json`'s on the server; the
+/// browser module walks the JavaScript engine's own objects, and so carries no JSON parser.
+/// Object members keep their order; `null` counts as absent.
+pub trait JsonTree: Sized {
+    /// The text, when this is a string.
+    fn string(&self) -> Option<String>;
+    /// The value, when this is `true` or `false`.
+    fn boolean(&self) -> Option<bool>;
+    /// The elements, when this is an array.
+    fn elements(&self) -> Option<Vec<Self>>;
+    /// The members, when this is an object.
+    fn members(&self) -> Option<Vec<(String, Self)>>;
+    /// Whether this is `null`.
+    fn is_null(&self) -> bool;
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// Elements and members are cloned: schemas are a few kilobytes, read once.
+impl JsonTree for Value {
+    fn string(&self) -> Option<String> {
+        self.as_str().map(str::to_owned)
+    }
+    fn boolean(&self) -> Option<bool> {
+        self.as_bool()
+    }
+    fn elements(&self) -> Option<Vec<Self>> {
+        self.as_array().cloned()
+    }
+    fn members(&self) -> Option<Vec<(String, Self)>> {
+        self.as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+    fn is_null(&self) -> bool {
+        Value::is_null(self)
+    }
+}
+
+/// A JSON object being read: members are taken by name, and any left over is an unknown
+/// field (a misspelt characteristic must not silently take its default).
+struct Object<T> {
+    members: Vec<(String, T)>,
+    /// What the object is, for errors: `schema`, ``attribute `emails.type` ``.
+    what: String,
+}
+
+impl<T: JsonTree> Object<T> {
+    fn read(json: &T, what: String) -> Result<Self, SchemaError> {
+        match json.members() {
+            Some(members) => Ok(Self { members, what }),
+            None => Err(SchemaError::new(format!("{what}: not a JSON object"))),
+        }
+    }
+
+    /// The member `key`, unless absent or `null`.
+    fn take(&mut self, key: &str) -> Option<T> {
+        let at = self.members.iter().position(|(k, _)| k == key)?;
+        Some(self.members.remove(at).1).filter(|v| !v.is_null())
+    }
+
+    fn wrong_type(&self, key: &str, wanted: &str) -> SchemaError {
+        SchemaError::new(format!("{}: `{key}` must be {wanted}", self.what))
+    }
+
+    fn string(&mut self, key: &str) -> Result<Option<String>, SchemaError> {
+        self.take(key)
+            .map(|v| v.string().ok_or_else(|| self.wrong_type(key, "a string")))
+            .transpose()
+    }
+
+    fn boolean(&mut self, key: &str) -> Result<Option<bool>, SchemaError> {
+        self.take(key)
+            .map(|v| {
+                v.boolean()
+                    .ok_or_else(|| self.wrong_type(key, "`true` or `false`"))
+            })
+            .transpose()
+    }
+
+    fn array(&mut self, key: &str) -> Result<Option<Vec<T>>, SchemaError> {
+        self.take(key)
+            .map(|v| v.elements().ok_or_else(|| self.wrong_type(key, "an array")))
+            .transpose()
+    }
+
+    fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, SchemaError> {
+        let Some(elements) = self.array(key)? else {
+            return Ok(None);
+        };
+        elements
+            .iter()
+            .map(|e| {
+                e.string()
+                    .ok_or_else(|| self.wrong_type(key, "an array of strings"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    /// Fails on the first member not taken, in the order written.
+    fn finish(self) -> Result<(), SchemaError> {
+        match self.members.first() {
+            None => Ok(()),
+            Some((key, _)) => Err(SchemaError::new(format!(
+                "{}: unknown field `{key}`",
+                self.what
+            ))),
+        }
+    }
+}
+
+/// An attribute definition as written, before its characteristics are checked.
 struct RawAttribute {
     name: String,
-    #[serde(rename = "type")]
     ty: Option<String>,
     multi_valued: Option<bool>,
     description: Option<String>,
@@ -60,6 +152,64 @@ struct RawAttribute {
     uniqueness: Option<String>,
     reference_types: Option<Vec<String>>,
     sub_attributes: Option<Vec<RawAttribute>>,
+}
+
+impl RawAttribute {
+    /// Reads the attribute at `index` of `parent`'s attributes (`None` at the top).
+    fn read<T: JsonTree>(
+        json: &T,
+        parent: Option<&str>,
+        index: usize,
+    ) -> Result<Self, SchemaError> {
+        let place = || match parent {
+            Some(p) => format!("attribute `{p}`, sub-attribute {}", index + 1),
+            None => format!("attribute {}", index + 1),
+        };
+        let mut o = Object::read(json, place())?;
+        let name = match o.string("name")? {
+            Some(name) => name,
+            None => return Err(SchemaError::new(format!("{}: `name` is missing", place()))),
+        };
+        o.what = match parent {
+            Some(p) => format!("attribute `{p}.{name}`"),
+            None => format!("attribute `{name}`"),
+        };
+        let path = match parent {
+            Some(p) => format!("{p}.{name}"),
+            None => name.clone(),
+        };
+        let sub_attributes = match o.array("subAttributes")? {
+            Some(subs) => Some(read_attributes(&subs, Some(&path))?),
+            None => None,
+        };
+        let raw = Self {
+            ty: o.string("type")?,
+            multi_valued: o.boolean("multiValued")?,
+            description: o.string("description")?,
+            required: o.boolean("required")?,
+            canonical_values: o.strings("canonicalValues")?,
+            case_exact: o.boolean("caseExact")?,
+            mutability: o.string("mutability")?,
+            returned: o.string("returned")?,
+            uniqueness: o.string("uniqueness")?,
+            reference_types: o.strings("referenceTypes")?,
+            sub_attributes,
+            name,
+        };
+        o.finish()?;
+        Ok(raw)
+    }
+}
+
+fn read_attributes<T: JsonTree>(
+    elements: &[T],
+    parent: Option<&str>,
+) -> Result<Vec<RawAttribute>, SchemaError> {
+    elements
+        .iter()
+        .enumerate()
+        .map(|(i, e)| RawAttribute::read(e, parent, i))
+        .collect()
 }
 
 impl Schema {
@@ -80,9 +230,9 @@ impl Schema {
     ///     string, boolean, decimal, integer, dateTime, reference, binary, complex)");
     /// ```
     pub fn from_json(json: &str) -> Result<Self, SchemaError> {
-        let raw: RawSchema = serde_json::from_str(json)
+        let value: Value = serde_json::from_str(json)
             .map_err(|e| SchemaError::new(format!("malformed schema JSON: {e}")))?;
-        raw.into_schema()
+        Self::from_tree(&value)
     }
 
     /// As [`Schema::from_json`], from parsed JSON.
@@ -99,9 +249,35 @@ impl Schema {
     /// # Ok::<(), usersync_core::scim::schema::SchemaError>(())
     /// ```
     pub fn from_value(json: &Value) -> Result<Self, SchemaError> {
-        let raw = RawSchema::deserialize(json)
-            .map_err(|e| SchemaError::new(format!("malformed schema JSON: {e}")))?;
-        raw.into_schema()
+        Self::from_tree(json)
+    }
+
+    /// As [`Schema::from_json`], from JSON parsed by anything that implements [`JsonTree`].
+    ///
+    /// # Errors
+    /// As for [`Schema::from_json`].
+    pub fn from_tree<T: JsonTree>(json: &T) -> Result<Self, SchemaError> {
+        let mut o = Object::read(json, "schema".to_owned())?;
+        let id = o
+            .string("id")?
+            .ok_or_else(|| SchemaError::new("schema: `id` is missing"))?;
+        let name = o.string("name")?;
+        let description = o.string("description")?;
+        let attributes = o
+            .array("attributes")?
+            .ok_or_else(|| SchemaError::new("schema: `attributes` is missing"))?;
+        // Present when the schema comes from a `/Schemas` response; not part of the definition.
+        o.take("schemas");
+        o.take("meta");
+        o.finish()?;
+        check_schema_id(&id)?;
+        let attributes = convert_all(read_attributes(&attributes, None)?, None)?;
+        Ok(Schema {
+            id,
+            name,
+            description,
+            attributes,
+        })
     }
 
     /// The RFC 7643 §7 representation, every characteristic spelled out, as `/Schemas`
@@ -168,20 +344,6 @@ fn attribute_json(a: &Attribute) -> Value {
     out.insert("returned".into(), json!(returned));
     out.insert("uniqueness".into(), json!(uniqueness));
     Value::Object(out)
-}
-
-impl RawSchema {
-    fn into_schema(self) -> Result<Schema, SchemaError> {
-        let _ = (self.schemas, self.meta);
-        check_schema_id(&self.id)?;
-        let attributes = convert_all(self.attributes, None)?;
-        Ok(Schema {
-            id: self.id,
-            name: self.name,
-            description: self.description,
-            attributes,
-        })
-    }
 }
 
 /// A schema URN must be usable as the prefix of a filter path: `urn:` and then letters,
@@ -344,19 +506,19 @@ fn convert(r: RawAttribute, path: &str, is_sub: bool) -> Result<Attribute, Schem
 
 /// A built-in schema; they are part of the crate and checked by tests, so failing here is a
 /// build defect, not an input error.
-pub(super) fn builtin_schema(json: &str) -> Schema {
-    match Schema::from_json(json) {
+pub(super) fn builtin_schema<T: JsonTree>(json: &T) -> Schema {
+    match Schema::from_tree(json) {
         Ok(s) => s,
         Err(e) => panic!("built-in schema is invalid: {e}"),
     }
 }
 
-pub(super) fn builtin_attributes(json: &str) -> Vec<Attribute> {
-    let raw: Vec<RawAttribute> = match serde_json::from_str(json) {
-        Ok(r) => r,
-        Err(e) => panic!("built-in attributes are malformed: {e}"),
+pub(super) fn builtin_attributes<T: JsonTree>(json: &T) -> Vec<Attribute> {
+    let read = match json.elements() {
+        Some(elements) => read_attributes(&elements, None),
+        None => Err(SchemaError::new("not a JSON array")),
     };
-    match convert_all(raw, None) {
+    match read.and_then(|raw| convert_all(raw, None)) {
         Ok(a) => a,
         Err(e) => panic!("built-in attributes are invalid: {e}"),
     }
