@@ -176,3 +176,21 @@ pub fn memory_report() -> String {
         field("RssAnon")
     )
 }
+
+/// The users and groups an LDAP sync benchmark imports under `base`, and how users map to
+/// SCIM: the part of the configuration `usersync-ldap-bench` and the plan benchmark share.
+pub fn sync_selection(base: &str) -> String {
+    format!(
+        r#"[users]
+base = "ou=people,{base}"
+[users.attributes]
+"name.givenName" = "givenName"
+"name.familyName" = "sn"
+'emails[type eq "work"].value' = {{ attribute = "mail", transform = "lowercase" }}
+"title" = "title"
+"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department" = "departmentNumber"
+[groups]
+base = "ou=groups,{base}"
+"#
+    )
+}

@@ -448,7 +448,7 @@ fn incremental_runs_by_usn(samba: &Samba) {
         let mark: source::UsnMark =
             serde_json::from_value(last.report["watermark"]["usn"].clone()).unwrap();
         let current = apply::current(&store, "ad").unwrap();
-        let anchors = |rs: &[Resource]| -> std::collections::HashSet<String> {
+        let anchors = |rs: &[Resource]| -> foldhash::HashSet<String> {
             rs.iter().filter_map(|r| r.external_id.clone()).collect()
         };
         let snapshot = source::read_changes(

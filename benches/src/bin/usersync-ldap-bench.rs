@@ -235,18 +235,9 @@ tls = "none"
 bind_dn = "{SERVICE_DN}"
 bind_password_env = "USERSYNC_BENCH_LDAP_PASSWORD"
 page_size = 500
-[users]
-base = "ou=people,{BASE}"
-[users.attributes]
-"name.givenName" = "givenName"
-"name.familyName" = "sn"
-'emails[type eq "work"].value' = {{ attribute = "mail", transform = "lowercase" }}
-"title" = "title"
-"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department" = "departmentNumber"
-[groups]
-base = "ou=groups,{BASE}"
-"#,
-        slapd.url
+{}"#,
+        slapd.url,
+        usersync_benches::sync_selection(BASE)
     )
 }
 

@@ -3,7 +3,9 @@
 //! empty, and an apply cut short converges on the next run. Every write goes through the
 //! store, so every change reaches the change feed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::time::Instant;
 
 use super::config::{Conflict, SyncConfig};

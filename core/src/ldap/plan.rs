@@ -5,7 +5,9 @@
 //! removal (and says why), and a plan that crosses a deletion threshold is blocked until it
 //! is applied with an explicit override.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fmt;
 
 use serde_json::{Map, Value, json};
@@ -29,7 +31,7 @@ pub struct Current {
     /// Its groups.
     pub groups: Vec<Resource>,
     /// Each group's direct members, by group `id`.
-    pub members: HashMap<String, Vec<Member>>,
+    pub members: std::collections::HashMap<String, Vec<Member>>,
 }
 
 /// What a change does.

@@ -7,7 +7,7 @@
 //! left alone. Every request is retried by the [`ScimClient`]; what still fails is
 //! reported per object, and the next run tries it again.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet, HashSetExt};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;

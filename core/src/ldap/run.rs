@@ -8,7 +8,7 @@
 //! and is kept only then: a run that failed, was blocked or left objects failing is read
 //! again from the same point next time.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::time::Instant;
 
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@
 //! connection, a timeout, any non-success result — still returns what it read, marked
 //! incomplete with the reason: the plan then removes nothing.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 use std::time::Duration;
 
