@@ -18,6 +18,10 @@ use usersync_core::ldap::source::{Entry, Snapshot};
 use usersync_core::store::memory::MemoryStore;
 use usersync_core::store::system_clock;
 
+/// The allocator `usersync` itself uses: a plan makes and frees millions of small values.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USERS: usize = 20_000;
 const GROUPS: usize = 1_000;
 const MEMBERS_PER_GROUP: usize = 25;

@@ -253,6 +253,38 @@ fn a_hash_in_a_member_dn_is_part_of_the_dn() {
 }
 
 #[test]
+fn member_uid_names_users_ignoring_case() {
+    let config = SyncConfig::from_toml(&CONFIG.replace(
+        "base = \"ou=groups,dc=x\"",
+        "base = \"ou=groups,dc=x\"\nmembership = \"memberUid\"",
+    ))
+    .unwrap();
+    let mut g = group("posix", vec![]);
+    g.attributes.insert(
+        "memberuid".into(),
+        vec![b"Ann".to_vec(), b"bob".to_vec(), b"nobody".to_vec()],
+    );
+    let snapshot = Snapshot {
+        users: ["ann", "bob", "cal"]
+            .into_iter()
+            .map(|u| user(u, Some("512"), "t"))
+            .collect(),
+        groups: vec![g],
+        ..Snapshot::default()
+    };
+    let p = plan(&config, &snapshot, &Current::default());
+    assert!(p.incomplete.is_empty(), "{p}");
+    let adds = p
+        .changes
+        .iter()
+        .find(|c| c.action == Action::AddMembers)
+        .unwrap();
+    let mut names: Vec<&str> = adds.members.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["ann", "bob"], "{p}");
+}
+
+#[test]
 fn a_sid_ends_in_its_rid() {
     // S-1-5-21-1-2-3-1105: revision 1, five sub-authorities, authority 5.
     let mut sid = vec![1, 5, 0, 0, 0, 0, 0, 5];
