@@ -38,14 +38,24 @@ pub(crate) fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, 
     })
 }
 
+/// How deep a value may nest, as in `serde_json`: deeper (or a dict that holds itself) is a
+/// `ValueError`, not a stack overflow.
+const MAX_DEPTH: usize = 128;
+
 /// A Python object as JSON: dicts with string keys, lists and tuples, strings, integers,
 /// finite floats, booleans and `None`. Anything else is a `TypeError` naming where it is.
 pub(crate) fn from_py(object: &Bound<'_, PyAny>) -> PyResult<Value> {
-    from_py_at(object, "")
+    from_py_at(object, "", 0)
 }
 
-fn from_py_at(object: &Bound<'_, PyAny>, at: &str) -> PyResult<Value> {
+fn from_py_at(object: &Bound<'_, PyAny>, at: &str, depth: usize) -> PyResult<Value> {
     let here = || if at.is_empty() { "the value" } else { at };
+    if depth > MAX_DEPTH {
+        return Err(PyValueError::new_err(format!(
+            "{} nests more than {MAX_DEPTH} levels deep (does a dict or list hold itself?)",
+            here()
+        )));
+    }
     if object.is_none() {
         Ok(Value::Null)
     } else if let Ok(b) = object.cast::<PyBool>() {
@@ -76,14 +86,14 @@ fn from_py_at(object: &Bound<'_, PyAny>, at: &str) -> PyResult<Value> {
                 PyTypeError::new_err(format!("{} has a key that is not a string: {k}", here()))
             })?;
             let key = key.to_cow()?.into_owned();
-            let value = from_py_at(&v, &format!("{at}[{key:?}]"))?;
+            let value = from_py_at(&v, &format!("{at}[{key:?}]"), depth + 1)?;
             fields.insert(key, value);
         }
         Ok(Value::Object(fields))
     } else if object.is_instance_of::<PyList>() || object.is_instance_of::<PyTuple>() {
         let mut items = Vec::new();
         for (i, item) in object.try_iter()?.enumerate() {
-            items.push(from_py_at(&item?, &format!("{at}[{i}]"))?);
+            items.push(from_py_at(&item?, &format!("{at}[{i}]"), depth + 1)?);
         }
         Ok(Value::Array(items))
     } else {

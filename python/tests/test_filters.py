@@ -126,6 +126,18 @@ def test_a_bad_extension_schema_is_refused() -> None:
         SCHEMAS.add_extension("User", EVALUATION["extensions"][0]["schema"])  # added already
 
 
+def test_a_value_that_holds_itself_is_an_error_not_a_crash() -> None:
+    looped: dict[str, object] = {"active": True}
+    looped["self"] = looped
+    with pytest.raises(ValueError, match="nests more than 128 levels deep"):
+        scim.parse_filter("active eq true").matches(looped)
+    deep: list[object] = []
+    for _ in range(10_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nests more than 128 levels deep"):
+        scim.parse_filter("x pr").matches({"x": deep})
+
+
 def test_positions_count_characters_not_bytes() -> None:
     text = 'displayName eq "Zoë" and'
     with pytest.raises(usersync.FilterError) as caught:

@@ -10,8 +10,9 @@
 //!
 //! The module is kept small (see `BENCHMARKS.md`): it carries no JSON parser and no float
 //! parser or printer. Schemas arrive through `JSON.parse` and are walked as JavaScript
-//! values ([`usersync_core::scim::schema::JsonTree`]); decimal literals stay the text they
-//! were written as, and the engine reads their digits (`Number.parseFloat`) for a tree.
+//! values ([`usersync_core::scim::schema::JsonTree`]); decimal literals are kept as canonical
+//! text ([`usersync_core::scim::filter::Decimal`]), whose digits the engine reads
+//! (`Number.parseFloat`) for a syntax tree.
 
 mod convert;
 mod offsets;
@@ -237,8 +238,9 @@ impl ScimSchemas {
         // An object goes through its JSON text, as `JSON.stringify` sees it (`toJSON`,
         // dates as text, functions left out): the schema reader then sees only JSON values.
         let text = match schema.as_string() {
-            Some(text) => JsString::from(text),
+            Some(text) => text,
             None if schema.is_object() => js_sys::JSON::stringify(&schema)
+                .map(String::from)
                 .map_err(|_| misuse("invalidArgument", "`schema` cannot be turned into JSON"))?,
             None => {
                 return Err(misuse(
@@ -247,7 +249,7 @@ impl ScimSchemas {
                 ));
             }
         };
-        let json = js_sys::JSON::parse(&String::from(text)).map_err(|e| {
+        let json = js_sys::JSON::parse(&text).map_err(|e| {
             let reason = e
                 .dyn_ref::<js_sys::Error>()
                 .map_or_else(|| "not JSON".to_owned(), |e| String::from(e.message()));

@@ -350,6 +350,15 @@ fn misuse_throws_named_errors_with_codes() {
             "invalid schema: schema: `attributes` is missing",
         ),
         (text(r#"{"id": "urn:x", "#), "malformed schema JSON: "),
+        // Nested ten thousand deep: refused at the second level, never walked.
+        (
+            text(&format!(
+                r#"{{"id": "urn:x:y", "attributes": [{}{}]}}"#,
+                r#"{"name": "a", "type": "complex", "subAttributes": ["#.repeat(10_000),
+                "]}".repeat(10_000)
+            )),
+            "invalid schema: attribute `a.a`: a sub-attribute cannot be complex",
+        ),
         (
             js(&json!({"id": "urn:x:y", "attributes": [{"name": "a", "multiValued": 1}]})),
             "invalid schema: attribute `a`: `multiValued` must be `true` or `false`",

@@ -179,6 +179,9 @@ impl RawAttribute {
             None => name.clone(),
         };
         let sub_attributes = match o.array("subAttributes")? {
+            // A sub-attribute's own sub-attributes are refused whatever they hold (see
+            // `convert`): they are not read, so that no nesting takes the reader deep.
+            Some(_) if parent.is_some() => Some(Vec::new()),
             Some(subs) => Some(read_attributes(&subs, Some(&path))?),
             None => None,
         };

@@ -606,6 +606,16 @@ mod tests {
             // Found by the `schema` fuzz target: a multi-byte character across byte 4.
             (r#"{"id": "urnơ:x", "attributes": []}"#, "is not a URN"),
         ];
+        // Nested deep: refused at the second level (the browser's reader has no depth limit).
+        let deep = format!(
+            r#"{{"id": "urn:x:y", "attributes": [{}{}]}}"#,
+            r#"{"name": "a", "type": "complex", "subAttributes": ["#.repeat(60),
+            "]}".repeat(60)
+        );
+        let cases = cases.into_iter().chain([(
+            deep.as_str(),
+            "attribute `a.a`: a sub-attribute cannot be complex",
+        )]);
         for (json, expected) in cases {
             match Schema::from_json(json) {
                 Err(e) => assert!(
