@@ -25,7 +25,7 @@ fn repo() -> PathBuf {
 fn scratch(name: &str) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     static SWEEP: std::sync::Once = std::sync::Once::new();
-    SWEEP.call_once(remove_ended_runs);
+    SWEEP.call_once(|| usersync_testkit::remove_ended_runs("usersync-c-"));
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir()
         .join(format!("usersync-c-{}", std::process::id()))
@@ -33,25 +33,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Removes the scratch directories of test processes that are no longer running.
-fn remove_ended_runs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix("usersync-c-")
-            .and_then(|rest| rest.parse::<u32>().ok());
-        if let Some(pid) = pid
-            && pid != std::process::id()
-            && !Path::new(&format!("/proc/{pid}")).exists()
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 /// How a program is linked.

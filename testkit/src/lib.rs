@@ -49,6 +49,28 @@ pub struct Certificates {
     pub key: PathBuf,
 }
 
+/// Removes the scratch directories of test processes that are no longer running: those in
+/// the temporary directory named `<prefix>…-<pid>`. A run that failed or was killed keeps
+/// its files for inspection until the next run of the same tests.
+pub fn remove_ended_runs(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.rsplit('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Makes a CA and a server certificate in `dir` with openssl.
 ///
 /// # Panics

@@ -178,7 +178,11 @@ pub(crate) fn try_http(
     ))
 }
 
+/// A fresh `usersync.db` path in a scratch directory of this process; those of earlier runs
+/// that ended go first.
 pub(crate) fn temp_db(name: &str) -> PathBuf {
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(|| usersync_testkit::remove_ended_runs("usersync-cli-"));
     let dir = std::env::temp_dir().join(format!("usersync-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
