@@ -4,9 +4,9 @@
 //! store, so every change reaches the change feed.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use foldhash::HashMap;
-use std::time::Instant;
 
 use super::config::{Conflict, SyncConfig};
 use super::plan::{Action, Change, Current, Plan};

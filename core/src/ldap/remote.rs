@@ -7,11 +7,11 @@
 //! left alone. Every request is retried by the [`ScimClient`]; what still fails is
 //! reported per object, and the next run tries it again.
 
-use foldhash::{HashMap, HashSet, HashSetExt};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use foldhash::{HashMap, HashSet, HashSetExt};
 use serde_json::{Map, Value, json};
 
 use super::apply::{ApplyError, ApplyOptions, PHASES, Progress, Report, Target, begin};

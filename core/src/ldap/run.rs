@@ -8,9 +8,9 @@
 //! and is kept only then: a run that failed, was blocked or left objects failing is read
 //! again from the same point next time.
 
-use foldhash::HashSet;
 use std::time::Instant;
 
+use foldhash::HashSet;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

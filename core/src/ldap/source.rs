@@ -6,10 +6,10 @@
 //! connection, a timeout, any non-success result — still returns what it read, marked
 //! incomplete with the reason: the plan then removes nothing.
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 use std::time::Duration;
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{LdapConn, LdapConnSettings, ResultEntry, SearchEntry};
 

@@ -8,10 +8,10 @@ use crate::scim::filter::CompareOp;
 use crate::store::Kind;
 use crate::store::query::{Position, SortBy, SortKey};
 
-/// The memberships of every group of directory `$1` (a parameter both dialects read), by
-/// group, then member: the statement after its columns `m.group_id, m.member_id,
-/// m.member_kind`.
-pub(crate) const ALL_MEMBERS: &str = "FROM memberships m JOIN resources g ON g.id = m.group_id \
+/// The memberships (group id, member id, member kind) of every group of directory `$1` (a
+/// parameter both dialects read), by group, then member.
+pub(crate) const ALL_MEMBERS: &str = "SELECT m.group_id, m.member_id, m.member_kind \
+     FROM memberships m JOIN resources g ON g.id = m.group_id \
      WHERE g.directory = $1 AND g.kind = 'Group' ORDER BY m.group_id, m.member_id";
 
 /// Binds text parameters in a store's SQL dialect.

@@ -1594,13 +1594,9 @@ impl Store for PostgresStore {
     }
 
     fn all_members(&self, directory: i64) -> Result<HashMap<String, Vec<Member>>, StoreError> {
-        let rows = self.client()?.query(
-            &format!(
-                "SELECT m.group_id, m.member_id, m.member_kind {}",
-                crate::store::sql::ALL_MEMBERS
-            ),
-            &[&directory],
-        )?;
+        let rows = self
+            .client()?
+            .query(crate::store::sql::ALL_MEMBERS, &[&directory])?;
         let mut out: HashMap<String, Vec<Member>> = HashMap::new();
         for row in &rows {
             out.entry(row.get(0)).or_default().push(Member {

@@ -900,10 +900,7 @@ impl Store for SqliteStore {
         directory: i64,
     ) -> Result<std::collections::HashMap<String, Vec<Member>>, StoreError> {
         let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT m.group_id, m.member_id, m.member_kind {}",
-            crate::store::sql::ALL_MEMBERS
-        ))?;
+        let mut stmt = conn.prepare_cached(crate::store::sql::ALL_MEMBERS)?;
         let rows = stmt.query_map([directory], |r| {
             Ok((
                 r.get::<_, String>(0)?,
