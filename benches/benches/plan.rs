@@ -1,9 +1,10 @@
 //! Criterion benchmark of an LDAP sync's plan, the CPU-only step between reading the source
 //! and applying: 20,000 users (the mapping of `usersync-ldap-bench`) and 1,000 groups of 25,
 //! planned against an empty store (a first import: every user mapped and created) and
-//! against a store that already holds them (a re-sync with nothing to do). The runs of
-//! `usersync-ldap-bench` are too noisy on a shared machine to show a change to the plan of a
-//! few percent; compare code changes here with criterion's baselines:
+//! against a store that already holds them (a re-sync with nothing to do); then the first
+//! import's apply into a new SQLite database file. The runs of `usersync-ldap-bench` are
+//! too noisy on a shared machine to show a change to one step of a few percent; compare
+//! code changes here with criterion's baselines:
 //! `cargo bench -p usersync-benches --bench plan -- --save-baseline before`, then
 //! `-- --baseline before`.
 
@@ -16,6 +17,7 @@ use usersync_core::ldap::config::SyncConfig;
 use usersync_core::ldap::plan::{Current, plan};
 use usersync_core::ldap::source::{Entry, Snapshot};
 use usersync_core::store::memory::MemoryStore;
+use usersync_core::store::sqlite::SqliteStore;
 use usersync_core::store::system_clock;
 
 /// The allocator `usersync` itself uses: a plan makes and frees millions of small values.
@@ -117,6 +119,31 @@ fn plans(c: &mut Criterion) {
         b.iter(|| black_box(plan(&config, black_box(&snapshot), &held)));
     });
     group.finish();
+
+    // A new database file for each apply: a first import writes into an empty store.
+    let dir = std::env::temp_dir().join(format!("usersync-plan-bench-{}", std::process::id()));
+    let mut group = c.benchmark_group("apply");
+    group.sample_size(10);
+    let mut n = 0_u32;
+    group.bench_function("first import into SQLite", |b| {
+        b.iter_batched(
+            || {
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).expect("a scratch directory");
+                n += 1;
+                SqliteStore::open(&dir.join(format!("{n}.db")), system_clock())
+                    .expect("an SQLite store")
+            },
+            |store| {
+                let report = apply::apply(&store, &config, &first, false).expect("applies");
+                assert!(report.failures.is_empty(), "{report:?}");
+                store
+            },
+            criterion::BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, plans);

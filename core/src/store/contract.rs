@@ -471,6 +471,24 @@ fn batches(make: &dyn Fn(Clock) -> Box<dyn Store>) {
                 id: "u0".into(),
                 expected_version: Some(7),
             },
+            // Refused before writing: a taken id, and a rename to a taken name.
+            Write::Create(user(d, "u0", "another")),
+            Write::Update {
+                directory: d,
+                kind: Kind::User,
+                id: "u1".into(),
+                expected_version: None,
+                change: Change {
+                    replacement: Some(Replacement {
+                        external_id: None,
+                        name: "Taken".into(),
+                        active: true,
+                        attributes: json!({}),
+                        members: None,
+                    }),
+                    ..Change::default()
+                },
+            },
         ])
         .unwrap();
     assert!(outcomes[0].is_ok());
@@ -485,8 +503,33 @@ fn batches(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         outcomes[5],
         Err(StoreError::VersionMismatch { .. })
     ));
+    assert!(
+        matches!(
+            &outcomes[6],
+            Err(StoreError::Uniqueness {
+                attribute: "id",
+                ..
+            })
+        ),
+        "{:?}",
+        outcomes[6]
+    );
+    assert!(
+        matches!(
+            &outcomes[7],
+            Err(StoreError::Uniqueness {
+                attribute: "userName",
+                ..
+            })
+        ),
+        "{:?}",
+        outcomes[7]
+    );
+    assert_eq!(s.get(d, Kind::User, "u1").unwrap().unwrap().name, "one");
+    assert_eq!(s.get(d, Kind::User, "u0").unwrap().unwrap().name, "taken");
     assert_eq!(s.members(d, "g").unwrap(), vec![m("u1", Kind::User)]);
     assert_eq!(s.count(d, Kind::User).unwrap(), 2);
+    assert_eq!(s.count(d, Kind::Group).unwrap(), 1);
     // u1 created, g created, g updated: three events, none for the failed writes.
     assert_eq!(s.events_after(0, 100).unwrap().len(), before + 3);
 }

@@ -1284,3 +1284,18 @@ pub(crate) fn name_attribute(kind: Kind) -> &'static str {
         Kind::Group => "displayName",
     }
 }
+
+/// Why the create of `r` inserted nothing: its id is taken (`id_taken`), or else its name.
+pub(crate) fn create_conflict(r: Resource, id_taken: bool) -> StoreError {
+    if id_taken {
+        StoreError::Uniqueness {
+            attribute: "id",
+            value: r.id,
+        }
+    } else {
+        StoreError::Uniqueness {
+            attribute: name_attribute(r.kind),
+            value: r.name,
+        }
+    }
+}

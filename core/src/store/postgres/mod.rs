@@ -890,17 +890,7 @@ fn create_in(tx: &mut Tx<'_>, now: DateTime, n: &NewResource) -> Result<Resource
         let id_taken = tx
             .query_opt("SELECT 1 FROM resources WHERE id = $1", &[&r.id])?
             .is_some();
-        return Err(if id_taken {
-            StoreError::Uniqueness {
-                attribute: "id",
-                value: r.id,
-            }
-        } else {
-            StoreError::Uniqueness {
-                attribute: name_attribute(r.kind),
-                value: r.name,
-            }
-        });
+        return Err(super::create_conflict(r, id_taken));
     }
     record(tx, &r, EventKind::Created, now)?;
     adjust_count(tx, r.directory, r.kind, 1)?;
