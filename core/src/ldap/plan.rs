@@ -5,6 +5,7 @@
 //! removal (and says why), and a plan that crosses a deletion threshold is blocked until it
 //! is applied with an explicit override.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -280,8 +281,17 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// A DN compared loosely: lower case, no spaces around separators.
-pub(crate) fn dn_key(dn: &str) -> String {
+/// A DN compared loosely: lower case, no spaces around separators. Borrowed when `dn` is
+/// already its own key, as a directory's DNs usually are: a sync keys every DN it reads,
+/// and every member of every group.
+pub(crate) fn dn_key(dn: &str) -> Cow<'_, str> {
+    let is_key = |part: &str| {
+        part.split_once('=')
+            .is_some_and(|(k, v)| k.trim() == k && v.trim() == v)
+    };
+    if !dn.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) && dn.split(',').all(is_key) {
+        return Cow::Borrowed(dn);
+    }
     let mut out = String::with_capacity(dn.len());
     for part in dn.split(',') {
         if !out.is_empty() {
@@ -292,7 +302,7 @@ pub(crate) fn dn_key(dn: &str) -> String {
         out.push('=');
         push_lowercase(&mut out, v.trim());
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Appends `text` in lower case, without a string per part: a sync keys every DN it reads.
@@ -320,10 +330,12 @@ pub(crate) fn anchor_of(entry: &Entry, attribute: &str, binary: bool) -> Option<
 struct Desired {
     anchor: String,
     dn: String,
-    /// With no attributes when `held`.
+    /// With no attributes when `held` or `unchanged`.
     input: Input,
     /// Unchanged since the last run (an incremental read): wanted as the target holds it.
     held: bool,
+    /// Read in full and mapped to what the target holds: nothing to do.
+    unchanged: bool,
 }
 
 /// Computes the plan.
@@ -348,12 +360,18 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     };
 
     // ---- Users the source wants ----
-    let mut desired: Vec<Desired> = Vec::new();
-    let mut seen_anchor = HashSet::new();
-    for (entry, d) in snapshot
+    let held: HashMap<&str, &Resource> = current
         .users
         .iter()
-        .zip(desired_users(config, user_rt, &snapshot.users))
+        .filter_map(|r| r.external_id.as_deref().map(|a| (a, r)))
+        .collect();
+    let mut desired: Vec<Desired> = Vec::new();
+    let mut seen_anchor = HashSet::new();
+    for (entry, d) in
+        snapshot
+            .users
+            .iter()
+            .zip(desired_users(config, user_rt, &snapshot.users, &held))
     {
         match d {
             Ok(d) => {
@@ -371,11 +389,6 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     }
 
     // ---- Users an incremental read found unchanged: wanted as the target holds them ----
-    let held: HashMap<&str, &Resource> = current
-        .users
-        .iter()
-        .filter_map(|r| r.external_id.as_deref().map(|a| (a, r)))
-        .collect();
     for entry in &snapshot.unchanged_users {
         let Some(anchor) = anchor_of(entry, &config.users.anchor, config.users.anchor_is_binary)
         else {
@@ -398,6 +411,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                     password: None,
                 },
                 held: true,
+                unchanged: false,
             }),
             Some(r) if r.active => incomplete.push(format!(
                 "two entries share the anchor `{anchor}` ({})",
@@ -444,7 +458,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             .users
             .only_members_of
             .iter()
-            .map(|d| dn_key(d))
+            .map(|d| dn_key(d).into_owned())
             .collect();
         let mut in_scope = HashSet::new();
         for g in groups.groups.iter().filter(|g| wanted.contains(&g.dn_key)) {
@@ -498,7 +512,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         .collect();
     // Each wanted state moves into its change: a hundred thousand users are not copied.
     for d in desired {
-        if d.held {
+        if d.held || d.unchanged {
             continue;
         }
         match by_anchor.get(d.anchor.as_str()) {
@@ -513,11 +527,8 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 members: Vec::new(),
                 input: Some(d.input),
             }),
-            // Unchanged: the common case of a re-run, decided without building a diff.
-            Some(r)
-                if r.active == d.input.active
-                    && r.name == d.input.name
-                    && r.attributes.as_object() == Some(&d.input.attributes) => {}
+            // Unchanged (as `unchanged_if_held` finds most): nothing to do.
+            Some(r) if holds_as_wanted(r, &d.input) => {}
             Some(r) => {
                 let mut attr_diff = diff(
                     r.attributes.as_object().unwrap_or(&Map::new()),
@@ -709,12 +720,20 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     // ---- Users gone from the source or the scope ----
     let mut removals = Vec::new();
     if complete {
-        let in_source: HashSet<String> = snapshot
-            .users
-            .iter()
-            .chain(&snapshot.unchanged_users)
-            .filter_map(|e| anchor_of(e, &config.users.anchor, config.users.anchor_is_binary))
-            .collect();
+        // Anchors of every entry read, only needed (and made) when a user is to go.
+        let in_source = std::cell::OnceCell::new();
+        let in_source = || {
+            in_source.get_or_init(|| {
+                snapshot
+                    .users
+                    .iter()
+                    .chain(&snapshot.unchanged_users)
+                    .filter_map(|e| {
+                        anchor_of(e, &config.users.anchor, config.users.anchor_is_binary)
+                    })
+                    .collect::<HashSet<String>>()
+            })
+        };
         // AD tombstones: the OU each deleted user was last in.
         let deleted: HashMap<&str, &str> = snapshot
             .deleted_users
@@ -729,7 +748,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 continue;
             }
             let reason = match deleted.get(anchor) {
-                _ if in_source.contains(anchor) => {
+                _ if in_source().contains(anchor) => {
                     "out of scope (users.only_members_of)".to_owned()
                 }
                 Some(parent) => format!("deleted in Active Directory (last in {parent})"),
@@ -913,12 +932,40 @@ fn diff(
     out
 }
 
-/// [`desired_user`] of each entry, in order, on every core: each entry's mapping and schema
-/// check stands alone, and a full read brings a hundred thousand.
+/// Whether the target's `r` is the user `wanted` describes.
+fn holds_as_wanted(r: &Resource, wanted: &Input) -> bool {
+    r.active == wanted.active
+        && r.name == wanted.name
+        && r.attributes.as_object() == Some(&wanted.attributes)
+}
+
+/// `d`, marked `unchanged` without its attributes when the target holds it as wanted: the
+/// common case of a re-sync, decided on the mapping threads, which free the attributes too.
+fn unchanged_if_held(d: Desired, held: &HashMap<&str, &Resource>) -> Desired {
+    if !held
+        .get(d.anchor.as_str())
+        .is_some_and(|r| holds_as_wanted(r, &d.input))
+    {
+        return d;
+    }
+    Desired {
+        input: Input {
+            attributes: Map::new(),
+            ..d.input
+        },
+        unchanged: true,
+        ..d
+    }
+}
+
+/// [`desired_user`] of each entry, in order, on every core, each compared with what the
+/// target holds (`held`, by anchor): each entry's mapping and schema check stands alone,
+/// and a full read brings a hundred thousand.
 fn desired_users(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
     entries: &[Entry],
+    held: &HashMap<&str, &Resource>,
 ) -> Vec<Result<Desired, String>> {
     /// Below this many entries per thread, a thread costs more than it saves.
     const PER_THREAD: usize = 2000;
@@ -927,7 +974,10 @@ fn desired_users(
         .min(entries.len() / PER_THREAD)
         .max(1);
     let map = |chunk: &[Entry]| -> Vec<Result<Desired, String>> {
-        chunk.iter().map(|e| desired_user(config, rt, e)).collect()
+        chunk
+            .iter()
+            .map(|e| desired_user(config, rt, e).map(|d| unchanged_if_held(d, held)))
+            .collect()
     };
     if threads == 1 {
         return map(entries);
@@ -1006,6 +1056,7 @@ fn desired_user(
         dn: entry.dn.clone(),
         input,
         held: false,
+        unchanged: false,
     })
 }
 
@@ -1259,18 +1310,18 @@ fn read_groups(
         };
         groups.push(SourceGroup {
             anchor,
-            dn_key: dn_key(&e.dn),
+            dn_key: dn_key(&e.dn).into_owned(),
             dn: e.dn.clone(),
             name,
         });
     }
-    let user_by_dn: HashMap<String, &str> = users
+    let user_by_dn: HashMap<Cow<'_, str>, &str> = users
         .iter()
         .map(|u| (dn_key(&u.dn), u.anchor.as_str()))
         .collect();
-    let group_by_dn: HashMap<String, &str> = groups
+    let group_by_dn: HashMap<&str, &str> = groups
         .iter()
-        .map(|g| (g.dn_key.clone(), g.anchor.as_str()))
+        .map(|g| (g.dn_key.as_str(), g.anchor.as_str()))
         .collect();
     let mut direct: HashMap<String, Vec<(Kind, String)>> = HashMap::new();
     let mut partial: HashMap<String, String> = snapshot
@@ -1278,18 +1329,18 @@ fn read_groups(
         .iter()
         .filter_map(|(dn, why)| {
             group_by_dn
-                .get(&dn_key(dn))
+                .get(dn_key(dn).as_ref())
                 .map(|g| ((*g).to_owned(), why.clone()))
         })
         .collect();
     let group_at: HashMap<&str, &SourceGroup> = groups.iter().map(|g| (g.dn.as_str(), g)).collect();
     let resolve = |dn: &str| -> Option<(Kind, String)> {
         let key = dn_key(dn);
-        if let Some(u) = user_by_dn.get(&key) {
+        if let Some(u) = user_by_dn.get(key.as_ref()) {
             Some((Kind::User, (*u).to_owned()))
         } else {
             group_by_dn
-                .get(&key)
+                .get(key.as_ref())
                 .map(|g| (Kind::Group, (*g).to_owned()))
         }
     };
@@ -1361,7 +1412,7 @@ fn read_groups(
                     continue;
                 };
                 for v in entry.values("memberOf") {
-                    if let Some(g) = group_by_dn.get(&dn_key(&String::from_utf8_lossy(v))) {
+                    if let Some(g) = group_by_dn.get(dn_key(&String::from_utf8_lossy(v)).as_ref()) {
                         direct
                             .entry((*g).to_owned())
                             .or_default()
@@ -1390,9 +1441,10 @@ fn read_groups(
         group_by_rid.get(&rid).copied()
     };
     for entry in snapshot.users.iter().chain(&snapshot.unchanged_users) {
-        if let (Some(group), Some(user)) =
-            (primary_group(entry), user_by_dn.get(&dn_key(&entry.dn)))
-        {
+        if let (Some(group), Some(user)) = (
+            primary_group(entry),
+            user_by_dn.get(dn_key(&entry.dn).as_ref()),
+        ) {
             direct
                 .entry(group.to_owned())
                 .or_default()
@@ -1430,9 +1482,9 @@ struct Held<'a> {
     /// The target's objects by id: (anchor, name, kind).
     anchor_of_id: &'a HashMap<&'a str, (&'a str, &'a str, Kind)>,
     /// User DN key → anchor, of every user wanted.
-    user_by_dn: &'a HashMap<String, &'a str>,
+    user_by_dn: &'a HashMap<Cow<'a, str>, &'a str>,
     /// Group DN key → anchor, of every group read.
-    group_by_dn: &'a HashMap<String, &'a str>,
+    group_by_dn: &'a HashMap<&'a str, &'a str>,
     /// A user entry's primary group, when the configuration imports them.
     primary_group: &'a dyn Fn(&Entry) -> Option<&'a str>,
 }
@@ -1449,7 +1501,7 @@ impl<'a> Held<'a> {
         direct: &mut HashMap<String, Vec<(Kind, String)>>,
         incomplete: &mut Vec<String>,
     ) {
-        let group_of = |e: &Entry| self.group_by_dn.get(&dn_key(&e.dn)).copied();
+        let group_of = |e: &Entry| self.group_by_dn.get(dn_key(&e.dn).as_ref()).copied();
         let unchanged: HashSet<&str> = self
             .snapshot
             .unchanged_groups
@@ -1515,7 +1567,7 @@ impl<'a> Held<'a> {
         };
         // The users read in full: `snapshot.users`, whose wanted ones are not held.
         for e in &self.snapshot.users {
-            let Some(user) = self.user_by_dn.get(&dn_key(&e.dn)) else {
+            let Some(user) = self.user_by_dn.get(dn_key(&e.dn).as_ref()) else {
                 continue;
             };
             let mut groups = self.member_of(e);
@@ -1551,7 +1603,7 @@ impl<'a> Held<'a> {
             .iter()
             .filter_map(|v| {
                 self.group_by_dn
-                    .get(&dn_key(&String::from_utf8_lossy(v)))
+                    .get(dn_key(&String::from_utf8_lossy(v)).as_ref())
                     .copied()
             })
             .collect()

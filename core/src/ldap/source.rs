@@ -487,12 +487,14 @@ impl GroupRead<'_> {
         let mut parents: HashMap<String, Vec<String>> = HashMap::new();
         if flattened {
             for e in changed.iter().chain(&all) {
-                parents.entry(dn_key(&e.dn)).or_insert_with(|| {
-                    e.values("memberOf")
-                        .iter()
-                        .map(|v| dn_key(&String::from_utf8_lossy(v)))
-                        .collect()
-                });
+                parents
+                    .entry(dn_key(&e.dn).into_owned())
+                    .or_insert_with(|| {
+                        e.values("memberOf")
+                            .iter()
+                            .map(|v| dn_key(&String::from_utf8_lossy(v)).into_owned())
+                            .collect()
+                    });
             }
         }
         // Groups read with their members: changed ones, and those the target does not hold.
@@ -511,7 +513,7 @@ impl GroupRead<'_> {
             let mut stack: Vec<String> = changed
                 .iter()
                 .chain(&one_by_one)
-                .map(|e| dn_key(&e.dn))
+                .map(|e| dn_key(&e.dn).into_owned())
                 .collect();
             while let Some(k) = stack.pop() {
                 for p in parents.get(&k).into_iter().flatten() {
@@ -522,7 +524,7 @@ impl GroupRead<'_> {
             }
             let (held, to_read): (Vec<Entry>, Vec<Entry>) = unchanged
                 .into_iter()
-                .partition(|e| !above.contains(&dn_key(&e.dn)));
+                .partition(|e| !above.contains(dn_key(&e.dn).as_ref()));
             unchanged = held;
             one_by_one.extend(to_read);
         }

@@ -510,3 +510,43 @@ fn unchanged_groups_keep_the_targets_members() {
         );
     }
 }
+
+#[test]
+fn dn_keys_ignore_case_and_spaces_around_separators() {
+    for (dn, key) in [
+        (
+            "CN=Ann Lee , OU=People,dc=Example",
+            "cn=ann lee,ou=people,dc=example",
+        ),
+        ("cn = a = b,dc=x", "cn=a = b,dc=x"),
+        ("CN=Ärger,DC=x", "cn=ärger,dc=x"),
+        ("cn=ann,dc=x,", "cn=ann,dc=x,="),
+        ("", "="),
+    ] {
+        assert_eq!(dn_key(dn), key, "{dn}");
+        assert!(
+            matches!(dn_key(dn), Cow::Owned(_)),
+            "{dn} is not its own key"
+        );
+    }
+    // A DN that is already its key (as a directory's usually are) is not copied.
+    for dn in [
+        "uid=ann,ou=people,dc=x",
+        "cn=a = b,dc=x",
+        "cn=#1\\2c x,dc=x",
+    ] {
+        assert!(matches!(dn_key(dn), Cow::Borrowed(k) if k == dn), "{dn}");
+    }
+}
+
+proptest::proptest! {
+    /// A key is its own key, borrowed when it is ASCII: keys compare equal however they
+    /// were reached, and the borrowing shortcut agrees with the full rewrite.
+    #[test]
+    fn dn_keys_are_their_own_keys(dn in "[a-zA-Zä= ,\\\\#+\"]{0,40}") {
+        let key = dn_key(&dn);
+        let again = dn_key(&key);
+        proptest::prop_assert_eq!(&again, &key);
+        proptest::prop_assert!(matches!(again, Cow::Borrowed(_)) || !key.is_ascii());
+    }
+}
