@@ -679,8 +679,10 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Applies `writes` in order, each one all or nothing, and returns each one's outcome;
     /// a write that fails leaves no trace and the others still apply. SQLite commits the
-    /// whole batch at once (one transaction, a savepoint per write), so that a thousand small
-    /// writes cost one commit; the default (the in-memory store) applies them one by one.
+    /// whole batch at once (one transaction; each write refused before it writes anything),
+    /// so that a thousand small writes cost one commit; PostgreSQL likewise, with a
+    /// savepoint for writes it can refuse later; the default (the in-memory store) applies
+    /// them one by one.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the batch stops: SQLite keeps none of it, the default
