@@ -1288,6 +1288,7 @@ pub(crate) fn name_attribute(kind: Kind) -> &'static str {
 }
 
 /// Why the create of `r` inserted nothing: its id is taken (`id_taken`), or else its name.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn create_conflict(r: Resource, id_taken: bool) -> StoreError {
     if id_taken {
         StoreError::Uniqueness {
