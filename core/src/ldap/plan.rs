@@ -285,13 +285,15 @@ fn truncate(s: &str, n: usize) -> String {
 /// already its own key, as a directory's DNs usually are: a sync keys every DN it reads,
 /// and every member of every group.
 pub(crate) fn dn_key(dn: &str) -> Cow<'_, str> {
-    let is_key = |part: &str| {
-        part.split_once('=')
-            .is_some_and(|(k, v)| k.trim() == k && v.trim() == v)
-    };
-    if !dn.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) && dn.split(',').all(is_key) {
-        return Cow::Borrowed(dn);
+    if is_dn_key(dn.as_bytes()) {
+        Cow::Borrowed(dn)
+    } else {
+        Cow::Owned(rewrite_dn_key(dn))
     }
+}
+
+/// The key of `dn`, written out.
+fn rewrite_dn_key(dn: &str) -> String {
     let mut out = String::with_capacity(dn.len());
     for part in dn.split(',') {
         if !out.is_empty() {
@@ -302,7 +304,38 @@ pub(crate) fn dn_key(dn: &str) -> Cow<'_, str> {
         out.push('=');
         push_lowercase(&mut out, v.trim());
     }
-    Cow::Owned(out)
+    out
+}
+
+/// Whether `dn_key` leaves `dn` as it is: ASCII without capitals, and each part `k=v` with
+/// no white space (as `str::trim` sees it) at either end of `k` or `v`. One pass, as every
+/// DN a sync reads comes through here.
+fn is_dn_key(dn: &[u8]) -> bool {
+    let space = |c: u8| matches!(c, b'\t'..=b'\r' | b' ');
+    // `dn[start..end]` is a part, `dn[eq]` its first `=`.
+    let part_is_key = |start: usize, eq: Option<usize>, end: usize| {
+        eq.is_some_and(|eq| {
+            let (k, v) = (&dn[start..eq], &dn[eq + 1..end]);
+            [k, v].iter().all(|t| {
+                t.first().is_none_or(|&c| !space(c)) && t.last().is_none_or(|&c| !space(c))
+            })
+        })
+    };
+    let (mut start, mut eq) = (0, None);
+    for (i, &c) in dn.iter().enumerate() {
+        if !c.is_ascii() || c.is_ascii_uppercase() {
+            return false;
+        }
+        if c == b',' {
+            if !part_is_key(start, eq, i) {
+                return false;
+            }
+            (start, eq) = (i + 1, None);
+        } else if c == b'=' && eq.is_none() {
+            eq = Some(i);
+        }
+    }
+    part_is_key(start, eq, dn.len())
 }
 
 /// Appends `text` in lower case, without a string per part: a sync keys every DN it reads.
@@ -336,6 +369,8 @@ struct Desired {
     held: bool,
     /// Read in full and mapped to what the target holds: nothing to do.
     unchanged: bool,
+    /// Not held by the target: the attribute changes of its create, made with the mapping.
+    create_diff: Option<Vec<AttributeChange>>,
 }
 
 /// Computes the plan.
@@ -412,6 +447,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 },
                 held: true,
                 unchanged: false,
+                create_diff: None,
             }),
             Some(r) if r.active => incomplete.push(format!(
                 "two entries share the anchor `{anchor}` ({})",
@@ -523,11 +559,13 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 name: d.input.name.clone(),
                 id: None,
                 reason: format!("new in the source ({})", d.dn),
-                diff: diff(&Map::new(), &d.input.attributes, None, Some(d.input.active)),
+                diff: d.create_diff.unwrap_or_else(|| {
+                    diff(&Map::new(), &d.input.attributes, None, Some(d.input.active))
+                }),
                 members: Vec::new(),
                 input: Some(d.input),
             }),
-            // Unchanged (as `unchanged_if_held` finds most): nothing to do.
+            // Unchanged (as `settle` finds most): nothing to do.
             Some(r) if holds_as_wanted(r, &d.input) => {}
             Some(r) => {
                 let mut attr_diff = diff(
@@ -939,22 +977,30 @@ fn holds_as_wanted(r: &Resource, wanted: &Input) -> bool {
         && r.attributes.as_object() == Some(&wanted.attributes)
 }
 
-/// `d`, marked `unchanged` without its attributes when the target holds it as wanted: the
-/// common case of a re-sync, decided on the mapping threads, which free the attributes too.
-fn unchanged_if_held(d: Desired, held: &HashMap<&str, &Resource>) -> Desired {
-    if !held
-        .get(d.anchor.as_str())
-        .is_some_and(|r| holds_as_wanted(r, &d.input))
-    {
-        return d;
-    }
-    Desired {
-        input: Input {
-            attributes: Map::new(),
-            ..d.input
+/// What the mapping threads can settle of `d` against what the target holds (`held`, by
+/// anchor): marked `unchanged` without its attributes when the target holds it as wanted
+/// (the common case of a re-sync; the threads free the attributes too), or given the diff
+/// of its create when the target does not hold it (a first import's).
+fn settle(mut d: Desired, held: &HashMap<&str, &Resource>) -> Desired {
+    match held.get(d.anchor.as_str()) {
+        None => {
+            d.create_diff = Some(diff(
+                &Map::new(),
+                &d.input.attributes,
+                None,
+                Some(d.input.active),
+            ));
+            d
+        }
+        Some(r) if holds_as_wanted(r, &d.input) => Desired {
+            input: Input {
+                attributes: Map::new(),
+                ..d.input
+            },
+            unchanged: true,
+            ..d
         },
-        unchanged: true,
-        ..d
+        Some(_) => d,
     }
 }
 
@@ -976,7 +1022,7 @@ fn desired_users(
     let map = |chunk: &[Entry]| -> Vec<Result<Desired, String>> {
         chunk
             .iter()
-            .map(|e| desired_user(config, rt, e).map(|d| unchanged_if_held(d, held)))
+            .map(|e| desired_user(config, rt, e).map(|d| settle(d, held)))
             .collect()
     };
     if threads == 1 {
@@ -1057,6 +1103,7 @@ fn desired_user(
         input,
         held: false,
         unchanged: false,
+        create_diff: None,
     })
 }
 
