@@ -126,15 +126,16 @@ fn plans(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply");
     group.sample_size(10);
     let mut n = 0_u32;
+    // The previous database goes: a hundred of them would fill the disk.
+    let mut new_database = || {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        n += 1;
+        dir.join(format!("{n}.db"))
+    };
     group.bench_function("first import into SQLite", |b| {
         b.iter_batched(
-            || {
-                let _ = std::fs::remove_dir_all(&dir);
-                std::fs::create_dir_all(&dir).expect("a scratch directory");
-                n += 1;
-                SqliteStore::open(&dir.join(format!("{n}.db")), system_clock())
-                    .expect("an SQLite store")
-            },
+            || SqliteStore::open(&new_database(), system_clock()).expect("an SQLite store"),
             |store| {
                 let report = apply::apply(&store, &config, &first, false).expect("applies");
                 assert!(report.failures.is_empty(), "{report:?}");
@@ -146,10 +147,7 @@ fn plans(c: &mut Criterion) {
     group.bench_function("the same rows, bare inserts (the floor)", |b| {
         b.iter_batched(
             || {
-                let _ = std::fs::remove_dir_all(&dir);
-                std::fs::create_dir_all(&dir).expect("a scratch directory");
-                n += 1;
-                let path = dir.join(format!("{n}.db"));
+                let path = new_database();
                 let store = SqliteStore::open(&path, system_clock()).expect("an SQLite store");
                 let d = store
                     .create_directory(NewDirectory::new("corp", DirectoryKind::Ldap))
