@@ -1531,8 +1531,8 @@ fn create_in(
     Ok(r)
 }
 
-/// Applies a password change to user `r`, refusing one for a group or for a directory that
-/// does not keep password hashes; returns whether anything changed.
+/// Applies a password change to user `r`, which its caller has checked with
+/// `check_password_change` before writing anything; returns whether anything changed.
 fn set_password(
     tx: &Connection,
     r: &Resource,
@@ -1541,7 +1541,6 @@ fn set_password(
     let Some(change) = change else {
         return Ok(false);
     };
-    check_password_change(r.kind, keeps_passwords(tx, r.directory)?)?;
     Ok(match change {
         PasswordChange::Set(hash) => {
             tx.cached_execute(
