@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::filter::LdapFilter;
 use crate::scim::path::PatchPath;
-use crate::scim::schema::SchemaRegistry;
+use crate::scim::schema::{Resolved, SchemaRegistry};
 
 /// Why a configuration cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -828,14 +828,17 @@ impl RawUsers {
         let mut attributes = Vec::new();
         for (path, value) in self.attributes {
             let key = format!("users.attributes.\"{path}\"");
-            let parsed =
+            let written =
                 PatchPath::parse(&path).map_err(|e| ConfigError::at(&key, e.to_string()))?;
-            if users.resolve_path(&parsed.attr).is_none() {
+            let Some(parsed) = users
+                .resolve_path(&written.attr)
+                .and_then(|resolved| canonical(&written, &resolved))
+            else {
                 return Err(ConfigError::at(
                     &key,
                     format!("`{path}` is not an attribute of SCIM users"),
                 ));
-            }
+            };
             if parsed
                 .filter
                 .as_ref()
@@ -970,6 +973,30 @@ impl RawPolicy {
             user_name_conflict: self.user_name_conflict.unwrap_or(Conflict::Skip),
         })
     }
+}
+
+/// `path` spelt as the schema spells its names (`NAME.familyname` → `name.familyName`), so
+/// that two keys differing in case write one attribute, and a user mapped as the target
+/// holds it compares equal. `None` when the sub-attribute after a filter is not one.
+fn canonical(path: &PatchPath, resolved: &Resolved<'_>) -> Option<PatchPath> {
+    let mut text = String::new();
+    if resolved.in_extension {
+        text.push_str(&resolved.schema.id);
+        text.push(':');
+    }
+    text.push_str(&resolved.attribute.name);
+    if let Some(sub) = resolved.sub_attribute {
+        text.push('.');
+        text.push_str(&sub.name);
+    }
+    if let Some(filter) = &path.filter {
+        text.push_str(&format!("[{filter}]"));
+    }
+    if let Some(sub) = &path.sub_attr {
+        text.push('.');
+        text.push_str(&resolved.attribute.sub_attribute(sub)?.name);
+    }
+    PatchPath::parse(&text).ok()
 }
 
 impl RawSource {

@@ -173,6 +173,50 @@ fn defaults_fill_what_is_left_out() {
     );
 }
 
+/// Mapped paths are kept as the schema spells them, whatever case the file uses: two keys
+/// that differ in case write one attribute.
+#[test]
+fn mapped_paths_take_the_schemas_spelling() {
+    let c = SyncConfig::from_toml(&merge(
+        MINIMAL,
+        r#"[users.attributes]
+"NAME.familyname" = "sn"
+"urn:ietf:params:scim:schemas:core:2.0:User:Title" = "title"
+'EMAILS[type eq "work"].VALUE' = "mail"
+"URN:ietf:params:scim:schemas:extension:ENTERPRISE:2.0:User:employeenumber" = "employeeNumber"
+"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:Manager.Value" = "manager"
+"#,
+    ))
+    .unwrap();
+    let mut paths: Vec<String> = c
+        .users
+        .attributes
+        .iter()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "emails[type eq \"work\"].value",
+            "name.familyName",
+            "title",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+        ]
+    );
+    let err = SyncConfig::from_toml(&merge(
+        MINIMAL,
+        "[users.attributes]\n'emails[type eq \"work\"].nope' = \"mail\"",
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is not an attribute of SCIM users"),
+        "{err}"
+    );
+}
+
 /// Each broken configuration gets an error that names the key (or the line) and the fix.
 #[test]
 fn errors_name_the_key() {
