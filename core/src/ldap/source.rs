@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use ldap3::adapters::{Adapter, PagedResults};
-use ldap3::{LdapConn, LdapConnSettings, ResultEntry, SearchEntry};
+use ldap3::asn1::{PL, StructureTag, TagClass, Types};
+use ldap3::{LdapConn, LdapConnSettings, ResultEntry};
 
 use super::config::{
     ConfigError, Connection, Membership, Scope, ScopeVia, ServerKind, SyncConfig, Tls,
@@ -1026,30 +1027,51 @@ fn rc_name(rc: u32) -> &'static str {
     }
 }
 
-/// Decodes one entry; `None` for an entry ldap3 cannot parse (it panics on malformed BER).
+/// Decodes one entry straight from its BER tree, moving each value's bytes into the entry;
+/// `None` for an entry not shaped as RFC 4511 §4.5.2 says. (ldap3's `SearchEntry` copies
+/// every text value and panics on a malformed entry; the read decodes a hundred thousand.)
 fn entry(raw: ResultEntry) -> Option<Entry> {
-    let parsed =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SearchEntry::construct(raw)))
-            .ok()?;
-    let mut attributes: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
-    // ldap3 puts values that are valid UTF-8 in `attrs` and the rest in `bin_attrs`, even
-    // for one attribute: look in both.
-    for (name, values) in parsed.attrs {
-        attributes
-            .entry(name.to_ascii_lowercase())
-            .or_default()
-            .extend(values.into_iter().map(String::into_bytes));
+    let mut parts = constructed(raw.0, TagClass::Application, 4)?.into_iter();
+    let dn = String::from_utf8(primitive(parts.next()?)?).ok()?;
+    let list = constructed(parts.next()?, TagClass::Universal, Types::Sequence as u64)?;
+    let mut attributes: HashMap<String, Vec<Vec<u8>>> = HashMap::with_capacity(list.len());
+    for attribute in list {
+        let mut pair =
+            constructed(attribute, TagClass::Universal, Types::Sequence as u64)?.into_iter();
+        let mut name = String::from_utf8(primitive(pair.next()?)?).ok()?;
+        name.make_ascii_lowercase();
+        let values = constructed(pair.next()?, TagClass::Universal, Types::Set as u64)?
+            .into_iter()
+            .map(primitive)
+            .collect::<Option<Vec<_>>>()?;
+        // A server may list an attribute twice (in two cases, say): one list of values.
+        attributes.entry(name).or_default().extend(values);
     }
-    for (name, values) in parsed.bin_attrs {
-        attributes
-            .entry(name.to_ascii_lowercase())
-            .or_default()
-            .extend(values);
+    Some(Entry { dn, attributes })
+}
+
+/// The elements of `tag` when it is the constructed `class`/`id`.
+fn constructed(tag: StructureTag, class: TagClass, id: u64) -> Option<Vec<StructureTag>> {
+    match tag {
+        StructureTag {
+            class: c,
+            id: i,
+            payload: PL::C(elements),
+        } if c == class && i == id => Some(elements),
+        _ => None,
     }
-    Some(Entry {
-        dn: parsed.dn,
-        attributes,
-    })
+}
+
+/// The bytes of an OCTET STRING.
+fn primitive(tag: StructureTag) -> Option<Vec<u8>> {
+    match tag {
+        StructureTag {
+            class: TagClass::Universal,
+            id,
+            payload: PL::P(bytes),
+        } if id == Types::OctetString as u64 => Some(bytes),
+        _ => None,
+    }
 }
 
 /// A 16-byte GUID (AD `objectGUID`) in its standard text form: the first three fields are
@@ -1095,19 +1117,101 @@ mod tests {
         universal(4, PL::P(bytes.to_vec()))
     }
 
-    /// A search result entry as the server sends it: one attribute with its values.
-    fn result_entry(dn: &str, attribute: &str, values: &[&[u8]]) -> ldap3::ResultEntry {
+    /// One attribute of an entry, as the server sends it: its name and its set of values.
+    fn attribute(name: &str, values: &[&[u8]]) -> StructureTag {
         let set = universal(17, PL::C(values.iter().map(|v| octets(v)).collect()));
-        let attribute = universal(16, PL::C(vec![octets(attribute.as_bytes()), set]));
+        universal(16, PL::C(vec![octets(name.as_bytes()), set]))
+    }
+
+    /// A search result entry as the server sends it: one attribute with its values.
+    fn result_entry(dn: &str, name: &str, values: &[&[u8]]) -> ldap3::ResultEntry {
         let tag = StructureTag {
             class: TagClass::Application,
             id: 4,
             payload: PL::C(vec![
                 octets(dn.as_bytes()),
-                universal(16, PL::C(vec![attribute])),
+                universal(16, PL::C(vec![attribute(name, values)])),
             ]),
         };
         ldap3::ResultEntry::new(tag)
+    }
+
+    /// An entry that lists an attribute twice, in two cases, has one list of its values,
+    /// under the lower-cased name; an attribute with no values is there, empty.
+    #[test]
+    fn an_entry_keeps_every_value_of_every_attribute() {
+        let tag = StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![
+                octets(b"uid=ann,ou=people,dc=example,dc=test"),
+                universal(
+                    16,
+                    PL::C(vec![
+                        attribute("mail", &[b"ann@example.test", b"a@example.test"]),
+                        attribute("cn", &[]),
+                        attribute("MAIL", &[b"ann.lee@example.test"]),
+                    ]),
+                ),
+            ]),
+        };
+        let e = entry(ldap3::ResultEntry::new(tag)).unwrap();
+        assert_eq!(e.dn, "uid=ann,ou=people,dc=example,dc=test");
+        assert_eq!(
+            e.values("Mail"),
+            [
+                b"ann@example.test".to_vec(),
+                b"a@example.test".to_vec(),
+                b"ann.lee@example.test".to_vec()
+            ]
+        );
+        assert!(e.attributes.contains_key("cn") && e.values("cn").is_empty());
+        assert_eq!(e.attributes.len(), 2);
+    }
+
+    /// A malformed entry is refused whole, never read in part nor a panic.
+    #[test]
+    fn a_malformed_entry_is_refused() {
+        let shaped = |dn: StructureTag, attributes: Vec<StructureTag>| StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![dn, universal(16, PL::C(attributes))]),
+        };
+        let dn = || octets(b"cn=x");
+        let cases = [
+            // A DN that is not UTF-8.
+            shaped(octets(&[0xff, 0xfe]), vec![attribute("cn", &[b"x"])]),
+            // A value that is not an OCTET STRING.
+            shaped(
+                dn(),
+                vec![universal(
+                    16,
+                    PL::C(vec![
+                        octets(b"cn"),
+                        universal(17, PL::C(vec![universal(16, PL::C(vec![]))])),
+                    ]),
+                )],
+            ),
+            // An attribute without its set of values.
+            shaped(dn(), vec![universal(16, PL::C(vec![octets(b"cn")]))]),
+            // Attributes that are not a SEQUENCE.
+            StructureTag {
+                class: TagClass::Application,
+                id: 4,
+                payload: PL::C(vec![dn(), octets(b"cn")]),
+            },
+            // Not a search result entry at all.
+            universal(16, PL::C(vec![dn(), universal(16, PL::C(vec![]))])),
+            // No attributes element.
+            StructureTag {
+                class: TagClass::Application,
+                id: 4,
+                payload: PL::C(vec![dn()]),
+            },
+        ];
+        for (i, tag) in cases.into_iter().enumerate() {
+            assert_eq!(entry(ldap3::ResultEntry::new(tag)), None, "case {i}");
+        }
     }
 
     /// ldap3 hands back values that happen to be valid UTF-8 as text, binary GUIDs
