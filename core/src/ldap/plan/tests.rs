@@ -49,10 +49,18 @@ fn group(cn: &str, members: Vec<&str>) -> Entry {
     e
 }
 
+/// A new store with `snapshot` imported into it.
+fn imported(config: &SyncConfig, snapshot: &Snapshot) -> Arc<dyn Store> {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    let first = plan(config, snapshot, &apply::current(&*store, "corp").unwrap());
+    assert!(first.incomplete.is_empty(), "{first}");
+    apply::apply(&*store, config, &first, false).unwrap();
+    store
+}
+
 /// Ten active users in two groups, synced.
 fn synced() -> (SyncConfig, Arc<dyn Store>, Snapshot) {
     let config = SyncConfig::from_toml(CONFIG).unwrap();
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
     let names: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
     let snapshot = Snapshot {
         users: names
@@ -65,13 +73,7 @@ fn synced() -> (SyncConfig, Arc<dyn Store>, Snapshot) {
         ],
         ..Snapshot::default()
     };
-    let first = plan(
-        &config,
-        &snapshot,
-        &apply::current(&*store, "corp").unwrap(),
-    );
-    assert!(first.incomplete.is_empty(), "{first}");
-    apply::apply(&*store, &config, &first, false).unwrap();
+    let store = imported(&config, &snapshot);
     let again = plan(
         &config,
         &snapshot,
@@ -550,4 +552,89 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&again, &key);
         proptest::prop_assert!(matches!(again, Cow::Borrowed(_)) || !key.is_ascii());
     }
+}
+
+/// A re-sync takes a user the target holds just as mapped for unchanged without checking it
+/// against the schema again. That holds only if the check keeps what it passed as it is:
+/// every user a first import stored (names, a template, a lower-cased and filtered email, a
+/// constant, the enterprise extension, attribute names in the wrong case) reads back the
+/// same. And a user changed in the target since is still put back.
+#[test]
+fn what_the_target_holds_passes_the_schema_check_unchanged() {
+    let config = SyncConfig::from_toml(
+        r#"
+directory = "corp"
+[connection]
+urls = ["ldap://127.0.0.1:1"]
+[users]
+base = "ou=people,dc=x"
+active = { attribute = "locked", transform = "not_boolean" }
+[users.attributes]
+"name.givenName" = "givenName"
+"NAME.familyName" = "sn"
+"displayName" = "{givenName} {sn}"
+'emails[type eq "work"].value' = { attribute = "mail", transform = "lowercase" }
+"Title" = "title"
+"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber" = "employeeNumber"
+"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value" = "manager"
+"userType" = { constant = "Employee" }
+"#,
+    )
+    .unwrap();
+    let person = |uid: &str, title: &str| {
+        Entry::new(
+            &format!("uid={uid},ou=people,dc=x"),
+            [
+                ("entryUUID", vec![uid]),
+                ("uid", vec![uid]),
+                ("givenName", vec!["Zoë"]),
+                ("sn", vec![" Lee "]),
+                ("mail", vec!["Zoe.Lee@Example.TEST"]),
+                ("title", vec![title]),
+                ("employeeNumber", vec!["0042"]),
+                ("manager", vec!["boss"]),
+            ],
+        )
+    };
+    let snapshot = Snapshot {
+        users: vec![person("zoe", "Engineer"), person("ann", "")],
+        ..Snapshot::default()
+    };
+    let store = imported(&config, &snapshot);
+    let current = apply::current(&*store, "corp").unwrap();
+    let registry = SchemaRegistry::core();
+    let rt = registry.resource_type("User").unwrap();
+    for held in &current.users {
+        let mut body = held.attributes.clone();
+        body["schemas"] = json!([rt.schema.id]);
+        let checked = read_input(rt, Kind::User, &body, Compatibility::default()).unwrap();
+        assert_eq!(
+            Value::Object(checked.attributes),
+            held.attributes,
+            "{}",
+            held.name
+        );
+    }
+    // `name.givenName` and `NAME.familyName` fill one `name`.
+    let zoe = current.users.iter().find(|u| u.name == "zoe").unwrap();
+    let name = &zoe.attributes["name"];
+    assert!(
+        name["givenName"].is_string() && name["familyName"].is_string(),
+        "{name}"
+    );
+    let again = plan(&config, &snapshot, &current);
+    assert!(again.is_empty(), "{again}");
+
+    // Retitled in the target (by hand, say): the re-sync puts the title back.
+    let mut drifted = zoe.clone();
+    drifted.attributes["title"] = json!("Manager");
+    let mut current = current.clone();
+    current.users = vec![drifted];
+    let p = plan(&config, &snapshot, &current);
+    let update = p
+        .changes
+        .iter()
+        .find(|c| c.action == Action::Update && c.name == "zoe")
+        .unwrap_or_else(|| panic!("{p}"));
+    assert!(update.diff.iter().any(|d| d.attribute == "title"), "{p}");
 }
