@@ -395,11 +395,14 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     };
 
     // ---- Users the source wants ----
-    let held: HashMap<&str, &Resource> = current
-        .users
-        .iter()
-        .filter_map(|r| r.external_id.as_deref().map(|a| (a, r)))
-        .collect();
+    // (Maps of a hundred thousand are sized up front: growing them rehashes every key.)
+    let mut held: HashMap<&str, &Resource> = HashMap::with_capacity(current.users.len());
+    held.extend(
+        current
+            .users
+            .iter()
+            .filter_map(|r| r.external_id.as_deref().map(|a| (a, r))),
+    );
     let mut desired: Vec<Desired> = Vec::new();
     let mut seen_anchor = HashSet::new();
     for (entry, d) in
@@ -464,16 +467,13 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
 
     // ---- Groups and memberships ----
     // The target's objects by id: its members are ids.
-    let anchor_of_id: HashMap<&str, (&str, &str, Kind)> = current
-        .users
-        .iter()
-        .chain(&current.groups)
-        .filter_map(|r| {
-            r.external_id
-                .as_deref()
-                .map(|a| (r.id.as_str(), (a, r.name.as_str(), r.kind)))
-        })
-        .collect();
+    let mut anchor_of_id: HashMap<&str, (&str, &str, Kind)> =
+        HashMap::with_capacity(current.users.len() + current.groups.len());
+    anchor_of_id.extend(current.users.iter().chain(&current.groups).filter_map(|r| {
+        r.external_id
+            .as_deref()
+            .map(|a| (r.id.as_str(), (a, r.name.as_str(), r.kind)))
+    }));
     let groups = config.groups.as_ref().map(|g| {
         read_groups(
             g,
@@ -541,13 +541,14 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 .insert("active".into(), Value::Bool(true));
         }
     }
-    let wanted: HashSet<String> = desired.iter().map(|d| d.anchor.clone()).collect();
-    let user_names: HashMap<String, String> = desired
-        .iter()
-        .map(|d| (d.anchor.clone(), d.input.name.clone()))
-        .collect();
-    // Each wanted state moves into its change: a hundred thousand users are not copied.
-    for d in desired {
+    // Each wanted state moves into its change (its name stays, for the groups): a hundred
+    // thousand users are not copied.
+    let take_input = |d: &mut Desired| {
+        let input = std::mem::take(&mut d.input);
+        d.input.name.clone_from(&input.name);
+        input
+    };
+    for d in &mut desired {
         if d.held || d.unchanged {
             continue;
         }
@@ -559,11 +560,11 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 name: d.input.name.clone(),
                 id: None,
                 reason: format!("new in the source ({})", d.dn),
-                diff: d.create_diff.unwrap_or_else(|| {
+                diff: d.create_diff.take().unwrap_or_else(|| {
                     diff(&Map::new(), &d.input.attributes, None, Some(d.input.active))
                 }),
                 members: Vec::new(),
-                input: Some(d.input),
+                input: Some(take_input(d)),
             }),
             // Unchanged (as `settle` finds most): nothing to do.
             Some(r) if holds_as_wanted(r, &d.input) => {}
@@ -606,11 +607,18 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                     reason,
                     diff: attr_diff,
                     members: Vec::new(),
-                    input: Some(d.input),
+                    input: Some(take_input(d)),
                 });
             }
         }
     }
+    // Anchor → userName of every user wanted.
+    let mut user_names: HashMap<&str, &str> = HashMap::with_capacity(desired.len());
+    user_names.extend(
+        desired
+            .iter()
+            .map(|d| (d.anchor.as_str(), d.input.name.as_str())),
+    );
 
     // ---- Groups: creates, renames, membership ----
     let current_groups: HashMap<&str, &Resource> = current
@@ -631,7 +639,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 .into_iter()
                 .filter_map(|(kind, anchor)| {
                     let name = match kind {
-                        Kind::User => user_names.get(anchor)?.as_str(),
+                        Kind::User => *user_names.get(anchor)?,
                         Kind::Group => *group_names.get(anchor)?,
                     };
                     Some(((kind, anchor), name))
@@ -782,7 +790,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             let Some(anchor) = r.external_id.as_deref() else {
                 continue;
             };
-            if wanted.contains(anchor) {
+            if user_names.contains_key(anchor) {
                 continue;
             }
             let reason = match deleted.get(anchor) {
@@ -868,16 +876,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             .then_with(|| fold(&a.name).cmp(&fold(&b.name)))
             .then_with(|| a.anchor.cmp(&b.anchor))
     });
-    let ids = current
-        .users
-        .iter()
-        .chain(&current.groups)
-        .filter_map(|r| {
-            r.external_id
-                .as_ref()
-                .map(|a| ((r.kind, a.clone()), r.id.clone()))
-        })
-        .collect();
+    let ids = ids_named(&changes, current);
     Plan {
         directory: config.directory.clone(),
         changes,
@@ -887,6 +886,32 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         changed_since: snapshot.changed_since.clone(),
         ids,
     }
+}
+
+/// (kind, anchor) → id of the target's objects that `changes` change or name as members:
+/// what applying them looks up (a no-change plan of a hundred thousand users needs none).
+fn ids_named(changes: &[Change], current: &Current) -> HashMap<(Kind, String), String> {
+    if changes.is_empty() {
+        return HashMap::new();
+    }
+    let named: HashSet<(Kind, &str)> = changes
+        .iter()
+        .flat_map(|c| {
+            std::iter::once((c.kind, c.anchor.as_str()))
+                .chain(c.members.iter().map(|m| (m.kind, m.anchor.as_str())))
+        })
+        .collect();
+    current
+        .users
+        .iter()
+        .chain(&current.groups)
+        .filter_map(|r| {
+            let anchor = r.external_id.as_deref()?;
+            named
+                .contains(&(r.kind, anchor))
+                .then(|| ((r.kind, anchor.to_owned()), r.id.clone()))
+        })
+        .collect()
 }
 
 /// The order changes apply in: objects exist before they become members; removals last.
@@ -1514,11 +1539,12 @@ fn read_groups(
         let rid = entry.text("primaryGroupID")?.trim().parse::<u32>().ok()?;
         group_by_rid.get(&rid).copied()
     };
-    for entry in snapshot.users.iter().chain(&snapshot.unchanged_users) {
-        if let (Some(group), Some(user)) = (
-            primary_group(entry),
-            user_by_dn.get(dn_key(&entry.dn).as_ref()),
-        ) {
+    // Without primary groups, no user is looked up for nothing.
+    let users_read = snapshot.users.iter().chain(&snapshot.unchanged_users);
+    for entry in users_read.filter(|_| !group_by_rid.is_empty()) {
+        if let Some(group) = primary_group(entry)
+            && let Some(user) = user_by_dn.get(dn_key(&entry.dn).as_ref())
+        {
             direct
                 .entry(group.to_owned())
                 .or_default()

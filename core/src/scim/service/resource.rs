@@ -13,7 +13,7 @@ use crate::store::view::view;
 use crate::store::{Kind, Member, Resource};
 
 /// A checked request body.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Input {
     /// `userName` or `displayName`.
     pub(crate) name: String,
