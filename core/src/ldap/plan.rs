@@ -349,20 +349,27 @@ fn push_lowercase(out: &mut String, text: &str) {
 
 /// The anchor of an entry, as text.
 pub(crate) fn anchor_of(entry: &Entry, attribute: &str, binary: bool) -> Option<String> {
+    anchor_in(entry, attribute, binary).map(Cow::into_owned)
+}
+
+/// [`anchor_of`], borrowed from the entry when its value is the text.
+fn anchor_in<'a>(entry: &'a Entry, attribute: &str, binary: bool) -> Option<Cow<'a, str>> {
     let value = entry.values(attribute).first()?;
     if binary {
-        guid_text(value)
+        guid_text(value).map(Cow::Owned)
     } else {
-        String::from_utf8(value.clone())
+        std::str::from_utf8(value)
             .ok()
             .filter(|s| !s.is_empty())
+            .map(Cow::Borrowed)
     }
 }
 
-/// A user as the source wants it.
-struct Desired {
-    anchor: String,
-    dn: String,
+/// A user as the source wants it, borrowing from the entry it was read from (a hundred
+/// thousand of them are made on the mapping threads, and freed here).
+struct Desired<'a> {
+    anchor: Cow<'a, str>,
+    dn: &'a str,
     /// With no attributes when `held` or `unchanged`.
     input: Input,
     /// Unchanged since the last run (an incremental read): wanted as the target holds it.
@@ -403,32 +410,19 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             .iter()
             .filter_map(|r| r.external_id.as_deref().map(|a| (a, r))),
     );
-    let mut desired: Vec<Desired> = Vec::new();
-    let mut seen_anchor = HashSet::new();
-    for (entry, d) in
-        snapshot
-            .users
-            .iter()
-            .zip(desired_users(config, user_rt, &snapshot.users, &held))
-    {
+    let mapped = desired_users(config, user_rt, &snapshot.users, &held);
+    let mut desired: Vec<Desired<'_>> =
+        Vec::with_capacity(mapped.len() + snapshot.unchanged_users.len());
+    for d in mapped {
         match d {
-            Ok(d) => {
-                if seen_anchor.insert(d.anchor.clone()) {
-                    desired.push(d);
-                } else {
-                    incomplete.push(format!(
-                        "two entries share the anchor `{}` ({})",
-                        d.anchor, entry.dn
-                    ));
-                }
-            }
+            Ok(d) => desired.push(d),
             Err(problem) => incomplete.push(problem),
         }
     }
 
     // ---- Users an incremental read found unchanged: wanted as the target holds them ----
     for entry in &snapshot.unchanged_users {
-        let Some(anchor) = anchor_of(entry, &config.users.anchor, config.users.anchor_is_binary)
+        let Some(anchor) = anchor_in(entry, &config.users.anchor, config.users.anchor_is_binary)
         else {
             incomplete.push(format!(
                 "{} has no usable `{}` (the anchor)",
@@ -436,10 +430,10 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             ));
             continue;
         };
-        match held.get(anchor.as_str()) {
-            Some(r) if r.active && seen_anchor.insert(anchor.clone()) => desired.push(Desired {
+        match held.get(&*anchor) {
+            Some(r) if r.active => desired.push(Desired {
                 anchor,
-                dn: entry.dn.clone(),
+                dn: &entry.dn,
                 input: Input {
                     name: r.name.clone(),
                     external_id: None,
@@ -452,10 +446,6 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 unchanged: false,
                 create_diff: None,
             }),
-            Some(r) if r.active => incomplete.push(format!(
-                "two entries share the anchor `{anchor}` ({})",
-                entry.dn
-            )),
             // The reader reads these in full; one that slipped through waits for the
             // next run rather than being planned on a guess.
             _ => incomplete.push(format!(
@@ -464,6 +454,19 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             )),
         }
     }
+    // One anchor, one user: a second entry with it (moved between two searches of one
+    // read) is missing information.
+    let mut seen = HashSet::with_capacity(desired.len());
+    let first: Vec<bool> = desired.iter().map(|d| seen.insert(&*d.anchor)).collect();
+    for (d, _) in desired.iter().zip(&first).filter(|(_, first)| !**first) {
+        incomplete.push(format!(
+            "two entries share the anchor `{}` ({})",
+            d.anchor, d.dn
+        ));
+    }
+    drop(seen);
+    let mut first = first.into_iter();
+    desired.retain(|_| first.next().unwrap_or(true));
 
     // ---- Groups and memberships ----
     // The target's objects by id: its members are ids.
@@ -521,7 +524,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 "the group `{missing}` of users.only_members_of was not found"
             ));
         }
-        desired.retain(|d| in_scope.contains(&d.anchor));
+        desired.retain(|d| in_scope.contains(&*d.anchor));
     }
 
     let complete = incomplete.is_empty();
@@ -531,10 +534,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     let by_anchor = held;
     for d in &mut desired {
         // On partial information nothing is taken away, a disabled flag included.
-        if !complete
-            && !d.input.active
-            && by_anchor.get(d.anchor.as_str()).is_some_and(|r| r.active)
-        {
+        if !complete && !d.input.active && by_anchor.get(&*d.anchor).is_some_and(|r| r.active) {
             d.input.active = true;
             d.input
                 .attributes
@@ -543,7 +543,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     }
     // Each wanted state moves into its change (its name stays, for the groups): a hundred
     // thousand users are not copied.
-    let take_input = |d: &mut Desired| {
+    let take_input = |d: &mut Desired<'_>| {
         let input = std::mem::take(&mut d.input);
         d.input.name.clone_from(&input.name);
         input
@@ -552,11 +552,11 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         if d.held || d.unchanged {
             continue;
         }
-        match by_anchor.get(d.anchor.as_str()) {
+        match by_anchor.get(&*d.anchor) {
             None => changes.push(Change {
                 action: Action::Create,
                 kind: Kind::User,
-                anchor: d.anchor.clone(),
+                anchor: d.anchor.to_string(),
                 name: d.input.name.clone(),
                 id: None,
                 reason: format!("new in the source ({})", d.dn),
@@ -601,7 +601,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 changes.push(Change {
                     action,
                     kind: Kind::User,
-                    anchor: d.anchor.clone(),
+                    anchor: d.anchor.to_string(),
                     name: d.input.name.clone(),
                     id: Some(r.id.clone()),
                     reason,
@@ -614,11 +614,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     }
     // Anchor → userName of every user wanted.
     let mut user_names: HashMap<&str, &str> = HashMap::with_capacity(desired.len());
-    user_names.extend(
-        desired
-            .iter()
-            .map(|d| (d.anchor.as_str(), d.input.name.as_str())),
-    );
+    user_names.extend(desired.iter().map(|d| (&*d.anchor, d.input.name.as_str())));
 
     // ---- Groups: creates, renames, membership ----
     let current_groups: HashMap<&str, &Resource> = current
@@ -1006,7 +1002,7 @@ fn holds_as_wanted(r: &Resource, wanted: &Input) -> bool {
 /// `unchanged` without its attributes when the target holds it as wanted (the threads free
 /// the attributes too), or given the diff of its create when the target does not hold it (a
 /// first import's).
-fn settle(mut d: Desired, holder: Option<&Resource>) -> Desired {
+fn settle<'a>(mut d: Desired<'a>, holder: Option<&Resource>) -> Desired<'a> {
     match holder {
         None => {
             d.create_diff = Some(diff(
@@ -1032,19 +1028,19 @@ fn settle(mut d: Desired, holder: Option<&Resource>) -> Desired {
 /// [`desired_user`] of each entry, in order, on every core, each compared with what the
 /// target holds (`held`, by anchor): each entry's mapping and schema check stands alone,
 /// and a full read brings a hundred thousand.
-fn desired_users(
+fn desired_users<'a>(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
-    entries: &[Entry],
+    entries: &'a [Entry],
     held: &HashMap<&str, &Resource>,
-) -> Vec<Result<Desired, String>> {
+) -> Vec<Result<Desired<'a>, String>> {
     /// Below this many entries per thread, a thread costs more than it saves.
     const PER_THREAD: usize = 2000;
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(entries.len() / PER_THREAD)
         .max(1);
-    let map = |chunk: &[Entry]| -> Vec<Result<Desired, String>> {
+    let map = |chunk: &'a [Entry]| -> Vec<Result<Desired<'a>, String>> {
         chunk
             .iter()
             .map(|e| desired_user(config, rt, e, held))
@@ -1067,14 +1063,14 @@ fn desired_users(
 
 /// The SCIM user an entry maps to, settled against what the target holds (`held`, by
 /// anchor).
-fn desired_user(
+fn desired_user<'a>(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
-    entry: &Entry,
+    entry: &'a Entry,
     held: &HashMap<&str, &Resource>,
-) -> Result<Desired, String> {
+) -> Result<Desired<'a>, String> {
     let users = &config.users;
-    let anchor = anchor_of(entry, &users.anchor, users.anchor_is_binary)
+    let anchor = anchor_in(entry, &users.anchor, users.anchor_is_binary)
         .ok_or_else(|| format!("{} has no usable `{}` (the anchor)", entry.dn, users.anchor))?;
     let user_name = entry
         .text(&users.user_name)
@@ -1119,7 +1115,7 @@ fn desired_user(
         },
     };
     body["active"] = Value::Bool(active);
-    let holder = held.get(anchor.as_str()).copied();
+    let holder = held.get(&*anchor).copied();
     // A re-sync's common case: the target holds just what the mapping gives. What it holds
     // passed the schema check when it was written, and the check keeps what it passes as
     // it is (a test holds it to that), so the check is not run again.
@@ -1130,7 +1126,7 @@ fn desired_user(
     {
         return Ok(Desired {
             anchor,
-            dn: entry.dn.clone(),
+            dn: &entry.dn,
             input: Input {
                 name: user_name,
                 external_id: None,
@@ -1145,12 +1141,12 @@ fn desired_user(
         });
     }
     body["schemas"] = json!([rt.schema.id]);
-    body["externalId"] = Value::String(anchor.clone());
+    body["externalId"] = Value::String(anchor.to_string());
     let input = read_input(rt, Kind::User, &body, Compatibility::default())
         .map_err(|e| format!("{}: {}", entry.dn, e.detail))?;
     let mapped = Desired {
         anchor,
-        dn: entry.dn.clone(),
+        dn: &entry.dn,
         input,
         held: false,
         unchanged: false,
@@ -1377,7 +1373,7 @@ fn read_groups(
     snapshot: &Snapshot,
     current: &Current,
     anchor_of_id: &HashMap<&str, (&str, &str, Kind)>,
-    users: &[Desired],
+    users: &[Desired<'_>],
     incomplete: &mut Vec<String>,
 ) -> Groups {
     let mut groups = Vec::new();
@@ -1414,10 +1410,8 @@ fn read_groups(
             name,
         });
     }
-    let user_by_dn: HashMap<Cow<'_, str>, &str> = users
-        .iter()
-        .map(|u| (dn_key(&u.dn), u.anchor.as_str()))
-        .collect();
+    let user_by_dn: HashMap<Cow<'_, str>, &str> =
+        users.iter().map(|u| (dn_key(u.dn), &*u.anchor)).collect();
     let group_by_dn: HashMap<&str, &str> = groups
         .iter()
         .map(|g| (g.dn_key.as_str(), g.anchor.as_str()))
@@ -1489,7 +1483,7 @@ fn read_groups(
             // Folded names only here: folding every userName cost 12-18% of a plan.
             let user_by_name: HashMap<String, &str> = users
                 .iter()
-                .map(|u| (fold(&u.input.name).into_owned(), u.anchor.as_str()))
+                .map(|u| (fold(&u.input.name).into_owned(), &*u.anchor))
                 .collect();
             for e in &snapshot.groups {
                 let Some(group) = group_at.get(e.dn.as_str()) else {
@@ -1504,8 +1498,7 @@ fn read_groups(
             }
         }
         Membership::MemberOf => {
-            let user_at: HashMap<&str, &Desired> =
-                users.iter().map(|u| (u.dn.as_str(), u)).collect();
+            let user_at: HashMap<&str, &Desired<'_>> = users.iter().map(|u| (u.dn, u)).collect();
             for entry in snapshot.users.iter().chain(&snapshot.unchanged_users) {
                 let Some(user) = user_at.get(entry.dn.as_str()) else {
                     continue;
@@ -1515,7 +1508,7 @@ fn read_groups(
                         direct
                             .entry((*g).to_owned())
                             .or_default()
-                            .push((Kind::User, user.anchor.clone()));
+                            .push((Kind::User, user.anchor.to_string()));
                     }
                 }
             }
@@ -1597,7 +1590,7 @@ impl<'a> Held<'a> {
     /// unchanged groups above those too.
     fn members(
         &self,
-        users: &[Desired],
+        users: &[Desired<'_>],
         direct: &mut HashMap<String, Vec<(Kind, String)>>,
         incomplete: &mut Vec<String>,
     ) {
@@ -1612,7 +1605,7 @@ impl<'a> Held<'a> {
         let read_user_anchors: HashSet<&str> = users
             .iter()
             .filter(|u| !u.held)
-            .map(|u| u.anchor.as_str())
+            .map(|u| &*u.anchor)
             .collect();
         // The target's members, except those read in full.
         let mut held = HashSet::new();

@@ -638,3 +638,44 @@ active = { attribute = "locked", transform = "not_boolean" }
         .unwrap_or_else(|| panic!("{p}"));
     assert!(update.diff.iter().any(|d| d.attribute == "title"), "{p}");
 }
+
+/// Two entries with one anchor (a user moved between two searches of one read, or read in
+/// full and listed as unchanged too) are one user: the first is planned, the second is
+/// missing information, so nothing is taken away.
+#[test]
+fn two_entries_with_one_anchor_are_missing_information() {
+    let (config, store, mut snapshot) = synced();
+    let mut moved = user("u3", Some("512"), "Engineer");
+    moved.dn = "uid=u3,ou=moved,dc=x".into();
+    snapshot.users.push(moved);
+    snapshot.users.remove(9);
+    let current = apply::current(&*store, "corp").unwrap();
+    let p = plan(&config, &snapshot, &current);
+    assert_eq!(
+        p.incomplete,
+        ["two entries share the anchor `u3` (uid=u3,ou=moved,dc=x)"],
+        "{p}"
+    );
+    assert!(p.changes.is_empty(), "u9 stays, u3 is as held: {p}");
+
+    // An incremental read: u2 read in full, and listed among the unchanged users as well.
+    let incremental = Snapshot {
+        users: vec![user("u2", Some("512"), "Lead")],
+        unchanged_users: snapshot.users[..9].to_vec(),
+        changed_since: Some("USN 1".into()),
+        ..Snapshot::default()
+    };
+    let p = plan(&config, &incremental, &current);
+    assert_eq!(
+        p.incomplete,
+        ["two entries share the anchor `u2` (uid=u2,ou=people,dc=x)"],
+        "{p}"
+    );
+    let update = p
+        .changes
+        .iter()
+        .find(|c| c.name == "u2")
+        .unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(update.action, Action::Update, "the entry read in full: {p}");
+    assert!(!p.changes.iter().any(|c| c.action.is_destructive()), "{p}");
+}
