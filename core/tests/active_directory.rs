@@ -451,13 +451,19 @@ fn incremental_runs_by_usn(samba: &Samba) {
         let anchors = |rs: &[Resource]| -> foldhash::HashSet<String> {
             rs.iter().filter_map(|r| r.external_id.clone()).collect()
         };
+        let known = || {
+            Some(source::Known {
+                active: anchors(&current.users),
+                groups: Some(anchors(&current.groups)),
+            })
+        };
         let snapshot = source::read_changes(
             &config,
             source::Changes {
                 since: "",
                 usn: Some(&mark),
-                known_active: &anchors(&current.users),
-                known_groups: Some(&anchors(&current.groups)),
+                holds_member_lists: true,
+                known: &known,
             },
         )
         .unwrap();

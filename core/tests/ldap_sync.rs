@@ -402,7 +402,8 @@ fn a_server_killed_mid_read_removes_nothing_and_the_next_run_converges() {
 #[test]
 fn incremental_runs_read_changes_and_still_see_removals() {
     use std::sync::atomic::{AtomicI64, Ordering};
-    use usersync_core::ldap::apply::{ApplyOptions, LocalTarget};
+    use usersync_core::ldap::apply::{ApplyError, ApplyOptions, LocalTarget, Target};
+    use usersync_core::ldap::plan::Current;
     use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
     use usersync_core::scim::datetime::DateTime;
     use usersync_core::store::{Change, Clock, Replacement};
@@ -582,4 +583,40 @@ fn incremental_runs_read_changes_and_still_see_removals() {
     assert_eq!(runs.len(), 8);
     assert_eq!(runs[0].report["mode"]["since"], serde_json::Value::Null);
     assert!(runs[1].report["mode"]["since"].is_string());
+
+    // The target is read while the incremental read runs: when it cannot be, the run
+    // fails with the target's error and plans nothing on what was read.
+    struct Unreadable<'a>(LocalTarget<'a>);
+    impl Target for Unreadable<'_> {
+        fn current(&self, _: &str) -> Result<Current, ApplyError> {
+            Err(ApplyError::Remote("the target is down".into()))
+        }
+        fn apply(
+            &self,
+            config: &SyncConfig,
+            plan: &Plan,
+            options: &ApplyOptions<'_>,
+        ) -> Result<usersync_core::ldap::apply::Report, ApplyError> {
+            self.0.apply(config, plan, options)
+        }
+    }
+    assert!(
+        sync(&config, false).mode.since.is_some(),
+        "the next run is incremental too"
+    );
+    let before = last_seq(&store);
+    let down = run::sync(
+        &config,
+        &store,
+        &Unreadable(LocalTarget(&store)),
+        &RunOptions::new(ApplyOptions::new(false), false),
+        &clock,
+    );
+    assert_eq!(down.outcome, RunOutcome::Failed);
+    assert_eq!(
+        down.error.as_deref(),
+        Some("the SCIM target failed: the target is down")
+    );
+    assert!(down.plan.is_none());
+    assert_eq!(last_seq(&store), before, "nothing written");
 }

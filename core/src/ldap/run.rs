@@ -10,15 +10,14 @@
 
 use std::time::Instant;
 
-use foldhash::HashSet;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::apply::{ApplyError, ApplyOptions, Report, Target};
 use super::config::ServerKind;
 use super::config::SyncConfig;
-use super::plan::{Plan, plan};
-use super::source::{self, Changes, UsnMark};
+use super::plan::{Current, Plan, plan};
+use super::source::{self, Changes, Known, UsnMark};
 use crate::scim::datetime::DateTime;
 use crate::store::{Clock, DirectoryKind, NewDirectory, Store, SyncRun};
 
@@ -216,57 +215,47 @@ fn plan_timed(
     milliseconds: &mut Vec<(&'static str, u64)>,
 ) -> Result<(Mode, Plan), PlanError> {
     let mut mode = mode(config, records, full, now)?;
-    let read_target = || {
+    // Both reads run at once. An incremental read needs the target's active users (and
+    // groups) only after its first searches: the target's thread hands them over when it
+    // has them, and the read waits for them only when it gets there.
+    let incremental = mode.since.is_some();
+    let holds_member_lists = target.holds_member_lists();
+    let (current, snapshot) = std::thread::scope(|s| {
+        let (handing_over, handed_over) = std::sync::mpsc::sync_channel(1);
+        let reading = s.spawn(move || {
+            let step = Instant::now();
+            let current = target.current(&config.directory);
+            let target_ms = elapsed(step);
+            if incremental {
+                let known = current.as_ref().ok().map(|c| known(c, holds_member_lists));
+                // The read may have ended before it asked.
+                let _ = handing_over.send(known);
+            }
+            (current, target_ms)
+        });
+        // A second call, or one after the thread failed, finds the channel closed.
+        let known = || handed_over.recv().ok().flatten();
         let step = Instant::now();
-        let current = target.current(&config.directory);
-        (current, elapsed(step))
-    };
-    let (current, snapshot) = match &mode.since {
-        // A full read needs nothing from the target: both reads run at once.
-        None => std::thread::scope(|s| {
-            let reading = s.spawn(read_target);
-            let step = Instant::now();
-            let snapshot = source::read(config);
-            let source_ms = elapsed(step);
-            let (current, target_ms) = reading
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            milliseconds.push(("target", target_ms));
-            milliseconds.push(("source", source_ms));
-            (current, snapshot)
-        }),
-        // An incremental read needs the target's active users (and groups) first.
-        Some(since) => {
-            let (current, target_ms) = read_target();
-            milliseconds.push(("target", target_ms));
-            let current = current?;
-            let known_active: HashSet<String> = current
-                .users
-                .iter()
-                .filter(|u| u.active)
-                .filter_map(|u| u.external_id.clone())
-                .collect();
-            let known_groups: Option<HashSet<String>> = target.holds_member_lists().then(|| {
-                current
-                    .groups
-                    .iter()
-                    .filter_map(|g| g.external_id.clone())
-                    .collect()
-            });
-            let step = Instant::now();
-            let snapshot = source::read_changes(
+        let snapshot = match &mode.since {
+            None => source::read(config),
+            Some(since) => source::read_changes(
                 config,
                 Changes {
                     since,
-                    known_active: &known_active,
-                    known_groups: known_groups.as_ref(),
                     usn: mode.usn.as_ref(),
+                    holds_member_lists,
+                    known: &known,
                 },
-            );
-            milliseconds.push(("source", elapsed(step)));
-            (Ok(current), snapshot)
-        }
-    };
+            ),
+        };
+        let source_ms = elapsed(step);
+        let (current, target_ms) = reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        milliseconds.push(("target", target_ms));
+        milliseconds.push(("source", source_ms));
+        (current, snapshot)
+    });
     let current = current?;
     let snapshot = snapshot?;
     if let Some(reason) = &snapshot.full_because {
@@ -277,6 +266,21 @@ fn plan_timed(
     let plan = plan(config, &snapshot, &current);
     milliseconds.push(("plan", elapsed(step)));
     Ok((mode, plan))
+}
+
+/// What an incremental read needs of what the target holds.
+fn known(current: &Current, holds_member_lists: bool) -> Known {
+    let anchors = |resources: &[crate::store::Resource], active_only: bool| {
+        resources
+            .iter()
+            .filter(|r| r.active || !active_only)
+            .filter_map(|r| r.external_id.clone())
+            .collect()
+    };
+    Known {
+        active: anchors(&current.users, true),
+        groups: holds_member_lists.then(|| anchors(&current.groups, false)),
+    }
 }
 
 /// AD: where the next incremental run starts, if this one applies cleanly. A group whose

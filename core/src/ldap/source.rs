@@ -163,7 +163,7 @@ pub struct UsnMark {
 }
 
 /// What an incremental read needs to know.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Changes<'a> {
     /// Entries whose change attribute is at or after this LDAP GeneralizedTime
     /// (`20261128164200Z`) are read in full.
@@ -171,12 +171,33 @@ pub struct Changes<'a> {
     /// AD: where the last clean read stood; entries whose `uSNChanged` is above it are read
     /// in full (instead of `since`), if the same controller and database answer.
     pub usn: Option<&'a UsnMark>,
+    /// Whether the target holds groups' member lists whole ([`Known::groups`]).
+    pub holds_member_lists: bool,
+    /// What the target holds; called once, when the read first needs it (after its first
+    /// searches), so that the target can be read meanwhile. `None` when the target could
+    /// not be read: the read then stops, incomplete.
+    pub known: &'a dyn Fn() -> Option<Known>,
+}
+
+impl std::fmt::Debug for Changes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes")
+            .field("since", &self.since)
+            .field("usn", &self.usn)
+            .field("holds_member_lists", &self.holds_member_lists)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the target holds, as an incremental read needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
     /// The anchors of the users the target holds as active: any other user in scope is
     /// read in full too (new to the target, back in scope, or re-enabled).
-    pub known_active: &'a HashSet<String>,
+    pub active: HashSet<String>,
     /// The anchors of the groups the target holds, when it holds their member lists
     /// whole: AD reads any other group in full, and every group when `None`.
-    pub known_groups: Option<&'a HashSet<String>>,
+    pub groups: Option<HashSet<String>>,
 }
 
 /// An incremental read: users changed since `changes.since`, and users the target does not
@@ -218,7 +239,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
     // `memberOf` then says which unchanged groups a user read in full belongs to).
     let groups_by_usn = config.kind == ServerKind::ActiveDirectory
         && config.incremental.is_some()
-        && changes.is_some_and(|c| c.known_groups.is_some())
+        && changes.is_some_and(|c| c.holds_member_lists)
         && config
             .groups
             .as_ref()
@@ -306,6 +327,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
     };
     // An incremental read, unless it would fetch too many users one by one.
     let mut read_all = true;
+    let mut known = None;
     if let (Some(changes), Some(changed_since)) = (changes, &changed_since) {
         let changed_filter = format!("(&{filter}{changed_since})");
         let changed = read_users(
@@ -318,15 +340,24 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         let all = read_users(&mut ldap, "users", &filter, &light_attributes, &mut notes);
         let anchor = |e: &Entry| super::plan::anchor_of(e, &users.anchor, users.anchor_is_binary);
         let read: HashSet<String> = changed.iter().filter_map(anchor).collect();
+        known = (changes.known)();
+        let known_active = known.as_ref().map(|k| &k.active);
         // Each user in scope: read in full already, held active by the target, or unknown
         // to it (to read in full).
         let (mut unchanged, mut unknown) = (Vec::new(), Vec::new());
         for e in all {
             match anchor(&e) {
                 Some(a) if read.contains(&a) => {}
-                Some(a) if changes.known_active.contains(&a) => unchanged.push(e),
+                Some(a) if known_active.is_some_and(|k| k.contains(&a)) => unchanged.push(e),
                 _ => unknown.push(e),
             }
+        }
+        if known.is_none() {
+            // The run fails on the target's error: nothing more is read for it.
+            notes
+                .problems
+                .push("what the target holds could not be read".into());
+            return Ok(finish(ldap, snapshot, notes));
         }
         if unknown.len() > FETCH_ONE_BY_ONE {
             snapshot.warnings.push(format!(
@@ -379,7 +410,8 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         let mut attributes = light.clone();
         attributes.push(member_attribute);
         dedup(&mut attributes);
-        let by_usn = match (changes.and_then(|c| c.known_groups), &changed_since) {
+        let known_groups = known.as_ref().and_then(|k| k.groups.as_ref());
+        let by_usn = match (known_groups, &changed_since) {
             (Some(known_groups), Some(changed_since)) if groups_by_usn && !read_all => {
                 light.push("memberOf".into());
                 attributes.push("memberOf".into());
@@ -428,10 +460,15 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             }
         }
     }
+    Ok(finish(ldap, snapshot, notes))
+}
+
+/// Ends a read: unbinds, and notes what went wrong in the snapshot.
+fn finish(mut ldap: LdapConn, mut snapshot: Snapshot, notes: Notes) -> Snapshot {
     let _ = ldap.unbind();
     snapshot.problems.extend(notes.problems);
     snapshot.warnings.extend(notes.warnings);
-    Ok(snapshot)
+    snapshot
 }
 
 /// What reading groups needs: the connection, the group search, and the attributes of a
