@@ -3,7 +3,9 @@
 //! private server), and a raw paged `ldapsearch` dump of the same entries, in one run,
 //! printed as ratios to the dump. Every run is repeated (three rounds unless `--rounds N`
 //! says otherwise, each into a new empty store) and the best time of each is kept: these
-//! machines are noisy.
+//! machines are noisy. The dump is repeated each round too, and each run's ratio to its
+//! round's dump is shown as well (the median over the rounds): the noise moves the dump by
+//! up to a half between rounds.
 //!
 //! ```sh
 //! cargo run --release -p usersync-benches --bin usersync-ldap-bench            # 100,000 users, 5,000 groups
@@ -108,6 +110,7 @@ fn main() {
         )
     });
     let mut best: Vec<(String, Duration, String)> = Vec::new();
+    let mut ratios: Vec<Vec<f64>> = Vec::new();
     for round in 0..rounds {
         let mut rows = vec![(
             "raw paged ldapsearch dump (the baseline)".to_owned(),
@@ -124,6 +127,13 @@ fn main() {
             let pg = PostgresStore::open(&url, system_clock()).expect("store");
             rows.extend(runs("PostgreSQL", &pg, &slapd));
         }
+        let round_dump = rows[0].1.as_secs_f64();
+        for (i, row) in rows.iter().enumerate() {
+            if ratios.len() <= i {
+                ratios.push(Vec::new());
+            }
+            ratios[i].push(row.1.as_secs_f64() / round_dump);
+        }
         // The best time of each run over the rounds, with its steps.
         for row in rows {
             match best.iter_mut().find(|b| b.0 == row.0) {
@@ -137,12 +147,17 @@ fn main() {
     let rows = best;
 
     println!();
-    println!("{:<44}{:>10}{:>12}", "run", "seconds", "vs dump");
-    for (name, d, detail) in &rows {
+    println!(
+        "{:<44}{:>10}{:>12}{:>22}",
+        "run", "seconds", "vs dump", "median of rounds' x"
+    );
+    for ((name, d, detail), ratios) in rows.iter().zip(&mut ratios) {
+        ratios.sort_by(f64::total_cmp);
         println!(
-            "{name:<44}{:>10.2}{:>11.2}x",
+            "{name:<44}{:>10.2}{:>11.2}x{:>21.2}x",
             d.as_secs_f64(),
-            d.as_secs_f64() / dump.as_secs_f64()
+            d.as_secs_f64() / dump.as_secs_f64(),
+            ratios[ratios.len() / 2]
         );
         if !detail.is_empty() {
             println!("    {detail}");
