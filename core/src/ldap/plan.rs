@@ -370,14 +370,22 @@ fn anchor_in<'a>(entry: &'a Entry, attribute: &str, binary: bool) -> Option<Cow<
 struct Desired<'a> {
     anchor: Cow<'a, str>,
     dn: &'a str,
-    /// With no attributes when `held` or `unchanged`.
+    /// With no attributes when [`Standing::Held`] or [`Standing::Unchanged`].
     input: Input,
+    standing: Standing<'a>,
+}
+
+/// Where a wanted user stands against what the target holds.
+enum Standing<'a> {
     /// Unchanged since the last run (an incremental read): wanted as the target holds it.
-    held: bool,
+    Held,
     /// Read in full and mapped to what the target holds: nothing to do.
-    unchanged: bool,
+    Unchanged,
     /// Not held by the target: the attribute changes of its create, made with the mapping.
-    create_diff: Option<Vec<AttributeChange>>,
+    New(Vec<AttributeChange>),
+    /// Held by the target otherwise (as `.0`): what changes is worked out by the plan, once
+    /// it knows whether the read was complete.
+    Differs(&'a Resource),
 }
 
 /// Computes the plan.
@@ -442,9 +450,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                     members: None,
                     password: None,
                 },
-                held: true,
-                unchanged: false,
-                create_diff: None,
+                standing: Standing::Held,
             }),
             // The reader reads these in full; one that slipped through waits for the
             // next run rather than being planned on a guess.
@@ -531,10 +537,9 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     let mut changes = Vec::new();
 
     // ---- User creates, updates, reactivations ----
-    let by_anchor = held;
     for d in &mut desired {
         // On partial information nothing is taken away, a disabled flag included.
-        if !complete && !d.input.active && by_anchor.get(&*d.anchor).is_some_and(|r| r.active) {
+        if !complete && !d.input.active && matches!(d.standing, Standing::Differs(r) if r.active) {
             d.input.active = true;
             d.input
                 .attributes
@@ -549,26 +554,22 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         input
     };
     for d in &mut desired {
-        if d.held || d.unchanged {
-            continue;
-        }
-        match by_anchor.get(&*d.anchor) {
-            None => changes.push(Change {
+        match &mut d.standing {
+            Standing::Held | Standing::Unchanged => {}
+            Standing::New(create_diff) => changes.push(Change {
                 action: Action::Create,
                 kind: Kind::User,
                 anchor: d.anchor.to_string(),
                 name: d.input.name.clone(),
                 id: None,
                 reason: format!("new in the source ({})", d.dn),
-                diff: d.create_diff.take().unwrap_or_else(|| {
-                    diff(&Map::new(), &d.input.attributes, None, Some(d.input.active))
-                }),
+                diff: std::mem::take(create_diff),
                 members: Vec::new(),
                 input: Some(take_input(d)),
             }),
-            // Unchanged (as `settle` finds most): nothing to do.
-            Some(r) if holds_as_wanted(r, &d.input) => {}
-            Some(r) => {
+            // Disabled on an incomplete read and made active again above: as held.
+            Standing::Differs(r) if holds_as_wanted(r, &d.input) => {}
+            &mut Standing::Differs(r) => {
                 let mut attr_diff = diff(
                     r.attributes.as_object().unwrap_or(&Map::new()),
                     &d.input.attributes,
@@ -998,33 +999,6 @@ fn holds_as_wanted(r: &Resource, wanted: &Input) -> bool {
         && r.attributes.as_object() == Some(&wanted.attributes)
 }
 
-/// What the mapping threads can settle of `d` against what the target holds of it: marked
-/// `unchanged` without its attributes when the target holds it as wanted (the threads free
-/// the attributes too), or given the diff of its create when the target does not hold it (a
-/// first import's).
-fn settle<'a>(mut d: Desired<'a>, holder: Option<&Resource>) -> Desired<'a> {
-    match holder {
-        None => {
-            d.create_diff = Some(diff(
-                &Map::new(),
-                &d.input.attributes,
-                None,
-                Some(d.input.active),
-            ));
-            d
-        }
-        Some(r) if holds_as_wanted(r, &d.input) => Desired {
-            input: Input {
-                attributes: Map::new(),
-                ..d.input
-            },
-            unchanged: true,
-            ..d
-        },
-        Some(_) => d,
-    }
-}
-
 /// [`desired_user`] of each entry, in order, on every core, each compared with what the
 /// target holds (`held`, by anchor): each entry's mapping and schema check stands alone,
 /// and a full read brings a hundred thousand.
@@ -1032,7 +1006,7 @@ fn desired_users<'a>(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
     entries: &'a [Entry],
-    held: &HashMap<&str, &Resource>,
+    held: &HashMap<&str, &'a Resource>,
 ) -> Vec<Result<Desired<'a>, String>> {
     /// Below this many entries per thread, a thread costs more than it saves.
     const PER_THREAD: usize = 2000;
@@ -1067,7 +1041,7 @@ fn desired_user<'a>(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
     entry: &'a Entry,
-    held: &HashMap<&str, &Resource>,
+    held: &HashMap<&str, &'a Resource>,
 ) -> Result<Desired<'a>, String> {
     let users = &config.users;
     let anchor = anchor_in(entry, &users.anchor, users.anchor_is_binary)
@@ -1135,24 +1109,34 @@ fn desired_user<'a>(
                 members: None,
                 password: None,
             },
-            held: false,
-            unchanged: true,
-            create_diff: None,
+            standing: Standing::Unchanged,
         });
     }
     body["schemas"] = json!([rt.schema.id]);
     body["externalId"] = Value::String(anchor.to_string());
-    let input = read_input(rt, Kind::User, &body, Compatibility::default())
+    let mut input = read_input(rt, Kind::User, &body, Compatibility::default())
         .map_err(|e| format!("{}: {}", entry.dn, e.detail))?;
-    let mapped = Desired {
+    // Settled here, on the mapping threads: a first import's creates are made ready, and
+    // the attributes of a user held as wanted are freed.
+    let standing = match holder {
+        None => Standing::New(diff(
+            &Map::new(),
+            &input.attributes,
+            None,
+            Some(input.active),
+        )),
+        Some(r) if holds_as_wanted(r, &input) => {
+            input.attributes = Map::new();
+            Standing::Unchanged
+        }
+        Some(r) => Standing::Differs(r),
+    };
+    Ok(Desired {
         anchor,
         dn: &entry.dn,
         input,
-        held: false,
-        unchanged: false,
-        create_diff: None,
-    };
-    Ok(settle(mapped, holder))
+        standing,
+    })
 }
 
 /// The value a mapping gives for an entry; `None` when the entry has none.
@@ -1604,7 +1588,7 @@ impl<'a> Held<'a> {
         let read_groups: HashSet<&str> = self.snapshot.groups.iter().filter_map(group_of).collect();
         let read_user_anchors: HashSet<&str> = users
             .iter()
-            .filter(|u| !u.held)
+            .filter(|u| !matches!(u.standing, Standing::Held))
             .map(|u| &*u.anchor)
             .collect();
         // The target's members, except those read in full.
