@@ -825,7 +825,7 @@ impl RawUsers {
             key: None,
             message: "the User resource type is missing".into(),
         })?;
-        let mut attributes = Vec::new();
+        let mut attributes: Vec<(PatchPath, Source)> = Vec::new();
         for (path, value) in self.attributes {
             let key = format!("users.attributes.\"{path}\"");
             let written =
@@ -868,6 +868,13 @@ impl RawUsers {
                     format!(
                         "`{name}` is not mapped here: userName comes from `users.user_name`, active from `users.active`, externalId is the anchor"
                     ),
+                ));
+            }
+            let spelt = parsed.to_string();
+            if attributes.iter().any(|(p, _)| p.to_string() == spelt) {
+                return Err(ConfigError::at(
+                    &key,
+                    format!("another key maps `{spelt}` too: keep one"),
                 ));
             }
             let raw: RawSource = value

@@ -215,6 +215,16 @@ fn mapped_paths_take_the_schemas_spelling() {
             .contains("is not an attribute of SCIM users"),
         "{err}"
     );
+    // Two keys for one attribute: which would win is not for the reader to guess.
+    let err = SyncConfig::from_toml(&merge(
+        MINIMAL,
+        "[users.attributes]\ntitle = \"title\"\nTITLE = \"description\"",
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`users.attributes.\"title\"`: another key maps `title` too: keep one"
+    );
 }
 
 /// Each broken configuration gets an error that names the key (or the line) and the fix.
