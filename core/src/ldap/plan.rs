@@ -444,11 +444,8 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 dn: &entry.dn,
                 input: Input {
                     name: r.name.clone(),
-                    external_id: None,
                     active: true,
-                    attributes: Map::new(),
-                    members: None,
-                    password: None,
+                    ..Input::default()
                 },
                 standing: Standing::Held,
             }),
@@ -1093,43 +1090,38 @@ fn desired_user<'a>(
     // A re-sync's common case: the target holds just what the mapping gives. What it holds
     // passed the schema check when it was written, and the check keeps what it passes as
     // it is (a test holds it to that), so the check is not run again.
-    if let Some(r) = holder
+    let (input, standing) = if let Some(r) = holder
         && r.active == active
         && r.name == user_name
         && r.attributes == body
     {
-        return Ok(Desired {
-            anchor,
-            dn: &entry.dn,
-            input: Input {
-                name: user_name,
-                external_id: None,
-                active,
-                attributes: Map::new(),
-                members: None,
-                password: None,
-            },
-            standing: Standing::Unchanged,
-        });
-    }
-    body["schemas"] = json!([rt.schema.id]);
-    body["externalId"] = Value::String(anchor.to_string());
-    let mut input = read_input(rt, Kind::User, &body, Compatibility::default())
-        .map_err(|e| format!("{}: {}", entry.dn, e.detail))?;
-    // Settled here, on the mapping threads: a first import's creates are made ready, and
-    // the attributes of a user held as wanted are freed.
-    let standing = match holder {
-        None => Standing::New(diff(
-            &Map::new(),
-            &input.attributes,
-            None,
-            Some(input.active),
-        )),
-        Some(r) if holds_as_wanted(r, &input) => {
-            input.attributes = Map::new();
-            Standing::Unchanged
-        }
-        Some(r) => Standing::Differs(r),
+        let input = Input {
+            name: user_name,
+            active,
+            ..Input::default()
+        };
+        (input, Standing::Unchanged)
+    } else {
+        body["schemas"] = json!([rt.schema.id]);
+        body["externalId"] = Value::String(anchor.to_string());
+        let mut input = read_input(rt, Kind::User, &body, Compatibility::default())
+            .map_err(|e| format!("{}: {}", entry.dn, e.detail))?;
+        // Settled here, on the mapping threads: a first import's creates are made ready,
+        // and the attributes of a user held as wanted are freed.
+        let standing = match holder {
+            None => Standing::New(diff(
+                &Map::new(),
+                &input.attributes,
+                None,
+                Some(input.active),
+            )),
+            Some(r) if holds_as_wanted(r, &input) => {
+                input.attributes = Map::new();
+                Standing::Unchanged
+            }
+            Some(r) => Standing::Differs(r),
+        };
+        (input, standing)
     };
     Ok(Desired {
         anchor,
@@ -1517,15 +1509,16 @@ fn read_groups(
         group_by_rid.get(&rid).copied()
     };
     // Without primary groups, no user is looked up for nothing.
-    let users_read = snapshot.users.iter().chain(&snapshot.unchanged_users);
-    for entry in users_read.filter(|_| !group_by_rid.is_empty()) {
-        if let Some(group) = primary_group(entry)
-            && let Some(user) = user_by_dn.get(dn_key(&entry.dn).as_ref())
-        {
-            direct
-                .entry(group.to_owned())
-                .or_default()
-                .push((Kind::User, (*user).to_owned()));
+    if !group_by_rid.is_empty() {
+        for entry in snapshot.users.iter().chain(&snapshot.unchanged_users) {
+            if let Some(group) = primary_group(entry)
+                && let Some(user) = user_by_dn.get(dn_key(&entry.dn).as_ref())
+            {
+                direct
+                    .entry(group.to_owned())
+                    .or_default()
+                    .push((Kind::User, (*user).to_owned()));
+            }
         }
     }
     if !snapshot.unchanged_groups.is_empty() {
