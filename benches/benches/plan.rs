@@ -199,7 +199,7 @@ fn bare_rows(plan: &usersync_core::ldap::plan::Plan, directory: i64) -> BareRows
         // Time-ordered, as the apply's UUIDv7 ids.
         let id = format!("019d0000-0000-7000-8000-{i:012x}");
         let attributes: serde_json::Map<String, serde_json::Value> = c
-            .diff
+            .diff()
             .iter()
             .map(|a| (a.attribute.clone(), a.new.clone()))
             .collect();

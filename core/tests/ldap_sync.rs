@@ -212,8 +212,8 @@ fn import_rerun_change_and_remove() {
         .iter()
         .find(|c| c.name == "jdoe" && c.action == Action::Update)
         .unwrap();
-    assert_eq!(jdoe.diff.len(), 1, "{changes}");
-    assert_eq!(jdoe.diff[0].attribute, "title");
+    assert_eq!(jdoe.diff().len(), 1, "{changes}");
+    assert_eq!(jdoe.diff()[0].attribute, "title");
     let renamed = changes.changes.iter().find(|c| c.name == "rroe2").unwrap();
     assert_eq!(renamed.action, Action::Update);
     assert!(renamed.reason.contains("renamed from `rroe`"), "{changes}");

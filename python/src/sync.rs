@@ -120,7 +120,7 @@ impl Change {
 
 fn change(py: Python<'_>, c: &CoreChange) -> PyResult<Change> {
     let diff = c
-        .diff
+        .diff()
         .iter()
         .map(|d| {
             Py::new(

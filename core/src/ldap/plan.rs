@@ -128,13 +128,12 @@ fn kind_name<S: serde::Serializer>(kind: &Kind, s: S) -> Result<S::Ok, S::Error>
     s.serialize_str(kind.as_str())
 }
 
-/// One planned change.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// One planned change. Serialised with its [`diff`](Change::diff) as `diff`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     /// What it does.
     pub action: Action,
     /// To a user or a group.
-    #[serde(serialize_with = "kind_name")]
     pub kind: Kind,
     /// The source's anchor of the object.
     pub anchor: String,
@@ -144,13 +143,45 @@ pub struct Change {
     pub id: Option<String>,
     /// Why.
     pub reason: String,
-    /// Attribute changes (creates and updates).
-    pub diff: Vec<AttributeChange>,
+    /// The attribute changes of an update. Empty for a create: its diff is its whole new
+    /// state, rendered from `input` when asked for, so that a first import does not hold
+    /// (and free) every attribute twice.
+    pub(crate) changed: Vec<AttributeChange>,
     /// Members added or removed.
     pub members: Vec<MemberRef>,
     /// The new state (creates and updates).
-    #[serde(skip)]
     pub(crate) input: Option<Input>,
+}
+
+impl Change {
+    /// Attribute changes: for a create every attribute it sets, for an update those it
+    /// changes; empty for other actions.
+    #[must_use]
+    pub fn diff(&self) -> Cow<'_, [AttributeChange]> {
+        match (&self.action, &self.input) {
+            (Action::Create, Some(input)) => {
+                let active = (self.kind == Kind::User).then_some(input.active);
+                Cow::Owned(diff(&Map::new(), &input.attributes, None, active))
+            }
+            _ => Cow::Borrowed(&self.changed),
+        }
+    }
+}
+
+impl serde::Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut c = s.serialize_struct("Change", 8)?;
+        c.serialize_field("action", &self.action)?;
+        c.serialize_field("kind", self.kind.as_str())?;
+        c.serialize_field("anchor", &self.anchor)?;
+        c.serialize_field("name", &self.name)?;
+        c.serialize_field("id", &self.id)?;
+        c.serialize_field("reason", &self.reason)?;
+        c.serialize_field("diff", &*self.diff())?;
+        c.serialize_field("members", &self.members)?;
+        c.end()
+    }
 }
 
 /// The plan of one sync.
@@ -225,7 +256,7 @@ impl fmt::Display for Plan {
                         shown
                     }
                 } else if c.action == Action::Update {
-                    let attrs: Vec<&str> = c.diff.iter().map(|d| d.attribute.as_str()).collect();
+                    let attrs: Vec<&str> = c.changed.iter().map(|d| d.attribute.as_str()).collect();
                     format!("{} ({})", c.reason, attrs.join(", "))
                 } else {
                     c.reason.clone()
@@ -381,8 +412,8 @@ enum Standing<'a> {
     Held,
     /// Read in full and mapped to what the target holds: nothing to do.
     Unchanged,
-    /// Not held by the target: the attribute changes of its create, made with the mapping.
-    New(Vec<AttributeChange>),
+    /// Not held by the target: to create.
+    New,
     /// Held by the target otherwise (as `.0`): what changes is worked out by the plan, once
     /// it knows whether the read was complete.
     Differs(&'a Resource),
@@ -553,14 +584,14 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     for d in &mut desired {
         match &mut d.standing {
             Standing::Held | Standing::Unchanged => {}
-            Standing::New(create_diff) => changes.push(Change {
+            Standing::New => changes.push(Change {
                 action: Action::Create,
                 kind: Kind::User,
                 anchor: d.anchor.to_string(),
                 name: d.input.name.clone(),
                 id: None,
                 reason: format!("new in the source ({})", d.dn),
-                diff: std::mem::take(create_diff),
+                changed: Vec::new(),
                 members: Vec::new(),
                 input: Some(take_input(d)),
             }),
@@ -603,7 +634,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                     name: d.input.name.clone(),
                     id: Some(r.id.clone()),
                     reason,
-                    diff: attr_diff,
+                    changed: attr_diff,
                     members: Vec::new(),
                     input: Some(take_input(d)),
                 });
@@ -660,7 +691,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                         name: g.name.clone(),
                         id: None,
                         reason: format!("new in the source ({})", g.dn),
-                        diff: diff(&Map::new(), &input.attributes, None, None),
+                        changed: Vec::new(),
                         members: Vec::new(),
                         input: Some(input),
                     });
@@ -688,7 +719,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                             name: g.name.clone(),
                             id: Some(r.id.clone()),
                             reason: format!("renamed from `{}`", r.name),
-                            diff: attr_diff,
+                            changed: attr_diff,
                             members: Vec::new(),
                             input: Some(input),
                         });
@@ -748,7 +779,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                         name: r.name.clone(),
                         id: Some(r.id.clone()),
                         reason: "removed from the source".into(),
-                        diff: Vec::new(),
+                        changed: Vec::new(),
                         members: Vec::new(),
                         input: None,
                     });
@@ -806,7 +837,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 name: r.name.clone(),
                 id: Some(r.id.clone()),
                 reason,
-                diff: Vec::new(),
+                changed: Vec::new(),
                 members: Vec::new(),
                 input: None,
             });
@@ -953,7 +984,7 @@ fn membership(
         name: g.name.clone(),
         id: id.cloned(),
         reason,
-        diff: Vec::new(),
+        changed: Vec::new(),
         members,
         input: None,
     }
@@ -976,9 +1007,11 @@ fn diff(
             new: new.get(k).cloned().unwrap_or(Value::Null),
         })
         .collect();
+    // `active` is said once: when the attributes carry it, their row says it.
     if let Some(new_active) = new_active
         && old_active != Some(new_active)
         && (old_active.is_some() || !new_active)
+        && !out.iter().any(|c| c.attribute == "active")
     {
         out.push(AttributeChange {
             attribute: "active".into(),
@@ -1109,12 +1142,7 @@ fn desired_user<'a>(
         // Settled here, on the mapping threads: a first import's creates are made ready,
         // and the attributes of a user held as wanted are freed.
         let standing = match holder {
-            None => Standing::New(diff(
-                &Map::new(),
-                &input.attributes,
-                None,
-                Some(input.active),
-            )),
+            None => Standing::New,
             Some(r) if holds_as_wanted(r, &input) => {
                 input.attributes = Map::new();
                 Standing::Unchanged

@@ -123,7 +123,7 @@ impl RemoteTarget {
                 let mut operations = vec![json!({"op": "replace", "value": input.attributes})];
                 operations.extend(
                     change
-                        .diff
+                        .changed
                         .iter()
                         .filter(|d| d.new.is_null())
                         .map(|d| json!({"op": "remove", "path": d.attribute})),

@@ -100,7 +100,12 @@ fn a_user_disabled_with_other_changes_is_still_a_deactivation() {
         .filter(|c| c.action == Action::Deactivate)
         .collect();
     assert_eq!(deactivations.len(), 2, "{p}");
-    assert!(deactivations[0].diff.iter().any(|d| d.attribute == "title"));
+    assert!(
+        deactivations[0]
+            .diff()
+            .iter()
+            .any(|d| d.attribute == "title")
+    );
     assert!(!p.blocked.is_empty(), "{p}");
 }
 
@@ -636,7 +641,7 @@ active = { attribute = "locked", transform = "not_boolean" }
         .iter()
         .find(|c| c.action == Action::Update && c.name == "zoe")
         .unwrap_or_else(|| panic!("{p}"));
-    assert!(update.diff.iter().any(|d| d.attribute == "title"), "{p}");
+    assert!(update.diff().iter().any(|d| d.attribute == "title"), "{p}");
 }
 
 /// Two entries with one anchor (a user moved between two searches of one read, or read in
@@ -678,4 +683,71 @@ fn two_entries_with_one_anchor_are_missing_information() {
         .unwrap_or_else(|| panic!("{p}"));
     assert_eq!(update.action, Action::Update, "the entry read in full: {p}");
     assert!(!p.changes.iter().any(|c| c.action.is_destructive()), "{p}");
+}
+
+#[test]
+fn a_create_shows_every_attribute_it_sets() {
+    let config = SyncConfig::from_toml(CONFIG).unwrap();
+    let snapshot = Snapshot {
+        users: vec![
+            user("u0", Some("512"), "Engineer"),
+            user("u1", Some("2"), "Chef"),
+        ],
+        groups: vec![group("a", vec!["u0"])],
+        ..Snapshot::default()
+    };
+    let store = MemoryStore::new(system_clock());
+    let p = plan(&config, &snapshot, &apply::current(&store, "corp").unwrap());
+    let create = |name: &str| {
+        p.changes
+            .iter()
+            .find(|c| c.action == Action::Create && c.name == name)
+            .unwrap_or_else(|| panic!("a create of {name}: {p}"))
+    };
+    let set = |c: &Change| -> Vec<(String, Value)> {
+        c.diff()
+            .iter()
+            .inspect(|d| assert_eq!(d.old, Value::Null, "{p}"))
+            .map(|d| (d.attribute.clone(), d.new.clone()))
+            .collect()
+    };
+    let (enabled, disabled) = (set(create("u0")), set(create("u1")));
+    assert!(
+        enabled.contains(&("title".into(), json!("Engineer"))),
+        "{enabled:?}"
+    );
+    assert!(
+        enabled.contains(&("active".into(), json!(true))),
+        "{enabled:?}"
+    );
+    assert!(
+        disabled.contains(&("title".into(), json!("Chef"))),
+        "{disabled:?}"
+    );
+    assert!(
+        disabled.contains(&("active".into(), json!(false))),
+        "{disabled:?}"
+    );
+    for attributes in [&enabled, &disabled] {
+        let names: BTreeSet<&str> = attributes.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(
+            names.len(),
+            attributes.len(),
+            "each attribute once: {attributes:?}"
+        );
+    }
+    assert!(
+        set(create("a")).contains(&("displayName".into(), json!("a"))),
+        "{p}"
+    );
+    // The JSON a reviewer reads carries the same diff.
+    let shown = serde_json::to_value(&p).unwrap();
+    for (c, json) in p.changes.iter().zip(shown["changes"].as_array().unwrap()) {
+        assert_eq!(
+            json["diff"],
+            serde_json::to_value(&*c.diff()).unwrap(),
+            "{json}"
+        );
+        assert_eq!(json["kind"], c.kind.as_str());
+    }
 }
