@@ -237,11 +237,22 @@ impl SqliteStore {
     /// and rolled back otherwise (a panic included).
     fn write<T>(
         &self,
-        f: impl FnOnce(&Connection, DateTime) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection, &Now) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let now = self.now();
-        transaction(&self.lock(), "BEGIN IMMEDIATE", |conn| f(conn, now))
+        let time = self.now();
+        let now = Now {
+            time,
+            text: time.to_string(),
+        };
+        transaction(&self.lock(), "BEGIN IMMEDIATE", |conn| f(conn, &now))
     }
+}
+
+/// A write transaction's time, with its text as stored: the rows a transaction writes all
+/// carry it, and formatting it for each row was a tenth of a create.
+struct Now {
+    time: DateTime,
+    text: String,
 }
 
 /// Runs `f` between `begin` and COMMIT on `conn`; rolls back when `f` fails or panics.
@@ -588,12 +599,7 @@ fn check_name(
     }
 }
 
-fn record(
-    tx: &Connection,
-    r: &Resource,
-    event: EventKind,
-    now: DateTime,
-) -> Result<(), StoreError> {
+fn record(tx: &Connection, r: &Resource, event: EventKind, now: &Now) -> Result<(), StoreError> {
     record_event(tx, r.directory, r.kind, &r.id, r.version, event, now)
 }
 
@@ -605,25 +611,20 @@ fn record_event(
     id: &str,
     version: u64,
     event: EventKind,
-    now: DateTime,
+    now: &Now,
 ) -> Result<(), StoreError> {
     tx.cached_execute(
         "INSERT INTO events (directory, kind, resource_id, event, version, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![directory, kind.as_str(), id, event.as_str(), version as i64, now.to_string()],
+        params![directory, kind.as_str(), id, event.as_str(), version as i64, now.text],
     )?;
     Ok(())
 }
 
 /// Bumps a group's version for a membership change and records it.
-fn touch_group(
-    tx: &Connection,
-    directory: i64,
-    group: &str,
-    now: DateTime,
-) -> Result<(), StoreError> {
+fn touch_group(tx: &Connection, directory: i64, group: &str, now: &Now) -> Result<(), StoreError> {
     let version: i64 = tx.cached_query_row(
         "UPDATE resources SET version = version + 1, modified = ?1 WHERE id = ?2 RETURNING version",
-        params![now.to_string(), group],
+        params![now.text, group],
         |r| r.get(0),
     )?;
     record_event(
@@ -1070,7 +1071,7 @@ impl Store for SqliteStore {
             let version = version as u64 + 1;
             tx.cached_execute(
                 "UPDATE resources SET version = ?1, modified = ?2 WHERE id = ?3",
-                params![version as i64, now.to_string(), group],
+                params![version as i64, now.text, group],
             )?;
             record_event(tx, directory, Kind::Group, group, version, EventKind::Updated, now)?;
             Ok(version)
@@ -1206,13 +1207,13 @@ impl Store for SqliteStore {
             }
             tx.cached_execute(
                 "INSERT INTO tokens (directory, hash, created) VALUES (?1, ?2, ?3)",
-                params![directory, hash.as_slice(), now.to_string()],
+                params![directory, hash.as_slice(), now.text],
             )?;
             Ok(StoredToken {
                 id: tx.last_insert_rowid(),
                 directory,
                 hash,
-                created: now,
+                created: now.time,
             })
         })
     }
@@ -1470,7 +1471,7 @@ fn select_with_groups(
 /// Refused before anything is written (see `batch`); its count goes to `counts`.
 fn create_in(
     tx: &Connection,
-    now: DateTime,
+    now: &Now,
     n: NewResource,
     counts: &mut Counts,
 ) -> Result<Resource, StoreError> {
@@ -1489,9 +1490,9 @@ fn create_in(
         name: n.name,
         active,
         version: 1,
-        created: now,
-        modified: now,
-        inactive_since: (!active).then_some(now),
+        created: now.time,
+        modified: now.time,
+        inactive_since: (!active).then_some(now.time),
         attributes: n.attributes,
     };
     // A taken id or name inserts nothing, and is told apart then: checking both before
@@ -1509,8 +1510,8 @@ fn create_in(
             fold(&r.name).as_ref(),
             scope,
             r.active,
-            now.to_string(),
-            r.inactive_since.map(|t| t.to_string()),
+            now.text,
+            (!active).then_some(&now.text),
             attributes_text(&r.attributes),
         ],
     )?;
@@ -1570,7 +1571,7 @@ fn keeps_passwords(tx: &Connection, directory: i64) -> Result<bool, StoreError> 
 /// Applies `change` to a resource inside the transaction `tx`.
 fn update_in(
     tx: &Connection,
-    now: DateTime,
+    now: &Now,
     directory: i64,
     kind: Kind,
     id: &str,
@@ -1592,7 +1593,7 @@ fn update_in(
     }
     let mut changed = false;
     if let Some(n) = &change.replacement {
-        apply_replacement(&mut r, n, now);
+        apply_replacement(&mut r, n, now.time);
         if let Some(members) = &n.members {
             tx.cached_execute("DELETE FROM memberships WHERE group_id = ?1", [id])?;
             insert_members(tx, id, members)?;
@@ -1613,13 +1614,13 @@ fn update_in(
         return Ok(r);
     }
     r.version += 1;
-    r.modified = now;
+    r.modified = now.time;
     if change.replacement.is_none() {
         // Members (or the password) alone changed: the row keeps its attributes, only its
         // version moves.
         tx.cached_execute(
             "UPDATE resources SET version = ?1, modified = ?2 WHERE id = ?3",
-            params![r.version as i64, now.to_string(), id],
+            params![r.version as i64, now.text, id],
         )?;
         record(tx, &r, EventKind::Updated, now)?;
         return Ok(r);
@@ -1633,7 +1634,7 @@ fn update_in(
             fold(&r.name).as_ref(),
             r.active,
             r.version as i64,
-            now.to_string(),
+            now.text,
             r.inactive_since.map(|t| t.to_string()),
             attributes_text(&r.attributes),
             id,
@@ -1692,7 +1693,7 @@ fn delete_in(
     kind: Kind,
     id: &str,
     expected_version: Option<u64>,
-    now: DateTime,
+    now: &Now,
     counts: &mut Counts,
 ) -> Result<(), StoreError> {
     let r = existing(tx, directory, kind, id)?;
