@@ -265,7 +265,19 @@ fn plan_timed(
     let step = Instant::now();
     let plan = plan(config, &snapshot, &current);
     milliseconds.push(("plan", elapsed(step)));
+    // A full read's entries and the target's objects, a hundred thousand of each, are freed
+    // on a thread of their own while the plan goes on: freeing them took a tenth of a
+    // no-change run.
+    drop_aside((snapshot, current));
     Ok((mode, plan))
+}
+
+/// Drops `value` on a new thread; here, when no thread can be started (the closure that
+/// owns it is dropped then).
+fn drop_aside<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new()
+        .name("usersync-free".into())
+        .spawn(move || drop(value));
 }
 
 /// What an incremental read needs of what the target holds.
