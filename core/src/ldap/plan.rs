@@ -449,15 +449,16 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             .iter()
             .filter_map(|r| r.external_id.as_deref().map(|a| (a, r))),
     );
-    let mapped = desired_users(config, user_rt, &snapshot.users, &held);
     let mut desired: Vec<Desired<'_>> =
-        Vec::with_capacity(mapped.len() + snapshot.unchanged_users.len());
-    for d in mapped {
-        match d {
-            Ok(d) => desired.push(d),
-            Err(problem) => incomplete.push(problem),
-        }
-    }
+        Vec::with_capacity(snapshot.users.len() + snapshot.unchanged_users.len());
+    desired_users(
+        config,
+        user_rt,
+        &snapshot.users,
+        &held,
+        &mut desired,
+        &mut incomplete,
+    );
 
     // ---- Users an incremental read found unchanged: wanted as the target holds them ----
     for entry in &snapshot.unchanged_users {
@@ -562,7 +563,13 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     }
 
     let complete = incomplete.is_empty();
-    let mut changes = Vec::new();
+    // Sized for every user to change and every group to be made with its members: grown
+    // from empty, a first import's hundred thousand creates were copied at each doubling.
+    let users_to_change = desired
+        .iter()
+        .filter(|d| matches!(d.standing, Standing::New | Standing::Differs(_)))
+        .count();
+    let mut changes = Vec::with_capacity(users_to_change + 2 * snapshot.groups.len());
 
     // ---- User creates, updates, reactivations ----
     for d in &mut desired {
@@ -1031,13 +1038,16 @@ fn holds_as_wanted(r: &Resource, wanted: &Input) -> bool {
 
 /// [`desired_user`] of each entry, in order, on every core, each compared with what the
 /// target holds (`held`, by anchor): each entry's mapping and schema check stands alone,
-/// and a full read brings a hundred thousand.
+/// and a full read brings a hundred thousand. The users go to `into`, the entries that
+/// cannot be mapped to `problems`.
 fn desired_users<'a>(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
     entries: &'a [Entry],
     held: &HashMap<&str, &'a Resource>,
-) -> Vec<Result<Desired<'a>, String>> {
+    into: &mut Vec<Desired<'a>>,
+    problems: &mut Vec<String>,
+) {
     /// Below this many entries per thread, a thread costs more than it saves.
     const PER_THREAD: usize = 2000;
     let threads = std::thread::available_parallelism()
@@ -1050,19 +1060,26 @@ fn desired_users<'a>(
             .map(|e| desired_user(config, rt, e, held))
             .collect()
     };
+    let mut take = |mapped: Vec<Result<Desired<'a>, String>>| {
+        for d in mapped {
+            match d {
+                Ok(d) => into.push(d),
+                Err(problem) => problems.push(problem),
+            }
+        }
+    };
     if threads == 1 {
-        return map(entries);
+        return take(map(entries));
     }
     std::thread::scope(|s| {
         let running: Vec<_> = entries
             .chunks(entries.len().div_ceil(threads))
             .map(|chunk| s.spawn(move || map(chunk)))
             .collect();
-        running
-            .into_iter()
-            .flat_map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+        for t in running {
+            take(t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+    });
 }
 
 /// The SCIM user an entry maps to, settled against what the target holds (`held`, by
