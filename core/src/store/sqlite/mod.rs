@@ -249,7 +249,7 @@ impl SqliteStore {
 }
 
 /// A write transaction's time, with its text as stored: the rows a transaction writes all
-/// carry it, and formatting it for each row was a tenth of a create.
+/// carry it, and formatting it for each row was 8% of a create.
 struct Now {
     time: DateTime,
     text: String,
