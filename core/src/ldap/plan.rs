@@ -589,7 +589,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         input
     };
     for d in &mut desired {
-        match &mut d.standing {
+        match d.standing {
             Standing::Held | Standing::Unchanged => {}
             Standing::New => changes.push(Change {
                 action: Action::Create,
@@ -604,7 +604,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             }),
             // Disabled on an incomplete read and made active again above: as held.
             Standing::Differs(r) if holds_as_wanted(r, &d.input) => {}
-            &mut Standing::Differs(r) => {
+            Standing::Differs(r) => {
                 let mut attr_diff = diff(
                     r.attributes.as_object().unwrap_or(&Map::new()),
                     &d.input.attributes,

@@ -712,23 +712,13 @@ fn a_create_shows_every_attribute_it_sets() {
             .collect()
     };
     let (enabled, disabled) = (set(create("u0")), set(create("u1")));
-    assert!(
-        enabled.contains(&("title".into(), json!("Engineer"))),
-        "{enabled:?}"
-    );
-    assert!(
-        enabled.contains(&("active".into(), json!(true))),
-        "{enabled:?}"
-    );
-    assert!(
-        disabled.contains(&("title".into(), json!("Chef"))),
-        "{disabled:?}"
-    );
-    assert!(
-        disabled.contains(&("active".into(), json!(false))),
-        "{disabled:?}"
-    );
-    for attributes in [&enabled, &disabled] {
+    for (attributes, title, active) in [(&enabled, "Engineer", true), (&disabled, "Chef", false)] {
+        for wanted in [
+            ("title".to_owned(), json!(title)),
+            ("active".to_owned(), json!(active)),
+        ] {
+            assert!(attributes.contains(&wanted), "{attributes:?}");
+        }
         let names: BTreeSet<&str> = attributes.iter().map(|(a, _)| a.as_str()).collect();
         assert_eq!(
             names.len(),
