@@ -448,9 +448,9 @@ fn incremental_runs_by_usn(samba: &Samba) {
         let mark: source::UsnMark =
             serde_json::from_value(last.report["watermark"]["usn"].clone()).unwrap();
         let current = apply::current(&store, "ad").unwrap();
-        let anchors = |rs: &[Resource]| -> foldhash::HashSet<String> {
+        fn anchors<A>(rs: &[Resource<A>]) -> foldhash::HashSet<String> {
             rs.iter().filter_map(|r| r.external_id.clone()).collect()
-        };
+        }
         let known = || {
             Some(source::Known {
                 active: anchors(&current.users),

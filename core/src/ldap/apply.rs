@@ -158,7 +158,7 @@ pub fn current(store: &dyn Store, directory: &str) -> Result<Current, StoreError
         return Ok(Current::default());
     };
     ldap_directory(&d)?;
-    let users = store.list(d.id, Kind::User)?;
+    let users = store.list_held(d.id, Kind::User)?;
     let groups = store.list(d.id, Kind::Group)?;
     let mut members = store.all_members(d.id)?;
     for g in &groups {

@@ -21,17 +21,34 @@ use crate::scim::path::PatchPath;
 use crate::scim::schema::SchemaRegistry;
 use crate::scim::service::resource::{Input, read_input};
 use crate::scim::text::fold;
-use crate::store::{Kind, Member, Resource};
+use crate::store::{HeldAttributes, Kind, Member, Resource};
+
+/// A user the target holds, its attributes as the target hands them over.
+pub type HeldUser = Resource<HeldAttributes>;
 
 /// What the store holds for the directory being synced.
 #[derive(Debug, Clone, Default)]
 pub struct Current {
-    /// Its users.
-    pub users: Vec<Resource>,
+    /// Its users; a store may keep their attributes unparsed ([`HeldAttributes`]), since
+    /// a re-sync finds most of them as wanted.
+    pub users: Vec<HeldUser>,
     /// Its groups.
     pub groups: Vec<Resource>,
     /// Each group's direct members, by group `id`.
     pub members: std::collections::HashMap<String, Vec<Member>>,
+}
+
+impl Current {
+    /// Each user's and group's `(id, anchor, name, kind)`, users first; those without an
+    /// anchor are not the sync's.
+    fn anchored(&self) -> impl Iterator<Item = (&str, &str, &str, Kind)> {
+        fn of<A>(r: &Resource<A>) -> Option<(&str, &str, &str, Kind)> {
+            let anchor = r.external_id.as_deref()?;
+            Some((r.id.as_str(), anchor, r.name.as_str(), r.kind))
+        }
+        let users = self.users.iter().filter_map(of);
+        users.chain(self.groups.iter().filter_map(of))
+    }
 }
 
 /// What a change does.
@@ -416,7 +433,7 @@ enum Standing<'a> {
     New,
     /// Held by the target otherwise (as `.0`): what changes is worked out by the plan, once
     /// it knows whether the read was complete.
-    Differs(&'a Resource),
+    Differs(&'a HeldUser),
 }
 
 /// Computes the plan.
@@ -442,7 +459,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
 
     // ---- Users the source wants ----
     // (Maps of a hundred thousand are sized up front: growing them rehashes every key.)
-    let mut held: HashMap<&str, &Resource> = HashMap::with_capacity(current.users.len());
+    let mut held: HashMap<&str, &HeldUser> = HashMap::with_capacity(current.users.len());
     held.extend(
         current
             .users
@@ -507,11 +524,11 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     // The target's objects by id: its members are ids.
     let mut anchor_of_id: HashMap<&str, (&str, &str, Kind)> =
         HashMap::with_capacity(current.users.len() + current.groups.len());
-    anchor_of_id.extend(current.users.iter().chain(&current.groups).filter_map(|r| {
-        r.external_id
-            .as_deref()
-            .map(|a| (r.id.as_str(), (a, r.name.as_str(), r.kind)))
-    }));
+    anchor_of_id.extend(
+        current
+            .anchored()
+            .map(|(id, anchor, name, kind)| (id, (anchor, name, kind))),
+    );
     let groups = config.groups.as_ref().map(|g| {
         read_groups(
             g,
@@ -606,7 +623,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             Standing::Differs(r) if holds_as_wanted(r, &d.input) => {}
             Standing::Differs(r) => {
                 let mut attr_diff = diff(
-                    r.attributes.as_object().unwrap_or(&Map::new()),
+                    &r.attributes.to_object(),
                     &d.input.attributes,
                     Some(r.active),
                     Some(d.input.active),
@@ -934,15 +951,9 @@ fn ids_named(changes: &[Change], current: &Current) -> HashMap<(Kind, String), S
         })
         .collect();
     current
-        .users
-        .iter()
-        .chain(&current.groups)
-        .filter_map(|r| {
-            let anchor = r.external_id.as_deref()?;
-            named
-                .contains(&(r.kind, anchor))
-                .then(|| ((r.kind, anchor.to_owned()), r.id.clone()))
-        })
+        .anchored()
+        .filter(|&(_, anchor, _, kind)| named.contains(&(kind, anchor)))
+        .map(|(id, anchor, _, kind)| ((kind, anchor.to_owned()), id.to_owned()))
         .collect()
 }
 
@@ -1030,10 +1041,8 @@ fn diff(
 }
 
 /// Whether the target's `r` is the user `wanted` describes.
-fn holds_as_wanted(r: &Resource, wanted: &Input) -> bool {
-    r.active == wanted.active
-        && r.name == wanted.name
-        && r.attributes.as_object() == Some(&wanted.attributes)
+fn holds_as_wanted(r: &HeldUser, wanted: &Input) -> bool {
+    r.active == wanted.active && r.name == wanted.name && r.attributes.holds(&wanted.attributes)
 }
 
 /// [`desired_user`] of each entry, in order, on every core, each compared with what the
@@ -1044,7 +1053,7 @@ fn desired_users<'a>(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
     entries: &'a [Entry],
-    held: &HashMap<&str, &'a Resource>,
+    held: &HashMap<&str, &'a HeldUser>,
     into: &mut Vec<Desired<'a>>,
     problems: &mut Vec<String>,
 ) {
@@ -1088,7 +1097,7 @@ fn desired_user<'a>(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
     entry: &'a Entry,
-    held: &HashMap<&str, &'a Resource>,
+    held: &HashMap<&str, &'a HeldUser>,
 ) -> Result<Desired<'a>, String> {
     let users = &config.users;
     let anchor = anchor_in(entry, &users.anchor, users.anchor_is_binary)
@@ -1143,7 +1152,7 @@ fn desired_user<'a>(
     let (input, standing) = if let Some(r) = holder
         && r.active == active
         && r.name == user_name
-        && r.attributes == body
+        && body.as_object().is_some_and(|b| r.attributes.holds(b))
     {
         let input = Input {
             name: user_name,

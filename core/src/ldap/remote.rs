@@ -248,7 +248,7 @@ impl Target for RemoteTarget {
                     attributes: Value::Object(input.attributes),
                 };
                 match kind {
-                    Kind::User => current.users.push(resource),
+                    Kind::User => current.users.push(resource.into()),
                     Kind::Group => current.groups.push(resource),
                 }
             }

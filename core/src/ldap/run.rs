@@ -287,13 +287,16 @@ fn drop_aside<T: Send + 'static>(value: T) {
 
 /// What an incremental read needs of what the target holds.
 fn known(current: &Current, holds_member_lists: bool) -> Known {
-    let anchors = |resources: &[crate::store::Resource], active_only: bool| {
+    fn anchors<A>(
+        resources: &[crate::store::Resource<A>],
+        active_only: bool,
+    ) -> foldhash::HashSet<String> {
         resources
             .iter()
             .filter(|r| r.active || !active_only)
             .filter_map(|r| r.external_id.clone())
             .collect()
-    };
+    }
     Known {
         active: anchors(&current.users, true),
         groups: holds_member_lists.then(|| anchors(&current.groups, false)),

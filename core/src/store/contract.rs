@@ -89,6 +89,51 @@ fn contract(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     sync_locks(make);
     feed_waits(make);
     content_checks(make);
+    held_lists(make);
+}
+
+/// `list_held` is `list`, its attributes held as what was written: the same attributes
+/// compare as held, any other do not.
+fn held_lists(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Ldap))
+        .unwrap()
+        .id;
+    let attributes = json!({
+        "userName": "zoë",
+        "name": {"givenName": "Zoë \"Z\"", "familyName": "Lee"},
+        "emails": [{"value": "z@example.com", "type": "work", "primary": true}],
+        "x-number": 1.5,
+        "active": false,
+    });
+    s.create(NewResource {
+        attributes: attributes.clone(),
+        active: false,
+        ..user(d, "u1", "zoë")
+    })
+    .unwrap();
+    s.create(user(d, "u2", "ann")).unwrap();
+    let listed = s.list(d, Kind::User).unwrap();
+    let held = s.list_held(d, Kind::User).unwrap();
+    assert_eq!(held.len(), 2);
+    for (r, h) in listed.iter().zip(&held) {
+        let as_listed = h.clone().map_attributes(|_| r.attributes.clone());
+        assert_eq!(&as_listed, r, "the same resource");
+        let wanted = r.attributes.as_object().unwrap();
+        assert!(h.attributes.holds(wanted), "{r:?} holds its own attributes");
+        assert_eq!(&*h.attributes.to_object(), wanted);
+        let mut other = wanted.clone();
+        other.insert("title".into(), json!("Engineer"));
+        assert!(!h.attributes.holds(&other), "{r:?} does not hold more");
+        other.remove("title");
+        other.insert("userName".into(), json!("someone else"));
+        assert!(!h.attributes.holds(&other), "{r:?} does not hold a change");
+    }
+    assert_eq!(
+        &*held[0].attributes.to_object(),
+        attributes.as_object().unwrap()
+    );
 }
 
 /// A replacement computed from a read goes through over member changes made since, not over

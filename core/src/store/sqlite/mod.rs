@@ -13,11 +13,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::query::{self, Page, Query, Start};
 use super::view::view;
 use super::{
-    Change, Clock, Directory, DirectoryKind, Event, EventKind, Kind, Member, NewDirectory,
-    NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken,
-    UserCounts, UserNameScope, Write, WriteOutcome, apply_replacement, check_directory_name,
-    check_member_change, check_password_change, check_update, check_version, event_from,
-    groups_from, kind_from, name_attribute, not_a_member, time_from,
+    Change, Clock, Directory, DirectoryKind, Event, EventKind, HeldAttributes, Kind, Member,
+    NewDirectory, NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError,
+    StoredToken, UserCounts, UserNameScope, Write, WriteOutcome, apply_replacement,
+    check_directory_name, check_member_change, check_password_change, check_update, check_version,
+    event_from, groups_from, kind_from, name_attribute, not_a_member, time_from,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -508,6 +508,16 @@ fn raw_resource(row: &Row<'_>) -> rusqlite::Result<RawResource> {
 }
 
 fn resource(raw: RawResource) -> Result<Resource, StoreError> {
+    resource_with(raw, |text| {
+        serde_json::from_str(&text).map_err(|e| StoreError::Backend(e.to_string()))
+    })
+}
+
+/// The resource of `raw`, its attributes' JSON text made into `A` by `attributes`.
+fn resource_with<A>(
+    raw: RawResource,
+    attributes: impl FnOnce(String) -> Result<A, StoreError>,
+) -> Result<Resource<A>, StoreError> {
     let (
         directory,
         kind,
@@ -532,7 +542,7 @@ fn resource(raw: RawResource) -> Result<Resource, StoreError> {
         created: time_from(&created)?,
         modified: time_from(&modified)?,
         inactive_since: inactive.as_deref().map(time_from).transpose()?,
-        attributes: serde_json::from_str(&attrs).map_err(|e| StoreError::Backend(e.to_string()))?,
+        attributes: attributes(attrs)?,
     })
 }
 
@@ -679,6 +689,21 @@ fn attributes_text(v: &serde_json::Value) -> String {
 }
 
 impl SqliteStore {
+    /// Every resource of `kind` in `directory`, in `id` order, each made by `resource`.
+    fn list_with<A>(
+        &self,
+        directory: i64,
+        kind: Kind,
+        resource: impl Fn(RawResource) -> Result<Resource<A>, StoreError>,
+    ) -> Result<Vec<Resource<A>>, StoreError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![directory, kind.as_str()], raw_resource)?;
+        rows.map(|r| resource(r?)).collect()
+    }
+
     /// [`Store::query`] on `conn`, inside a read transaction.
     fn query_in(&self, conn: &Connection, q: &Query<'_>) -> Result<Page, StoreError> {
         let mut sql = filter::Sql::default();
@@ -943,12 +968,18 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, directory: i64, kind: Kind) -> Result<Vec<Resource>, StoreError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 ORDER BY id"
-        ))?;
-        let rows = stmt.query_map(params![directory, kind.as_str()], raw_resource)?;
-        rows.map(|r| resource(r?)).collect()
+        self.list_with(directory, kind, resource)
+    }
+
+    /// The attributes stay the text `attributes_text` wrote.
+    fn list_held(
+        &self,
+        directory: i64,
+        kind: Kind,
+    ) -> Result<Vec<Resource<HeldAttributes>>, StoreError> {
+        self.list_with(directory, kind, |raw| {
+            resource_with(raw, |text| Ok(HeldAttributes::Text(text)))
+        })
     }
 
     fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {
