@@ -902,6 +902,18 @@ fn memberships(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         ),
         "kind must match"
     );
+    let elsewhere = s
+        .create_directory(NewDirectory::new("d2", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(elsewhere, "x1", "xavier")).unwrap();
+    assert!(
+        matches!(
+            s.add_members(d, "g", None, &[m("x1", Kind::User)]),
+            Err(StoreError::NotFound { .. })
+        ),
+        "a user of another directory cannot join"
+    );
     assert!(matches!(
         s.add_members(d, "g", None, &[m("g", Kind::Group)]),
         Err(StoreError::Invalid(_))

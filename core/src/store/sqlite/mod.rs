@@ -1689,8 +1689,12 @@ fn check_members(
                 "member: group `{group}` cannot contain itself"
             )));
         }
+        // From the index alone: the planner picks the index of `id`, which leaves the row's
+        // directory and kind to be read from the table. At 100,000 users that read was a
+        // quarter of the check (1.5 µs of 5.5-7.4 µs; a 100,000-user import checks 125,000).
         let found: bool = tx.cached_query_row(
-            "SELECT EXISTS (SELECT 1 FROM resources WHERE id = ?1 AND directory = ?2 AND kind = ?3)",
+            "SELECT EXISTS (SELECT 1 FROM resources INDEXED BY resources_by_directory \
+             WHERE directory = ?2 AND kind = ?3 AND id = ?1)",
             params![m.id, directory, m.kind.as_str()],
             |r| r.get(0),
         )?;
