@@ -1,12 +1,13 @@
 //! Criterion benchmark of an LDAP sync's plan, the CPU-only step between reading the source
 //! and applying: 20,000 users (the mapping of `usersync-ldap-bench`) and 1,000 groups of 25,
 //! planned against an empty store (a first import: every user mapped and created) and
-//! against a store that already holds them (a re-sync with nothing to do), and the read of
-//! that store's state (SQLite's, which runs beside the source's read); then the first
-//! import's apply into a new SQLite database file, beside the floor under it: the same
-//! rows written by bare prepared inserts, no checks, already serialised. The runs of `usersync-ldap-bench` are
-//! too noisy on a shared machine to show a change to one step of a few percent; compare
-//! code changes here with criterion's baselines:
+//! against a store that already holds them (a re-sync with nothing to do, and one where
+//! every user's title changed), and the read of that store's state (SQLite's, which runs
+//! beside the source's read); then the first import's apply into a new SQLite database
+//! file, beside the floor under it: the same rows written by bare prepared inserts, no
+//! checks, already serialised. The runs of `usersync-ldap-bench` are too noisy on a shared
+//! machine to show a change to one step of a few percent; compare code changes here with
+//! criterion's baselines:
 //! `cargo bench -p usersync-benches --bench plan -- --save-baseline before`, then
 //! `-- --baseline before`.
 
@@ -38,8 +39,9 @@ fn config() -> SyncConfig {
     .expect("the benchmark's configuration")
 }
 
-/// The entries `usersync-ldap-bench` loads into slapd, as the reader hands them over.
-fn snapshot() -> Snapshot {
+/// The entries `usersync-ldap-bench` loads into slapd, as the reader hands them over, every
+/// user with the title `title`.
+fn entries(title: &str) -> Snapshot {
     let users = (0..USERS)
         .map(|i| {
             let uid = format!("user{i:07}");
@@ -57,7 +59,7 @@ fn snapshot() -> Snapshot {
                     ("givenName", vec!["User"]),
                     ("sn", vec![sn.as_str()]),
                     ("mail", vec![mail.as_str()]),
-                    ("title", vec!["Engineer"]),
+                    ("title", vec![title]),
                     ("departmentNumber", vec![department.as_str()]),
                 ],
             )
@@ -97,7 +99,7 @@ fn snapshot() -> Snapshot {
 
 fn plans(c: &mut Criterion) {
     let config = config();
-    let snapshot = snapshot();
+    let snapshot = entries("Engineer");
     let empty = Current::default();
     // The target a re-sync reads: SQLite's, which hands held users over as text.
     let store = SqliteStore::open_in_memory(system_clock()).expect("an SQLite store");
@@ -119,6 +121,11 @@ fn plans(c: &mut Criterion) {
     });
     group.bench_function("no change", |b| {
         b.iter(|| black_box(plan(&config, black_box(&snapshot), &held)));
+    });
+    // A re-sync where every user changed: each held user's attributes are parsed and diffed.
+    let retitled = entries("Manager");
+    group.bench_function("every user retitled", |b| {
+        b.iter(|| black_box(plan(&config, black_box(&retitled), &held)));
     });
     // The step beside the source's read: what the target holds, as the plan takes it.
     group.bench_function("the target's read", |b| {

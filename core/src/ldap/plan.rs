@@ -431,9 +431,9 @@ enum Standing<'a> {
     Unchanged,
     /// Not held by the target: to create.
     New,
-    /// Held by the target otherwise (as `.0`): what changes is worked out by the plan, once
-    /// it knows whether the read was complete.
-    Differs(&'a HeldUser),
+    /// Held by the target otherwise (as `.0`, with its attributes parsed): what changes is
+    /// worked out by the plan, once it knows whether the read was complete.
+    Differs(&'a HeldUser, Map<String, Value>),
 }
 
 /// Computes the plan.
@@ -584,14 +584,15 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
     // from empty, a first import's hundred thousand creates were copied at each doubling.
     let users_to_change = desired
         .iter()
-        .filter(|d| matches!(d.standing, Standing::New | Standing::Differs(_)))
+        .filter(|d| matches!(d.standing, Standing::New | Standing::Differs(..)))
         .count();
     let mut changes = Vec::with_capacity(users_to_change + 2 * snapshot.groups.len());
 
     // ---- User creates, updates, reactivations ----
     for d in &mut desired {
         // On partial information nothing is taken away, a disabled flag included.
-        if !complete && !d.input.active && matches!(d.standing, Standing::Differs(r) if r.active) {
+        if !complete && !d.input.active && matches!(d.standing, Standing::Differs(r, _) if r.active)
+        {
             d.input.active = true;
             d.input
                 .attributes
@@ -606,7 +607,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         input
     };
     for d in &mut desired {
-        match d.standing {
+        match &d.standing {
             Standing::Held | Standing::Unchanged => {}
             Standing::New => changes.push(Change {
                 action: Action::Create,
@@ -620,10 +621,11 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
                 input: Some(take_input(d)),
             }),
             // Disabled on an incomplete read and made active again above: as held.
-            Standing::Differs(r) if holds_as_wanted(r, &d.input) => {}
-            Standing::Differs(r) => {
+            Standing::Differs(r, held) if holds_as_wanted(r, held, &d.input) => {}
+            Standing::Differs(r, held) => {
+                let r: &HeldUser = r;
                 let mut attr_diff = diff(
-                    &r.attributes.to_object(),
+                    held,
                     &d.input.attributes,
                     Some(r.active),
                     Some(d.input.active),
@@ -1040,9 +1042,10 @@ fn diff(
     out
 }
 
-/// Whether the target's `r` is the user `wanted` describes.
-fn holds_as_wanted(r: &HeldUser, wanted: &Input) -> bool {
-    r.active == wanted.active && r.name == wanted.name && r.attributes.holds(&wanted.attributes)
+/// Whether the target's `r`, its attributes parsed as `attributes`, is the user `wanted`
+/// describes.
+fn holds_as_wanted(r: &HeldUser, attributes: &Map<String, Value>, wanted: &Input) -> bool {
+    r.active == wanted.active && r.name == wanted.name && *attributes == wanted.attributes
 }
 
 /// [`desired_user`] of each entry, in order, on every core, each compared with what the
@@ -1152,7 +1155,9 @@ fn desired_user<'a>(
     let (input, standing) = if let Some(r) = holder
         && r.active == active
         && r.name == user_name
-        && body.as_object().is_some_and(|b| r.attributes.holds(b))
+        && body
+            .as_object()
+            .is_some_and(|b| r.attributes.is_written_as(b))
     {
         let input = Input {
             name: user_name,
@@ -1166,14 +1171,20 @@ fn desired_user<'a>(
         let mut input = read_input(rt, Kind::User, &body, Compatibility::default())
             .map_err(|e| format!("{}: {}", entry.dn, e.detail))?;
         // Settled here, on the mapping threads: a first import's creates are made ready,
-        // and the attributes of a user held as wanted are freed.
+        // the attributes of a user held as wanted are freed, and those of a user held
+        // otherwise are parsed (once) for the plan's comparison and diff.
         let standing = match holder {
             None => Standing::New,
-            Some(r) if holds_as_wanted(r, &input) => {
-                input.attributes = Map::new();
-                Standing::Unchanged
+            Some(r) => {
+                let parsed = (!r.attributes.is_written_as(&input.attributes))
+                    .then(|| r.attributes.to_object().into_owned());
+                if holds_as_wanted(r, parsed.as_ref().unwrap_or(&input.attributes), &input) {
+                    input.attributes = Map::new();
+                    Standing::Unchanged
+                } else {
+                    Standing::Differs(r, parsed.unwrap_or_else(|| input.attributes.clone()))
+                }
             }
-            Some(r) => Standing::Differs(r),
         };
         (input, standing)
     };

@@ -121,14 +121,20 @@ fn held_lists(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         let as_listed = h.clone().map_attributes(|_| r.attributes.clone());
         assert_eq!(&as_listed, r, "the same resource");
         let wanted = r.attributes.as_object().unwrap();
-        assert!(h.attributes.holds(wanted), "{r:?} holds its own attributes");
+        assert!(
+            h.attributes.is_written_as(wanted),
+            "{r:?}: as the store wrote it"
+        );
         assert_eq!(&*h.attributes.to_object(), wanted);
         let mut other = wanted.clone();
         other.insert("title".into(), json!("Engineer"));
-        assert!(!h.attributes.holds(&other), "{r:?} does not hold more");
+        assert!(!h.attributes.is_written_as(&other), "{r:?}: not with more");
         other.remove("title");
         other.insert("userName".into(), json!("someone else"));
-        assert!(!h.attributes.holds(&other), "{r:?} does not hold a change");
+        assert!(
+            !h.attributes.is_written_as(&other),
+            "{r:?}: not with a change"
+        );
     }
     assert_eq!(
         &*held[0].attributes.to_object(),
