@@ -623,7 +623,6 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
             // Disabled on an incomplete read and made active again above: as held.
             Standing::Differs(r, held) if holds_as_wanted(r, held, &d.input) => {}
             Standing::Differs(r, held) => {
-                let r: &HeldUser = r;
                 let mut attr_diff = diff(
                     held,
                     &d.input.attributes,

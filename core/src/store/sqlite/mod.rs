@@ -508,9 +508,12 @@ fn raw_resource(row: &Row<'_>) -> rusqlite::Result<RawResource> {
 }
 
 fn resource(raw: RawResource) -> Result<Resource, StoreError> {
-    resource_with(raw, |text| {
-        serde_json::from_str(&text).map_err(|e| StoreError::Backend(e.to_string()))
-    })
+    resource_with(raw, parsed)
+}
+
+/// Attributes as JSON, from the text `attributes_text` wrote.
+fn parsed(text: String) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(&text).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 /// The resource of `raw`, its attributes' JSON text made into `A` by `attributes`.
@@ -689,19 +692,20 @@ fn attributes_text(v: &serde_json::Value) -> String {
 }
 
 impl SqliteStore {
-    /// Every resource of `kind` in `directory`, in `id` order, each made by `resource`.
+    /// Every resource of `kind` in `directory`, in `id` order, its attributes' text made
+    /// into `A` by `attributes`.
     fn list_with<A>(
         &self,
         directory: i64,
         kind: Kind,
-        resource: impl Fn(RawResource) -> Result<Resource<A>, StoreError>,
+        attributes: impl Fn(String) -> Result<A, StoreError>,
     ) -> Result<Vec<Resource<A>>, StoreError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT {RESOURCE_COLUMNS} FROM resources WHERE directory = ?1 AND kind = ?2 ORDER BY id"
         ))?;
         let rows = stmt.query_map(params![directory, kind.as_str()], raw_resource)?;
-        rows.map(|r| resource(r?)).collect()
+        rows.map(|r| resource_with(r?, &attributes)).collect()
     }
 
     /// [`Store::query`] on `conn`, inside a read transaction.
@@ -968,7 +972,7 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, directory: i64, kind: Kind) -> Result<Vec<Resource>, StoreError> {
-        self.list_with(directory, kind, resource)
+        self.list_with(directory, kind, parsed)
     }
 
     /// The attributes stay the text `attributes_text` wrote.
@@ -977,9 +981,7 @@ impl Store for SqliteStore {
         directory: i64,
         kind: Kind,
     ) -> Result<Vec<Resource<HeldAttributes>>, StoreError> {
-        self.list_with(directory, kind, |raw| {
-            resource_with(raw, |text| Ok(HeldAttributes::Text(text)))
-        })
+        self.list_with(directory, kind, |text| Ok(HeldAttributes::Text(text)))
     }
 
     fn members(&self, directory: i64, group: &str) -> Result<Vec<Member>, StoreError> {
