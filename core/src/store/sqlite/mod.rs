@@ -994,22 +994,27 @@ impl Store for SqliteStore {
     ) -> Result<std::collections::HashMap<String, Vec<Member>>, StoreError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(crate::store::sql::ALL_MEMBERS)?;
-        let rows = stmt.query_map([directory], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
+        let mut rows = stmt.query([directory])?;
         let mut out: std::collections::HashMap<String, Vec<Member>> =
             std::collections::HashMap::new();
-        for row in rows {
-            let (group, id, kind) = row?;
-            out.entry(group).or_default().push(Member {
-                id,
-                kind: kind_from(&kind)?,
-            });
+        // The rows come by group: the group's id is copied once per group and the kind is
+        // read in place (a re-sync reads every membership of the directory).
+        let mut list: Option<(String, Vec<Member>)> = None;
+        while let Some(r) = rows.next()? {
+            let text = |i| r.get_ref(i)?.as_str().map_err(rusqlite::Error::from);
+            let member = Member {
+                id: text(1)?.to_owned(),
+                kind: kind_from(text(2)?)?,
+            };
+            let group = text(0)?;
+            match &mut list {
+                Some((id, members)) if id == group => members.push(member),
+                _ => {
+                    out.extend(list.replace((group.to_owned(), vec![member])));
+                }
+            }
         }
+        out.extend(list);
         Ok(out)
     }
 
