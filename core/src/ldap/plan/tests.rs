@@ -749,3 +749,71 @@ fn a_create_shows_every_attribute_it_sets() {
         assert_eq!(json["kind"], c.kind.as_str());
     }
 }
+
+/// A read large enough to be mapped on several threads is planned in the entries' order:
+/// of two entries with one anchor the first is kept, and problems are listed as read.
+#[test]
+fn a_large_read_is_planned_in_the_order_it_was_read() {
+    let config = SyncConfig::from_toml(CONFIG).unwrap();
+    let mut users: Vec<Entry> = (0..5000)
+        .map(|i| user(&format!("u{i:04}"), Some("512"), "Engineer"))
+        .collect();
+    let mut moved = user("u0700", Some("512"), "Lead");
+    moved.dn = "uid=u0700,ou=moved,dc=x".into();
+    users[1100] = moved;
+    for i in [1030, 600] {
+        users[i].attributes.remove("uid");
+    }
+    let snapshot = Snapshot {
+        users,
+        ..Snapshot::default()
+    };
+    let p = plan(&config, &snapshot, &Current::default());
+    assert_eq!(
+        p.incomplete,
+        [
+            "uid=u0600,ou=people,dc=x has no `uid` (the userName)",
+            "uid=u1030,ou=people,dc=x has no `uid` (the userName)",
+            "two entries share the anchor `u0700` (uid=u0700,ou=moved,dc=x)",
+        ],
+        "{p}"
+    );
+    assert_eq!(p.changes.len(), 4997, "every other entry is a create: {p}");
+    let kept = p.changes.iter().find(|c| c.name == "u0700").unwrap();
+    assert!(
+        kept.reason.contains("ou=people"),
+        "the first entry: {kept:?}"
+    );
+}
+
+/// A group's members are compared as sets: those to add and those to remove, each in
+/// order, whatever order the source lists them in.
+#[test]
+fn members_joining_and_leaving_are_listed_in_order() {
+    let config = SyncConfig::from_toml(CONFIG).unwrap();
+    let names = ["u1", "u2", "u3", "u4", "u5", "u6"];
+    let mut snapshot = Snapshot {
+        users: names
+            .iter()
+            .map(|n| user(n, Some("512"), "Engineer"))
+            .collect(),
+        groups: vec![group("g", vec!["u5", "u1", "u3", "u1"])],
+        ..Snapshot::default()
+    };
+    let store = imported(&config, &snapshot);
+    snapshot.groups = vec![group("g", vec!["u6", "u3", "u4", "u2", "u4"])];
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    let members = |action| -> Vec<&str> {
+        p.changes
+            .iter()
+            .filter(|c| c.action == action)
+            .flat_map(|c| c.members.iter().map(|m| m.name.as_str()))
+            .collect()
+    };
+    assert_eq!(members(Action::AddMembers), ["u2", "u4", "u6"], "{p}");
+    assert_eq!(members(Action::RemoveMembers), ["u1", "u5"], "{p}");
+}
