@@ -1081,8 +1081,14 @@ fn entry(raw: ResultEntry) -> Option<Entry> {
             .into_iter()
             .map(primitive)
             .collect::<Option<Vec<_>>>()?;
-        // A server may list an attribute twice (in two cases, say): one list of values.
-        attributes.entry(name).or_default().extend(values);
+        // A server may list an attribute twice (in two cases, say): one list of values. The
+        // first list is kept as it is, not copied into a new one.
+        match attributes.entry(name) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(values);
+            }
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut().extend(values),
+        }
     }
     Some(Entry { dn, attributes })
 }
