@@ -13,7 +13,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde_json::{Map, Value, json};
 
 use super::config::{
-    GroupSearch, Membership, Nested, Piece, Removal, ScopeVia, Source, SyncConfig, Transform,
+    GroupSearch, Membership, Nested, Removal, ScopeVia, Source, SyncConfig, Transform, UserSearch,
 };
 use super::source::{Entry, Snapshot, guid_text};
 use crate::scim::filter::{CompareOp, Compatibility, Filter, Value as Literal};
@@ -22,6 +22,7 @@ use crate::scim::schema::SchemaRegistry;
 use crate::scim::service::resource::{Input, read_input};
 use crate::scim::text::fold;
 use crate::store::{HeldAttributes, Kind, Member, Resource};
+use shape::Shape;
 
 /// A user the target holds, its attributes as the target hands them over.
 pub type HeldUser = Resource<HeldAttributes>;
@@ -1091,10 +1092,11 @@ fn desired_users<'a>(
         .map_or(1, std::num::NonZeroUsize::get)
         .min(entries.len() / PER_THREAD)
         .max(1);
+    let shape = Shape::of(&config.users);
     let map = |chunk: &'a [Entry]| -> Vec<Result<Desired<'a>, String>> {
         chunk
             .iter()
-            .map(|e| desired_user(config, rt, e, held))
+            .map(|e| desired_user(config, rt, shape.as_ref(), e, held))
             .collect()
     };
     let mut take = |mapped: Vec<Result<Desired<'a>, String>>| {
@@ -1139,10 +1141,11 @@ fn desired_users<'a>(
 }
 
 /// The SCIM user an entry maps to, settled against what the target holds (`held`, by
-/// anchor).
+/// anchor); `shape` is the mapping's [`Shape`], when it has one.
 fn desired_user<'a>(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
+    shape: Option<&Shape>,
     entry: &'a Entry,
     held: &HashMap<&str, &'a HeldUser>,
 ) -> Result<Desired<'a>, String> {
@@ -1153,49 +1156,33 @@ fn desired_user<'a>(
         .text(&users.user_name)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| format!("{} has no `{}` (the userName)", entry.dn, users.user_name))?;
-    // The attributes first, as the target keeps them: `schemas` and `externalId` are not.
-    let mut body = json!({ "userName": user_name.as_str() });
-    for (path, source) in &users.attributes {
-        if let Some(value) = evaluate(source, entry) {
-            set_path(&mut body, path, value);
-        }
-    }
-    let active = match &users.active {
-        None => true,
-        Some(source) => match evaluate(source, entry) {
-            Some(Value::Bool(b)) => b,
-            // No value: a lock flag that is not set (pwdAccountLockedTime absent) means
-            // active; for any other source, a value that cannot be read says nothing, and
-            // guessing "disabled" would deactivate on missing information.
-            None if matches!(
-                source,
-                Source::Attribute {
-                    transform: Transform::NotBoolean,
-                    ..
-                }
-            ) =>
-            {
-                true
-            }
-            None => {
-                return Err(format!(
-                    "{}: users.active has no readable value (is the attribute there, and readable by the bind account?)",
-                    entry.dn
-                ));
-            }
-            Some(other) => {
-                return Err(format!(
-                    "{}: users.active gave `{other}`, not a boolean (use a boolean or bit transform)",
-                    entry.dn
-                ));
-            }
-        },
-    };
-    body["active"] = Value::Bool(active);
+    let active = user_active(users, entry)?;
     let holder = held.get(&*anchor).copied();
     // A re-sync's common case: the target holds just what the mapping gives. What it holds
     // passed the schema check when it was written, and the check keeps what it passes as
-    // it is (a test holds it to that), so the check is not run again.
+    // it is (a test holds it to that), so the check is not run again. The shape tells it
+    // from the entry's values, without the attributes made as JSON.
+    if let (Some(shape), Some(r)) = (shape, holder)
+        && r.active == active
+        && r.name == user_name
+        && r.attributes
+            .is_text_of(&shape.user(&shape::values(users, entry), &user_name, active))
+    {
+        return Ok(Desired {
+            anchor,
+            dn: &entry.dn,
+            dn_key: dn_key(&entry.dn),
+            input: Input {
+                name: user_name,
+                active,
+                ..Input::default()
+            },
+            standing: Standing::Unchanged,
+        });
+    }
+    let mut body = mapped_body(users, entry, &user_name, active);
+    // The same, told from the JSON: for a mapping without a shape, and a target that hands
+    // its users over parsed.
     let (input, standing) = if let Some(r) = holder
         && r.active == active
         && r.name == user_name
@@ -1241,40 +1228,54 @@ fn desired_user<'a>(
     })
 }
 
-/// The value a mapping gives for an entry; `None` when the entry has none.
-fn evaluate(source: &Source, entry: &Entry) -> Option<Value> {
-    match source {
-        Source::Constant(v) => Some(v.clone()),
-        Source::Template(pieces) => {
-            let mut out = String::new();
-            for p in pieces {
-                match p {
-                    Piece::Text(t) => out.push_str(t),
-                    Piece::Attribute(a) => out.push_str(&entry.text(a)?),
-                }
+/// Whether the user is active, as `users.active` says.
+fn user_active(users: &UserSearch, entry: &Entry) -> Result<bool, String> {
+    let Some(source) = &users.active else {
+        return Ok(true);
+    };
+    match evaluate(source, entry) {
+        Some(Value::Bool(b)) => Ok(b),
+        // No value: a lock flag that is not set (pwdAccountLockedTime absent) means
+        // active; for any other source, a value that cannot be read says nothing, and
+        // guessing "disabled" would deactivate on missing information.
+        None if matches!(
+            source,
+            Source::Attribute {
+                transform: Transform::NotBoolean,
+                ..
             }
-            Some(Value::String(out))
+        ) =>
+        {
+            Ok(true)
         }
-        Source::Attribute { name, transform } => {
-            let text = entry.text(name)?;
-            let flag =
-                |t: &str| matches!(t.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1");
-            let bits = |t: &str| t.trim().parse::<i64>().ok().map(|n| n as u64);
-            Some(match transform {
-                Transform::None => Value::String(text),
-                Transform::Lowercase => Value::String(text.to_lowercase()),
-                Transform::Uppercase => Value::String(text.to_uppercase()),
-                Transform::Boolean => Value::Bool(flag(&text)),
-                // A present lock attribute with any value but an explicit false: locked.
-                Transform::NotBoolean => Value::Bool(matches!(
-                    text.trim().to_ascii_lowercase().as_str(),
-                    "false" | "no" | "0"
-                )),
-                Transform::BitSet(mask) => Value::Bool(bits(&text)? & mask != 0),
-                Transform::BitClear(mask) => Value::Bool(bits(&text)? & mask == 0),
-            })
+        None => Err(format!(
+            "{}: users.active has no readable value (is the attribute there, and readable by the bind account?)",
+            entry.dn
+        )),
+        Some(other) => Err(format!(
+            "{}: users.active gave `{other}`, not a boolean (use a boolean or bit transform)",
+            entry.dn
+        )),
+    }
+}
+
+/// The SCIM attributes the mapping gives `entry`: `userName`, each mapped path in the
+/// configuration's order (a later one over an earlier at the same path), then `active`.
+/// [`Shape::user`] writes the same, without making it.
+fn mapped_body(users: &UserSearch, entry: &Entry, user_name: &str, active: bool) -> Value {
+    let mut body = json!({ "userName": user_name });
+    for (path, source) in &users.attributes {
+        if let Some(value) = evaluate(source, entry) {
+            set_path(&mut body, path, value);
         }
     }
+    body["active"] = Value::Bool(active);
+    body
+}
+
+/// The value a mapping gives for an entry; `None` when the entry has none.
+fn evaluate(source: &Source, entry: &Entry) -> Option<Value> {
+    shape::evaluate(source, entry).map(shape::Mapped::into_value)
 }
 
 /// Sets `value` at a PATCH-style path in a SCIM body: `a`, `a.b`, `urn:…:a`, or
@@ -1798,5 +1799,6 @@ fn sid_rid(sid: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(last))
 }
 
+mod shape;
 #[cfg(test)]
 mod tests;

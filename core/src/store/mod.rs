@@ -311,6 +311,16 @@ impl HeldAttributes {
         }
     }
 
+    /// Whether these are text written exactly as `wanted` serialises, told as it is
+    /// written: no says nothing (parsed attributes, text written another way), so compare
+    /// with [`HeldAttributes::is_written_as`] then.
+    pub fn is_text_of(&self, wanted: &impl serde::Serialize) -> bool {
+        match self {
+            Self::Value(_) => false,
+            Self::Text(text) => written_as(text, wanted),
+        }
+    }
+
     /// The attributes as a JSON object; empty when they are not one (text that does not
     /// parse as an object: a difference shows every wanted attribute, and an update
     /// writes them all).
