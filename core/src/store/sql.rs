@@ -9,10 +9,13 @@ use crate::store::Kind;
 use crate::store::query::{Position, SortBy, SortKey};
 
 /// The memberships (group id, member id, member kind) of every group of directory `$1` (a
-/// parameter both dialects read), by group, then member.
+/// parameter both dialects read), by group, then member. Ordered by `g.id` rather than the
+/// equal `m.group_id`: SQLite then walks the groups in the order of its index of
+/// (directory, kind, id) and sorts only each group's members, not every membership of the
+/// directory at once.
 pub(crate) const ALL_MEMBERS: &str = "SELECT m.group_id, m.member_id, m.member_kind \
      FROM memberships m JOIN resources g ON g.id = m.group_id \
-     WHERE g.directory = $1 AND g.kind = 'Group' ORDER BY m.group_id, m.member_id";
+     WHERE g.directory = $1 AND g.kind = 'Group' ORDER BY g.id, m.member_id";
 
 /// Binds text parameters in a store's SQL dialect.
 pub(crate) trait BindText {
