@@ -1162,11 +1162,12 @@ fn desired_user<'a>(
     // passed the schema check when it was written, and the check keeps what it passes as
     // it is (a test holds it to that), so the check is not run again. The shape tells it
     // from the entry's values, without the attributes made as JSON.
+    let values = shape::values(users, entry);
     if let (Some(shape), Some(r)) = (shape, holder)
         && r.active == active
         && r.name == user_name
         && r.attributes
-            .is_text_of(&shape.user(&shape::values(users, entry), &user_name, active))
+            .is_text_of(&shape.user(&values, &user_name, active))
     {
         return Ok(Desired {
             anchor,
@@ -1180,7 +1181,7 @@ fn desired_user<'a>(
             standing: Standing::Unchanged,
         });
     }
-    let mut body = mapped_body(users, entry, &user_name, active);
+    let mut body = mapped_body(users, values, &user_name, active);
     // The same, told from the JSON: for a mapping without a shape, and a target that hands
     // its users over parsed.
     let (input, standing) = if let Some(r) = holder
@@ -1259,14 +1260,20 @@ fn user_active(users: &UserSearch, entry: &Entry) -> Result<bool, String> {
     }
 }
 
-/// The SCIM attributes the mapping gives `entry`: `userName`, each mapped path in the
-/// configuration's order (a later one over an earlier at the same path), then `active`.
-/// [`Shape::user`] writes the same, without making it.
-fn mapped_body(users: &UserSearch, entry: &Entry, user_name: &str, active: bool) -> Value {
+/// The SCIM attributes the mapping gives an entry, from what each mapping gives it
+/// ([`shape::values`]): `userName`, each mapped path in the configuration's order (a later
+/// one over an earlier at the same path), then `active`. [`Shape::user`] writes the same,
+/// without making it.
+fn mapped_body(
+    users: &UserSearch,
+    values: Vec<Option<shape::Mapped<'_>>>,
+    user_name: &str,
+    active: bool,
+) -> Value {
     let mut body = json!({ "userName": user_name });
-    for (path, source) in &users.attributes {
-        if let Some(value) = evaluate(source, entry) {
-            set_path(&mut body, path, value);
+    for ((path, _), value) in users.attributes.iter().zip(values) {
+        if let Some(value) = value {
+            set_path(&mut body, path, value.into_value());
         }
     }
     body["active"] = Value::Bool(active);

@@ -555,7 +555,7 @@ mod tests {
             }
             let values = values(&config.users, &entry);
             let written = serde_json::to_string(&shape.user(&values, &user_name, active)).unwrap();
-            let built = mapped_body(&config.users, &entry, &user_name, active);
+            let built = mapped_body(&config.users, values, &user_name, active);
             proptest::prop_assert_eq!(written, serde_json::to_string(&built).unwrap());
         }
     }
