@@ -278,22 +278,41 @@ fn sync(config: &SyncConfig, store: &dyn Store) -> Vec<String> {
         .collect();
     steps.push(format!("{} changes", plan.changes.len()));
     if let (Some(before), Some(after)) = (cpu_before, cpu_seconds()) {
-        steps.push(format!("CPU {:.2} s", after - before));
+        steps.push(format!(
+            "CPU {:.2} s (kernel {:.2} s, {} page faults)",
+            after.user + after.kernel - before.user - before.kernel,
+            after.kernel - before.kernel,
+            after.page_faults - before.page_faults
+        ));
     }
     steps
 }
 
+/// What [`cpu_seconds`] reads.
+struct Cpu {
+    user: f64,
+    kernel: f64,
+    /// Minor page faults: fresh memory touched (or memory given back and touched again).
+    page_faults: u64,
+}
+
 /// The CPU seconds this process has used, all its threads (not slapd's, a process of its
-/// own). slapd serves from the same two cores, so what a run costs in CPU bounds its time
-/// as much as any wait does. `None` where `/proc` is missing. (A thread a run leaves
-/// freeing its read counts in the next run.)
-fn cpu_seconds() -> Option<f64> {
+/// own), in user space and in the kernel for it (page faults of fresh memory among them),
+/// and its page faults. slapd serves from the same two cores, so what a run costs in CPU
+/// bounds its time as much as any wait does. `None` where `/proc` is missing. (A thread a
+/// run leaves freeing its read counts in the next run.)
+fn cpu_seconds() -> Option<Cpu> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // After the command's name (in parentheses, maybe with spaces): the state, field 3;
-    // utime and stime are fields 14 and 15, in ticks of 1/100 s (Linux's USER_HZ).
+    // minflt is field 10; utime and stime are fields 14 and 15, in ticks of 1/100 s
+    // (Linux's USER_HZ).
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    Some((ticks(11)? + ticks(12)?) / 100.0)
+    let field = |i: usize| fields.get(i - 3)?.parse::<u64>().ok();
+    Some(Cpu {
+        user: field(14)? as f64 / 100.0,
+        kernel: field(15)? as f64 / 100.0,
+        page_faults: field(10)?,
+    })
 }
 
 fn last_event(store: &dyn Store) -> u64 {
