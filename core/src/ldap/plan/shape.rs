@@ -3,7 +3,7 @@
 //!
 //! A re-sync of a hundred thousand users finds most of them unchanged. Building each one's
 //! attributes as a `serde_json` map (a string per key and per value, a tree per object) only
-//! to compare it with the text the target holds was most of the mapping's work. A [`Shape`]
+//! to compare it with the text the target holds was a third of the mapping's work. A [`Shape`]
 //! writes the same text straight from the entry's values ([`Shape::user`]): when it is the
 //! text the target holds, the user is unchanged; otherwise the map is built as before.
 //!
@@ -138,7 +138,7 @@ pub(super) struct Shape {
     root: Keys,
 }
 
-/// A key of `keys` while the shape is built; `None` when it holds another kind of thing.
+/// What `name` holds in `keys` while the shape is built, empty when it is new.
 fn slot<'k>(keys: &'k mut BTreeMap<String, Building>, name: &str) -> &'k mut Building {
     keys.entry(name.to_owned()).or_insert(Building::Empty)
 }
