@@ -1161,35 +1161,28 @@ fn desired_user<'a>(
     // A re-sync's common case: the target holds just what the mapping gives. What it holds
     // passed the schema check when it was written, and the check keeps what it passes as
     // it is (a test holds it to that), so the check is not run again. The shape tells it
-    // from the entry's values, without the attributes made as JSON.
+    // from the entry's values; the attributes are made as JSON only when it cannot (no
+    // shape, a target that hands its users over parsed, a user that differs).
     let values = shape::values(users, entry);
-    if let (Some(shape), Some(r)) = (shape, holder)
-        && r.active == active
-        && r.name == user_name
-        && r.attributes
-            .is_text_of(&shape.user(&values, &user_name, active))
-    {
-        return Ok(Desired {
-            anchor,
-            dn: &entry.dn,
-            dn_key: dn_key(&entry.dn),
-            input: Input {
-                name: user_name,
-                active,
-                ..Input::default()
-            },
-            standing: Standing::Unchanged,
-        });
-    }
-    let mut body = mapped_body(users, values, &user_name, active);
-    // The same, told from the JSON: for a mapping without a shape, and a target that hands
-    // its users over parsed.
+    let by_shape = holder.zip(shape).is_some_and(|(r, shape)| {
+        r.active == active
+            && r.name == user_name
+            && r.attributes
+                .is_text_of(&shape.user(&values, &user_name, active))
+    });
+    // Made only when the shape could not tell: a user it tells is unchanged.
+    let mut body = if by_shape {
+        Value::Null
+    } else {
+        mapped_body(users, values, &user_name, active)
+    };
     let (input, standing) = if let Some(r) = holder
         && r.active == active
         && r.name == user_name
-        && body
-            .as_object()
-            .is_some_and(|b| r.attributes.is_written_as(b))
+        && (by_shape
+            || body
+                .as_object()
+                .is_some_and(|b| r.attributes.is_written_as(b)))
     {
         let input = Input {
             name: user_name,

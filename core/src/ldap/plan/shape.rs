@@ -189,6 +189,7 @@ impl Building {
         keys.into_iter()
             .map(|(k, b)| {
                 let node = match b {
+                    // Not left so: every slot made is filled, or the shape is refused.
                     Self::Empty => Node::Value(Vec::new()),
                     Self::Value(v) => Node::Value(v),
                     Self::Object(keys) => Node::Object(Self::done(keys)),
@@ -264,16 +265,11 @@ impl Shape {
                 }
             }
         }
-        slot(&mut root, "userName");
-        slot(&mut root, "active");
         let mut root = Building::done(root);
-        for (key, node) in &mut root {
-            match key.as_str() {
-                "userName" => *node = Node::UserName,
-                "active" => *node = Node::Active,
-                _ => {}
-            }
-        }
+        root.push(("userName".to_owned(), Node::UserName));
+        root.push(("active".to_owned(), Node::Active));
+        // Among the mapped keys, in the same order (no mapped key is either: refused above).
+        root.sort_by(|a, b| a.0.cmp(&b.0));
         Some(Self { root })
     }
 
