@@ -46,3 +46,37 @@ for transcript in sorted((fixtures / "idp").glob("*.json")):
             requests.append("\n".join([r["method"], f"/scim/v2/{directory}{r['path']}",
                                        r.get("query", ""), "If-Match: *", body]))
 seed("handle", requests)
+
+
+def tlv(tag, *parts):
+    """A BER element (definite length) of `parts`, for the LDAP message seeds."""
+    body = b"".join(parts)
+    n = len(body)
+    length = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + length + body
+
+
+def octets(text):
+    return tlv(0x04, text if isinstance(text, bytes) else text.encode())
+
+
+def ldap_message(message_id, operation, controls=b""):
+    return tlv(0x30, tlv(0x02, bytes([message_id])), operation, controls)
+
+
+def result(tag, code, message=""):
+    return tlv(tag, tlv(0x0a, bytes([code])), octets(""), octets(message))
+
+
+paged = tlv(0xa0, tlv(0x30, octets("1.2.840.113556.1.4.319"), octets(tlv(0x30, tlv(0x02, b"\x00"), octets(b"\x01\x02")))))
+entry = tlv(0x64, octets("uid=ann,ou=people,dc=example,dc=test"), tlv(0x30,
+            tlv(0x30, octets("mail"), tlv(0x31, octets("ann@example.test"), octets("a@example.test"))),
+            tlv(0x30, octets("objectGUID"), tlv(0x31, octets(bytes(range(16))))),
+            tlv(0x30, octets("cn"), tlv(0x31))))
+out = here / "corpus" / "ldap_message"
+out.mkdir(parents=True, exist_ok=True)
+for data in [ldap_message(1, result(0x61, 0)), ldap_message(2, entry),
+             ldap_message(2, result(0x65, 0), paged), ldap_message(2, result(0x65, 4, "size limit")),
+             ldap_message(2, tlv(0x73, octets("ldap://other.example.test/dc=other"))),
+             ldap_message(0, result(0x78, 52, "shutting down"))]:
+    (out / hashlib.sha1(data).hexdigest()).write_bytes(data)

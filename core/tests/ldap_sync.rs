@@ -316,6 +316,23 @@ fn tls_is_verified() {
     let wrong = make(&slapd.ldaps_url, "", &other.ca.display().to_string());
     let err = source::read(&wrong).unwrap_err();
     assert!(err.to_string().contains("no LDAP server answered"), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // Verification turned off on purpose: the same server is read, and the run says so.
+    let unverified = make(
+        &slapd.ldaps_url,
+        "insecure_skip_verify = true",
+        &other.ca.display().to_string(),
+    );
+    let snapshot = source::read(&unverified).unwrap();
+    assert_eq!(snapshot.users.len(), 1, "{:?}", snapshot.problems);
+    assert!(
+        snapshot
+            .warnings
+            .iter()
+            .any(|w| w.contains("verification is OFF")),
+        "{:?}",
+        snapshot.warnings
+    );
 }
 
 /// A server that is gone: a clear error, and nothing planned or applied.
@@ -332,6 +349,45 @@ fn a_dead_server_is_an_error_not_an_empty_directory() {
     assert!(err.to_string().contains("no LDAP server answered"), "{err}");
     let d = store.directory("corp").unwrap().unwrap();
     assert!(store.list(d.id, Kind::User).unwrap()[0].active);
+}
+
+/// Forwards one connection to the slapd at `url` and kills slapd (SIGKILL) once `after`
+/// bytes of its answers have passed; the thread returns whether it killed it.
+fn killing_proxy(url: &str, pid: u32, after: usize) -> (String, std::thread::JoinHandle<bool>) {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("ldap://{}", listener.local_addr().unwrap());
+    let server = url
+        .trim_start_matches("ldap://")
+        .trim_end_matches('/')
+        .to_owned();
+    let handle = std::thread::spawn(move || {
+        let (mut client, _) = listener.accept().unwrap();
+        let mut upstream = TcpStream::connect(&server).unwrap();
+        let (mut requests, mut to_server) =
+            (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut requests, &mut to_server);
+        });
+        let (mut passed, mut killed) = (0, false);
+        let mut buffer = [0_u8; 16 * 1024];
+        while let Ok(n @ 1..) = upstream.read(&mut buffer) {
+            if client.write_all(&buffer[..n]).is_err() {
+                break;
+            }
+            passed += n;
+            if passed >= after && !killed {
+                killed = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status()
+                    .is_ok_and(|s| s.success());
+            }
+        }
+        let _ = client.shutdown(Shutdown::Both);
+        killed
+    });
+    (proxy, handle)
 }
 
 /// slapd killed in the middle of a read: no destructive change, a clear reason, and the
@@ -352,15 +408,16 @@ fn a_server_killed_mid_read_removes_nothing_and_the_next_run_converges() {
     assert_eq!(count(&first, Action::Create, Kind::User), total);
     apply::apply(&*store, &config, &first, false).unwrap();
 
-    let pid = slapd.pid().unwrap();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(150));
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
-    });
-    let outcome = source::read(&config);
-    killer.join().unwrap();
+    // The read goes through a proxy that kills slapd once a third of the answers passed: in
+    // the middle of the read however fast it runs (a timer raced it and lost).
+    let mut through_proxy = config.clone();
+    let (url, killer) = killing_proxy(&slapd.url, slapd.pid().unwrap(), 150_000);
+    through_proxy.connection.urls = vec![url];
+    let outcome = source::read(&through_proxy);
+    assert!(
+        killer.join().unwrap(),
+        "slapd was killed in the middle of the read"
+    );
     match outcome {
         Ok(snapshot) => {
             assert!(!snapshot.is_complete(), "a read cut short says so");

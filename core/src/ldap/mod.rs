@@ -1,6 +1,7 @@
-//! LDAP and Active Directory: the filter language (always built, without I/O, so that the
-//! browser validates filters with the same code), and, with the `ldap` feature, the
-//! reconciliation: configuration, reading the source, the plan, applying it.
+//! LDAP and Active Directory: the filter language and the protocol's messages (always built,
+//! without I/O, so that the browser validates filters with the same code and the decoder is
+//! fuzzed alone), and, with the `ldap` feature, the reconciliation: configuration, the
+//! connection, reading the source, the plan, applying it.
 //!
 //! ```no_run
 //! use usersync_core::ldap::{apply, config::SyncConfig, plan, source};
@@ -16,11 +17,14 @@
 //! ```
 
 pub mod filter;
+pub mod protocol;
 
 #[cfg(feature = "ldap")]
 pub mod apply;
 #[cfg(feature = "ldap")]
 pub mod config;
+#[cfg(feature = "ldap")]
+pub mod connection;
 #[cfg(feature = "ldap")]
 pub mod plan;
 #[cfg(feature = "ldap")]

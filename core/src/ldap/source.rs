@@ -9,70 +9,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::connection::{ConnectionError, LdapConnection, SearchItem, Security, parenthesised};
+use super::filter::LdapFilter;
+use super::protocol::{Control, Outcome, SearchScope};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use ldap3::adapters::{Adapter, PagedResults};
-use ldap3::asn1::{PL, StructureTag, TagClass, Types};
-use ldap3::{LdapConn, LdapConnSettings, ResultEntry};
 
 use super::config::{
     ConfigError, Connection, Membership, Scope, ScopeVia, ServerKind, SyncConfig, Tls,
 };
 
-/// An entry as read: its DN and the requested attributes (names lower-cased), values as
-/// bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The entry's DN, as the server wrote it.
-    pub dn: String,
-    /// Attribute (lower case) → values.
-    pub attributes: HashMap<String, Vec<Vec<u8>>>,
-}
-
-impl Entry {
-    /// The values of `name` (any case).
-    pub fn values(&self, name: &str) -> &[Vec<u8>] {
-        // Without a string per lookup when the name fits on the stack: a sync looks up
-        // every mapped attribute of every entry.
-        let mut buffer = [0_u8; 64];
-        let found = match buffer.get_mut(..name.len()) {
-            Some(lower) => {
-                lower.copy_from_slice(name.as_bytes());
-                lower.make_ascii_lowercase();
-                std::str::from_utf8(lower)
-                    .ok()
-                    .and_then(|key| self.attributes.get(key))
-            }
-            None => self.attributes.get(&name.to_ascii_lowercase()),
-        };
-        found.map_or(&[], Vec::as_slice)
-    }
-
-    /// The first value of `name` as text (lossy for binary values).
-    pub fn text(&self, name: &str) -> Option<String> {
-        self.values(name)
-            .first()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    }
-
-    /// Builds an entry from a DN and text attributes (tests and tools).
-    pub fn new<'a>(
-        dn: &str,
-        attributes: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>,
-    ) -> Self {
-        Self {
-            dn: dn.to_owned(),
-            attributes: attributes
-                .into_iter()
-                .map(|(k, vs)| {
-                    (
-                        k.to_ascii_lowercase(),
-                        vs.into_iter().map(|v| v.as_bytes().to_vec()).collect(),
-                    )
-                })
-                .collect(),
-        }
-    }
-}
+pub use super::protocol::Entry;
 
 /// What a read found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -261,7 +207,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
     // the read is read again next time.
     let ad_incremental = config.kind == ServerKind::ActiveDirectory && config.incremental.is_some();
     if ad_incremental {
-        match usn_mark(&mut ldap, c) {
+        match usn_mark(&mut ldap) {
             Ok(mark) => snapshot.usn = Some(mark),
             Err(why) => notes.problems.push(why),
         }
@@ -309,7 +255,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         }
         (None, _) => None,
     };
-    let read_users = |ldap: &mut LdapConn,
+    let read_users = |ldap: &mut LdapConnection,
                       what: &str,
                       filter: &str,
                       attributes: &[String],
@@ -371,7 +317,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
                 _ => changes.since.to_owned(),
             });
             if let Some(mark) = changes.usn.filter(|_| ad_incremental) {
-                snapshot.deleted_users = deleted_users(&mut ldap, c, config, mark, &mut notes);
+                snapshot.deleted_users = deleted_users(&mut ldap, config, mark, &mut notes);
             }
             snapshot.users = changed;
             snapshot.unchanged_users = unchanged;
@@ -440,7 +386,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             );
         }
         for e in &mut snapshot.groups {
-            if let Err(why) = read_ranges(&mut ldap, c, e, member) {
+            if let Err(why) = read_ranges(&mut ldap, e, member) {
                 snapshot.partial_groups.push((e.dn.clone(), why));
             }
         }
@@ -455,7 +401,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             .chain(&mut snapshot.groups)
             .chain(&mut snapshot.unchanged_groups)
         {
-            if let Err(why) = read_ranges(&mut ldap, c, e, "memberOf") {
+            if let Err(why) = read_ranges(&mut ldap, e, "memberOf") {
                 notes.problems.push(format!("{}: {why}", e.dn));
             }
         }
@@ -464,8 +410,8 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
 }
 
 /// Ends a read: unbinds, and notes what went wrong in the snapshot.
-fn finish(mut ldap: LdapConn, mut snapshot: Snapshot, notes: Notes) -> Snapshot {
-    let _ = ldap.unbind();
+fn finish(ldap: LdapConnection, mut snapshot: Snapshot, notes: Notes) -> Snapshot {
+    ldap.unbind();
     snapshot.problems.extend(notes.problems);
     snapshot.warnings.extend(notes.warnings);
     snapshot
@@ -474,7 +420,7 @@ fn finish(mut ldap: LdapConn, mut snapshot: Snapshot, notes: Notes) -> Snapshot 
 /// What reading groups needs: the connection, the group search, and the attributes of a
 /// group read without (`light`) and with (`full`) its members.
 struct GroupRead<'a> {
-    ldap: &'a mut LdapConn,
+    ldap: &'a mut LdapConnection,
     c: &'a Connection,
     config: &'a super::config::GroupSearch,
     light: &'a [String],
@@ -593,7 +539,7 @@ impl GroupRead<'_> {
 /// search each. One no longer found (gone, or changed out of `filter` between the two
 /// reads) makes the read incomplete: the next run sees it.
 fn read_each(
-    ldap: &mut LdapConn,
+    ldap: &mut LdapConnection,
     c: &Connection,
     what: &str,
     entries: &[Entry],
@@ -617,19 +563,15 @@ fn read_each(
 
 /// Where the domain controller stands: RootDSE's `dsServiceName` and
 /// `highestCommittedUSN`, and the `invocationId` of its NTDS Settings.
-fn usn_mark(ldap: &mut LdapConn, c: &Connection) -> Result<UsnMark, String> {
-    let read = |ldap: &mut LdapConn, dn: &str, attributes: Vec<&str>| -> Result<Entry, String> {
-        let (raw, _) = ldap
-            .with_timeout(Duration::from_secs(c.operation_timeout_seconds))
-            .search(dn, ldap3::Scope::Base, "(objectClass=*)", attributes)
-            .and_then(ldap3::SearchResult::non_error)
-            .map_err(|e| format!("reading `{dn}` for the USN watermark: {e}"))?;
-        raw.into_iter()
+fn usn_mark(ldap: &mut LdapConnection) -> Result<UsnMark, String> {
+    let read = |ldap: &mut LdapConnection, dn: &str, attributes: &[&str]| {
+        read_base(ldap, dn, attributes)
+            .map_err(|e| format!("reading `{dn}` for the USN watermark: {e}"))?
+            .into_iter()
             .next()
-            .and_then(entry)
             .ok_or_else(|| format!("reading `{dn}` for the USN watermark: no entry"))
     };
-    let root = read(ldap, "", vec!["dsServiceName", "highestCommittedUSN"])?;
+    let root = read(ldap, "", &["dsServiceName", "highestCommittedUSN"])?;
     let server = root
         .text("dsServiceName")
         .ok_or("the RootDSE has no dsServiceName: is this Active Directory?")?;
@@ -637,7 +579,7 @@ fn usn_mark(ldap: &mut LdapConn, c: &Connection) -> Result<UsnMark, String> {
         .text("highestCommittedUSN")
         .and_then(|t| t.trim().parse().ok())
         .ok_or("the RootDSE has no highestCommittedUSN: is this Active Directory?")?;
-    let settings = read(ldap, &server, vec!["invocationId"])?;
+    let settings = read(ldap, &server, &["invocationId"])?;
     let invocation_id = settings
         .values("invocationId")
         .first()
@@ -653,8 +595,7 @@ fn usn_mark(ldap: &mut LdapConn, c: &Connection) -> Result<UsnMark, String> {
 /// The users deleted since `mark`: their tombstones (read with the Show Deleted control)
 /// whose last parent is under the user search's base, by anchor.
 fn deleted_users(
-    ldap: &mut LdapConn,
-    c: &Connection,
+    ldap: &mut LdapConnection,
     config: &SyncConfig,
     mark: &UsnMark,
     notes: &mut Notes,
@@ -665,36 +606,36 @@ fn deleted_users(
         "(&(isDeleted=TRUE)(objectClass=user)(uSNChanged>={}))",
         mark.highest + 1
     );
-    let attributes = vec![users.anchor.as_str(), "lastKnownParent"];
-    let read = ldap
-        .with_controls(ldap3::controls::RawControl {
-            ctype: SHOW_DELETED.into(),
-            crit: true,
-            val: None,
-        })
-        .with_timeout(Duration::from_secs(c.operation_timeout_seconds))
-        .search(
-            &naming_context(&users.base),
-            ldap3::Scope::Subtree,
-            &filter,
-            attributes,
-        );
+    let attributes = [users.anchor.as_str(), "lastKnownParent"];
+    let show_deleted = Control {
+        oid: SHOW_DELETED.into(),
+        critical: true,
+        value: None,
+    };
+    let read = search_whole(
+        ldap,
+        &naming_context(&users.base),
+        SearchScope::Sub,
+        &filter,
+        &attributes,
+        &[show_deleted],
+    );
     // Tombstones only say why a user left (the read of every user in scope already shows
     // that it did): what cannot be read of them is a warning, never a gap in the snapshot.
-    let raw = match read {
-        Ok(ldap3::SearchResult(raw, result)) => {
-            match result.rc {
+    let found = match read {
+        Ok((found, result)) => {
+            match result.code {
                 0 => {}
                 4 => notes.warnings.push(format!(
                     "the server returned {} tombstones and no more (size limit): other deleted users are reported as removed from the source",
-                    raw.len()
+                    found.len()
                 )),
                 rc => notes.warnings.push(format!(
                     "deleted users (tombstones) could not be read, result {rc} ({}): they are reported as removed from the source",
                     rc_name(rc)
                 )),
             }
-            raw
+            found
         }
         Err(e) => {
             notes.warnings.push(format!(
@@ -704,9 +645,8 @@ fn deleted_users(
         }
     };
     let base = super::plan::dn_key(&users.base);
-    raw.into_iter()
-        .filter(|r| !r.is_ref() && !r.is_intermediate())
-        .filter_map(entry)
+    found
+        .into_iter()
         .filter_map(|e| {
             let parent = e.text("lastKnownParent")?;
             let key = super::plan::dn_key(&parent);
@@ -775,31 +715,16 @@ const RANGE_STEP: u64 = 1500;
 ///
 /// # Errors
 /// Why the values could not be read whole (the ones read are kept).
-fn read_ranges(
-    ldap: &mut LdapConn,
-    c: &Connection,
-    e: &mut Entry,
-    attribute: &str,
-) -> Result<(), String> {
+fn read_ranges(ldap: &mut LdapConnection, e: &mut Entry, attribute: &str) -> Result<(), String> {
     let name = attribute.to_ascii_lowercase();
     let prefix = format!("{name};range=");
     let mut next = take_ranges(e, &name, &prefix)?;
-    let timeout = Duration::from_secs(c.operation_timeout_seconds);
     while let Some(low) = next {
         let wanted = format!("{attribute};range={low}-{}", low + RANGE_STEP - 1);
-        let (raw, _) = ldap
-            .with_timeout(timeout)
-            .search(
-                &e.dn,
-                ldap3::Scope::Base,
-                "(objectClass=*)",
-                vec![wanted.as_str()],
-            )
-            .and_then(ldap3::SearchResult::non_error)
+        let found = read_base(ldap, &e.dn, &[wanted.as_str()])
             .map_err(|err| format!("reading {wanted}: {err}"))?;
-        let [raw] = <[ResultEntry; 1]>::try_from(raw)
+        let [mut part] = <[Entry; 1]>::try_from(found)
             .map_err(|found| format!("reading {wanted}: {} entries answered", found.len()))?;
-        let mut part = entry(raw).ok_or_else(|| format!("reading {wanted}: a malformed entry"))?;
         let before = e.values(attribute).len();
         let start = take_ranges(&mut part, &name, &prefix)?;
         // The server owes the values of the range asked for (AD ends with `…-*`): an answer
@@ -883,29 +808,40 @@ fn dedup(names: &mut Vec<String>) {
 /// Connects to the first server that answers (upgrading with StartTLS when configured) and
 /// binds. A server that drops the connection is skipped; a refused bind is an error at once
 /// (the credentials are the same on every server).
-fn connect(c: &Connection, warnings: &mut Vec<String>) -> Result<(LdapConn, String), SourceError> {
-    let mut settings = LdapConnSettings::new()
-        .set_conn_timeout(Duration::from_secs(c.connect_timeout_seconds))
-        .set_starttls(c.tls == Tls::StartTls);
+fn connect(
+    c: &Connection,
+    warnings: &mut Vec<String>,
+) -> Result<(LdapConnection, String), SourceError> {
     if c.insecure_skip_verify {
         warnings.push(
             "TLS certificate verification is OFF (connection.insecure_skip_verify): anyone on the \
              path can impersonate the server"
                 .into(),
         );
-        settings = settings.set_no_tls_verify(true);
-    } else if c.tls != Tls::None {
-        settings = settings.set_config(Arc::new(tls_config(c)?));
     }
+    let tls = || -> Result<_, SourceError> {
+        Ok(Arc::new(if c.insecure_skip_verify {
+            crate::tls::unverified_client_config()
+                .map_err(|e| SourceError::Connect(e.to_string()))?
+        } else {
+            tls_config(c)?
+        }))
+    };
+    let security = match c.tls {
+        Tls::None => Security::None,
+        Tls::StartTls => Security::StartTls(tls()?),
+        Tls::Ldaps => Security::Ldaps(tls()?),
+    };
     let password = c
         .bind_password
         .as_ref()
         .map(super::config::Secret::read)
         .transpose()?;
+    let connect_timeout = Duration::from_secs(c.connect_timeout_seconds);
     let timeout = Duration::from_secs(c.operation_timeout_seconds);
     let mut failures = Vec::new();
     for url in &c.urls {
-        let mut conn = match LdapConn::with_settings(settings.clone(), url) {
+        let mut conn = match LdapConnection::open(url, &security, connect_timeout, timeout) {
             Ok(conn) => conn,
             Err(e) => {
                 failures.push(format!("{url}: {e}"));
@@ -913,23 +849,19 @@ fn connect(c: &Connection, warnings: &mut Vec<String>) -> Result<(LdapConn, Stri
             }
         };
         if let (Some(dn), Some(password)) = (&c.bind_dn, &password) {
-            match conn.with_timeout(timeout).simple_bind(dn, password) {
+            match conn.simple_bind(dn, password) {
                 // The connection failed under the bind: try the next server.
                 Err(e) => {
                     failures.push(format!("{url}: {e}"));
                     continue;
                 }
-                Ok(result) if result.rc != 0 => {
+                Ok(result) if result.code != 0 => {
                     return Err(SourceError::Bind {
                         dn: dn.clone(),
                         message: format!(
                             "result {}{}",
-                            result.rc,
-                            if result.text.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" ({})", result.text)
-                            }
+                            result.code,
+                            parenthesised(&result.message)
                         ),
                     });
                 }
@@ -959,7 +891,7 @@ fn tls_config(c: &Connection) -> Result<rustls::ClientConfig, SourceError> {
 /// kept.
 #[allow(clippy::too_many_arguments)]
 fn search(
-    ldap: &mut LdapConn,
+    ldap: &mut LdapConnection,
     c: &Connection,
     what: &str,
     base: &str,
@@ -969,53 +901,26 @@ fn search(
     notes: &mut Notes,
 ) -> Vec<Entry> {
     let scope = match scope {
-        Scope::Base => ldap3::Scope::Base,
-        Scope::One => ldap3::Scope::OneLevel,
-        Scope::Sub => ldap3::Scope::Subtree,
+        Scope::Base => SearchScope::Base,
+        Scope::One => SearchScope::One,
+        Scope::Sub => SearchScope::Sub,
     };
-    let page = i32::try_from(c.page_size).unwrap_or(i32::MAX);
-    let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> =
-        vec![Box::new(PagedResults::new(page))];
-    let timeout = Duration::from_secs(c.operation_timeout_seconds);
-    let mut stream = match ldap.with_timeout(timeout).streaming_search_with(
-        adapters,
-        base,
-        scope,
-        filter,
-        attributes.to_vec(),
-    ) {
-        Ok(s) => s,
+    let mut entries = Vec::new();
+    let filter = match LdapFilter::parse(filter) {
+        Ok(f) => f,
         Err(e) => {
             notes
                 .problems
-                .push(format!("the {what} search failed: {e}"));
-            return Vec::new();
+                .push(format!("the {what} search's filter `{filter}`: {e}"));
+            return entries;
         }
     };
-    let mut entries = Vec::new();
     let mut referrals = Vec::new();
-    let before = notes.problems.len();
+    let mut cookie = Vec::new();
     loop {
-        match stream.next() {
-            Ok(Some(raw)) if raw.is_intermediate() => {}
-            // A continuation reference (AD: another naming context under the base, such as
-            // `CN=Configuration`): what it names is not in scope here, and it is not
-            // followed.
-            Ok(Some(raw)) if raw.is_ref() => {
-                let urls = std::panic::catch_unwind(|| ldap3::parse_refs(raw.0))
-                    .unwrap_or_else(|_| vec!["(a malformed reference)".into()]);
-                referrals.extend(urls);
-            }
-            Ok(Some(raw)) => match entry(raw) {
-                Some(e) => entries.push(e),
-                None => {
-                    notes
-                        .problems
-                        .push(format!("the {what} search returned a malformed entry"));
-                    break;
-                }
-            },
-            Ok(None) => break,
+        let paged = Control::paged(c.page_size, &cookie);
+        let mut page = match ldap.search(base, scope, &filter, attributes, &[paged]) {
+            Ok(page) => page,
             Err(e) => {
                 notes.problems.push(format!(
                     "the {what} search stopped after {} entries: {e}",
@@ -1023,6 +928,51 @@ fn search(
                 ));
                 break;
             }
+        };
+        let result = loop {
+            match page.next_item() {
+                Ok(SearchItem::Entry(e)) => entries.push(e),
+                // A continuation reference (AD: another naming context under the base,
+                // such as `CN=Configuration`): what it names is not in scope here, and it
+                // is not followed.
+                Ok(SearchItem::Reference(urls)) => referrals.extend(urls),
+                Ok(SearchItem::Done(result)) => break Some(result),
+                Err(ConnectionError::Malformed(e)) => {
+                    notes.problems.push(format!(
+                        "the {what} search returned a malformed entry after {} entries: {e}",
+                        entries.len()
+                    ));
+                    break None;
+                }
+                Err(e) => {
+                    notes.problems.push(format!(
+                        "the {what} search stopped after {} entries: {e}",
+                        entries.len()
+                    ));
+                    break None;
+                }
+            }
+        };
+        let Some(result) = result else { break };
+        // The result code arrives at the end of each page: a refused page size or a size
+        // limit shows here.
+        if result.code != 0 {
+            notes.problems.push(format!(
+                "the {what} search ended with result {} ({}){} after {} entries",
+                result.code,
+                rc_name(result.code),
+                if result.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", result.message)
+                },
+                entries.len()
+            ));
+            break;
+        }
+        match result.next_page() {
+            Some(next) => cookie = next,
+            None => break,
         }
     }
     if !referrals.is_empty() {
@@ -1032,22 +982,55 @@ fn search(
             referrals.join(", ")
         ));
     }
-    // The result code arrives at the end: a refused page size or a size limit shows here.
-    let result = stream.result();
-    if result.rc != 0 && notes.problems.len() == before {
-        notes.problems.push(format!(
-            "the {what} search ended with result {} ({}){} after {} entries",
-            result.rc,
-            rc_name(result.rc),
-            if result.text.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", result.text)
-            },
-            entries.len()
-        ));
-    }
     entries
+}
+
+/// One search without paging, read whole: its entries (references are left out) and how it
+/// ended.
+fn search_whole(
+    ldap: &mut LdapConnection,
+    base: &str,
+    scope: SearchScope,
+    filter: &str,
+    attributes: &[&str],
+    controls: &[Control],
+) -> Result<(Vec<Entry>, Outcome), String> {
+    let filter = LdapFilter::parse(filter).map_err(|e| format!("`{filter}`: {e}"))?;
+    let mut search = ldap
+        .search(base, scope, &filter, attributes, controls)
+        .map_err(|e| e.to_string())?;
+    let mut entries = Vec::new();
+    loop {
+        match search.next_item().map_err(|e| e.to_string())? {
+            SearchItem::Entry(e) => entries.push(e),
+            SearchItem::Reference(_) => {}
+            SearchItem::Done(result) => return Ok((entries, result)),
+        }
+    }
+}
+
+/// The entry at `dn` with `attributes`; an error for any result but success.
+fn read_base(
+    ldap: &mut LdapConnection,
+    dn: &str,
+    attributes: &[&str],
+) -> Result<Vec<Entry>, String> {
+    let (entries, result) = search_whole(
+        ldap,
+        dn,
+        SearchScope::Base,
+        "(objectClass=*)",
+        attributes,
+        &[],
+    )?;
+    match result.code {
+        0 => Ok(entries),
+        rc => Err(format!(
+            "result {rc} ({}){}",
+            rc_name(rc),
+            parenthesised(&result.message)
+        )),
+    }
 }
 
 fn rc_name(rc: u32) -> &'static str {
@@ -1061,59 +1044,6 @@ fn rc_name(rc: u32) -> &'static str {
         52 => "unavailable",
         80 => "other",
         _ => "error",
-    }
-}
-
-/// Decodes one entry straight from its BER tree, moving each value's bytes into the entry;
-/// `None` for an entry not shaped as RFC 4511 §4.5.2 says. (ldap3's `SearchEntry` copies
-/// every text value and panics on a malformed entry; the read decodes a hundred thousand.)
-fn entry(raw: ResultEntry) -> Option<Entry> {
-    let mut parts = constructed(raw.0, TagClass::Application, 4)?.into_iter();
-    let dn = String::from_utf8(primitive(parts.next()?)?).ok()?;
-    let list = constructed(parts.next()?, TagClass::Universal, Types::Sequence as u64)?;
-    let mut attributes: HashMap<String, Vec<Vec<u8>>> = HashMap::with_capacity(list.len());
-    for attribute in list {
-        let mut pair =
-            constructed(attribute, TagClass::Universal, Types::Sequence as u64)?.into_iter();
-        let mut name = String::from_utf8(primitive(pair.next()?)?).ok()?;
-        name.make_ascii_lowercase();
-        let values = constructed(pair.next()?, TagClass::Universal, Types::Set as u64)?
-            .into_iter()
-            .map(primitive)
-            .collect::<Option<Vec<_>>>()?;
-        // A server may list an attribute twice (in two cases, say): one list of values. The
-        // first list is kept as it is, not copied into a new one.
-        match attributes.entry(name) {
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(values);
-            }
-            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut().extend(values),
-        }
-    }
-    Some(Entry { dn, attributes })
-}
-
-/// The elements of `tag` when it is the constructed `class`/`id`.
-fn constructed(tag: StructureTag, class: TagClass, id: u64) -> Option<Vec<StructureTag>> {
-    match tag {
-        StructureTag {
-            class: c,
-            id: i,
-            payload: PL::C(elements),
-        } if c == class && i == id => Some(elements),
-        _ => None,
-    }
-}
-
-/// The bytes of an OCTET STRING.
-fn primitive(tag: StructureTag) -> Option<Vec<u8>> {
-    match tag {
-        StructureTag {
-            class: TagClass::Universal,
-            id,
-            payload: PL::P(bytes),
-        } if id == Types::OctetString as u64 => Some(bytes),
-        _ => None,
     }
 }
 
@@ -1144,145 +1074,7 @@ pub fn guid_text(bytes: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use ldap3::asn1::{PL, StructureTag, TagClass};
-
-    use super::{Entry, entry, naming_context, take_ranges};
-
-    fn universal(id: u64, payload: PL) -> StructureTag {
-        StructureTag {
-            class: TagClass::Universal,
-            id,
-            payload,
-        }
-    }
-
-    fn octets(bytes: &[u8]) -> StructureTag {
-        universal(4, PL::P(bytes.to_vec()))
-    }
-
-    /// One attribute of an entry, as the server sends it: its name and its set of values.
-    fn attribute(name: &str, values: &[&[u8]]) -> StructureTag {
-        let set = universal(17, PL::C(values.iter().map(|v| octets(v)).collect()));
-        universal(16, PL::C(vec![octets(name.as_bytes()), set]))
-    }
-
-    /// A search result entry as the server sends it: one attribute with its values.
-    fn result_entry(dn: &str, name: &str, values: &[&[u8]]) -> ldap3::ResultEntry {
-        let tag = StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![
-                octets(dn.as_bytes()),
-                universal(16, PL::C(vec![attribute(name, values)])),
-            ]),
-        };
-        ldap3::ResultEntry::new(tag)
-    }
-
-    /// An entry that lists an attribute twice, in two cases, has one list of its values,
-    /// under the lower-cased name; an attribute with no values is there, empty.
-    #[test]
-    fn an_entry_keeps_every_value_of_every_attribute() {
-        let tag = StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![
-                octets(b"uid=ann,ou=people,dc=example,dc=test"),
-                universal(
-                    16,
-                    PL::C(vec![
-                        attribute("mail", &[b"ann@example.test", b"a@example.test"]),
-                        attribute("cn", &[]),
-                        attribute("MAIL", &[b"ann.lee@example.test"]),
-                    ]),
-                ),
-            ]),
-        };
-        let e = entry(ldap3::ResultEntry::new(tag)).unwrap();
-        assert_eq!(e.dn, "uid=ann,ou=people,dc=example,dc=test");
-        assert_eq!(
-            e.values("Mail"),
-            [
-                b"ann@example.test".to_vec(),
-                b"a@example.test".to_vec(),
-                b"ann.lee@example.test".to_vec()
-            ]
-        );
-        assert!(e.attributes.contains_key("cn") && e.values("cn").is_empty());
-        assert_eq!(e.attributes.len(), 2);
-    }
-
-    /// A malformed entry is refused whole, never read in part nor a panic.
-    #[test]
-    fn a_malformed_entry_is_refused() {
-        let shaped = |dn: StructureTag, attributes: Vec<StructureTag>| StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![dn, universal(16, PL::C(attributes))]),
-        };
-        let dn = || octets(b"cn=x");
-        let cases = [
-            // A DN that is not UTF-8.
-            shaped(octets(&[0xff, 0xfe]), vec![attribute("cn", &[b"x"])]),
-            // A value that is not an OCTET STRING.
-            shaped(
-                dn(),
-                vec![universal(
-                    16,
-                    PL::C(vec![
-                        octets(b"cn"),
-                        universal(17, PL::C(vec![universal(16, PL::C(vec![]))])),
-                    ]),
-                )],
-            ),
-            // An attribute without its set of values.
-            shaped(dn(), vec![universal(16, PL::C(vec![octets(b"cn")]))]),
-            // Attributes that are not a SEQUENCE.
-            StructureTag {
-                class: TagClass::Application,
-                id: 4,
-                payload: PL::C(vec![dn(), octets(b"cn")]),
-            },
-            // Not a search result entry at all.
-            universal(16, PL::C(vec![dn(), universal(16, PL::C(vec![]))])),
-            // No attributes element.
-            StructureTag {
-                class: TagClass::Application,
-                id: 4,
-                payload: PL::C(vec![dn()]),
-            },
-        ];
-        for (i, tag) in cases.into_iter().enumerate() {
-            assert_eq!(entry(ldap3::ResultEntry::new(tag)), None, "case {i}");
-        }
-    }
-
-    /// ldap3 hands back values that happen to be valid UTF-8 as text, binary GUIDs
-    /// included: the entry keeps their bytes all the same, and the anchor is the GUID.
-    #[test]
-    fn a_guid_that_reads_as_text_stays_a_guid() {
-        let guid = b"ABCDEFGHIJKLMNOP";
-        let binary: &[u8] = &[
-            0xd6, 0x1a, 0x43, 0x5a, 0xeb, 0xf3, 0x92, 0x4f, 0x88, 0x9b, 0x9b, 0x2b, 0x0d, 0xb2,
-            0x59, 0x5c,
-        ];
-        for (bytes, text) in [
-            (&guid[..], "44434241-4645-4847-494a-4b4c4d4e4f50"),
-            (binary, "5a431ad6-f3eb-4f92-889b-9b2b0db2595c"),
-        ] {
-            let e = entry(result_entry(
-                "CN=x,DC=example,DC=test",
-                "objectGUID",
-                &[bytes],
-            ))
-            .unwrap();
-            assert_eq!(e.values("objectguid"), [bytes.to_vec()]);
-            assert_eq!(
-                crate::ldap::plan::anchor_of(&e, "objectGUID", true).as_deref(),
-                Some(text)
-            );
-        }
-    }
+    use super::{Entry, naming_context, take_ranges};
 
     #[test]
     fn ranges_say_where_the_next_one_starts() {

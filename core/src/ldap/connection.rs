@@ -1,0 +1,453 @@
+//! A blocking LDAP connection: TCP, ldaps or StartTLS over rustls, a simple bind, searches
+//! one at a time, unbind.
+//!
+//! Blocking on purpose: a read runs one operation at a time, so a socket read that waits is
+//! all the scheduling it needs, and each wake-up costs one `read` (an async runtime spent a
+//! `read`, a `read` that found nothing and an `epoll_wait` per entry). Responses are read
+//! into one buffer and decoded from it ([`super::protocol`]).
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+
+use super::filter::LdapFilter;
+use super::protocol::Entry;
+use super::protocol::{self, Control, Message, Outcome, Response, SearchScope};
+
+/// Why an operation got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionError {
+    /// The URL cannot be used.
+    #[error("`{0}` is not an ldap:// or ldaps:// URL with a host")]
+    Url(String),
+    /// Connecting, the TLS handshake, reading or writing failed; or the server sent what
+    /// LDAP does not allow there. The connection is unusable after it.
+    #[error("{0}")]
+    Broken(String),
+    /// The server refused StartTLS.
+    #[error("the server refused StartTLS: result {}{}", .0.code, parenthesised(&.0.message))]
+    StartTls(Outcome),
+    /// One response could not be decoded; the connection stays usable.
+    #[error("{0}")]
+    Malformed(#[from] protocol::Malformed),
+}
+
+/// ` (text)`, or nothing for no text.
+pub fn parenthesised(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" ({text})")
+    }
+}
+
+/// How a connection is secured.
+#[derive(Debug, Clone)]
+pub enum Security {
+    /// In the clear.
+    None,
+    /// StartTLS after connecting, verified with this configuration.
+    StartTls(Arc<rustls::ClientConfig>),
+    /// TLS from the first byte (an `ldaps://` URL).
+    Ldaps(Arc<rustls::ClientConfig>),
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            Self::Tls(s) => s.read(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(buf),
+            Self::Tls(s) => s.write_all(buf).and_then(|()| s.flush()),
+        }
+    }
+}
+
+/// The first size of the receive buffer; it grows to the largest message.
+const BUFFER: usize = 64 * 1024;
+
+/// An open LDAP connection.
+pub struct LdapConnection {
+    stream: Stream,
+    /// Bytes received; `buffer[start..end]` are not decoded yet.
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Where in `buffer` the message received last is.
+    last: std::ops::Range<usize>,
+    last_id: i32,
+    timeout: Duration,
+    /// Why the connection cannot be used any more, once it cannot.
+    broken: Option<String>,
+}
+
+impl std::fmt::Debug for LdapConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapConnection")
+            .field("last_id", &self.last_id)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The host and port of an `ldap://` or `ldaps://` URL (what follows a `/` is ignored).
+fn host_and_port(url: &str) -> Option<(String, u16, bool)> {
+    let (rest, tls) = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ldap") => (rest, false),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ldaps") => (rest, true),
+        _ => return None,
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None if tls => 636,
+        None => 389,
+    };
+    (!host.is_empty()).then(|| (host.to_owned(), port, tls))
+}
+
+impl LdapConnection {
+    /// Connects to `url` within `connect_timeout`, secured as `security` says; every later
+    /// wait for the server is bounded by `timeout`.
+    ///
+    /// # Errors
+    /// [`ConnectionError`] saying why no usable connection came of it.
+    pub fn open(
+        url: &str,
+        security: &Security,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, ConnectionError> {
+        let (host, port, ldaps) =
+            host_and_port(url).ok_or_else(|| ConnectionError::Url(url.to_owned()))?;
+        let broken = |e: io::Error| ConnectionError::Broken(e.to_string());
+        let addresses = (host.as_str(), port).to_socket_addrs().map_err(broken)?;
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
+        let mut tcp = None;
+        for address in addresses {
+            match TcpStream::connect_timeout(&address, connect_timeout) {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let tcp = tcp.ok_or_else(|| broken(last))?;
+        tcp.set_nodelay(true).map_err(broken)?;
+        tcp.set_read_timeout(Some(timeout)).map_err(broken)?;
+        tcp.set_write_timeout(Some(timeout)).map_err(broken)?;
+        let mut conn = Self {
+            stream: Stream::Plain(tcp),
+            buffer: vec![0; BUFFER],
+            start: 0,
+            end: 0,
+            last: 0..0,
+            last_id: 0,
+            timeout,
+            broken: None,
+        };
+        match (security, ldaps) {
+            (Security::Ldaps(config), true) => conn.start_tls(config, &host)?,
+            (Security::StartTls(config), false) => {
+                let id = conn.next_id();
+                conn.send(&protocol::start_tls_request(id))?;
+                match conn.answer(id)? {
+                    Response::Extended(o) if o.code == 0 => conn.start_tls(config, &host)?,
+                    Response::Extended(o) => return Err(ConnectionError::StartTls(o)),
+                    _ => {
+                        return Err(
+                            conn.break_with("the server answered StartTLS with another response")
+                        );
+                    }
+                }
+            }
+            (Security::None, false) => {}
+            _ => {
+                return Err(ConnectionError::Broken(format!(
+                    "`{url}` does not match the configured TLS"
+                )));
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Wraps the TCP stream in TLS and completes the handshake, so that a certificate the
+    /// configuration does not trust fails here.
+    fn start_tls(
+        &mut self,
+        config: &Arc<rustls::ClientConfig>,
+        host: &str,
+    ) -> Result<(), ConnectionError> {
+        let Stream::Plain(tcp) = &self.stream else {
+            return Err(ConnectionError::Broken("TLS is already on".into()));
+        };
+        let mut tcp = tcp
+            .try_clone()
+            .map_err(|e| ConnectionError::Broken(e.to_string()))?;
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| ConnectionError::Broken(format!("`{host}`: {e}")))?;
+        let mut tls = rustls::ClientConnection::new(Arc::clone(config), name)
+            .map_err(|e| ConnectionError::Broken(format!("TLS: {e}")))?;
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp)
+                .map_err(|e| ConnectionError::Broken(format!("TLS handshake: {e}")))?;
+        }
+        self.stream = Stream::Tls(Box::new(rustls::StreamOwned::new(tls, tcp)));
+        Ok(())
+    }
+
+    /// A simple bind as `dn`.
+    ///
+    /// # Errors
+    /// [`ConnectionError`] when no answer came; a refusal is an [`Outcome`] with its code.
+    pub fn simple_bind(&mut self, dn: &str, password: &str) -> Result<Outcome, ConnectionError> {
+        let id = self.next_id();
+        self.send(&protocol::bind_request(id, dn, password))?;
+        match self.answer(id)? {
+            Response::Bind(o) => Ok(o),
+            _ => Err(self.break_with("the server answered the bind with another response")),
+        }
+    }
+
+    /// Starts a search; its entries and end come from [`Search::next_item`].
+    ///
+    /// # Errors
+    /// [`ConnectionError`] when the request cannot be sent.
+    pub fn search(
+        &mut self,
+        base: &str,
+        scope: SearchScope,
+        filter: &LdapFilter,
+        attributes: &[impl AsRef<str>],
+        controls: &[Control],
+    ) -> Result<Search<'_>, ConnectionError> {
+        let id = self.next_id();
+        self.send(&protocol::search_request(
+            id, base, scope, filter, attributes, controls,
+        ))?;
+        Ok(Search {
+            conn: self,
+            id,
+            done: false,
+        })
+    }
+
+    /// Ends the session politely (errors do not matter: the connection closes either way).
+    pub fn unbind(mut self) {
+        let id = self.next_id();
+        let _ = self.send(&protocol::unbind_request(id));
+    }
+
+    fn next_id(&mut self) -> i32 {
+        self.last_id = self.last_id.checked_add(1).unwrap_or(1);
+        self.last_id
+    }
+
+    fn break_with(&mut self, why: impl Into<String>) -> ConnectionError {
+        let why = why.into();
+        self.broken = Some(why.clone());
+        ConnectionError::Broken(why)
+    }
+
+    fn io_error(&mut self, e: &io::Error) -> ConnectionError {
+        let why = match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                format!("no answer within {} s", self.timeout.as_secs())
+            }
+            io::ErrorKind::UnexpectedEof => "the server closed the connection".to_owned(),
+            _ => e.to_string(),
+        };
+        self.break_with(why)
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<(), ConnectionError> {
+        if let Some(why) = &self.broken {
+            return Err(ConnectionError::Broken(why.clone()));
+        }
+        self.stream.write_all(bytes).map_err(|e| self.io_error(&e))
+    }
+
+    /// The next response to request `id`. Responses to other requests (the rest of a search
+    /// given up on) are skipped; the server's notice of disconnection is an error.
+    fn answer(&mut self, id: i32) -> Result<Response, ConnectionError> {
+        loop {
+            let bytes = self.receive()?;
+            let message = protocol::decode(bytes);
+            match message {
+                Ok(Message { id: got, response }) if got == id => return Ok(response),
+                Ok(Message {
+                    id: 0,
+                    response: Response::Extended(o),
+                }) => {
+                    return Err(self.break_with(format!(
+                        "the server ended the connection: result {}{}",
+                        o.code,
+                        parenthesised(&o.message)
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) if protocol::message_id(self.last_message()) == Some(id) => {
+                    return Err(e.into());
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The bytes of the message [`Self::receive`] returned last.
+    fn last_message(&self) -> &[u8] {
+        &self.buffer[self.last.clone()]
+    }
+
+    /// The next whole message's bytes, read from the socket as needed.
+    fn receive(&mut self) -> Result<&[u8], ConnectionError> {
+        if let Some(why) = &self.broken {
+            return Err(ConnectionError::Broken(why.clone()));
+        }
+        loop {
+            let pending = &self.buffer[self.start..self.end];
+            let wanted = match protocol::message_length(pending) {
+                Ok(Some(n)) if n <= pending.len() => {
+                    let at = self.start;
+                    self.start += n;
+                    self.last = at..at + n;
+                    return Ok(&self.buffer[at..at + n]);
+                }
+                Ok(Some(n)) => n,
+                Ok(None) => 16,
+                Err(e) => return Err(self.break_with(e.to_string())),
+            };
+            // Room for more: the pending bytes move to the front; a full buffer grows as a
+            // long message's bytes arrive (not at once to the length its header claims).
+            if self.start > 0 {
+                self.buffer.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.buffer.len() {
+                let grown = wanted.min(self.buffer.len() * 2);
+                self.buffer.resize(grown, 0);
+            }
+            match self.stream.read(&mut self.buffer[self.end..]) {
+                Ok(0) => return Err(self.break_with("the server closed the connection")),
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(&e)),
+            }
+        }
+    }
+}
+
+/// What a search sends back, one at a time.
+#[derive(Debug)]
+pub enum SearchItem {
+    /// An entry.
+    Entry(Entry),
+    /// A continuation reference's URLs.
+    Reference(Vec<String>),
+    /// The end, with the result.
+    Done(Outcome),
+}
+
+/// A search under way on a connection.
+#[derive(Debug)]
+pub struct Search<'a> {
+    conn: &'a mut LdapConnection,
+    id: i32,
+    done: bool,
+}
+
+impl Search<'_> {
+    /// The next entry or reference, or the end.
+    ///
+    /// # Errors
+    /// [`ConnectionError::Malformed`] for a response that cannot be decoded (the search goes
+    /// on); any other error ends the connection.
+    pub fn next_item(&mut self) -> Result<SearchItem, ConnectionError> {
+        loop {
+            if self.done {
+                return Err(ConnectionError::Broken("the search has ended".into()));
+            }
+            return match self.conn.answer(self.id)? {
+                Response::Entry(e) => Ok(SearchItem::Entry(e)),
+                Response::Reference(urls) => Ok(SearchItem::Reference(urls)),
+                Response::SearchDone(o) => {
+                    self.done = true;
+                    Ok(SearchItem::Done(o))
+                }
+                Response::Intermediate => continue,
+                _ => Err(self
+                    .conn
+                    .break_with("the server answered a search with another response")),
+            };
+        }
+    }
+}
+
+impl Drop for Search<'_> {
+    /// A search left before its end is abandoned, so that the server stops sending it; what
+    /// it sent meanwhile is skipped by the next operation.
+    fn drop(&mut self) {
+        if !self.done && self.conn.broken.is_none() {
+            let id = self.conn.next_id();
+            let _ = self.conn.send(&protocol::abandon_request(id, self.id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_and_port;
+
+    #[test]
+    fn urls_give_host_and_port() {
+        let cases = [
+            (
+                "ldap://dc1.example.com",
+                Some(("dc1.example.com", 389, false)),
+            ),
+            (
+                "ldaps://dc1.example.com",
+                Some(("dc1.example.com", 636, true)),
+            ),
+            ("ldap://127.0.0.1:3389/", Some(("127.0.0.1", 3389, false))),
+            ("LDAPS://[::1]:6360/dc=example", Some(("::1", 6360, true))),
+            ("ldap://[::1]", Some(("::1", 389, false))),
+            ("ldap://:389", None),
+            ("ldap://host:port", None),
+            ("http://host", None),
+            ("host:389", None),
+        ];
+        for (url, want) in cases {
+            let got = host_and_port(url);
+            assert_eq!(
+                got.as_ref().map(|(h, p, t)| (h.as_str(), *p, *t)),
+                want,
+                "{url}"
+            );
+        }
+    }
+}
