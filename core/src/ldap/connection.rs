@@ -2,9 +2,10 @@
 //! one at a time, unbind.
 //!
 //! Blocking on purpose: a read runs one operation at a time, so a socket read that waits is
-//! all the scheduling it needs, and each wake-up costs one `read` (an async runtime spent a
-//! `read`, a `read` that found nothing and an `epoll_wait` per entry). Responses are read
-//! into one buffer and decoded from it ([`super::protocol`]).
+//! all the scheduling it needs (no runtime, no poller). Responses are read into one buffer
+//! and decoded from it ([`super::protocol`]); once the reader has caught up with the server,
+//! it pauses before reading again, so that it wakes once for many entries rather than once
+//! for each.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -76,6 +77,9 @@ impl Stream {
     }
 }
 
+/// How long a read waits after one that emptied the socket (see `receive`).
+const NAP: Duration = Duration::from_micros(200);
+
 /// The first size of the receive buffer; it grows to the largest message.
 const BUFFER: usize = 64 * 1024;
 
@@ -90,6 +94,8 @@ pub struct LdapConnection {
     last: std::ops::Range<usize>,
     last_id: i32,
     timeout: Duration,
+    /// Whether the last read emptied the socket (and no request was sent since).
+    drained: bool,
     /// Why the connection cannot be used any more, once it cannot.
     broken: Option<String>,
 }
@@ -166,6 +172,7 @@ impl LdapConnection {
             end: 0,
             last: 0..0,
             last_id: 0,
+            drained: false,
             timeout,
             broken: None,
         };
@@ -284,6 +291,7 @@ impl LdapConnection {
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), ConnectionError> {
+        self.drained = false;
         if let Some(why) = &self.broken {
             return Err(ConnectionError::Broken(why.clone()));
         }
@@ -351,9 +359,22 @@ impl LdapConnection {
                 let grown = wanted.min(self.buffer.len() * 2);
                 self.buffer.resize(grown, 0);
             }
+            // A reader that keeps up with the server would wake for each entry it writes,
+            // and waking a thread blocked on the socket costs the kernel more than the copy:
+            // after a read that emptied the socket, the next one waits a moment and finds
+            // many entries. (A no-change re-sync at 100,000 users spent 0.42–0.47 s of its
+            // CPU in the kernel without the wait, 0.24–0.26 s with it.) The first read after
+            // a request does not wait.
+            if self.drained {
+                std::thread::sleep(NAP);
+            }
+            let room = self.buffer.len() - self.end;
             match self.stream.read(&mut self.buffer[self.end..]) {
                 Ok(0) => return Err(self.break_with("the server closed the connection")),
-                Ok(n) => self.end += n,
+                Ok(n) => {
+                    self.end += n;
+                    self.drained = n < room;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.io_error(&e)),
             }
