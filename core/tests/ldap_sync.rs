@@ -310,9 +310,8 @@ fn tls_is_verified() {
     let ldaps = make(&slapd.ldaps_url, "", &ca);
     assert_eq!(source::read(&ldaps).unwrap().users.len(), 1);
     // A CA that did not sign the server's certificate.
-    let other = usersync_testkit::certificates(
-        &std::env::temp_dir().join(format!("usersync-other-ca-{}", std::process::id())),
-    );
+    let other_dir = std::env::temp_dir().join(format!("usersync-other-ca-{}", std::process::id()));
+    let other = usersync_testkit::certificates(&other_dir);
     let wrong = make(&slapd.ldaps_url, "", &other.ca.display().to_string());
     let err = source::read(&wrong).unwrap_err();
     assert!(err.to_string().contains("no LDAP server answered"), "{err}");
@@ -333,6 +332,7 @@ fn tls_is_verified() {
         "{:?}",
         snapshot.warnings
     );
+    let _ = std::fs::remove_dir_all(other_dir);
 }
 
 /// A server that is gone: a clear error, and nothing planned or applied.

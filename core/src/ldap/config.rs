@@ -718,10 +718,10 @@ impl RawConnection {
                     format!("`{url}`: a server URL starts with ldap:// or ldaps://"),
                 ));
             };
-            if rest.trim_end_matches('/').is_empty() || rest.contains(' ') {
+            if super::connection::host_and_port(url).is_none() || rest.contains(' ') {
                 return Err(ConfigError::at(
                     "connection.urls",
-                    format!("`{url}` has no host"),
+                    format!("`{url}` has no host, or a port that is not a number"),
                 ));
             }
         }

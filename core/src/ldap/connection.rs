@@ -109,8 +109,10 @@ impl std::fmt::Debug for LdapConnection {
     }
 }
 
-/// The host and port of an `ldap://` or `ldaps://` URL (what follows a `/` is ignored).
-fn host_and_port(url: &str) -> Option<(String, u16, bool)> {
+/// The host and port of an `ldap://` or `ldaps://` URL (what follows a `/` is ignored), and
+/// whether it is `ldaps://`; `None` for a URL without a host or with a port that is no
+/// number (the configuration refuses those).
+pub(crate) fn host_and_port(url: &str) -> Option<(String, u16, bool)> {
     let (rest, tls) = match url.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ldap") => (rest, false),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ldaps") => (rest, true),
@@ -219,8 +221,9 @@ impl LdapConnection {
         let mut tls = rustls::ClientConnection::new(Arc::clone(config), name)
             .map_err(|e| ConnectionError::Broken(format!("TLS: {e}")))?;
         while tls.is_handshaking() {
-            tls.complete_io(&mut tcp)
-                .map_err(|e| ConnectionError::Broken(format!("TLS handshake: {e}")))?;
+            tls.complete_io(&mut tcp).map_err(|e| {
+                ConnectionError::Broken(format!("TLS handshake: {}", describe(&e, self.timeout)))
+            })?;
         }
         self.stream = Stream::Tls(Box::new(rustls::StreamOwned::new(tls, tcp)));
         Ok(())
@@ -280,14 +283,7 @@ impl LdapConnection {
     }
 
     fn io_error(&mut self, e: &io::Error) -> ConnectionError {
-        let why = match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                format!("no answer within {} s", self.timeout.as_secs())
-            }
-            io::ErrorKind::UnexpectedEof => "the server closed the connection".to_owned(),
-            _ => e.to_string(),
-        };
-        self.break_with(why)
+        self.break_with(describe(e, self.timeout))
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), ConnectionError> {
@@ -382,6 +378,17 @@ impl LdapConnection {
     }
 }
 
+/// What went wrong with the socket, in words: a read that timed out says after how long.
+fn describe(e: &io::Error, timeout: Duration) -> String {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            format!("no answer within {} s", timeout.as_secs())
+        }
+        io::ErrorKind::UnexpectedEof => "the server closed the connection".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
 /// What a search sends back, one at a time.
 #[derive(Debug)]
 pub enum SearchItem {
@@ -441,7 +448,35 @@ impl Drop for Search<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::host_and_port;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{ConnectionError, LdapConnection, Security, host_and_port};
+
+    /// A server that accepts connections and never answers: the bind, or the TLS handshake,
+    /// fails after the operation timeout, says so, and the connection stays failed.
+    #[test]
+    fn a_silent_server_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let second = Duration::from_secs(1);
+        let url = format!("ldap://{address}");
+        let mut conn = LdapConnection::open(&url, &Security::None, second, second).unwrap();
+        let started = Instant::now();
+        let err = conn.simple_bind("cn=x", "secret").unwrap_err();
+        assert!(started.elapsed() >= second, "{:?}", started.elapsed());
+        assert_eq!(err, ConnectionError::Broken("no answer within 1 s".into()));
+        assert_eq!(conn.simple_bind("cn=x", "secret").unwrap_err(), err);
+        let tls = Arc::new(crate::tls::unverified_client_config().unwrap());
+        let ldaps = format!("ldaps://{address}");
+        let err = LdapConnection::open(&ldaps, &Security::Ldaps(tls), second, second).unwrap_err();
+        assert_eq!(
+            err,
+            ConnectionError::Broken("TLS handshake: no answer within 1 s".into())
+        );
+        drop(listener);
+    }
 
     #[test]
     fn urls_give_host_and_port() {

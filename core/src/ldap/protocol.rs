@@ -162,19 +162,22 @@ pub struct Outcome {
 
 impl Outcome {
     /// The cookie of the next page, when the response carries the paged results control
-    /// and more pages follow.
-    pub fn next_page(&self) -> Option<Vec<u8>> {
-        let value = self
-            .controls
-            .iter()
-            .find(|c| c.oid == PAGED_RESULTS)?
-            .value
-            .as_deref()?;
-        let mut outer = Reader(value);
-        let mut inner = Reader(outer.expect(SEQUENCE).ok()?);
-        inner.expect(INTEGER).ok()?;
-        let cookie = inner.expect(OCTET_STRING).ok()?;
-        (!cookie.is_empty()).then(|| cookie.to_vec())
+    /// and more pages follow; `None` without the control (the server did not page) or with
+    /// an empty cookie (the last page).
+    ///
+    /// # Errors
+    /// [`Malformed`] for a control that is there but unreadable: the read cannot tell
+    /// whether it is over.
+    pub fn next_page(&self) -> Result<Option<Vec<u8>>, Malformed> {
+        let Some(control) = self.controls.iter().find(|c| c.oid == PAGED_RESULTS) else {
+            return Ok(None);
+        };
+        let bad = Malformed("a paged results control without its cookie");
+        let mut outer = Reader(control.value.as_deref().ok_or(bad.clone())?);
+        let mut inner = Reader(outer.expect(SEQUENCE)?);
+        inner.expect(INTEGER)?;
+        let cookie = inner.expect(OCTET_STRING)?;
+        Ok((!cookie.is_empty()).then(|| cookie.to_vec()))
     }
 }
 

@@ -971,8 +971,15 @@ fn search(
             break;
         }
         match result.next_page() {
-            Some(next) => cookie = next,
-            None => break,
+            Ok(Some(next)) => cookie = next,
+            Ok(None) => break,
+            Err(e) => {
+                notes.problems.push(format!(
+                    "the {what} search stopped after {} entries: {e}",
+                    entries.len()
+                ));
+                break;
+            }
         }
     }
     if !referrals.is_empty() {

@@ -248,6 +248,11 @@ fn errors_name_the_key() {
             "`connection.urls`: `http://x`: a server URL starts with ldap:// or ldaps://",
         ),
         (
+            "[connection]\nurls = [\"ldap://dc1:ldap\"]",
+            "",
+            "`connection.urls`: `ldap://dc1:ldap` has no host, or a port that is not a number",
+        ),
+        (
             "[connection]\nurls = [\"ldaps://a\", \"ldap://b\"]",
             "",
             "mix of ldap:// and ldaps://",

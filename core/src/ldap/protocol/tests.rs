@@ -184,7 +184,7 @@ fn a_search_result_tells_the_next_page() {
         panic!("not a search result");
     };
     assert_eq!((outcome.code, outcome.message.as_str()), (4, "size limit"));
-    assert_eq!(outcome.next_page(), Some(vec![1, 2]));
+    assert_eq!(outcome.next_page(), Ok(Some(vec![1, 2])));
     let Ok(Message {
         response: Response::SearchDone(last),
         ..
@@ -192,12 +192,28 @@ fn a_search_result_tells_the_next_page() {
     else {
         panic!("not a search result");
     };
-    assert_eq!(last.next_page(), None, "an empty cookie ends the search");
+    assert_eq!(
+        last.next_page(),
+        Ok(None),
+        "an empty cookie ends the search"
+    );
     assert_eq!(
         Outcome::default().next_page(),
-        None,
+        Ok(None),
         "no control ends it too"
     );
+    // A control there but unreadable is an error: the read cannot tell whether it is over.
+    for value in [None, Some(vec![0x30, 0x00]), Some(b"cookie".to_vec())] {
+        let broken = Outcome {
+            controls: vec![Control {
+                oid: PAGED_RESULTS.into(),
+                critical: false,
+                value,
+            }],
+            ..Outcome::default()
+        };
+        assert!(broken.next_page().is_err(), "{broken:?}");
+    }
 }
 
 /// Requests as RFC 4511 encodes them, byte for byte (worked out by hand from X.690).
