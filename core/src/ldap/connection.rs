@@ -313,10 +313,12 @@ impl LdapConnection {
                     )));
                 }
                 Ok(_) => {}
-                Err(e) if protocol::message_id(self.last_message()) == Some(id) => {
-                    return Err(e.into());
-                }
-                Err(_) => {}
+                // One that cannot be decoded is skipped only when its id shows it belongs
+                // to another request: skipping an entry of this search would lose it.
+                Err(e) => match protocol::message_id(self.last_message()) {
+                    Some(other) if other != id => {}
+                    _ => return Err(e.into()),
+                },
             }
         }
     }
@@ -453,6 +455,40 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::{ConnectionError, LdapConnection, Security, host_and_port};
+
+    /// A response to this request that cannot be decoded is an error, even when its message
+    /// id cannot be read: skipped, an entry would be lost from a read that looks whole.
+    /// A broken answer to an earlier request (a search given up on) is skipped.
+    #[test]
+    fn an_undecodable_answer_to_this_request_is_an_error() {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ldap://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut client, _) = listener.accept().unwrap();
+            let mut request = [0_u8; 256];
+            // Message id 9 (another request), with an operation no client receives; then
+            // a bind response to id 1: result 0, empty DN and message.
+            let first: &[u8] = &[
+                0x30, 0x05, 0x02, 0x01, 0x09, 0x42, 0x00, 0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07,
+                0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+            ];
+            // An answer whose id has nine bytes, which no message id has.
+            let second: &[u8] = &[
+                0x30, 0x0d, 0x02, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0x61, 0x00,
+            ];
+            for answer in [first, second] {
+                let _ = client.read(&mut request).unwrap();
+                client.write_all(answer).unwrap();
+            }
+        });
+        let second = Duration::from_secs(5);
+        let mut conn = LdapConnection::open(&url, &Security::None, second, second).unwrap();
+        assert_eq!(conn.simple_bind("cn=x", "secret").unwrap().code, 0);
+        let err = conn.simple_bind("cn=x", "secret").unwrap_err();
+        assert!(matches!(err, ConnectionError::Malformed(_)), "{err:?}");
+        server.join().unwrap();
+    }
 
     /// A server that accepts connections and never answers: the bind, or the TLS handshake,
     /// fails after the operation timeout, says so, and the connection stays failed.
