@@ -242,7 +242,7 @@ impl LdapConnection {
         }
     }
 
-    /// Starts a search; its entries and end come from [`Search::next_item`].
+    /// Starts a search, read with [`Search::read_into`].
     ///
     /// # Errors
     /// [`ConnectionError`] when the request cannot be sent.
@@ -391,17 +391,6 @@ fn describe(e: &io::Error, timeout: Duration) -> String {
     }
 }
 
-/// What a search sends back, one at a time.
-#[derive(Debug)]
-pub enum SearchItem {
-    /// An entry.
-    Entry(Entry),
-    /// A continuation reference's URLs.
-    Reference(Vec<String>),
-    /// The end, with the result.
-    Done(Outcome),
-}
-
 /// A search under way on a connection.
 #[derive(Debug)]
 pub struct Search<'a> {
@@ -411,28 +400,33 @@ pub struct Search<'a> {
 }
 
 impl Search<'_> {
-    /// The next entry or reference, or the end.
+    /// Reads the search to its end: entries go to `entries` and continuation references'
+    /// URLs to `references` as they arrive (what came before an error stays there); returns
+    /// how it ended.
     ///
     /// # Errors
-    /// [`ConnectionError::Malformed`] for a response that cannot be decoded (the search goes
-    /// on); any other error ends the connection.
-    pub fn next_item(&mut self) -> Result<SearchItem, ConnectionError> {
+    /// [`ConnectionError::Malformed`] for a response that cannot be decoded (the search is
+    /// abandoned, the connection stays usable); any other error ends the connection.
+    pub fn read_into(
+        mut self,
+        entries: &mut Vec<Entry>,
+        references: &mut Vec<String>,
+    ) -> Result<Outcome, ConnectionError> {
         loop {
-            if self.done {
-                return Err(ConnectionError::Broken("the search has ended".into()));
-            }
-            return match self.conn.answer(self.id)? {
-                Response::Entry(e) => Ok(SearchItem::Entry(e)),
-                Response::Reference(urls) => Ok(SearchItem::Reference(urls)),
+            match self.conn.answer(self.id)? {
+                Response::Entry(e) => entries.push(e),
+                Response::Reference(urls) => references.extend(urls),
                 Response::SearchDone(o) => {
                     self.done = true;
-                    Ok(SearchItem::Done(o))
+                    return Ok(o);
                 }
-                Response::Intermediate => continue,
-                _ => Err(self
-                    .conn
-                    .break_with("the server answered a search with another response")),
-            };
+                Response::Intermediate => {}
+                _ => {
+                    return Err(self
+                        .conn
+                        .break_with("the server answered a search with another response"));
+                }
+            }
         }
     }
 }

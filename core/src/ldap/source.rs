@@ -9,14 +9,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::connection::{ConnectionError, LdapConnection, SearchItem, Security, parenthesised};
-use super::filter::LdapFilter;
-use super::protocol::{Control, Outcome, SearchScope};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::config::{
     ConfigError, Connection, Membership, Scope, ScopeVia, ServerKind, SyncConfig, Tls,
 };
+use super::connection::{ConnectionError, LdapConnection, Security, parenthesised};
+use super::filter::LdapFilter;
+use super::protocol::{Control, Outcome, SearchScope};
 
 pub use super::protocol::Entry;
 
@@ -917,43 +917,30 @@ fn search(
     };
     let mut referrals = Vec::new();
     let mut cookie = Vec::new();
+    let stopped = |notes: &mut Notes, read: usize, why: &dyn std::fmt::Display| {
+        notes.problems.push(format!(
+            "the {what} search stopped after {read} entries: {why}"
+        ));
+    };
     loop {
         let paged = Control::paged(c.page_size, &cookie);
-        let mut page = match ldap.search(base, scope, &filter, attributes, &[paged]) {
-            Ok(page) => page,
-            Err(e) => {
+        let result = match ldap
+            .search(base, scope, &filter, attributes, &[paged])
+            .and_then(|page| page.read_into(&mut entries, &mut referrals))
+        {
+            Ok(result) => result,
+            Err(ConnectionError::Malformed(e)) => {
                 notes.problems.push(format!(
-                    "the {what} search stopped after {} entries: {e}",
+                    "the {what} search returned a malformed entry after {} entries: {e}",
                     entries.len()
                 ));
                 break;
             }
-        };
-        let result = loop {
-            match page.next_item() {
-                Ok(SearchItem::Entry(e)) => entries.push(e),
-                // A continuation reference (AD: another naming context under the base,
-                // such as `CN=Configuration`): what it names is not in scope here, and it
-                // is not followed.
-                Ok(SearchItem::Reference(urls)) => referrals.extend(urls),
-                Ok(SearchItem::Done(result)) => break Some(result),
-                Err(ConnectionError::Malformed(e)) => {
-                    notes.problems.push(format!(
-                        "the {what} search returned a malformed entry after {} entries: {e}",
-                        entries.len()
-                    ));
-                    break None;
-                }
-                Err(e) => {
-                    notes.problems.push(format!(
-                        "the {what} search stopped after {} entries: {e}",
-                        entries.len()
-                    ));
-                    break None;
-                }
+            Err(e) => {
+                stopped(notes, entries.len(), &e);
+                break;
             }
         };
-        let Some(result) = result else { break };
         // The result code arrives at the end of each page: a refused page size or a size
         // limit shows here.
         if result.code != 0 {
@@ -974,14 +961,13 @@ fn search(
             Ok(Some(next)) => cookie = next,
             Ok(None) => break,
             Err(e) => {
-                notes.problems.push(format!(
-                    "the {what} search stopped after {} entries: {e}",
-                    entries.len()
-                ));
+                stopped(notes, entries.len(), &e);
                 break;
             }
         }
     }
+    // A continuation reference (AD: another naming context under the base, such as
+    // `CN=Configuration`) names what is not in scope here: it is not followed.
     if !referrals.is_empty() {
         notes.warnings.push(format!(
             "the {what} search returned {} continuation reference(s), not followed: {}",
@@ -1003,17 +989,12 @@ fn search_whole(
     controls: &[Control],
 ) -> Result<(Vec<Entry>, Outcome), String> {
     let filter = LdapFilter::parse(filter).map_err(|e| format!("`{filter}`: {e}"))?;
-    let mut search = ldap
-        .search(base, scope, &filter, attributes, controls)
-        .map_err(|e| e.to_string())?;
     let mut entries = Vec::new();
-    loop {
-        match search.next_item().map_err(|e| e.to_string())? {
-            SearchItem::Entry(e) => entries.push(e),
-            SearchItem::Reference(_) => {}
-            SearchItem::Done(result) => return Ok((entries, result)),
-        }
-    }
+    let result = ldap
+        .search(base, scope, &filter, attributes, controls)
+        .and_then(|search| search.read_into(&mut entries, &mut Vec::new()))
+        .map_err(|e| e.to_string())?;
+    Ok((entries, result))
 }
 
 /// The entry at `dn` with `attributes`; an error for any result but success.
