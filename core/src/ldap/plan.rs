@@ -22,6 +22,8 @@ use crate::scim::schema::SchemaRegistry;
 use crate::scim::service::resource::{Input, read_input};
 use crate::scim::text::fold;
 use crate::store::{HeldAttributes, Kind, Member, Resource};
+use settle::Early;
+pub(crate) use settle::{Settled, Settler};
 use shape::Shape;
 
 /// A user the target holds, its attributes as the target hands them over.
@@ -442,6 +444,16 @@ enum Standing<'a> {
 
 /// Computes the plan.
 pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan {
+    plan_settled(config, snapshot, current, Settled::default())
+}
+
+/// [`plan`], with the users a [`Settler`] settled while the source was being read.
+pub(crate) fn plan_settled(
+    config: &SyncConfig,
+    snapshot: &Snapshot,
+    current: &Current,
+    settled: Settled,
+) -> Plan {
     let mut incomplete = snapshot.problems.clone();
     let mut warnings = snapshot.warnings.clone();
     let registry = SchemaRegistry::core();
@@ -476,6 +488,7 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
         config,
         user_rt,
         &snapshot.users,
+        settled,
         &held,
         &mut desired,
         &mut incomplete,
@@ -483,13 +496,12 @@ pub fn plan(config: &SyncConfig, snapshot: &Snapshot, current: &Current) -> Plan
 
     // ---- Users an incremental read found unchanged: wanted as the target holds them ----
     for entry in &snapshot.unchanged_users {
-        let Some(anchor) = anchor_in(entry, &config.users.anchor, config.users.anchor_is_binary)
-        else {
-            incomplete.push(format!(
-                "{} has no usable `{}` (the anchor)",
-                entry.dn, config.users.anchor
-            ));
-            continue;
+        let anchor = match user_anchor(&config.users, entry) {
+            Ok(anchor) => anchor,
+            Err(why) => {
+                incomplete.push(why);
+                continue;
+            }
         };
         match held.get(&*anchor) {
             Some(r) if r.active => desired.push(Desired {
@@ -1074,12 +1086,14 @@ fn holds_as_wanted(r: &HeldUser, attributes: &Map<String, Value>, wanted: &Input
 
 /// [`desired_user`] of each entry, in order, on every core, each compared with what the
 /// target holds (`held`, by anchor): each entry's mapping and schema check stands alone,
-/// and a full read brings a hundred thousand. The users go to `into`, the entries that
-/// cannot be mapped to `problems`.
+/// and a full read brings a hundred thousand. Entries `settled` while the source was read
+/// are not mapped again. The users go to `into`, the entries that cannot be mapped to
+/// `problems`.
 fn desired_users<'a>(
     config: &SyncConfig,
     rt: &crate::scim::schema::ResourceType,
     entries: &'a [Entry],
+    settled: Settled,
     held: &HashMap<&str, &'a HeldUser>,
     into: &mut Vec<Desired<'a>>,
     problems: &mut Vec<String>,
@@ -1088,15 +1102,32 @@ fn desired_users<'a>(
     const PER_THREAD: usize = 2000;
     /// Entries mapped at a time, by whichever thread is free.
     const CHUNK: usize = 512;
+    let unsettled = entries.len() - settled.count();
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
-        .min(entries.len() / PER_THREAD)
+        .min(unsettled / PER_THREAD)
         .max(1);
     let shape = Shape::of(&config.users);
-    let map = |chunk: &'a [Entry]| -> Vec<Result<Desired<'a>, String>> {
+    // Each chunk's settled users, taken by whichever thread maps the chunk.
+    let mut settled = settled.0.into_iter();
+    let settled: Vec<std::sync::Mutex<Vec<Option<Early>>>> = entries
+        .chunks(CHUNK)
+        .map(|chunk| std::sync::Mutex::new(settled.by_ref().take(chunk.len()).collect()))
+        .collect();
+    let map = |i: usize, chunk: &'a [Entry]| -> Vec<Result<Desired<'a>, String>> {
+        let early = settled
+            .get(i)
+            .map(|s| {
+                std::mem::take(&mut *s.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            })
+            .unwrap_or_default();
+        let mut early = early.into_iter();
         chunk
             .iter()
-            .map(|e| desired_user(config, rt, shape.as_ref(), e, held))
+            .map(|e| match early.next().flatten() {
+                Some(early) => early.into_desired(config, e),
+                None => desired_user(config, rt, shape.as_ref(), e, held),
+            })
             .collect()
     };
     let mut take = |mapped: Vec<Result<Desired<'a>, String>>| {
@@ -1107,13 +1138,16 @@ fn desired_users<'a>(
             }
         }
     };
-    if threads == 1 {
-        return take(map(entries));
-    }
     // The entries go out in small chunks, each to the thread free first, the calling
     // thread among them: cut in equal halves, one thread finished a fifth of the mapping's
     // time before the other when its core was shared.
     let chunks: Vec<&'a [Entry]> = entries.chunks(CHUNK).collect();
+    if threads == 1 {
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            take(map(i, chunk));
+        }
+        return;
+    }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let work = || {
         let mut done = Vec::new();
@@ -1122,7 +1156,7 @@ fn desired_users<'a>(
             let Some(chunk) = chunks.get(i) else {
                 return done;
             };
-            done.push((i, map(chunk)));
+            done.push((i, map(i, chunk)));
         }
     };
     let mut mapped = std::thread::scope(|s| {
@@ -1150,8 +1184,7 @@ fn desired_user<'a>(
     held: &HashMap<&str, &'a HeldUser>,
 ) -> Result<Desired<'a>, String> {
     let users = &config.users;
-    let anchor = anchor_in(entry, &users.anchor, users.anchor_is_binary)
-        .ok_or_else(|| format!("{} has no usable `{}` (the anchor)", entry.dn, users.anchor))?;
+    let anchor = user_anchor(users, entry)?;
     let user_name = entry
         .text(&users.user_name)
         .filter(|n| !n.is_empty())
@@ -1220,6 +1253,12 @@ fn desired_user<'a>(
         input,
         standing,
     })
+}
+
+/// The anchor of a user's entry, or why it has none.
+fn user_anchor<'a>(users: &UserSearch, entry: &'a Entry) -> Result<Cow<'a, str>, String> {
+    anchor_in(entry, &users.anchor, users.anchor_is_binary)
+        .ok_or_else(|| format!("{} has no usable `{}` (the anchor)", entry.dn, users.anchor))
 }
 
 /// Whether the user is active, as `users.active` says.
@@ -1799,6 +1838,7 @@ fn sid_rid(sid: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(last))
 }
 
+mod settle;
 mod shape;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@
 //! and is kept only then: a run that failed, was blocked or left objects failing is read
 //! again from the same point next time.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -16,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::apply::{ApplyError, ApplyOptions, Report, Target};
 use super::config::ServerKind;
 use super::config::SyncConfig;
-use super::plan::{Current, Plan, plan};
+use super::plan::{Current, Plan, Settled, Settler, plan_settled};
 use super::source::{self, Changes, Known, UsnMark};
 use crate::scim::datetime::DateTime;
 use crate::store::{Clock, DirectoryKind, NewDirectory, Store, SyncRun};
@@ -217,36 +218,49 @@ fn plan_timed(
     let mut mode = mode(config, records, full, now)?;
     // Both reads run at once. An incremental read needs the target's active users (and
     // groups) only after its first searches: the target's thread hands them over when it
-    // has them, and the read waits for them only when it gets there.
+    // has them, and the read waits for them only when it gets there. A full read maps the
+    // users it has read against the target's, once the target is read, while it waits for
+    // the server's next page.
     let incremental = mode.since.is_some();
     let holds_member_lists = target.holds_member_lists();
-    let (current, snapshot) = std::thread::scope(|s| {
+    // What the target holds, for the full read's settler as soon as it is read.
+    let shared: OnceLock<Arc<Current>> = OnceLock::new();
+    let (current, snapshot, settled) = std::thread::scope(|s| {
         let (handing_over, handed_over) = std::sync::mpsc::sync_channel(1);
+        let sharing = &shared;
         let reading = s.spawn(move || {
             let step = Instant::now();
-            let current = target.current(&config.directory);
+            let current = target.current(&config.directory).map(Arc::new);
             let target_ms = elapsed(step);
             if incremental {
                 let known = current.as_ref().ok().map(|c| known(c, holds_member_lists));
                 // The read may have ended before it asked.
                 let _ = handing_over.send(known);
             }
+            if let Ok(current) = &current {
+                let _ = sharing.set(Arc::clone(current));
+            }
             (current, target_ms)
         });
         // A second call, or one after the thread failed, finds the channel closed.
         let known = || handed_over.recv().ok().flatten();
         let step = Instant::now();
-        let snapshot = match &mode.since {
-            None => source::read(config),
-            Some(since) => source::read_changes(
-                config,
-                Changes {
+        let (snapshot, settled) = match &mode.since {
+            None => {
+                let read_target = || shared.get().map(|c| &**c);
+                let mut settler = Settler::new(config, &read_target);
+                let snapshot = source::read_while(config, &mut |users| settler.settle(users));
+                (snapshot, settler.finish())
+            }
+            Some(since) => {
+                let changes = Changes {
                     since,
                     usn: mode.usn.as_ref(),
                     holds_member_lists,
                     known: &known,
-                },
-            ),
+                };
+                (source::read_changes(config, changes), Settled::default())
+            }
         };
         let source_ms = elapsed(step);
         let (current, target_ms) = reading
@@ -254,8 +268,10 @@ fn plan_timed(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         milliseconds.push(("target", target_ms));
         milliseconds.push(("source", source_ms));
-        (current, snapshot)
+        (current, snapshot, settled)
     });
+    // Only `current` holds the target's objects now: they are freed where it says.
+    drop(shared);
     let current = current?;
     let snapshot = snapshot?;
     if let Some(reason) = &snapshot.full_because {
@@ -263,7 +279,7 @@ fn plan_timed(
     }
     mode.next_usn = next_usn(&snapshot);
     let step = Instant::now();
-    let plan = plan(config, &snapshot, &current);
+    let plan = plan_settled(config, &snapshot, &current, settled);
     milliseconds.push(("plan", elapsed(step)));
     // A full read's entries and the target's objects, a hundred thousand of each: freeing
     // them took a tenth of a no-change run, so a plan with little to apply has them freed

@@ -92,7 +92,20 @@ pub enum SourceError {
 /// [`SourceError`] when no server can be reached or the bind fails; problems after that
 /// make the snapshot incomplete instead.
 pub fn read(config: &SyncConfig) -> Result<Snapshot, SourceError> {
-    read_with(config, None)
+    read_with(config, None, &mut |_| {})
+}
+
+/// Work done while the server prepares the next page of a full read: told the users read
+/// so far (the snapshot's users, in order), while their search goes on and then while
+/// the groups are read.
+pub(crate) type WhileWaiting<'w> = &'w mut dyn FnMut(&[Entry]);
+
+/// [`read`], calling `while_waiting` each time a page has been asked for.
+pub(crate) fn read_while(
+    config: &SyncConfig,
+    while_waiting: WhileWaiting<'_>,
+) -> Result<Snapshot, SourceError> {
+    read_with(config, None, while_waiting)
 }
 
 /// Where an Active Directory domain controller's changes stood: which controller (its NTDS
@@ -156,13 +169,17 @@ pub struct Known {
 /// # Errors
 /// As [`read`].
 pub fn read_changes(config: &SyncConfig, changes: Changes<'_>) -> Result<Snapshot, SourceError> {
-    read_with(config, Some(changes))
+    read_with(config, Some(changes), &mut |_| {})
 }
 
 /// Above this many users to fetch one by one, an incremental read reads all users instead.
 const FETCH_ONE_BY_ONE: usize = 1000;
 
-fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapshot, SourceError> {
+fn read_with(
+    config: &SyncConfig,
+    changes: Option<Changes<'_>>,
+    while_waiting: WhileWaiting<'_>,
+) -> Result<Snapshot, SourceError> {
     let mut snapshot = Snapshot::default();
     let c = &config.connection;
     let (mut ldap, server) = connect(c, &mut snapshot.warnings)?;
@@ -259,7 +276,8 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
                       what: &str,
                       filter: &str,
                       attributes: &[String],
-                      notes: &mut Notes| {
+                      notes: &mut Notes,
+                      while_waiting: WhileWaiting<'_>| {
         search(
             ldap,
             c,
@@ -269,6 +287,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             filter,
             attributes,
             notes,
+            while_waiting,
         )
     };
     // An incremental read, unless it would fetch too many users one by one.
@@ -282,8 +301,16 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             &changed_filter,
             &user_attributes,
             &mut notes,
+            &mut |_| {},
         );
-        let all = read_users(&mut ldap, "users", &filter, &light_attributes, &mut notes);
+        let all = read_users(
+            &mut ldap,
+            "users",
+            &filter,
+            &light_attributes,
+            &mut notes,
+            &mut |_| {},
+        );
         let anchor = |e: &Entry| super::plan::anchor_of(e, &users.anchor, users.anchor_is_binary);
         let read: HashSet<String> = changed.iter().filter_map(anchor).collect();
         known = (changes.known)();
@@ -334,7 +361,14 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
         }
     }
     if read_all {
-        snapshot.users = read_users(&mut ldap, "users", &filter, &user_attributes, &mut notes);
+        snapshot.users = read_users(
+            &mut ldap,
+            "users",
+            &filter,
+            &user_attributes,
+            &mut notes,
+            &mut *while_waiting,
+        );
     }
     if let Some(groups) = &config.groups {
         let member = match groups.membership {
@@ -374,6 +408,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
             _ => false,
         };
         if !by_usn {
+            let users = &snapshot.users;
             snapshot.groups = search(
                 &mut ldap,
                 c,
@@ -383,6 +418,7 @@ fn read_with(config: &SyncConfig, changes: Option<Changes<'_>>) -> Result<Snapsh
                 &groups.filter.to_string(),
                 &attributes,
                 &mut notes,
+                &mut |_| while_waiting(users),
             );
         }
         for e in &mut snapshot.groups {
@@ -451,9 +487,18 @@ impl GroupRead<'_> {
             &format!("(&{filter}{changed_since})"),
             self.full,
             notes,
+            &mut |_| {},
         );
         let all = search(
-            self.ldap, self.c, "groups", &g.base, g.scope, &filter, self.light, notes,
+            self.ldap,
+            self.c,
+            "groups",
+            &g.base,
+            g.scope,
+            &filter,
+            self.light,
+            notes,
+            &mut |_| {},
         );
         let anchor = |e: &Entry| super::plan::anchor_of(e, &g.anchor, g.anchor_is_binary);
         let read: HashSet<String> = changed.iter().filter_map(anchor).collect();
@@ -549,7 +594,17 @@ fn read_each(
 ) -> Vec<Entry> {
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        let found = search(ldap, c, what, &e.dn, Scope::Base, filter, attributes, notes);
+        let found = search(
+            ldap,
+            c,
+            what,
+            &e.dn,
+            Scope::Base,
+            filter,
+            attributes,
+            notes,
+            &mut |_| {},
+        );
         if found.is_empty() {
             notes.problems.push(format!(
                 "{} left the search while it was read; the next run reads it",
@@ -785,7 +840,7 @@ fn take_ranges(e: &mut Entry, name: &str, prefix: &str) -> Result<Option<u64>, S
 }
 
 /// The LDAP attributes a mapping reads.
-fn source_attributes(source: &super::config::Source) -> Vec<String> {
+pub(crate) fn source_attributes(source: &super::config::Source) -> Vec<String> {
     use super::config::{Piece, Source};
     match source {
         Source::Attribute { name, .. } => vec![name.clone()],
@@ -888,7 +943,8 @@ fn tls_config(c: &Connection) -> Result<rustls::ClientConfig, SourceError> {
 }
 
 /// One paged search, streamed; problems go to `problems` and the entries read so far are
-/// kept.
+/// kept. `while_waiting` is told the entries read so far each time a page has been asked
+/// for, before it is read.
 #[allow(clippy::too_many_arguments)]
 fn search(
     ldap: &mut LdapConnection,
@@ -899,6 +955,7 @@ fn search(
     filter: &str,
     attributes: &[String],
     notes: &mut Notes,
+    while_waiting: WhileWaiting<'_>,
 ) -> Vec<Entry> {
     let scope = match scope {
         Scope::Base => SearchScope::Base,
@@ -926,8 +983,11 @@ fn search(
         let paged = Control::paged(c.page_size, &cookie);
         let result = match ldap
             .search(base, scope, &filter, attributes, &[paged])
-            .and_then(|page| page.read_into(&mut entries, &mut referrals))
-        {
+            .and_then(|page| {
+                // The server prepares the page meanwhile.
+                while_waiting(&entries);
+                page.read_into(&mut entries, &mut referrals)
+            }) {
             Ok(result) => result,
             Err(ConnectionError::Malformed(e)) => {
                 notes.problems.push(format!(

@@ -817,3 +817,103 @@ fn members_joining_and_leaving_are_listed_in_order() {
     assert_eq!(members(Action::AddMembers), ["u2", "u4", "u6"], "{p}");
     assert_eq!(members(Action::RemoveMembers), ["u1", "u5"], "{p}");
 }
+
+/// Settling users while the source is read changes nothing in the plan, however many were
+/// settled and whenever the target became known.
+#[test]
+fn users_settled_during_the_read_plan_as_the_plan_alone_would() {
+    let (_, store, synced) = synced();
+    // Two users a call at most (`page_size` 1): most calls leave some to the plan.
+    let config =
+        SyncConfig::from_toml(&CONFIG.replace("[connection]\n", "[connection]\npage_size = 1\n"))
+            .unwrap();
+    let mut snapshot = synced.clone();
+    snapshot.users[1] = user("u1", Some("512"), "Manager");
+    snapshot.users[2] = user("u2", Some("514"), "Engineer");
+    snapshot
+        .users
+        .extend(["n0", "n1", "n2"].map(|n| user(n, Some("512"), "Intern")));
+    let mut no_anchor = user("n3", Some("512"), "Intern");
+    no_anchor.attributes.remove("entryuuid");
+    snapshot.users.push(no_anchor);
+    snapshot.users.push(user("u3", Some("512"), "Engineer"));
+    let current = apply::current(&*store, "corp").unwrap();
+    let alone = plan(&config, &snapshot, &current);
+    assert!(
+        ["u1", "n0"]
+            .iter()
+            .all(|n| alone.changes.iter().any(|c| c.name == *n)),
+        "{alone}"
+    );
+    assert!(
+        alone.incomplete.iter().any(|i| i.contains("uid=n3")),
+        "{alone}"
+    );
+    assert!(
+        alone
+            .incomplete
+            .iter()
+            .any(|i| i.contains("share the anchor `u3`")),
+        "{alone}"
+    );
+
+    let users = &snapshot.users;
+    // (calls before the target is known, pages read in all): none settled, some, all.
+    for (waiting, pages) in [
+        (users.len(), users.len()),
+        (3, 9),
+        (0, 6),
+        (0, users.len() + 6),
+    ] {
+        let known = std::cell::Cell::new(false);
+        let target = || known.get().then_some(&current);
+        let mut settler = Settler::new(&config, &target);
+        for page in 0..pages {
+            known.set(page >= waiting);
+            settler.settle(&users[..(page + 1).min(users.len())]);
+        }
+        let settled = settler.finish();
+        // The two users the target holds otherwise are left to the plan.
+        let settleable = users.len() - 2;
+        let count = settled.count();
+        match (waiting, pages) {
+            (w, _) if w == users.len() => assert_eq!(count, 0),
+            (0, p) if p > users.len() => assert_eq!(count, settleable),
+            _ => assert!(0 < count && count < settleable, "{count} settled"),
+        }
+        let p = plan_settled(&config, &snapshot, &current, settled);
+        assert_eq!(
+            p.to_json(),
+            alone.to_json(),
+            "waiting {waiting}, pages {pages}"
+        );
+    }
+}
+
+/// On Active Directory, a mapping that reads `memberOf` waits for the plan: `memberOf` is
+/// read in ranges after the users' search.
+#[test]
+fn nothing_is_settled_early_when_active_directory_may_add_to_a_mapped_member_of() {
+    let ad = SyncConfig::from_toml(&CONFIG.replace(
+        "directory = \"corp\"\n",
+        "directory = \"corp\"\nkind = \"active_directory\"\n",
+    ))
+    .unwrap();
+    let with_member_of = SyncConfig::from_toml(
+        &CONFIG
+            .replace(
+                "directory = \"corp\"\n",
+                "directory = \"corp\"\nkind = \"active_directory\"\n",
+            )
+            .replace("\"title\" = \"title\"", "\"title\" = \"memberOf\""),
+    )
+    .unwrap();
+    let users = vec![user("u0", Some("512"), "Engineer")];
+    let current = Current::default();
+    let target = || Some(&current);
+    for (config, expected) in [(&ad, 1), (&with_member_of, 0)] {
+        let mut settler = Settler::new(config, &target);
+        settler.settle(&users);
+        assert_eq!(settler.finish().count(), expected);
+    }
+}
