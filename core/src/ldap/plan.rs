@@ -475,13 +475,7 @@ pub(crate) fn plan_settled(
 
     // ---- Users the source wants ----
     // (Maps of a hundred thousand are sized up front: growing them rehashes every key.)
-    let mut held: HashMap<&str, &HeldUser> = HashMap::with_capacity(current.users.len());
-    held.extend(
-        current
-            .users
-            .iter()
-            .filter_map(|r| r.external_id.as_deref().map(|a| (a, r))),
-    );
+    let held = held_by_anchor(current);
     let mut desired: Vec<Desired<'_>> =
         Vec::with_capacity(snapshot.users.len() + snapshot.unchanged_users.len());
     desired_users(
@@ -1080,6 +1074,18 @@ fn diff(
 
 /// Whether the target's `r`, its attributes parsed as `attributes`, is the user `wanted`
 /// describes.
+/// The target's users by anchor (their `externalId`), sized up front: a hundred thousand.
+fn held_by_anchor(current: &Current) -> HashMap<&str, &HeldUser> {
+    let mut held = HashMap::with_capacity(current.users.len());
+    held.extend(
+        current
+            .users
+            .iter()
+            .filter_map(|r| r.external_id.as_deref().map(|a| (a, r))),
+    );
+    held
+}
+
 fn holds_as_wanted(r: &HeldUser, attributes: &Map<String, Value>, wanted: &Input) -> bool {
     r.active == wanted.active && r.name == wanted.name && *attributes == wanted.attributes
 }

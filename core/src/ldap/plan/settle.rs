@@ -3,10 +3,12 @@
 //! the reader maps the users read so far against what the target holds, and the plan maps
 //! only the users left. The plan is the same either way; it only comes sooner.
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::HashMap;
 
 use super::shape::Shape;
-use super::{Current, Desired, HeldUser, Standing, desired_user, dn_key, user_anchor};
+use super::{
+    Current, Desired, HeldUser, Standing, desired_user, dn_key, held_by_anchor, user_anchor,
+};
 use crate::ldap::config::{ServerKind, SyncConfig};
 use crate::ldap::source::{Entry, source_attributes};
 use crate::scim::schema::SchemaRegistry;
@@ -120,14 +122,7 @@ impl<'c> Settler<'c> {
                 let Some(current) = (self.target)() else {
                     return;
                 };
-                let mut held = HashMap::with_capacity(current.users.len());
-                held.extend(
-                    current
-                        .users
-                        .iter()
-                        .filter_map(|r| r.external_id.as_deref().map(|a| (a, r))),
-                );
-                self.held.insert(held)
+                self.held.insert(held_by_anchor(current))
             }
         };
         let Some(rt) = self.registry.resource_type("User") else {
