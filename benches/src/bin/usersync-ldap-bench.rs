@@ -7,6 +7,11 @@
 //! round's dump is shown as well (the median over the rounds): the noise moves the dump by
 //! up to a half between rounds.
 //!
+//! After the SQLite runs come two floors: the rows the full sync wrote, written again into a
+//! new database of the same schema by SQLite alone (`INSERT … SELECT`, one transaction), with
+//! and without the secondary indexes. No writer of those rows can be faster, so a floor over
+//! a target's ratio means the target is out of reach for this store on this machine.
+//!
 //! ```sh
 //! cargo run --release -p usersync-benches --bin usersync-ldap-bench            # 100,000 users, 5,000 groups
 //! cargo run --release -p usersync-benches --bin usersync-ldap-bench 10000 500  # a quick run
@@ -14,6 +19,7 @@
 //! ```
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -121,6 +127,13 @@ fn main() {
         let sqlite = SqliteStore::open(&path, system_clock()).expect("store");
         rows.extend(runs("SQLite", &sqlite, &slapd));
         drop(sqlite);
+        for bare in [false, true] {
+            rows.push(sqlite_floor(
+                &path,
+                &dir.join(format!("floor-{round}.db")),
+                bare,
+            ));
+        }
         let _ = std::fs::remove_file(&path);
         if let Some(server) = &postgres {
             let url = server.create_database(&format!("bench{round}"));
@@ -240,6 +253,86 @@ fn runs(backend: &str, store: &dyn Store, slapd: &Slapd) -> Vec<(String, Duratio
     ]
 }
 
+/// The floor under any full sync into SQLite on this machine: the rows the full sync left
+/// in `synced` (resources, memberships, change-feed events) written again into a new
+/// database of the store's own schema and settings at `scratch`, by SQLite alone: already in
+/// memory, `INSERT … SELECT` in one transaction, no usersync code in between. `bare` drops
+/// the secondary indexes first (those the SCIM service's lookups and the membership checks
+/// need), to show what they cost. A writer of these rows, streaming or not, cannot beat it.
+fn sqlite_floor(synced: &Path, scratch: &Path, bare: bool) -> (String, Duration, String) {
+    drop(SqliteStore::open(scratch, system_clock()).expect("the floor's store"));
+    let conn = rusqlite::Connection::open(scratch).expect("the floor's database");
+    // As `SqliteStore` sets them (journal_mode = WAL stays with the file).
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 8192; PRAGMA foreign_keys = ON;
+         PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+    )
+    .expect("pragmas");
+    if bare {
+        conn.execute_batch(
+            "DROP INDEX resources_unique_name; DROP INDEX resources_by_directory;
+             DROP INDEX resources_by_name_id; DROP INDEX resources_by_external_id;
+             DROP INDEX memberships_by_member;",
+        )
+        .expect("drop the secondary indexes");
+    }
+    conn.execute("ATTACH DATABASE ?1 AS synced", [synced.to_string_lossy()])
+        .expect("attach");
+    conn.execute_batch(
+        "INSERT INTO directories SELECT * FROM synced.directories;
+         CREATE TEMP TABLE r AS SELECT * FROM synced.resources ORDER BY rowid;
+         CREATE TEMP TABLE m AS SELECT * FROM synced.memberships;
+         CREATE TEMP TABLE e AS SELECT * FROM synced.events ORDER BY seq;
+         DETACH DATABASE synced;",
+    )
+    .expect("rows into memory");
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT COUNT(*) FROM temp.{table}"), [], |r| {
+            r.get(0)
+        })
+        .expect("count")
+    };
+    let rows = format!(
+        "{} resources, {} memberships, {} events",
+        count("r"),
+        count("m"),
+        count("e"),
+    );
+    // ORDER BY as the sync wrote them: resources and events in their order, memberships
+    // group by group. (It also keeps SQLite from copying whole pages instead of rows.)
+    let written_before = written_bytes();
+    let took = time(|| {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             INSERT INTO resources SELECT * FROM temp.r ORDER BY rowid;
+             INSERT INTO memberships SELECT * FROM temp.m ORDER BY group_id, member_id;
+             INSERT INTO events SELECT * FROM temp.e ORDER BY seq;
+             COMMIT;",
+        )
+        .expect("the floor's writes");
+    });
+    let written = written_bytes()
+        .zip(written_before)
+        .map(|(after, before)| format!(", {:.0} MB written", (after - before) as f64 / 1e6))
+        .unwrap_or_default();
+    let indexed = if bare {
+        "; only the primary keys indexed"
+    } else {
+        ""
+    };
+    let detail = format!("{rows}, INSERT … SELECT in one transaction{written}{indexed}");
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
+    }
+    let name = if bare {
+        "  the same, without secondary indexes"
+    } else {
+        "SQLite alone writing those rows (floor)"
+    };
+    (name.to_owned(), took, detail)
+}
+
 /// The benchmark's sync configuration.
 fn config_text(slapd: &Slapd) -> String {
     format!(
@@ -279,10 +372,11 @@ fn sync(config: &SyncConfig, store: &dyn Store) -> Vec<String> {
     steps.push(format!("{} changes", plan.changes.len()));
     if let (Some(before), Some(after)) = (cpu_before, cpu_seconds()) {
         steps.push(format!(
-            "CPU {:.2} s (kernel {:.2} s, {} page faults)",
+            "CPU {:.2} s (kernel {:.2} s, {} page faults), {:.0} MB written",
             after.user + after.kernel - before.user - before.kernel,
             after.kernel - before.kernel,
-            after.page_faults - before.page_faults
+            after.page_faults - before.page_faults,
+            (after.written - before.written) as f64 / 1e6
         ));
     }
     steps
@@ -294,6 +388,9 @@ struct Cpu {
     kernel: f64,
     /// Minor page faults: fresh memory touched (or memory given back and touched again).
     page_faults: u64,
+    /// Bytes handed to `write` and its kin (SQLite's log and checkpoints among them),
+    /// whether or not they reached the disk yet.
+    written: u64,
 }
 
 /// The CPU seconds this process has used, all its threads (not slapd's, a process of its
@@ -312,7 +409,19 @@ fn cpu_seconds() -> Option<Cpu> {
         user: field(14)? as f64 / 100.0,
         kernel: field(15)? as f64 / 100.0,
         page_faults: field(10)?,
+        written: written_bytes()?,
     })
+}
+
+/// What [`Cpu::written`] counts, so far: `None` where `/proc` is missing.
+fn written_bytes() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn last_event(store: &dyn Store) -> u64 {
