@@ -158,11 +158,24 @@ pub struct Slapd {
     pub certificates: Certificates,
 }
 
+/// A loopback port free now and never handed out before by this process. Tests run in
+/// parallel: a killed server's port, free again, must not go to the next server another
+/// test starts, or a test of a dead server would reach a live one (it did, once in CI).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 impl Slapd {

@@ -9,8 +9,9 @@
 //!
 //! After the SQLite runs come two floors: the rows the full sync wrote, written again into a
 //! new database of the same schema by SQLite alone (`INSERT … SELECT`, one transaction), with
-//! and without the secondary indexes. No writer of those rows can be faster, so a floor over
-//! a target's ratio means the target is out of reach for this store on this machine.
+//! and without the secondary indexes. No writer of those rows through SQLite's insert path
+//! can be faster, so a floor over a target's ratio puts the target out of reach for this
+//! store on this machine.
 //!
 //! ```sh
 //! cargo run --release -p usersync-benches --bin usersync-ldap-bench            # 100,000 users, 5,000 groups
@@ -298,8 +299,9 @@ fn sqlite_floor(synced: &Path, scratch: &Path, bare: bool) -> (String, Duration,
         count("m"),
         count("e"),
     );
-    // ORDER BY as the sync wrote them: resources and events in their order, memberships
-    // group by group. (It also keeps SQLite from copying whole pages instead of rows.)
+    // In the order the sync wrote them: resources and events as they came, memberships
+    // group by group (members within a group in key order, which if anything favours the
+    // floor).
     let written_before = written_bytes();
     let took = time(|| {
         conn.execute_batch(
