@@ -78,6 +78,7 @@ fn contract(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     crud_and_versions(make);
     uniqueness(make);
     memberships(make);
+    many_members(make);
     change_feed(make);
     deprovisioning(make);
     isolation(make);
@@ -222,6 +223,58 @@ fn feed_waits(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         assert!(s.wait_for_events(last, Duration::from_secs(30)).unwrap());
     });
     assert_eq!(s.events_after(last, 100).unwrap().len(), 1);
+}
+
+/// Dozens of members in one call, as an LDAP import adds them: each is added once, those
+/// already present or named twice are skipped, and only a call that adds one moves the
+/// version.
+fn many_members(make: &dyn Fn(Clock) -> Box<dyn Store>) {
+    let s = make(TestClock::new().clock());
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Ldap))
+        .unwrap()
+        .id;
+    let users: Vec<Member> = (0..50)
+        .map(|i| {
+            let id = format!("u{i:02}");
+            s.create(user(d, &id, &format!("user{i:02}"))).unwrap();
+            m(&id, Kind::User)
+        })
+        .collect();
+    let mut with = group(d, "g", "Created with 35");
+    with.members = users[..35].to_vec();
+    assert_eq!(s.create(with).unwrap().version, 1);
+    assert_eq!(s.members(d, "g").unwrap(), users[..35]);
+
+    let version = |s: &dyn Store| s.get(d, Kind::Group, "g").unwrap().unwrap().version;
+    // 33 named, 31 of them present and one twice: one new member, one version.
+    let mut some = users[3..35].to_vec();
+    some.push(users[40].clone());
+    some.push(users[40].clone());
+    assert_eq!(s.add_members(d, "g", None, &some).unwrap().version, 2);
+    assert_eq!(s.members(d, "g").unwrap().len(), 36);
+    assert_eq!(
+        s.add_members(d, "g", None, &users[..35]).unwrap().version,
+        2,
+        "35 present members: nothing added, no version"
+    );
+    assert_eq!(s.add_members(d, "g", None, &users).unwrap().version, 3);
+    assert_eq!(s.members(d, "g").unwrap(), users);
+    assert_eq!(version(&*s), 3);
+
+    // One unknown member among dozens: none of them joins.
+    let mut other = group(d, "h", "All or nothing");
+    other.members = users[..20].to_vec();
+    other.members.push(m("ghost", Kind::User));
+    assert!(matches!(s.create(other), Err(StoreError::NotFound { .. })));
+    s.create(group(d, "h", "All or nothing")).unwrap();
+    let mut bad = users[..40].to_vec();
+    bad.insert(30, m("ghost", Kind::User));
+    assert!(matches!(
+        s.add_members(d, "h", None, &bad),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(s.members(d, "h").unwrap().is_empty());
 }
 
 /// `change_members` takes ids of either kind, adds then removes in one transaction, bumps
