@@ -1072,8 +1072,6 @@ fn diff(
     out
 }
 
-/// Whether the target's `r`, its attributes parsed as `attributes`, is the user `wanted`
-/// describes.
 /// The target's users by anchor (their `externalId`), sized up front: a hundred thousand.
 fn held_by_anchor(current: &Current) -> HashMap<&str, &HeldUser> {
     let mut held = HashMap::with_capacity(current.users.len());
@@ -1086,6 +1084,8 @@ fn held_by_anchor(current: &Current) -> HashMap<&str, &HeldUser> {
     held
 }
 
+/// Whether the target's `r`, its attributes parsed as `attributes`, is the user `wanted`
+/// describes.
 fn holds_as_wanted(r: &HeldUser, attributes: &Map<String, Value>, wanted: &Input) -> bool {
     r.active == wanted.active && r.name == wanted.name && *attributes == wanted.attributes
 }
