@@ -269,15 +269,25 @@ pub fn apply_with(
                         *report.applied.entry(change.action).or_insert(0) += 1;
                     }
                     Err(StoreError::Uniqueness { attribute, value }) => {
-                        let message = format!(
+                        let mut message = format!(
                             "{} `{}`: {attribute} `{value}` is already taken (another directory or object owns it)",
                             change.kind.as_str(),
                             change.name
                         );
-                        match config.policy.user_name_conflict {
-                            Conflict::Skip => report.conflicts.push(message),
-                            Conflict::Fail => return Err(ApplyError::Conflict(message)),
+                        if config.policy.user_name_conflict == Conflict::Fail {
+                            return Err(ApplyError::Conflict(message));
                         }
+                        if let Some(kept) = change.keeping_name()
+                            && let Some(w) = write_for(store, d, &kept, &ids)?
+                            && let [Ok(_)] = store.batch(vec![w])?.as_slice()
+                        {
+                            message = format!(
+                                "{message}; the rest of the change is applied under the userName `{}`",
+                                kept.name
+                            );
+                            *report.applied.entry(change.action).or_insert(0) += 1;
+                        }
+                        report.conflicts.push(message);
                     }
                     Err(e) => report.failures.push(format!(
                         "{} {} `{}`: {e}",
@@ -422,5 +432,34 @@ impl Change {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default()
+    }
+
+    /// This change to a held user without its rename, when the rename is not all it does:
+    /// what is applied when the new `userName` is taken. A user disabled in the source
+    /// must not stay active because the name it was renamed to belongs to someone else.
+    pub(crate) fn keeping_name(&self) -> Option<Self> {
+        if self.kind != Kind::User || self.action == Action::Create {
+            return None;
+        }
+        let held = self
+            .changed
+            .iter()
+            .find(|c| c.attribute == "userName")?
+            .old
+            .as_str()?
+            .to_owned();
+        let mut kept = self.clone();
+        kept.changed.retain(|c| c.attribute != "userName");
+        if kept.changed.is_empty() {
+            // Nothing but the name changes (`changed` holds `active` too when it moves).
+            return None;
+        }
+        let input = kept.input.as_mut()?;
+        input
+            .attributes
+            .insert("userName".into(), held.clone().into());
+        input.name.clone_from(&held);
+        kept.name = held;
+        Some(kept)
     }
 }

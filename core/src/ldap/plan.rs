@@ -590,6 +590,26 @@ pub(crate) fn plan_settled(
         desired.retain(|d| in_scope.contains(&*d.anchor));
     }
 
+    // Each group's SCIM input, checked before the plan decides whether the snapshot is
+    // complete: a group the target would refuse is missing information, as one without a
+    // name is (see `read_groups`).
+    let mut group_inputs: Vec<Option<Input>> = groups.as_ref().map_or_else(Vec::new, |groups| {
+        groups
+            .groups
+            .iter()
+            .map(|g| {
+                read_input(
+                    group_rt,
+                    Kind::Group,
+                    &json!({"schemas": [group_rt.schema.id], "displayName": g.name, "externalId": g.anchor}),
+                    Compatibility::default(),
+                )
+                .map_err(|e| incomplete.push(format!("group {}: {}", g.dn, e.detail)))
+                .ok()
+            })
+            .collect()
+    });
+
     let complete = incomplete.is_empty();
     // Sized for every user to change and every group to be made with its members: grown
     // from empty, a first import's hundred thousand creates were copied at each doubling.
@@ -694,7 +714,10 @@ pub(crate) fn plan_settled(
             .iter()
             .map(|g| (g.anchor.as_str(), g.name.as_str()))
             .collect();
-        for g in &groups.groups {
+        for (g, input) in groups.groups.iter().zip(group_inputs.drain(..)) {
+            let Some(input) = input else {
+                continue;
+            };
             let wanted_members: Members<'_> = groups
                 .members(&g.anchor, group_config.nested)
                 .into_iter()
@@ -706,18 +729,6 @@ pub(crate) fn plan_settled(
                     Some(((kind, anchor), name))
                 })
                 .collect();
-            let input = match read_input(
-                group_rt,
-                Kind::Group,
-                &json!({"schemas": [group_rt.schema.id], "displayName": g.name, "externalId": g.anchor}),
-                Compatibility::default(),
-            ) {
-                Ok(i) => i,
-                Err(e) => {
-                    incomplete.push(format!("group {}: {}", g.dn, e.detail));
-                    continue;
-                }
-            };
             match current_groups.get(g.anchor.as_str()) {
                 None => {
                     changes.push(Change {

@@ -324,15 +324,26 @@ impl Target for RemoteTarget {
                         *report.applied.entry(change.action).or_insert(0) += 1;
                     }
                     Some(Err(e)) if e.status() == Some(409) => {
-                        let message = format!(
+                        let mut message = format!(
                             "{} `{}`: the target refused it as taken: {e}",
                             change.kind.as_str(),
                             change.name
                         );
-                        match config.policy.user_name_conflict {
-                            Conflict::Skip => report.conflicts.push(message),
-                            Conflict::Fail => conflict = conflict.or(Some(message)),
+                        if config.policy.user_name_conflict == Conflict::Fail {
+                            conflict = conflict.or(Some(message));
+                            continue;
                         }
+                        // As into the local store (`Change::keeping_name`).
+                        if let Some(kept) = change.keeping_name()
+                            && self.execute(&kept, &ids).is_ok()
+                        {
+                            message = format!(
+                                "{message}; the rest of the change is applied under the userName `{}`",
+                                kept.name
+                            );
+                            *report.applied.entry(change.action).or_insert(0) += 1;
+                        }
+                        report.conflicts.push(message);
                     }
                     Some(Err(e)) => report.failures.push(format!(
                         "{} {} `{}`: {e}",

@@ -258,7 +258,7 @@ fn read_with(
                 ));
                 None
             } else {
-                Some(format!("(uSNChanged>={})", last.highest + 1))
+                Some(format!("(uSNChanged>={})", last.highest.saturating_add(1)))
             }
         }
         (Some(_), None) => {
@@ -659,7 +659,7 @@ fn deleted_users(
     let users = &config.users;
     let filter = format!(
         "(&(isDeleted=TRUE)(objectClass=user)(uSNChanged>={}))",
-        mark.highest + 1
+        mark.highest.saturating_add(1)
     );
     let attributes = [users.anchor.as_str(), "lastKnownParent"];
     let show_deleted = Control {
@@ -775,7 +775,10 @@ fn read_ranges(ldap: &mut LdapConnection, e: &mut Entry, attribute: &str) -> Res
     let prefix = format!("{name};range=");
     let mut next = take_ranges(e, &name, &prefix)?;
     while let Some(low) = next {
-        let wanted = format!("{attribute};range={low}-{}", low + RANGE_STEP - 1);
+        let wanted = format!(
+            "{attribute};range={low}-{}",
+            low.saturating_add(RANGE_STEP - 1)
+        );
         let found = read_base(ldap, &e.dn, &[wanted.as_str()])
             .map_err(|err| format!("reading {wanted}: {err}"))?;
         let [mut part] = <[Entry; 1]>::try_from(found)
@@ -825,10 +828,12 @@ fn take_ranges(e: &mut Entry, name: &str, prefix: &str) -> Result<Option<u64>, S
             .ok_or_else(|| format!("`{key}` is not a range the server should send"))?;
         next = match high {
             "*" => None,
+            // The server's numbers: one at the top of u64 is refused, not wrapped.
             h => Some(
                 h.parse::<u64>()
-                    .map_err(|_| format!("`{key}` is not a range the server should send"))?
-                    + 1,
+                    .ok()
+                    .and_then(|h| h.checked_add(1))
+                    .ok_or_else(|| format!("`{key}` is not a range the server should send"))?,
             ),
         };
         e.attributes
@@ -1136,6 +1141,11 @@ mod tests {
         assert_eq!(take_ranges(&mut whole, "member", prefix), Ok(None));
         let mut odd = Entry::new("CN=g", [("member;range=x-9", vec!["a"])]);
         assert!(take_ranges(&mut odd, "member", prefix).is_err());
+        // A range ending at the top of u64 has no next one to ask for: an error, not a
+        // wrap to a range that starts at 0 again.
+        let top = format!("member;range=0-{}", u64::MAX);
+        let mut huge = Entry::new("CN=g", [(top.as_str(), vec!["a"])]);
+        assert!(take_ranges(&mut huge, "member", prefix).is_err());
     }
 
     #[test]

@@ -167,6 +167,120 @@ fn groups_vanishing_at_once_block_the_plan() {
     assert!(p.blocked.iter().any(|b| b.contains("2 of 2 groups")), "{p}");
 }
 
+/// A user disabled in the source and renamed at once to a `userName` another directory
+/// owns is still disabled: only the rename waits, reported as a conflict.
+#[test]
+fn a_rename_to_a_taken_name_does_not_keep_a_disabled_user_active() {
+    let (config, store, mut snapshot) = synced();
+    let other = store
+        .create_directory(NewDirectory::new("other", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    store
+        .create(crate::store::NewResource {
+            directory: other,
+            kind: Kind::User,
+            id: "elsewhere".into(),
+            external_id: None,
+            name: "taken".into(),
+            active: true,
+            attributes: json!({"userName": "taken"}),
+            members: Vec::new(),
+            password: None,
+        })
+        .unwrap();
+    let mut renamed = user("u3", Some("514"), "Engineer");
+    renamed
+        .attributes
+        .insert("uid".into(), vec![b"taken".to_vec()]);
+    snapshot.users[3] = renamed;
+    let held = |store: &dyn Store| {
+        let d = store.directory("corp").unwrap().unwrap().id;
+        store
+            .list(d, Kind::User)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.external_id.as_deref() == Some("u3"))
+            .unwrap()
+    };
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert!(
+        p.changes.iter().any(|c| c.action == Action::Deactivate),
+        "{p}"
+    );
+    let report = apply::apply(&*store, &config, &p, false).unwrap();
+    assert_eq!(report.conflicts.len(), 1, "{report:?}");
+    assert!(
+        report.conflicts[0].contains("userName `taken` is already taken")
+            && report.conflicts[0].contains("applied under the userName `u3`"),
+        "{report:?}"
+    );
+    let u3 = held(&*store);
+    assert!(!u3.active, "disabled in the source, inactive in the store");
+    assert_eq!(u3.name, "u3");
+    // The rename alone is left: planned again, refused again, nothing else written.
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert_eq!(p.changes.len(), 1, "{p}");
+    let version = u3.version;
+    let report = apply::apply(&*store, &config, &p, false).unwrap();
+    assert_eq!(report.conflicts.len(), 1, "{report:?}");
+    assert!(!report.conflicts[0].contains("applied under"), "{report:?}");
+    assert_eq!(held(&*store).version, version);
+}
+
+/// A group the target would refuse (a name with U+0000) is missing information: the plan
+/// takes nothing away, as for a group without a name, and says why.
+#[test]
+fn a_group_the_target_would_refuse_makes_the_snapshot_incomplete() {
+    let (config, store, mut snapshot) = synced();
+    // u9 left the directory, u8 left group `a`, and `b` got a name no store keeps.
+    snapshot.users.truncate(9);
+    let a_members: Vec<String> = (0..8).map(|i| format!("u{i}")).collect();
+    snapshot.groups[0] = group("a", a_members.iter().map(String::as_str).collect());
+    snapshot.groups[1]
+        .attributes
+        .insert("cn".into(), vec![b"b\0x".to_vec()]);
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert!(
+        p.incomplete
+            .iter()
+            .any(|why| why.starts_with("group cn=b,ou=groups,dc=x: ") && why.contains("U+0000")),
+        "{p}"
+    );
+    assert!(
+        !p.changes.iter().any(|c| c.action.is_destructive()),
+        "nothing is taken away: {p}"
+    );
+    // With the group's name fixed, the same read removes both.
+    snapshot.groups[1] = group("b", vec!["u0"]);
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    assert!(p.incomplete.is_empty(), "{p}");
+    assert_eq!(
+        p.changes
+            .iter()
+            .filter(|c| c.action.is_destructive())
+            .count(),
+        2,
+        "{p}"
+    );
+}
+
 /// A group whose member list was not read whole (ranges left unread, or a range the reader
 /// could not get) loses no member; the rest of the plan, removals included, goes on.
 #[test]
