@@ -41,7 +41,8 @@ impl Service {
         }
         let fail_on_errors = match get("failOnErrors") {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => n.as_u64().filter(|&n| n > 0),
+            // 0, -1 or 1.5 asks for something: refused, not read as "no limit".
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => n.as_u64(),
             Some(_) => {
                 return Err(ScimError::bad_request(
                     "invalidValue",

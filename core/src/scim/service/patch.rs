@@ -214,7 +214,10 @@ impl Service {
         let mut members = MemberEdits::default();
         for (op, path, value) in ops {
             let path = path.as_ref()?;
-            if !path.attr.name().eq_ignore_ascii_case("members") || path.attr.sub_attr().is_some() {
+            if !path.attr.name().eq_ignore_ascii_case("members")
+                || path.attr.sub_attr().is_some()
+                || path.sub_attr.is_some()
+            {
                 return None;
             }
             let mut editor = Editor {
@@ -421,10 +424,16 @@ impl Editor<'_> {
         path: &PatchPath,
         value: Option<&Value>,
     ) -> Result<(), ScimError> {
-        if self.kind == Kind::Group
-            && path.attr.name().eq_ignore_ascii_case("members")
-            && path.attr.sub_attr().is_none()
-        {
+        if self.kind == Kind::Group && path.attr.name().eq_ignore_ascii_case("members") {
+            // `members.value`, `members[value eq "u1"].display`: a member is added or
+            // removed whole; editing one of its parts would otherwise change nothing, or
+            // drop the member.
+            if path.attr.sub_attr().is_some() || path.sub_attr.is_some() {
+                return Err(bad(
+                    "mutability",
+                    "a member's `value`, `type` and `display` cannot be edited: add or remove the member",
+                ));
+            }
             return self.members(op, path, value);
         }
         if path.attr.name().eq_ignore_ascii_case("externalId") && path.attr.urn().is_none() {
@@ -686,6 +695,19 @@ fn edit_plain(
 ) -> Result<(), ScimError> {
     let value = value.cloned().unwrap_or(Value::Null);
     match (sub, op) {
+        // A value names the values to remove, as for `members`: not every one of them.
+        (None, OpKind::Remove) if multi && !value.is_null() => {
+            let listed = match value {
+                Value::Array(items) => items,
+                one => vec![one],
+            };
+            if let Some(Value::Array(items)) = container.get_mut(key) {
+                items.retain(|item| !listed.iter().any(|l| names_value(l, item)));
+                if items.is_empty() {
+                    container.remove(key);
+                }
+            }
+        }
         (None, OpKind::Remove) => {
             container.remove(key);
         }
@@ -752,6 +774,18 @@ fn edit_plain(
         }
     }
     Ok(())
+}
+
+/// Whether `listed`, a value of a `remove`, names `item`: equal, or (a complex value) every
+/// sub-attribute it gives equal to the item's, so that `{"value": "a@x"}` names the work
+/// email `a@x` whatever its type.
+fn names_value(listed: &Value, item: &Value) -> bool {
+    match (listed, item) {
+        (Value::Object(given), Value::Object(held)) => {
+            !given.is_empty() && given.iter().all(|(k, v)| held.get(k) == Some(v))
+        }
+        _ => listed == item,
+    }
 }
 
 /// The entry a filter of equalities describes (`type eq "work" and primary eq true`).

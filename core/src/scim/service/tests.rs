@@ -842,6 +842,92 @@ fn strict_policy_refuses_what_only_entra_sends() {
     assert_eq!(listed.body["totalResults"], 1, "{}", listed.body);
 }
 
+/// A member is added or removed whole: a PATCH of one of its parts is refused and changes
+/// nothing, where it used to drop the member (`…].display`) or be taken without effect
+/// (`members.value`).
+#[test]
+fn a_members_parts_are_not_patched_one_by_one() {
+    for s in services() {
+        let u = post(&s, "/scim/v2/acme/Users", json!({"userName": "u1"}));
+        let id = u.body["id"].as_str().unwrap().to_owned();
+        let g = post(
+            &s,
+            "/scim/v2/acme/Groups",
+            json!({"displayName": "Staff", "members": [{"value": id}]}),
+        );
+        let path = format!("/scim/v2/acme/Groups/{}", g.body["id"].as_str().unwrap());
+        let version = g.body["meta"]["version"].clone();
+        for (op, target, value) in [
+            (
+                "remove",
+                format!("members[value eq \"{id}\"].display"),
+                None,
+            ),
+            (
+                "replace",
+                format!("members[value eq \"{id}\"].type"),
+                Some(json!("Group")),
+            ),
+            ("add", "members.value".to_owned(), Some(json!(id))),
+            ("remove", "members.display".to_owned(), None),
+        ] {
+            let mut operation = json!({"op": op, "path": target});
+            if let Some(v) = value {
+                operation["value"] = v;
+            }
+            let r = patch(&s, &path, json!([operation]));
+            assert_error(&r, 400, Some("mutability"));
+            let group = get(&s, &path, "");
+            assert_eq!(group.body["members"][0]["value"], id.as_str(), "{target}");
+            assert_eq!(group.body["meta"]["version"], version, "{target}");
+        }
+    }
+}
+
+/// `remove` with a value on a multi-valued attribute removes the values it lists, as for
+/// `members`, not every value of the attribute.
+#[test]
+fn a_remove_with_a_value_removes_only_the_values_listed() {
+    for s in services() {
+        let u = post(
+            &s,
+            "/scim/v2/acme/Users",
+            json!({"userName": "u1", "emails": [
+                {"value": "a@example.com", "type": "work"},
+                {"value": "b@example.com", "type": "home"}
+            ], "roles": [{"value": "admin"}, {"value": "reader"}]}),
+        );
+        let path = format!("/scim/v2/acme/Users/{}", u.body["id"].as_str().unwrap());
+        let r = patch(
+            &s,
+            &path,
+            json!([
+                {"op": "Remove", "path": "emails", "value": [{"value": "a@example.com"}]},
+                {"op": "Remove", "path": "roles", "value": {"value": "reader"}},
+            ]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.body["emails"],
+            json!([{"value": "b@example.com", "type": "home"}])
+        );
+        assert_eq!(r.body["roles"], json!([{"value": "admin"}]));
+        // A value that names none of them removes nothing; the last one removed takes
+        // the attribute with it.
+        let r = patch(
+            &s,
+            &path,
+            json!([
+                {"op": "Remove", "path": "emails", "value": [{"value": "nobody@example.com"}]},
+                {"op": "Remove", "path": "roles", "value": [{"value": "admin"}]},
+            ]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["emails"].as_array().map(Vec::len), Some(1));
+        assert!(r.body.get("roles").is_none(), "{}", r.body);
+    }
+}
+
 #[test]
 fn patch_group_members_row_by_row() {
     for s in services() {
@@ -1218,6 +1304,24 @@ fn bulk_resolves_references_in_any_order() {
             ),
             400,
             Some("invalidValue"),
+        );
+        // A limit that is no positive integer is refused, not read as "no limit": every
+        // write after the first error would otherwise go ahead.
+        for limit in [json!(0), json!(-1), json!(1.5), json!("1")] {
+            let r = bulk(
+                json!([{"method": "POST", "path": "/Users", "bulkId": "u", "data": {"userName": "unlimited"}}]),
+                json!({"failOnErrors": limit}),
+            );
+            assert_error(&r, 400, Some("invalidValue"));
+        }
+        assert_eq!(
+            get(
+                &s,
+                "/scim/v2/acme/Users",
+                "filter=userName eq \"unlimited\""
+            )
+            .body["totalResults"],
+            0
         );
     }
 }
