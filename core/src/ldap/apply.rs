@@ -281,10 +281,7 @@ pub fn apply_with(
                             && let Some(w) = write_for(store, d, &kept, &ids)?
                             && let [Ok(_)] = store.batch(vec![w])?.as_slice()
                         {
-                            message = format!(
-                                "{message}; the rest of the change is applied under the userName `{}`",
-                                kept.name
-                            );
+                            message = kept.applied_without_rename(&message);
                             *report.applied.entry(change.action).or_insert(0) += 1;
                         }
                         report.conflicts.push(message);
@@ -461,5 +458,14 @@ impl Change {
         input.name.clone_from(&held);
         kept.name = held;
         Some(kept)
+    }
+
+    /// The conflict `message` of a change whose rest, this [`Change::keeping_name`], was
+    /// applied after all.
+    pub(crate) fn applied_without_rename(&self, message: &str) -> String {
+        format!(
+            "{message}; the rest of the change is applied under the userName `{}`",
+            self.name
+        )
     }
 }

@@ -593,7 +593,7 @@ pub(crate) fn plan_settled(
     // Each group's SCIM input, checked before the plan decides whether the snapshot is
     // complete: a group the target would refuse is missing information, as one without a
     // name is (see `read_groups`).
-    let mut group_inputs: Vec<Option<Input>> = groups.as_ref().map_or_else(Vec::new, |groups| {
+    let group_inputs: Vec<Option<Input>> = groups.as_ref().map_or_else(Vec::new, |groups| {
         groups
             .groups
             .iter()
@@ -714,7 +714,7 @@ pub(crate) fn plan_settled(
             .iter()
             .map(|g| (g.anchor.as_str(), g.name.as_str()))
             .collect();
-        for (g, input) in groups.groups.iter().zip(group_inputs.drain(..)) {
+        for (g, input) in groups.groups.iter().zip(group_inputs) {
             let Some(input) = input else {
                 continue;
             };

@@ -337,10 +337,7 @@ impl Target for RemoteTarget {
                         if let Some(kept) = change.keeping_name()
                             && self.execute(&kept, &ids).is_ok()
                         {
-                            message = format!(
-                                "{message}; the rest of the change is applied under the userName `{}`",
-                                kept.name
-                            );
+                            message = kept.applied_without_rename(&message);
                             *report.applied.entry(change.action).or_insert(0) += 1;
                         }
                         report.conflicts.push(message);

@@ -61,6 +61,21 @@ impl PatchPath {
     pub fn parse_with(input: &str, options: &ParseOptions) -> Result<Self, Error> {
         parser::patch_path(input, options).map_err(Error::Path)
     }
+
+    /// The sub-attribute the path names, before a filter (`emails.value`) or after one
+    /// (`emails[type eq "work"].value`).
+    ///
+    /// ```
+    /// use usersync_core::scim::path::PatchPath;
+    /// assert_eq!(PatchPath::parse("members.value").unwrap().sub_attribute(), Some("value"));
+    /// let after = PatchPath::parse(r#"members[value eq "u1"].display"#).unwrap();
+    /// assert_eq!(after.sub_attribute(), Some("display"));
+    /// assert_eq!(PatchPath::parse("members").unwrap().sub_attribute(), None);
+    /// ```
+    #[must_use]
+    pub fn sub_attribute(&self) -> Option<&str> {
+        self.attr.sub_attr().or(self.sub_attr.as_deref())
+    }
 }
 
 impl FromStr for PatchPath {

@@ -214,10 +214,7 @@ impl Service {
         let mut members = MemberEdits::default();
         for (op, path, value) in ops {
             let path = path.as_ref()?;
-            if !path.attr.name().eq_ignore_ascii_case("members")
-                || path.attr.sub_attr().is_some()
-                || path.sub_attr.is_some()
-            {
+            if !path.attr.name().eq_ignore_ascii_case("members") || path.sub_attribute().is_some() {
                 return None;
             }
             let mut editor = Editor {
@@ -428,7 +425,7 @@ impl Editor<'_> {
             // `members.value`, `members[value eq "u1"].display`: a member is added or
             // removed whole; editing one of its parts would otherwise change nothing, or
             // drop the member.
-            if path.attr.sub_attr().is_some() || path.sub_attr.is_some() {
+            if path.sub_attribute().is_some() {
                 return Err(bad(
                     "mutability",
                     "a member's `value`, `type` and `display` cannot be edited: add or remove the member",
