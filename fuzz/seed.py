@@ -33,6 +33,9 @@ seed("complete", [chr(len(c["filter"]) % 128) + c["filter"]
                   for c in filters["valid"][:60]]
      + ["\x07emails[ty", "\x0bname.family", '\x10emails[type eq "wo'])
 seed("ldap_filter", [c["filter"] for c in ldap["valid"] + ldap["invalid"]])
+seed("dn_key", ["uid=ann,ou=people,dc=example,dc=test", "CN=Lee\\, Ann , OU=People,DC=corp",
+                "cn=Lee\\2C Ann+uid=lee,dc=x", "cn=\\C3\\A9mile,dc=x", "cn=\\ lead\\ ,dc=x",
+                "cn=#1\\2c x,dc=x", "cn=a\\+b\\\\c\\\"d;x<y>,dc=x", "cn=ann,dc=x,", ""])
 seed("decimal", ["1.5", "-0.0", "12.50E-3", "1e16", "0.0001", "1.7976931348623158e308",
                  "1.7976931348623159e308", "9223372036854775808", "4.9e-324", "1e-400"])
 # `handle`: every identity-provider transcript request, against the plain directory and the

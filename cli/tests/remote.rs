@@ -207,6 +207,23 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
         "bob's membership went with the refint overlay, cid's by the sync; the rename kept it"
     );
 
+    // A new bob joins: the name moves to him, the old bob keeps a released name.
+    let old_bob = find(&users, "userName", "bob")["id"].clone();
+    slapd.add(&format!(
+        "dn: uid=bob,ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: bob\ncn: bob\nsn: bob\n"
+    ));
+    let (code, out, err) = sync(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("conflict"), "{out}");
+    let users = by_anchor(&server, &token, "Users");
+    let bob = find(&users, "userName", "bob");
+    assert_ne!(bob["id"], old_bob);
+    assert_eq!(bob["active"], true);
+    let old = find(&users, "id", old_bob.as_str().unwrap());
+    let anchor = old["externalId"].as_str().unwrap();
+    assert_eq!(old["userName"], format!("bob~{anchor}"));
+    assert_eq!(old["active"], false);
+
     // The runs are on record with the agent.
     let (code, out, _) = run(
         &token,
@@ -214,7 +231,7 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
     );
     assert_eq!(code, 0);
     let runs: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
+    assert_eq!(runs.as_array().unwrap().len(), 3, "{runs}");
     assert!(
         runs[1]["report"]["report"]["retries"].as_u64().unwrap() > 0,
         "{runs}"

@@ -85,7 +85,7 @@ impl AttributeChange {
     }
 }
 
-/// One planned change: `action` (`create`, `update`, `reactivate`, `add_members`,
+/// One planned change: `action` (`release_name`, `create`, `update`, `reactivate`, `add_members`,
 /// `remove_members`, `deactivate`, `delete`), `kind` (`User`/`Group`), the LDAP `anchor`, the
 /// `name`, the usersync `id` (None for a creation), why (`reason`), the attribute `diff`, and
 /// the `members` that join or leave a group.

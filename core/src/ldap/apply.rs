@@ -12,7 +12,7 @@ use super::config::{Conflict, SyncConfig};
 use super::plan::{Action, Change, Current, Plan};
 use crate::store::{
     Change as StoreChange, DirectoryKind, Kind, Member, NewDirectory, NewResource, Replacement,
-    Store, StoreError, Write,
+    Resource, Store, StoreError, Write,
 };
 
 /// What an apply did.
@@ -189,9 +189,11 @@ fn ldap_directory(d: &crate::store::Directory) -> Result<(), StoreError> {
 /// that an interrupted apply loses little and readers are not held up.
 const BATCH: usize = 1000;
 
-/// The order changes apply in, whatever the target: objects exist before they become
-/// members, members join before others leave, and removals come last.
-pub(crate) const PHASES: [&[Action]; 4] = [
+/// The order changes apply in, whatever the target: names handed over are free first,
+/// objects exist before they become members, members join before others leave, and
+/// removals come last.
+pub(crate) const PHASES: [&[Action]; 5] = [
+    &[Action::ReleaseName],
     &[Action::Create, Action::Update, Action::Reactivate],
     &[Action::AddMembers],
     &[Action::RemoveMembers],
@@ -393,26 +395,18 @@ fn write_for(
                 change: edit,
             })
         }
-        // A removal: deactivate what is still active, at the version read here.
-        (Action::Deactivate, None, Some(id)) => match store.get(d, change.kind, id)? {
-            Some(r) if r.active => Some(Write::Update {
-                directory: d,
-                kind: change.kind,
-                id: id.clone(),
-                expected_version: Some(r.version),
-                change: StoreChange {
-                    replacement: Some(Replacement {
-                        external_id: r.external_id.clone(),
-                        name: r.name.clone(),
-                        active: false,
-                        attributes: r.attributes.clone(),
-                        members: None,
-                    }),
-                    ..StoreChange::default()
-                },
-            }),
-            _ => None,
-        },
+        // A name handed over: the user as held, renamed.
+        (Action::ReleaseName, _, Some(id)) => held_rewritten(store, d, change.kind, id, |r| {
+            r.name.clone_from(&change.name);
+            if let Some(a) = r.attributes.as_object_mut() {
+                a.insert("userName".into(), change.name.clone().into());
+            }
+            true
+        })?,
+        // A removal: deactivate what is still active.
+        (Action::Deactivate, None, Some(id)) => held_rewritten(store, d, change.kind, id, |r| {
+            std::mem::replace(&mut r.active, false)
+        })?,
         (Action::Delete, _, Some(id)) => Some(Write::Delete {
             directory: d,
             kind: change.kind,
@@ -421,6 +415,40 @@ fn write_for(
         }),
         _ => None,
     })
+}
+
+/// The write of the held object `id` as `edit` leaves it, at the version read here, so that
+/// a change made meanwhile is not overwritten; `None` when the object is gone or `edit`
+/// finds nothing to change.
+fn held_rewritten(
+    store: &dyn Store,
+    d: i64,
+    kind: Kind,
+    id: &str,
+    edit: impl FnOnce(&mut Resource) -> bool,
+) -> Result<Option<Write>, StoreError> {
+    let Some(mut r) = store.get(d, kind, id)? else {
+        return Ok(None);
+    };
+    if !edit(&mut r) {
+        return Ok(None);
+    }
+    Ok(Some(Write::Update {
+        directory: d,
+        kind,
+        id: id.to_owned(),
+        expected_version: Some(r.version),
+        change: StoreChange {
+            replacement: Some(Replacement {
+                external_id: r.external_id,
+                name: r.name,
+                active: r.active,
+                attributes: r.attributes,
+                members: None,
+            }),
+            ..StoreChange::default()
+        },
+    }))
 }
 
 impl Change {

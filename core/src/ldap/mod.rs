@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod dn;
 pub mod filter;
 pub mod protocol;
 

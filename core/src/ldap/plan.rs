@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use super::config::{
     GroupSearch, Membership, Nested, Removal, ScopeVia, Source, SyncConfig, Transform, UserSearch,
 };
+use super::dn::dn_key;
 use super::source::{Entry, Snapshot, guid_text};
 use crate::scim::filter::{CompareOp, Compatibility, Filter, Value as Literal};
 use crate::scim::path::PatchPath;
@@ -58,6 +59,9 @@ impl Current {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// A user's `userName` is freed for another user of the directory (see
+    /// [`name_releases`]): it is renamed `NAME~ANCHOR` before anything else applies.
+    ReleaseName,
     /// A new user or group.
     Create,
     /// Changed attributes (a new `userName` or DN included).
@@ -82,6 +86,7 @@ impl Action {
 
     fn label(self) -> &'static str {
         match self {
+            Self::ReleaseName => "release name",
             Self::Create => "create",
             Self::Update => "update",
             Self::Reactivate => "reactivate",
@@ -329,72 +334,6 @@ fn truncate(s: &str, n: usize) -> String {
         let mut t: String = s.chars().take(n - 1).collect();
         t.push('…');
         t
-    }
-}
-
-/// A DN compared loosely: lower case, no spaces around separators. Borrowed when `dn` is
-/// already its own key, as a directory's DNs usually are: a sync keys every DN it reads,
-/// and every member of every group.
-pub(crate) fn dn_key(dn: &str) -> Cow<'_, str> {
-    if is_dn_key(dn.as_bytes()) {
-        Cow::Borrowed(dn)
-    } else {
-        Cow::Owned(rewrite_dn_key(dn))
-    }
-}
-
-/// The key of `dn`, written out.
-fn rewrite_dn_key(dn: &str) -> String {
-    let mut out = String::with_capacity(dn.len());
-    for part in dn.split(',') {
-        if !out.is_empty() {
-            out.push(',');
-        }
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        push_lowercase(&mut out, k.trim());
-        out.push('=');
-        push_lowercase(&mut out, v.trim());
-    }
-    out
-}
-
-/// Whether `dn_key` leaves `dn` as it is: ASCII without capitals, and each part `k=v` with
-/// no white space (as `str::trim` sees it) at either end of `k` or `v`. One pass, as every
-/// DN a sync reads comes through here.
-fn is_dn_key(dn: &[u8]) -> bool {
-    let space = |c: u8| matches!(c, b'\t'..=b'\r' | b' ');
-    // `dn[start..end]` is a part, `dn[eq]` its first `=`.
-    let part_is_key = |start: usize, eq: Option<usize>, end: usize| {
-        eq.is_some_and(|eq| {
-            let (k, v) = (&dn[start..eq], &dn[eq + 1..end]);
-            [k, v].iter().all(|t| {
-                t.first().is_none_or(|&c| !space(c)) && t.last().is_none_or(|&c| !space(c))
-            })
-        })
-    };
-    let (mut start, mut eq) = (0, None);
-    for (i, &c) in dn.iter().enumerate() {
-        if !c.is_ascii() || c.is_ascii_uppercase() {
-            return false;
-        }
-        if c == b',' {
-            if !part_is_key(start, eq, i) {
-                return false;
-            }
-            (start, eq) = (i + 1, None);
-        } else if c == b'=' && eq.is_none() {
-            eq = Some(i);
-        }
-    }
-    part_is_key(start, eq, dn.len())
-}
-
-/// Appends `text` in lower case, without a string per part: a sync keys every DN it reads.
-fn push_lowercase(out: &mut String, text: &str) {
-    if text.is_ascii() {
-        out.extend(text.bytes().map(|b| char::from(b.to_ascii_lowercase())));
-    } else {
-        out.push_str(&text.to_lowercase());
     }
 }
 
@@ -897,6 +836,9 @@ pub(crate) fn plan_settled(
         }
     }
 
+    let releases = name_releases(&changes, current, &user_names, complete);
+    changes.extend(releases);
+
     // ---- Thresholds ----
     let mut blocked = Vec::new();
     let removed_users = removals.len()
@@ -989,11 +931,78 @@ fn ids_named(changes: &[Change], current: &Current) -> HashMap<(Kind, String), S
 /// The order changes apply in: objects exist before they become members; removals last.
 fn phase(c: &Change) -> u8 {
     match c.action {
-        Action::Create | Action::Update | Action::Reactivate => 0,
-        Action::AddMembers => 1,
-        Action::RemoveMembers => 2,
-        Action::Deactivate | Action::Delete => 3,
+        Action::ReleaseName => 0,
+        Action::Create | Action::Update | Action::Reactivate => 1,
+        Action::AddMembers => 2,
+        Action::RemoveMembers => 3,
+        Action::Deactivate | Action::Delete => 4,
     }
+}
+
+/// Users of the directory whose `userName` the source now gives to another of its users (a
+/// leaver's name reused for a new hire, two names swapped): each is first renamed
+/// `NAME~ANCHOR`, so that the name is free when its new holder is created or renamed. A
+/// holder the source renamed then takes its new name; one that left keeps the released
+/// name, and is deactivated or deleted as any leaver. On an incomplete read only holders
+/// the source renamed give theirs up: a user missing from a partial read may still hold
+/// its name, and the newcomer waits as a conflict.
+fn name_releases(
+    changes: &[Change],
+    current: &Current,
+    wanted: &HashMap<&str, &str>,
+    complete: bool,
+) -> Vec<Change> {
+    let renames =
+        |c: &&Change| c.kind == Kind::User && c.changed.iter().any(|a| a.attribute == "userName");
+    // Folded new name → anchor of the user taking it.
+    let claims: HashMap<Cow<'_, str>, &str> = changes
+        .iter()
+        .filter(|c| c.kind == Kind::User && c.action == Action::Create || renames(c))
+        .map(|c| (fold(&c.name), c.anchor.as_str()))
+        .collect();
+    if claims.is_empty() {
+        return Vec::new();
+    }
+    let renamed: HashSet<&str> = changes
+        .iter()
+        .filter(renames)
+        .map(|c| c.anchor.as_str())
+        .collect();
+    current
+        .users
+        .iter()
+        .filter_map(|r| {
+            let anchor = r.external_id.as_deref()?;
+            let &taker = claims.get(fold(&r.name).as_ref())?;
+            let gives_up = if wanted.contains_key(anchor) {
+                renamed.contains(anchor)
+            } else {
+                complete
+            };
+            if taker == anchor || !gives_up {
+                return None;
+            }
+            let released = format!("{}~{anchor}", r.name);
+            Some(Change {
+                action: Action::ReleaseName,
+                kind: Kind::User,
+                anchor: anchor.to_owned(),
+                name: released.clone(),
+                id: Some(r.id.clone()),
+                reason: format!(
+                    "the source gives `{}` to another user (anchor `{taker}`)",
+                    r.name
+                ),
+                changed: vec![AttributeChange {
+                    attribute: "userName".into(),
+                    old: json!(r.name),
+                    new: json!(released),
+                }],
+                members: Vec::new(),
+                input: None,
+            })
+        })
+        .collect()
 }
 
 /// A group's members by (kind, anchor), with their names: sorted by (kind, anchor), each

@@ -140,6 +140,10 @@ impl RemoteTarget {
                     )
                     .map(|_| None)
             }
+            (Action::ReleaseName, _, Some(id)) => patch(
+                id,
+                vec![json!({"op": "replace", "path": "userName", "value": change.name})],
+            ),
             (Action::Deactivate, None, Some(id)) => patch(
                 id,
                 vec![json!({"op": "replace", "path": "active", "value": false})],

@@ -475,7 +475,7 @@ impl GroupRead<'_> {
         snapshot: &mut Snapshot,
         notes: &mut Notes,
     ) -> bool {
-        use super::plan::dn_key;
+        use super::dn::dn_key;
         let g = self.config;
         let filter = g.filter.to_string();
         let changed = search(
@@ -699,12 +699,12 @@ fn deleted_users(
             return Vec::new();
         }
     };
-    let base = super::plan::dn_key(&users.base);
+    let base = super::dn::dn_key(&users.base);
     found
         .into_iter()
         .filter_map(|e| {
             let parent = e.text("lastKnownParent")?;
-            let key = super::plan::dn_key(&parent);
+            let key = super::dn::dn_key(&parent);
             let under = key == base || key.ends_with(&format!(",{base}"));
             let anchor = super::plan::anchor_of(&e, &users.anchor, users.anchor_is_binary)?;
             under.then_some((anchor, parent))
