@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode};
-use usersync_core::scim::service::{ScimRequest, Service, issue_token};
+use usersync_core::scim::service::{ScimError, ScimRequest, ScimResponse, Service, issue_token};
 use usersync_core::store::{DirectoryKind, NewDirectory, Store};
 
 #[derive(Debug, clap::Args)]
@@ -31,8 +31,8 @@ pub(crate) struct Args {
     tls_key: Option<PathBuf>,
 }
 
-/// Bodies larger than this are refused before they are read; the service's own limit
-/// (1 MiB) answers with a SCIM 413 below it.
+/// Bodies larger than this are refused before they are read whole; the service's own limit
+/// (1 MiB) answers below it. Both are SCIM errors a client can read.
 const BODY_LIMIT: usize = 2 << 20;
 
 pub(crate) fn run(args: &Args) -> ExitCode {
@@ -190,7 +190,12 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response<Bod
     let (parts, body) = request.into_parts();
     let body = match to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b.to_vec(),
-        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        Err(_) => {
+            return scim_error(
+                413,
+                format!("the body is larger than {BODY_LIMIT} bytes, or was not sent whole"),
+            );
+        }
     };
     let scim = ScimRequest {
         method: parts.method.as_str().to_owned(),
@@ -230,10 +235,24 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response<Bod
     };
     let Ok(response) = handled else {
         // The service is fuzzed never to panic; should it, this request fails alone.
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "the request failed");
+        return scim_error(500, "the request failed".into());
     };
     // Paths carry ids, never secrets; tokens travel in headers, which are not logged.
     tracing::info!(%method, %path, status = response.status, micros = started.elapsed().as_micros() as u64, "request");
+    http_response(response)
+}
+
+/// A SCIM error (RFC 7644 §3.12) for a request the service never saw.
+fn scim_error(status: u16, detail: String) -> Response<Body> {
+    let error = ScimError {
+        status,
+        scim_type: None,
+        detail,
+    };
+    http_response(error.to_response())
+}
+
+fn http_response(response: ScimResponse) -> Response<Body> {
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() =
         StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -243,10 +262,4 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response<Bod
         }
     }
     out
-}
-
-fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(Body::from(text));
-    *r.status_mut() = status;
-    r
 }

@@ -44,6 +44,24 @@ fn first_start_creates_a_directory_and_a_token_that_works() {
         .0,
         401
     );
+    // A body past the server's own limit is refused with a SCIM error too, not plain text.
+    let big = json!({"userName": "big", "title": "x".repeat(3 << 20)});
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/scim/v2/default/Users",
+        Some(&token),
+        Some(&big),
+    );
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(
+        body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("larger than"),
+        "{body}"
+    );
     assert_eq!(server.stop(), 0, "SIGTERM shuts down cleanly");
 
     // A second directory, made by the CLI, gets its own token, which the first refuses.

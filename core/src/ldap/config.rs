@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::filter::LdapFilter;
 use crate::scim::path::PatchPath;
-use crate::scim::schema::{Resolved, SchemaRegistry};
+use crate::scim::schema::{Mutability, Resolved, SchemaRegistry};
 
 /// Why a configuration cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -830,15 +830,27 @@ impl RawUsers {
             let key = format!("users.attributes.\"{path}\"");
             let written =
                 PatchPath::parse(&path).map_err(|e| ConfigError::at(&key, e.to_string()))?;
-            let Some(parsed) = users
-                .resolve_path(&written.attr)
-                .and_then(|resolved| canonical(&written, &resolved))
+            let resolved = users.resolve_path(&written.attr);
+            let Some(parsed) = resolved
+                .as_ref()
+                .and_then(|resolved| canonical(&written, resolved))
             else {
                 return Err(ConfigError::at(
                     &key,
                     format!("`{path}` is not an attribute of SCIM users"),
                 ));
             };
+            if resolved.is_some_and(|r| {
+                [Some(r.attribute), r.sub_attribute]
+                    .into_iter()
+                    .flatten()
+                    .any(|a| a.mutability == Mutability::ReadOnly)
+            }) {
+                return Err(ConfigError::at(
+                    &key,
+                    format!("`{path}` is read-only in SCIM: the server sets it"),
+                ));
+            }
             if parsed
                 .filter
                 .as_ref()

@@ -309,6 +309,11 @@ fn errors_name_the_key() {
             "`shoeSize` is not an attribute of SCIM users",
         ),
         (
+            "[users.attributes]\n\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.displayName\" = \"cn\"",
+            "",
+            "manager.displayName` is read-only in SCIM: the server sets it",
+        ),
+        (
             "[users.attributes]\n\"userName\" = \"cn\"",
             "",
             "userName comes from `users.user_name`",

@@ -68,6 +68,18 @@ impl Service {
             .enumerate()
             .map(|(i, op)| operation(i, op))
             .collect::<Result<Vec<_>, _>>()?;
+        // A reference to a bulkId two operations share would name either resource.
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = ops
+            .iter()
+            .filter_map(|o| o.bulk_id.as_deref())
+            .find(|id| !seen.insert(*id))
+        {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                format!("two operations have the bulkId `{twice}`: each must be unique"),
+            ));
+        }
 
         let mut resolved: BTreeMap<String, Result<String, ()>> = BTreeMap::new();
         let mut results: Vec<Option<Value>> = vec![None; ops.len()];

@@ -39,11 +39,11 @@ mod token;
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::store::view::etag;
 pub use error::ScimError;
-use resource::{Projection, check_immutable, read_input, render};
+use resource::{Projection, check_immutable, read_input, render, settle_primaries};
 pub use token::{create_directory, issue_token};
 
 use crate::password::{self, Password};
@@ -491,7 +491,8 @@ impl Service {
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
         let body = self.body(req)?;
-        let input = read_input(self.resource_type(kind)?, kind, &body, self.compat(d))?;
+        let mut input = read_input(self.resource_type(kind)?, kind, &body, self.compat(d))?;
+        settle_primaries(&Map::new(), &mut input.attributes)?;
         let members = self.members(d.id, input.members.as_deref().unwrap_or_default())?;
         let created = self.store.create(NewResource {
             directory: d.id,
@@ -620,7 +621,8 @@ impl Service {
         let expected = Self::if_match(req, current.version)?;
         let body = self.body(req)?;
         let rt = self.resource_type(kind)?;
-        let input = read_input(rt, kind, &body, self.compat(d))?;
+        let mut input = read_input(rt, kind, &body, self.compat(d))?;
+        settle_primaries(&Map::new(), &mut input.attributes)?;
         check_immutable(rt, &current.attributes, &input.attributes)?;
         let members = match &input.members {
             Some(ids) => Some(self.members(d.id, ids)?),

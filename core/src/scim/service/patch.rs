@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::resource::{check_immutable, member_ids, read_input};
+use super::resource::{check_immutable, member_ids, read_input, settle_primaries};
 use super::{ScimError, ScimRequest, ScimResponse, Service, declares, etag};
 use crate::scim::filter::eval::get as member;
 use crate::scim::filter::{Compatibility, Filter, ParseOptions, Value as Literal, ValuePath};
@@ -139,8 +139,10 @@ impl Service {
                 None => editor.apply_pathless(op_kind, value.as_ref())?,
             }
         }
-        // The result must be a valid resource, checked exactly as a PUT body is.
-        let input = read_input(rt, kind, &Value::Object(doc.clone()), compat)?;
+        // The result must be a valid resource, checked exactly as a PUT body is; a value
+        // made primary takes that from the others.
+        let mut input = read_input(rt, kind, &Value::Object(doc.clone()), compat)?;
+        settle_primaries(&original, &mut input.attributes)?;
         check_immutable(rt, &current.attributes, &input.attributes)?;
         let mut change = Change::default();
         // The password is no attribute: it was set by an `add` or `replace` if the edited
@@ -434,6 +436,12 @@ impl Editor<'_> {
             return self.members(op, path, value);
         }
         if path.attr.name().eq_ignore_ascii_case("externalId") && path.attr.urn().is_none() {
+            if path.sub_attribute().is_some() || path.filter.is_some() {
+                return Err(bad(
+                    "invalidPath",
+                    format!("`externalId` is a single string: `{path}` names no part of it"),
+                ));
+            }
             match op {
                 OpKind::Remove => {
                     self.doc.remove("externalId");
@@ -455,6 +463,18 @@ impl Editor<'_> {
         let target = resolved.sub_attribute.unwrap_or(attr);
         if attr.mutability == Mutability::ReadOnly || target.mutability == Mutability::ReadOnly {
             return Err(bad("mutability", format!("`{}` is read-only", path.attr)));
+        }
+        // A user without `active` is active: removing the flag of a disabled user would
+        // enable it, which no client means by "remove".
+        if op == OpKind::Remove
+            && self.kind == Kind::User
+            && !resolved.in_extension
+            && attr.name == "active"
+        {
+            return Err(bad(
+                "invalidValue",
+                "`active` cannot be removed: replace it with true or false",
+            ));
         }
         let key = attr.name.clone();
         let container: &mut Map<String, Value> = if resolved.in_extension {

@@ -128,6 +128,72 @@ pub(crate) fn read_input(
     })
 }
 
+/// At most one value of a multi-valued attribute is `primary` (RFC 7643 §2.4). Values of
+/// `attributes` marked primary that `held` did not hold as primary are new: when there is
+/// one, the others stop being primary (what RFC 7644 §3.5.2 asks of a PATCH); two or more
+/// are refused. Several primaries held already (stored before this check) are left alone,
+/// so that they do not fail every later PATCH. A create or replace passes an empty `held`.
+pub(crate) fn settle_primaries(
+    held: &Map<String, Value>,
+    attributes: &mut Map<String, Value>,
+) -> Result<(), ScimError> {
+    fn primary(value: &Value) -> bool {
+        value.as_object().is_some_and(|o| {
+            o.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("primary")
+                    && (v == &Value::Bool(true)
+                        || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("true")))
+            })
+        })
+    }
+    let settle = |path: &str, was: Option<&Value>, items: &mut Vec<Value>| {
+        let held: Vec<&Value> = was
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|v| primary(v))
+            .collect();
+        let new: Vec<usize> = (0..items.len())
+            .filter(|&i| primary(&items[i]) && !held.contains(&&items[i]))
+            .collect();
+        match new[..] {
+            [] => Ok(()),
+            [chosen] => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if i != chosen
+                        && primary(item)
+                        && let Some(o) = item.as_object_mut()
+                    {
+                        o.retain(|k, _| !k.eq_ignore_ascii_case("primary"));
+                        o.insert("primary".into(), Value::Bool(false));
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(invalid(format!(
+                "`{path}`: {} values are marked primary; at most one may be",
+                new.len()
+            ))),
+        }
+    };
+    for (key, value) in attributes.iter_mut() {
+        let was = held.get(key);
+        match value {
+            Value::Array(items) => settle(key, was, items)?,
+            // An extension's attributes.
+            Value::Object(inner) if key.contains(':') => {
+                for (k, v) in inner.iter_mut() {
+                    if let Value::Array(items) = v {
+                        settle(&format!("{key}:{k}"), was.and_then(|w| w.get(k)), items)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a change to an immutable attribute (or sub-attribute) that already has a value:
 /// it may be set once, on creation or later, and never changed (RFC 7643 §2.2).
 pub(crate) fn check_immutable(
@@ -288,6 +354,11 @@ fn check_single(
                 let Some(sub) = attr.sub_attribute(k) else {
                     return Err(invalid(format!("unknown sub-attribute `{path}.{k}`")));
                 };
+                // The server's to set (`manager.displayName`): ignored, as a read-only
+                // attribute is.
+                if sub.mutability == Mutability::ReadOnly {
+                    continue;
+                }
                 if let Some(v) = check_single(sub, v, compat, &format!("{path}.{}", sub.name))? {
                     out.insert(sub.name.clone(), v);
                 }

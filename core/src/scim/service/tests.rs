@@ -928,6 +928,158 @@ fn a_remove_with_a_value_removes_only_the_values_listed() {
     }
 }
 
+/// One value of a multi-valued attribute is primary at most (RFC 7643 §2.4): a create or
+/// replace with two is refused, and a PATCH that makes a value primary takes that from the
+/// value that was (RFC 7644 §3.5.2).
+#[test]
+fn one_value_is_primary_at_most() {
+    let two = json!([
+        {"value": "a@example.com", "type": "work", "primary": true},
+        {"value": "b@example.com", "type": "home", "primary": true}
+    ]);
+    for s in services() {
+        let r = post(
+            &s,
+            "/scim/v2/acme/Users",
+            json!({"userName": "u1", "emails": two}),
+        );
+        assert_error(&r, 400, Some("invalidValue"));
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("emails"),
+            "{}",
+            r.body
+        );
+        let u = post(
+            &s,
+            "/scim/v2/acme/Users",
+            json!({"userName": "u1", "emails": [
+                {"value": "a@example.com", "type": "work", "primary": true},
+                {"value": "b@example.com", "type": "home"}
+            ]}),
+        );
+        assert_eq!(u.status, 201, "{}", u.body);
+        let path = format!("/scim/v2/acme/Users/{}", u.body["id"].as_str().unwrap());
+        let put = call(
+            &s,
+            ScimRequest::new("PUT", &path)
+                .with_body(&json!({"userName": "u1", "emails": two}).to_string()),
+        );
+        assert_error(&put, 400, Some("invalidValue"));
+
+        // The home address made primary: the work one is not any more.
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "replace", "path": "emails[type eq \"home\"].primary", "value": true}]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.body["emails"],
+            json!([
+                {"value": "a@example.com", "type": "work", "primary": false},
+                {"value": "b@example.com", "type": "home", "primary": true}
+            ])
+        );
+        // A new primary value added: the home one steps down.
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "add", "path": "emails", "value": [{"value": "c@example.com", "type": "other", "primary": "True"}]}]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let primaries: Vec<&Value> = r.body["emails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["primary"] == true)
+            .map(|e| &e["value"])
+            .collect();
+        assert_eq!(primaries, [&json!("c@example.com")]);
+        // Two made primary by one PATCH: refused, nothing written.
+        let version = r.response.header("ETag").unwrap().to_owned();
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "replace", "path": "emails", "value": two}]),
+        );
+        assert_error(&r, 400, Some("invalidValue"));
+        assert_eq!(
+            get(&s, &path, "").response.header("ETag"),
+            Some(version.as_str())
+        );
+
+        // Several primaries stored before this rule existed do not fail a PATCH of
+        // something else.
+        let d = s.store.directory("acme").unwrap().unwrap().id;
+        s.store
+            .create(crate::store::NewResource {
+                directory: d,
+                kind: Kind::User,
+                id: "legacy".into(),
+                external_id: None,
+                name: "legacy".into(),
+                active: true,
+                attributes: json!({"userName": "legacy", "emails": two}),
+                members: Vec::new(),
+                password: None,
+            })
+            .unwrap();
+        let r = patch(
+            &s,
+            "/scim/v2/acme/Users/legacy",
+            json!([{"op": "add", "path": "title", "value": "Guide"}]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["emails"], two);
+    }
+}
+
+/// What a PATCH may not mean: enabling a user by removing `active`, or a part of
+/// `externalId`, which has none. Both are refused and change nothing.
+#[test]
+fn a_patch_cannot_enable_a_user_by_removing_active() {
+    for s in services() {
+        let u = post(
+            &s,
+            "/scim/v2/acme/Users",
+            json!({"userName": "u1", "active": false, "externalId": "x1"}),
+        );
+        let path = format!("/scim/v2/acme/Users/{}", u.body["id"].as_str().unwrap());
+        for path_text in ["active", "ACTIVE", &format!("{USER}:active")] {
+            let r = patch(&s, &path, json!([{"op": "remove", "path": path_text}]));
+            assert_error(&r, 400, Some("invalidValue"));
+        }
+        for path_text in ["externalId.foo", "externalId[value eq \"x1\"]"] {
+            let r = patch(
+                &s,
+                &path,
+                json!([{"op": "replace", "path": path_text, "value": "y"}]),
+            );
+            assert_error(&r, 400, Some("invalidPath"));
+        }
+        let held = get(&s, &path, "");
+        assert_eq!(held.body["active"], false);
+        assert_eq!(held.body["externalId"], "x1");
+        assert_eq!(held.response.header("ETag"), Some("W/\"1\""));
+    }
+}
+
+/// `manager.displayName` is the server's to fill in (read-only): a client's value is
+/// ignored, as for a read-only attribute, not stored.
+#[test]
+fn a_read_only_sub_attribute_is_not_stored() {
+    for s in services() {
+        let r = post(
+            &s,
+            "/scim/v2/acme/Users",
+            json!({"schemas": [USER, ENTERPRISE], "userName": "u1",
+                   ENTERPRISE: {"manager": {"value": "m1", "displayName": "Made Up"}}}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body[ENTERPRISE]["manager"], json!({"value": "m1"}));
+    }
+}
+
 #[test]
 fn patch_group_members_row_by_row() {
     for s in services() {
@@ -1321,6 +1473,26 @@ fn bulk_resolves_references_in_any_order() {
                 "filter=userName eq \"unlimited\""
             )
             .body["totalResults"],
+            0
+        );
+        // Two operations with one bulkId: a reference to it would name either. Nothing
+        // runs.
+        let r = bulk(
+            json!([
+                {"method": "POST", "path": "/Users", "bulkId": "twin", "data": {"userName": "twin1"}},
+                {"method": "POST", "path": "/Users", "bulkId": "twin", "data": {"userName": "twin2"}},
+                {"method": "POST", "path": "/Groups", "bulkId": "g2", "data": {"displayName": "Twins", "members": [{"value": "bulkId:twin"}]}},
+            ]),
+            json!({}),
+        );
+        assert_error(&r, 400, Some("invalidValue"));
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("`twin`"),
+            "{}",
+            r.body
+        );
+        assert_eq!(
+            get(&s, "/scim/v2/acme/Users", "filter=userName sw \"twin\"").body["totalResults"],
             0
         );
     }
