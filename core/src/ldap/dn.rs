@@ -20,6 +20,20 @@ pub fn dn_key(dn: &str) -> Cow<'_, str> {
     }
 }
 
+/// Whether the entry keyed `key` is the one keyed `base` or below it (both keys from
+/// [`dn_key`]): `base` ends `key` after a comma that is not escaped.
+pub fn is_within(key: &str, base: &str) -> bool {
+    if key == base {
+        return true;
+    }
+    let Some(head) = key.strip_suffix(base).and_then(|h| h.strip_suffix(',')) else {
+        return false;
+    };
+    // In a key every escape is `\` and one character: the comma separates RDNs after an
+    // even run of backslashes.
+    head.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 0
+}
+
 /// Whether `c` makes a DN one to parse in full: an escape, a multi-valued RDN's `+`, or a
 /// character a key escapes.
 fn escaped_in_key(c: u8) -> bool {
@@ -221,6 +235,22 @@ mod tests {
         // A DN that is already its key (as a directory's usually are) is not copied.
         for dn in ["uid=ann,ou=people,dc=x", "cn=a = b,dc=x", "cn=#1 x,dc=x"] {
             assert!(matches!(dn_key(dn), Cow::Borrowed(k) if k == dn), "{dn}");
+        }
+    }
+
+    #[test]
+    fn an_entry_is_within_a_base_after_a_comma_that_separates() {
+        let base = dn_key("OU=People,DC=x");
+        for (dn, within) in [
+            ("ou=people,dc=x", true),
+            ("CN=Ann,OU=People,DC=x", true),
+            ("cn=a\\\\,ou=people,dc=x", true),
+            ("cn=a\\,ou=people,dc=x", false),
+            ("cn=a\\2cou=people,dc=x", false),
+            ("cn=a,xou=people,dc=x", false),
+            ("dc=x", false),
+        ] {
+            assert_eq!(is_within(&dn_key(dn), &base), within, "{dn}");
         }
     }
 

@@ -60,7 +60,7 @@ impl Current {
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// A user's `userName` is freed for another user of the directory (see
-    /// [`name_releases`]): it is renamed `NAME~ANCHOR` before anything else applies.
+    /// [`release_names`]): it is renamed `NAME~ANCHOR` before anything else applies.
     ReleaseName,
     /// A new user or group.
     Create,
@@ -836,8 +836,7 @@ pub(crate) fn plan_settled(
         }
     }
 
-    let releases = name_releases(&changes, current, &user_names, complete);
-    changes.extend(releases);
+    let handover = release_names(&mut changes, current, &user_names, complete);
 
     // ---- Thresholds ----
     let mut blocked = Vec::new();
@@ -889,9 +888,17 @@ pub(crate) fn plan_settled(
     changes.extend(member_removals);
     changes.extend(removals);
     // Deterministic: by phase, then kind, then name and anchor.
+    // Among creates and updates, those of users a name passes between come first.
+    let first = |c: &Change| {
+        !handover.is_empty()
+            && phase(c) == 1
+            && c.kind == Kind::User
+            && handover.contains(&c.anchor)
+    };
     changes.sort_by(|a, b| {
         phase(a)
             .cmp(&phase(b))
+            .then_with(|| first(b).cmp(&first(a)))
             .then(a.kind.cmp(&b.kind))
             .then_with(|| fold(&a.name).cmp(&fold(&b.name)))
             .then_with(|| a.anchor.cmp(&b.anchor))
@@ -941,19 +948,25 @@ fn phase(c: &Change) -> u8 {
 
 /// Users of the directory whose `userName` the source now gives to another of its users (a
 /// leaver's name reused for a new hire, two names swapped): each is first renamed
-/// `NAME~ANCHOR`, so that the name is free when its new holder is created or renamed. A
-/// holder the source renamed then takes its new name; one that left keeps the released
-/// name, and is deactivated or deleted as any leaver. On an incomplete read only holders
-/// the source renamed give theirs up: a user missing from a partial read may still hold
-/// its name, and the newcomer waits as a conflict.
-fn name_releases(
-    changes: &[Change],
+/// `NAME~ANCHOR` (a [`Action::ReleaseName`] added to `changes`), so that the name is free
+/// when its new holder is created or renamed. A holder the source renamed then takes its
+/// new name (its change now renames it from the released name: should that name be taken,
+/// the holder keeps the released one, not the name just given away); one that left keeps
+/// the released name, and is deactivated or deleted as any leaver. On an incomplete read
+/// only holders the source renamed give theirs up: a user missing from a partial read may
+/// still hold its name, and the newcomer waits as a conflict.
+///
+/// Returns the anchors of the users a name passes between: their changes apply first among
+/// creates and updates, so that a run that stops at a conflict (policy `fail`) leaves no
+/// one with a released name for long.
+fn release_names(
+    changes: &mut Vec<Change>,
     current: &Current,
     wanted: &HashMap<&str, &str>,
     complete: bool,
-) -> Vec<Change> {
+) -> HashSet<String> {
     let renames =
-        |c: &&Change| c.kind == Kind::User && c.changed.iter().any(|a| a.attribute == "userName");
+        |c: &Change| c.kind == Kind::User && c.changed.iter().any(|a| a.attribute == "userName");
     // Folded new name → anchor of the user taking it.
     let claims: HashMap<Cow<'_, str>, &str> = changes
         .iter()
@@ -961,48 +974,69 @@ fn name_releases(
         .map(|c| (fold(&c.name), c.anchor.as_str()))
         .collect();
     if claims.is_empty() {
-        return Vec::new();
+        return HashSet::new();
     }
-    let renamed: HashSet<&str> = changes
+    // Anchor → position of its rename.
+    let renamed: HashMap<&str, usize> = changes
         .iter()
-        .filter(renames)
-        .map(|c| c.anchor.as_str())
+        .enumerate()
+        .filter(|(_, c)| renames(c))
+        .map(|(i, c)| (c.anchor.as_str(), i))
         .collect();
-    current
-        .users
-        .iter()
-        .filter_map(|r| {
-            let anchor = r.external_id.as_deref()?;
-            let &taker = claims.get(fold(&r.name).as_ref())?;
-            let gives_up = if wanted.contains_key(anchor) {
-                renamed.contains(anchor)
-            } else {
-                complete
-            };
-            if taker == anchor || !gives_up {
-                return None;
-            }
-            let released = format!("{}~{anchor}", r.name);
-            Some(Change {
-                action: Action::ReleaseName,
-                kind: Kind::User,
-                anchor: anchor.to_owned(),
-                name: released.clone(),
-                id: Some(r.id.clone()),
-                reason: format!(
-                    "the source gives `{}` to another user (anchor `{taker}`)",
-                    r.name
-                ),
-                changed: vec![AttributeChange {
-                    attribute: "userName".into(),
-                    old: json!(r.name),
-                    new: json!(released),
-                }],
-                members: Vec::new(),
-                input: None,
-            })
-        })
-        .collect()
+    let mut involved = HashSet::new();
+    let mut releases = Vec::new();
+    // (position of the holder's own rename, the name it is released under)
+    let mut renamed_from = Vec::new();
+    for r in &current.users {
+        let Some(anchor) = r.external_id.as_deref() else {
+            continue;
+        };
+        let Some(&taker) = claims.get(fold(&r.name).as_ref()) else {
+            continue;
+        };
+        let own_rename = renamed.get(anchor).copied();
+        let gives_up = if wanted.contains_key(anchor) {
+            own_rename.is_some()
+        } else {
+            complete
+        };
+        if taker == anchor || !gives_up {
+            continue;
+        }
+        let released = format!("{}~{anchor}", r.name);
+        involved.insert(anchor.to_owned());
+        involved.insert(taker.to_owned());
+        renamed_from.extend(own_rename.map(|i| (i, released.clone())));
+        releases.push(Change {
+            action: Action::ReleaseName,
+            kind: Kind::User,
+            anchor: anchor.to_owned(),
+            name: released.clone(),
+            id: Some(r.id.clone()),
+            reason: format!(
+                "the source gives `{}` to another user (anchor `{taker}`)",
+                r.name
+            ),
+            changed: vec![AttributeChange {
+                attribute: "userName".into(),
+                old: json!(r.name),
+                new: json!(released),
+            }],
+            members: Vec::new(),
+            input: None,
+        });
+    }
+    for (i, released) in renamed_from {
+        for c in changes[i]
+            .changed
+            .iter_mut()
+            .filter(|c| c.attribute == "userName")
+        {
+            c.old = json!(released);
+        }
+    }
+    changes.extend(releases);
+    involved
 }
 
 /// A group's members by (kind, anchor), with their names: sorted by (kind, anchor), each

@@ -705,7 +705,7 @@ fn deleted_users(
         .filter_map(|e| {
             let parent = e.text("lastKnownParent")?;
             let key = super::dn::dn_key(&parent);
-            let under = key == base || key.ends_with(&format!(",{base}"));
+            let under = super::dn::is_within(&key, &base);
             let anchor = super::plan::anchor_of(&e, &users.anchor, users.anchor_is_binary)?;
             under.then_some((anchor, parent))
         })

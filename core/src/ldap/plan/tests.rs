@@ -321,6 +321,95 @@ fn names_swapped_or_passed_along_in_the_source_land_in_one_run() {
     }
 }
 
+/// A holder renamed in the source to a name another directory owns keeps the released
+/// name (and gets its other changes), not the name just given away; under policy `fail`
+/// the changes a name passes through come first, before one that stops the run.
+#[test]
+fn a_released_name_is_not_taken_back() {
+    let (config, store, mut snapshot) = synced();
+    let other = store
+        .create_directory(NewDirectory::new("other", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    for name in ["taken", "a-taken"] {
+        store
+            .create(crate::store::NewResource {
+                directory: other,
+                kind: Kind::User,
+                id: name.into(),
+                external_id: None,
+                name: name.into(),
+                active: true,
+                attributes: json!({"userName": name}),
+                members: Vec::new(),
+                password: None,
+            })
+            .unwrap();
+    }
+    let mut renamed = user("u3", Some("512"), "Manager");
+    renamed
+        .attributes
+        .insert("uid".into(), vec![b"taken".to_vec()]);
+    snapshot.users[3] = renamed;
+    let mut hire = user("n3", Some("512"), "Engineer");
+    hire.attributes.insert("uid".into(), vec![b"u3".to_vec()]);
+    snapshot.users.push(hire);
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    let report = apply::apply(&*store, &config, &p, false).unwrap();
+    assert_eq!(report.conflicts.len(), 1, "{report:?}");
+    let users = users_by_anchor(&*store);
+    assert_eq!(users["u3"], ("u3~u3".to_owned(), true));
+    assert_eq!(users["n3"], ("u3".to_owned(), true));
+    let d = store.directory("corp").unwrap().unwrap().id;
+    let u3 = store
+        .list(d, Kind::User)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.external_id.as_deref() == Some("u3"))
+        .unwrap();
+    assert_eq!(
+        u3.attributes["title"], "Manager",
+        "its other changes applied"
+    );
+
+    // Policy `fail`: u1 and u2 swap names while u5 is renamed to a name that sorts first
+    // (another directory's, say): the swap's changes come before u5's.
+    let config = SyncConfig::from_toml(&format!(
+        "{CONFIG}\n[policy]\nuser_name_conflict = \"fail\"\n"
+    ))
+    .unwrap();
+    let (_, store, mut snapshot) = synced();
+    for (i, uid) in [(1, "u2"), (2, "u1"), (5, "a-taken")] {
+        snapshot.users[i]
+            .attributes
+            .insert("uid".into(), vec![uid.as_bytes().to_vec()]);
+    }
+    let p = plan(
+        &config,
+        &snapshot,
+        &apply::current(&*store, "corp").unwrap(),
+    );
+    let order: Vec<(Action, &str)> = p
+        .changes
+        .iter()
+        .map(|c| (c.action, c.anchor.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (Action::ReleaseName, "u1"),
+            (Action::ReleaseName, "u2"),
+            (Action::Update, "u2"),
+            (Action::Update, "u1"),
+            (Action::Update, "u5"),
+        ]
+    );
+}
+
 /// On an incomplete read a user missing from it may still hold its name: the name is not
 /// taken from it, and the newcomer waits as a conflict.
 #[test]

@@ -43,7 +43,7 @@ use serde_json::{Map, Value, json};
 
 use crate::store::view::etag;
 pub use error::ScimError;
-use resource::{Projection, check_immutable, read_input, render, settle_primaries};
+use resource::{Edit, Projection, check_immutable, read_input, render, settle_primaries};
 pub use token::{create_directory, issue_token};
 
 use crate::password::{self, Password};
@@ -492,7 +492,7 @@ impl Service {
     ) -> Result<ScimResponse, ScimError> {
         let body = self.body(req)?;
         let mut input = read_input(self.resource_type(kind)?, kind, &body, self.compat(d))?;
-        settle_primaries(&Map::new(), &mut input.attributes)?;
+        settle_primaries(&Map::new(), &mut input.attributes, Edit::Whole)?;
         let members = self.members(d.id, input.members.as_deref().unwrap_or_default())?;
         let created = self.store.create(NewResource {
             directory: d.id,
@@ -622,7 +622,8 @@ impl Service {
         let body = self.body(req)?;
         let rt = self.resource_type(kind)?;
         let mut input = read_input(rt, kind, &body, self.compat(d))?;
-        settle_primaries(&Map::new(), &mut input.attributes)?;
+        let held = current.attributes.as_object().cloned().unwrap_or_default();
+        settle_primaries(&held, &mut input.attributes, Edit::Whole)?;
         check_immutable(rt, &current.attributes, &input.attributes)?;
         let members = match &input.members {
             Some(ids) => Some(self.members(d.id, ids)?),

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::resource::{check_immutable, member_ids, read_input, settle_primaries};
+use super::resource::{Edit, check_immutable, member_ids, read_input, settle_primaries};
 use super::{ScimError, ScimRequest, ScimResponse, Service, declares, etag};
 use crate::scim::filter::eval::get as member;
 use crate::scim::filter::{Compatibility, Filter, ParseOptions, Value as Literal, ValuePath};
@@ -142,7 +142,7 @@ impl Service {
         // The result must be a valid resource, checked exactly as a PUT body is; a value
         // made primary takes that from the others.
         let mut input = read_input(rt, kind, &Value::Object(doc.clone()), compat)?;
-        settle_primaries(&original, &mut input.attributes)?;
+        settle_primaries(&original, &mut input.attributes, Edit::Patch)?;
         check_immutable(rt, &current.attributes, &input.attributes)?;
         let mut change = Change::default();
         // The password is no attribute: it was set by an `add` or `replace` if the edited
@@ -464,9 +464,9 @@ impl Editor<'_> {
         if attr.mutability == Mutability::ReadOnly || target.mutability == Mutability::ReadOnly {
             return Err(bad("mutability", format!("`{}` is read-only", path.attr)));
         }
-        // A user without `active` is active: removing the flag of a disabled user would
-        // enable it, which no client means by "remove".
-        if op == OpKind::Remove
+        // A user without `active` is active: removing the flag of a disabled user (or
+        // setting it to null) would enable it, which no client means by that.
+        if (op == OpKind::Remove || value.is_none_or(Value::is_null))
             && self.kind == Kind::User
             && !resolved.in_extension
             && attr.name == "active"

@@ -128,14 +128,28 @@ pub(crate) fn read_input(
     })
 }
 
-/// At most one value of a multi-valued attribute is `primary` (RFC 7643 §2.4). Values of
-/// `attributes` marked primary that `held` did not hold as primary are new: when there is
-/// one, the others stop being primary (what RFC 7644 §3.5.2 asks of a PATCH); two or more
-/// are refused. Several primaries held already (stored before this check) are left alone,
-/// so that they do not fail every later PATCH. A create or replace passes an empty `held`.
+/// How a body with a new primary value came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Edit {
+    /// A create or replace: the body is the whole resource.
+    Whole,
+    /// A PATCH: a value made primary takes that from the others.
+    Patch,
+}
+
+/// At most one value of a multi-valued attribute is `primary` (RFC 7643 §2.4). A value of
+/// `attributes` marked primary is new unless `held` held it as primary: the same value, or
+/// one with the same `value`; of two new, one where the held primary was, of its `type`,
+/// is that primary edited (a PATCH may change the primary email and make another primary
+/// at once).
+/// When one is new, a PATCH takes primary from the others (RFC 7644 §3.5.2); a create or
+/// replace with two primaries, whose body says it all, is refused, as is a PATCH with two
+/// new. Several primaries held already (stored before this check) are left alone, so that
+/// echoing them back fails no PATCH or PUT. A create passes an empty `held`.
 pub(crate) fn settle_primaries(
     held: &Map<String, Value>,
     attributes: &mut Map<String, Value>,
+    edit: Edit,
 ) -> Result<(), ScimError> {
     fn primary(value: &Value) -> bool {
         value.as_object().is_some_and(|o| {
@@ -147,18 +161,31 @@ pub(crate) fn settle_primaries(
         })
     }
     let settle = |path: &str, was: Option<&Value>, items: &mut Vec<Value>| {
-        let held: Vec<&Value> = was
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|v| primary(v))
+        let held: &[Value] = was.and_then(Value::as_array).map_or(&[], Vec::as_slice);
+        let was_primary = |item: &Value| {
+            held.iter()
+                .filter(|h| primary(h))
+                .any(|h| h == item || h.get("value").is_some_and(|v| Some(v) == item.get("value")))
+        };
+        let mut new: Vec<usize> = (0..items.len())
+            .filter(|&i| primary(&items[i]) && !was_primary(&items[i]))
             .collect();
-        let new: Vec<usize> = (0..items.len())
-            .filter(|&i| primary(&items[i]) && !held.contains(&&items[i]))
-            .collect();
+        // Of two new, one where the held primary was, of its type, is that primary edited.
+        let edited = |i: usize| {
+            held.get(i).is_some_and(|h| {
+                primary(h)
+                    && h.get("type")
+                        .is_some_and(|t| Some(t) == items[i].get("type"))
+            })
+        };
+        if new.len() > 1 && new.iter().filter(|&&i| !edited(i)).count() == 1 {
+            new.retain(|&i| !edited(i));
+        }
+        let primaries = items.iter().filter(|v| primary(v)).count();
         match new[..] {
             [] => Ok(()),
-            [chosen] => {
+            _ if primaries == 1 => Ok(()),
+            [chosen] if edit == Edit::Patch => {
                 for (i, item) in items.iter_mut().enumerate() {
                     if i != chosen
                         && primary(item)
@@ -171,8 +198,7 @@ pub(crate) fn settle_primaries(
                 Ok(())
             }
             _ => Err(invalid(format!(
-                "`{path}`: {} values are marked primary; at most one may be",
-                new.len()
+                "`{path}`: {primaries} values are marked primary; at most one may be"
             ))),
         }
     };

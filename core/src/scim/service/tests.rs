@@ -995,6 +995,33 @@ fn one_value_is_primary_at_most() {
             .map(|e| &e["value"])
             .collect();
         assert_eq!(primaries, [&json!("c@example.com")]);
+        // The primary address edited and another made primary in one PATCH: the other
+        // wins. A second address of the primary's type made primary: it wins.
+        let r = patch(
+            &s,
+            &path,
+            json!([
+                {"op": "replace", "path": "emails[type eq \"other\"].value", "value": "d@example.com"},
+                {"op": "replace", "path": "emails[type eq \"work\"].primary", "value": true},
+            ]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let primary = |r: &Reply| -> Vec<Value> {
+            r.body["emails"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["primary"] == true)
+                .map(|e| e["value"].clone())
+                .collect()
+        };
+        assert_eq!(primary(&r), [json!("a@example.com")]);
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "add", "path": "emails", "value": [{"value": "e@example.com", "type": "work", "primary": true}]}]),
+        );
+        assert_eq!(primary(&r), [json!("e@example.com")], "{}", r.body);
         // Two made primary by one PATCH: refused, nothing written.
         let version = r.response.header("ETag").unwrap().to_owned();
         let r = patch(
@@ -1031,6 +1058,14 @@ fn one_value_is_primary_at_most() {
         );
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["emails"], two);
+        // ... nor a PUT that sends them back.
+        let put = call(
+            &s,
+            ScimRequest::new("PUT", "/scim/v2/acme/Users/legacy").with_body(
+                &json!({"userName": "legacy", "emails": two, "title": "Lead"}).to_string(),
+            ),
+        );
+        assert_eq!(put.status, 200, "{}", put.body);
     }
 }
 
@@ -1048,7 +1083,19 @@ fn a_patch_cannot_enable_a_user_by_removing_active() {
         for path_text in ["active", "ACTIVE", &format!("{USER}:active")] {
             let r = patch(&s, &path, json!([{"op": "remove", "path": path_text}]));
             assert_error(&r, 400, Some("invalidValue"));
+            let r = patch(
+                &s,
+                &path,
+                json!([{"op": "replace", "path": path_text, "value": null}]),
+            );
+            assert_error(&r, 400, Some("invalidValue"));
         }
+        let r = patch(
+            &s,
+            &path,
+            json!([{"op": "replace", "value": {"active": null}}]),
+        );
+        assert_error(&r, 400, Some("invalidValue"));
         for path_text in ["externalId.foo", "externalId[value eq \"x1\"]"] {
             let r = patch(
                 &s,
