@@ -107,7 +107,7 @@ typedef uint32_t usersync_result;
 #endif // __cplusplus
 
 // A plan made by `usersync_sync_plan`: the changes a sync would make, not yet applied.
-// Released by `usersync_plan_free`. Use it from one thread at a time; it must not outlive
+// Released by `usersync_plan_free`. Use it from one thread at a time, and apply it with
 // the service it was made with.
 typedef struct usersync_plan usersync_plan;
 
@@ -141,9 +141,6 @@ typedef struct usersync_header {
 typedef void (*usersync_progress_callback)(void *userdata,
                                            uint64_t done,
                                            uint64_t total);
-
-// Every code, for the description table and the tests.
-#define usersync_result_ALL { usersync_result_Ok, usersync_result_NullParameter, usersync_result_InvalidUtf8, usersync_result_Panic, usersync_result_InvalidArgument, usersync_result_InvalidJson, usersync_result_InvalidFilter, usersync_result_InvalidPath, usersync_result_InvalidSchema, usersync_result_InvalidLdapFilter, usersync_result_NotFound, usersync_result_Uniqueness, usersync_result_VersionMismatch, usersync_result_StoreInvalid, usersync_result_StoreBackend, usersync_result_PasswordMismatch, usersync_result_SyncConfig, usersync_result_SyncSource, usersync_result_SyncBlocked, usersync_result_SyncConflict, usersync_result_SyncTarget, usersync_result_SyncPartial, usersync_result_SyncBusy, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -396,7 +393,7 @@ usersync_result usersync_service_handle(const struct usersync_service *service,
 uint16_t usersync_response_status(const struct usersync_response *response);
 
 // The body of `response`: `body_out` points to `body_len_out` bytes (not NUL-terminated;
-// JSON, or nothing for 204 and 304), valid until the response is freed.
+// JSON), valid until the response is freed. An empty body (204, 304) is NULL and 0.
 usersync_result usersync_response_body(const struct usersync_response *response,
                                        const uint8_t **body_out,
                                        size_t *body_len_out);
@@ -442,7 +439,8 @@ void usersync_plan_free(struct usersync_plan *plan);
 // Applies `plan` to the service's store and writes the run's report as JSON to
 // `report_json_out` (free it with `usersync_string_free`): `{"outcome", "mode", "plan":
 // {summary…}, "report": {"applied", "conflicts", "failures", …}, "error",
-// "milliseconds"}`. The run is recorded with its directory. A plan is applied once.
+// "milliseconds"}`. The run is recorded with its directory. A plan is applied once; one
+// refused as `SYNC_BLOCKED` stays, to be applied with the override once reviewed.
 //
 // `flags` may hold `USERSYNC_SYNC_ALLOW_DELETES`; `progress` (may be NULL) is called with
 // `userdata` as changes are applied.
@@ -450,9 +448,10 @@ void usersync_plan_free(struct usersync_plan *plan);
 // The report is written whenever the apply ran, also when the result is
 // `SYNC_BLOCKED` (nothing applied: the plan crosses a threshold), `SYNC_PARTIAL` (some
 // changes failed), `SYNC_CONFLICT` or `SYNC_TARGET` (the store failed part-way; what was
-// applied stays and the next run converges). `INVALID_ARGUMENT` for a plan already applied;
-// `SYNC_BUSY` while another sync of the directory runs, in any process using the same
-// store (the plan stays unapplied: apply it later or make a new one).
+// applied stays and the next run converges). `INVALID_ARGUMENT` for a plan already applied
+// or made with another service; `SYNC_BUSY` while another sync of the directory runs, in
+// any process using the same store (the plan stays unapplied: apply it later or make a
+// new one).
 usersync_result usersync_plan_apply(const struct usersync_service *service,
                                     struct usersync_plan *plan,
                                     uint32_t flags,
@@ -460,10 +459,12 @@ usersync_result usersync_plan_apply(const struct usersync_service *service,
                                     void *userdata,
                                     char **report_json_out);
 
-// Plans and applies in one call, as `usersync sync` does: reads LDAP (incrementally when
-// the configuration allows and `USERSYNC_SYNC_FULL` is not in `flags`), applies, records
-// the run, and writes its report as `usersync_plan_apply` does. Errors as
-// `usersync_sync_plan` and `usersync_plan_apply`; a run that could not read is recorded too.
+// Plans and applies in one call, as `usersync sync` does: holds the directory's sync lock
+// (`SYNC_BUSY` before anything is read when another sync runs), reads LDAP (incrementally
+// when the configuration allows and `USERSYNC_SYNC_FULL` is not in `flags`), applies,
+// records the run, and writes its report as `usersync_plan_apply` does. A run that could
+// not read is recorded too (the schedule backs off after it), its report written, and its
+// error is that of `usersync_sync_plan`.
 usersync_result usersync_sync_run(const struct usersync_service *service,
                                   const char *config_toml,
                                   size_t config_toml_len,

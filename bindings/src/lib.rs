@@ -95,6 +95,8 @@ pub enum usersync_result {
 
 impl usersync_result {
     /// Every code, for the description table and the tests.
+    ///
+    /// cbindgen:ignore
     pub const ALL: [Self; 23] = [
         Self::Ok,
         Self::NullParameter,

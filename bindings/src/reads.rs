@@ -65,7 +65,7 @@ pub extern "C" fn usersync_resource_get(
         out(json_out, "json_out")?;
         let directory = text(directory, directory_len, "directory")?;
         let id = text(id, id_len, "id")?;
-        if id.is_empty() || id.contains('/') {
+        if id.is_empty() || id.contains(['/', '?', '#']) {
             return Err(fail(
                 usersync_result::InvalidArgument,
                 "`id` must be a resource id",

@@ -247,7 +247,7 @@ pub extern "C" fn usersync_response_status(response: *const usersync_response) -
 }
 
 /// The body of `response`: `body_out` points to `body_len_out` bytes (not NUL-terminated;
-/// JSON, or nothing for 204 and 304), valid until the response is freed.
+/// JSON), valid until the response is freed. An empty body (204, 304) is NULL and 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn usersync_response_body(
     response: *const usersync_response,
@@ -259,7 +259,12 @@ pub extern "C" fn usersync_response_body(
             .ok_or_else(|| fail(usersync_result::NullParameter, "`response` is NULL"))?;
         out(body_out, "body_out")?;
         out(body_len_out, "body_len_out")?;
-        write(body_out, r.inner.body.as_ptr());
+        let body = if r.inner.body.is_empty() {
+            std::ptr::null()
+        } else {
+            r.inner.body.as_ptr()
+        };
+        write(body_out, body);
         write(body_len_out, r.inner.body.len());
         Ok(())
     })

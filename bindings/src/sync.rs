@@ -3,13 +3,14 @@
 //! writes the store: call it from a worker thread of the platform server.
 
 use std::ffi::{c_char, c_void};
+use std::sync::Arc;
 
 use usersync_core::ldap::apply::{ApplyError, ApplyOptions, LocalTarget, Progress};
 use usersync_core::ldap::config::SyncConfig;
 use usersync_core::ldap::run::{self, PlanError, Planned, Run, RunOutcome};
 use usersync_core::ldap::schedule::{Outcome, next_run};
 use usersync_core::scim::datetime::DateTime;
-use usersync_core::store::system_clock;
+use usersync_core::store::{Store, SyncLock, system_clock};
 
 use crate::service::{service, usersync_service};
 use crate::{c_string, fail, guard, out, store_error, text, usersync_result, write};
@@ -32,15 +33,25 @@ pub type usersync_progress_callback =
     Option<extern "C" fn(userdata: *mut c_void, done: u64, total: u64)>;
 
 /// A plan made by `usersync_sync_plan`: the changes a sync would make, not yet applied.
-/// Released by `usersync_plan_free`. Use it from one thread at a time; it must not outlive
+/// Released by `usersync_plan_free`. Use it from one thread at a time, and apply it with
 /// the service it was made with.
-#[derive(Debug)]
 pub struct usersync_plan {
     config: SyncConfig,
-    /// Taken by the apply: a plan is applied once.
+    /// The store it was planned against: its ids and versions are that store's.
+    store: Arc<dyn Store>,
+    /// Taken by the apply: a plan is applied once (a blocked one stays until applied).
     planned: Option<Planned>,
     /// The plan as JSON, kept after the apply too.
     json: String,
+}
+
+impl std::fmt::Debug for usersync_plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("usersync_plan")
+            .field("directory", &self.config.directory)
+            .field("applied", &self.planned.is_none())
+            .finish_non_exhaustive()
+    }
 }
 
 fn config(toml: *const c_char, toml_len: usize) -> Result<SyncConfig, usersync_result> {
@@ -103,6 +114,7 @@ pub extern "C" fn usersync_sync_plan(
         json["mode"] = serde_json::to_value(&planned.mode).unwrap_or_default();
         let plan = usersync_plan {
             config,
+            store: Arc::clone(&service.store),
             planned: Some(planned),
             json: json.to_string(),
         };
@@ -174,7 +186,8 @@ fn finish(run: &Run, report_json_out: *mut *mut c_char) -> Result<(), usersync_r
 /// Applies `plan` to the service's store and writes the run's report as JSON to
 /// `report_json_out` (free it with `usersync_string_free`): `{"outcome", "mode", "plan":
 /// {summary…}, "report": {"applied", "conflicts", "failures", …}, "error",
-/// "milliseconds"}`. The run is recorded with its directory. A plan is applied once.
+/// "milliseconds"}`. The run is recorded with its directory. A plan is applied once; one
+/// refused as `SYNC_BLOCKED` stays, to be applied with the override once reviewed.
 ///
 /// `flags` may hold `USERSYNC_SYNC_ALLOW_DELETES`; `progress` (may be NULL) is called with
 /// `userdata` as changes are applied.
@@ -182,9 +195,10 @@ fn finish(run: &Run, report_json_out: *mut *mut c_char) -> Result<(), usersync_r
 /// The report is written whenever the apply ran, also when the result is
 /// `SYNC_BLOCKED` (nothing applied: the plan crosses a threshold), `SYNC_PARTIAL` (some
 /// changes failed), `SYNC_CONFLICT` or `SYNC_TARGET` (the store failed part-way; what was
-/// applied stays and the next run converges). `INVALID_ARGUMENT` for a plan already applied;
-/// `SYNC_BUSY` while another sync of the directory runs, in any process using the same
-/// store (the plan stays unapplied: apply it later or make a new one).
+/// applied stays and the next run converges). `INVALID_ARGUMENT` for a plan already applied
+/// or made with another service; `SYNC_BUSY` while another sync of the directory runs, in
+/// any process using the same store (the plan stays unapplied: apply it later or make a
+/// new one).
 #[unsafe(no_mangle)]
 pub extern "C" fn usersync_plan_apply(
     service: *const usersync_service,
@@ -202,50 +216,89 @@ pub extern "C" fn usersync_plan_apply(
             .ok_or_else(|| fail(usersync_result::NullParameter, "`plan` is NULL"))?;
         out(report_json_out, "report_json_out")?;
         check_flags(flags)?;
-        let store = &*service.store;
-        let _lock = store
-            .try_lock_sync(&plan.config.directory)
-            .map_err(|e| store_error(&e))?
-            .ok_or_else(|| {
-                fail(
-                    usersync_result::SyncBusy,
-                    format!(
-                        "another sync of `{}` is running; nothing was applied",
-                        plan.config.directory
-                    ),
-                )
-            })?;
-        let planned = plan.planned.take().ok_or_else(|| {
+        if !Arc::ptr_eq(&plan.store, &service.store) {
+            return Err(fail(
+                usersync_result::InvalidArgument,
+                "this plan was made with another service: apply it with that one",
+            ));
+        }
+        let _lock = lock_sync(&*service.store, &plan.config.directory)?;
+        let allow_deletes = flags & USERSYNC_SYNC_ALLOW_DELETES != 0;
+        let refused = plan
+            .planned
+            .as_ref()
+            .is_some_and(|p| !p.plan.blocked.is_empty() && !allow_deletes);
+        let planned = if refused {
+            plan.planned.clone()
+        } else {
+            plan.planned.take()
+        }
+        .ok_or_else(|| {
             fail(
                 usersync_result::InvalidArgument,
                 "this plan was applied already: make a new one",
             )
         })?;
-        let reporter = Reporter {
-            callback: progress,
-            userdata,
-        };
-        let tell = |p: Progress| reporter.tell(p);
-        let mut options = ApplyOptions::new(flags & USERSYNC_SYNC_ALLOW_DELETES != 0);
-        if progress.is_some() {
-            options = options.with_progress(&tell);
-        }
-        let run = run::apply_run(
+        apply_planned(
+            service,
             &plan.config,
-            store,
-            &LocalTarget(store),
             planned,
-            &options,
-            &system_clock(),
-        );
-        finish(&run, report_json_out)
+            flags,
+            Reporter {
+                callback: progress,
+                userdata,
+            },
+            report_json_out,
+        )
     })
 }
 
-/// Plans and applies in one call, as `usersync sync` does: reads LDAP (incrementally when
-/// the configuration allows and `USERSYNC_SYNC_FULL` is not in `flags`), applies, records
-/// the run, and writes its report as `usersync_plan_apply` does. Errors as
-/// `usersync_sync_plan` and `usersync_plan_apply`; a run that could not read is recorded too.
+/// Holds the directory's sync lock, or says another sync holds it.
+fn lock_sync(store: &dyn Store, directory: &str) -> Result<SyncLock, usersync_result> {
+    store
+        .try_lock_sync(directory)
+        .map_err(|e| store_error(&e))?
+        .ok_or_else(|| {
+            fail(
+                usersync_result::SyncBusy,
+                format!("another sync of `{directory}` is running; nothing was applied"),
+            )
+        })
+}
+
+/// Applies `planned` (under the directory's sync lock), records the run and writes its
+/// report.
+fn apply_planned(
+    service: &usersync_service,
+    config: &SyncConfig,
+    planned: Planned,
+    flags: u32,
+    reporter: Reporter,
+    report_json_out: *mut *mut c_char,
+) -> Result<(), usersync_result> {
+    let store = &*service.store;
+    let tell = |p: Progress| reporter.tell(p);
+    let mut options = ApplyOptions::new(flags & USERSYNC_SYNC_ALLOW_DELETES != 0);
+    if reporter.callback.is_some() {
+        options = options.with_progress(&tell);
+    }
+    let run = run::apply_run(
+        config,
+        store,
+        &LocalTarget(store),
+        planned,
+        &options,
+        &system_clock(),
+    );
+    finish(&run, report_json_out)
+}
+
+/// Plans and applies in one call, as `usersync sync` does: holds the directory's sync lock
+/// (`SYNC_BUSY` before anything is read when another sync runs), reads LDAP (incrementally
+/// when the configuration allows and `USERSYNC_SYNC_FULL` is not in `flags`), applies,
+/// records the run, and writes its report as `usersync_plan_apply` does. A run that could
+/// not read is recorded too (the schedule backs off after it), its report written, and its
+/// error is that of `usersync_sync_plan`.
 #[unsafe(no_mangle)]
 pub extern "C" fn usersync_sync_run(
     service: *const usersync_service,
@@ -256,32 +309,35 @@ pub extern "C" fn usersync_sync_run(
     userdata: *mut c_void,
     report_json_out: *mut *mut c_char,
 ) -> usersync_result {
-    // Checked before LDAP is read: a run with nowhere to put its report does not start.
-    let checked = guard(|| out(report_json_out, "report_json_out"));
-    if checked != usersync_result::Ok {
-        return checked;
-    }
-    let mut plan: *mut usersync_plan = std::ptr::null_mut();
-    let planned = usersync_sync_plan(
-        service,
-        config_toml,
-        config_toml_len,
-        flags & USERSYNC_SYNC_FULL,
-        &raw mut plan,
-    );
-    if planned != usersync_result::Ok {
-        return planned;
-    }
-    let applied = usersync_plan_apply(
-        service,
-        plan,
-        flags & USERSYNC_SYNC_ALLOW_DELETES,
-        progress,
-        userdata,
-        report_json_out,
-    );
-    usersync_plan_free(plan);
-    applied
+    guard(|| {
+        let service = self::service(service)?;
+        out(report_json_out, "report_json_out")?;
+        check_flags(flags)?;
+        let config = config(config_toml, config_toml_len)?;
+        let store = &*service.store;
+        let _lock = lock_sync(store, &config.directory)?;
+        let clock = system_clock();
+        let full = flags & USERSYNC_SYNC_FULL != 0;
+        let planned = match run::plan_run(&config, store, &LocalTarget(store), full, &clock) {
+            Ok(planned) => planned,
+            Err(e) => {
+                let run = run::failed_read(&config, store, &e, &clock);
+                write(report_json_out, c_string(run.to_json().to_string())?);
+                return Err(plan_error(&e));
+            }
+        };
+        apply_planned(
+            service,
+            &config,
+            planned,
+            flags,
+            Reporter {
+                callback: progress,
+                userdata,
+            },
+            report_json_out,
+        )
+    })
 }
 
 /// When the next scheduled run of the configuration `config_toml` is due, in seconds since

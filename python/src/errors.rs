@@ -155,7 +155,14 @@ impl Failure {
                 failure
             }
             ApplyError::Conflict(_) => Self::new(Kind::SyncConflict, e.to_string()),
-            ApplyError::Store(s) => Self::store(s),
+            // Part-way through an apply: what was committed stays, which a `StoreError`
+            // ("nothing was changed") would deny.
+            ApplyError::Store(s) => Self::new(
+                Kind::SyncTarget,
+                format!(
+                    "the store failed part-way; what was applied stays, and the next run converges: {s}"
+                ),
+            ),
             _ => Self::new(Kind::SyncTarget, e.to_string()),
         }
     }

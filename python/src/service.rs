@@ -63,10 +63,7 @@ impl Service {
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "usersync.Service({:?})",
-            self.shared.path.display().to_string()
-        )
+        format!("usersync.Service({:?})", self.shared.shown())
     }
 
     /// Answers one request: `method` (`GET`, `POST`…), `path` (`/scim/v2/<directory>/Users`),

@@ -25,7 +25,8 @@ pub(crate) struct Shared {
     /// Reads go through the service, so that a dict here is what a SCIM client would get;
     /// no token: the script is the administrator.
     reads: Service,
-    pub(crate) path: PathBuf,
+    /// The SQLite file's path or the PostgreSQL URL, as given.
+    location: String,
 }
 
 impl Shared {
@@ -37,17 +38,51 @@ impl Shared {
             ));
         }
         let location = path
-            .to_str()
-            .ok_or_else(|| Failure::new(Kind::InvalidArgument, "the database path is not UTF-8"))?;
-        let store: Arc<dyn CoreStore> =
-            usersync_core::store::open(location, system_clock()).map_err(|e| Failure::store(&e))?;
+            .into_os_string()
+            .into_string()
+            .map_err(|_| Failure::new(Kind::InvalidArgument, "the database path is not UTF-8"))?;
+        let store: Arc<dyn CoreStore> = usersync_core::store::open(&location, system_clock())
+            .map_err(|e| Failure::store(&e))?;
         let reads = Service::with(
             store.clone(),
             registry().clone(),
             ServiceConfig::default().with_require_token(false),
             new_ids(),
         );
-        Ok(Self { store, reads, path })
+        Ok(Self {
+            store,
+            reads,
+            location,
+        })
+    }
+
+    /// The location for a `repr`: a PostgreSQL URL's password left out, since reprs end
+    /// up in logs and tracebacks.
+    pub(crate) fn shown(&self) -> String {
+        let Some((scheme, rest)) = self.location.split_once("://") else {
+            return self.location.clone();
+        };
+        let (authority, tail) = rest
+            .find(['/', '?'])
+            .map_or((rest, ""), |i| rest.split_at(i));
+        let authority = match authority.rsplit_once('@') {
+            Some((user_info, host)) => match user_info.split_once(':') {
+                Some((user, _)) => format!("{user}:***@{host}"),
+                None => authority.to_owned(),
+            },
+            None => authority.to_owned(),
+        };
+        // libpq also takes `?password=…`.
+        let tail: Vec<String> = tail
+            .split('&')
+            .map(|part| match part.split_once("password=") {
+                Some((before, _)) if before.is_empty() || before.ends_with('?') => {
+                    format!("{before}password=***")
+                }
+                _ => part.to_owned(),
+            })
+            .collect();
+        format!("{scheme}://{authority}{}", tail.join("&"))
     }
 
     fn directory(&self, name: &str) -> Result<Directory> {
@@ -97,16 +132,14 @@ pub(crate) fn open(py: Python<'_>, path: PathBuf) -> Result<Store> {
 #[pymethods]
 impl Store {
     fn __repr__(&self) -> String {
-        format!(
-            "usersync.Store({:?})",
-            self.shared.path.display().to_string()
-        )
+        format!("usersync.Store({:?})", self.shared.shown())
     }
 
-    /// The database file.
+    /// The database file, or the PostgreSQL URL, as given to `open` (`usersync.open(store.path)`
+    /// opens it again).
     #[getter]
-    fn path(&self) -> PathBuf {
-        self.shared.path.clone()
+    fn path(&self) -> &str {
+        &self.shared.location
     }
 
     /// Creates the directory `name` of `kind` (`scim`, `ldap` or `local`) with its settings,
@@ -357,12 +390,15 @@ impl Store {
         directory: &str,
         limit: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
+        if limit == 0 {
+            return Err(Failure::new(Kind::InvalidArgument, "`limit` must be at least 1").into());
+        }
         let runs = py.detach(|| -> Result<Value> {
             let d = self.shared.directory(directory)?;
             let runs = self
                 .shared
                 .store
-                .runs(d.id, limit.max(1))
+                .runs(d.id, limit)
                 .map_err(|e| Failure::store(&e))?;
             Ok(runs.iter().map(SyncRun::to_json).collect())
         })?;
@@ -451,7 +487,9 @@ impl Pages {
 
     /// Reads the next page into the buffer.
     fn fetch(&self, state: &mut PageState) -> Result<()> {
-        let Some(cursor) = state.cursor.take() else {
+        // Kept until the page is read: after a failed read (a busy database), the next
+        // `next()` reads the same page again instead of ending the iteration.
+        let Some(cursor) = state.cursor.clone() else {
             return Ok(());
         };
         let mut request = ScimRequest::new("GET", &self.path)

@@ -10,7 +10,7 @@ use usersync_core::ldap::apply::{ApplyOptions, LocalTarget, Progress};
 use usersync_core::ldap::config::SyncConfig as CoreConfig;
 use usersync_core::ldap::plan::{Change as CoreChange, Plan as CorePlan};
 use usersync_core::ldap::run::{self, Planned, Run};
-use usersync_core::store::system_clock;
+use usersync_core::store::{SyncLock, system_clock};
 
 use crate::convert::{from_py, to_py};
 use crate::errors::{Failure, Kind, Result};
@@ -218,11 +218,7 @@ impl Plan {
 
     /// The readable table of changes an administrator reviews (as `usersync plan` prints).
     fn __str__(&self) -> String {
-        self.planned
-            .lock()
-            .ok()
-            .and_then(|p| p.as_ref().map(|p| p.plan.to_string()))
-            .unwrap_or_else(|| "(applied)".to_owned())
+        self.plan.to_string()
     }
 
     /// How many changes of each action: `{"create": 3, "add_members": 1}`.
@@ -266,7 +262,7 @@ impl Plan {
 
     /// Applies the plan and records the run; returns a `Report`. Raises `SyncBlockedError`
     /// when the plan crosses a deletion threshold and `allow_deletes` is false (nothing is
-    /// applied), `SyncConflictError` for a `userName` another directory owns under policy
+    /// applied; the plan may then be applied with `allow_deletes=True`), `SyncConflictError` for a `userName` another directory owns under policy
     /// `fail`, `SyncBusyError` while another sync of the directory runs in any process using
     /// the store (nothing applied; the plan can be applied later). Changes that fail one by
     /// one do not raise: `Report.failures` lists them. `progress(done, total)` is called as
@@ -278,22 +274,14 @@ impl Plan {
         allow_deletes: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Report> {
-        // One sync per directory at a time, across every process using the store.
-        let directory = &self.config.directory;
-        let _lock = py
-            .detach(|| self.shared.store.try_lock_sync(directory))
-            .map_err(|e| Failure::store(&e))?
-            .ok_or_else(|| {
-                Failure::new(
-                    Kind::SyncBusy,
-                    format!("another sync of `{directory}` is running; nothing was applied"),
-                )
-            })?;
+        let _lock = lock_sync(py, &self.shared, &self.config.directory)?;
+        // A plan refused for crossing a threshold stays, to be applied with the override.
+        let refused = !self.plan.blocked.is_empty() && !allow_deletes;
         let planned = self
             .planned
             .lock()
             .ok()
-            .and_then(|mut p| p.take())
+            .and_then(|mut p| if refused { p.clone() } else { p.take() })
             .ok_or_else(|| {
                 Failure::new(
                     Kind::InvalidArgument,
@@ -310,6 +298,20 @@ impl Plan {
         );
         Report::from_run(py, &run)
     }
+}
+
+/// Holds the directory's sync lock: one sync per directory at a time, across every process
+/// using the store.
+fn lock_sync(py: Python<'_>, shared: &Shared, directory: &str) -> PyResult<SyncLock> {
+    py.detach(|| shared.store.try_lock_sync(directory))
+        .map_err(|e| Failure::store(&e))?
+        .ok_or_else(|| {
+            Failure::new(
+                Kind::SyncBusy,
+                format!("another sync of `{directory}` is running; nothing was applied"),
+            )
+            .into()
+        })
 }
 
 /// An iterator over a plan's changes.
@@ -456,7 +458,9 @@ fn plan(
     Plan::make(py, shared(py, database)?, config.config.clone(), full)
 }
 
-/// Plans and applies in one call, as `usersync sync` does; see `Plan.apply`.
+/// Plans and applies in one call, as `usersync sync` does; see `Plan.apply`. The sync lock
+/// is held from before LDAP is read (`SyncBusyError` first), and a run that could not read
+/// is recorded too (the schedule backs off after it) before its error is raised.
 #[pyfunction]
 #[pyo3(signature = (config, database, *, allow_deletes = false, full = false, progress = None))]
 fn sync(
@@ -467,7 +471,19 @@ fn sync(
     full: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Report> {
-    plan(py, config, database, full)?.apply(py, allow_deletes, progress)
+    let shared = shared(py, database)?;
+    let config = &config.config;
+    let _lock = lock_sync(py, &shared, &config.directory)?;
+    let planned = py.detach(|| {
+        let store = &*shared.store;
+        let clock = system_clock();
+        run::plan_run(config, store, &LocalTarget(store), full, &clock).map_err(|e| {
+            run::failed_read(config, store, &e, &clock);
+            Failure::plan(&e)
+        })
+    })?;
+    let run = apply(py, &shared, config, planned, allow_deletes, progress);
+    Report::from_run(py, &run)
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

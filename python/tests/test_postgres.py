@@ -51,6 +51,17 @@ def test_two_handles_share_one_user_base_and_one_feed(postgres_url: str) -> None
         b.events_after(0, wait=-1)
 
 
+def test_a_urls_password_stays_out_of_reprs(postgres_url: str) -> None:
+    # The test server trusts the role: any password is let in, and must not be shown.
+    with_password = postgres_url.replace("postgres://usersync@", "postgres://usersync:s3cret@", 1)
+    assert with_password != postgres_url, postgres_url
+    store = usersync.open(with_password)
+    assert store.path == with_password and isinstance(store.path, str)
+    shown = repr(store) + repr(usersync.Service(store))
+    assert "s3cret" not in shown and "usersync:***@" in shown, shown
+    assert usersync.open(store.path).directories() == store.directories()
+
+
 def test_one_sync_of_a_directory_at_a_time(
     postgres_url: str, slapd: Slapd, tmp_path: Path
 ) -> None:

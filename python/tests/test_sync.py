@@ -95,10 +95,31 @@ def test_a_destructive_plan_is_blocked_until_allowed(
     store = usersync.open(db)
     assert store.user_counts("leavers") == {"active": 5, "inactive": 0}
     assert store.runs("leavers")[0]["outcome"] == "blocked"
+    assert "deactivate" in str(plan), "the refused plan still reads as its table"
 
-    report = usersync.sync(config, store, allow_deletes=True)
+    # The plan that was reviewed is the one applied with the override.
+    report = plan.apply(allow_deletes=True)
     assert report.applied == {"deactivate": 2}
     assert store.user_counts("leavers") == {"active": 3, "inactive": 2}
+    with pytest.raises(usersync.ArgumentError):
+        plan.apply(allow_deletes=True)
+
+
+def test_a_run_that_cannot_read_is_on_record(slapd: Slapd, db: Path, tmp_path: Path) -> None:
+    slapd.add_people("unread", ["uma"])
+    config = usersync.SyncConfig.from_file(slapd.config("unread", "unread", tmp_path))
+    assert usersync.sync(config, db).applied == {"create": 1}
+    text = slapd.config("unread", "unread", tmp_path).read_text()
+    dead = text.replace(slapd.url, "ldap://127.0.0.1:9")
+    assert dead != text
+    with pytest.raises(usersync.LdapError):
+        usersync.sync(usersync.SyncConfig.from_toml(dead), db)
+    store = usersync.open(db)
+    runs = store.runs("unread")
+    assert [r["outcome"] for r in runs] == ["failed", "succeeded"], runs
+    assert "no LDAP server answered" in runs[0]["report"]["error"]
+    with pytest.raises(usersync.ArgumentError):
+        store.runs("unread", limit=0)
 
 
 def test_a_user_name_owned_elsewhere(slapd: Slapd, db: Path, tmp_path: Path) -> None:

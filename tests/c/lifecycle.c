@@ -139,6 +139,19 @@ int main(int argc, char **argv) {
   usersync_response_free(r);
   CHECK(request(svc, "GET", "/scim/v2/acme/Users", "", "wrong-token", NULL, &r) == 401);
   usersync_response_free(r);
+  /* An empty body (a 204) is NULL and 0: nothing for memcpy to read. */
+  CHECK(request(svc, "POST", "/scim/v2/acme/Users", "", token, "{\"userName\":\"gone\"}", &r) ==
+        201);
+  OK(usersync_response_body(r, &body, &body_len));
+  const char *gone_at = strstr((const char *)body, "\"id\":\"");
+  CHECK(gone_at != NULL);
+  char gone[128] = "/scim/v2/acme/Users/";
+  memcpy(gone + strlen(gone), gone_at + strlen("\"id\":\""), 36);
+  usersync_response_free(r);
+  CHECK(request(svc, "DELETE", gone, "", token, NULL, &r) == 204);
+  OK(usersync_response_body(r, &body, &body_len));
+  CHECK(body == NULL && body_len == 0);
+  usersync_response_free(r);
   CHECK(request(svc, "POST", "/scim/v2/acme/Users", "", token, "{not json", &r) == 400);
   usersync_response_free(r);
   /* A body that is not UTF-8 is the endpoint's to refuse, not the call's. */
@@ -164,6 +177,8 @@ int main(int argc, char **argv) {
   usersync_string_free(json);
   EXPECT(usersync_resource_get(svc, S("acme"), USERSYNC_KIND_USER, S("nope"), &json),
          USERSYNC_RESULT_NOT_FOUND);
+  EXPECT(usersync_resource_get(svc, S("acme"), USERSYNC_KIND_USER, S("a?b"), &json),
+         USERSYNC_RESULT_INVALID_ARGUMENT);
   EXPECT(usersync_resource_get(svc, S("acme"), 7, S(id), &json), USERSYNC_RESULT_INVALID_ARGUMENT);
   EXPECT(usersync_resource_get(svc, S("nowhere"), USERSYNC_KIND_USER, S(id), &json),
          USERSYNC_RESULT_NOT_FOUND);

@@ -89,19 +89,42 @@ int main(int argc, char **argv) {
   usersync_string_free(json);
   OK(usersync_user_counts(svc, S("corp"), &active, &inactive));
   CHECK(active == 5);
-  OK(usersync_sync_run(svc, config, config_len, USERSYNC_SYNC_ALLOW_DELETES, NULL, NULL, &json));
+  /* A plan refused as blocked stays: reviewed, it is applied with the override. It belongs to
+   * the service that made it. */
+  OK(usersync_sync_plan(svc, config, config_len, 0, &plan));
+  EXPECT(usersync_plan_apply(svc, plan, 0, NULL, NULL, &json), USERSYNC_RESULT_SYNC_BLOCKED);
+  usersync_string_free(json);
+  char other_path[4096];
+  snprintf(other_path, sizeof other_path, "%s.other", argv[1]);
+  usersync_service *other = NULL;
+  OK(usersync_service_open(S(other_path), NULL, 0, &other));
+  EXPECT(usersync_plan_apply(other, plan, USERSYNC_SYNC_ALLOW_DELETES, NULL, NULL, &json),
+         USERSYNC_RESULT_INVALID_ARGUMENT);
+  CHECK(strstr(last_error(), "another service") != NULL);
+  usersync_service_free(other);
+  OK(usersync_plan_apply(svc, plan, USERSYNC_SYNC_ALLOW_DELETES, NULL, NULL, &json));
   CHECK(strstr(json, "\"deactivate\":2") != NULL);
   usersync_string_free(json);
+  usersync_plan_free(plan);
   OK(usersync_user_counts(svc, S("corp"), &active, &inactive));
   CHECK(active == 3 && inactive == 2);
 
-  /* Every run is on record, newest first: applied, blocked, nothing to do, applied (each
-   * outcome twice: the record's, and its report's). */
+  /* A run whose server does not answer is an error, and on record. */
+  const char *dead = "directory = \"corp\"\n[connection]\nurls = [\"ldap://127.0.0.1:9\"]\n"
+                     "tls = \"none\"\nconnect_timeout_seconds = 2\n[users]\nbase = \"dc=x\"\n";
+  json = NULL;
+  EXPECT(usersync_sync_run(svc, S(dead), 0, NULL, NULL, &json), USERSYNC_RESULT_SYNC_SOURCE);
+  CHECK(json != NULL && strstr(json, "\"outcome\":\"failed\"") != NULL);
+  usersync_string_free(json);
+
+  /* Every run is on record, newest first: failed, applied, blocked twice, nothing to do,
+   * applied (each outcome twice: the record's, and its report's). */
   OK(usersync_directory_runs(svc, S("corp"), 10, &json));
-  const char *outcomes[] = {"succeeded", "succeeded", "blocked",   "blocked",
+  const char *outcomes[] = {"failed",    "failed",    "succeeded", "succeeded",
+                            "blocked",   "blocked",   "blocked",   "blocked",
                             "succeeded", "succeeded", "succeeded", "succeeded"};
   const char *at = json;
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < 12; i++) {
     at = strstr(at, "\"outcome\":\"");
     CHECK(at != NULL);
     at += strlen("\"outcome\":\"");
@@ -111,8 +134,6 @@ int main(int argc, char **argv) {
   usersync_string_free(json);
 
   /* A server that does not answer is a clear error, not a crash. */
-  const char *dead = "directory = \"corp\"\n[connection]\nurls = [\"ldap://127.0.0.1:9\"]\n"
-                     "tls = \"none\"\nconnect_timeout_seconds = 2\n[users]\nbase = \"dc=x\"\n";
   EXPECT(usersync_sync_plan(svc, S(dead), 0, &plan), USERSYNC_RESULT_SYNC_SOURCE);
   CHECK(strstr(last_error(), "no LDAP server answered") != NULL);
 

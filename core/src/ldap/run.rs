@@ -169,8 +169,9 @@ pub enum PlanError {
     Target(#[from] ApplyError),
 }
 
-/// A plan ready to apply, and how it was made.
-#[derive(Debug)]
+/// A plan ready to apply, and how it was made. Cloned only to apply a blocked plan
+/// without using it up: refused, it may be applied again with the override.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Planned {
     /// When the run started.
@@ -344,21 +345,30 @@ pub fn sync(
 ) -> Run {
     match plan_run(config, records, target, options.full, clock) {
         Ok(planned) => apply_run(config, records, target, planned, &options.apply, clock),
-        Err(e) => {
-            let mut run = Run {
-                started: clock(),
-                mode: Mode::full(String::new()),
-                plan: None,
-                report: None,
-                error: Some(e.to_string()),
-                failure: None,
-                outcome: RunOutcome::Failed,
-                milliseconds: Vec::new(),
-            };
-            keep_record(config, records, &mut run, None, clock);
-            run
-        }
+        Err(e) => failed_read(config, records, &e, clock),
     }
+}
+
+/// The run of a plan that could not be made (the source or the target could not be read),
+/// recorded as [`sync`] records it: the schedule backs off after it, and the runs show it.
+pub fn failed_read(
+    config: &SyncConfig,
+    records: &dyn Store,
+    error: &PlanError,
+    clock: &Clock,
+) -> Run {
+    let mut run = Run {
+        started: clock(),
+        mode: Mode::full(String::new()),
+        plan: None,
+        report: None,
+        error: Some(error.to_string()),
+        failure: None,
+        outcome: RunOutcome::Failed,
+        milliseconds: Vec::new(),
+    };
+    keep_record(config, records, &mut run, None, clock);
+    run
 }
 
 /// Applies a plan made by [`plan_run`] and keeps the run's record, as [`sync`] does.
