@@ -254,6 +254,17 @@ usersync_result usersync_directory_runs(const struct usersync_service *service,
                                         uint64_t limit,
                                         char **json_out);
 
+// Deletes the users of `directory` (of every directory when `directory_len` is 0) inactive
+// for longer than its retention, and writes how many to `purged_out`. The platform calls
+// it on a timer (daily is enough), as `usersync serve` does hourly: without it, deactivated
+// users are kept.
+//
+// Errors: `NOT_FOUND` (no such directory), `STORE_BACKEND`, and the usual argument checks.
+usersync_result usersync_directory_purge(const struct usersync_service *service,
+                                         const char *directory,
+                                         size_t directory_len,
+                                         uint64_t *purged_out);
+
 // Checks a SCIM filter (`filter_len` bytes of UTF-8) and writes its canonical form to
 // `canonical_out` (free it with `usersync_string_free`). With `kind` `USERSYNC_KIND_USER`
 // or `USERSYNC_KIND_GROUP` the filter must also suit that resource type (operators and

@@ -4,7 +4,10 @@ use std::ffi::c_char;
 
 use serde_json::{Value, json};
 use usersync_core::scim::service::{create_directory, issue_token};
-use usersync_core::store::{Directory, DirectoryKind, NewDirectory, SyncRun, directory_summaries};
+use usersync_core::store::{
+    Directory, DirectoryKind, NewDirectory, SyncRun, directory_summaries, purge_expired,
+    system_clock,
+};
 
 use crate::service::{service, usersync_service};
 use crate::{c_string, fail, guard, out, store_error, text, usersync_result, write};
@@ -225,6 +228,33 @@ pub extern "C" fn usersync_directory_runs(
             .map_err(|e| store_error(&e))?;
         let list: Vec<Value> = runs.iter().map(SyncRun::to_json).collect();
         write(json_out, c_string(Value::Array(list).to_string())?);
+        Ok(())
+    })
+}
+
+/// Deletes the users of `directory` (of every directory when `directory_len` is 0) inactive
+/// for longer than its retention, and writes how many to `purged_out`. The platform calls
+/// it on a timer (daily is enough), as `usersync serve` does hourly: without it, deactivated
+/// users are kept.
+///
+/// Errors: `NOT_FOUND` (no such directory), `STORE_BACKEND`, and the usual argument checks.
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_directory_purge(
+    service: *const usersync_service,
+    directory: *const c_char,
+    directory_len: usize,
+    purged_out: *mut u64,
+) -> usersync_result {
+    guard(|| {
+        let service = self::service(service)?;
+        out(purged_out, "purged_out")?;
+        let only = match directory_len {
+            0 => None,
+            _ => Some(text(directory, directory_len, "directory")?),
+        };
+        let purged =
+            purge_expired(&*service.store, system_clock()(), only).map_err(|e| store_error(&e))?;
+        write(purged_out, purged.iter().map(|(_, n)| n).sum());
         Ok(())
     })
 }

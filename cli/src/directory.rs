@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use usersync_core::scim::service::{create_directory, issue_token};
 use usersync_core::store::{
     Directory, DirectoryKind, NewDirectory, Store, SyncRun, UserNameScope, directory_summaries,
+    purge_expired, system_clock,
 };
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +65,12 @@ enum Command {
         name: String,
         /// The user's userName (case is ignored).
         user_name: String,
+    },
+    /// Deletes the users inactive for longer than the directory's retention (all
+    /// directories without a name), as `serve` does hourly and `sync` after each run.
+    Purge {
+        /// The directory; all when left out.
+        name: Option<String>,
     },
     /// Shows the last sync runs of an LDAP directory: when, how they ended, what they did.
     Runs {
@@ -152,6 +159,21 @@ fn execute(args: &Args) -> Result<(), String> {
                 if let Some(t) = created["token"].as_str() {
                     println!("token:    {t}");
                     println!("(shown once)");
+                }
+            }
+        }
+        Command::Purge { name } => {
+            let purged = purge_expired(store, system_clock()(), name.as_deref())
+                .map_err(|e| e.to_string())?;
+            if args.json {
+                let counts: serde_json::Map<String, Value> =
+                    purged.into_iter().map(|(d, n)| (d, json!(n))).collect();
+                println!("{}", Value::Object(counts));
+            } else if purged.is_empty() {
+                println!("no user is past its directory's retention");
+            } else {
+                for (directory, users) in purged {
+                    println!("purged {users} users of `{directory}`");
                 }
             }
         }

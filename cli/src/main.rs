@@ -24,27 +24,15 @@ fn open_store(db: &Path) -> Result<Arc<dyn Store>, String> {
     let location = db
         .to_str()
         .ok_or_else(|| format!("{}: the path is not UTF-8", db.display()))?;
-    usersync_core::store::open(location, system_clock())
-        .map_err(|e| format!("cannot open {}: {e}", shown(location)))
+    usersync_core::store::open(location, system_clock()).map_err(|e| {
+        let shown = usersync_core::store::shown_location(location);
+        format!("cannot open {shown}: {e}")
+    })
 }
 
 /// Whether `--db` names a database server (PostgreSQL) rather than an SQLite file.
 fn is_remote(db: &Path) -> bool {
     db.to_str().is_some_and(usersync_core::store::is_server_url)
-}
-
-/// `--db` as it may be shown: a URL's password left out.
-fn shown(location: &str) -> String {
-    match location.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((credentials, host)) => {
-                let user = credentials.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}@{host}")
-            }
-            None => location.to_owned(),
-        },
-        None => location.to_owned(),
-    }
 }
 
 /// Keeps users and groups in step between identity systems and the platform.

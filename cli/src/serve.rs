@@ -12,7 +12,9 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode};
 use usersync_core::scim::service::{ScimError, ScimRequest, ScimResponse, Service, issue_token};
-use usersync_core::store::{DirectoryKind, NewDirectory, Store};
+use usersync_core::store::{
+    DirectoryKind, NewDirectory, Store, StoreError, purge_expired, system_clock,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -103,6 +105,7 @@ async fn serve(store: Arc<dyn Store>, args: &Args) -> Result<(), String> {
             .map_err(|e| e.to_string())
     })?;
     println!("serving {}: {}", names.len(), names.join(", "));
+    tokio::spawn(purge_hourly(store.clone()));
     let state = AppState {
         service: Arc::new(Service::new(store)),
         inline: !crate::is_remote(&args.db),
@@ -141,9 +144,13 @@ fn first_start(store: &dyn Store, origin: &str) -> Result<(), String> {
     if !store.directories().map_err(|e| e.to_string())?.is_empty() {
         return Ok(());
     }
-    let directory = store
-        .create_directory(NewDirectory::new("default", DirectoryKind::Scim))
-        .map_err(|e| e.to_string())?;
+    let directory = match store.create_directory(NewDirectory::new("default", DirectoryKind::Scim))
+    {
+        Ok(d) => d,
+        // Another node started on the same new database at the same moment, and made it.
+        Err(StoreError::Uniqueness { .. }) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
     let (token, _) = issue_token(store, &directory).map_err(|e| e.to_string())?;
     println!("created directory `default`");
     println!("endpoint: {origin}/scim/v2/default");
@@ -240,6 +247,30 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response<Bod
     // Paths carry ids, never secrets; tokens travel in headers, which are not logged.
     tracing::info!(%method, %path, status = response.status, micros = started.elapsed().as_micros() as u64, "request");
     http_response(response)
+}
+
+/// How often `serve` deletes the users inactive for longer than their directory's retention.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes the users past their directory's retention, at start and every [`PURGE_EVERY`]
+/// (in every directory: SCIM ones, and LDAP ones synced into this store).
+async fn purge_hourly(store: Arc<dyn Store>) {
+    loop {
+        let from = store.clone();
+        let purged =
+            tokio::task::spawn_blocking(move || purge_expired(&*from, system_clock()(), None))
+                .await;
+        match purged {
+            Ok(Ok(purged)) => {
+                for (directory, users) in purged {
+                    tracing::info!(%directory, users, "purged users inactive for longer than the retention");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "purging users past the retention failed"),
+            Err(e) => tracing::warn!(error = %e, "purging users past the retention failed"),
+        }
+        tokio::time::sleep(PURGE_EVERY).await;
+    }
 }
 
 /// A SCIM error (RFC 7644 §3.12) for a request the service never saw.

@@ -11,7 +11,7 @@ use usersync_core::ldap::remote::RemoteTarget;
 use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
 use usersync_core::ldap::schedule::{Outcome, next_due, next_run};
 use usersync_core::scim::datetime::DateTime;
-use usersync_core::store::{Store, name_hash, system_clock};
+use usersync_core::store::{Store, StoreError, name_hash, purge_expired, system_clock};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -267,6 +267,7 @@ fn daemon(
         }
         let options = RunOptions::new(ApplyOptions::new(args.allow_deletes), args.common.full);
         let run = run::sync(config, store, target, &options, &system_clock());
+        let purged = purge(args, config, store);
         drop(lock);
         // As `next_due` reads it from the record.
         let (line, outcome) = match (&run.report, run.outcome) {
@@ -308,6 +309,9 @@ fn daemon(
             "{} sync `{}`: {line}; next run {next}",
             run.started, config.directory
         );
+        if let Some(said) = purged {
+            println!("{} sync `{}`: {said}", run.started, config.directory);
+        }
     }
     println!("stopped");
     ExitCode::SUCCESS
@@ -339,6 +343,9 @@ fn sync_once(
     );
     if let Some(bar) = &bar {
         bar.finish_and_clear();
+    }
+    if let Some(said) = purge(args, config, store) {
+        eprintln!("{said}");
     }
     let Some(plan) = &run.plan else {
         eprintln!("error: {}", run.error.unwrap_or_default());
@@ -404,6 +411,22 @@ fn sync_once(
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// After a run into the local store, its users inactive for longer than the directory's
+/// retention go (a remote target purges its own): what to say about it, if anything.
+fn purge(args: &SyncArgs, config: &SyncConfig, store: &dyn Store) -> Option<String> {
+    if args.common.target.is_some() {
+        return None;
+    }
+    match purge_expired(store, system_clock()(), Some(&config.directory)) {
+        Ok(purged) => purged.first().map(|(_, n)| {
+            format!("purged {n} users inactive for longer than the directory's retention")
+        }),
+        // A first run that failed made no directory.
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => Some(format!("could not purge users past the retention: {e}")),
     }
 }
 

@@ -207,6 +207,93 @@ fn tokens_rotate_and_revoke_from_the_command_line() {
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
 }
 
+/// A deactivated user is kept for its directory's retention, then purged: by `serve` (at
+/// start, then hourly) and by `directory purge`; users still within it stay.
+#[test]
+fn users_past_the_retention_are_purged() {
+    let db = temp_db("purge");
+    let db_arg = db.to_str().unwrap();
+    let create = |name: &str, days: &str| {
+        let out = usersync(&[
+            "directory",
+            "create",
+            name,
+            "--retention-days",
+            days,
+            "--json",
+            "--db",
+            db_arg,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+        created["token"].as_str().unwrap().to_owned()
+    };
+    let tokens = [
+        ("now", create("now", "0")),
+        ("later", create("later", "30")),
+    ];
+    let server = Server::start(&db);
+    let deactivate = |addr: &str, directory: &str, token: &str, name: &str| {
+        let (status, body) = http(
+            addr,
+            "POST",
+            &format!("/scim/v2/{directory}/Users"),
+            Some(token),
+            Some(&json!({"userName": name, "active": false})),
+        );
+        assert_eq!(status, 201, "{body}");
+    };
+    for (directory, token) in &tokens {
+        deactivate(&server.addr, directory, token, &format!("{directory}-1"));
+    }
+    let counts = || -> Vec<(String, u64)> {
+        let out = usersync(&["directory", "list", "--json", "--db", db_arg]);
+        let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap().to_owned(),
+                    d["inactiveUsers"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert!(counts().contains(&("now".into(), 1)));
+    assert_eq!(server.stop(), 0);
+    // A restart purges what is past its retention.
+    let server = Server::start(&db);
+    let mut waited = 0;
+    while counts().contains(&("now".into(), 1)) && waited < 100 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        waited += 1;
+    }
+    let now = counts();
+    assert!(
+        now.contains(&("now".into(), 0)) && now.contains(&("later".into(), 1)),
+        "{now:?}"
+    );
+    deactivate(&server.addr, "now", &tokens[0].1, "now-2");
+    assert_eq!(server.stop(), 0);
+    // By hand.
+    let out = usersync(&["directory", "purge", "now", "--json", "--db", db_arg]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"now":1}"#);
+    let out = usersync(&["directory", "purge", "--db", db_arg]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no user is past its directory's retention"
+    );
+    let out = usersync(&["directory", "purge", "nowhere", "--db", db_arg]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nowhere"));
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+}
+
 /// A directory created with its settings keeps the password Okta sends; the command line
 /// checks a sign-in against it, reading the password from standard input.
 #[test]
@@ -384,10 +471,18 @@ fn serves_https_with_the_given_certificate() {
 fn two_nodes_serve_one_postgres_database() {
     let pg = usersync_testkit::postgres::Postgres::start("serve");
     let url = pg.create_database("serve");
-    let a = Server::start(std::path::Path::new(&url));
-    let token = a.token.clone().expect("the first node creates `default`");
-    let b = Server::start(std::path::Path::new(&url));
-    assert!(b.token.is_none(), "the second node finds it");
+    // Two nodes started at once on a new database: both serve, one made `default`.
+    let starting: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || Server::start(std::path::Path::new(&url)))
+        })
+        .collect();
+    let mut nodes: Vec<Server> = starting.into_iter().map(|s| s.join().unwrap()).collect();
+    nodes.sort_by_key(|n| n.token.is_none());
+    let (a, b) = (nodes.remove(0), nodes.remove(0));
+    let token = a.token.clone().expect("one node creates `default`");
+    assert!(b.token.is_none(), "the other finds it");
     let (status, user) = http(
         &a.addr,
         "POST",
@@ -441,12 +536,12 @@ fn two_nodes_serve_one_postgres_database() {
         "directory",
         "list",
         "--db",
-        "postgres://usersync:s3cret@127.0.0.1:1/none",
+        "postgres://usersync:s3cret@127.0.0.1:1/none?password=s3cret",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("postgres://usersync@127.0.0.1:1/none"),
+        stderr.contains("postgres://usersync:***@127.0.0.1:1/none?password=***"),
         "{stderr}"
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");

@@ -121,6 +121,23 @@ fn plan_then_sync_then_nothing_left_to_do() {
     )
     .unwrap();
     let (config, db) = (config.to_str().unwrap(), db.to_str().unwrap());
+    // Made beforehand for its setting: deactivated users are purged at once.
+    let made = usersync(&[
+        "directory",
+        "create",
+        "corp",
+        "--kind",
+        "ldap",
+        "--retention-days",
+        "0",
+        "--db",
+        db,
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
 
     let (code, out, err) = run(&["plan", "--config", config, "--db", db]);
     assert_eq!(code, 0, "{err}");
@@ -156,6 +173,11 @@ fn plan_then_sync_then_nothing_left_to_do() {
     let (code, out, err) = run(&["sync", "--config", config, "--db", db, "--allow-deletes"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("applied 2 changes"), "{out}");
+    // Deactivated, then purged after the run: the retention is 0 days.
+    assert!(err.contains("purged 2 users"), "{err}");
+    let listed = usersync(&["directory", "list", "--db", db]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("active 3\tinactive 0"), "{listed}");
 
     // Every run is on record, newest first: applied, blocked, applied.
     let (code, out, _) = run(&["directory", "runs", "corp", "--db", db, "--json"]);

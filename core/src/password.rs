@@ -16,7 +16,6 @@
 //! ```
 
 use std::fmt;
-use std::sync::OnceLock;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -98,28 +97,30 @@ pub fn verify(
     };
     let (hash, eligible) = match (&user, kept) {
         (Some(u), Some(h)) => (h, u.active),
-        _ => (decoy().clone(), false),
+        _ => (PasswordHash(DECOY.into()), false),
     };
     let matched = matches(&hash, password) && eligible;
     Ok(if matched { user } else { None })
 }
 
-/// A hash of a random password, checked when a sign-in has no real hash to check, so that
-/// it costs what a real check costs.
-fn decoy() -> &'static PasswordHash {
-    static DECOY: OnceLock<PasswordHash> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        let mut secret = [0u8; 16];
-        // Without randomness the decoy is still a valid hash; its password just is known.
-        let _ = getrandom::fill(&mut secret);
-        let text: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        hash(&text).unwrap_or_else(|_| PasswordHash(String::new()))
-    })
-}
+/// A hash of a random password (made once by [`hash`], with its parameters), checked when a
+/// sign-in has no real hash to check, so that it costs what a real check costs. A constant:
+/// made on first use, it cost a one-shot process a second hashing for an unknown user only.
+/// Knowing its password would not help: a decoy never lets anyone in.
+const DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$W7fRACcFz+j8yf5lyyc9hQ$N1p+ij/yKWv1XLQbqvIuyPMFs9O7ZyUZh8ddGcFz9xM";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The decoy costs what a real check costs: it has the parameters `hash` uses now.
+    #[test]
+    fn the_decoy_is_hashed_as_passwords_are() {
+        let parameters = |h: &str| h.rsplitn(3, '$').nth(2).map(str::to_owned);
+        let real = hash("any password").unwrap();
+        assert_eq!(parameters(DECOY), parameters(&real.0));
+        assert!(parameters(DECOY).is_some_and(|p| p.contains("m=19456,t=2")));
+    }
     use crate::store::memory::MemoryStore;
     use crate::store::{
         Change, DirectoryKind, NewDirectory, NewResource, PasswordChange, Replacement, system_clock,

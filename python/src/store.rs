@@ -59,30 +59,7 @@ impl Shared {
     /// The location for a `repr`: a PostgreSQL URL's password left out, since reprs end
     /// up in logs and tracebacks.
     pub(crate) fn shown(&self) -> String {
-        let Some((scheme, rest)) = self.location.split_once("://") else {
-            return self.location.clone();
-        };
-        let (authority, tail) = rest
-            .find(['/', '?'])
-            .map_or((rest, ""), |i| rest.split_at(i));
-        let authority = match authority.rsplit_once('@') {
-            Some((user_info, host)) => match user_info.split_once(':') {
-                Some((user, _)) => format!("{user}:***@{host}"),
-                None => authority.to_owned(),
-            },
-            None => authority.to_owned(),
-        };
-        // libpq also takes `?password=…`.
-        let tail: Vec<String> = tail
-            .split('&')
-            .map(|part| match part.split_once("password=") {
-                Some((before, _)) if before.is_empty() || before.ends_with('?') => {
-                    format!("{before}password=***")
-                }
-                _ => part.to_owned(),
-            })
-            .collect();
-        format!("{scheme}://{authority}{}", tail.join("&"))
+        usersync_core::store::shown_location(&self.location)
     }
 
     fn directory(&self, name: &str) -> Result<Directory> {
@@ -379,6 +356,24 @@ impl Store {
             .detach(|| event_feed(&*self.shared.store, seq, limit.min(10_000)))
             .map_err(|e| Failure::store(&e))?;
         to_py(py, &Value::Array(events))
+    }
+
+    /// Deletes the users inactive for longer than their directory's retention, in
+    /// `directory` or in every directory; returns `{directory: users purged}` for those that
+    /// purged any. Run it on a timer if no `usersync serve` does (it purges hourly).
+    #[pyo3(signature = (directory = None))]
+    fn purge_inactive<'py>(
+        &self,
+        py: Python<'py>,
+        directory: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let purged = py.detach(|| {
+            usersync_core::store::purge_expired(&*self.shared.store, system_clock()(), directory)
+                .map_err(|e| Failure::store(&e))
+        })?;
+        let counts: serde_json::Map<String, Value> =
+            purged.into_iter().map(|(d, n)| (d, json!(n))).collect();
+        to_py(py, &Value::Object(counts))
     }
 
     /// The last `limit` sync runs of the directory, newest first: `[{"id", "started",

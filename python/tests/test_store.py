@@ -157,3 +157,21 @@ def test_an_in_memory_database() -> None:
     assert made.status == 201
     assert [u["userName"] for u in store.users("acme")] == ["ann"]
     assert usersync.open(":memory:").directories() == []
+
+
+def test_users_past_the_retention_are_purged(tmp_path: Path) -> None:
+    store = usersync.open(tmp_path / "purge.db")
+    store.create_directory("gone", retention_days=0)
+    store.create_directory("kept", retention_days=30)
+    service = usersync.Service(store, require_token=False)
+    for directory in ("gone", "kept"):
+        made = service.handle(
+            "POST", f"/scim/v2/{directory}/Users", body={"userName": f"{directory}-1", "active": False}
+        )
+        assert made.status == 201, made.json()
+    assert store.purge_inactive("kept") == {}
+    assert store.purge_inactive() == {"gone": 1}
+    assert store.user_counts("gone") == {"active": 0, "inactive": 0}
+    assert store.user_counts("kept") == {"active": 0, "inactive": 1}
+    with pytest.raises(usersync.NotFoundError):
+        store.purge_inactive("nowhere")

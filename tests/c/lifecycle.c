@@ -198,6 +198,13 @@ int main(int argc, char **argv) {
   OK(usersync_user_counts(svc, S("acme"), &active, &inactive));
   CHECK(active == 1 && inactive == 0);
   EXPECT(usersync_user_counts(svc, S("nowhere"), &active, &inactive), USERSYNC_RESULT_NOT_FOUND);
+  /* Purging: nothing is past acme's retention (30 days); an unknown directory is an error. */
+  uint64_t purged = 99;
+  OK(usersync_directory_purge(svc, NULL, 0, &purged));
+  CHECK(purged == 0);
+  OK(usersync_directory_purge(svc, S("acme"), &purged));
+  CHECK(purged == 0);
+  EXPECT(usersync_directory_purge(svc, S("nowhere"), &purged), USERSYNC_RESULT_NOT_FOUND);
 
   /* The change feed. */
   uint64_t next = 0;

@@ -1499,6 +1499,31 @@ fn sqlite_readers_share_a_bounded_pool_and_old_databases_migrate() {
     .unwrap();
     assert_eq!(s.password_hash(keeps.id, "p1").unwrap(), Some(hash));
     drop(s);
+    // A database from before schema versions (user_version 0, the old directories table),
+    // opened by two processes at once: migrated once, and both open it.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DELETE FROM passwords;
+             ALTER TABLE directories DROP COLUMN keep_password_hashes;
+             ALTER TABLE directories DROP COLUMN strict;
+             PRAGMA user_version = 0;",
+        )
+        .unwrap();
+    }
+    let openers: Vec<_> = (0..4)
+        .map(|_| {
+            let (path, clock) = (path.clone(), clock.clock());
+            std::thread::spawn(move || sqlite::SqliteStore::open(&path, clock).map(|_| ()))
+        })
+        .collect();
+    for o in openers {
+        o.join().unwrap().unwrap();
+    }
+    let s = sqlite::SqliteStore::open(&path, clock.clock()).unwrap();
+    assert!(!s.directory("keeps").unwrap().unwrap().keep_password_hashes);
+    assert_eq!(s.count(d, Kind::User).unwrap(), 40);
+    drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

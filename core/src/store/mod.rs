@@ -546,7 +546,9 @@ impl EventKind {
 /// One committed change, in commit order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// Position in the feed: strictly increasing, without gaps between committed changes.
+    /// Position in the feed: strictly increasing in commit order, so that a reader that
+    /// has seen `seq` misses nothing after it. Numbers may be skipped (PostgreSQL does not
+    /// reuse those of writes rolled back): never wait for a missing one.
     pub seq: u64,
     /// The directory of the resource.
     pub directory: i64,
@@ -1131,6 +1133,50 @@ pub fn is_server_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
+/// `location` as it may be shown (in errors, logs, a `repr`): a URL's password, in its
+/// user part or as a `password=` parameter, replaced by `***`.
+///
+/// ```
+/// use usersync_core::store::shown_location;
+/// assert_eq!(
+///     shown_location("postgres://app:s3cret@db:5432/users?sslmode=require&password=x"),
+///     "postgres://app:***@db:5432/users?sslmode=require&password=***"
+/// );
+/// assert_eq!(shown_location("/var/lib/usersync.db"), "/var/lib/usersync.db");
+/// ```
+pub fn shown_location(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_owned();
+    };
+    let (authority, tail) = rest
+        .find(['/', '?'])
+        .map_or((rest, ""), |i| rest.split_at(i));
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    let mut shown = format!("{scheme}://{authority}{path}");
+    if tail.contains('?') {
+        let parameters: Vec<&str> = query
+            .split('&')
+            .map(|p| {
+                if p.starts_with("password=") {
+                    "password=***"
+                } else {
+                    p
+                }
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&parameters.join("&"));
+    }
+    shown
+}
+
 /// Opens the store at `location`: a PostgreSQL URL (`postgres://…` or `postgresql://…`), or
 /// the path of an SQLite database file (created when missing), as every surface's `--db`
 /// takes it.
@@ -1176,6 +1222,39 @@ pub fn directory_summaries(store: &dyn Store) -> Result<Vec<Value>, StoreError> 
         }));
     }
     Ok(rows)
+}
+
+/// Deletes the users inactive for longer than their directory's retention, as of `now`, in
+/// every directory (or only the one named `only`): what keeps a deactivated user no longer
+/// than its directory says. `usersync serve` runs it hourly, `usersync sync` after each run
+/// into the local store, `usersync directory purge` (or a binding) when asked. Returns each
+/// directory that purged users, with how many; directories without inactive users are not
+/// written to.
+///
+/// # Errors
+/// [`StoreError::NotFound`] for an unknown `only`; [`StoreError::Backend`].
+pub fn purge_expired(
+    store: &dyn Store,
+    now: DateTime,
+    only: Option<&str>,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let directories = match only {
+        Some(name) => vec![store.directory(name)?.ok_or_else(|| StoreError::NotFound {
+            what: format!("directory `{name}`"),
+        })?],
+        None => store.directories()?,
+    };
+    let mut purged = Vec::new();
+    for d in directories {
+        if store.user_counts(d.id)?.inactive == 0 {
+            continue;
+        }
+        let n = store.purge_inactive(d.id, now)?;
+        if n > 0 {
+            purged.push((d.name, n));
+        }
+    }
+    Ok(purged)
 }
 
 /// Up to `limit` change-feed events after sequence number `after`, as the C and Python

@@ -1669,8 +1669,10 @@ impl Store for PostgresStore {
                 })?;
             let candidates: Vec<(String, String)> = tx
                 .query(
+                    // Locked: a user made active again meanwhile (on another node) is read
+                    // again after that commits, and no longer selected.
                     "SELECT id, inactive_since FROM resources WHERE directory = $1 AND kind = 'User' \
-                     AND inactive_since IS NOT NULL ORDER BY id",
+                     AND inactive_since IS NOT NULL ORDER BY id FOR UPDATE",
                     &[&directory],
                 )?
                 .iter()

@@ -386,36 +386,61 @@ impl Cached for Connection {
 /// The schema version this code writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 4;
 
-/// Creates the schema, or brings an older database up to date, in one transaction.
+/// Creates the schema, or brings an older database up to date, in one transaction. The
+/// version is read again under the write lock: two processes opening an old database at
+/// once migrate it once.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Backend(format!(
-            "the database has schema version {version}, newer than this usersync ({SCHEMA_VERSION}): upgrade usersync"
-        )));
-    }
-    if version == SCHEMA_VERSION {
+    let version = |conn: &Connection| -> Result<i64, StoreError> {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "the database has schema version {version}, newer than this usersync ({SCHEMA_VERSION}): upgrade usersync"
+            )));
+        }
+        Ok(version)
+    };
+    // Every open but the first finds the database up to date, without a write lock.
+    if version(conn)? == SCHEMA_VERSION {
         return Ok(());
     }
-    // Version 4 adds directory settings; columns cannot be added by `IF NOT EXISTS`.
-    let add_settings = if (1..4).contains(&version) {
-        "ALTER TABLE directories ADD COLUMN keep_password_hashes INTEGER NOT NULL DEFAULT 0;
-         ALTER TABLE directories ADD COLUMN strict INTEGER NOT NULL DEFAULT 0;"
-    } else {
-        ""
-    };
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE;
-         {add_settings}
-         {SCHEMA}
-         -- Version 2 keeps resource counts: count what an older database holds.
-         DROP INDEX IF EXISTS resources_by_name;
-         INSERT OR REPLACE INTO resource_counts (directory, kind, n)
-             SELECT directory, kind, COUNT(*) FROM resources GROUP BY directory, kind;
-         PRAGMA user_version = {SCHEMA_VERSION};
-         COMMIT;"
-    ))?;
-    Ok(())
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let migrated = (|| -> Result<(), StoreError> {
+        if version(conn)? == SCHEMA_VERSION {
+            return Ok(());
+        }
+        // Version 4 adds directory settings; columns cannot be added by `IF NOT EXISTS`.
+        // Asked of the table, not the version: a database from before versions has the
+        // table without them.
+        let old_directories: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'directories')
+                AND NOT EXISTS (SELECT 1 FROM pragma_table_info('directories') WHERE name = 'strict')",
+            [],
+            |r| r.get(0),
+        )?;
+        let add_settings = if old_directories {
+            "ALTER TABLE directories ADD COLUMN keep_password_hashes INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE directories ADD COLUMN strict INTEGER NOT NULL DEFAULT 0;"
+        } else {
+            ""
+        };
+        conn.execute_batch(&format!(
+            "{add_settings}
+             {SCHEMA}
+             -- Version 2 keeps resource counts: count what an older database holds.
+             DROP INDEX IF EXISTS resources_by_name;
+             INSERT OR REPLACE INTO resource_counts (directory, kind, n)
+                 SELECT directory, kind, COUNT(*) FROM resources GROUP BY directory, kind;
+             PRAGMA user_version = {SCHEMA_VERSION};"
+        ))?;
+        Ok(())
+    })();
+    match migrated {
+        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 /// The SQL functions filters need to match the evaluator exactly: the case fold, and a
