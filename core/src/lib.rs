@@ -39,7 +39,7 @@ pub mod ldap;
 pub mod password;
 pub mod scim;
 pub mod store;
-#[cfg(feature = "client")]
+#[cfg(any(feature = "client", feature = "postgres"))]
 mod tls;
 
 pub use error::{Error, ErrorKind};

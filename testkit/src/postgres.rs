@@ -4,6 +4,7 @@
 //! PostgreSQL refuses to run as root: as root, the server's files belong to the `postgres`
 //! account Debian's package creates, and its programs run as that account (`runuser`).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,6 +48,21 @@ impl Postgres {
     /// # Panics
     /// As [`Postgres::start`].
     pub fn start_with(name: &str, settings: &[&str]) -> Self {
+        Self::start_in(name, settings, false).0
+    }
+
+    /// As [`Postgres::start`], serving TLS only, as managed databases do: a certificate for
+    /// `127.0.0.1` from a CA made for it (returned, for clients to trust), and connections
+    /// without TLS refused.
+    ///
+    /// # Panics
+    /// As [`Postgres::start`], and when openssl fails.
+    pub fn start_tls(name: &str) -> (Self, crate::Certificates) {
+        let (pg, certificates) = Self::start_in(name, TEST_SETTINGS, true);
+        (pg, certificates.expect("certificates made"))
+    }
+
+    fn start_in(name: &str, settings: &[&str], tls: bool) -> (Self, Option<crate::Certificates>) {
         let bin = bindir();
         // Several servers may run in one test process: each gets a directory of its own.
         static STARTED: AtomicUsize = AtomicUsize::new(0);
@@ -55,6 +71,13 @@ impl Postgres {
             std::env::temp_dir().join(format!("usersync-pg-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("postgres dir");
+        // Made before the files change hands: the server must own its key.
+        let certificates = tls.then(|| {
+            let made = crate::certificates(&dir.join("tls"));
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(&made.key, private).expect("key file mode");
+            made
+        });
         let as_postgres = is_root();
         if as_postgres {
             let status = Command::new("chown")
@@ -64,13 +87,19 @@ impl Postgres {
                 .expect("chown runs");
             assert!(status.success(), "chown of {}", dir.display());
         }
+        let mut settings: Vec<String> = settings.iter().map(|s| (*s).to_owned()).collect();
+        if let Some(c) = &certificates {
+            settings.push("ssl=on".into());
+            settings.push(format!("ssl_cert_file={}", c.cert.display()));
+            settings.push(format!("ssl_key_file={}", c.key.display()));
+        }
         let mut pg = Self {
             dir,
             bin,
             pid: None,
             as_postgres,
             port: free_port(),
-            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
+            settings,
         };
         let data = pg.dir.join("data");
         pg.run(
@@ -87,8 +116,16 @@ impl Postgres {
                 "--no-sync",
             ],
         );
+        if certificates.is_some() {
+            // Over TCP, TLS or nothing (the file keeps its owner: only its text changes).
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .expect("pg_hba.conf");
+        }
         pg.launch();
-        pg
+        (pg, certificates)
     }
 
     /// Starts the server on this instance's data directory and port.

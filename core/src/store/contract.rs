@@ -1532,6 +1532,46 @@ fn sqlite_readers_share_a_bounded_pool_and_old_databases_migrate() {
 /// the change feed while both write sees every event exactly once, in order.
 #[cfg(feature = "postgres")]
 #[test]
+fn postgres_over_tls_as_libpq_modes_say() {
+    let (server, certificates) = usersync_testkit::postgres::Postgres::start_tls("tls");
+    let url = server.create_database("tls");
+    let ca = certificates.ca.display().to_string();
+    let open = |parameters: &str| {
+        postgres::PostgresStore::open(&format!("{url}?{parameters}"), TestClock::new().clock())
+    };
+    // The server refuses connections without TLS, as managed databases do.
+    let refused = open("sslmode=disable").unwrap_err().to_string();
+    assert!(refused.contains("cannot connect"), "{refused}");
+    // Checked against the CA that signed the server's certificate: in, and working.
+    let s = open(&format!("sslmode=verify-full&sslrootcert={ca}")).unwrap();
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(d, "u1", "ann")).unwrap();
+    assert_eq!(s.count(d, Kind::User).unwrap(), 1);
+    assert!(
+        s.try_lock_sync("d").unwrap().is_some(),
+        "the lock's connection too"
+    );
+    // The default (`prefer`) and `require` encrypt without checking, as libpq does.
+    for mode in ["sslmode=prefer", "sslmode=require", "application_name=x"] {
+        let s = open(mode).unwrap();
+        assert_eq!(s.count(d, Kind::User).unwrap(), 1, "{mode}");
+    }
+    // Checked against the system's roots, which do not know the test CA: refused.
+    let untrusted = open("sslmode=verify-full").unwrap_err().to_string();
+    assert!(untrusted.contains("cannot connect"), "{untrusted}");
+    let bad = open("sslmode=sometimes").unwrap_err().to_string();
+    assert!(bad.contains("sslmode `sometimes`"), "{bad}");
+    let missing = open("sslmode=verify-ca&sslrootcert=/nonexistent.pem")
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("sslrootcert"), "{missing}");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
 fn postgres_nodes_share_one_user_base() {
     let server = usersync_testkit::postgres::Postgres::start("nodes");
     let url = server.create_database("nodes");

@@ -129,7 +129,7 @@ impl Position {
     }
 
     /// The sort key of the resource it follows (`None`: it has no value).
-    #[cfg(feature = "sqlite")]
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn key(&self) -> Option<&SortKey> {
         self.key.as_ref()
     }

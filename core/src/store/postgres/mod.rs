@@ -23,6 +23,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use std::collections::HashMap;
 
+use postgres::config::SslMode;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 
 mod filter;
@@ -196,7 +197,7 @@ $$;
 /// A [`Store`] in a PostgreSQL database, shared by any number of processes.
 pub struct PostgresStore {
     clock: super::memory::ClockDebug,
-    url: String,
+    endpoint: Endpoint,
     /// Idle connections, reused by the next call.
     idle: Mutex<Vec<Conn>>,
 }
@@ -205,6 +206,72 @@ impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may hold a password.
         f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+/// How to reach the server: the URL's settings, and TLS as its `sslmode` asks, with
+/// libpq's meanings. `disable`: none. `prefer` (the default) and `allow`: TLS when the
+/// server offers it, and `require`: TLS or nothing; these three check the server's
+/// certificate only when `sslrootcert` names the CA file to check it against (as libpq,
+/// which then acts as `verify-ca`). `verify-ca` and `verify-full`: TLS, the certificate
+/// checked against `sslrootcert` or else the system's roots, and the host name with it
+/// (rustls always checks it, so `verify-ca` is `verify-full` here).
+struct Endpoint {
+    config: postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Endpoint {
+    fn parse(url: &str) -> Result<Self, StoreError> {
+        let invalid =
+            |e: &dyn std::fmt::Display| StoreError::Backend(format!("the PostgreSQL URL: {e}"));
+        // The driver knows only `disable`, `prefer` and `require`, and no CA file: both are
+        // read here, and the rest of the URL goes to the driver.
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let (mut mode, mut root, mut kept) = ("prefer", None, Vec::new());
+        for parameter in query.split('&').filter(|p| !p.is_empty()) {
+            match parameter.split_once('=') {
+                Some(("sslmode", value)) => mode = value,
+                Some(("sslrootcert", value)) => root = Some(std::path::Path::new(value)),
+                _ => kept.push(parameter),
+            }
+        }
+        let driver_url = match kept.is_empty() {
+            true => base.to_owned(),
+            false => format!("{base}?{}", kept.join("&")),
+        };
+        let mut config: postgres::Config = driver_url.parse().map_err(|e| invalid(&e))?;
+        let checked = || crate::tls::client_config(root);
+        let unchecked = || match root {
+            Some(_) => checked(),
+            None => crate::tls::unverified_client_config(),
+        };
+        let (ssl_mode, tls) = match mode {
+            "disable" => (SslMode::Disable, None),
+            "allow" | "prefer" => (SslMode::Prefer, Some(unchecked())),
+            "require" => (SslMode::Require, Some(unchecked())),
+            "verify-ca" | "verify-full" => (SslMode::Require, Some(checked())),
+            other => {
+                return Err(invalid(&format!(
+                    "sslmode `{other}`: use disable, allow, prefer, require, verify-ca or verify-full"
+                )));
+            }
+        };
+        config.ssl_mode(ssl_mode);
+        let tls = tls
+            .transpose()
+            .map_err(|e| invalid(&format!("sslrootcert: {e}")))?
+            .map(tokio_postgres_rustls::MakeRustlsConnect::new);
+        Ok(Self { config, tls })
+    }
+
+    /// A new connection with `config` (this endpoint's, perhaps with settings added).
+    fn connect(&self, config: &postgres::Config) -> Result<Client, StoreError> {
+        let connected = match &self.tls {
+            Some(tls) => config.connect(tls.clone()),
+            None => config.connect(NoTls),
+        };
+        connected.map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))
     }
 }
 
@@ -401,7 +468,7 @@ impl PostgresStore {
     pub fn open(url: &str, clock: Clock) -> Result<Self, StoreError> {
         let store = Self {
             clock: super::memory::ClockDebug(clock),
-            url: url.to_owned(),
+            endpoint: Endpoint::parse(url)?,
             idle: Mutex::new(Vec::new()),
         };
         store.migrate()?;
@@ -417,9 +484,7 @@ impl PostgresStore {
         let conn = match idle {
             Some(c) => c,
             None => {
-                let mut client = Client::connect(&self.url, NoTls).map_err(|e| {
-                    StoreError::Backend(format!("cannot connect to PostgreSQL: {e}"))
-                })?;
+                let mut client = self.endpoint.connect(&self.endpoint.config)?;
                 // Every statement here is a lookup or a scan by index whose best plan does
                 // not depend on the values bound: plan each once (when prepared), not at
                 // every call, which costs more than running a lookup.
@@ -1809,10 +1874,7 @@ impl Store for PostgresStore {
     /// died without closing it.
     fn try_lock_sync(&self, directory: &str) -> Result<Option<SyncLock>, StoreError> {
         check_directory_name(directory)?;
-        let mut config: postgres::Config = self
-            .url
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL: {e}")))?;
+        let mut config = self.endpoint.config.clone();
         // Named, so that an operator sees in `pg_stat_activity` which process holds it.
         config
             .keepalives(true)
@@ -1821,9 +1883,7 @@ impl Store for PostgresStore {
                 "usersync sync of {directory} (pid {})",
                 std::process::id()
             ));
-        let mut client = config
-            .connect(NoTls)
-            .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+        let mut client = self.endpoint.connect(&config)?;
         // Both keys are int4: the name's hash is folded into 32 bits.
         let hash = super::name_hash(directory);
         let key = (hash ^ (hash >> 32)) as u32 as i32;
