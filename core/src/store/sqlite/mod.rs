@@ -234,17 +234,21 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one immediate transaction on the writer, committed when it returns `Ok`
-    /// and rolled back otherwise (a panic included).
+    /// and rolled back otherwise (a panic included). Its time is read under the write lock:
+    /// read before, two writes waiting for the lock could commit in the other order than
+    /// their times, and a reader of `meta.lastModified gt …` would miss the later one.
     fn write<T>(
         &self,
         f: impl FnOnce(&Connection, &Now) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let time = self.now();
-        let now = Now {
-            time,
-            text: time.to_string(),
-        };
-        transaction(&self.lock(), "BEGIN IMMEDIATE", |conn| f(conn, &now))
+        transaction(&self.lock(), "BEGIN IMMEDIATE", |conn| {
+            let time = self.now();
+            let now = Now {
+                time,
+                text: time.to_string(),
+            };
+            f(conn, &now)
+        })
     }
 }
 
