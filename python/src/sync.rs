@@ -262,10 +262,11 @@ impl Plan {
 
     /// Applies the plan and records the run; returns a `Report`. Raises `SyncBlockedError`
     /// when the plan crosses a deletion threshold and `allow_deletes` is false (nothing is
-    /// applied; the plan may then be applied with `allow_deletes=True`), `SyncConflictError` for a `userName` another directory owns under policy
-    /// `fail`, `SyncBusyError` while another sync of the directory runs in any process using
-    /// the store (nothing applied; the plan can be applied later). Changes that fail one by
-    /// one do not raise: `Report.failures` lists them. `progress(done, total)` is called as
+    /// applied; the plan may then be applied with `allow_deletes=True`),
+    /// `SyncConflictError` for a `userName` another directory owns under policy `fail`,
+    /// `SyncBusyError` while another sync of the directory runs in any process using the
+    /// store (nothing applied; the plan can be applied later). Changes that fail one by one
+    /// do not raise: `Report.failures` lists them. `progress(done, total)` is called as
     /// changes are applied.
     #[pyo3(signature = (*, allow_deletes = false, progress = None))]
     fn apply(

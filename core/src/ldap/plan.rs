@@ -965,6 +965,10 @@ fn release_names(
     wanted: &HashMap<&str, &str>,
     complete: bool,
 ) -> HashSet<String> {
+    // A first import holds no name yet: its hundred thousand creates are not looked at.
+    if current.users.is_empty() {
+        return HashSet::new();
+    }
     let renames =
         |c: &Change| c.kind == Kind::User && c.changed.iter().any(|a| a.attribute == "userName");
     // Folded new name → anchor of the user taking it.

@@ -137,15 +137,16 @@ pub(crate) enum Edit {
     Patch,
 }
 
-/// At most one value of a multi-valued attribute is `primary` (RFC 7643 §2.4). A value of
-/// `attributes` marked primary is new unless `held` held it as primary: the same value, or
-/// one with the same `value`; of two new, one where the held primary was, of its `type`,
-/// is that primary edited (a PATCH may change the primary email and make another primary
-/// at once).
-/// When one is new, a PATCH takes primary from the others (RFC 7644 §3.5.2); a create or
-/// replace with two primaries, whose body says it all, is refused, as is a PATCH with two
-/// new. Several primaries held already (stored before this check) are left alone, so that
-/// echoing them back fails no PATCH or PUT. A create passes an empty `held`.
+/// At most one value of a multi-valued attribute is `primary` (RFC 7643 §2.4).
+///
+/// A value of `attributes` marked primary is new unless `held` held it as primary: the
+/// same value, or one with the same `value`; of two new, one where the held primary was, of
+/// its `type`, is that primary edited (a PATCH may change the primary email and make
+/// another primary at once). When one is new, a PATCH takes primary from the others (RFC
+/// 7644 §3.5.2); a create or replace with two primaries, whose body says it all, is
+/// refused, as is a PATCH with two new. Several primaries held already (stored before this
+/// check) are left alone, so that echoing them back fails no PATCH or PUT. A create passes
+/// an empty `held`.
 pub(crate) fn settle_primaries(
     held: &Map<String, Value>,
     attributes: &mut Map<String, Value>,

@@ -1871,7 +1871,9 @@ impl Store for PostgresStore {
 
     /// A session-level advisory lock on a connection of its own: the server releases it
     /// when the connection closes, and TCP keepalives close the connection of a node that
-    /// died without closing it.
+    /// died without closing it. The server's side of the connection needs its own: the
+    /// client's keepalives tell the client that the server is gone, not the server that the
+    /// client is (Linux's default would hold a dead node's lock for about two hours).
     fn try_lock_sync(&self, directory: &str) -> Result<Option<SyncLock>, StoreError> {
         check_directory_name(directory)?;
         let mut config = self.endpoint.config.clone();
@@ -1884,6 +1886,14 @@ impl Store for PostgresStore {
                 std::process::id()
             ));
         let mut client = self.endpoint.connect(&config)?;
+        client.batch_execute(
+            "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; \
+             SET tcp_keepalives_count = 3",
+        )?;
+        // An idle session timeout set for the database would end the holder's session, and
+        // the lock with it, while it syncs; PostgreSQL before 14 has none (then: an error,
+        // and nothing to undo).
+        let _ = client.batch_execute("SET idle_session_timeout = 0");
         // Both keys are int4: the name's hash is folded into 32 bits.
         let hash = super::name_hash(directory);
         let key = (hash ^ (hash >> 32)) as u32 as i32;
