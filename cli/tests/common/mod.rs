@@ -91,6 +91,16 @@ impl Server {
     }
 }
 
+/// A test that fails before `stop` leaves no server behind (they outlived failed runs).
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub(crate) fn usersync(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_usersync"))
         .args(args)
