@@ -86,7 +86,6 @@ fn rewrite_dn_key(dn: &str) -> String {
     let bytes = dn.as_bytes();
     let mut i = 0;
     loop {
-        let at_end = i >= bytes.len();
         let c = bytes.get(i).copied();
         match c {
             Some(b'\\') => {
@@ -107,10 +106,10 @@ fn rewrite_dn_key(dn: &str) -> String {
             Some(b'=') if kind.is_none() => kind = Some(finish(&mut text)),
             None | Some(b',' | b'+') => {
                 let value = finish(&mut text);
-                match kind.take() {
-                    Some(k) => ava.push((k, value)),
-                    None => ava.push((value, String::new())),
-                }
+                ava.push(match kind.take() {
+                    Some(k) => (k, value),
+                    None => (value, String::new()),
+                });
                 if c != Some(b'+') {
                     ava.sort_unstable();
                     rdns.push(std::mem::take(&mut ava));
@@ -118,7 +117,7 @@ fn rewrite_dn_key(dn: &str) -> String {
             }
             Some(b) => text.push((b, false)),
         }
-        if at_end {
+        if c.is_none() {
             break;
         }
         i += 1;

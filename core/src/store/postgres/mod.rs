@@ -236,9 +236,10 @@ impl Endpoint {
                 _ => kept.push(parameter),
             }
         }
-        let driver_url = match kept.is_empty() {
-            true => base.to_owned(),
-            false => format!("{base}?{}", kept.join("&")),
+        let driver_url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
         };
         let mut config: postgres::Config = driver_url.parse().map_err(|e| invalid(&e))?;
         let checked = || crate::tls::client_config(root);
