@@ -222,7 +222,7 @@ pub extern "C" fn usersync_plan_apply(
                 "this plan was made with another service: apply it with that one",
             ));
         }
-        let _lock = lock_sync(&*service.store, &plan.config.directory)?;
+        let lock = lock_sync(&*service.store, &plan.config.directory)?;
         let allow_deletes = flags & USERSYNC_SYNC_ALLOW_DELETES != 0;
         let refused = plan
             .planned
@@ -243,6 +243,7 @@ pub extern "C" fn usersync_plan_apply(
             service,
             &plan.config,
             planned,
+            &lock,
             flags,
             Reporter {
                 callback: progress,
@@ -266,19 +267,20 @@ fn lock_sync(store: &dyn Store, directory: &str) -> Result<SyncLock, usersync_re
         })
 }
 
-/// Applies `planned` (under the directory's sync lock), records the run and writes its
+/// Applies `planned` under the directory's sync `lock` (checked before each batch), records the run and writes its
 /// report.
 fn apply_planned(
     service: &usersync_service,
     config: &SyncConfig,
     planned: Planned,
+    lock: &SyncLock,
     flags: u32,
     reporter: Reporter,
     report_json_out: *mut *mut c_char,
 ) -> Result<(), usersync_result> {
     let store = &*service.store;
     let tell = |p: Progress| reporter.tell(p);
-    let mut options = ApplyOptions::new(flags & USERSYNC_SYNC_ALLOW_DELETES != 0);
+    let mut options = ApplyOptions::new(flags & USERSYNC_SYNC_ALLOW_DELETES != 0).with_lock(lock);
     if reporter.callback.is_some() {
         options = options.with_progress(&tell);
     }
@@ -315,7 +317,7 @@ pub extern "C" fn usersync_sync_run(
         check_flags(flags)?;
         let config = config(config_toml, config_toml_len)?;
         let store = &*service.store;
-        let _lock = lock_sync(store, &config.directory)?;
+        let lock = lock_sync(store, &config.directory)?;
         let clock = system_clock();
         let full = flags & USERSYNC_SYNC_FULL != 0;
         let planned = match run::plan_run(&config, store, &LocalTarget(store), full, &clock) {
@@ -330,6 +332,7 @@ pub extern "C" fn usersync_sync_run(
             service,
             &config,
             planned,
+            &lock,
             flags,
             Reporter {
                 callback: progress,

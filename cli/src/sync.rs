@@ -11,7 +11,7 @@ use usersync_core::ldap::remote::RemoteTarget;
 use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
 use usersync_core::ldap::schedule::{Outcome, next_due, next_run};
 use usersync_core::scim::datetime::DateTime;
-use usersync_core::store::{Store, StoreError, name_hash, purge_expired, system_clock};
+use usersync_core::store::{Store, StoreError, SyncLock, name_hash, purge_expired, system_clock};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -147,7 +147,7 @@ pub(crate) fn sync(args: &SyncArgs) -> ExitCode {
         return daemon(args, &config, &*store, target);
     }
     // One sync per directory at a time, across every process on this store.
-    let _lock = match store.try_lock_sync(&config.directory) {
+    let lock = match store.try_lock_sync(&config.directory) {
         Ok(Some(lock)) => lock,
         Ok(None) => {
             eprintln!(
@@ -161,7 +161,7 @@ pub(crate) fn sync(args: &SyncArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    sync_once(args, &config, &*store, target)
+    sync_once(args, &config, &*store, target, &lock)
 }
 
 /// How often a daemon that found the directory's sync locked by another process looks
@@ -265,7 +265,10 @@ fn daemon(
         if matches!(next_due(config, store), Ok(Some(due)) if due > system_clock()()) {
             continue;
         }
-        let options = RunOptions::new(ApplyOptions::new(args.allow_deletes), args.common.full);
+        let options = RunOptions::new(
+            ApplyOptions::new(args.allow_deletes).with_lock(&lock),
+            args.common.full,
+        );
         let run = run::sync(config, store, target, &options, &system_clock());
         let purged = purge(args, config, store);
         drop(lock);
@@ -322,6 +325,7 @@ fn sync_once(
     config: &SyncConfig,
     store: &dyn Store,
     target: &dyn Target,
+    lock: &SyncLock,
 ) -> ExitCode {
     let bar = (!args.common.json).then(progress_bar).flatten();
     let show = |p: apply::Progress| {
@@ -330,7 +334,7 @@ fn sync_once(
             bar.set_position(p.done as u64);
         }
     };
-    let mut options = ApplyOptions::new(args.allow_deletes);
+    let mut options = ApplyOptions::new(args.allow_deletes).with_lock(lock);
     if bar.is_some() {
         options = options.with_progress(&show);
     }

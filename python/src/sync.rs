@@ -275,7 +275,7 @@ impl Plan {
         allow_deletes: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Report> {
-        let _lock = lock_sync(py, &self.shared, &self.config.directory)?;
+        let lock = lock_sync(py, &self.shared, &self.config.directory)?;
         // A plan refused for crossing a threshold stays, to be applied with the override.
         let refused = !self.plan.blocked.is_empty() && !allow_deletes;
         let planned = self
@@ -294,6 +294,7 @@ impl Plan {
             &self.shared,
             &self.config,
             planned,
+            &lock,
             allow_deletes,
             progress,
         );
@@ -344,6 +345,7 @@ fn apply(
     shared: &Shared,
     config: &CoreConfig,
     planned: Planned,
+    lock: &SyncLock,
     allow_deletes: bool,
     progress: Option<Py<PyAny>>,
 ) -> Run {
@@ -358,7 +360,7 @@ fn apply(
         }
     };
     py.detach(|| {
-        let mut options = ApplyOptions::new(allow_deletes);
+        let mut options = ApplyOptions::new(allow_deletes).with_lock(lock);
         if progress.is_some() {
             options = options.with_progress(&tell);
         }
@@ -474,7 +476,7 @@ fn sync(
 ) -> PyResult<Report> {
     let shared = shared(py, database)?;
     let config = &config.config;
-    let _lock = lock_sync(py, &shared, &config.directory)?;
+    let lock = lock_sync(py, &shared, &config.directory)?;
     let planned = py.detach(|| {
         let store = &*shared.store;
         let clock = system_clock();
@@ -483,7 +485,7 @@ fn sync(
             Failure::plan(&e)
         })
     })?;
-    let run = apply(py, &shared, config, planned, allow_deletes, progress);
+    let run = apply(py, &shared, config, planned, &lock, allow_deletes, progress);
     Report::from_run(py, &run)
 }
 

@@ -12,7 +12,7 @@ use super::config::{Conflict, SyncConfig};
 use super::plan::{Action, Change, Current, Plan};
 use crate::store::{
     Change as StoreChange, DirectoryKind, Kind, Member, NewDirectory, NewResource, Replacement,
-    Resource, Store, StoreError, Write,
+    Resource, Store, StoreError, SyncLock, Write,
 };
 
 /// What an apply did.
@@ -48,6 +48,20 @@ pub enum ApplyError {
     /// The remote SCIM target could not be read.
     #[error("the SCIM target failed: {0}")]
     Remote(String),
+    /// The directory's sync lock was lost part-way (its database session ended), so another
+    /// sync may be running: the apply stopped before its next batch. What was applied
+    /// stays; the next run converges.
+    #[error(
+        "{why}; stopped after {done} of {total} changes so that two syncs do not write at once"
+    )]
+    LockLost {
+        /// Why the lock is lost.
+        why: String,
+        /// Changes applied (or failed) before the apply stopped.
+        done: usize,
+        /// Changes in the plan.
+        total: usize,
+    },
 }
 
 impl From<crate::client::ClientError> for ApplyError {
@@ -73,6 +87,8 @@ pub struct ApplyOptions<'a> {
     pub allow_deletes: bool,
     /// Told as changes are applied (from several threads, for a remote target).
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+    /// The directory's sync lock, checked before each batch of writes.
+    pub lock: Option<&'a SyncLock>,
 }
 
 impl std::fmt::Debug for ApplyOptions<'_> {
@@ -80,6 +96,7 @@ impl std::fmt::Debug for ApplyOptions<'_> {
         f.debug_struct("ApplyOptions")
             .field("allow_deletes", &self.allow_deletes)
             .field("progress", &self.progress.is_some())
+            .field("lock", &self.lock.is_some())
             .finish()
     }
 }
@@ -90,7 +107,27 @@ impl<'a> ApplyOptions<'a> {
         Self {
             allow_deletes,
             progress: None,
+            lock: None,
         }
+    }
+
+    /// Checking `lock` (held by the caller) before each batch: a lock lost part-way stops
+    /// the apply with [`ApplyError::LockLost`].
+    #[must_use]
+    pub fn with_lock(mut self, lock: &'a SyncLock) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// [`ApplyError::LockLost`] when the lock is given and lost, after `done` of `total`
+    /// changes.
+    pub(crate) fn check_lock(&self, done: usize, total: usize) -> Result<(), ApplyError> {
+        let why = match self.lock.map(SyncLock::check) {
+            Some(Err(StoreError::Backend(why))) => why,
+            Some(Err(other)) => other.to_string(),
+            _ => return Ok(()),
+        };
+        Err(ApplyError::LockLost { why, done, total })
     }
 
     /// With a progress callback.
@@ -251,6 +288,7 @@ pub fn apply_with(
             .filter(|c| actions.contains(&c.action))
             .collect();
         for chunk in changes.chunks(BATCH) {
+            options.check_lock(done, plan.changes.len())?;
             let mut writes = Vec::with_capacity(chunk.len());
             let mut applied_to = Vec::with_capacity(chunk.len());
             for change in chunk {

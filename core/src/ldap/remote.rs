@@ -30,6 +30,8 @@ const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const ADD_SLICE: usize = 500;
 /// Members per PATCH removing members: each is a term of the path's value filter.
 const REMOVE_SLICE: usize = 50;
+/// Requests between checks of the sync lock ([`ApplyOptions::with_lock`]).
+const LOCK_CHECK_EVERY: usize = 100;
 
 /// A SCIM endpoint to sync into.
 #[derive(Debug)]
@@ -292,6 +294,8 @@ impl Target for RemoteTarget {
         let total = plan.changes.len();
         let done = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
+        let started_changes = AtomicUsize::new(0);
+        let lost = std::sync::Mutex::new(None);
         let mut ids = plan.ids.clone();
         let mut conflict = None;
         for actions in PHASES {
@@ -304,10 +308,22 @@ impl Target for RemoteTarget {
                 if stop.load(Ordering::Relaxed) {
                     return None;
                 }
+                if started_changes
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(LOCK_CHECK_EVERY)
+                    && let Err(e) = options.check_lock(done.load(Ordering::Relaxed), total)
+                {
+                    stop.store(true, Ordering::Relaxed);
+                    if let Ok(mut lost) = lost.lock() {
+                        lost.get_or_insert(e);
+                    }
+                    return None;
+                }
                 let outcome = self.execute(change, &ids);
+                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if let Some(progress) = options.progress {
                     progress(Progress {
-                        done: done.fetch_add(1, Ordering::Relaxed) + 1,
+                        done: finished,
                         total,
                     });
                 }
@@ -356,6 +372,9 @@ impl Target for RemoteTarget {
             }
             if let Some(message) = conflict {
                 return Err(ApplyError::Conflict(message));
+            }
+            if let Some(e) = lost.lock().ok().and_then(|mut lost| lost.take()) {
+                return Err(e);
             }
         }
         report.retries = self.client.retries() - retries_before;
@@ -445,6 +464,56 @@ mod tests {
                 assert!(message.contains("127.0.0.1:1"), "{message}");
             }
             other => panic!("expected the endpoint's failure, got {other:?}"),
+        }
+    }
+
+    /// A sync lock lost part-way stops a remote apply too, at its next check: checked
+    /// before the first request, then every `LOCK_CHECK_EVERY`. (The endpoint is down, so
+    /// a change that ran would fail, not stop the apply.)
+    #[test]
+    fn a_remote_apply_stops_when_its_sync_lock_is_lost() {
+        let config = SyncConfig::from_toml(
+            "directory = \"corp\"\n[connection]\nurls = [\"ldap://127.0.0.1:1\"]\n\
+             [users]\nbase = \"ou=people,dc=x\"\n[groups]\nbase = \"ou=groups,dc=x\"\n",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let snapshot = crate::ldap::source::Snapshot {
+            users: (0..250)
+                .map(|i| {
+                    let uid = format!("u{i}");
+                    crate::ldap::source::Entry::new(
+                        &format!("uid={uid},ou=people,dc=x"),
+                        [
+                            ("entryUUID", vec![uid.as_str()]),
+                            ("uid", vec![uid.as_str()]),
+                        ],
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let plan = crate::ldap::plan::plan(&config, &snapshot, &Current::default());
+        let options = ClientOptions {
+            max_attempts: 1,
+            concurrency: 1,
+            ..ClientOptions::default()
+        };
+        let client = ScimClient::new("http://127.0.0.1:1/scim/v2/acme", "token", options)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let target = RemoteTarget::new(client);
+        for (held_for, done) in [(0, 0), (2, 200)] {
+            let lock = crate::store::SyncLock::lost_after(held_for);
+            let err = target
+                .apply(&config, &plan, &ApplyOptions::new(false).with_lock(&lock))
+                .unwrap_err();
+            assert_eq!(
+                err,
+                ApplyError::LockLost {
+                    why: "the sync lock was lost: its session ended".into(),
+                    done,
+                    total: 250
+                }
+            );
         }
     }
 }

@@ -1592,7 +1592,30 @@ fn postgres_nodes_share_one_user_base() {
         "held by the other node"
     );
     drop(held);
-    assert!(nodes[1].try_lock_sync("d").unwrap().is_some(), "released");
+    let held = nodes[1].try_lock_sync("d").unwrap().expect("released");
+    held.check().expect("held while its session lives");
+    // An administrator ends the holder's session: the lock goes with it, the other node
+    // can take it, and the holder learns so at its next check.
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name LIKE 'usersync sync of d %'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(ended.len(), 1, "one lock session");
+    let taken = (0..100).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        nodes[0].try_lock_sync("d").unwrap()
+    });
+    assert!(taken.is_some(), "free once its session ended");
+    let lost = held.check().unwrap_err().to_string();
+    assert!(
+        lost.contains("the sync lock was lost: its PostgreSQL session ended"),
+        "{lost}"
+    );
+    drop((taken, held));
     let g = nodes[1].create(group(d, "g", "Everyone")).unwrap();
     const PER_THREAD: usize = 40;
     for t in 0..8 {

@@ -1074,14 +1074,57 @@ pub fn name_hash(name: &str) -> u64 {
 /// Held while one sync of a directory runs (see [`Store::try_lock_sync`]).
 pub struct SyncLock {
     /// Whatever keeps the lock taken: a locked file, a database session, a set entry.
-    _held: Box<dyn Send>,
+    held: Box<dyn HeldLock>,
 }
 
+/// What keeps a [`SyncLock`] taken, and whether it still does.
+pub(crate) trait HeldLock: Send + Sync {
+    /// `Err` (saying why) once the lock is no longer held. A lock this process holds
+    /// until it drops it (a locked file, a set entry) cannot be lost.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl HeldLock for std::fs::File {}
+
 impl SyncLock {
-    pub(crate) fn new(held: impl Send + 'static) -> Self {
+    pub(crate) fn new(held: impl HeldLock + 'static) -> Self {
         Self {
-            _held: Box::new(held),
+            held: Box::new(held),
         }
+    }
+
+    /// Whether the lock is still held. A lock kept by a database session is lost when the
+    /// database ends that session (an administrator's `pg_terminate_backend`, a failover,
+    /// a network cut): another process may then take it and sync the same directory, so a
+    /// sync checks before each batch of writes and stops when it is lost.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] saying why the lock is lost.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.held
+            .check()
+            .map_err(|why| StoreError::Backend(format!("the sync lock was lost: {why}")))
+    }
+}
+
+#[cfg(test)]
+impl SyncLock {
+    /// A lock that its database lets go of after `held_for` checks.
+    pub(crate) fn lost_after(held_for: usize) -> Self {
+        struct LostAfter(usize, std::sync::atomic::AtomicUsize);
+        impl HeldLock for LostAfter {
+            fn check(&self) -> Result<(), String> {
+                let checks = self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if checks < self.0 {
+                    Ok(())
+                } else {
+                    Err("its session ended".into())
+                }
+            }
+        }
+        Self::new(LostAfter(held_for, 0.into()))
     }
 }
 
@@ -1117,6 +1160,8 @@ struct LocalSyncLock {
     locks: LocalSyncLocks,
     directory: String,
 }
+
+impl HeldLock for LocalSyncLock {}
 
 impl Drop for LocalSyncLock {
     fn drop(&mut self) {

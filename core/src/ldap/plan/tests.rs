@@ -1213,3 +1213,43 @@ fn nothing_is_settled_early_when_active_directory_may_add_to_a_mapped_member_of(
         assert_eq!(settler.finish().count(), expected);
     }
 }
+
+/// A lock lost part-way stops the apply before its next batch: the batches before it stay,
+/// nothing is written after, and the next run (under a lock held again) converges.
+#[test]
+fn an_apply_stops_at_the_batch_after_its_sync_lock_is_lost() {
+    let config = SyncConfig::from_toml(CONFIG).unwrap();
+    let names: Vec<String> = (0..2500).map(|i| format!("u{i}")).collect();
+    let snapshot = Snapshot {
+        users: names
+            .iter()
+            .map(|n| user(n, Some("512"), "Engineer"))
+            .collect(),
+        groups: vec![group("all", names.iter().map(String::as_str).collect())],
+        ..Snapshot::default()
+    };
+    let store = SqliteStore::open_in_memory(system_clock()).unwrap();
+    let p = plan(&config, &snapshot, &apply::current(&store, "corp").unwrap());
+    let lock = crate::store::SyncLock::lost_after(2);
+    let options = apply::ApplyOptions::new(false).with_lock(&lock);
+    let err = apply::apply_with(&store, &config, &p, &options).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the sync lock was lost: its session ended; stopped after 2000 of 2502 changes so that two syncs do not write at once"
+    );
+    let d = store.directory("corp").unwrap().unwrap().id;
+    assert_eq!(store.list(d, Kind::User).unwrap().len(), 2000);
+    assert!(store.list(d, Kind::Group).unwrap().is_empty());
+    let held = crate::store::SyncLock::lost_after(usize::MAX);
+    let again = plan(&config, &snapshot, &apply::current(&store, "corp").unwrap());
+    assert_eq!(again.changes.len(), 502, "{again}");
+    apply::apply_with(
+        &store,
+        &config,
+        &again,
+        &apply::ApplyOptions::new(false).with_lock(&held),
+    )
+    .unwrap();
+    assert_eq!(store.list(d, Kind::User).unwrap().len(), 2500);
+    assert!(plan(&config, &snapshot, &apply::current(&store, "corp").unwrap()).is_empty());
+}

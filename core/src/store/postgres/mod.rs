@@ -619,6 +619,26 @@ fn fill_attribute_keys(tx: &mut Tx<'_>) -> Result<(), StoreError> {
     }
 }
 
+/// A session-level advisory lock: held exactly as long as its session lives, since usersync
+/// never unlocks it but by closing the connection.
+struct SessionLock(std::sync::Mutex<Client>);
+
+impl super::HeldLock for SessionLock {
+    /// Asks the lock's own session: a session the server ended (an administrator's
+    /// `pg_terminate_backend`, a failover, a cut the keepalives saw) fails the query, and
+    /// with it went the lock.
+    fn check(&self) -> Result<(), String> {
+        let mut client = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        client
+            .simple_query("SELECT 1")
+            .map(drop)
+            .map_err(|e| format!("its PostgreSQL session ended ({e})"))
+    }
+}
+
 /// Waits on a listening connection until the feed has an event after `after`.
 fn wait_on(c: &mut Conn, after: u64, deadline: std::time::Instant) -> Result<bool, StoreError> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
@@ -1901,7 +1921,7 @@ impl Store for PostgresStore {
         let taken: bool = client
             .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&SYNC_LOCK, &key])?
             .get(0);
-        Ok(taken.then(|| SyncLock::new(client)))
+        Ok(taken.then(|| SyncLock::new(SessionLock(std::sync::Mutex::new(client)))))
     }
 
     /// Listens on the channel every event-writing transaction notifies, then checks the
