@@ -1570,6 +1570,59 @@ fn postgres_over_tls_as_libpq_modes_say() {
     assert!(missing.contains("sslrootcert"), "{missing}");
 }
 
+/// A node whose clock is an hour behind another's never takes a row's `lastModified` back:
+/// not by an update, a member change, nor the group change a member's deletion makes.
+#[cfg(feature = "postgres")]
+fn clocks_apart(ahead: &dyn Store, url: &str, clock: &TestClock) {
+    let late = TestClock::new();
+    late.0
+        .store(clock.0.load(Ordering::SeqCst) - 3600, Ordering::SeqCst);
+    let behind = postgres::PostgresStore::open(url, late.clock()).unwrap();
+    let d = ahead
+        .create_directory(NewDirectory::new("skew", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    let u = ahead.create(user(d, "skew-u", "skew-ann")).unwrap();
+    let g = ahead.create(group(d, "skew-g", "Skew")).unwrap();
+    let updated = behind
+        .update(
+            d,
+            Kind::User,
+            &u.id,
+            Some(u.version),
+            Change {
+                replacement: Some(Replacement {
+                    name: "skew-bob".into(),
+                    attributes: json!({"userName": "skew-bob"}),
+                    ..replacement(&u)
+                }),
+                ..Change::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(updated.version, u.version + 1);
+    assert_eq!(updated.modified, u.modified, "not an hour back");
+    behind
+        .change_members(d, &g.id, &[u.id.clone()], &[])
+        .unwrap();
+    let joined = behind.get(d, Kind::Group, &g.id).unwrap().unwrap();
+    assert_eq!(
+        (joined.version, joined.modified),
+        (g.version + 1, g.modified)
+    );
+    behind.delete(d, Kind::User, &u.id, None).unwrap();
+    let left = behind.get(d, Kind::Group, &g.id).unwrap().unwrap();
+    assert_eq!((left.version, left.modified), (g.version + 2, g.modified));
+    let times: Vec<DateTime> = behind
+        .events_after(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.directory == d)
+        .map(|e| e.time)
+        .collect();
+    assert_eq!(times, vec![g.modified; times.len()], "events as the rows");
+}
+
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_nodes_share_one_user_base() {
@@ -1616,6 +1669,7 @@ fn postgres_nodes_share_one_user_base() {
         "{lost}"
     );
     drop((taken, held));
+    clocks_apart(&*nodes[0], &url, &clock);
     let g = nodes[1].create(group(d, "g", "Everyone")).unwrap();
     const PER_THREAD: usize = 40;
     for t in 0..8 {

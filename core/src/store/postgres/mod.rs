@@ -555,12 +555,12 @@ impl PostgresStore {
         &self,
         mut f: impl FnMut(&mut Tx<'_>, DateTime) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let now = self.now();
         let mut c = self.client()?;
         let mut attempts = 0;
         loop {
             attempts += 1;
             let mut tx = c.transaction()?;
+            let now = self.now();
             let out = f(&mut tx, now).and_then(|out| Ok((tx.commit()?, out)));
             match out {
                 Ok(((), out)) => return Ok(out),
@@ -987,6 +987,14 @@ fn create_in(tx: &mut Tx<'_>, now: DateTime, n: &NewResource) -> Result<Resource
     Ok(r)
 }
 
+/// The time a write to a row stamps: `now`, or the row's last change when that is later.
+/// The clock is read before the row is locked, and nodes' clocks differ, so a write that
+/// waited for the lock may read an earlier time than the one it follows; a row's
+/// `meta.lastModified` must still never go back as its version goes up.
+fn stamp(now: DateTime, last_modified: DateTime) -> DateTime {
+    now.max(last_modified)
+}
+
 fn update_in(
     tx: &mut Tx<'_>,
     now: DateTime,
@@ -997,6 +1005,7 @@ fn update_in(
     change: &Change,
 ) -> Result<Resource, StoreError> {
     let mut r = existing(tx, directory, kind, id)?;
+    let now = stamp(now, r.modified);
     check_update(&r, expected_version, change)?;
     check_member_change(kind, change)?;
     let (scope, keeps) = directory_rules(tx, directory, kind)?;
@@ -1074,6 +1083,7 @@ fn delete_in(
     now: DateTime,
 ) -> Result<(), StoreError> {
     let r = existing(tx, directory, kind, id)?;
+    let now = stamp(now, r.modified);
     check_version(&r, expected_version)?;
     let containing: Vec<String> = tx
         .query(
@@ -1088,12 +1098,16 @@ fn delete_in(
     adjust_count(tx, directory, kind, -1)?;
     record(tx, &r, EventKind::Deleted, now)?;
     for g in containing {
-        let version: i64 = tx
-            .query_one(
-                "UPDATE resources SET version = version + 1, modified = $1 WHERE id = $2 RETURNING version",
-                &[&now.to_string(), &g],
-            )?
-            .get(0);
+        let row = tx.query_one(
+            "SELECT version, modified FROM resources WHERE id = $1 FOR UPDATE",
+            &[&g],
+        )?;
+        let version = row.get::<_, i64>(0) + 1;
+        let modified = stamp(now, time_from(row.get(1))?);
+        tx.execute(
+            "UPDATE resources SET version = $1, modified = $2 WHERE id = $3",
+            &[&version, &modified.to_string(), &g],
+        )?;
         record_event(
             tx,
             directory,
@@ -1101,7 +1115,7 @@ fn delete_in(
             &g,
             version as u64,
             EventKind::Updated,
-            now,
+            modified,
         )?;
     }
     Ok(())
@@ -1610,15 +1624,16 @@ impl Store for PostgresStore {
     ) -> Result<u64, StoreError> {
         self.write(|tx, now| {
             // The group's row lock orders concurrent member changes of one group.
-            let version: i64 = tx
+            let row = tx
                 .query_opt(
-                    "SELECT version FROM resources WHERE id = $1 AND directory = $2 AND kind = 'Group' FOR UPDATE",
+                    "SELECT version, modified FROM resources WHERE id = $1 AND directory = $2 AND kind = 'Group' FOR UPDATE",
                     &[&group, &directory],
                 )?
-                .map(|r| r.get(0))
                 .ok_or_else(|| StoreError::NotFound {
                     what: format!("Group `{group}`"),
                 })?;
+            let version: i64 = row.get(0);
+            let now = stamp(now, time_from(row.get(1))?);
             let mut changed = false;
             for id in add {
                 if id == group {
