@@ -1570,6 +1570,80 @@ fn postgres_over_tls_as_libpq_modes_say() {
     assert!(missing.contains("sslrootcert"), "{missing}");
 }
 
+/// More calls at once than the pool's bound all succeed, and the server never sees more
+/// connections than the bound (and the feed's listener); waiters on the feed hold none, so
+/// more of them than the bound neither starve a write nor miss it.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_connections_are_bounded_and_feed_waiters_hold_none() {
+    let server = usersync_testkit::postgres::Postgres::start("bound");
+    let url = server.create_database("bound");
+    let s = postgres::PostgresStore::open(&url, TestClock::new().clock()).unwrap();
+    let d = s
+        .create_directory(NewDirectory::new("d", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(d, "u0", "ann")).unwrap();
+    let last = s.events_after(0, 10).unwrap().last().unwrap().seq;
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let mut connections = || -> i64 {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let waiters = 2 * postgres::MAX_OPEN;
+    let woken = std::sync::atomic::AtomicUsize::new(0);
+    let most = AtomicI64::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..waiters {
+            scope.spawn(|| {
+                let seen = s
+                    .wait_for_events(last, std::time::Duration::from_secs(60))
+                    .unwrap();
+                assert!(seen, "woken by the write");
+                woken.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let readers: Vec<_> = (0..3 * postgres::MAX_OPEN)
+            .map(|_| {
+                scope.spawn(|| {
+                    for _ in 0..20 {
+                        assert_eq!(s.count(d, Kind::User).unwrap(), 1);
+                    }
+                })
+            })
+            .collect();
+        scope.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                most.fetch_max(connections(), Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        for r in readers {
+            r.join().unwrap();
+        }
+        assert_eq!(woken.load(Ordering::SeqCst), 0, "nothing written yet");
+        s.create(user(d, "u1", "bob"))
+            .expect("a write among the waiters");
+        while woken.load(Ordering::SeqCst) < waiters {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        done.store(true, Ordering::SeqCst);
+    });
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        most <= postgres::MAX_OPEN as i64 + 1,
+        "{most} connections at once"
+    );
+    assert!(most > 4, "the readers ran at once ({most} connections)");
+}
+
 /// A node whose clock is an hour behind another's never takes a row's `lastModified` back:
 /// not by an update, a member change, nor the group change a member's deletion makes.
 #[cfg(feature = "postgres")]
@@ -1603,7 +1677,7 @@ fn clocks_apart(ahead: &dyn Store, url: &str, clock: &TestClock) {
     assert_eq!(updated.version, u.version + 1);
     assert_eq!(updated.modified, u.modified, "not an hour back");
     behind
-        .change_members(d, &g.id, &[u.id.clone()], &[])
+        .change_members(d, &g.id, std::slice::from_ref(&u.id), &[])
         .unwrap();
     let joined = behind.get(d, Kind::Group, &g.id).unwrap().unwrap();
     assert_eq!(

@@ -16,10 +16,9 @@
 //! providers send most) is one statement outside any transaction when its page tells its
 //! total.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use postgres::error::SqlState;
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use std::collections::HashMap;
 
@@ -27,6 +26,10 @@ use postgres::config::SslMode;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 
 mod filter;
+mod pool;
+
+#[cfg(test)]
+pub(crate) use pool::MAX_OPEN;
 
 use super::query::{self, Page, Query, Start};
 use super::sql::BindText;
@@ -198,8 +201,10 @@ $$;
 pub struct PostgresStore {
     clock: super::memory::ClockDebug,
     endpoint: Endpoint,
-    /// Idle connections, reused by the next call.
-    idle: Mutex<Vec<Conn>>,
+    /// Connections for statements.
+    pool: pool::Pool,
+    /// Wakes [`Store::wait_for_events`].
+    feed: Arc<pool::Feed>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -275,9 +280,6 @@ impl Endpoint {
         connected.map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))
     }
 }
-
-/// Idle connections kept for reuse; more are opened when needed and closed after.
-const MAX_IDLE: usize = 16;
 
 /// A backend error; its text starts with the SQLSTATE, when there is one, so that
 /// [`PostgresStore::write`] can tell a deadlock or serialization failure worth a retry.
@@ -423,42 +425,6 @@ impl Conn {
     }
 }
 
-/// A connection of the pool, back to it when dropped.
-struct Pooled<'a> {
-    store: &'a PostgresStore,
-    conn: Option<Conn>,
-}
-
-impl std::ops::Deref for Pooled<'_> {
-    type Target = Conn;
-    fn deref(&self) -> &Conn {
-        self.conn.as_ref().expect("present until dropped")
-    }
-}
-
-impl std::ops::DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut Conn {
-        self.conn.as_mut().expect("present until dropped")
-    }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        if let Some(c) = self.conn.take()
-            && !c.client.is_closed()
-        {
-            let mut idle = self
-                .store
-                .idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if idle.len() < MAX_IDLE {
-                idle.push(c);
-            }
-        }
-    }
-}
-
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`) and
     /// creates or upgrades its schema.
@@ -470,36 +436,15 @@ impl PostgresStore {
         let store = Self {
             clock: super::memory::ClockDebug(clock),
             endpoint: Endpoint::parse(url)?,
-            idle: Mutex::new(Vec::new()),
+            pool: pool::Pool::new(),
+            feed: pool::Feed::new(),
         };
         store.migrate()?;
         Ok(store)
     }
 
-    fn client(&self) -> Result<Pooled<'_>, StoreError> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => {
-                let mut client = self.endpoint.connect(&self.endpoint.config)?;
-                // Every statement here is a lookup or a scan by index whose best plan does
-                // not depend on the values bound: plan each once (when prepared), not at
-                // every call, which costs more than running a lookup.
-                client.batch_execute("SET plan_cache_mode = force_generic_plan")?;
-                Conn {
-                    client,
-                    cache: ConnCache::default(),
-                }
-            }
-        };
-        Ok(Pooled {
-            store: self,
-            conn: Some(conn),
-        })
+    fn client(&self) -> Result<pool::Pooled<'_>, StoreError> {
+        self.pool.get(&self.endpoint)
     }
 
     fn now(&self) -> DateTime {
@@ -636,28 +581,6 @@ impl super::HeldLock for SessionLock {
             .simple_query("SELECT 1")
             .map(drop)
             .map_err(|e| format!("its PostgreSQL session ended ({e})"))
-    }
-}
-
-/// Waits on a listening connection until the feed has an event after `after`.
-fn wait_on(c: &mut Conn, after: u64, deadline: std::time::Instant) -> Result<bool, StoreError> {
-    let after = i64::try_from(after).unwrap_or(i64::MAX);
-    loop {
-        if c.query_opt("SELECT 1 FROM events WHERE seq > $1 LIMIT 1", &[&after])?
-            .is_some()
-        {
-            return Ok(true);
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Ok(false);
-        }
-        let mut notifications = c.client.notifications();
-        if notifications.timeout_iter(left).next()?.is_none() {
-            return Ok(false);
-        }
-        // Whatever else arrived meanwhile is the same news.
-        while notifications.iter().next()?.is_some() {}
     }
 }
 
@@ -1939,20 +1862,29 @@ impl Store for PostgresStore {
         Ok(taken.then(|| SyncLock::new(SessionLock(std::sync::Mutex::new(client)))))
     }
 
-    /// Listens on the channel every event-writing transaction notifies, then checks the
-    /// feed: a commit after the check wakes the wait, one before it is seen by the check.
+    /// Checks the feed after the store's listener ([`pool::Feed`]) is listening, then
+    /// sleeps until it hears a commit: a commit after the check wakes the wait, one before
+    /// it is seen by the check. No connection is held while asleep.
     fn wait_for_events(
         &self,
         after: u64,
         timeout: std::time::Duration,
     ) -> Result<bool, StoreError> {
         let deadline = std::time::Instant::now() + timeout;
-        let mut c = self.client()?;
-        c.client.batch_execute("LISTEN usersync_events")?;
-        let found = wait_on(&mut c, after, deadline);
-        // Back to the pool as it came: not listening, nothing buffered.
-        c.client.batch_execute("UNLISTEN usersync_events")?;
-        while c.client.notifications().iter().next()?.is_some() {}
-        found
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        loop {
+            let heard = self.feed.listen(&self.endpoint)?;
+            if self
+                .client()?
+                .query_opt("SELECT 1 FROM events WHERE seq > $1 LIMIT 1", &[&after])?
+                .is_some()
+            {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            self.feed.wait(heard, deadline);
+        }
     }
 }

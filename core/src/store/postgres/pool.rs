@@ -1,0 +1,257 @@
+//! The store's connections: a bounded pool for statements, and one connection that listens
+//! to the change feed for every waiter.
+//!
+//! The bound keeps a node under its share of the server's `max_connections` however many
+//! requests arrive at once: past it, callers wait for a connection to come back. Waiting on
+//! the feed takes no pooled connection for its whole wait (which would let waiters starve
+//! writers): one connection per store `LISTEN`s and wakes every waiter.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use postgres::fallible_iterator::FallibleIterator;
+
+use super::{Conn, ConnCache, Endpoint};
+use crate::store::StoreError;
+
+/// Connections a store opens at most for statements. A sync's lock and the feed's
+/// listener hold one more each.
+pub(crate) const MAX_OPEN: usize = 32;
+
+/// Idle connections kept for reuse; others are closed when given back.
+const MAX_IDLE: usize = 16;
+
+/// How long a caller waits for a connection when all are busy.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// How often a waiter on the feed looks again without being woken: the listener's
+/// connection may be broken before anything says so.
+const FEED_RECHECK: Duration = Duration::from_secs(2);
+
+/// Connections for statements, at most [`MAX_OPEN`] at a time.
+pub(super) struct Pool {
+    state: Mutex<State>,
+    returned: Condvar,
+}
+
+struct State {
+    idle: Vec<Conn>,
+    /// Connections open: idle, lent or being opened.
+    open: usize,
+}
+
+impl Pool {
+    pub(super) fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle connection, a new one while fewer than [`MAX_OPEN`] are open, or the first
+    /// given back within [`WAIT`].
+    pub(super) fn get(&self, endpoint: &Endpoint) -> Result<Pooled<'_>, StoreError> {
+        let deadline = Instant::now() + WAIT;
+        let mut state = self.state();
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                return Ok(self.lend(conn));
+            }
+            if state.open < MAX_OPEN {
+                state.open += 1;
+                drop(state);
+                return match connect(endpoint) {
+                    Ok(conn) => Ok(self.lend(conn)),
+                    Err(e) => {
+                        self.closed();
+                        Err(e)
+                    }
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Backend(format!(
+                    "all {MAX_OPEN} connections to PostgreSQL stayed busy for {} s",
+                    WAIT.as_secs()
+                )));
+            }
+            state = self
+                .returned
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn lend(&self, conn: Conn) -> Pooled<'_> {
+        Pooled {
+            pool: self,
+            conn: Some(conn),
+        }
+    }
+
+    /// One connection fewer open; a waiter may open another.
+    fn closed(&self) {
+        self.state().open -= 1;
+        self.returned.notify_one();
+    }
+}
+
+/// A statement connection, as [`Pool::get`] opens it.
+fn connect(endpoint: &Endpoint) -> Result<Conn, StoreError> {
+    let mut client = endpoint.connect(&endpoint.config)?;
+    // Every statement here is a lookup or a scan by index whose best plan does not depend
+    // on the values bound: plan each once (when prepared), not at every call, which costs
+    // more than running a lookup.
+    client.batch_execute("SET plan_cache_mode = force_generic_plan")?;
+    Ok(Conn {
+        client,
+        cache: ConnCache::default(),
+    })
+}
+
+/// A connection of the pool, back to it when dropped.
+pub(super) struct Pooled<'a> {
+    pool: &'a Pool,
+    conn: Option<Conn>,
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if !conn.client.is_closed() {
+            let mut state = self.pool.state();
+            if state.idle.len() < MAX_IDLE {
+                state.idle.push(conn);
+                drop(state);
+                self.pool.returned.notify_one();
+                return;
+            }
+        }
+        // Closed (or one idle too many): the slot is free for a new connection.
+        drop(conn);
+        self.pool.closed();
+    }
+}
+
+/// Wakes waiters on the change feed: a thread holds a connection that `LISTEN`s on the
+/// channel every event-writing transaction notifies, and counts the notifications.
+pub(super) struct Feed {
+    state: Mutex<FeedState>,
+    notified: Condvar,
+}
+
+struct FeedState {
+    /// Notifications seen (and listener restarts): a waiter sleeps while it is unchanged.
+    heard: u64,
+    /// Whether a listener runs.
+    listening: bool,
+}
+
+impl Feed {
+    pub(super) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(FeedState {
+                heard: 0,
+                listening: false,
+            }),
+            notified: Condvar::new(),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What has been heard so far, once a listener runs: a commit that notifies after this
+    /// returns changes it.
+    pub(super) fn listen(self: &Arc<Self>, endpoint: &Endpoint) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        if !state.listening {
+            let mut client = endpoint.connect(&endpoint.config)?;
+            client.batch_execute("LISTEN usersync_events")?;
+            let feed = Arc::downgrade(self);
+            std::thread::Builder::new()
+                .name("usersync-feed".into())
+                .spawn(move || relay(&feed, client))
+                .map_err(|e| {
+                    StoreError::Backend(format!("cannot start the feed's listener: {e}"))
+                })?;
+            state.listening = true;
+        }
+        Ok(state.heard)
+    }
+
+    /// Waits until something is heard after `heard`, or `until`, or [`FEED_RECHECK`].
+    pub(super) fn wait(&self, heard: u64, until: Instant) {
+        let until = until.min(Instant::now() + FEED_RECHECK);
+        let mut state = self.state();
+        while state.heard == heard {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = self
+                .notified
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn heard(&self, listening: bool) {
+        let mut state = self.state();
+        state.heard += 1;
+        state.listening = listening;
+        drop(state);
+        self.notified.notify_all();
+    }
+}
+
+/// The listener's loop: tells the feed of every notification until the store is dropped
+/// (seen within a second) or the connection fails (the next waiter starts another).
+fn relay(feed: &Weak<Feed>, mut client: postgres::Client) {
+    loop {
+        let next = client
+            .notifications()
+            .timeout_iter(Duration::from_secs(1))
+            .next();
+        let Some(feed) = feed.upgrade() else {
+            return;
+        };
+        match next {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                // Whatever else arrived meanwhile is the same news.
+                while let Ok(Some(_)) = client.notifications().iter().next() {}
+                feed.heard(true);
+            }
+            Err(_) => {
+                feed.heard(false);
+                return;
+            }
+        }
+    }
+}
