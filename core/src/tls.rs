@@ -37,16 +37,24 @@ pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConf
             }
         }
         None => {
-            for path in [
+            const BUNDLES: [&str; 2] = [
                 "/etc/ssl/certs/ca-certificates.crt",
                 "/etc/pki/tls/certs/ca-bundle.crt",
-            ] {
+            ];
+            for path in BUNDLES {
                 if let Ok(certs) = CertificateDer::pem_file_iter(path) {
                     for cert in certs.flatten() {
                         let _ = roots.add(cert);
                     }
                     break;
                 }
+            }
+            // Else every handshake would fail as "unknown issuer", naming no cause.
+            if roots.is_empty() {
+                return Err(TlsError::Ca(format!(
+                    "this system has no CA certificates ({} or {}): name the CA's file",
+                    BUNDLES[0], BUNDLES[1]
+                )));
             }
         }
     }

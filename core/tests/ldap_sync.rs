@@ -285,6 +285,40 @@ fn paging_and_incomplete_reads() {
         "{partial}"
     );
     assert!(partial.to_string().contains("incomplete:"));
+
+    // A subtree handed to another server (a referral object in its place): its users are
+    // not read, and not taken away either.
+    let contractors = format!("ou=contractors,{ou}");
+    slapd.add(&format!(
+        "dn: {contractors}\nobjectClass: organizationalUnit\nou: contractors\n\n{}{}",
+        person("c1", "Con", "Tractor", &contractors),
+        person("c2", "Con", "Sultant", &contractors)
+    ));
+    let with_contractors = run(&*store, &config);
+    assert_eq!(count(&with_contractors, Action::Create, Kind::User), 2);
+    apply::apply(&*store, &config, &with_contractors, false).unwrap();
+    slapd.delete(&[
+        &format!("uid=c1,{contractors}"),
+        &format!("uid=c2,{contractors}"),
+    ]);
+    slapd.delete(&[&contractors]);
+    slapd.add(&format!(
+        "dn: {contractors}\nobjectClass: referral\nobjectClass: extensibleObject\nou: contractors\n\
+         ref: ldap://elsewhere.invalid/{contractors}\n\n"
+    ));
+    let referred = run(&*store, &config);
+    assert!(
+        referred
+            .incomplete
+            .iter()
+            .any(|p| p.contains("continuation reference") && p.contains("elsewhere.invalid")),
+        "{referred}"
+    );
+    assert_eq!(
+        count(&referred, Action::Deactivate, Kind::User),
+        0,
+        "{referred}"
+    );
 }
 
 /// StartTLS and ldaps verify the server against the configured CA; another CA fails.

@@ -149,10 +149,17 @@ impl ScimClient {
         if token.trim().is_empty() {
             return Err(ClientError::Config("the target's token is empty".into()));
         }
-        let tls = crate::tls::client_config(options.ca_file.as_deref())
-            .map_err(|e| ClientError::Config(e.to_string()))?;
-        let http = Client::builder()
-            .tls_backend_preconfigured(tls)
+        // A system without CA certificates can still reach an http:// target.
+        let tls = match crate::tls::client_config(options.ca_file.as_deref()) {
+            Ok(tls) => Some(tls),
+            Err(_) if base.scheme() == "http" && options.ca_file.is_none() => None,
+            Err(e) => return Err(ClientError::Config(e.to_string())),
+        };
+        let mut http = Client::builder();
+        if let Some(tls) = tls {
+            http = http.tls_backend_preconfigured(tls);
+        }
+        let http = http
             .connect_timeout(options.connect_timeout)
             .timeout(options.timeout)
             .pool_max_idle_per_host(options.concurrency.max(1))

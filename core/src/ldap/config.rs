@@ -786,10 +786,11 @@ impl RawConnection {
             _ => {}
         }
         let page_size = self.page_size.unwrap_or(500);
-        if page_size == 0 {
+        // RFC 2696 sends the size as an INTEGER (0..maxInt).
+        if page_size == 0 || i32::try_from(page_size).is_err() {
             return Err(ConfigError::at(
                 "connection.page_size",
-                "must be at least 1",
+                "must be from 1 to 2147483647",
             ));
         }
         let positive = |key: &str, v: Option<u64>, default: u64| match v {

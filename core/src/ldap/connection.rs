@@ -121,15 +121,22 @@ pub(crate) fn host_and_port(url: &str) -> Option<(String, u16, bool)> {
     let authority = rest.split('/').next().unwrap_or_default();
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
         let (host, after) = bracketed.split_once(']')?;
-        (host, after.strip_prefix(':'))
+        // After the brackets: nothing, or the port.
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':')?),
+        };
+        (host, port)
     } else {
-        match authority.rsplit_once(':') {
+        match authority.split_once(':') {
+            // An IPv6 address must be in brackets: `2001:db8::1` is no host and port.
+            Some((_, port)) if port.contains(':') => return None,
             Some((host, port)) => (host, Some(port)),
             None => (authority, None),
         }
     };
     let port = match port {
-        Some(p) => p.parse().ok()?,
+        Some(p) => p.parse().ok().filter(|&p: &u16| p != 0)?,
         None if tls => 636,
         None => 389,
     };
@@ -184,6 +191,14 @@ impl LdapConnection {
                 let id = conn.next_id();
                 conn.send(&protocol::start_tls_request(id))?;
                 match conn.answer(id)? {
+                    // Bytes that came after the answer, before TLS, would be read as if
+                    // they had come over TLS: whoever is on the path could append made-up
+                    // answers (the STARTTLS response injection of mail clients).
+                    Response::Extended(_) if conn.start != conn.end => {
+                        return Err(conn.break_with(
+                            "the server sent more after its answer to StartTLS, before TLS began",
+                        ));
+                    }
                     Response::Extended(o) if o.code == 0 => conn.start_tls(config, &host)?,
                     Response::Extended(o) => return Err(ConnectionError::StartTls(o)),
                     _ => {
@@ -484,6 +499,41 @@ mod tests {
         server.join().unwrap();
     }
 
+    /// Bytes the server (or whoever is on the path) sends after its StartTLS answer, before
+    /// TLS begins, are refused: read after the handshake, they would pass for answers that
+    /// came over TLS (here, a bind accepted).
+    #[test]
+    fn bytes_after_the_starttls_answer_are_refused() {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ldap://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut client, _) = listener.accept().unwrap();
+            let mut request = [0_u8; 256];
+            let _ = client.read(&mut request).unwrap();
+            // StartTLS accepted (id 1), then a bind accepted (id 2), in one segment.
+            client
+                .write_all(&[
+                    0x30, 0x0c, 0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04,
+                    0x00, 0x30, 0x0c, 0x02, 0x01, 0x02, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00,
+                    0x04, 0x00,
+                ])
+                .unwrap();
+        });
+        let second = Duration::from_secs(5);
+        let tls = Arc::new(crate::tls::unverified_client_config().unwrap());
+        let Err(err) = LdapConnection::open(&url, &Security::StartTls(tls), second, second) else {
+            panic!("the connection was accepted");
+        };
+        assert_eq!(
+            err,
+            ConnectionError::Broken(
+                "the server sent more after its answer to StartTLS, before TLS began".into()
+            )
+        );
+        server.join().unwrap();
+    }
+
     /// A server that accepts connections and never answers: the bind, or the TLS handshake,
     /// fails after the operation timeout, says so, and the connection stays failed.
     #[test]
@@ -524,6 +574,11 @@ mod tests {
             ("ldap://[::1]", Some(("::1", 389, false))),
             ("ldap://:389", None),
             ("ldap://host:port", None),
+            ("ldap://2001:db8::1", None),
+            ("ldap://[::1]junk", None),
+            ("ldap://[::1]:", None),
+            ("ldap://host:0", None),
+            ("ldap://host:", None),
             ("http://host", None),
             ("host:389", None),
         ];

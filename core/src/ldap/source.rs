@@ -6,6 +6,7 @@
 //! connection, a timeout, any non-success result — still returns what it read, marked
 //! incomplete with the reason: the plan then removes nothing.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -224,9 +225,11 @@ fn read_with(
     // the read is read again next time.
     let ad_incremental = config.kind == ServerKind::ActiveDirectory && config.incremental.is_some();
     if ad_incremental {
+        // Without it the read is full (complete on its own) and saves no USN watermark:
+        // a warning, not a gap that would keep every run from removing leavers.
         match usn_mark(&mut ldap) {
             Ok(mark) => snapshot.usn = Some(mark),
-            Err(why) => notes.problems.push(why),
+            Err(why) => notes.warnings.push(why),
         }
     }
     // The entries changed since the last clean read: by USN on the same AD controller and
@@ -427,8 +430,9 @@ fn read_with(
             }
         }
     }
-    // AD hands out any large attribute in ranges, `memberOf` of an entry in more than
-    // 1,500 groups too: read to the end, or the read is incomplete.
+    // AD hands out any large attribute in ranges (`memberOf` of an entry in more than
+    // 1,500 groups, a long `proxyAddresses`): each is read to the end, or the read is
+    // incomplete. Left ranged, it would look absent and its value be cleared.
     if config.kind == ServerKind::ActiveDirectory {
         for e in snapshot
             .users
@@ -437,8 +441,15 @@ fn read_with(
             .chain(&mut snapshot.groups)
             .chain(&mut snapshot.unchanged_groups)
         {
-            if let Err(why) = read_ranges(&mut ldap, e, "memberOf") {
-                notes.problems.push(format!("{}: {why}", e.dn));
+            let ranged: BTreeSet<String> = e
+                .attributes
+                .keys()
+                .filter_map(|k| k.split_once(";range=").map(|(name, _)| name.to_owned()))
+                .collect();
+            for attribute in ranged {
+                if let Err(why) = read_ranges(&mut ldap, e, &attribute) {
+                    notes.problems.push(format!("{}: {why}", e.dn));
+                }
             }
         }
     }
@@ -715,7 +726,21 @@ fn deleted_users(
 /// The domain naming context a DN is in (its `DC=` components, from the first on), where AD
 /// keeps its deleted objects.
 fn naming_context(dn: &str) -> String {
-    let parts: Vec<&str> = dn.split(',').collect();
+    // Split at the commas between RDNs, not at escaped ones (`OU=Sales\, EMEA`).
+    let mut parts = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, c) in dn.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' => {
+                parts.push(&dn[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&dn[start..]);
     let first = parts
         .iter()
         .position(|p| p.trim_start().to_ascii_lowercase().starts_with("dc="));
@@ -915,6 +940,17 @@ fn connect(
                     failures.push(format!("{url}: {e}"));
                     continue;
                 }
+                // Busy, unavailable, unwilling (a replica starting or in maintenance),
+                // or another server's business (a referral): another server may take the
+                // bind. Refused credentials are refused by all of them.
+                Ok(result) if matches!(result.code, 10 | 51 | 52 | 53 | 80) => {
+                    failures.push(format!(
+                        "{url}: the bind got result {}{}",
+                        result.code,
+                        parenthesised(&result.message)
+                    ));
+                    continue;
+                }
                 Ok(result) if result.code != 0 => {
                     return Err(SourceError::Bind {
                         dn: dn.clone(),
@@ -1031,16 +1067,70 @@ fn search(
             }
         }
     }
-    // A continuation reference (AD: another naming context under the base, such as
-    // `CN=Configuration`) names what is not in scope here: it is not followed.
-    if !referrals.is_empty() {
+    // Continuation references are not followed. One to another naming context (AD's
+    // `CN=Configuration`, DNS zones, a child domain) names what was never in this search's
+    // scope. Any other (a referral object, a subtree handed to another server) hides entries
+    // a read before may have had: the read is incomplete, so none of them is taken away.
+    let (contexts, hiding): (Vec<String>, Vec<String>) = referrals
+        .into_iter()
+        .partition(|r| names_a_naming_context(r));
+    if !contexts.is_empty() {
         notes.warnings.push(format!(
-            "the {what} search returned {} continuation reference(s), not followed: {}",
-            referrals.len(),
-            referrals.join(", ")
+            "the {what} search returned {} continuation reference(s) to other naming contexts, not followed: {}",
+            contexts.len(),
+            contexts.join(", ")
+        ));
+    }
+    if !hiding.is_empty() {
+        notes.problems.push(format!(
+            "the {what} search returned {} continuation reference(s), not followed: {}; the entries there are not read (narrow the base, or read that server in a configuration of its own)",
+            hiding.len(),
+            hiding.join(", ")
         ));
     }
     entries
+}
+
+/// Whether a continuation reference's URL (RFC 4516) names the root of another naming
+/// context: a DN whose first RDN is `DC=` (a domain, or an application partition such as
+/// `DC=DomainDnsZones`) or AD's configuration and schema.
+fn names_a_naming_context(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let Some((_, path)) = rest.split_once('/') else {
+        return false;
+    };
+    let encoded = path.split('?').next().unwrap_or_default();
+    let dn = percent_decoded(encoded);
+    let key = super::dn::dn_key(&dn);
+    key.starts_with("dc=")
+        || key.starts_with("cn=configuration,")
+        || key.starts_with("cn=schema,cn=configuration,")
+}
+
+/// `text` with its `%XX` escapes decoded (RFC 3986); a malformed escape stays as it is.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One search without paging, read whole: its entries (references are left out) and how it
@@ -1127,7 +1217,46 @@ pub fn guid_text(bytes: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Entry, naming_context, take_ranges};
+    use super::{Entry, names_a_naming_context, naming_context, percent_decoded, take_ranges};
+
+    /// References to other naming contexts are told apart from referrals that hide entries.
+    #[test]
+    fn continuation_references_to_naming_contexts() {
+        for (url, context) in [
+            (
+                "ldap://dc1.corp.example/CN=Configuration,DC=corp,DC=example",
+                true,
+            ),
+            (
+                "ldap://dc1/CN=Schema,CN=Configuration,DC=corp,DC=example",
+                true,
+            ),
+            (
+                "ldap://corp.example/DC=DomainDnsZones,DC=corp,DC=example",
+                true,
+            ),
+            (
+                "ldap://child.corp.example/DC=child,DC=corp,DC=example??base",
+                true,
+            ),
+            ("ldap://x/dc%3Dchild,dc%3Dexample", true),
+            (
+                "ldap://elsewhere/ou=contractors,ou=people,dc=example,dc=org",
+                false,
+            ),
+            (
+                "ldap://elsewhere/cn=Configuration%20Team,ou=groups,dc=x",
+                false,
+            ),
+            ("ldap://elsewhere/", false),
+            ("ldap://elsewhere", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(names_a_naming_context(url), context, "{url}");
+        }
+        assert_eq!(percent_decoded("a%2Cb%zz%+1%4"), "a,b%zz%+1%4");
+        assert_eq!(percent_decoded("%C3%A9"), "é");
+    }
 
     #[test]
     fn ranges_say_where_the_next_one_starts() {
@@ -1157,6 +1286,11 @@ mod tests {
         assert_eq!(naming_context("dc=example,dc=test"), "dc=example,dc=test");
         assert_eq!(
             naming_context("OU=Staff, DC=corp, DC=com"),
+            "DC=corp,DC=com"
+        );
+        // An escaped comma is inside an RDN, not between two.
+        assert_eq!(
+            naming_context(r"OU=Sales\,DC=fake,OU=EMEA,DC=corp,DC=com"),
             "DC=corp,DC=com"
         );
     }

@@ -271,7 +271,17 @@ fn errors_name_the_key() {
         (
             "[connection]\npage_size = 0",
             "",
-            "`connection.page_size`: must be at least 1",
+            "`connection.page_size`: must be from 1 to 2147483647",
+        ),
+        (
+            "[connection]\npage_size = 3000000000",
+            "",
+            "`connection.page_size`: must be from 1 to 2147483647",
+        ),
+        (
+            "[connection]\nurls = [\"ldap://2001:db8::1\"]",
+            "",
+            "`connection.urls`",
         ),
         (
             "[connection]\nbind_pasword_env = \"P\"",
