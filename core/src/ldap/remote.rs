@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use foldhash::{HashMap, HashSet, HashSetExt};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::apply::{ApplyError, ApplyOptions, PHASES, Progress, Report, Target, begin};
 use super::config::{Conflict, SyncConfig};
@@ -21,7 +21,7 @@ use crate::client::{ClientError, PATCH_OP, ScimClient};
 use crate::scim::datetime::DateTime;
 use crate::scim::filter::Compatibility;
 use crate::scim::schema::SchemaRegistry;
-use crate::scim::service::resource::read_input;
+use crate::scim::service::resource::{Input, read_input};
 use crate::store::{Kind, Member, Resource};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -100,7 +100,7 @@ impl RemoteTarget {
         };
         match (change.action, &change.input, id) {
             (Action::Create, Some(input), _) => {
-                let body = body(change, &input.attributes);
+                let body = body(change, input);
                 let url = self.client.url(&collection, &[]);
                 match self.client.send(reqwest::Method::POST, url, Some(&body)) {
                     Ok((_, created)) => match created.get("id").and_then(Value::as_str) {
@@ -133,7 +133,7 @@ impl RemoteTarget {
                 patch(id, operations)
             }
             (Action::Update | Action::Reactivate | Action::Deactivate, Some(input), Some(id)) => {
-                let body = body(change, &input.attributes);
+                let body = body(change, input);
                 self.client
                     .send(
                         reqwest::Method::PUT,
@@ -383,8 +383,10 @@ impl Target for RemoteTarget {
     }
 }
 
-/// The body of a create or replace: the wanted attributes, the anchor as `externalId`.
-fn body(change: &Change, attributes: &Map<String, Value>) -> Value {
+/// The body of a create or replace: the wanted attributes, the anchor as `externalId`, and
+/// a user's `active` always (a PUT without it keeps a disabled user disabled).
+fn body(change: &Change, input: &Input) -> Value {
+    let attributes = &input.attributes;
     let core = match change.kind {
         Kind::User => USER_SCHEMA,
         Kind::Group => GROUP_SCHEMA,
@@ -400,6 +402,9 @@ fn body(change: &Change, attributes: &Map<String, Value>) -> Value {
     let mut body = attributes.clone();
     body.insert("schemas".into(), json!(schemas));
     body.insert("externalId".into(), Value::String(change.anchor.clone()));
+    if change.kind == Kind::User {
+        body.entry("active").or_insert(Value::Bool(input.active));
+    }
     Value::Object(body)
 }
 

@@ -263,12 +263,13 @@ impl Service {
             ));
         };
         let mut params = Vec::new();
+        // Parameter names, as attribute names, in any case; `cursor` as RFC 9865 adds it.
         for (key, value) in fields {
-            let text = match (key.as_str(), value) {
+            let text = match (key.to_ascii_lowercase().as_str(), value) {
                 ("schemas", _) => continue,
-                ("filter" | "sortBy" | "sortOrder", Value::String(s)) => s,
-                ("startIndex" | "count", Value::Number(n)) => n.to_string(),
-                ("attributes" | "excludedAttributes", Value::Array(items)) => items
+                ("filter" | "sortby" | "sortorder" | "cursor", Value::String(s)) => s,
+                ("startindex" | "count", Value::Number(n)) => n.to_string(),
+                ("attributes" | "excludedattributes", Value::Array(items)) => items
                     .iter()
                     .map(|i| i.as_str().map(str::to_owned))
                     .collect::<Option<Vec<_>>>()
@@ -279,12 +280,10 @@ impl Service {
                         )
                     })?
                     .join(","),
-                (other, _) => {
+                _ => {
                     return Err(ScimError::bad_request(
                         "invalidValue",
-                        format!(
-                            "`{other}` is not a SearchRequest parameter, or has the wrong type"
-                        ),
+                        format!("`{key}` is not a SearchRequest parameter, or has the wrong type"),
                     ));
                 }
             };

@@ -490,6 +490,8 @@ impl Service {
         req: &ScimRequest,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
+        // Read before anything is written: a 400 must mean nothing changed.
+        let projection = Self::projection(req)?;
         let body = self.body(req)?;
         let mut input = read_input(self.resource_type(kind)?, kind, &body, self.compat(d))?;
         settle_primaries(&Map::new(), &mut input.attributes, Edit::Whole)?;
@@ -508,7 +510,7 @@ impl Service {
                 _ => None,
             },
         })?;
-        let rendered = self.render(&created, base, &Self::projection(req)?)?;
+        let rendered = self.render(&created, base, &projection)?;
         let location = rendered["meta"]["location"]
             .as_str()
             .unwrap_or_default()
@@ -538,7 +540,10 @@ impl Service {
         } else {
             (self.existing(d, kind, id)?, None)
         };
-        if let Some(tags) = req.header("If-None-Match")
+        // A user's version does not move when a group it is in changes: with `groups`
+        // shown, the same version may be another representation, so no 304.
+        if groups.is_none()
+            && let Some(tags) = req.header("If-None-Match")
             && etag_matches(tags, r.version)
         {
             return Ok(ScimResponse {
@@ -617,11 +622,19 @@ impl Service {
         req: &ScimRequest,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
+        let projection = Self::projection(req)?;
         let current = self.existing(d, kind, id)?;
         let expected = Self::if_match(req, current.version)?;
         let body = self.body(req)?;
         let rt = self.resource_type(kind)?;
         let mut input = read_input(rt, kind, &body, self.compat(d))?;
+        // A body without `active` keeps a disabled user disabled: RFC 7644 §3.5.1 lets an
+        // omitted attribute be cleared or defaulted, and re-enabling a deprovisioned account
+        // is what no client means (a PATCH refuses to remove `active` for the same reason).
+        if kind == Kind::User && !current.active && !input.attributes.contains_key("active") {
+            input.active = false;
+            input.attributes.insert("active".into(), Value::Bool(false));
+        }
         let held = current.attributes.as_object().cloned().unwrap_or_default();
         settle_primaries(&held, &mut input.attributes, Edit::Whole)?;
         check_immutable(rt, &current.attributes, &input.attributes)?;
@@ -646,7 +659,7 @@ impl Service {
             ..Change::default()
         };
         let replaced = self.store.update(d.id, kind, id, expected, change)?;
-        let rendered = self.render(&replaced, base, &Self::projection(req)?)?;
+        let rendered = self.render(&replaced, base, &projection)?;
         Ok(ScimResponse::json(200, &rendered).with_header("ETag", etag(replaced.version)))
     }
 
@@ -764,7 +777,8 @@ fn route(rest: &str) -> Option<Route<'_>> {
     Some(match (first, second) {
         (_, Some(".search")) if kind.is_some() => Route::Search(kind),
         (_, None) if kind.is_some() => Route::Collection(kind?),
-        (_, Some(id)) if kind.is_some() && !id.is_empty() && !id.contains('/') => {
+        // No id holds U+0000 (PostgreSQL text cannot): such a path names nothing.
+        (_, Some(id)) if kind.is_some() && !id.is_empty() && !id.contains(['/', '\0']) => {
             Route::Resource(kind?, id)
         }
         ("Schemas", id) => Route::Schemas(id),

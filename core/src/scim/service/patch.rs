@@ -93,6 +93,9 @@ impl Service {
         req: &ScimRequest,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
+        // Checked before anything is written (the answer renders with it): a 400 must mean
+        // nothing changed.
+        Self::projection(req)?;
         let compat = self.compat(d);
         // A body error is reported after the resource is found, as for any request.
         let parsed = self.body(req).and_then(|body| operations(&body, compat));
@@ -657,10 +660,12 @@ impl Editor<'_> {
                 v => self.members.remove(ids(v)?),
             },
             (OpKind::Remove, Some(filter)) => {
-                let ids = match value_equalities(filter) {
+                let mut ids = match value_equalities(filter) {
                     Some(ids) => ids,
                     None => self.members_matching(path)?,
                 };
+                // No id holds U+0000: no member to remove (and none to ask the store for).
+                ids.retain(|id| !id.contains('\0'));
                 self.members.remove(ids);
             }
             (_, Some(_)) => {
@@ -778,7 +783,11 @@ fn edit_plain(
                 Value::Object(o) => {
                     o.insert(sub.to_owned(), value);
                 }
-                // No filter on a multi-valued attribute: every value's sub-attribute.
+                // No filter on a multi-valued attribute: every value's sub-attribute; with no
+                // value yet, a first one that has it (else the edit would vanish).
+                Value::Array(items) if !items.iter().any(Value::is_object) => {
+                    items.push(json!({ sub: value }));
+                }
                 Value::Array(items) => {
                     for item in items.iter_mut().filter_map(Value::as_object_mut) {
                         item.insert(sub.to_owned(), value.clone());

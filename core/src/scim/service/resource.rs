@@ -27,6 +27,11 @@ pub(crate) struct Input {
     pub(crate) password: Option<Password>,
 }
 
+/// The longest `userName`, group `displayName` or `externalId` (and case fold of a name), in
+/// bytes: the stores index them, and PostgreSQL refuses an index entry over about 2.7 KB.
+/// Far above any real name.
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
+
 fn invalid(detail: impl Into<String>) -> ScimError {
     ScimError::bad_request("invalidValue", detail)
 }
@@ -61,6 +66,11 @@ pub(crate) fn read_input(
                 Value::Null => None,
                 Value::String(s) if s.contains('\0') => {
                     return Err(invalid("`externalId` may not contain U+0000"));
+                }
+                Value::String(s) if s.len() > MAX_KEY_BYTES => {
+                    return Err(invalid(format!(
+                        "`externalId` is longer than {MAX_KEY_BYTES} bytes"
+                    )));
                 }
                 Value::String(s) => Some(s.clone()),
                 _ => return Err(invalid("`externalId` must be a string")),
@@ -114,6 +124,11 @@ pub(crate) fn read_input(
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         _ => return Err(invalid(format!("`{name_attr}` is required"))),
     };
+    if name.len() > MAX_KEY_BYTES || crate::scim::text::fold(&name).len() > MAX_KEY_BYTES {
+        return Err(invalid(format!(
+            "`{name_attr}` is longer than {MAX_KEY_BYTES} bytes"
+        )));
+    }
     let active = match attributes.get("active") {
         Some(Value::Bool(b)) => *b,
         _ => true,
@@ -296,6 +311,10 @@ pub(crate) fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
                 .as_object()
                 .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")))
             {
+                // No id holds U+0000 (PostgreSQL text cannot).
+                Some((_, Value::String(id))) if id.contains('\0') => {
+                    Err(invalid("a member's `value` may not contain U+0000"))
+                }
                 Some((_, Value::String(id))) => Ok(id.clone()),
                 _ => Err(invalid("each member needs a `value` with the member's id")),
             }
