@@ -7,7 +7,9 @@
 #   scripts/install-lib.sh --debug --no-build PREFIX   # as built already (the tests)
 #
 # Then: cc app.c $(pkg-config --cflags --libs usersync)            (dynamic)
-#       cc app.c $(pkg-config --cflags --libs --static usersync)   (static)
+#       cc app.c PREFIX/lib/libusersync.a $(pkg-config --cflags --libs --static usersync)
+#                                                                  (static: the archive first,
+#                                                                  or the linker takes the .so)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if ! command -v rustup >/dev/null; then
+  echo "usersync needs Rust 1.89 or later through rustup: https://rustup.rs" >&2
+  exit 1
+fi
+
 have_target() { rustup target list --installed | grep -qx "$1"; }
 have_component() { rustup component list --installed | grep -q "^$1"; }
 
@@ -27,6 +32,12 @@ missing=()
 for p in "${debs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# Node.js and npm run the browser module's build and tests (wasm/); g++ builds libFuzzer for
+# the fuzz targets' smoke run. Asked for by command, not package: a NodeSource Node.js
+# brings its own npm, which Debian's npm package would conflict with.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+command -v g++ >/dev/null || missing+=(g++)
 # The Python module builds into a virtualenv (python/test.sh): Debian's python3 needs
 # python3-venv for that (a pyenv or python.org Python has it built in).
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)

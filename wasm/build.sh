@@ -28,7 +28,7 @@ for target in bundler web nodejs; do
   wasm-bindgen --target "$target" --out-dir "pkg/$dir" --out-name usersync \
     --remove-producers-section "$raw"
   # The features rustc enables by default for wasm32-unknown-unknown; Debian's binaryen is
-  # too old for current wasm-bindgen output, so this is npm's (see ../shared TOOLCHAIN notes).
+  # too old for current wasm-bindgen output, so this is npm's binaryen (wasm/package.json).
   node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-reference-types --enable-multivalue --enable-mutable-globals \
     --strip-debug --strip-producers "pkg/$dir/usersync_bg.wasm" -o "pkg/$dir/usersync_bg.wasm"

@@ -5,8 +5,7 @@ use std::ffi::c_char;
 use serde_json::{Value, json};
 use usersync_core::scim::service::{create_directory, issue_token};
 use usersync_core::store::{
-    Directory, DirectoryKind, NewDirectory, SyncRun, directory_summaries, purge_expired,
-    system_clock,
+    Directory, NewDirectory, SyncRun, directory_summaries, purge_expired, system_clock,
 };
 
 use crate::service::{service, usersync_service};
@@ -36,20 +35,17 @@ pub extern "C" fn usersync_directory_create(
         let service = self::service(service)?;
         out(json_out, "json_out")?;
         let name = text(name, name_len, "name")?;
-        let kind_text = text(kind, kind_len, "kind")?;
-        let kind = DirectoryKind::parse(kind_text).ok_or_else(|| {
-            fail(
-                usersync_result::InvalidArgument,
-                format!("unknown kind `{kind_text}` (scim, ldap or local)"),
-            )
-        })?;
-        create(service, NewDirectory::new(name, kind), json_out)
+        let kind = text(kind, kind_len, "kind")?;
+        // Exactly as `_with` (an unknown kind is `STORE_INVALID` there too).
+        let new = NewDirectory::from_options(name, &serde_json::json!({ "kind": kind }))
+            .map_err(|e| store_error(&e))?;
+        create(service, new, json_out)
     })
 }
 
 /// Creates the directory `name` with the settings of `options_json`, a JSON object whose keys
 /// are all optional: `{"kind": "scim", "retentionDays": 30, "userNameScope": "platform",
-/// "keepPasswordHashes": false, "strict": false}` (the defaults). `userNameScope`
+/// "keepPasswordHashes": false, "strict": false}` (the defaults; NULL and 0 mean `{}`). `userNameScope`
 /// `"directory"` makes `userName`s unique within this directory only; `keepPasswordHashes`
 /// keeps the passwords identity providers send, as Argon2id hashes, for
 /// `usersync_password_verify`; `strict` holds SCIM clients to RFC 7644 to the letter,
@@ -75,8 +71,11 @@ pub extern "C" fn usersync_directory_create_with(
         let service = self::service(service)?;
         out(json_out, "json_out")?;
         let name = text(name, name_len, "name")?;
-        let options: Value = serde_json::from_str(text(options_json, options_len, "options_json")?)
-            .map_err(|e| fail(usersync_result::InvalidJson, format!("`options_json`: {e}")))?;
+        let options = match text(options_json, options_len, "options_json")? {
+            "" => Value::Object(serde_json::Map::new()),
+            given => serde_json::from_str(given)
+                .map_err(|e| fail(usersync_result::InvalidJson, format!("`options_json`: {e}")))?,
+        };
         let new = NewDirectory::from_options(name, &options).map_err(|e| store_error(&e))?;
         create(service, new, json_out)
     })

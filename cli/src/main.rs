@@ -45,16 +45,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Checks a SCIM filter (or, with --path, a PATCH path) and prints its canonical form.
+    /// Checks a SCIM filter (with --path, a PATCH path; with --ldap, an LDAP filter) and
+    /// prints its canonical form.
     ///
     /// Exits 0 when valid, 1 when invalid, 2 on a usage error.
     CheckFilter(check_filter::Args),
-    /// Serves the SCIM endpoint over HTTP on the embedded SQLite store.
+    /// Serves the SCIM endpoint over HTTP (HTTPS with --tls-cert and --tls-key) on the
+    /// embedded SQLite store, or on PostgreSQL with --db postgres://….
     ///
     /// On a new database it creates the directory `default` and prints its endpoint and
     /// token.
     Serve(serve::Args),
-    /// Creates and lists directories; rotates and revokes their tokens.
+    /// Creates and lists directories, rotates and revokes their tokens, checks passwords,
+    /// purges deactivated users and lists sync runs.
     Directory(directory::Args),
     /// Reads an LDAP directory and prints the changes a sync would make; changes nothing.
     Plan(sync::Args),

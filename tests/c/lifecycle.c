@@ -82,7 +82,8 @@ int main(int argc, char **argv) {
   EXPECT(usersync_directory_create(svc, S("bad name"), S("scim"), &json),
          USERSYNC_RESULT_STORE_INVALID);
   EXPECT(usersync_directory_create(svc, S("acme"), S("ftp"), &json),
-         USERSYNC_RESULT_INVALID_ARGUMENT);
+         USERSYNC_RESULT_STORE_INVALID);
+  CHECK(strstr(last_error(), "`kind`") != NULL);
   OK(usersync_directory_create(svc, S("acme"), S("scim"), &json));
   CHECK(strstr(json, "\"endpoint\":\"/scim/v2/acme\"") != NULL);
   const char *at = strstr(json, "\"token\":\"");
@@ -248,6 +249,10 @@ int main(int argc, char **argv) {
          USERSYNC_RESULT_STORE_INVALID);
   EXPECT(usersync_directory_create_with(svc, S("okta"), S("{"), &json),
          USERSYNC_RESULT_INVALID_JSON);
+  /* No options: the defaults. */
+  OK(usersync_directory_create_with(svc, S("plain"), NULL, 0, &json));
+  CHECK(strstr(json, "\"kind\":\"scim\"") != NULL);
+  usersync_string_free(json);
   OK(usersync_directory_create_with(
       svc, S("okta"),
       S("{\"keepPasswordHashes\": true, \"userNameScope\": \"directory\", \"strict\": true}"),

@@ -1998,7 +1998,11 @@ fn a_user_shown_with_its_groups_is_not_answered_304() {
         };
         let whole = if_none_match("");
         assert_eq!(whole.status, 200);
-        assert_eq!(whole.body["groups"][0]["value"], g.body["id"], "{}", whole.body);
+        assert_eq!(
+            whole.body["groups"][0]["value"], g.body["id"],
+            "{}",
+            whole.body
+        );
         assert_eq!(if_none_match("excludedAttributes=groups").status, 304);
     }
 }
