@@ -635,6 +635,67 @@ fn batches(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     assert_eq!(s.count(d, Kind::Group).unwrap(), 1);
     // u1 created, g created, g updated: three events, none for the failed writes.
     assert_eq!(s.events_after(0, 100).unwrap().len(), before + 3);
+
+    // Creates in a row as one by one: a name taken earlier in the batch is taken, and so
+    // is an id; events come in the writes' order, counts follow.
+    let before = s.events_after(0, 100).unwrap().len();
+    let outcomes = s
+        .batch(vec![
+            Write::Create(user(d, "u5", "fresh")),
+            Write::Create(user(d, "u6", "FRESH")),
+            Write::Create(user(d, "u4", "four")),
+            Write::Create(group(d, "g", "G2")),
+            Write::Create(user(d, "u3", "three")),
+        ])
+        .unwrap();
+    let names: Vec<Result<String, &'static str>> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(Some(r)) => Ok(r.name.clone()),
+            Err(StoreError::Uniqueness { attribute, .. }) => Err(*attribute),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            Ok("fresh".into()),
+            Err("userName"),
+            Ok("four".into()),
+            Err("id"),
+            Ok("three".into())
+        ]
+    );
+    let events: Vec<(String, EventKind)> = s.events_after(0, 100).unwrap()[before..]
+        .iter()
+        .map(|e| (e.id.clone(), e.event))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("u5".into(), EventKind::Created),
+            ("u4".into(), EventKind::Created),
+            ("u3".into(), EventKind::Created)
+        ]
+    );
+    assert_eq!(s.count(d, Kind::User).unwrap(), 5);
+    assert_eq!(s.count(d, Kind::Group).unwrap(), 1);
+    // One id twice in a batch: the first takes it.
+    let outcomes = s
+        .batch(vec![
+            Write::Create(user(d, "u7", "seven")),
+            Write::Create(user(d, "u7", "seven again")),
+        ])
+        .unwrap();
+    assert!(outcomes[0].is_ok());
+    assert!(matches!(
+        outcomes[1],
+        Err(StoreError::Uniqueness {
+            attribute: "id",
+            ..
+        })
+    ));
+    assert_eq!(s.count(d, Kind::User).unwrap(), 6);
 }
 
 fn tokens(make: &dyn Fn(Clock) -> Box<dyn Store>) {
