@@ -36,6 +36,9 @@ seed("ldap_filter", [c["filter"] for c in ldap["valid"] + ldap["invalid"]])
 seed("dn_key", ["uid=ann,ou=people,dc=example,dc=test", "CN=Lee\\, Ann , OU=People,DC=corp",
                 "cn=Lee\\2C Ann+uid=lee,dc=x", "cn=\\C3\\A9mile,dc=x", "cn=\\ lead\\ ,dc=x",
                 "cn=#1\\2c x,dc=x", "cn=a\\+b\\\\c\\\"d;x<y>,dc=x", "cn=ann,dc=x,", ""])
+seed("ldap_url", ["ldap://dc1.corp.example", "ldaps://[::1]:6360/dc=x", "ldap://h:389/",
+                  "ldap://dc1/CN=Configuration,DC=corp,DC=example",
+                  "ldap://x/dc%3Dchild,dc%3Dexample??base", "ldap://2001:db8::1", "ldap://h:+1"])
 seed("decimal", ["1.5", "-0.0", "12.50E-3", "1e16", "0.0001", "1.7976931348623158e308",
                  "1.7976931348623159e308", "9223372036854775808", "4.9e-324", "1e-400"])
 # `handle`: every identity-provider transcript request, against the plain directory and the

@@ -718,7 +718,7 @@ impl RawConnection {
                     format!("`{url}`: a server URL starts with ldap:// or ldaps://"),
                 ));
             };
-            if super::connection::host_and_port(url).is_none() || rest.contains(' ') {
+            if super::url::host_and_port(url).is_none() || rest.contains(' ') {
                 return Err(ConfigError::at(
                     "connection.urls",
                     format!("`{url}` has no host, or a port that is not a number"),

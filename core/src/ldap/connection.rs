@@ -109,40 +109,6 @@ impl std::fmt::Debug for LdapConnection {
     }
 }
 
-/// The host and port of an `ldap://` or `ldaps://` URL (what follows a `/` is ignored), and
-/// whether it is `ldaps://`; `None` for a URL without a host or with a port that is no
-/// number (the configuration refuses those).
-pub(crate) fn host_and_port(url: &str) -> Option<(String, u16, bool)> {
-    let (rest, tls) = match url.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ldap") => (rest, false),
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ldaps") => (rest, true),
-        _ => return None,
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (host, after) = bracketed.split_once(']')?;
-        // After the brackets: nothing, or the port.
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':')?),
-        };
-        (host, port)
-    } else {
-        match authority.split_once(':') {
-            // An IPv6 address must be in brackets: `2001:db8::1` is no host and port.
-            Some((_, port)) if port.contains(':') => return None,
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse().ok().filter(|&p: &u16| p != 0)?,
-        None if tls => 636,
-        None => 389,
-    };
-    (!host.is_empty()).then(|| (host.to_owned(), port, tls))
-}
-
 impl LdapConnection {
     /// Connects to `url` within `connect_timeout`, secured as `security` says; every later
     /// wait for the server is bounded by `timeout`.
@@ -156,7 +122,7 @@ impl LdapConnection {
         timeout: Duration,
     ) -> Result<Self, ConnectionError> {
         let (host, port, ldaps) =
-            host_and_port(url).ok_or_else(|| ConnectionError::Url(url.to_owned()))?;
+            super::url::host_and_port(url).ok_or_else(|| ConnectionError::Url(url.to_owned()))?;
         let broken = |e: io::Error| ConnectionError::Broken(e.to_string());
         let addresses = (host.as_str(), port).to_socket_addrs().map_err(broken)?;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
@@ -463,7 +429,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::{ConnectionError, LdapConnection, Security, host_and_port};
+    use super::{ConnectionError, LdapConnection, Security};
 
     /// A response to this request that cannot be decoded is an error, even when its message
     /// id cannot be read: skipped, an entry would be lost from a read that looks whole.
@@ -556,39 +522,5 @@ mod tests {
             ConnectionError::Broken("TLS handshake: no answer within 1 s".into())
         );
         drop(listener);
-    }
-
-    #[test]
-    fn urls_give_host_and_port() {
-        let cases = [
-            (
-                "ldap://dc1.example.com",
-                Some(("dc1.example.com", 389, false)),
-            ),
-            (
-                "ldaps://dc1.example.com",
-                Some(("dc1.example.com", 636, true)),
-            ),
-            ("ldap://127.0.0.1:3389/", Some(("127.0.0.1", 3389, false))),
-            ("LDAPS://[::1]:6360/dc=example", Some(("::1", 6360, true))),
-            ("ldap://[::1]", Some(("::1", 389, false))),
-            ("ldap://:389", None),
-            ("ldap://host:port", None),
-            ("ldap://2001:db8::1", None),
-            ("ldap://[::1]junk", None),
-            ("ldap://[::1]:", None),
-            ("ldap://host:0", None),
-            ("ldap://host:", None),
-            ("http://host", None),
-            ("host:389", None),
-        ];
-        for (url, want) in cases {
-            let got = host_and_port(url);
-            assert_eq!(
-                got.as_ref().map(|(h, p, t)| (h.as_str(), *p, *t)),
-                want,
-                "{url}"
-            );
-        }
     }
 }

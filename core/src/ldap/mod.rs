@@ -19,6 +19,7 @@
 pub mod dn;
 pub mod filter;
 pub mod protocol;
+pub mod url;
 
 #[cfg(feature = "ldap")]
 pub mod apply;

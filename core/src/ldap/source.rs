@@ -1073,7 +1073,7 @@ fn search(
     // a read before may have had: the read is incomplete, so none of them is taken away.
     let (contexts, hiding): (Vec<String>, Vec<String>) = referrals
         .into_iter()
-        .partition(|r| names_a_naming_context(r));
+        .partition(|r| super::url::names_a_naming_context(r));
     if !contexts.is_empty() {
         notes.warnings.push(format!(
             "the {what} search returned {} continuation reference(s) to other naming contexts, not followed: {}",
@@ -1089,48 +1089,6 @@ fn search(
         ));
     }
     entries
-}
-
-/// Whether a continuation reference's URL (RFC 4516) names the root of another naming
-/// context: a DN whose first RDN is `DC=` (a domain, or an application partition such as
-/// `DC=DomainDnsZones`) or AD's configuration and schema.
-fn names_a_naming_context(url: &str) -> bool {
-    let Some((_, rest)) = url.split_once("://") else {
-        return false;
-    };
-    let Some((_, path)) = rest.split_once('/') else {
-        return false;
-    };
-    let encoded = path.split('?').next().unwrap_or_default();
-    let dn = percent_decoded(encoded);
-    let key = super::dn::dn_key(&dn);
-    key.starts_with("dc=")
-        || key.starts_with("cn=configuration,")
-        || key.starts_with("cn=schema,cn=configuration,")
-}
-
-/// `text` with its `%XX` escapes decoded (RFC 3986); a malformed escape stays as it is.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One search without paging, read whole: its entries (references are left out) and how it
@@ -1217,46 +1175,7 @@ pub fn guid_text(bytes: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Entry, names_a_naming_context, naming_context, percent_decoded, take_ranges};
-
-    /// References to other naming contexts are told apart from referrals that hide entries.
-    #[test]
-    fn continuation_references_to_naming_contexts() {
-        for (url, context) in [
-            (
-                "ldap://dc1.corp.example/CN=Configuration,DC=corp,DC=example",
-                true,
-            ),
-            (
-                "ldap://dc1/CN=Schema,CN=Configuration,DC=corp,DC=example",
-                true,
-            ),
-            (
-                "ldap://corp.example/DC=DomainDnsZones,DC=corp,DC=example",
-                true,
-            ),
-            (
-                "ldap://child.corp.example/DC=child,DC=corp,DC=example??base",
-                true,
-            ),
-            ("ldap://x/dc%3Dchild,dc%3Dexample", true),
-            (
-                "ldap://elsewhere/ou=contractors,ou=people,dc=example,dc=org",
-                false,
-            ),
-            (
-                "ldap://elsewhere/cn=Configuration%20Team,ou=groups,dc=x",
-                false,
-            ),
-            ("ldap://elsewhere/", false),
-            ("ldap://elsewhere", false),
-            ("not a url", false),
-        ] {
-            assert_eq!(names_a_naming_context(url), context, "{url}");
-        }
-        assert_eq!(percent_decoded("a%2Cb%zz%+1%4"), "a,b%zz%+1%4");
-        assert_eq!(percent_decoded("%C3%A9"), "é");
-    }
+    use super::{Entry, naming_context, take_ranges};
 
     #[test]
     fn ranges_say_where_the_next_one_starts() {
