@@ -897,13 +897,14 @@ fn connect(
     c: &Connection,
     warnings: &mut Vec<String>,
 ) -> Result<(LdapConnection, String), SourceError> {
-    if c.insecure_skip_verify {
+    if c.insecure_skip_verify && c.tls != Tls::None {
         warnings.push(
             "TLS certificate verification is OFF (connection.insecure_skip_verify): anyone on the \
              path can impersonate the server"
                 .into(),
         );
     }
+    warnings.extend(in_clear(c));
     let tls = || -> Result<_, SourceError> {
         Ok(Arc::new(if c.insecure_skip_verify {
             crate::tls::unverified_client_config()
@@ -970,6 +971,24 @@ fn connect(
         return Ok((conn, url.clone()));
     }
     Err(SourceError::Connect(failures.join("; ")))
+}
+
+/// A warning when the bind password goes to another host without TLS. Active Directory
+/// refuses such a bind (the configuration check); another server takes it.
+fn in_clear(c: &Connection) -> Option<String> {
+    let off_host = |url: &String| {
+        super::url::host_and_port(url).is_none_or(|(host, _, _)| {
+            !(host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback()))
+        })
+    };
+    (c.tls == Tls::None && c.bind_password.is_some() && c.urls.iter().any(off_host)).then(|| {
+        "connection.tls = \"none\": the bind password and every entry cross the network \
+         unencrypted; use ldaps:// or StartTLS"
+            .to_owned()
+    })
 }
 
 /// A rustls client configuration trusting the configured CA (or the system's roots).
@@ -1175,7 +1194,37 @@ pub fn guid_text(bytes: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Entry, naming_context, take_ranges};
+    use super::{Entry, in_clear, naming_context, take_ranges};
+
+    /// A password sent unencrypted to another host is warned of; to this host, not.
+    #[test]
+    fn a_bind_password_in_clear_is_warned_of() {
+        let config = |urls: &str, tls: &str| {
+            crate::ldap::config::SyncConfig::from_toml(&format!(
+                "directory = \"corp\"\n[connection]\nurls = [{urls}]\ntls = \"{tls}\"\n\
+                 bind_dn = \"cn=x\"\nbind_password_env = \"P\"\n[users]\nbase = \"dc=x\"\n"
+            ))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .connection
+        };
+        assert!(in_clear(&config("\"ldap://ldap.corp.example\"", "none")).is_some());
+        assert!(
+            in_clear(&config(
+                "\"ldap://127.0.0.1:389\", \"ldap://10.0.0.5\"",
+                "none"
+            ))
+            .is_some()
+        );
+        assert!(
+            in_clear(&config(
+                "\"ldap://127.0.0.1:389\", \"ldap://[::1]\"",
+                "none"
+            ))
+            .is_none()
+        );
+        assert!(in_clear(&config("\"ldap://localhost\"", "none")).is_none());
+        assert!(in_clear(&config("\"ldap://ldap.corp.example\"", "starttls")).is_none());
+    }
 
     #[test]
     fn ranges_say_where_the_next_one_starts() {
