@@ -270,6 +270,7 @@ pub fn apply_with(
     if plan.changes.is_empty() {
         return Ok(report);
     }
+    options.check_lock(0, plan.changes.len())?;
     let directory = match store.directory(&plan.directory)? {
         Some(d) => {
             ldap_directory(&d)?;

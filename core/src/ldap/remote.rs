@@ -21,7 +21,7 @@ use crate::client::{ClientError, PATCH_OP, ScimClient};
 use crate::scim::datetime::DateTime;
 use crate::scim::filter::Compatibility;
 use crate::scim::schema::SchemaRegistry;
-use crate::scim::service::resource::{Input, read_input};
+use crate::scim::service::resource::{Input, read_held};
 use crate::store::{Kind, Member, Resource};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -229,13 +229,9 @@ impl Target for RemoteTarget {
                         "{collection}: a resource without `id` (externalId `{external_id}`)"
                     )));
                 };
-                let input =
-                    read_input(rt, kind, &value, Compatibility::default()).map_err(|e| {
-                        ApplyError::Remote(format!(
-                            "{collection}/{id} cannot be read: {}",
-                            e.detail
-                        ))
-                    })?;
+                let input = read_held(rt, kind, &value, Compatibility::default()).map_err(|e| {
+                    ApplyError::Remote(format!("{collection}/{id} cannot be read: {}", e.detail))
+                })?;
                 if kind == Kind::Group {
                     group_ids.insert(id.to_owned());
                     members_of.push((id.to_owned(), value.get("members").cloned()));
@@ -334,6 +330,11 @@ impl Target for RemoteTarget {
                 }
                 Some(outcome)
             });
+            // Lost: nothing more is sent (not even a rename kept back), and the caller
+            // learns that before any conflict.
+            if let Some(e) = lost.lock().ok().and_then(|mut lost| lost.take()) {
+                return Err(e);
+            }
             for (change, outcome) in changes.into_iter().zip(outcomes) {
                 match outcome {
                     None => {}
@@ -372,9 +373,6 @@ impl Target for RemoteTarget {
             }
             if let Some(message) = conflict {
                 return Err(ApplyError::Conflict(message));
-            }
-            if let Some(e) = lost.lock().ok().and_then(|mut lost| lost.take()) {
-                return Err(e);
             }
         }
         report.retries = self.client.retries() - retries_before;

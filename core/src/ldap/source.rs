@@ -220,7 +220,10 @@ fn read_with(
     dedup(&mut user_attributes);
     dedup(&mut light_attributes);
     let filter = user_filter(config);
-    let mut notes = Notes::default();
+    let mut notes = Notes {
+        active_directory: config.kind == ServerKind::ActiveDirectory,
+        ..Notes::default()
+    };
     // AD: where the controller stands before anything is read, so that what changes during
     // the read is read again next time.
     let ad_incremental = config.kind == ServerKind::ActiveDirectory && config.incremental.is_some();
@@ -783,6 +786,9 @@ fn user_filter(config: &SyncConfig) -> String {
 struct Notes {
     problems: Vec<String>,
     warnings: Vec<String>,
+    /// Whether the server is Active Directory, whose searches from a domain's root meet
+    /// references to its other naming contexts (which hide nothing a search had).
+    active_directory: bool,
 }
 
 /// How many values of a ranged attribute one request asks for: AD's default MaxValRange.
@@ -1086,13 +1092,14 @@ fn search(
             }
         }
     }
-    // Continuation references are not followed. One to another naming context (AD's
-    // `CN=Configuration`, DNS zones, a child domain) names what was never in this search's
-    // scope. Any other (a referral object, a subtree handed to another server) hides entries
-    // a read before may have had: the read is incomplete, so none of them is taken away.
+    // Continuation references are not followed. On AD, one to another naming context
+    // (`CN=Configuration`, DNS zones, a child domain) names what was never in this search's
+    // scope. Any other (a referral object, a subtree handed to another server, which on
+    // other servers may be a `dc=` subtree) hides entries a read before may have had: the
+    // read is incomplete, so none of them is taken away.
     let (contexts, hiding): (Vec<String>, Vec<String>) = referrals
         .into_iter()
-        .partition(|r| super::url::names_a_naming_context(r));
+        .partition(|r| notes.active_directory && super::url::names_a_naming_context(r));
     if !contexts.is_empty() {
         notes.warnings.push(format!(
             "the {what} search returned {} continuation reference(s) to other naming contexts, not followed: {}",

@@ -39,9 +39,9 @@ pub fn host_and_port(url: &str) -> Option<(String, u16, bool)> {
     (!host.is_empty()).then(|| (host.to_owned(), port, tls))
 }
 
-/// Whether a continuation reference's URL (RFC 4516) names the root of another naming
-/// context: a DN whose first RDN is `DC=` (a domain, or an application partition such as
-/// `DC=DomainDnsZones`) or AD's configuration and schema.
+/// Whether a continuation reference's URL (RFC 4516) names the root of another of Active
+/// Directory's naming contexts: a DN of `DC=` RDNs only (a domain, or an application
+/// partition such as `DC=DomainDnsZones`), or AD's configuration or schema above them.
 pub fn names_a_naming_context(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else {
         return false;
@@ -52,9 +52,12 @@ pub fn names_a_naming_context(url: &str) -> bool {
     let encoded = path.split('?').next().unwrap_or_default();
     let dn = percent_decoded(encoded);
     let key = super::dn::dn_key(&dn);
-    key.starts_with("dc=")
-        || key.starts_with("cn=configuration,")
-        || key.starts_with("cn=schema,cn=configuration,")
+    let domain = key
+        .strip_prefix("cn=schema,cn=configuration,")
+        .or_else(|| key.strip_prefix("cn=configuration,"))
+        .unwrap_or(&key);
+    // An escaped comma inside a value leaves a part that is no `dc=` RDN: not a context.
+    !domain.is_empty() && domain.split(',').all(|rdn| rdn.starts_with("dc="))
 }
 
 /// `text` with its `%XX` escapes decoded (RFC 3986); a malformed escape stays as it is.
@@ -149,6 +152,10 @@ mod tests {
                 "ldap://elsewhere/cn=Configuration%20Team,ou=groups,dc=x",
                 false,
             ),
+            ("ldap://elsewhere/CN=Configuration,OU=Apps,DC=x", false),
+            ("ldap://elsewhere/DC=emea,OU=Sites,DC=corp", false),
+            ("ldap://elsewhere/DC=a%5C,b,DC=corp", false),
+            ("ldap://elsewhere/CN=Configuration", false),
             ("ldap://elsewhere/", false),
             ("ldap://elsewhere", false),
             ("not a url", false),

@@ -1230,7 +1230,7 @@ fn an_apply_stops_at_the_batch_after_its_sync_lock_is_lost() {
     };
     let store = SqliteStore::open_in_memory(system_clock()).unwrap();
     let p = plan(&config, &snapshot, &apply::current(&store, "corp").unwrap());
-    let lock = crate::store::SyncLock::lost_after(2);
+    let lock = crate::store::SyncLock::lost_after(3);
     let options = apply::ApplyOptions::new(false).with_lock(&lock);
     let err = apply::apply_with(&store, &config, &p, &options).unwrap_err();
     assert_eq!(

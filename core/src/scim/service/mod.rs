@@ -43,7 +43,10 @@ use serde_json::{Map, Value, json};
 
 use crate::store::view::etag;
 pub use error::ScimError;
-use resource::{Edit, Projection, check_immutable, read_input, render, settle_primaries};
+use resource::{
+    Edit, Projection, check_immutable, check_key_lengths, read_held, read_input, render,
+    settle_primaries,
+};
 pub use token::{create_directory, issue_token};
 
 use crate::password::{self, Password};
@@ -627,7 +630,8 @@ impl Service {
         let expected = Self::if_match(req, current.version)?;
         let body = self.body(req)?;
         let rt = self.resource_type(kind)?;
-        let mut input = read_input(rt, kind, &body, self.compat(d))?;
+        let mut input = read_held(rt, kind, &body, self.compat(d))?;
+        check_key_lengths(kind, &input, Some(&current))?;
         // A body without `active` keeps a disabled user disabled: RFC 7644 §3.5.1 lets an
         // omitted attribute be cleared or defaulted, and re-enabling a deprovisioned account
         // is what no client means (a PATCH refuses to remove `active` for the same reason).

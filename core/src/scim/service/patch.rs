@@ -4,7 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::resource::{Edit, check_immutable, member_ids, read_input, settle_primaries};
+use super::resource::{
+    Edit, check_immutable, check_key_lengths, member_ids, read_held, settle_primaries,
+};
 use super::{ScimError, ScimRequest, ScimResponse, Service, declares, etag};
 use crate::scim::filter::eval::get as member;
 use crate::scim::filter::{Compatibility, Filter, ParseOptions, Value as Literal, ValuePath};
@@ -144,7 +146,8 @@ impl Service {
         }
         // The result must be a valid resource, checked exactly as a PUT body is; a value
         // made primary takes that from the others.
-        let mut input = read_input(rt, kind, &Value::Object(doc.clone()), compat)?;
+        let mut input = read_held(rt, kind, &Value::Object(doc.clone()), compat)?;
+        check_key_lengths(kind, &input, Some(&current))?;
         settle_primaries(&original, &mut input.attributes, Edit::Patch)?;
         check_immutable(rt, &current.attributes, &input.attributes)?;
         let mut change = Change::default();

@@ -30,14 +30,58 @@ pub(crate) struct Input {
 /// The longest `userName`, group `displayName` or `externalId` (and case fold of a name), in
 /// bytes: the stores index them, and PostgreSQL refuses an index entry over about 2.7 KB.
 /// Far above any real name.
-pub(crate) const MAX_KEY_BYTES: usize = 1024;
+const MAX_KEY_BYTES: usize = 1024;
 
 fn invalid(detail: impl Into<String>) -> ScimError {
     ScimError::bad_request("invalidValue", detail)
 }
 
-/// Checks a create or replace body against the resource type.
+/// Checks a create or replace body against the resource type, a new name and externalId
+/// against [`MAX_KEY_BYTES`] too.
 pub(crate) fn read_input(
+    rt: &ResourceType,
+    kind: Kind,
+    body: &Value,
+    compat: Compatibility,
+) -> Result<Input, ScimError> {
+    let input = read_held(rt, kind, body, compat)?;
+    check_key_lengths(kind, &input, None)?;
+    Ok(input)
+}
+
+/// Refuses a name or externalId longer than [`MAX_KEY_BYTES`], unless `held` (the resource
+/// a write replaces) has it already: one stored before the limit can still be written.
+pub(crate) fn check_key_lengths(
+    kind: Kind,
+    input: &Input,
+    held: Option<&Resource>,
+) -> Result<(), ScimError> {
+    let name_attr = match kind {
+        Kind::User => "userName",
+        Kind::Group => "displayName",
+    };
+    let kept = |value: &str, held_value: Option<&str>| held_value == Some(value);
+    let name = &input.name;
+    if !kept(name, held.map(|r| r.name.as_str()))
+        && (name.len() > MAX_KEY_BYTES || crate::scim::text::fold(name).len() > MAX_KEY_BYTES)
+    {
+        return Err(invalid(format!(
+            "`{name_attr}` is longer than {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    if let Some(id) = &input.external_id
+        && !kept(id, held.and_then(|r| r.external_id.as_deref()))
+        && id.len() > MAX_KEY_BYTES
+    {
+        return Err(invalid(format!(
+            "`externalId` is longer than {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// [`read_input`] without the length limit: for what a store or a target holds already.
+pub(crate) fn read_held(
     rt: &ResourceType,
     kind: Kind,
     body: &Value,
@@ -66,11 +110,6 @@ pub(crate) fn read_input(
                 Value::Null => None,
                 Value::String(s) if s.contains('\0') => {
                     return Err(invalid("`externalId` may not contain U+0000"));
-                }
-                Value::String(s) if s.len() > MAX_KEY_BYTES => {
-                    return Err(invalid(format!(
-                        "`externalId` is longer than {MAX_KEY_BYTES} bytes"
-                    )));
                 }
                 Value::String(s) => Some(s.clone()),
                 _ => return Err(invalid("`externalId` must be a string")),
@@ -124,11 +163,6 @@ pub(crate) fn read_input(
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         _ => return Err(invalid(format!("`{name_attr}` is required"))),
     };
-    if name.len() > MAX_KEY_BYTES || crate::scim::text::fold(&name).len() > MAX_KEY_BYTES {
-        return Err(invalid(format!(
-            "`{name_attr}` is longer than {MAX_KEY_BYTES} bytes"
-        )));
-    }
     let active = match attributes.get("active") {
         Some(Value::Bool(b)) => *b,
         _ => true,

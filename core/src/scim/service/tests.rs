@@ -1953,6 +1953,36 @@ fn ids_with_nul_and_overlong_names_are_bad_requests() {
             json!({"displayName": "g".repeat(1025)}),
         );
         assert_error(&r, 400, Some("invalidValue"));
+
+        // A name stored before the limit stays writable; a new one is held to it.
+        let d = s.store.directory("acme").unwrap().unwrap().id;
+        let old = "o".repeat(1100);
+        s.store
+            .create(crate::store::NewResource {
+                directory: d,
+                kind: Kind::User,
+                id: "legacy".into(),
+                external_id: None,
+                name: old.clone(),
+                active: true,
+                attributes: json!({"userName": old}),
+                members: Vec::new(),
+                password: None,
+            })
+            .unwrap();
+        let legacy = "/scim/v2/acme/Users/legacy";
+        let r = patch(
+            &s,
+            legacy,
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = patch(
+            &s,
+            legacy,
+            json!([{"op": "replace", "path": "userName", "value": "p".repeat(1100)}]),
+        );
+        assert_error(&r, 400, Some("invalidValue"));
     }
 }
 

@@ -264,6 +264,11 @@ impl Endpoint {
             }
         };
         config.ssl_mode(ssl_mode);
+        // A server that does not answer must not hold a caller (or every waiter on the feed)
+        // for the system's TCP timeout, minutes; the URL's `connect_timeout` overrides this.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
         let tls = tls
             .transpose()
             .map_err(|e| invalid(&format!("sslrootcert: {e}")))?

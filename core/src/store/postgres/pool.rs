@@ -166,16 +166,29 @@ pub(super) struct Feed {
 struct FeedState {
     /// Notifications seen (and listener restarts): a waiter sleeps while it is unchanged.
     heard: u64,
-    /// Whether a listener runs.
-    listening: bool,
+    listener: Listener,
 }
+
+/// Whether a listener runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Off,
+    /// A waiter is connecting one (without the lock: the others wait for it on `notified`).
+    Starting,
+    On,
+}
+
+/// Silence after which the listener asks its server whether it is still there: a peer that
+/// vanished (a NAT or a balancer dropping the idle flow) says nothing, and waiters would
+/// fall back to looking every [`FEED_RECHECK`] for good.
+const LISTENER_PING: Duration = Duration::from_secs(30);
 
 impl Feed {
     pub(super) fn new() -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(FeedState {
                 heard: 0,
-                listening: false,
+                listener: Listener::Off,
             }),
             notified: Condvar::new(),
         })
@@ -189,19 +202,41 @@ impl Feed {
     /// returns changes it.
     pub(super) fn listen(self: &Arc<Self>, endpoint: &Endpoint) -> Result<u64, StoreError> {
         let mut state = self.state();
-        if !state.listening {
-            let mut client = endpoint.connect(&endpoint.config)?;
-            client.batch_execute("LISTEN usersync_events")?;
+        loop {
+            match state.listener {
+                Listener::On => return Ok(state.heard),
+                Listener::Starting => {
+                    state = self
+                        .notified
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                Listener::Off => break,
+            }
+        }
+        state.listener = Listener::Starting;
+        drop(state);
+        let connected = connect_listener(endpoint);
+        let mut state = self.state();
+        // Started under the lock: a listener that fails at once says so (`heard`) after
+        // this, not before.
+        let started = connected.and_then(|client| {
             let feed = Arc::downgrade(self);
             std::thread::Builder::new()
                 .name("usersync-feed".into())
                 .spawn(move || relay(&feed, client))
-                .map_err(|e| {
-                    StoreError::Backend(format!("cannot start the feed's listener: {e}"))
-                })?;
-            state.listening = true;
-        }
-        Ok(state.heard)
+                .map(drop)
+                .map_err(|e| StoreError::Backend(format!("cannot start the feed's listener: {e}")))
+        });
+        state.listener = if started.is_ok() {
+            Listener::On
+        } else {
+            Listener::Off
+        };
+        let heard = state.heard;
+        drop(state);
+        self.notified.notify_all();
+        started.map(|()| heard)
     }
 
     /// Waits until something is heard after `heard`, or `until`, or [`FEED_RECHECK`].
@@ -224,15 +259,27 @@ impl Feed {
     fn heard(&self, listening: bool) {
         let mut state = self.state();
         state.heard += 1;
-        state.listening = listening;
+        if !listening {
+            state.listener = Listener::Off;
+        }
         drop(state);
         self.notified.notify_all();
     }
 }
 
+/// The listener's connection, with keepalives, listening.
+fn connect_listener(endpoint: &Endpoint) -> Result<postgres::Client, StoreError> {
+    let mut config = endpoint.config.clone();
+    config.keepalives(true).keepalives_idle(LISTENER_PING);
+    let mut client = endpoint.connect(&config)?;
+    client.batch_execute("LISTEN usersync_events")?;
+    Ok(client)
+}
+
 /// The listener's loop: tells the feed of every notification until the store is dropped
 /// (seen within a second) or the connection fails (the next waiter starts another).
 fn relay(feed: &Weak<Feed>, mut client: postgres::Client) {
+    let mut last_word = Instant::now();
     loop {
         let next = client
             .notifications()
@@ -241,9 +288,17 @@ fn relay(feed: &Weak<Feed>, mut client: postgres::Client) {
         let Some(feed) = feed.upgrade() else {
             return;
         };
+        let next = match next {
+            Ok(None) if last_word.elapsed() >= LISTENER_PING => {
+                last_word = Instant::now();
+                client.simple_query("SELECT 1").map(|_| None)
+            }
+            other => other,
+        };
         match next {
             Ok(None) => {}
             Ok(Some(_)) => {
+                last_word = Instant::now();
                 // Whatever else arrived meanwhile is the same news.
                 while let Ok(Some(_)) = client.notifications().iter().next() {}
                 feed.heard(true);
