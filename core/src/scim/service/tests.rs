@@ -113,6 +113,25 @@ fn bjensen() -> Value {
     })
 }
 
+/// Stores the user `legacy` of `acme` with `attributes` as they are, past the service's
+/// checks: as a store written before a rule held.
+fn stored_before(s: &Service, attributes: Value) {
+    let d = s.store.directory("acme").unwrap().unwrap().id;
+    s.store
+        .create(crate::store::NewResource {
+            directory: d,
+            kind: Kind::User,
+            id: "legacy".into(),
+            external_id: None,
+            name: attributes["userName"].as_str().unwrap().to_owned(),
+            active: true,
+            attributes,
+            members: Vec::new(),
+            password: None,
+        })
+        .unwrap();
+}
+
 fn assert_error(r: &Reply, status: u16, scim_type: Option<&str>) {
     assert_eq!(r.status, status, "{}", r.body);
     assert_eq!(
@@ -1040,20 +1059,7 @@ fn one_value_is_primary_at_most() {
 
         // Several primaries stored before this rule existed do not fail a PATCH of
         // something else.
-        let d = s.store.directory("acme").unwrap().unwrap().id;
-        s.store
-            .create(crate::store::NewResource {
-                directory: d,
-                kind: Kind::User,
-                id: "legacy".into(),
-                external_id: None,
-                name: "legacy".into(),
-                active: true,
-                attributes: json!({"userName": "legacy", "emails": two}),
-                members: Vec::new(),
-                password: None,
-            })
-            .unwrap();
+        stored_before(&s, json!({"userName": "legacy", "emails": two}));
         let r = patch(
             &s,
             "/scim/v2/acme/Users/legacy",
@@ -1955,21 +1961,7 @@ fn ids_with_nul_and_overlong_names_are_bad_requests() {
         assert_error(&r, 400, Some("invalidValue"));
 
         // A name stored before the limit stays writable; a new one is held to it.
-        let d = s.store.directory("acme").unwrap().unwrap().id;
-        let old = "o".repeat(1100);
-        s.store
-            .create(crate::store::NewResource {
-                directory: d,
-                kind: Kind::User,
-                id: "legacy".into(),
-                external_id: None,
-                name: old.clone(),
-                active: true,
-                attributes: json!({"userName": old}),
-                members: Vec::new(),
-                password: None,
-            })
-            .unwrap();
+        stored_before(&s, json!({"userName": "o".repeat(1100)}));
         let legacy = "/scim/v2/acme/Users/legacy";
         let r = patch(
             &s,
