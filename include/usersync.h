@@ -178,9 +178,9 @@ usersync_result usersync_directory_create(const struct usersync_service *service
 
 // Creates the directory `name` with the settings of `options_json`, a JSON object whose keys
 // are all optional: `{"kind": "scim", "retentionDays": 30, "userNameScope": "platform",
-// "keepPasswordHashes": false, "strict": false}` (the defaults; NULL and 0 mean `{}`). `userNameScope`
-// `"directory"` makes `userName`s unique within this directory only; `keepPasswordHashes`
-// keeps the passwords identity providers send, as Argon2id hashes, for
+// "keepPasswordHashes": false, "strict": false}` (the defaults; NULL and 0 mean `{}`).
+// `userNameScope` `"directory"` makes `userName`s unique within this directory only;
+// `keepPasswordHashes` keeps the passwords identity providers send, as Argon2id hashes, for
 // `usersync_password_verify`; `strict` holds SCIM clients to RFC 7644 to the letter,
 // refusing what only identity providers send. Settings are chosen once, at creation.
 //

@@ -267,8 +267,8 @@ fn lock_sync(store: &dyn Store, directory: &str) -> Result<SyncLock, usersync_re
         })
 }
 
-/// Applies `planned` under the directory's sync `lock` (checked before each batch), records the run and writes its
-/// report.
+/// Applies `planned` under the directory's sync `lock` (checked before each batch), records
+/// the run and writes its report.
 fn apply_planned(
     service: &usersync_service,
     config: &SyncConfig,
