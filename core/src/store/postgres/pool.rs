@@ -2,10 +2,12 @@
 //! to the change feed for every waiter.
 //!
 //! The bound keeps a node under its share of the server's `max_connections` however many
-//! requests arrive at once: past it, callers wait for a connection to come back. Waiting on
+//! requests arrive at once: past it, callers wait for a connection to come back, served in
+//! the order they came (one that just came does not pass those waiting). Waiting on
 //! the feed takes no pooled connection for its whole wait (which would let waiters starve
 //! writers): one connection per store `LISTEN`s and wakes every waiter.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,20 @@ struct State {
     idle: Vec<Conn>,
     /// Connections open: idle, lent or being opened.
     open: usize,
+    /// Callers waiting for a connection, by ticket, in the order they came: the first is
+    /// served first, and a new caller waits behind them.
+    queue: VecDeque<u64>,
+    next_ticket: u64,
+}
+
+impl State {
+    /// Whether the caller holding `ticket` (none: one that just came) is next to be served.
+    fn first(&self, ticket: Option<u64>) -> bool {
+        match ticket {
+            None => self.queue.is_empty(),
+            Some(t) => self.queue.front() == Some(&t),
+        }
+    }
 }
 
 impl Pool {
@@ -46,6 +62,8 @@ impl Pool {
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
+                queue: VecDeque::new(),
+                next_ticket: 0,
             }),
             returned: Condvar::new(),
         }
@@ -55,28 +73,43 @@ impl Pool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An idle connection, a new one while fewer than [`MAX_OPEN`] are open, or the first
-    /// given back within [`WAIT`].
+    /// An idle connection, a new one while fewer than [`MAX_OPEN`] are open, or, when all
+    /// are busy, one given back within [`WAIT`], in the order callers came.
     pub(super) fn get(&self, endpoint: &Endpoint) -> Result<Pooled<'_>, StoreError> {
         let deadline = Instant::now() + WAIT;
         let mut state = self.state();
+        let mut ticket = None;
         loop {
-            if let Some(conn) = state.idle.pop() {
-                return Ok(self.lend(conn));
+            if state.first(ticket) {
+                if let Some(conn) = state.idle.pop() {
+                    self.served(&mut state, ticket);
+                    return Ok(self.lend(conn));
+                }
+                if state.open < MAX_OPEN {
+                    state.open += 1;
+                    self.served(&mut state, ticket);
+                    drop(state);
+                    return match connect(endpoint) {
+                        Ok(conn) => Ok(self.lend(conn)),
+                        Err(e) => {
+                            self.closed();
+                            Err(e)
+                        }
+                    };
+                }
             }
-            if state.open < MAX_OPEN {
-                state.open += 1;
-                drop(state);
-                return match connect(endpoint) {
-                    Ok(conn) => Ok(self.lend(conn)),
-                    Err(e) => {
-                        self.closed();
-                        Err(e)
-                    }
-                };
-            }
+            let mine = *ticket.get_or_insert_with(|| {
+                let t = state.next_ticket;
+                state.next_ticket += 1;
+                state.queue.push_back(t);
+                t
+            });
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                state.queue.retain(|&t| t != mine);
+                drop(state);
+                // The caller behind may be first now.
+                self.returned.notify_all();
                 return Err(StoreError::Backend(format!(
                     "all {MAX_OPEN} connections to PostgreSQL stayed busy for {} s",
                     WAIT.as_secs()
@@ -90,6 +123,15 @@ impl Pool {
         }
     }
 
+    /// The caller holding `ticket` leaves the queue, served; the next one may be served too
+    /// (more than one connection may have come back).
+    fn served(&self, state: &mut State, ticket: Option<u64>) {
+        if ticket.is_some() {
+            state.queue.pop_front();
+            self.returned.notify_all();
+        }
+    }
+
     fn lend(&self, conn: Conn) -> Pooled<'_> {
         Pooled {
             pool: self,
@@ -97,10 +139,11 @@ impl Pool {
         }
     }
 
-    /// One connection fewer open; a waiter may open another.
+    /// One connection fewer open; the first waiter may open another. Every waiter is woken
+    /// (each looks whether it is first).
     fn closed(&self) {
         self.state().open -= 1;
-        self.returned.notify_one();
+        self.returned.notify_all();
     }
 }
 
@@ -146,7 +189,7 @@ impl Drop for Pooled<'_> {
             if state.idle.len() < MAX_IDLE {
                 state.idle.push(conn);
                 drop(state);
-                self.pool.returned.notify_one();
+                self.pool.returned.notify_all();
                 return;
             }
         }
@@ -308,5 +351,51 @@ fn relay(feed: &Weak<Feed>, mut client: postgres::Client) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::{MAX_OPEN, Pool};
+    use crate::store::postgres::Endpoint;
+
+    /// With every connection lent, callers are served in the order they came, and one that
+    /// comes later waits behind them.
+    #[test]
+    fn waiting_callers_are_served_in_order() {
+        let server = usersync_testkit::postgres::Postgres::start("pool");
+        let url = server.create_database("pool");
+        let endpoint = Endpoint::parse(&url).unwrap();
+        let pool = Pool::new();
+        let mut lent: Vec<_> = (0..MAX_OPEN)
+            .map(|_| pool.get(&endpoint).unwrap())
+            .collect();
+        let served = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for caller in 0..3 {
+                let (pool, endpoint, served) = (&pool, &endpoint, &served);
+                scope.spawn(move || {
+                    let conn = pool.get(endpoint).unwrap();
+                    served.lock().unwrap().push(caller);
+                    std::thread::sleep(Duration::from_millis(50));
+                    drop(conn);
+                });
+                // Queued before the next one comes.
+                while pool.state().queue.len() < caller + 1 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            // One back at a time: each goes to the first in line.
+            for _ in 0..3 {
+                drop(lent.pop());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        assert_eq!(*served.lock().unwrap(), [0, 1, 2]);
+        assert!(pool.state().queue.is_empty());
+        drop(lent);
     }
 }
