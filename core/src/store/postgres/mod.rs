@@ -858,14 +858,10 @@ fn set_password(
     })
 }
 
-fn create_in(tx: &mut Tx<'_>, now: DateTime, n: &NewResource) -> Result<Resource, StoreError> {
-    super::check_resource_id(&n.id)?;
-    let (scope, keeps) = directory_rules(tx, n.directory, n.kind)?;
-    if n.password.is_some() {
-        check_password_change(n.kind, keeps)?;
-    }
+/// The resource `n` makes, as first written at `now` (a group is always active).
+fn first_version(n: &NewResource, now: DateTime) -> Resource {
     let active = n.active || n.kind == Kind::Group;
-    let r = Resource {
+    Resource {
         directory: n.directory,
         kind: n.kind,
         id: n.id.clone(),
@@ -877,7 +873,16 @@ fn create_in(tx: &mut Tx<'_>, now: DateTime, n: &NewResource) -> Result<Resource
         modified: now,
         inactive_since: (!active).then_some(now),
         attributes: n.attributes.clone(),
-    };
+    }
+}
+
+fn create_in(tx: &mut Tx<'_>, now: DateTime, n: &NewResource) -> Result<Resource, StoreError> {
+    super::check_resource_id(&n.id)?;
+    let (scope, keeps) = directory_rules(tx, n.directory, n.kind)?;
+    if n.password.is_some() {
+        check_password_change(n.kind, keeps)?;
+    }
+    let r = first_version(n, now);
     let inserted = tx.execute(
         "INSERT INTO resources (id, directory, kind, external_id, name, name_key, unique_scope, active, \
          version, created, modified, inactive_since, attributes, attributes_keys) \
@@ -945,20 +950,7 @@ fn create_many(
         let outcome = super::check_resource_id(&n.id)
             .and_then(|()| directory_rules(tx, n.directory, n.kind))
             .map(|(scope, _)| {
-                let active = n.active || n.kind == Kind::Group;
-                let r = Resource {
-                    directory: n.directory,
-                    kind: n.kind,
-                    id: n.id.clone(),
-                    external_id: n.external_id.clone(),
-                    name: n.name.clone(),
-                    active,
-                    version: 1,
-                    created: now,
-                    modified: now,
-                    inactive_since: (!active).then_some(now),
-                    attributes: n.attributes.clone(),
-                };
+                let r = first_version(n, now);
                 columns.push(&r, scope);
                 r
             });
