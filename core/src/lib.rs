@@ -37,6 +37,7 @@ mod error;
 pub mod ldap;
 #[cfg(feature = "service")]
 pub mod password;
+mod percent;
 pub mod scim;
 pub mod store;
 #[cfg(any(feature = "client", feature = "postgres"))]

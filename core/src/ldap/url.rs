@@ -50,7 +50,7 @@ pub fn names_a_naming_context(url: &str) -> bool {
         return false;
     };
     let encoded = path.split('?').next().unwrap_or_default();
-    let dn = percent_decoded(encoded);
+    let dn = crate::percent::decoded(encoded, false);
     let key = super::dn::dn_key(&dn);
     let domain = key
         .strip_prefix("cn=schema,cn=configuration,")
@@ -60,33 +60,9 @@ pub fn names_a_naming_context(url: &str) -> bool {
     !domain.is_empty() && domain.split(',').all(|rdn| rdn.starts_with("dc="))
 }
 
-/// `text` with its `%XX` escapes decoded (RFC 3986); a malformed escape stays as it is.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{host_and_port, names_a_naming_context, percent_decoded};
+    use super::{host_and_port, names_a_naming_context};
 
     #[test]
     fn urls_give_host_and_port() {
@@ -162,7 +138,5 @@ mod tests {
         ] {
             assert_eq!(names_a_naming_context(url), context, "{url}");
         }
-        assert_eq!(percent_decoded("a%2Cb%zz%+1%4"), "a,b%zz%+1%4");
-        assert_eq!(percent_decoded("%C3%A9"), "é");
     }
 }
