@@ -431,32 +431,39 @@ mod tests {
 
     use super::{ConnectionError, LdapConnection, Security};
 
-    /// A response to this request that cannot be decoded is an error, even when its message
-    /// id cannot be read: skipped, an entry would be lost from a read that looks whole.
-    /// A broken answer to an earlier request (a search given up on) is skipped.
-    #[test]
-    fn an_undecodable_answer_to_this_request_is_an_error() {
+    /// A server on a loopback port that accepts one connection and answers each request it
+    /// reads with the next of `answers`, byte for byte; its URL and thread.
+    fn answering(answers: Vec<&'static [u8]>) -> (String, std::thread::JoinHandle<()>) {
         use std::io::{Read, Write};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("ldap://{}", listener.local_addr().unwrap());
         let server = std::thread::spawn(move || {
             let (mut client, _) = listener.accept().unwrap();
             let mut request = [0_u8; 256];
-            // Message id 9 (another request), with an operation no client receives; then
-            // a bind response to id 1: result 0, empty DN and message.
-            let first: &[u8] = &[
-                0x30, 0x05, 0x02, 0x01, 0x09, 0x42, 0x00, 0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07,
-                0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
-            ];
-            // An answer whose id has nine bytes, which no message id has.
-            let second: &[u8] = &[
-                0x30, 0x0d, 0x02, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0x61, 0x00,
-            ];
-            for answer in [first, second] {
+            for answer in answers {
                 let _ = client.read(&mut request).unwrap();
                 client.write_all(answer).unwrap();
             }
         });
+        (url, server)
+    }
+
+    /// A response to this request that cannot be decoded is an error, even when its message
+    /// id cannot be read: skipped, an entry would be lost from a read that looks whole.
+    /// A broken answer to an earlier request (a search given up on) is skipped.
+    #[test]
+    fn an_undecodable_answer_to_this_request_is_an_error() {
+        // Message id 9 (another request), with an operation no client receives; then a bind
+        // response to id 1: result 0, empty DN and message.
+        let first: &[u8] = &[
+            0x30, 0x05, 0x02, 0x01, 0x09, 0x42, 0x00, 0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07,
+            0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+        ];
+        // An answer whose id has nine bytes, which no message id has.
+        let second: &[u8] = &[
+            0x30, 0x0d, 0x02, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0x61, 0x00,
+        ];
+        let (url, server) = answering(vec![first, second]);
         let second = Duration::from_secs(5);
         let mut conn = LdapConnection::open(&url, &Security::None, second, second).unwrap();
         assert_eq!(conn.simple_bind("cn=x", "secret").unwrap().code, 0);
@@ -470,22 +477,11 @@ mod tests {
     /// came over TLS (here, a bind accepted).
     #[test]
     fn bytes_after_the_starttls_answer_are_refused() {
-        use std::io::{Read, Write};
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("ldap://{}", listener.local_addr().unwrap());
-        let server = std::thread::spawn(move || {
-            let (mut client, _) = listener.accept().unwrap();
-            let mut request = [0_u8; 256];
-            let _ = client.read(&mut request).unwrap();
-            // StartTLS accepted (id 1), then a bind accepted (id 2), in one segment.
-            client
-                .write_all(&[
-                    0x30, 0x0c, 0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04,
-                    0x00, 0x30, 0x0c, 0x02, 0x01, 0x02, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00,
-                    0x04, 0x00,
-                ])
-                .unwrap();
-        });
+        // StartTLS accepted (id 1), then a bind accepted (id 2), in one segment.
+        let (url, server) = answering(vec![&[
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+            0x30, 0x0c, 0x02, 0x01, 0x02, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+        ]]);
         let second = Duration::from_secs(5);
         let tls = Arc::new(crate::tls::unverified_client_config().unwrap());
         let Err(err) = LdapConnection::open(&url, &Security::StartTls(tls), second, second) else {

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::resource::{
-    Edit, check_immutable, check_key_lengths, member_ids, read_held, settle_primaries,
+    Edit, Projection, check_immutable, check_key_lengths, member_ids, read_held, settle_primaries,
 };
 use super::{ScimError, ScimRequest, ScimResponse, Service, declares, etag};
 use crate::scim::filter::eval::get as member;
@@ -95,9 +95,9 @@ impl Service {
         req: &ScimRequest,
         base: &str,
     ) -> Result<ScimResponse, ScimError> {
-        // Checked before anything is written (the answer renders with it): a 400 must mean
+        // Read before anything is written (the answer renders with it): a 400 must mean
         // nothing changed.
-        Self::projection(req)?;
+        let projection = Self::projection(req)?;
         let compat = self.compat(d);
         // A body error is reported after the resource is found, as for any request.
         let parsed = self.body(req).and_then(|body| operations(&body, compat));
@@ -116,7 +116,7 @@ impl Service {
                 return Ok(no_content(version));
             }
             let updated = self.existing(d, kind, id)?;
-            return self.patched(&updated, req, base);
+            return self.patched(&updated, req, base, &projection);
         }
         let current = self.existing(d, kind, id)?;
         let pinned = Self::if_match(req, current.version)?;
@@ -179,7 +179,7 @@ impl Service {
             change.unless_changed = Some(Content::of(&current));
         }
         let updated = self.store.update(d.id, kind, id, pinned, change)?;
-        self.patched(&updated, req, base)
+        self.patched(&updated, req, base, &projection)
     }
 
     /// The answer to a PATCH that changed `updated`. Rendering a group means listing its
@@ -191,11 +191,12 @@ impl Service {
         updated: &Resource,
         req: &ScimRequest,
         base: &str,
+        projection: &Projection,
     ) -> Result<ScimResponse, ScimError> {
         if updated.kind == Kind::Group && !Self::asks_attributes(req) {
             return Ok(no_content(updated.version));
         }
-        let rendered = self.render(updated, base, &Self::projection(req)?)?;
+        let rendered = self.render(updated, base, projection)?;
         Ok(ScimResponse::json(200, &rendered).with_header("ETag", etag(updated.version)))
     }
 
