@@ -487,8 +487,10 @@ usersync_result usersync_sync_run(const struct usersync_service *service,
 // When the next scheduled run of the configuration `config_toml` is due, in seconds since
 // the Unix epoch (UTC), written to `next_out`: after a run that started at
 // `last_start_unix` and ended as `outcome` (`USERSYNC_OUTCOME_*`), with `failures` failed
-// runs in a row (this one included; 0 unless failed). `jitter_seed` spreads the retries
-// of many directories apart (use something stable per directory). A pure function: no I/O.
+// runs in a row (this one included; 0 unless failed). After a failure, pass the time the
+// run ended instead, so that a run that failed after a long read is not retried at once.
+// `jitter_seed` spreads the retries of many directories apart (use something stable per
+// directory). A pure function: no I/O.
 //
 // Errors: `SYNC_CONFIG`, `INVALID_ARGUMENT` (an unknown outcome), the usual checks.
 usersync_result usersync_sync_next_run(const char *config_toml,

@@ -227,7 +227,7 @@ fn daemon(
     let mut not_before: Option<DateTime> = None;
     let mut failures = 0u32;
     while !stopped() {
-        let due = match next_due(config, store) {
+        let due = match next_due(config, store, system_clock()()) {
             Ok(due) => due.max(not_before),
             Err(e) => {
                 println!("cannot read the runs of `{}`: {e}", config.directory);
@@ -262,7 +262,8 @@ fn daemon(
         };
         waiting = false;
         // Another node may have run it while this one waited for the lock.
-        if matches!(next_due(config, store), Ok(Some(due)) if due > system_clock()()) {
+        let now = system_clock()();
+        if matches!(next_due(config, store, now), Ok(Some(due)) if due > now) {
             continue;
         }
         let options = RunOptions::new(
@@ -277,17 +278,21 @@ fn daemon(
             (Some(report), _) => {
                 failures = 0;
                 let line = format!(
-                    "applied {} changes in {} ms ({})",
+                    "applied {} changes in {} ms ({}){}",
                     report.applied.values().sum::<usize>(),
                     report.milliseconds,
-                    mode_name(&run.mode)
+                    mode_name(&run.mode),
+                    report_tail(report, run.error.as_deref())
                 );
                 (line, Outcome::Succeeded)
             }
-            (None, RunOutcome::Blocked) => (
-                format!("blocked: {}", run.error.unwrap_or_default()),
-                Outcome::Blocked,
-            ),
+            (None, RunOutcome::Blocked) => {
+                failures = 0;
+                (
+                    format!("blocked: {}", run.error.unwrap_or_default()),
+                    Outcome::Blocked,
+                )
+            }
             (None, _) => {
                 failures += 1;
                 (
@@ -296,13 +301,18 @@ fn daemon(
                 )
             }
         };
+        // As `next_due` counts it: a failure's backoff from its end.
+        let since = match outcome {
+            Outcome::Failed { .. } => system_clock()(),
+            _ => run.started,
+        };
         not_before = Some(next_run(
             &config.schedule,
-            run.started,
+            since,
             outcome,
             name_hash(&config.directory),
         ));
-        let next = match next_due(config, store) {
+        let next = match next_due(config, store, system_clock()()) {
             Ok(due) => due
                 .max(not_before)
                 .map_or_else(String::new, |d| d.to_string()),
@@ -359,33 +369,20 @@ fn sync_once(
         print!("{plan}");
     }
     match (&run.report, &run.error) {
-        (Some(report), _) => {
+        (Some(report), error) => {
             if args.common.json {
-                println!(
-                    "{}",
-                    json!({"mode": run.mode, "plan": plan.to_json(), "report": report})
-                );
+                let mut out = json!({"mode": run.mode, "plan": plan.to_json(), "report": report});
+                if let Some(e) = error {
+                    out["error"] = json!(e.trim());
+                }
+                println!("{out}");
             } else {
                 let applied: usize = report.applied.values().sum();
                 println!(
-                    "applied {applied} changes in {} ms ({}){}{}{}",
+                    "applied {applied} changes in {} ms ({}){}",
                     report.milliseconds,
                     mode_name(&run.mode),
-                    if report.conflicts.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {} skipped for conflicts", report.conflicts.len())
-                    },
-                    if report.failures.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {} failed", report.failures.len())
-                    },
-                    if report.retries == 0 {
-                        String::new()
-                    } else {
-                        format!(", {} requests retried", report.retries)
-                    }
+                    report_tail(report, None),
                 );
                 for c in &report.conflicts {
                     println!("conflict: {c}");
@@ -394,7 +391,12 @@ fn sync_once(
                     println!("failed: {f}");
                 }
             }
-            if report.failures.is_empty() {
+            // Applied, but not on record: the next run cannot start from this one's
+            // watermark, and the runs do not show it.
+            if let Some(e) = error {
+                eprintln!("error: {}", e.trim());
+            }
+            if report.failures.is_empty() && error.is_none() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -432,6 +434,28 @@ fn purge(args: &SyncArgs, config: &SyncConfig, store: &dyn Store) -> Option<Stri
         Err(StoreError::NotFound { .. }) => None,
         Err(e) => Some(format!("could not purge users past the retention: {e}")),
     }
+}
+
+/// What a summary line adds after the count of changes applied: conflicts, failures,
+/// retried requests and, when given, the run's error (a record that could not be kept).
+fn report_tail(report: &apply::Report, error: Option<&str>) -> String {
+    let mut tail = String::new();
+    if !report.conflicts.is_empty() {
+        tail.push_str(&format!(
+            ", {} skipped for conflicts",
+            report.conflicts.len()
+        ));
+    }
+    if !report.failures.is_empty() {
+        tail.push_str(&format!(", {} failed", report.failures.len()));
+    }
+    if report.retries != 0 {
+        tail.push_str(&format!(", {} requests retried", report.retries));
+    }
+    if let Some(e) = error {
+        tail.push_str(&format!("; {}", e.trim()));
+    }
+    tail
 }
 
 /// `full` or `incremental`, for the summary line.

@@ -675,6 +675,34 @@ fn incremental_runs_read_changes_and_still_see_removals() {
     assert_eq!(runs[0].report["mode"]["since"], serde_json::Value::Null);
     assert!(runs[1].report["mode"]["since"].is_string());
 
+    // Another server's watermark says nothing of this one: a changed URL list runs full.
+    assert!(sync(&config, false).mode.since.is_some());
+    let mut moved = config.clone();
+    moved.connection.urls.push("ldap://127.0.0.1:1".into());
+    let failover = run::sync(
+        &moved,
+        &store,
+        &target,
+        &RunOptions::new(ApplyOptions::new(true), false),
+        &clock,
+    );
+    assert_eq!(
+        failover.mode.reason,
+        "the searches or mappings changed since the last clean run"
+    );
+    assert_eq!(
+        sync(&config, false).mode.since,
+        None,
+        "and back: full again"
+    );
+    // A record dated after the clock (set back, or ahead when it ran) runs full, instead of
+    // reading the changes since a time that has not come.
+    offset.store(0, Ordering::SeqCst);
+    assert_eq!(
+        sync(&config, false).mode.reason,
+        "the last clean run is dated after this machine's clock"
+    );
+
     // The target is read while the incremental read runs: when it cannot be, the run
     // fails with the target's error and plans nothing on what was read.
     struct Unreadable<'a>(LocalTarget<'a>);

@@ -560,7 +560,10 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
     }
 }
 
-/// `90s`, `15m`, `1h`, `1d`: a whole number and a unit.
+/// The longest duration a key takes: past it, a schedule would in effect never run.
+const LONGEST_DURATION_DAYS: u64 = 3650;
+
+/// `90s`, `15m`, `1h`, `1d`: a whole number and a unit, at most ten years.
 fn duration(key: &str, text: &str) -> Result<u64, ConfigError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -573,7 +576,13 @@ fn duration(key: &str, text: &str) -> Result<u64, ConfigError> {
         _ => 0,
     };
     match n.parse::<u64>() {
-        Ok(n) if n > 0 && scale > 0 => Ok(n.saturating_mul(scale)),
+        Ok(n) if n > 0 && scale > 0 => match n.checked_mul(scale) {
+            Some(seconds) if seconds <= LONGEST_DURATION_DAYS * 86_400 => Ok(seconds),
+            _ => Err(ConfigError::at(
+                key,
+                format!("`{text}` is longer than {LONGEST_DURATION_DAYS} days"),
+            )),
+        },
         _ => Err(ConfigError::at(
             key,
             format!(
@@ -663,23 +672,28 @@ impl RawConfig {
             Some(text) => duration("schedule.retry", text)?,
             None => 60.min(interval_seconds),
         };
+        // Checked when off too: a typo in a section kept for later is found now.
         let incremental = match self.incremental {
-            Some(i) if i.enabled => Some(Incremental {
-                attribute: match i.attribute {
-                    Some(a) => attribute_name("incremental.attribute", &a)?,
-                    None => "modifyTimestamp".into(),
+            Some(i) => Some((
+                i.enabled,
+                Incremental {
+                    attribute: match i.attribute {
+                        Some(a) => attribute_name("incremental.attribute", &a)?,
+                        None => "modifyTimestamp".into(),
+                    },
+                    overlap_seconds: match &i.overlap {
+                        Some(text) => duration("incremental.overlap", text)?,
+                        None => 600,
+                    },
+                    full_every_seconds: match &i.full_every {
+                        Some(text) => duration("incremental.full_every", text)?,
+                        None => 86_400,
+                    },
                 },
-                overlap_seconds: match &i.overlap {
-                    Some(text) => duration("incremental.overlap", text)?,
-                    None => 600,
-                },
-                full_every_seconds: match &i.full_every {
-                    Some(text) => duration("incremental.full_every", text)?,
-                    None => 86_400,
-                },
-            }),
-            _ => None,
-        };
+            )),
+            None => None,
+        }
+        .and_then(|(enabled, i)| enabled.then_some(i));
         Ok(SyncConfig {
             directory: self.directory,
             kind: self.kind,

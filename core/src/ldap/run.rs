@@ -20,7 +20,7 @@ use super::config::SyncConfig;
 use super::plan::{Current, Plan, Settled, Settler, plan_settled};
 use super::source::{self, Changes, Known, UsnMark};
 use crate::scim::datetime::DateTime;
-use crate::store::{Clock, DirectoryKind, NewDirectory, Store, SyncRun};
+use crate::store::{Clock, DirectoryKind, NewDirectory, Store, StoreError, SyncRun};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -464,6 +464,12 @@ fn mode(
     if now.unix_seconds().saturating_sub(last_full) >= due {
         return full_because("the last full run is older than incremental.full_every");
     }
+    // A record from a clock that was ahead would hold back the full runs, and read changes
+    // since a time that has not come: nothing.
+    let since = parse_generalized(&last.since);
+    if last_full > now.unix_seconds() || since.is_some_and(|t| t > now.unix_seconds()) {
+        return full_because("the last clean run is dated after this machine's clock");
+    }
     if config.kind == ServerKind::ActiveDirectory {
         // AD: by update sequence number, on the controller that answered last time.
         let Some(usn) = last.usn else {
@@ -482,7 +488,7 @@ fn mode(
             next_usn: None,
         });
     }
-    let Some(since) = parse_generalized(&last.since) else {
+    let Some(since) = since else {
         return full_because("the last watermark cannot be read");
     };
     let overlap = i64::try_from(incremental.overlap_seconds).unwrap_or(i64::MAX);
@@ -520,8 +526,15 @@ fn record(
 ) -> Result<(), ApplyError> {
     let d = match records.directory(&config.directory)? {
         Some(d) if d.kind == DirectoryKind::Ldap => d,
-        // Not an LDAP directory: the sync refused it, and its records are not ours to add to.
-        Some(_) => return Ok(()),
+        // Not an LDAP directory (a SCIM one of the same name in the records' store, with a
+        // remote target): its records are not ours to add to, and the caller must know.
+        Some(d) => {
+            return Err(ApplyError::Store(StoreError::Invalid(format!(
+                "the store's directory `{}` is a {} directory, not an LDAP one",
+                d.name,
+                d.kind.as_str()
+            ))));
+        }
         None => {
             records.create_directory(NewDirectory::new(&config.directory, DirectoryKind::Ldap))?
         }
@@ -541,10 +554,18 @@ fn record(
     Ok(())
 }
 
-/// What decides which entries a run reads and how they map: a change to it makes the next
-/// run full.
+/// What decides which entries a run reads and how they map, and where and by which
+/// attribute it reads changes: a change to it makes the next run full. (A watermark of
+/// one server, or of one change attribute, says nothing of another's.)
 fn fingerprint(config: &SyncConfig) -> String {
-    let text = format!("{:?}|{:?}|{:?}", config.kind, config.users, config.groups);
+    let text = format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}",
+        config.kind,
+        config.users,
+        config.groups,
+        config.connection.urls,
+        config.incremental.as_ref().map(|i| &i.attribute)
+    );
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }

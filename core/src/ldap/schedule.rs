@@ -19,17 +19,26 @@ pub struct CronExpression {
 }
 
 impl CronExpression {
-    /// Reads an expression.
+    /// Reads an expression that names a time after now.
     ///
     /// # Errors
-    /// What is wrong with it, for a person.
+    /// What is wrong with it, for a person: also an expression that names no time from now
+    /// on (the 30th of February, a year gone by), under which a daemon would never run.
     pub fn parse(text: &str) -> Result<Self, String> {
-        text.parse::<Cron>()
+        let expression = text
+            .parse::<Cron>()
             .map(|cron| Self {
                 text: text.trim().to_owned(),
                 cron,
             })
-            .map_err(|e| format!("`{text}` is not a cron expression: {e}"))
+            .map_err(|e| format!("`{text}` is not a cron expression: {e}"))?;
+        let now = crate::store::system_clock()();
+        match expression.next_after(now) {
+            Some(_) => Ok(expression),
+            None => Err(format!(
+                "`{text}` names no time from now on (such as the 30th of February, or a year gone by)"
+            )),
+        }
     }
 
     /// The first time strictly after `after` that the expression names (`None` when it
@@ -100,9 +109,11 @@ pub enum Outcome {
 
 /// The start of the next run, after a run that started at `last_start` and ended as
 /// `outcome`: one interval later, or the cron expression's next time. A failure is retried
-/// after the schedule's retry delay, doubled for each further failure but never later than
-/// the next regular run, and moved by up to a tenth either way (from `jitter_seed`) so that
-/// many directories do not retry in step. A time in the past means "now".
+/// after the schedule's retry delay, doubled for each further failure and moved by up to a
+/// tenth either way (from `jitter_seed`) so that many directories do not retry in step, but
+/// never later than the next regular run. A time in the past means "now". After a failure,
+/// pass the time the run ended as `last_start` ([`next_due`] does): a run that failed after
+/// a long read is then not retried at once.
 pub fn next_run(
     schedule: &Schedule,
     last_start: DateTime,
@@ -125,9 +136,10 @@ pub fn next_run(
         .retry_seconds
         .saturating_mul(1u64 << doublings)
         .min(until_regular);
-    // Up to ±10%, from a cheap deterministic hash of the seed and the attempt.
+    // Up to ±10%, from a cheap deterministic hash of the seed and the attempt; the cap
+    // comes after, so that a retry never passes the next regular run.
     let spread = backoff / 10;
-    let delay = if spread == 0 {
+    let jittered = if spread == 0 {
         backoff
     } else {
         let h = (jitter_seed ^ u64::from(failures))
@@ -135,6 +147,7 @@ pub fn next_run(
             .rotate_left(29);
         backoff - spread + h % (2 * spread + 1)
     };
+    let delay = jittered.min(until_regular);
     DateTime::from_unix(
         start.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)),
         0,
@@ -142,13 +155,19 @@ pub fn next_run(
 }
 
 /// When the directory's next sync is due, from its runs on record — which every node
-/// sharing the store reads, so that the nodes keep one schedule: the newest run's start and
-/// how it ended, and how many runs in a row failed without applying. `None` (due now)
-/// before the first run.
+/// sharing the store reads, so that the nodes keep one schedule: the newest run's start
+/// (its end, after a failure) and how it ended, and how many runs in a row failed without
+/// applying. `None` (due now) before the first run. A run on record dated after `now` (a
+/// clock that was ahead, a restored snapshot) counts as run now: it would otherwise hold
+/// every node's schedule back until the clocks caught up.
 ///
 /// # Errors
 /// [`StoreError`] when the runs cannot be read.
-pub fn next_due(config: &SyncConfig, records: &dyn Store) -> Result<Option<DateTime>, StoreError> {
+pub fn next_due(
+    config: &SyncConfig,
+    records: &dyn Store,
+    now: DateTime,
+) -> Result<Option<DateTime>, StoreError> {
     let Some(d) = records.directory(&config.directory)? else {
         return Ok(None);
     };
@@ -169,9 +188,13 @@ pub fn next_due(config: &SyncConfig, records: &dyn Store) -> Result<Option<DateT
     } else {
         Outcome::Succeeded
     };
+    let since = match outcome {
+        Outcome::Failed { .. } => last.finished,
+        _ => last.started,
+    };
     Ok(Some(next_run(
         &config.schedule,
-        last.started,
+        since.min(now),
         outcome,
         name_hash(&config.directory),
     )))
@@ -196,12 +219,20 @@ mod tests {
         )
         .unwrap();
         let store = MemoryStore::new(std::sync::Arc::new(|| at(0)));
-        assert_eq!(next_due(&config, &store).unwrap(), None, "no directory yet");
+        assert_eq!(
+            next_due(&config, &store, at(20_000)).unwrap(),
+            None,
+            "no directory yet"
+        );
         let d = store
             .create_directory(NewDirectory::new("corp", DirectoryKind::Ldap))
             .unwrap()
             .id;
-        assert_eq!(next_due(&config, &store).unwrap(), None, "no run yet");
+        assert_eq!(
+            next_due(&config, &store, at(20_000)).unwrap(),
+            None,
+            "no run yet"
+        );
         let add = |started: i64, outcome: &str, report: serde_json::Value| {
             store
                 .add_run(SyncRun {
@@ -215,14 +246,20 @@ mod tests {
                 .unwrap();
         };
         add(1000, "succeeded", serde_json::json!({"report": {}}));
-        assert_eq!(next_due(&config, &store).unwrap(), Some(at(4600)));
+        assert_eq!(
+            next_due(&config, &store, at(20_000)).unwrap(),
+            Some(at(4600))
+        );
         // Applied with some objects failing: the next regular run retries them.
         add(
             4600,
             "failed",
             serde_json::json!({"report": {"failures": ["x"]}}),
         );
-        assert_eq!(next_due(&config, &store).unwrap(), Some(at(8200)));
+        assert_eq!(
+            next_due(&config, &store, at(20_000)).unwrap(),
+            Some(at(8200))
+        );
         // Not applied, twice in a row: about two minutes of backoff.
         add(
             8200,
@@ -234,10 +271,37 @@ mod tests {
             "failed",
             serde_json::json!({"error": "no LDAP server answered"}),
         );
-        let due = next_due(&config, &store).unwrap().unwrap().unix_seconds() - 8260;
+        // Counted from the end of the last failed run (8261).
+        let due = next_due(&config, &store, at(20_000))
+            .unwrap()
+            .unwrap()
+            .unix_seconds()
+            - 8261;
         assert!((108..=132).contains(&due), "{due} s");
         add(8400, "blocked", serde_json::json!({"error": "threshold"}));
-        assert_eq!(next_due(&config, &store).unwrap(), Some(at(12000)));
+        assert_eq!(
+            next_due(&config, &store, at(20_000)).unwrap(),
+            Some(at(12000))
+        );
+        // A run that failed after a long read is retried a backoff after it ended.
+        store
+            .add_run(SyncRun {
+                id: 0,
+                directory: d,
+                started: at(12_000),
+                finished: at(12_600),
+                outcome: "failed".into(),
+                report: serde_json::json!({"error": "the store failed"}),
+            })
+            .unwrap();
+        let due = next_due(&config, &store, at(20_000)).unwrap().unwrap();
+        assert!(due.unix_seconds() >= 12_654, "{due}");
+        // A run dated after this machine's clock counts as run now.
+        add(900_000, "succeeded", serde_json::json!({"report": {}}));
+        assert_eq!(
+            next_due(&config, &store, at(20_000)).unwrap(),
+            Some(at(23_600))
+        );
     }
 
     #[test]
@@ -338,9 +402,21 @@ mod tests {
             3,
         );
         assert!(
-            failed <= utc("2026-11-28T10:05:30Z") && failed >= utc("2026-11-28T10:04:30Z"),
-            "{failed}"
+            failed <= utc("2026-11-28T10:05:00Z") && failed >= utc("2026-11-28T10:04:30Z"),
+            "never after the next regular run: {failed}"
         );
+        for seed in 0..200 {
+            let failed = next_run(
+                &every_5m,
+                utc("2026-11-28T10:00:00Z"),
+                Outcome::Failed { failures: 9 },
+                seed,
+            );
+            assert!(
+                failed <= utc("2026-11-28T10:05:00Z"),
+                "seed {seed}: {failed}"
+            );
+        }
     }
 
     #[test]
@@ -348,6 +424,11 @@ mod tests {
         for bad in ["", "* * *", "61 * * * *", "* * * * * * * *", "0 0 31 FOO *"] {
             let e = CronExpression::parse(bad).err().unwrap_or_default();
             assert!(e.contains("is not a cron expression"), "{bad}: {e}");
+        }
+        // Expressions that never fire again: a daemon on them would sleep forever.
+        for never in ["0 0 30 2 *", "0 0 31 4 *", "0 0 0 1 1 * 2020"] {
+            let e = CronExpression::parse(never).err().unwrap_or_default();
+            assert!(e.contains("names no time from now on"), "{never}: {e}");
         }
     }
 }

@@ -524,6 +524,23 @@ fn sync_runs(make: &dyn Fn(Clock) -> Box<dyn Store>) {
     assert_eq!(outcomes, ["blocked", "succeeded"]);
     assert_eq!(runs[0].report["applied"]["create"], 1);
     assert_eq!(s.runs(d, 1).unwrap().len(), 1);
+    // Only the newest runs are kept, per directory.
+    for i in 0..super::KEPT_RUNS {
+        s.add_run(SyncRun {
+            outcome: format!("run {i}"),
+            ..runs[0].clone()
+        })
+        .unwrap();
+    }
+    let kept = s.runs(d, 2 * super::KEPT_RUNS).unwrap();
+    assert_eq!(kept.len(), super::KEPT_RUNS);
+    assert_eq!(kept[0].outcome, format!("run {}", super::KEPT_RUNS - 1));
+    assert_eq!(kept[super::KEPT_RUNS - 1].outcome, "run 0");
+    assert_eq!(
+        s.runs(other, 10).unwrap().len(),
+        1,
+        "another directory's are its own"
+    );
     assert!(
         s.add_run(SyncRun {
             directory: 999,

@@ -528,8 +528,17 @@ impl Store for MemoryStore {
     fn add_run(&self, mut run: super::SyncRun) -> Result<super::SyncRun, StoreError> {
         let mut s = self.lock();
         s.directory(run.directory)?;
-        run.id = s.runs.len() as i64 + 1;
+        run.id = s.runs.last().map_or(1, |r| r.id + 1);
         s.runs.push(run.clone());
+        let mut newer = 0;
+        for i in (0..s.runs.len()).rev() {
+            if s.runs[i].directory == run.directory {
+                newer += 1;
+                if newer > super::KEPT_RUNS {
+                    s.runs.remove(i);
+                }
+            }
+        }
         Ok(run)
     }
 

@@ -652,6 +652,11 @@ pub fn system_clock() -> Clock {
     })
 }
 
+/// How many runs of a directory the store keeps ([`Store::add_run`]): a daemon running every
+/// minute would otherwise grow the table by half a million records a year. At most the
+/// newest hundred are read to find the last watermark.
+pub const KEPT_RUNS: usize = 1000;
+
 /// The store interface every backend implements. Methods are synchronous; callers on an
 /// async runtime run them on a blocking thread.
 pub trait Store: Send + Sync + fmt::Debug {
@@ -1015,7 +1020,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`StoreError::NotFound`] when the directory has no such token.
     fn revoke_token(&self, directory: i64, id: i64) -> Result<(), StoreError>;
 
-    /// Records a finished sync run of `run.directory` (its `id` is assigned here).
+    /// Records a finished sync run of `run.directory` (its `id` is assigned here), and
+    /// forgets the directory's runs older than its newest [`KEPT_RUNS`].
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown directory.

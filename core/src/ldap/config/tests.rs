@@ -369,6 +369,26 @@ fn errors_name_the_key() {
             "",
             "`schedule.cron`: give either an interval or a cron expression, not both",
         ),
+        (
+            "[schedule]\ncron = \"0 0 30 2 *\"",
+            "",
+            "`schedule.cron`: `0 0 30 2 *` names no time from now on",
+        ),
+        (
+            "[schedule]\ninterval = \"9999999999999999d\"",
+            "",
+            "`schedule.interval`: `9999999999999999d` is longer than 3650 days",
+        ),
+        (
+            "[schedule]\ninterval = \"3651d\"",
+            "",
+            "`schedule.interval`: `3651d` is longer than 3650 days",
+        ),
+        (
+            "[incremental]\nenabled = false\noverlap = \"banana\"",
+            "",
+            "`incremental.overlap`: `banana` is not a duration",
+        ),
     ];
     for (patch, _, expected) in cases {
         let text = merge(MINIMAL, patch);

@@ -1996,6 +1996,11 @@ impl Store for PostgresStore {
                 .ok_or_else(|| StoreError::NotFound {
                     what: format!("directory {}", run.directory),
                 })?;
+            tx.execute(
+                "DELETE FROM sync_runs WHERE directory = $1 AND id <= \
+                 (SELECT id FROM sync_runs WHERE directory = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+                &[&run.directory, &(super::KEPT_RUNS as i64)],
+            )?;
             Ok(SyncRun {
                 id: row.get(0),
                 ..run.clone()

@@ -1371,6 +1371,11 @@ impl Store for SqliteStore {
                 ],
             )?;
             run.id = tx.last_insert_rowid();
+            tx.cached_execute(
+                "DELETE FROM sync_runs WHERE directory = ?1 AND id <= \
+                 (SELECT id FROM sync_runs WHERE directory = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                params![run.directory, super::KEPT_RUNS as i64],
+            )?;
             Ok(run)
         })
     }
