@@ -739,3 +739,36 @@ fn incremental_runs_read_changes_and_still_see_removals() {
     assert!(down.plan.is_none());
     assert_eq!(last_seq(&store), before, "nothing written");
 }
+
+/// A run goes on record in the records' store; when a directory of that name there is not
+/// an LDAP one (a SCIM endpoint's, beside a remote target), the run says it was not
+/// recorded instead of dropping its record in silence.
+#[test]
+fn a_run_that_cannot_be_recorded_says_so() {
+    use usersync_core::ldap::apply::{ApplyOptions, LocalTarget};
+    use usersync_core::ldap::run::{self, RunOptions};
+    use usersync_core::store::{DirectoryKind, NewDirectory};
+
+    let slapd = Slapd::start("unrecorded");
+    slapd.add(&person("jdoe", "Jane", "Doe", &format!("ou=people,{BASE}")));
+    let config = make_config(&slapd, "", "");
+    let target = MemoryStore::new(system_clock());
+    let records = MemoryStore::new(system_clock());
+    records
+        .create_directory(NewDirectory::new("corp", DirectoryKind::Scim))
+        .unwrap();
+    let run = run::sync(
+        &config,
+        &records,
+        &LocalTarget(&target),
+        &RunOptions::new(ApplyOptions::new(false), false),
+        &system_clock(),
+    );
+    assert!(run.report.is_some(), "applied: {:?}", run.error);
+    let error = run.error.unwrap_or_default();
+    assert!(
+        error.contains("the run was not recorded")
+            && error.contains("`corp` is a scim directory, not an LDAP one"),
+        "{error}"
+    );
+}
