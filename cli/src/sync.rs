@@ -57,6 +57,12 @@ impl Args {
         options.ca_file.clone_from(&self.target_ca);
         options.concurrency = usize::from(self.concurrency);
         let client = ScimClient::new(url, &token, options).map_err(|e| e.to_string())?;
+        if client.in_clear() {
+            eprintln!(
+                "warning: --target is http:// to another host: the token and every user cross \
+                 the network unencrypted; use https://"
+            );
+        }
         if checked_later {
             return Ok(Some(RemoteTarget::new(client)));
         }

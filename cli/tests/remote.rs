@@ -99,6 +99,7 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
         Faults {
             too_many_every: 4,
             unavailable_every: 5,
+            ..Faults::default()
         },
     );
     let target = format!("http://{}/scim/v2/default", proxy.addr);
@@ -257,5 +258,113 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
         err.contains("the target cannot be used") && err.contains("401"),
         "{err}"
     );
+    server.stop();
+}
+
+/// Group pages without `members` (each group read alone), and users carrying a vendor's
+/// attributes, from a real `usersync serve` behind a proxy that answers so.
+fn as_other_servers_list(request: &str, body: &mut Value) {
+    let Some(resources) = body.get_mut("Resources").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for r in resources {
+        if request.contains("/Groups?") {
+            r.as_object_mut().unwrap().remove("members");
+        } else {
+            r["urn:example:params:scim:schemas:extension:vendor:2.0:User"] = json!({"badge": "7"});
+            r["vendorFlag"] = json!(true);
+            r["name"]["vendorPart"] = json!("x");
+        }
+    }
+}
+
+/// A server that counts more than it lists.
+fn counting_more(_: &str, body: &mut Value) {
+    if let Some(total) = body.get("totalResults").and_then(Value::as_u64) {
+        body["totalResults"] = json!(total + 5);
+    }
+}
+
+#[test]
+fn a_target_that_lists_otherwise_is_read_whole_or_not_at_all() {
+    let slapd = Slapd::start("cli-remote-lists");
+    let mut ldif = String::new();
+    for uid in ["ann", "bob"] {
+        ldif.push_str(&format!(
+            "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\n"
+        ));
+    }
+    ldif.push_str(&format!(
+        "dn: cn=staff,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: staff\nmember: uid=ann,ou=people,{BASE}\n\
+         member: uid=bob,ou=people,{BASE}\n"
+    ));
+    slapd.add(&ldif);
+    let server_db = temp_db("cli-remote-lists-server");
+    let server = Server::start(&server_db);
+    let token = server.token.clone().unwrap();
+    let proxy = |rewrite: fn(&str, &mut Value)| {
+        FaultyProxy::start(
+            &server.addr,
+            Faults {
+                rewrite: Some(rewrite),
+                ..Faults::default()
+            },
+        )
+    };
+    let agent_db = temp_db("cli-remote-lists-agent");
+    let config = agent_db.with_file_name("corp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
+             bind_password_env = \"USERSYNC_CLI_TEST_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n\
+             [groups]\nbase = \"ou=groups,{BASE}\"\n[policy]\nmax_member_removal_percent = 100.0\n",
+            slapd.url
+        ),
+    )
+    .unwrap();
+    let (config, agent_db) = (config.to_str().unwrap(), agent_db.to_str().unwrap());
+    let sync = |proxy: &FaultyProxy, command: &str| {
+        let target = format!("http://{}/scim/v2/default", proxy.addr);
+        run(
+            &token,
+            &[
+                command,
+                "--config",
+                config,
+                "--db",
+                agent_db,
+                "--target",
+                &target,
+                "--token-env",
+                TOKEN_VAR,
+            ],
+        )
+    };
+    let other = proxy(as_other_servers_list);
+    let (code, out, err) = sync(&other, "sync");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = sync(&other, "plan");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "No changes: `corp` is in step with the source.");
+
+    // bob leaves the group: the member list read alone shows him, so he is removed.
+    slapd.modify(&format!(
+        "dn: cn=staff,ou=groups,{BASE}\nchangetype: modify\ndelete: member\nmember: uid=bob,ou=people,{BASE}\n"
+    ));
+    let (code, out, err) = sync(&other, "sync");
+    assert_eq!(code, 0, "{out}{err}");
+    let users = by_anchor(&server, &token, "Users");
+    let groups = by_anchor(&server, &token, "Groups");
+    assert_eq!(
+        member_names(find(&groups, "displayName", "staff"), &users),
+        ["ann"]
+    );
+
+    // A listing that ends before the count it gave is an error, not a smaller target.
+    let short = proxy(counting_more);
+    let (code, out, err) = sync(&short, "plan");
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("the listing ended after"), "{err}");
     server.stop();
 }

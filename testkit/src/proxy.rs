@@ -7,14 +7,18 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Which requests fail, counting from 1 in the order they arrive.
-#[derive(Debug, Clone, Copy)]
+/// Which requests fail, counting from 1 in the order they arrive, and how answers are
+/// changed on the way (a server that pages or lists otherwise than usersync's).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
     /// Every n-th request gets `429 Too Many Requests` with `Retry-After: 1` (0: none).
     pub too_many_every: usize,
     /// Every n-th request (not already a 429) gets `503 Service Unavailable`, no header
     /// (0: none).
     pub unavailable_every: usize,
+    /// Changes each JSON answer: given the request line (`GET /scim/v2/…/Users?… HTTP/1.1`)
+    /// and the body.
+    pub rewrite: Option<fn(&str, &mut serde_json::Value)>,
 }
 
 /// A running proxy; stops when dropped.
@@ -114,7 +118,10 @@ fn serve(
                 .into_bytes()
             }
             None => match forward(upstream, &request) {
-                Some(r) => r,
+                Some(r) => match faults.rewrite {
+                    Some(rewrite) => rewritten(&request, r, rewrite),
+                    None => r,
+                },
                 None => return,
             },
         };
@@ -123,6 +130,36 @@ fn serve(
         }
     }
     let _ = out.shutdown(Shutdown::Both);
+}
+
+/// `response` with its JSON body changed by `rewrite` (others as they are).
+fn rewritten(
+    request: &[u8],
+    response: Vec<u8>,
+    rewrite: fn(&str, &mut serde_json::Value),
+) -> Vec<u8> {
+    let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return response;
+    };
+    let (head, body) = response.split_at(split + 4);
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return response;
+    };
+    let line = String::from_utf8_lossy(request);
+    rewrite(line.lines().next().unwrap_or_default(), &mut json);
+    let body = json.to_string();
+    let head: String = String::from_utf8_lossy(head)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            if l.to_ascii_lowercase().starts_with("content-length:") {
+                format!("Content-Length: {}\r\n", body.len())
+            } else {
+                format!("{l}\r\n")
+            }
+        })
+        .collect();
+    format!("{head}\r\n{body}").into_bytes()
 }
 
 /// One request sent upstream on its own connection; the whole answer.

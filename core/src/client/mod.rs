@@ -185,6 +185,18 @@ impl ScimClient {
         self.retries.load(Ordering::Relaxed)
     }
 
+    /// Whether the token and every resource go unencrypted to another host: `http://` to a
+    /// host other than this one (worth a warning; a test or a sidecar proxy is fine).
+    pub fn in_clear(&self) -> bool {
+        let host = self.base.host_str().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        self.base.scheme() == "http" && !loopback
+    }
+
     /// The URL of `path` (`/Users/abc`) with `query` pairs, under the endpoint.
     pub fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();
@@ -314,11 +326,13 @@ impl ScimClient {
     ///
     /// # Errors
     /// As [`ScimClient::send`], and [`ClientError::Protocol`] for a page that is not a
-    /// list response.
+    /// list response, a page answered twice, or a listing that ends before its
+    /// `totalResults`: a target read in part would be planned as if whole.
     pub fn list_all(&self, path: &str, cursors: bool) -> Result<Vec<Value>, ClientError> {
         let count = self.options.page_size.max(1).to_string();
         let mut all = Vec::new();
         let mut cursor = String::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
             let index = (all.len() + 1).to_string();
             let query: [(&str, &str); 2] = if cursors {
@@ -349,17 +363,50 @@ impl ScimClient {
                 }
             };
             let got = resources.len();
+            let protocol = |message: String| ClientError::Protocol {
+                url: url.to_string(),
+                message,
+            };
+            // A server that does not page as asked hands the same page again: read on, the
+            // listing would never end; stopped there, it would miss what follows.
+            let ids: Vec<&str> = resources
+                .iter()
+                .filter_map(|r| r.get("id").and_then(Value::as_str))
+                .collect();
+            if !ids.is_empty() && ids.iter().all(|id| seen.contains(*id)) {
+                return Err(protocol(format!(
+                    "the server answered a page read before (after {} resources): it does not page by {}",
+                    all.len(),
+                    if cursors { "cursor" } else { "startIndex" }
+                )));
+            }
+            seen.extend(ids.into_iter().map(str::to_owned));
             all.extend(resources);
             let total = page
                 .get("totalResults")
                 .and_then(Value::as_u64)
                 .and_then(|t| usize::try_from(t).ok());
-            if cursors {
+            let last = if cursors {
                 match page.get("nextCursor").and_then(Value::as_str) {
-                    Some(next) if !next.is_empty() && got > 0 => cursor = next.to_owned(),
-                    _ => break,
+                    Some(next) if next == cursor => {
+                        return Err(protocol("the server answered the same cursor again".into()));
+                    }
+                    Some(next) if !next.is_empty() && got > 0 => {
+                        cursor = next.to_owned();
+                        false
+                    }
+                    _ => true,
                 }
-            } else if got == 0 || total.is_some_and(|t| all.len() >= t) {
+            } else {
+                got == 0 || total.is_some_and(|t| all.len() >= t)
+            };
+            if last {
+                if let Some(total) = total.filter(|t| all.len() < *t) {
+                    return Err(protocol(format!(
+                        "the listing ended after {} of the {total} resources it counted",
+                        all.len(),
+                    )));
+                }
                 break;
             }
         }
@@ -479,6 +526,12 @@ mod tests {
             ScimClient::new("http://h/scim", " ", ClientOptions::default()),
             Err(ClientError::Config(_))
         ));
+        let clear = |u: &str| t(u).map(|c| c.in_clear()).unwrap_or_default();
+        assert!(clear("http://scim.example.com/scim/v2/acme"));
+        assert!(!clear("https://scim.example.com/scim/v2/acme"));
+        assert!(!clear("http://127.0.0.1:8080/scim/v2/acme"));
+        assert!(!clear("http://[::1]:8080/scim/v2/acme"));
+        assert!(!clear("http://localhost/scim/v2/acme"));
         let c = t("https://h:8443/scim/v2/acme/").unwrap_or_else(|e| unreachable!("{e}"));
         let url = c.url("/Users", &[("filter", "userName eq \"a b\"")]);
         assert_eq!(

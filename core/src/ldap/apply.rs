@@ -320,10 +320,15 @@ pub fn apply_with(
                         }
                         if let Some(kept) = change.keeping_name()
                             && let Some(w) = write_for(store, d, &kept, &ids)?
-                            && let [Ok(_)] = store.batch(vec![w])?.as_slice()
                         {
-                            message = kept.applied_without_rename(&message);
-                            *report.applied.entry(change.action).or_insert(0) += 1;
+                            match store.batch(vec![w])?.pop() {
+                                Some(Ok(_)) => {
+                                    message = kept.applied_without_rename(&message);
+                                    *report.applied.entry(change.action).or_insert(0) += 1;
+                                }
+                                Some(Err(e)) => report.failures.push(kept.rest_failed(&e)),
+                                None => {}
+                            }
                         }
                         report.conflicts.push(message);
                     }
@@ -525,6 +530,18 @@ impl Change {
         input.name.clone_from(&held);
         kept.name = held;
         Some(kept)
+    }
+
+    /// The failure of this [`Change::keeping_name`], the rest of a change refused for its
+    /// name: a failure, not only the conflict, so that the run is not taken as clean (its
+    /// watermark would hide the change from the next incremental run).
+    pub(crate) fn rest_failed(&self, error: &dyn std::fmt::Display) -> String {
+        format!(
+            "{} {} `{}` (the rest of a change refused for its new name): {error}",
+            self.action_name(),
+            self.kind.as_str(),
+            self.name
+        )
     }
 
     /// The conflict `message` of a change whose rest, this [`Change::keeping_name`], was

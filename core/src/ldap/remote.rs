@@ -20,7 +20,7 @@ use super::plan::{Action, Change, Current, Plan};
 use crate::client::{ClientError, PATCH_OP, ScimClient};
 use crate::scim::datetime::DateTime;
 use crate::scim::filter::Compatibility;
-use crate::scim::schema::SchemaRegistry;
+use crate::scim::schema::{Attribute, ResourceType, SchemaRegistry};
 use crate::scim::service::resource::{Input, read_held};
 use crate::store::{Kind, Member, Resource};
 
@@ -229,7 +229,8 @@ impl Target for RemoteTarget {
                         "{collection}: a resource without `id` (externalId `{external_id}`)"
                     )));
                 };
-                let input = read_held(rt, kind, &value, Compatibility::default()).map_err(|e| {
+                let known = known_attributes(rt, &value);
+                let input = read_held(rt, kind, &known, Compatibility::default()).map_err(|e| {
                     ApplyError::Remote(format!("{collection}/{id} cannot be read: {}", e.detail))
                 })?;
                 if kind == Kind::Group {
@@ -255,8 +256,26 @@ impl Target for RemoteTarget {
                 }
             }
         }
-        for (group, members) in members_of {
-            let members = members
+        // A group listed without `members` (servers leave large lists out of pages) is read
+        // on its own: taken as empty, its leavers would never be removed.
+        let unlisted: Vec<&String> = members_of
+            .iter()
+            .filter(|(_, m)| m.is_none())
+            .map(|(id, _)| id)
+            .collect();
+        let read_alone = concurrently(&unlisted, self.client.options().concurrency, |id| {
+            let path = format!("/Groups/{id}");
+            self.client
+                .get(&path, &[("attributes", "members")])
+                .map(|group| group.get("members").cloned())
+        });
+        let mut alone: HashMap<String, Option<Value>> = HashMap::default();
+        for (id, members) in unlisted.into_iter().zip(read_alone) {
+            alone.insert(id.clone(), members?);
+        }
+        for (group, listed) in members_of {
+            let members = listed
+                .or_else(|| alone.remove(&group).flatten())
                 .as_ref()
                 .and_then(Value::as_array)
                 .map(Vec::as_slice)
@@ -355,11 +374,14 @@ impl Target for RemoteTarget {
                             continue;
                         }
                         // As into the local store (`Change::keeping_name`).
-                        if let Some(kept) = change.keeping_name()
-                            && self.execute(&kept, &ids).is_ok()
-                        {
-                            message = kept.applied_without_rename(&message);
-                            *report.applied.entry(change.action).or_insert(0) += 1;
+                        if let Some(kept) = change.keeping_name() {
+                            match self.execute(&kept, &ids) {
+                                Ok(_) => {
+                                    message = kept.applied_without_rename(&message);
+                                    *report.applied.entry(change.action).or_insert(0) += 1;
+                                }
+                                Err(e) => report.failures.push(kept.rest_failed(&e)),
+                            }
                         }
                         report.conflicts.push(message);
                     }
@@ -404,6 +426,61 @@ fn body(change: &Change, input: &Input) -> Value {
         body.entry("active").or_insert(Value::Bool(input.active));
     }
     Value::Object(body)
+}
+
+/// `resource` without the attributes, sub-attributes and extensions the core schemas do
+/// not define: a target's own (a vendor's extension, say) are none of the sync's, and read
+/// as they are they would fail every run.
+fn known_attributes(rt: &ResourceType, resource: &Value) -> Value {
+    let Value::Object(fields) = resource else {
+        return resource.clone();
+    };
+    let own = ["schemas", "id", "meta", "externalId", "members"];
+    let mut known = serde_json::Map::new();
+    for (key, value) in fields {
+        if own.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+            known.insert(key.clone(), value.clone());
+        } else if let Some(attribute) = rt.schema.attribute(key) {
+            known.insert(key.clone(), known_parts(attribute, value));
+        } else if let Some(ext) = rt
+            .extensions
+            .iter()
+            .find(|e| e.schema.id.eq_ignore_ascii_case(key))
+        {
+            let kept = match value {
+                Value::Object(inner) => Value::Object(
+                    inner
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            let attribute = ext.schema.attribute(k)?;
+                            Some((k.clone(), known_parts(attribute, v)))
+                        })
+                        .collect(),
+                ),
+                other => other.clone(),
+            };
+            known.insert(key.clone(), kept);
+        }
+    }
+    Value::Object(known)
+}
+
+/// A complex attribute's `value` (each value, when multi-valued) without the
+/// sub-attributes its schema does not define; other values as they are.
+fn known_parts(attribute: &Attribute, value: &Value) -> Value {
+    match value {
+        Value::Object(parts) if !attribute.sub_attributes.is_empty() => Value::Object(
+            parts
+                .iter()
+                .filter(|(k, _)| attribute.sub_attribute(k).is_some())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        Value::Array(values) => {
+            Value::Array(values.iter().map(|v| known_parts(attribute, v)).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 /// The target's ids of the members a change names, skipping those never created.
