@@ -807,13 +807,17 @@ fn insert_members(
     }
     let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
     let kinds: Vec<&str> = members.iter().map(|m| m.kind.as_str()).collect();
-    // Every member must be a resource of the directory, of the kind given.
+    // Every member must be a resource of the directory, of the kind given. The directory
+    // is compared here, not in SQL: on a table without statistics yet (a first import),
+    // `directory = $1` led the planner to scan the directory's whole index for every
+    // group, which made an import's member checks quadratic.
     let found: HashMap<String, String> = tx
         .query(
-            "SELECT id, kind FROM resources WHERE directory = $1 AND id = ANY($2)",
-            &[&directory, &ids],
+            "SELECT id, kind, directory FROM resources WHERE id = ANY($1)",
+            &[&ids],
         )?
         .iter()
+        .filter(|r| r.get::<_, i64>(2) == directory)
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     if let Some(m) = members
