@@ -138,11 +138,20 @@ impl Failure {
         failure
     }
 
+    /// A plan that could not be made. Planning writes nothing, so none of these says that
+    /// what was applied stays, as [`Failure::apply`] does.
     pub(crate) fn plan(e: &PlanError) -> Self {
         match e {
             PlanError::Source(SourceError::Config(c)) => Self::config(c),
             PlanError::Source(_) => Self::new(Kind::Ldap, e.to_string()),
-            PlanError::Target(a) => Self::apply(a),
+            // What the store refuses to plan against is the directory the configuration
+            // names (one that is not an LDAP directory).
+            PlanError::Target(ApplyError::Store(StoreError::Invalid(why))) => {
+                let mut failure = Self::new(Kind::SyncConfig, why.clone());
+                failure.details.key = Some("directory".to_owned());
+                failure
+            }
+            PlanError::Target(ApplyError::Store(s)) => Self::store(s),
             _ => Self::new(Kind::SyncTarget, e.to_string()),
         }
     }
@@ -203,8 +212,12 @@ impl From<Failure> for PyErr {
     }
 }
 
-/// The character index of byte offset `byte` in `text`.
+/// The character index of byte offset `byte` in `text`: an offset inside a character counts
+/// as its start, and one past the end as the end.
 pub(crate) fn chars(text: &str, byte: usize) -> usize {
-    text.get(..byte)
-        .map_or_else(|| text.chars().count(), |before| before.chars().count())
+    let mut byte = byte.min(text.len());
+    while !text.is_char_boundary(byte) {
+        byte -= 1;
+    }
+    text[..byte].chars().count()
 }

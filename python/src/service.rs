@@ -10,7 +10,7 @@ use usersync_core::scim::service::{
     ScimRequest, ScimResponse, Service as CoreService, ServiceConfig, new_ids,
 };
 
-use crate::convert;
+use crate::convert::{self, USIZE_MAX, int_arg, saturating_int};
 use crate::errors::{Failure, Kind};
 use crate::filters::registry;
 use crate::store::{Shared, Store};
@@ -33,8 +33,8 @@ impl Service {
         py: Python<'_>,
         database: &Bound<'_, PyAny>,
         require_token: bool,
-        max_results: Option<usize>,
-        max_payload: Option<usize>,
+        max_results: Option<&Bound<'_, PyAny>>,
+        max_payload: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let shared = if let Ok(store) = database.cast::<Store>() {
             store.get().shared.clone()
@@ -43,19 +43,13 @@ impl Service {
             crate::store::open(py, path)?.shared
         };
         let mut config = ServiceConfig::default().with_require_token(require_token);
-        for (name, value) in [("max_results", max_results), ("max_payload", max_payload)] {
-            match value {
-                Some(0) => {
-                    return Err(Failure::new(
-                        Kind::InvalidArgument,
-                        format!("`{name}` must be at least 1"),
-                    )
-                    .into());
-                }
-                Some(n) if name == "max_results" => config = config.with_max_results(n),
-                Some(n) => config = config.with_max_payload(n),
-                None => {}
-            }
+        if let Some(value) = max_results {
+            let max: usize = int_arg(saturating_int(value)?, "max_results", 1..=USIZE_MAX)?;
+            config = config.with_max_results(max);
+        }
+        if let Some(value) = max_payload {
+            let max: usize = int_arg(saturating_int(value)?, "max_payload", 1..=USIZE_MAX)?;
+            config = config.with_max_payload(max);
         }
         let service =
             CoreService::with(shared.store.clone(), registry().clone(), config, new_ids());

@@ -15,7 +15,7 @@ use usersync_core::store::{
     UserNameScope, directory_summaries, event_feed, system_clock,
 };
 
-use crate::convert::to_py;
+use crate::convert::{USIZE_MAX, int_arg, saturating_int, to_py};
 use crate::errors::{Failure, Kind, Result};
 use crate::filters::registry;
 
@@ -70,7 +70,8 @@ impl Shared {
     }
 
     /// A GET through the service: the JSON body of a 200, `None` for a 404 of a resource,
-    /// a failure otherwise.
+    /// a failure otherwise: a request the service refuses (4xx) is the caller's argument at
+    /// fault, and only a 5xx is the database failing.
     fn get(&self, request: &ScimRequest) -> Result<Option<Value>> {
         let response = self.reads.handle(request);
         let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
@@ -81,7 +82,7 @@ impl Shared {
                 let detail = body["detail"].as_str().unwrap_or("no detail");
                 let kind = match body["scimType"].as_str() {
                     Some("invalidFilter") => Kind::InvalidFilter,
-                    _ if status == 400 => Kind::InvalidArgument,
+                    _ if (400..500).contains(&status) => Kind::InvalidArgument,
                     _ => Kind::StoreBackend,
                 };
                 Err(Failure::new(kind, detail))
@@ -140,11 +141,13 @@ impl Store {
         py: Python<'py>,
         name: &str,
         kind: &str,
-        retention_days: u32,
+        #[pyo3(from_py_with = saturating_int)] retention_days: i128,
         user_name_scope: &str,
         keep_password_hashes: bool,
         strict: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let retention_days: u32 =
+            int_arg(retention_days, "retention_days", 0..=i128::from(u32::MAX))?;
         let kind = DirectoryKind::parse(kind).ok_or_else(|| {
             Failure::new(
                 Kind::InvalidArgument,
@@ -228,7 +231,17 @@ impl Store {
     }
 
     /// Revokes a token: requests carrying it are refused from now on.
-    fn revoke_token(&self, py: Python<'_>, directory: &str, token_id: i64) -> Result<()> {
+    fn revoke_token(
+        &self,
+        py: Python<'_>,
+        directory: &str,
+        #[pyo3(from_py_with = saturating_int)] token_id: i128,
+    ) -> Result<()> {
+        let token_id: i64 = int_arg(
+            token_id,
+            "token_id",
+            i128::from(i64::MIN)..=i128::from(i64::MAX),
+        )?;
         py.detach(|| {
             let d = self.shared.directory(directory)?;
             self.shared
@@ -266,7 +279,7 @@ impl Store {
         py: Python<'_>,
         directory: &str,
         filter: Option<&str>,
-        page_size: usize,
+        #[pyo3(from_py_with = saturating_int)] page_size: i128,
     ) -> PyResult<Pages> {
         Pages::start(
             py,
@@ -285,7 +298,7 @@ impl Store {
         py: Python<'_>,
         directory: &str,
         filter: Option<&str>,
-        page_size: usize,
+        #[pyo3(from_py_with = saturating_int)] page_size: i128,
     ) -> PyResult<Pages> {
         Pages::start(
             py,
@@ -322,13 +335,12 @@ impl Store {
     fn events_after<'py>(
         &self,
         py: Python<'py>,
-        seq: u64,
-        limit: usize,
+        #[pyo3(from_py_with = saturating_int)] seq: i128,
+        #[pyo3(from_py_with = saturating_int)] limit: i128,
         wait: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if limit == 0 {
-            return Err(Failure::new(Kind::InvalidArgument, "`limit` must be at least 1").into());
-        }
+        let seq: u64 = int_arg(seq, "seq", 0..=i128::from(u64::MAX))?;
+        let limit: usize = int_arg(limit, "limit", 1..=USIZE_MAX)?;
         if !(wait.is_finite() && (0.0..=86_400.0).contains(&wait)) {
             return Err(Failure::new(
                 Kind::InvalidArgument,
@@ -383,11 +395,9 @@ impl Store {
         &self,
         py: Python<'py>,
         directory: &str,
-        limit: usize,
+        #[pyo3(from_py_with = saturating_int)] limit: i128,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if limit == 0 {
-            return Err(Failure::new(Kind::InvalidArgument, "`limit` must be at least 1").into());
-        }
+        let limit: usize = int_arg(limit, "limit", 1..=USIZE_MAX)?;
         let runs = py.detach(|| -> Result<Value> {
             let d = self.shared.directory(directory)?;
             let runs = self
@@ -411,8 +421,7 @@ impl Store {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let found = py.detach(|| {
             self.shared.directory(directory)?;
-            // An id is one path segment: one with a `/` or `?` names no resource.
-            if id.contains(['/', '?', '#']) {
+            if !could_be_id(id) {
                 return Ok(None);
             }
             self.shared.get(&ScimRequest::new(
@@ -422,6 +431,13 @@ impl Store {
         })?;
         found.map(|v| to_py(py, &v)).transpose()
     }
+}
+
+/// Whether `id` could name a resource: one path segment of its own. The empty id would read
+/// the collection, `.search` the search endpoint, `.` and `..` a path that a server may
+/// resolve to another; `?` and `#` would end the path, and no id holds U+0000.
+fn could_be_id(id: &str) -> bool {
+    !matches!(id, "" | "." | ".." | ".search") && !id.contains(['/', '?', '#', '\0'])
 }
 
 /// A lazy iterator over the users or groups a search selects, one page per read (RFC 9865
@@ -449,13 +465,9 @@ impl Pages {
         directory: &str,
         kind: ResourceKind,
         filter: Option<&str>,
-        page_size: usize,
+        page_size: i128,
     ) -> PyResult<Self> {
-        if page_size == 0 {
-            return Err(
-                Failure::new(Kind::InvalidArgument, "`page_size` must be at least 1").into(),
-            );
-        }
+        let page_size: usize = int_arg(page_size, "page_size", 1..=USIZE_MAX)?;
         py.detach(|| shared.directory(directory))?;
         if let Some(filter) = filter {
             // Checked now, so that a bad filter fails where it is written, not at the first

@@ -1,8 +1,9 @@
 //! LDAP syncs: a configuration, the plan of changes it would make (to review), and the apply.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use pyo3::exceptions::{PyException, PyIndexError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::Value;
@@ -12,7 +13,7 @@ use usersync_core::ldap::plan::{Change as CoreChange, Plan as CorePlan};
 use usersync_core::ldap::run::{self, Planned, Run};
 use usersync_core::store::{SyncLock, system_clock};
 
-use crate::convert::{from_py, to_py};
+use crate::convert::{from_py, saturating_int, to_py};
 use crate::errors::{Failure, Kind, Result};
 use crate::store::{Shared, Store};
 
@@ -40,7 +41,8 @@ impl SyncConfig {
         Ok(Self { config })
     }
 
-    /// Checks a configuration given as a dict with the file's keys and tables.
+    /// Checks a configuration given as a dict with the file's keys and tables; a path may be
+    /// given as a `pathlib.Path` (any `os.PathLike`).
     #[staticmethod]
     fn from_dict(data: &Bound<'_, PyDict>) -> PyResult<Self> {
         let config =
@@ -191,16 +193,21 @@ impl Plan {
         Changes { plan: slf, next: 0 }
     }
 
-    /// The change at `index` (negative counts from the end).
-    fn __getitem__(&self, py: Python<'_>, index: isize) -> PyResult<Change> {
-        let len = self.plan.changes.len() as isize;
+    /// The change at `index` (negative counts from the end); past the plan, even past 64
+    /// bits, an `IndexError` as a list raises.
+    fn __getitem__(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = saturating_int)] index: i128,
+    ) -> PyResult<Change> {
+        let len = i128::try_from(self.plan.changes.len()).unwrap_or(i128::MAX);
         let at = if index < 0 { index + len } else { index };
-        if (0..len).contains(&at) {
-            change(py, &self.plan.changes[at as usize])
-        } else {
-            Err(pyo3::exceptions::PyIndexError::new_err(
-                "plan index out of range",
-            ))
+        let found = usize::try_from(at)
+            .ok()
+            .and_then(|at| self.plan.changes.get(at));
+        match found {
+            Some(c) => change(py, c),
+            None => Err(PyIndexError::new_err("plan index out of range")),
         }
     }
 
@@ -267,7 +274,9 @@ impl Plan {
     /// `SyncBusyError` while another sync of the directory runs in any process using the
     /// store (nothing applied; the plan can be applied later). Changes that fail one by one
     /// do not raise: `Report.failures` lists them. `progress(done, total)` is called as
-    /// changes are applied.
+    /// changes are applied; an exception it raises is reported as unraisable, except a
+    /// `KeyboardInterrupt` (Ctrl-C) or `SystemExit`: that one is raised in place of the
+    /// report, once the changes left are applied (the run is on record).
     #[pyo3(signature = (*, allow_deletes = false, progress = None))]
     fn apply(
         &self,
@@ -297,7 +306,7 @@ impl Plan {
             &lock,
             allow_deletes,
             progress,
-        );
+        )?;
         Report::from_run(py, &run)
     }
 }
@@ -340,6 +349,13 @@ impl Changes {
 }
 
 /// Applies with the GIL released; the progress callback takes it back for each call.
+///
+/// An `Exception` the callback raises is a bug of the callback: reported as unraisable, and
+/// the apply goes on (its report must not be lost to it). A `KeyboardInterrupt` or
+/// `SystemExit` (a `BaseException` that is no `Exception`), or what a signal handler raises
+/// meanwhile, is the user stopping: the callback is not called again, and the exception is
+/// raised once the apply returns, in place of its report (the run is on record). The core
+/// has no way to stop an apply part-way, so the changes left are applied first.
 fn apply(
     py: Python<'_>,
     shared: &Shared,
@@ -348,18 +364,44 @@ fn apply(
     lock: &SyncLock,
     allow_deletes: bool,
     progress: Option<Py<PyAny>>,
-) -> Run {
-    let tell = |p: Progress| {
-        if let Some(callback) = &progress {
-            Python::attach(|py| {
-                if let Err(e) = callback.call1(py, (p.done, p.total)) {
-                    // The apply goes on: its report must not be lost to a callback's bug.
-                    e.write_unraisable(py, Some(callback.bind(py)));
-                }
-            });
-        }
+) -> PyResult<Run> {
+    // Locked only to look and to store, never across a call into Python: a callback told
+    // from two threads would otherwise wait for the lock while holding the GIL.
+    let stopped: Mutex<Option<PyErr>> = Mutex::new(None);
+    let is_stopped = || {
+        stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     };
-    py.detach(|| {
+    let tell = |p: Progress| {
+        let Some(callback) = &progress else {
+            return;
+        };
+        if is_stopped() {
+            return;
+        }
+        Python::attach(|py| {
+            let stop = match callback.call1(py, (p.done, p.total)) {
+                Err(e) if e.is_instance_of::<PyException>(py) => {
+                    e.write_unraisable(py, Some(callback.bind(py)));
+                    None
+                }
+                Err(e) => Some(e),
+                // A builtin callback (`list.append`) runs no bytecode, so Python has not run
+                // the handler of a Ctrl-C that came meanwhile: run it now.
+                Ok(_) => py.check_signals().err(),
+            };
+            if let Some(e) = stop {
+                // The first is raised: a later one is the same request to stop.
+                let mut kept = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+                if kept.is_none() {
+                    *kept = Some(e);
+                }
+            }
+        });
+    };
+    let run = py.detach(|| {
         let mut options = ApplyOptions::new(allow_deletes).with_lock(lock);
         if progress.is_some() {
             options = options.with_progress(&tell);
@@ -373,7 +415,11 @@ fn apply(
             &options,
             &system_clock(),
         )
-    })
+    });
+    match stopped.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        Some(e) => Err(e),
+        None => Ok(run),
+    }
 }
 
 /// What an apply did: `outcome` (`succeeded` or `failed`), `applied` (action → count),
@@ -485,7 +531,7 @@ fn sync(
             Failure::plan(&e)
         })
     })?;
-    let run = apply(py, &shared, config, planned, &lock, allow_deletes, progress);
+    let run = apply(py, &shared, config, planned, &lock, allow_deletes, progress)?;
     Report::from_run(py, &run)
 }
 

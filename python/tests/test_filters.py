@@ -4,6 +4,9 @@ Python string (characters), where the corpora give UTF-8 byte offsets."""
 
 from __future__ import annotations
 
+import collections
+import types
+from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
@@ -146,6 +149,27 @@ def test_positions_count_characters_not_bytes() -> None:
     tree = scim.parse_filter('displayName eq "Zoë" or userName eq "z"').to_dict()
     second = tree["filters"][1]
     assert (second["start"], second["end"]) == (24, 39)
+
+
+def test_a_position_inside_a_character_counts_from_its_start() -> None:
+    # The bad escape's span ends inside `é` (six bytes from the backslash): the error ends
+    # before `é`, not at the end of the text.
+    text = 'userName eq "\\u€é"'
+    with pytest.raises(usersync.FilterError) as caught:
+        scim.parse_filter(text)
+    e = caught.value
+    assert (e.position, e.length) == (13, 3)
+    assert e.position is not None and e.length is not None
+    assert text[e.position : e.position + e.length] == "\\u€"
+    assert e.position + e.length == char_index(text, len(text[:13].encode()) + 6)
+
+
+def test_matches_takes_any_mapping_and_paths_as_text() -> None:
+    f = scim.parse_filter('userName eq "bjensen" and name.givenName eq "Barbara"')
+    name = collections.ChainMap({"givenName": "Barbara"})
+    assert f.matches(types.MappingProxyType({"userName": "bjensen", "name": name}))
+    assert not f.matches(collections.UserDict({"userName": "jsmith", "name": name}))
+    assert scim.parse_filter('nickName eq "a/b"').matches({"nickName": PurePosixPath("a/b")})
 
 
 def test_the_tree_is_plain_data() -> None:

@@ -4,6 +4,7 @@ change feed, on a real SQLite file."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable, List, Tuple
 
 import pytest
 
@@ -175,3 +176,41 @@ def test_users_past_the_retention_are_purged(tmp_path: Path) -> None:
     assert store.user_counts("kept") == {"active": 0, "inactive": 1}
     with pytest.raises(usersync.NotFoundError):
         store.purge_inactive("nowhere")
+
+
+def test_an_id_that_is_not_one_path_segment_names_nothing(db: Path) -> None:
+    store = usersync.open(db)
+    store.create_directory("acme")
+    service = provision(db, "acme", 1)
+    made = service.handle("POST", "/scim/v2/acme/Groups", body={"displayName": "staff"})
+    assert made.status == 201, made.json()
+    # Not the collection (""), nor the search endpoint, nor a path resolved elsewhere.
+    for not_an_id in ["", ".", "..", ".search", "a/b", "a?b", "a#b", "a\0b"]:
+        assert store.get_user("acme", not_an_id) is None, not_an_id
+        assert store.get_group("acme", not_an_id) is None, not_an_id
+
+
+def test_integers_out_of_range_are_argument_errors(db: Path) -> None:
+    store = usersync.open(db)
+    store.create_directory("acme")
+    calls: List[Tuple[str, Callable[[], object]]] = [
+        ("page_size", lambda: store.users("acme", page_size=-1)),
+        ("page_size", lambda: store.groups("acme", page_size=2**64)),
+        ("seq", lambda: store.events_after(-1)),
+        ("seq", lambda: store.events_after(2**64)),
+        ("limit", lambda: store.events_after(0, limit=2**200)),
+        ("limit", lambda: store.runs("acme", limit=-(2**200))),
+        ("retention_days", lambda: store.create_directory("x", retention_days=-1)),
+        ("retention_days", lambda: store.create_directory("x", retention_days=2**32)),
+        ("token_id", lambda: store.revoke_token("acme", 2**63)),
+        ("max_results", lambda: usersync.Service(store, max_results=-1)),
+        ("max_payload", lambda: usersync.Service(store, max_payload=2**64)),
+    ]
+    for name, call in calls:
+        with pytest.raises(usersync.ArgumentError, match=f"`{name}` must be an integer from"):
+            call()
+    assert [d["name"] for d in store.directories()] == ["acme"]
+    # What is no integer at all is still a TypeError.
+    not_an_int: Any = 2.5
+    with pytest.raises(TypeError):
+        store.users("acme", page_size=not_an_int)

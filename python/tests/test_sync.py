@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import List, Tuple
+from typing import Callable, List, Tuple, Type
 
 import pytest
 
@@ -35,6 +35,11 @@ def test_plan_then_apply(slapd: Slapd, db: Path, tmp_path: Path) -> None:
     assert plan[0].name == changes[0].name and plan[-1].name == changes[-1].name
     with pytest.raises(IndexError):
         plan[5]
+    # Past 64 bits too, as a list says it.
+    with pytest.raises(IndexError):
+        plan[2**70]
+    with pytest.raises(IndexError):
+        plan[-(2**70)]
     assert json.loads(plan.to_json())["summary"] == {"create": 4, "add_members": 1}
     assert "ann" in str(plan)
     # Planning changed nothing.
@@ -168,14 +173,15 @@ def test_configuration_from_a_dict_or_toml(slapd: Slapd, db: Path, tmp_path: Pat
         usersync.SyncConfig.from_file(tmp_path / "missing.toml")
 
 
-def test_an_unreachable_server_is_a_connection_error(db: Path, tmp_path: Path) -> None:
+def _down_config(tmp_path: Path, directory: str) -> usersync.SyncConfig:
+    """A configuration into `directory` whose LDAP server is not there."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     (tmp_path / "password").write_text("x")
-    config = usersync.SyncConfig.from_dict(
+    return usersync.SyncConfig.from_dict(
         {
-            "directory": "down",
+            "directory": directory,
             "connection": {
                 "urls": [f"ldap://127.0.0.1:{port}"],
                 "tls": "none",
@@ -186,6 +192,10 @@ def test_an_unreachable_server_is_a_connection_error(db: Path, tmp_path: Path) -
             "users": {"base": "dc=example,dc=com"},
         }
     )
+
+
+def test_an_unreachable_server_is_a_connection_error(db: Path, tmp_path: Path) -> None:
+    config = _down_config(tmp_path, "down")
     with pytest.raises(ConnectionError) as caught:
         usersync.plan(config, db)
     assert isinstance(caught.value, usersync.LdapError) and caught.value.kind == "ldap"
@@ -196,3 +206,65 @@ def test_a_wrong_password_is_refused(slapd: Slapd, db: Path, tmp_path: Path) -> 
     (tmp_path / "password").write_text("not the password")
     with pytest.raises(usersync.LdapError, match="refused the bind"):
         usersync.plan(usersync.SyncConfig.from_file(path), db)
+
+
+@pytest.mark.parametrize("stop,via_sync", [(KeyboardInterrupt, False), (SystemExit, True)])
+def test_ctrl_c_in_a_progress_callback_is_raised(
+    stop: Type[BaseException], via_sync: bool, slapd: Slapd, db: Path, tmp_path: Path
+) -> None:
+    name = f"stop{stop.__name__.lower()}"
+    slapd.add_people(name, ["nia", "oto"], group="crew")
+    config = usersync.SyncConfig.from_file(slapd.config(name, name, tmp_path))
+    told: List[Tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        told.append((done, total))
+        raise stop()
+
+    with pytest.raises(stop):
+        if via_sync:
+            usersync.sync(config, db, progress=progress)
+        else:
+            usersync.plan(config, db).apply(progress=progress)
+    # Told once (the creations), not again for the members: the apply stopped telling, and
+    # raised in place of its report once done (the core cannot stop part-way).
+    assert told == [(3, 4)]
+    store = usersync.open(db)
+    assert store.runs(name)[0]["outcome"] == "succeeded"
+    assert store.user_counts(name) == {"active": 2, "inactive": 0}
+
+
+def test_a_directory_that_is_not_ldap_is_a_configuration_error(
+    db: Path, tmp_path: Path
+) -> None:
+    store = usersync.open(db)
+    store.create_directory("okta")  # a SCIM directory
+    config = _down_config(tmp_path, "okta")
+    # Found when planning (before LDAP's own failure); nothing was applied, nor said to be.
+    runs: List[Callable[[], object]] = [
+        lambda: usersync.plan(config, store),
+        lambda: usersync.sync(config, store),
+    ]
+    for run in runs:
+        with pytest.raises(usersync.ConfigError) as caught:
+            run()
+        assert caught.value.key == "directory" and caught.value.kind == "syncConfig"
+        assert "okta" in str(caught.value) and "applied" not in str(caught.value)
+    assert store.user_counts("okta") == {"active": 0, "inactive": 0}
+
+
+def test_paths_in_a_configuration_dict_may_be_path_objects(tmp_path: Path) -> None:
+    (tmp_path / "password").write_text("x")
+    config = usersync.SyncConfig.from_dict(
+        {
+            "directory": "paths",
+            "connection": {
+                "urls": ["ldap://127.0.0.1:1"],
+                "tls": "none",
+                "bind_dn": "cn=x",
+                "bind_password_file": tmp_path / "password",
+            },
+            "users": {"base": "dc=example,dc=com"},
+        }
+    )
+    assert config.directory == "paths"
