@@ -203,6 +203,11 @@ fn daemon(
             };
             rt.block_on(crate::serve::shutdown());
             stop.store(true, Ordering::SeqCst);
+            // The handlers stay installed: a second signal would be swallowed. It ends the
+            // process at once instead (a batch in flight rolls back whole).
+            rt.block_on(crate::serve::shutdown());
+            eprintln!("stopped at once: the batch in flight is not applied");
+            std::process::exit(130);
         });
     }
     let stopped = || stop.load(Ordering::SeqCst);
@@ -272,8 +277,11 @@ fn daemon(
         if matches!(next_due(config, store, now), Ok(Some(due)) if due > now) {
             continue;
         }
+        // A stop asked for during a long apply takes effect before its next batch.
         let options = RunOptions::new(
-            ApplyOptions::new(args.allow_deletes).with_lock(&lock),
+            ApplyOptions::new(args.allow_deletes)
+                .with_lock(&lock)
+                .with_cancel(&stopped),
             args.common.full,
         );
         let run = run::sync(config, store, target, &options, &system_clock());

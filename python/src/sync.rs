@@ -374,6 +374,13 @@ fn apply(
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
     };
+    let keep = |e: PyErr| {
+        // The first is raised: a later one is the same request to stop.
+        let mut kept = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.is_none() {
+            *kept = Some(e);
+        }
+    };
     let tell = |p: Progress| {
         let Some(callback) = &progress else {
             return;
@@ -393,16 +400,29 @@ fn apply(
                 Ok(_) => py.check_signals().err(),
             };
             if let Some(e) = stop {
-                // The first is raised: a later one is the same request to stop.
-                let mut kept = stopped.lock().unwrap_or_else(PoisonError::into_inner);
-                if kept.is_none() {
-                    *kept = Some(e);
-                }
+                keep(e);
             }
         });
     };
+    // Asked before each batch: a callback that raised, or a Ctrl-C that came while no
+    // callback ran (Python runs its handler only when asked, on the main thread), stops
+    // the apply there; what was applied stays.
+    let cancel = || {
+        if is_stopped() {
+            return true;
+        }
+        match Python::attach(|py| py.check_signals()) {
+            Ok(()) => false,
+            Err(e) => {
+                keep(e);
+                true
+            }
+        }
+    };
     let run = py.detach(|| {
-        let mut options = ApplyOptions::new(allow_deletes).with_lock(lock);
+        let mut options = ApplyOptions::new(allow_deletes)
+            .with_lock(lock)
+            .with_cancel(&cancel);
         if progress.is_some() {
             options = options.with_progress(&tell);
         }

@@ -226,12 +226,16 @@ def test_ctrl_c_in_a_progress_callback_is_raised(
             usersync.sync(config, db, progress=progress)
         else:
             usersync.plan(config, db).apply(progress=progress)
-    # Told once (the creations), not again for the members: the apply stopped telling, and
-    # raised in place of its report once done (the core cannot stop part-way).
+    # Told once (the creations): the apply stopped before its next batch (the members),
+    # kept what it had applied, and is on record as stopped.
     assert told == [(3, 4)]
     store = usersync.open(db)
-    assert store.runs(name)[0]["outcome"] == "succeeded"
+    run = store.runs(name)[0]
+    assert run["outcome"] == "failed"
+    assert "stopped after 3 of 4 changes" in json.dumps(run["report"])
     assert store.user_counts(name) == {"active": 2, "inactive": 0}
+    (crew,) = list(store.groups(name))
+    assert not crew.get("members")
 
 
 def test_a_directory_that_is_not_ldap_is_a_configuration_error(

@@ -62,6 +62,15 @@ pub enum ApplyError {
         /// Changes in the plan.
         total: usize,
     },
+    /// The caller asked the apply to stop ([`ApplyOptions::with_cancel`]): a daemon told
+    /// to stop, Ctrl-C in Python. What was applied stays; the next run converges.
+    #[error("the apply was stopped after {done} of {total} changes; the next run goes on")]
+    Cancelled {
+        /// Changes applied (or failed) before the apply stopped.
+        done: usize,
+        /// Changes in the plan.
+        total: usize,
+    },
 }
 
 impl From<crate::client::ClientError> for ApplyError {
@@ -89,6 +98,8 @@ pub struct ApplyOptions<'a> {
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
     /// The directory's sync lock, checked before each batch of writes.
     pub lock: Option<&'a SyncLock>,
+    /// Asked before each batch of writes (each request, remotely): `true` stops the apply.
+    pub cancel: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 impl std::fmt::Debug for ApplyOptions<'_> {
@@ -97,6 +108,7 @@ impl std::fmt::Debug for ApplyOptions<'_> {
             .field("allow_deletes", &self.allow_deletes)
             .field("progress", &self.progress.is_some())
             .field("lock", &self.lock.is_some())
+            .field("cancel", &self.cancel.is_some())
             .finish()
     }
 }
@@ -108,6 +120,7 @@ impl<'a> ApplyOptions<'a> {
             allow_deletes,
             progress: None,
             lock: None,
+            cancel: None,
         }
     }
 
@@ -117,6 +130,22 @@ impl<'a> ApplyOptions<'a> {
     pub fn with_lock(mut self, lock: &'a SyncLock) -> Self {
         self.lock = Some(lock);
         self
+    }
+
+    /// Asking `cancel` before each batch: when it answers `true`, the apply stops with
+    /// [`ApplyError::Cancelled`] before its next write.
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: &'a (dyn Fn() -> bool + Sync)) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// [`ApplyError::Cancelled`] when the caller asks to stop.
+    pub(crate) fn check_cancel(&self, done: usize, total: usize) -> Result<(), ApplyError> {
+        match self.cancel {
+            Some(cancel) if cancel() => Err(ApplyError::Cancelled { done, total }),
+            _ => Ok(()),
+        }
     }
 
     /// [`ApplyError::LockLost`] when the lock is given and lost, after `done` of `total`
@@ -289,6 +318,7 @@ pub fn apply_with(
             .filter(|c| actions.contains(&c.action))
             .collect();
         for chunk in changes.chunks(BATCH) {
+            options.check_cancel(done, plan.changes.len())?;
             options.check_lock(done, plan.changes.len())?;
             let mut writes = Vec::with_capacity(chunk.len());
             let mut applied_to = Vec::with_capacity(chunk.len());

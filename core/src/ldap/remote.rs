@@ -323,6 +323,13 @@ impl Target for RemoteTarget {
                 if stop.load(Ordering::Relaxed) {
                     return None;
                 }
+                if let Err(e) = options.check_cancel(done.load(Ordering::Relaxed), total) {
+                    stop.store(true, Ordering::Relaxed);
+                    if let Ok(mut lost) = lost.lock() {
+                        lost.get_or_insert(e);
+                    }
+                    return None;
+                }
                 if started_changes
                     .fetch_add(1, Ordering::Relaxed)
                     .is_multiple_of(LOCK_CHECK_EVERY)

@@ -1253,3 +1253,28 @@ fn an_apply_stops_at_the_batch_after_its_sync_lock_is_lost() {
     assert_eq!(store.list(d, Kind::User).unwrap().len(), 2500);
     assert!(plan(&config, &snapshot, &apply::current(&store, "corp").unwrap()).is_empty());
 }
+
+/// A caller's request to stop (a daemon told to stop, Ctrl-C in Python) stops the apply
+/// before its next batch, keeping the batches before it.
+#[test]
+fn an_apply_stops_at_the_batch_after_its_caller_asks() {
+    let config = SyncConfig::from_toml(CONFIG).unwrap();
+    let snapshot = Snapshot {
+        users: (0..1500)
+            .map(|i| user(&format!("u{i}"), Some("512"), "Engineer"))
+            .collect(),
+        ..Snapshot::default()
+    };
+    let store = SqliteStore::open_in_memory(system_clock()).unwrap();
+    let p = plan(&config, &snapshot, &apply::current(&store, "corp").unwrap());
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let cancel = || asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1;
+    let options = apply::ApplyOptions::new(false).with_cancel(&cancel);
+    let err = apply::apply_with(&store, &config, &p, &options).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the apply was stopped after 1000 of 1500 changes; the next run goes on"
+    );
+    let d = store.directory("corp").unwrap().unwrap().id;
+    assert_eq!(store.list(d, Kind::User).unwrap().len(), 1000);
+}
