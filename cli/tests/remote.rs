@@ -368,3 +368,75 @@ fn a_target_that_lists_otherwise_is_read_whole_or_not_at_all() {
     assert!(err.contains("the listing ended after"), "{err}");
     server.stop();
 }
+
+/// A create the server made but whose answer was lost (a gateway's 504) is looked up by
+/// its anchor before it is sent again: made once, never twice.
+#[test]
+fn a_create_whose_answer_is_lost_is_made_once() {
+    let slapd = Slapd::start("cli-remote-lost");
+    let mut ldif = String::new();
+    for uid in ["ann", "bob", "cid"] {
+        ldif.push_str(&format!(
+            "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\n"
+        ));
+    }
+    ldif.push_str(&format!(
+        "dn: cn=staff,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: staff\nmember: uid=ann,ou=people,{BASE}\n"
+    ));
+    slapd.add(&ldif);
+    let server_db = temp_db("cli-remote-lost-server");
+    let server = Server::start(&server_db);
+    let token = server.token.clone().unwrap();
+    let proxy = FaultyProxy::start(
+        &server.addr,
+        Faults {
+            lost_post_answer_every: 2,
+            ..Faults::default()
+        },
+    );
+    let agent_db = temp_db("cli-remote-lost-agent");
+    let config = agent_db.with_file_name("corp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
+             bind_password_env = \"USERSYNC_CLI_TEST_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n\
+             [groups]\nbase = \"ou=groups,{BASE}\"\n",
+            slapd.url
+        ),
+    )
+    .unwrap();
+    let target = format!("http://{}/scim/v2/default", proxy.addr);
+    let (code, out, err) = run(
+        &token,
+        &[
+            "sync",
+            "--config",
+            config.to_str().unwrap(),
+            "--db",
+            agent_db.to_str().unwrap(),
+            "--target",
+            &target,
+            "--token-env",
+            TOKEN_VAR,
+            "--concurrency",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("applied 5 changes"), "{out}");
+    assert!(proxy.faults() >= 2, "{} answers lost", proxy.faults());
+    assert_eq!(
+        proxy.posts(),
+        4,
+        "three users and a group, each posted once"
+    );
+    let users = by_anchor(&server, &token, "Users");
+    assert_eq!(users.len(), 3, "{users:?}");
+    let groups = by_anchor(&server, &token, "Groups");
+    assert_eq!(
+        member_names(find(&groups, "displayName", "staff"), &users),
+        ["ann"]
+    );
+    server.stop();
+}

@@ -16,6 +16,9 @@ pub struct Faults {
     /// Every n-th request (not already a 429) gets `503 Service Unavailable`, no header
     /// (0: none).
     pub unavailable_every: usize,
+    /// Every n-th `POST` is forwarded, and its answer replaced by `504 Gateway Timeout`:
+    /// a create made whose answer was lost (0: none).
+    pub lost_post_answer_every: usize,
     /// Changes each JSON answer: given the request line (`GET /scim/v2/…/Users?… HTTP/1.1`)
     /// and the body.
     pub rewrite: Option<fn(&str, &mut serde_json::Value)>,
@@ -28,6 +31,7 @@ pub struct FaultyProxy {
     pub addr: String,
     requests: Arc<AtomicUsize>,
     faults_given: Arc<AtomicUsize>,
+    posts: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -41,29 +45,36 @@ impl FaultyProxy {
         let addr = listener.local_addr().expect("its address").to_string();
         let requests = Arc::new(AtomicUsize::new(0));
         let faults_given = Arc::new(AtomicUsize::new(0));
+        let posts = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (r, f, s, upstream) = (
-            requests.clone(),
-            faults_given.clone(),
-            stop.clone(),
-            upstream.to_owned(),
-        );
+        let counters = Counters {
+            requests: requests.clone(),
+            given: faults_given.clone(),
+            posts: posts.clone(),
+        };
+        let (s, upstream) = (stop.clone(), upstream.to_owned());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (r, f, upstream) = (r.clone(), f.clone(), upstream.clone());
-                std::thread::spawn(move || serve(conn, &upstream, faults, &r, &f));
+                let (counters, upstream) = (counters.clone(), upstream.clone());
+                std::thread::spawn(move || serve(conn, &upstream, faults, &counters));
             }
         });
         Self {
             addr,
             requests,
             faults_given,
+            posts,
             stop,
         }
+    }
+
+    /// `POST` requests forwarded to the server so far.
+    pub fn posts(&self) -> usize {
+        self.posts.load(Ordering::SeqCst)
     }
 
     /// Requests received so far.
@@ -85,14 +96,17 @@ impl Drop for FaultyProxy {
     }
 }
 
+/// What a proxy counts, shared by its connections' threads.
+#[derive(Clone)]
+struct Counters {
+    requests: Arc<AtomicUsize>,
+    given: Arc<AtomicUsize>,
+    posts: Arc<AtomicUsize>,
+}
+
 /// Serves the requests of one connection, one at a time.
-fn serve(
-    conn: TcpStream,
-    upstream: &str,
-    faults: Faults,
-    requests: &AtomicUsize,
-    given: &AtomicUsize,
-) {
+fn serve(conn: TcpStream, upstream: &str, faults: Faults, counters: &Counters) {
+    let (requests, given) = (&counters.requests, &counters.given);
     let Ok(mut out) = conn.try_clone() else {
         return;
     };
@@ -117,13 +131,26 @@ fn serve(
                 )
                 .into_bytes()
             }
-            None => match forward(upstream, &request) {
-                Some(r) => match faults.rewrite {
-                    Some(rewrite) => rewritten(&request, r, rewrite),
-                    None => r,
-                },
-                None => return,
-            },
+            None => {
+                let post = request.starts_with(b"POST ");
+                let Some(answer) = forward(upstream, &request) else {
+                    return;
+                };
+                let n = if post {
+                    counters.posts.fetch_add(1, Ordering::SeqCst) + 1
+                } else {
+                    0
+                };
+                if post && n.is_multiple_of(faults.lost_post_answer_every) {
+                    given.fetch_add(1, Ordering::SeqCst);
+                    b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\n\r\n".to_vec()
+                } else {
+                    match faults.rewrite {
+                        Some(rewrite) => rewritten(&request, answer, rewrite),
+                        None => answer,
+                    }
+                }
+            }
         };
         if out.write_all(&response).is_err() {
             return;

@@ -220,6 +220,34 @@ impl ScimClient {
         url: Url,
         body: Option<&Value>,
     ) -> Result<(u16, Value), ClientError> {
+        self.send_checked(method, url, body, None)
+    }
+
+    /// As [`ScimClient::send`], for a request that must not take effect twice (a create):
+    /// after a failure that may have come after the server acted (a timeout, 502, 504, a
+    /// connection lost mid-request), `done` is asked before sending it again, and what it
+    /// finds (the resource made) is the answer. 429, 503 and refused connections are
+    /// retried as they are: the server did not act on them.
+    ///
+    /// # Errors
+    /// As [`ScimClient::send`], and what `done` fails with.
+    pub fn send_once(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        body: Option<&Value>,
+        done: &dyn Fn() -> Result<Option<Value>, ClientError>,
+    ) -> Result<(u16, Value), ClientError> {
+        self.send_checked(method, url, body, Some(done))
+    }
+
+    fn send_checked(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        body: Option<&Value>,
+        done: Option<&dyn Fn() -> Result<Option<Value>, ClientError>>,
+    ) -> Result<(u16, Value), ClientError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -234,16 +262,18 @@ impl ScimClient {
                     .body(body.to_string());
             }
             let last = attempt >= self.options.max_attempts;
-            let wait = match request.send() {
+            let (wait, unsure) = match request.send() {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     if !last && matches!(status, 429 | 502 | 503 | 504) {
-                        retry_after(response.headers())
+                        (retry_after(response.headers()), matches!(status, 502 | 504))
                     } else {
                         return self.answer(&method, &url, attempt, response);
                     }
                 }
-                Err(e) if !last && (e.is_connect() || e.is_timeout() || e.is_request()) => None,
+                Err(e) if !last && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                    (None, !e.is_connect())
+                }
                 Err(e) => {
                     return Err(ClientError::Transport {
                         method: method.to_string(),
@@ -256,6 +286,12 @@ impl ScimClient {
             self.retries.fetch_add(1, Ordering::Relaxed);
             let delay = wait.unwrap_or_else(|| backoff(&self.options, attempt));
             std::thread::sleep(delay.min(self.options.max_delay));
+            if unsure
+                && let Some(done) = done
+                && let Some(made) = done()?
+            {
+                return Ok((201, made));
+            }
         }
     }
 

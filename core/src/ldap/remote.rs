@@ -102,7 +102,16 @@ impl RemoteTarget {
             (Action::Create, Some(input), _) => {
                 let body = body(change, input);
                 let url = self.client.url(&collection, &[]);
-                match self.client.send(reqwest::Method::POST, url, Some(&body)) {
+                // An answer lost after the server made it: found, not made twice.
+                let made = || {
+                    Ok(self
+                        .find(&collection, change)?
+                        .map(|id| json!({ "id": id })))
+                };
+                match self
+                    .client
+                    .send_once(reqwest::Method::POST, url, Some(&body), &made)
+                {
                     Ok((_, created)) => match created.get("id").and_then(Value::as_str) {
                         Some(id) => Ok(Some(id.to_owned())),
                         None => Err(ClientError::Protocol {
