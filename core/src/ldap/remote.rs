@@ -79,12 +79,12 @@ impl RemoteTarget {
         self.client.retries()
     }
 
-    /// One change, as the requests it takes; the `id` of what a create made.
+    /// One change, as the requests it takes.
     fn execute(
         &self,
         change: &Change,
         ids: &HashMap<(Kind, String), String>,
-    ) -> Result<Option<String>, ClientError> {
+    ) -> Result<Sent, ClientError> {
         let collection = format!("/{}", change.kind.collection());
         let id = ids.get(&(change.kind, change.anchor.clone()));
         let at = |id: &str| format!("{collection}/{id}");
@@ -96,7 +96,7 @@ impl RemoteTarget {
                     self.client.url(&at(id), &[]),
                     Some(&body),
                 )
-                .map(|_| None)
+                .map(|_| Sent::Applied)
         };
         match (change.action, &change.input, id) {
             (Action::Create, Some(input), _) => {
@@ -113,16 +113,17 @@ impl RemoteTarget {
                     .send_once(reqwest::Method::POST, url, Some(&body), &made)
                 {
                     Ok((_, created)) => match created.get("id").and_then(Value::as_str) {
-                        Some(id) => Ok(Some(id.to_owned())),
+                        Some(id) => Ok(Sent::Created(id.to_owned())),
                         None => Err(ClientError::Protocol {
                             url: collection.clone(),
                             message: "the created resource has no `id`".into(),
                         }),
                     },
                     // A create retried after its answer was lost: it is there already.
-                    Err(e) if e.status() == Some(409) => match self.find(&collection, change)? {
-                        Some(id) => Ok(Some(id)),
-                        None => Err(e),
+                    // A lookup that fails leaves the 409 as the answer: a name taken.
+                    Err(e) if e.status() == Some(409) => match self.find(&collection, change) {
+                        Ok(Some(id)) => Ok(Sent::Created(id)),
+                        _ => Err(e),
                     },
                     Err(e) => Err(e),
                 }
@@ -149,7 +150,7 @@ impl RemoteTarget {
                         self.client.url(&at(id), &[]),
                         Some(&body),
                     )
-                    .map(|_| None)
+                    .map(|_| Sent::Applied)
             }
             (Action::ReleaseName, _, Some(id)) => patch(
                 id,
@@ -164,34 +165,40 @@ impl RemoteTarget {
                     .client
                     .send(reqwest::Method::DELETE, self.client.url(&at(id), &[]), None)
                 {
-                    Err(e) if e.status() == Some(404) => Ok(None),
-                    other => other.map(|_| None),
+                    Err(e) if e.status() == Some(404) => Ok(Sent::Applied),
+                    other => other.map(|_| Sent::Applied),
                 }
             }
             (Action::AddMembers, _, Some(id)) => {
                 let members: Vec<Value> = member_ids(change, ids)
                     .map(|(kind, member)| json!({"value": member, "type": kind.as_str()}))
                     .collect();
+                if members.is_empty() {
+                    return Ok(Sent::Nothing);
+                }
                 for slice in members.chunks(ADD_SLICE) {
                     patch(
                         id,
                         vec![json!({"op": "add", "path": "members", "value": slice})],
                     )?;
                 }
-                Ok(None)
+                Ok(Sent::Applied)
             }
             (Action::RemoveMembers, _, Some(id)) => {
                 let members: Vec<String> = member_ids(change, ids)
                     .map(|(_, member)| format!("value eq {}", Value::String(member.clone())))
                     .collect();
+                if members.is_empty() {
+                    return Ok(Sent::Nothing);
+                }
                 for slice in members.chunks(REMOVE_SLICE) {
                     let path = format!("members[{}]", slice.join(" or "));
                     patch(id, vec![json!({"op": "remove", "path": path})])?;
                 }
-                Ok(None)
+                Ok(Sent::Applied)
             }
             // Its object is gone, or was never created: nothing to do.
-            _ => Ok(None),
+            _ => Ok(Sent::Nothing),
         }
     }
 
@@ -358,7 +365,7 @@ impl Target for RemoteTarget {
                         total,
                     });
                 }
-                if matches!(&outcome, Err(e) if e.status() == Some(409))
+                if matches!(&outcome, Err(e) if name_taken(change, e))
                     && config.policy.user_name_conflict == Conflict::Fail
                 {
                     stop.store(true, Ordering::Relaxed);
@@ -372,14 +379,15 @@ impl Target for RemoteTarget {
             }
             for (change, outcome) in changes.into_iter().zip(outcomes) {
                 match outcome {
-                    None => {}
-                    Some(Ok(created)) => {
-                        if let Some(id) = created {
+                    // Counted as the local store counts: what sent nothing did nothing.
+                    None | Some(Ok(Sent::Nothing)) => {}
+                    Some(Ok(sent)) => {
+                        if let Sent::Created(id) = sent {
                             ids.insert((change.kind, change.anchor.clone()), id);
                         }
                         *report.applied.entry(change.action).or_insert(0) += 1;
                     }
-                    Some(Err(e)) if e.status() == Some(409) => {
+                    Some(Err(e)) if name_taken(change, &e) => {
                         let mut message = format!(
                             "{} `{}`: the target refused it as taken: {e}",
                             change.kind.as_str(),
@@ -442,6 +450,30 @@ fn body(change: &Change, input: &Input) -> Value {
         body.entry("active").or_insert(Value::Bool(input.active));
     }
     Value::Object(body)
+}
+
+/// What a change's requests did.
+enum Sent {
+    /// A create made the resource with this `id`.
+    Created(String),
+    /// The change is made.
+    Applied,
+    /// Nothing was sent: its object is gone or was never made, or none of its members was.
+    Nothing,
+}
+
+/// Whether `e`, the answer to `change`, is a name taken: a 409 to a change that sets a
+/// name. A 409 to a member change or a deletion is a failure like any other.
+fn name_taken(change: &Change, e: &ClientError) -> bool {
+    e.status() == Some(409)
+        && matches!(
+            change.action,
+            Action::Create
+                | Action::Update
+                | Action::Reactivate
+                | Action::Deactivate
+                | Action::ReleaseName
+        )
 }
 
 /// `resource` without the attributes, sub-attributes and extensions the core schemas do
