@@ -54,6 +54,7 @@ want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
   cargo install wasm-bindgen-cli --version "$want"
 fi
-# npm tools of the browser module (wasm-opt from npm's binaryen, playwright-core), pinned by
+# npm tools of the browser module (wasm-opt from npm's binaryen, playwright-core, tsc), pinned by
 # wasm/package-lock.json. playwright-core drives Debian's Chromium: it downloads no browser.
-[ -x wasm/node_modules/.bin/wasm-opt ] || (cd wasm && npm ci --no-audit --no-fund)
+[ -x wasm/node_modules/.bin/wasm-opt ] && [ -x wasm/node_modules/.bin/tsc ] ||
+  (cd wasm && npm ci --no-audit --no-fund)

@@ -51,8 +51,11 @@ cat > pkg/package.json <<JSON
   "types": "./bundler/usersync.d.ts",
   "exports": {
     ".": {
+      "node": {
+        "types": "./node/usersync.d.ts",
+        "default": "./node/usersync.js"
+      },
       "types": "./bundler/usersync.d.ts",
-      "node": "./node/usersync.js",
       "default": "./bundler/usersync.js"
     },
     "./web": {

@@ -93,3 +93,32 @@ test("the package ships types for every entry point", () => {
     assert.match(dts, /export function completeScimFilter\(text: string, cursor: number, resourceType: string, options\?: ScimFilterOptions\): Completions;/);
   }
 });
+
+test("TypeScript checks the package from ES modules and from CommonJS", () => {
+  const tsc = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "node_modules", ".bin", "tsc");
+  writeFileSync(join(project, "tsconfig.json"), JSON.stringify({
+    // The declarations' classes have `[Symbol.dispose]` (wasm-bindgen): TypeScript 5.2 or
+    // later, with the disposable library.
+    compilerOptions: {
+      module: "node16", moduleResolution: "node16", strict: true, noEmit: true, types: [],
+      lib: ["es2022", "esnext.disposable"],
+    },
+    files: ["typed.mts", "typed.cts"],
+  }));
+  writeFileSync(join(project, "typed.mts"), `
+    import { validateScimFilter } from "@usersync/filters";
+    const valid: boolean = validateScimFilter('userName eq "a"').valid;
+    export { valid };
+  `);
+  // A CommonJS file gets the CommonJS build's declarations (the ES ones would be TS1479).
+  writeFileSync(join(project, "typed.cts"), `
+    import filters = require("@usersync/filters");
+    const position: number | undefined = filters.validateLdapFilter("(cn=x").error?.position;
+    export = position;
+  `);
+  try {
+    execFileSync(tsc, ["-p", project], { cwd: project, encoding: "utf8" });
+  } catch (e) {
+    assert.fail(`tsc: ${e.stdout}${e.stderr}`);
+  }
+});
