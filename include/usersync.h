@@ -450,6 +450,7 @@ void usersync_plan_free(struct usersync_plan *plan);
 // Applies `plan` to the service's store and writes the run's report as JSON to
 // `report_json_out` (free it with `usersync_string_free`): `{"outcome", "mode", "plan":
 // {summary…}, "report": {"applied", "conflicts", "failures", …}, "error",
+// "partial_report" (an apply stopped part-way: what it applied until then),
 // "milliseconds"}`. The run is recorded with its directory. A plan is applied once; one
 // refused as `SYNC_BLOCKED` stays, to be applied with the override once reviewed.
 //

@@ -310,7 +310,11 @@ fn daemon(
             (None, _) => {
                 failures += 1;
                 (
-                    format!("failed: {}", run.error.unwrap_or_default()),
+                    format!(
+                        "failed: {}{}",
+                        run.error.as_deref().unwrap_or_default(),
+                        applied_before(&run)
+                    ),
                     Outcome::Failed { failures },
                 )
             }
@@ -419,12 +423,13 @@ fn sync_once(
         (None, e) => {
             let e = e.clone().unwrap_or_default();
             if args.common.json {
-                println!(
-                    "{}",
-                    json!({"mode": run.mode, "plan": plan.to_json(), "error": e})
-                );
+                let mut out = json!({"mode": run.mode, "plan": plan.to_json(), "error": e});
+                if let Some(partial) = &run.partial_report {
+                    out["partial_report"] = json!(partial);
+                }
+                println!("{out}");
             }
-            eprintln!("error: {e}");
+            eprintln!("error: {e}{}", applied_before(&run));
             if run.outcome == RunOutcome::Blocked {
                 ExitCode::from(BLOCKED)
             } else {
@@ -470,6 +475,17 @@ fn report_tail(report: &apply::Report, error: Option<&str>) -> String {
         tail.push_str(&format!("; {}", e.trim()));
     }
     tail
+}
+
+/// What an apply that stopped part-way had applied, for the line that says why it stopped.
+fn applied_before(run: &run::Run) -> String {
+    run.partial_report.as_ref().map_or_else(String::new, |r| {
+        format!(
+            " ({} changes applied before{})",
+            r.applied.values().sum::<usize>(),
+            report_tail(r, None)
+        )
+    })
 }
 
 /// `full` or `incremental`, for the summary line.

@@ -233,6 +233,7 @@ def test_ctrl_c_in_a_progress_callback_is_raised(
     run = store.runs(name)[0]
     assert run["outcome"] == "failed"
     assert "stopped after 3 of 4 changes" in json.dumps(run["report"])
+    assert run["report"]["partial_report"]["applied"] == {"create": 3}
     assert store.user_counts(name) == {"active": 2, "inactive": 0}
     (crew,) = list(store.groups(name))
     assert not crew.get("members")

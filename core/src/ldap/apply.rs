@@ -89,7 +89,7 @@ pub struct Progress {
 }
 
 /// How to apply a plan.
-#[derive(Default)]
+#[derive(Default, Clone)]
 #[non_exhaustive]
 pub struct ApplyOptions<'a> {
     /// Apply a plan that crosses a deletion threshold.
@@ -100,6 +100,8 @@ pub struct ApplyOptions<'a> {
     pub lock: Option<&'a SyncLock>,
     /// Asked before each batch of writes (each request, remotely): `true` stops the apply.
     pub cancel: Option<&'a (dyn Fn() -> bool + Sync)>,
+    /// Where an apply that stops part-way leaves the report of what it did until then.
+    pub partial: Option<&'a std::sync::Mutex<Option<Report>>>,
 }
 
 impl std::fmt::Debug for ApplyOptions<'_> {
@@ -109,6 +111,7 @@ impl std::fmt::Debug for ApplyOptions<'_> {
             .field("progress", &self.progress.is_some())
             .field("lock", &self.lock.is_some())
             .field("cancel", &self.cancel.is_some())
+            .field("partial", &self.partial.is_some())
             .finish()
     }
 }
@@ -121,6 +124,37 @@ impl<'a> ApplyOptions<'a> {
             progress: None,
             lock: None,
             cancel: None,
+            partial: None,
+        }
+    }
+
+    /// Keeping in `partial` the report of an apply that stops part-way (a lost lock, a
+    /// store failing, a stop asked for): what it applied until then, for the run's record.
+    #[must_use]
+    pub fn with_partial(mut self, partial: &'a std::sync::Mutex<Option<Report>>) -> Self {
+        self.partial = Some(partial);
+        self
+    }
+
+    /// The end of an apply that started at `started` and told `report`: the report, or
+    /// the error that stopped it, its report so far kept in [`Self::partial`].
+    pub(crate) fn finish(
+        &self,
+        started: Instant,
+        mut report: Report,
+        applied: Result<(), ApplyError>,
+    ) -> Result<Report, ApplyError> {
+        report.milliseconds = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match applied {
+            Ok(()) => Ok(report),
+            Err(e) => {
+                if let Some(partial) = self.partial
+                    && let Ok(mut kept) = partial.lock()
+                {
+                    *kept = Some(report);
+                }
+                Err(e)
+            }
         }
     }
 
@@ -296,8 +330,20 @@ pub fn apply_with(
 ) -> Result<Report, ApplyError> {
     let started = Instant::now();
     let mut report = begin(plan, options)?;
+    let applied = apply_into(store, config, plan, options, &mut report);
+    options.finish(started, report, applied)
+}
+
+/// The batches of [`apply_with`], told into `report`.
+fn apply_into(
+    store: &dyn Store,
+    config: &SyncConfig,
+    plan: &Plan,
+    options: &ApplyOptions<'_>,
+    report: &mut Report,
+) -> Result<(), ApplyError> {
     if plan.changes.is_empty() {
-        return Ok(report);
+        return Ok(());
     }
     options.check_lock(0, plan.changes.len())?;
     let directory = match store.directory(&plan.directory)? {
@@ -379,8 +425,7 @@ pub fn apply_with(
             }
         }
     }
-    report.milliseconds = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(report)
+    Ok(())
 }
 
 /// The empty report of an apply that may go ahead: refused for a blocked plan without the

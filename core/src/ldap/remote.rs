@@ -322,6 +322,21 @@ impl Target for RemoteTarget {
         let started = Instant::now();
         let mut report = begin(plan, options)?;
         let retries_before = self.client.retries();
+        let applied = self.apply_into(config, plan, options, &mut report);
+        report.retries = self.client.retries() - retries_before;
+        options.finish(started, report, applied)
+    }
+}
+
+impl RemoteTarget {
+    /// The phases of [`Target::apply`], told into `report`.
+    fn apply_into(
+        &self,
+        config: &SyncConfig,
+        plan: &Plan,
+        options: &ApplyOptions<'_>,
+        report: &mut Report,
+    ) -> Result<(), ApplyError> {
         let total = plan.changes.len();
         let done = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
@@ -421,9 +436,7 @@ impl Target for RemoteTarget {
                 return Err(ApplyError::Conflict(message));
             }
         }
-        report.retries = self.client.retries() - retries_before;
-        report.milliseconds = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(report)
+        Ok(())
     }
 }
 

@@ -102,8 +102,11 @@ pub struct Run {
     pub mode: Mode,
     /// The plan, when the source and the target could be read.
     pub plan: Option<Plan>,
-    /// What the apply did, when it ran.
+    /// What the apply did, when it ran to its end.
     pub report: Option<Report>,
+    /// What an apply that stopped part-way (a lost lock, a store failing, a stop asked
+    /// for) had done until then: the changes before it stay.
+    pub partial_report: Option<Report>,
     /// Why it failed or was blocked.
     pub error: Option<String>,
     /// Why the apply stopped or did not start, when it did (what `error` says, as a value
@@ -135,6 +138,9 @@ impl Run {
         }
         if let Some(r) = &self.report {
             out["report"] = serde_json::to_value(r).unwrap_or(Value::Null);
+        }
+        if let Some(r) = &self.partial_report {
+            out["partial_report"] = serde_json::to_value(r).unwrap_or(Value::Null);
         }
         if let Some(e) = &self.error {
             out["error"] = Value::String(e.clone());
@@ -362,6 +368,7 @@ pub fn failed_read(
         mode: Mode::full(String::new()),
         plan: None,
         report: None,
+        partial_report: None,
         error: Some(error.to_string()),
         failure: None,
         outcome: RunOutcome::Failed,
@@ -387,7 +394,9 @@ pub fn apply_run(
         mut milliseconds,
     } = planned;
     let step = Instant::now();
-    let applied = target.apply(config, &plan, options);
+    let partial = std::sync::Mutex::new(None);
+    let applied = target.apply(config, &plan, &options.clone().with_partial(&partial));
+    let partial_report = partial.into_inner().ok().flatten();
     milliseconds.push(("apply", elapsed(step)));
     let (report, failure, outcome) = match applied {
         Ok(r) if r.failures.is_empty() => (Some(r), None, RunOutcome::Succeeded),
@@ -415,6 +424,7 @@ pub fn apply_run(
         mode,
         plan: Some(plan),
         report,
+        partial_report,
         error,
         failure,
         outcome,

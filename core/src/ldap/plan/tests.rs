@@ -1231,12 +1231,18 @@ fn an_apply_stops_at_the_batch_after_its_sync_lock_is_lost() {
     let store = SqliteStore::open_in_memory(system_clock()).unwrap();
     let p = plan(&config, &snapshot, &apply::current(&store, "corp").unwrap());
     let lock = crate::store::SyncLock::lost_after(3);
-    let options = apply::ApplyOptions::new(false).with_lock(&lock);
+    let partial = std::sync::Mutex::new(None);
+    let options = apply::ApplyOptions::new(false)
+        .with_lock(&lock)
+        .with_partial(&partial);
     let err = apply::apply_with(&store, &config, &p, &options).unwrap_err();
     assert_eq!(
         err.to_string(),
         "the sync lock was lost: its session ended; stopped after 2000 of 2502 changes so that two syncs do not write at once"
     );
+    // What it did until then is reported, for the run's record.
+    let done = partial.into_inner().unwrap().unwrap();
+    assert_eq!(done.applied.get(&Action::Create), Some(&2000));
     let d = store.directory("corp").unwrap().unwrap().id;
     assert_eq!(store.list(d, Kind::User).unwrap().len(), 2000);
     assert!(store.list(d, Kind::Group).unwrap().is_empty());
