@@ -491,7 +491,8 @@ usersync_result usersync_sync_run(const struct usersync_service *service,
 // runs in a row (this one included; 0 unless failed). After a failure, pass the time the
 // run ended instead, so that a run that failed after a long read is not retried at once.
 // `jitter_seed` spreads the retries of many directories apart (use something stable per
-// directory). A pure function: no I/O.
+// directory). No I/O; the configuration's cron expression is checked, when it has one, to
+// name a time after the clock's now.
 //
 // Errors: `SYNC_CONFIG`, `INVALID_ARGUMENT` (an unknown outcome), the usual checks.
 usersync_result usersync_sync_next_run(const char *config_toml,

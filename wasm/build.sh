@@ -16,7 +16,7 @@ if [ "$have" != "$want" ]; then
   echo "wasm/build.sh: wasm-bindgen $want is needed (found ${have:-none}): run scripts/setup.sh" >&2
   exit 1
 fi
-[ -x node_modules/.bin/wasm-opt ] || npm ci --no-audit --no-fund
+[ -x node_modules/.bin/wasm-opt ] && [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
 
 cargo build --locked -p usersync-wasm --target wasm32-unknown-unknown --profile wasm
 raw="$target_dir/wasm32-unknown-unknown/wasm/usersync_wasm.wasm"

@@ -174,6 +174,10 @@ pub(crate) fn sync(args: &SyncArgs) -> ExitCode {
 /// again.
 const LOCKED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A next run further than this (a century) is no run: what a schedule that names no more
+/// times gives.
+const NEVER_SECONDS: i64 = 100 * 366 * 86_400;
+
 /// Syncs on the schedule until SIGTERM or Ctrl-C; each run prints one line. The
 /// configuration is the one read at start: restart to change it.
 ///
@@ -206,7 +210,10 @@ fn daemon(
             // The handlers stay installed: a second signal would be swallowed. It ends the
             // process at once instead (a batch in flight rolls back whole).
             rt.block_on(crate::serve::shutdown());
-            eprintln!("stopped at once: the batch in flight is not applied");
+            eprintln!(
+                "stopped at once: a local batch in flight rolls back (requests in flight to \
+                 a remote target may land); the next run converges"
+            );
             std::process::exit(130);
         });
     }
@@ -247,6 +254,14 @@ fn daemon(
             }
         };
         if let Some(due) = due {
+            // A cron expression with a year can stop naming times while the daemon runs.
+            if due.unix_seconds() - system_clock()().unix_seconds() > NEVER_SECONDS {
+                println!(
+                    "the schedule of `{}` names no time from now on: stopping",
+                    config.directory
+                );
+                return ExitCode::FAILURE;
+            }
             sleep_until(due);
         }
         if stopped() {

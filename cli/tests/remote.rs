@@ -261,7 +261,7 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
     server.stop();
 }
 
-/// Group pages without `members` (each group read alone), and users carrying a vendor's
+/// Group pages with `"members": null` (each group read alone), and users carrying a vendor's
 /// attributes, from a real `usersync serve` behind a proxy that answers so.
 fn as_other_servers_list(request: &str, body: &mut Value) {
     let Some(resources) = body.get_mut("Resources").and_then(Value::as_array_mut) else {
@@ -269,7 +269,7 @@ fn as_other_servers_list(request: &str, body: &mut Value) {
     };
     for r in resources {
         if request.contains("/Groups?") {
-            r.as_object_mut().unwrap().remove("members");
+            r["members"] = Value::Null;
         } else {
             r["urn:example:params:scim:schemas:extension:vendor:2.0:User"] = json!({"badge": "7"});
             r["vendorFlag"] = json!(true);

@@ -655,7 +655,7 @@ fn incremental_runs_read_changes_and_still_see_removals() {
     );
     assert_eq!(
         changed.mode.reason,
-        "the searches or mappings changed since the last clean run"
+        "the searches, mappings, URLs or change attribute differ from the last clean run's"
     );
     let again = sync(&config, false);
     assert_eq!(
@@ -688,7 +688,7 @@ fn incremental_runs_read_changes_and_still_see_removals() {
     );
     assert_eq!(
         failover.mode.reason,
-        "the searches or mappings changed since the last clean run"
+        "the searches, mappings, URLs or change attribute differ from the last clean run's"
     );
     assert_eq!(
         sync(&config, false).mode.since,

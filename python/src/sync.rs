@@ -275,8 +275,8 @@ impl Plan {
     /// store (nothing applied; the plan can be applied later). Changes that fail one by one
     /// do not raise: `Report.failures` lists them. `progress(done, total)` is called as
     /// changes are applied; an exception it raises is reported as unraisable, except a
-    /// `KeyboardInterrupt` (Ctrl-C) or `SystemExit`: that one is raised in place of the
-    /// report, once the changes left are applied (the run is on record).
+    /// `KeyboardInterrupt` (Ctrl-C) or `SystemExit`: the apply stops before its next batch
+    /// and that one is raised in place of the report (the run is on record).
     #[pyo3(signature = (*, allow_deletes = false, progress = None))]
     fn apply(
         &self,
@@ -353,9 +353,9 @@ impl Changes {
 /// An `Exception` the callback raises is a bug of the callback: reported as unraisable, and
 /// the apply goes on (its report must not be lost to it). A `KeyboardInterrupt` or
 /// `SystemExit` (a `BaseException` that is no `Exception`), or what a signal handler raises
-/// meanwhile, is the user stopping: the callback is not called again, and the exception is
-/// raised once the apply returns, in place of its report (the run is on record). The core
-/// has no way to stop an apply part-way, so the changes left are applied first.
+/// meanwhile, is the user stopping: the callback is not called again, the apply stops before
+/// its next batch (`ApplyOptions::with_cancel`), and the exception is raised in place of
+/// its report (the run is on record, with what it applied).
 fn apply(
     py: Python<'_>,
     shared: &Shared,

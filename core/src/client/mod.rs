@@ -286,11 +286,21 @@ impl ScimClient {
             self.retries.fetch_add(1, Ordering::Relaxed);
             let delay = wait.unwrap_or_else(|| backoff(&self.options, attempt));
             std::thread::sleep(delay.min(self.options.max_delay));
-            if unsure
-                && let Some(done) = done
-                && let Some(made) = done()?
-            {
-                return Ok((201, made));
+            if unsure && let Some(done) = done {
+                match done() {
+                    Ok(Some(made)) => return Ok((201, made)),
+                    Ok(None) => {}
+                    // Whether it was made cannot be told: sent again, it might be made
+                    // twice, so it fails here (the next run finds it, or makes it).
+                    Err(e) => {
+                        return Err(ClientError::Protocol {
+                            url: url.to_string(),
+                            message: format!(
+                                "the answer to {method} was lost, and whether it took effect cannot be told: {e}"
+                            ),
+                        });
+                    }
+                }
             }
         }
     }
@@ -424,7 +434,7 @@ impl ScimClient {
                 .and_then(|t| usize::try_from(t).ok());
             let last = if cursors {
                 match page.get("nextCursor").and_then(Value::as_str) {
-                    Some(next) if next == cursor => {
+                    Some(next) if !next.is_empty() && next == cursor => {
                         return Err(protocol("the server answered the same cursor again".into()));
                     }
                     Some(next) if !next.is_empty() && got > 0 => {

@@ -560,10 +560,22 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
     }
 }
 
-/// The longest duration a key takes: past it, a schedule would in effect never run.
-const LONGEST_DURATION_DAYS: u64 = 3650;
+/// The longest interval or retry delay of a schedule: past it, the daemon would in effect
+/// never run.
+const LONGEST_SCHEDULE_DAYS: u64 = 3650;
 
-/// `90s`, `15m`, `1h`, `1d`: a whole number and a unit, at most ten years.
+/// A duration of the schedule: at most ten years.
+fn schedule_duration(key: &str, text: &str) -> Result<u64, ConfigError> {
+    match duration(key, text)? {
+        seconds if seconds <= LONGEST_SCHEDULE_DAYS * 86_400 => Ok(seconds),
+        _ => Err(ConfigError::at(
+            key,
+            format!("`{text}` is longer than {LONGEST_SCHEDULE_DAYS} days"),
+        )),
+    }
+}
+
+/// `90s`, `15m`, `1h`, `1d`: a whole number and a unit.
 fn duration(key: &str, text: &str) -> Result<u64, ConfigError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -576,13 +588,9 @@ fn duration(key: &str, text: &str) -> Result<u64, ConfigError> {
         _ => 0,
     };
     match n.parse::<u64>() {
-        Ok(n) if n > 0 && scale > 0 => match n.checked_mul(scale) {
-            Some(seconds) if seconds <= LONGEST_DURATION_DAYS * 86_400 => Ok(seconds),
-            _ => Err(ConfigError::at(
-                key,
-                format!("`{text}` is longer than {LONGEST_DURATION_DAYS} days"),
-            )),
-        },
+        Ok(n) if n > 0 && scale > 0 => n
+            .checked_mul(scale)
+            .ok_or_else(|| ConfigError::at(key, format!("`{text}` is too long"))),
         _ => Err(ConfigError::at(
             key,
             format!(
@@ -658,7 +666,7 @@ impl RawConfig {
                     "give either an interval or a cron expression, not both",
                 ));
             }
-            Some(text) => duration("schedule.interval", text)?,
+            Some(text) => schedule_duration("schedule.interval", text)?,
             None => 3600,
         };
         let cron = self
@@ -669,7 +677,7 @@ impl RawConfig {
             .transpose()
             .map_err(|e| ConfigError::at("schedule.cron", e))?;
         let retry_seconds = match &self.schedule.retry {
-            Some(text) => duration("schedule.retry", text)?,
+            Some(text) => schedule_duration("schedule.retry", text)?,
             None => 60.min(interval_seconds),
         };
         // Checked when off too: a typo in a section kept for later is found now.

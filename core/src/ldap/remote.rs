@@ -251,7 +251,9 @@ impl Target for RemoteTarget {
                 })?;
                 if kind == Kind::Group {
                     group_ids.insert(id.to_owned());
-                    members_of.push((id.to_owned(), value.get("members").cloned()));
+                    // `null` is left out too, as some servers write an unassigned attribute.
+                    let listed = value.get("members").filter(|m| !m.is_null()).cloned();
+                    members_of.push((id.to_owned(), listed));
                 }
                 let resource = Resource {
                     directory: 0,
@@ -286,10 +288,24 @@ impl Target for RemoteTarget {
                 .map(|group| group.get("members").cloned())
         });
         let mut alone: HashMap<String, Option<Value>> = HashMap::default();
+        let mut gone = HashSet::new();
         for (id, members) in unlisted.into_iter().zip(read_alone) {
-            alone.insert(id.clone(), members?);
+            match members {
+                Ok(members) => {
+                    alone.insert(id.clone(), members);
+                }
+                // Deleted since the listing: not held, as if listed a moment later.
+                Err(e) if e.status() == Some(404) => {
+                    gone.insert(id.clone());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+        current.groups.retain(|g| !gone.contains(&g.id));
         for (group, listed) in members_of {
+            if gone.contains(&group) {
+                continue;
+            }
             let members = listed
                 .or_else(|| alone.remove(&group).flatten())
                 .as_ref()
@@ -387,11 +403,10 @@ impl RemoteTarget {
                 }
                 Some(outcome)
             });
-            // Lost: nothing more is sent (not even a rename kept back), and the caller
-            // learns that before any conflict.
-            if let Some(e) = lost.lock().ok().and_then(|mut lost| lost.take()) {
-                return Err(e);
-            }
+            // Lost (or stopped): what was sent is still told into the report, nothing more
+            // is sent (not even a rename kept back), and the caller learns it before any
+            // conflict.
+            let stopped = lost.lock().ok().and_then(|mut lost| lost.take());
             for (change, outcome) in changes.into_iter().zip(outcomes) {
                 match outcome {
                     // Counted as the local store counts: what sent nothing did nothing.
@@ -413,7 +428,9 @@ impl RemoteTarget {
                             continue;
                         }
                         // As into the local store (`Change::keeping_name`).
-                        if let Some(kept) = change.keeping_name() {
+                        if stopped.is_none()
+                            && let Some(kept) = change.keeping_name()
+                        {
                             match self.execute(&kept, &ids) {
                                 Ok(_) => {
                                     message = kept.applied_without_rename(&message);
@@ -431,6 +448,9 @@ impl RemoteTarget {
                         change.name
                     )),
                 }
+            }
+            if let Some(e) = stopped {
+                return Err(e);
             }
             if let Some(message) = conflict {
                 return Err(ApplyError::Conflict(message));
@@ -644,9 +664,11 @@ mod tests {
         let target = RemoteTarget::new(client);
         for (held_for, done) in [(0, 0), (2, 200)] {
             let lock = crate::store::SyncLock::lost_after(held_for);
-            let err = target
-                .apply(&config, &plan, &ApplyOptions::new(false).with_lock(&lock))
-                .unwrap_err();
+            let partial = std::sync::Mutex::new(None);
+            let options = ApplyOptions::new(false)
+                .with_lock(&lock)
+                .with_partial(&partial);
+            let err = target.apply(&config, &plan, &options).unwrap_err();
             assert_eq!(
                 err,
                 ApplyError::LockLost {
@@ -655,6 +677,34 @@ mod tests {
                     total: 250
                 }
             );
+            // What was sent before is in the report (each failed: the endpoint is down).
+            let sent = partial
+                .into_inner()
+                .ok()
+                .flatten()
+                .map(|r| r.failures.len());
+            assert_eq!(sent, Some(done));
         }
+        // A stop asked for, the same way, checked before every request.
+        let asked = AtomicUsize::new(0);
+        let cancel = || asked.fetch_add(1, Ordering::SeqCst) >= 30;
+        let partial = std::sync::Mutex::new(None);
+        let options = ApplyOptions::new(false)
+            .with_cancel(&cancel)
+            .with_partial(&partial);
+        let err = target.apply(&config, &plan, &options).unwrap_err();
+        assert_eq!(
+            err,
+            ApplyError::Cancelled {
+                done: 30,
+                total: 250
+            }
+        );
+        let sent = partial
+            .into_inner()
+            .ok()
+            .flatten()
+            .map(|r| r.failures.len());
+        assert_eq!(sent, Some(30));
     }
 }

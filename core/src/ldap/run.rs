@@ -142,6 +142,10 @@ impl Run {
         if let Some(r) = &self.partial_report {
             out["partial_report"] = serde_json::to_value(r).unwrap_or(Value::Null);
         }
+        if matches!(self.failure, Some(ApplyError::Cancelled { .. })) {
+            // Stopped on request, not failed: the schedule goes on at once (`next_due`).
+            out["cancelled"] = Value::Bool(true);
+        }
         if let Some(e) = &self.error {
             out["error"] = Value::String(e.clone());
         }
@@ -467,7 +471,9 @@ fn mode(
         return full_because("no earlier run left a watermark");
     };
     if last.config != fingerprint(config) {
-        return full_because("the searches or mappings changed since the last clean run");
+        return full_because(
+            "the searches, mappings, URLs or change attribute differ from the last clean run's",
+        );
     }
     let last_full = DateTime::parse(&last.last_full).map_or(i64::MIN, |d| d.unix_seconds());
     let due = i64::try_from(incremental.full_every_seconds).unwrap_or(i64::MAX);

@@ -93,6 +93,10 @@ impl CronDateTime for Utc {
     }
 }
 
+/// How far a run on record may be dated after this node's clock (nodes' clocks differ)
+/// before it counts as dated wrong.
+const SKEW_SECONDS: i64 = 60;
+
 /// How the last run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -157,9 +161,10 @@ pub fn next_run(
 /// When the directory's next sync is due, from its runs on record — which every node
 /// sharing the store reads, so that the nodes keep one schedule: the newest run's start
 /// (its end, after a failure) and how it ended, and how many runs in a row failed without
-/// applying. `None` (due now) before the first run. A run on record dated after `now` (a
-/// clock that was ahead, a restored snapshot) counts as run now: it would otherwise hold
-/// every node's schedule back until the clocks caught up.
+/// applying. `None` (due now) before the first run. Due `now` after a run on record dated
+/// after `now` (a clock that was ahead, a restored snapshot; past a minute of skew between
+/// nodes), which would otherwise hold every node's schedule back until the clocks caught
+/// up, and after a run stopped on request (a daemon restarted mid-import): it goes on.
 ///
 /// # Errors
 /// [`StoreError`] when the runs cannot be read.
@@ -175,6 +180,11 @@ pub fn next_due(
     let Some(last) = runs.first() else {
         return Ok(None);
     };
+    if last.started.unix_seconds() > now.unix_seconds().saturating_add(SKEW_SECONDS)
+        || last.report.get("cancelled") == Some(&serde_json::Value::Bool(true))
+    {
+        return Ok(Some(now));
+    }
     // A run that applied counts as done even when some objects failed (they are retried
     // by the next regular run); one that did not apply is retried with backoff.
     let unapplied = |r: &SyncRun| r.outcome == "failed" && r.report.get("report").is_none();
@@ -194,7 +204,7 @@ pub fn next_due(
     };
     Ok(Some(next_run(
         &config.schedule,
-        since.min(now),
+        since,
         outcome,
         name_hash(&config.directory),
     )))
@@ -296,11 +306,27 @@ mod tests {
             .unwrap();
         let due = next_due(&config, &store, at(20_000)).unwrap().unwrap();
         assert!(due.unix_seconds() >= 12_654, "{due}");
-        // A run dated after this machine's clock counts as run now.
-        add(900_000, "succeeded", serde_json::json!({"report": {}}));
+        // A run stopped on request goes on at once (a daemon restarted mid-import).
+        add(
+            20_000,
+            "failed",
+            serde_json::json!({"error": "the apply was stopped", "cancelled": true}),
+        );
         assert_eq!(
-            next_due(&config, &store, at(20_000)).unwrap(),
-            Some(at(23_600))
+            next_due(&config, &store, at(20_100)).unwrap(),
+            Some(at(20_100))
+        );
+        // A run dated after this machine's clock is due now, and stays due as the daemon
+        // asks again later (due "an interval from now" would move away with the clock).
+        add(900_000, "succeeded", serde_json::json!({"report": {}}));
+        for now in [20_000, 20_200, 30_000] {
+            assert_eq!(next_due(&config, &store, at(now)).unwrap(), Some(at(now)));
+        }
+        // Within the skew between nodes' clocks, it counts as it is.
+        add(30_030, "succeeded", serde_json::json!({"report": {}}));
+        assert_eq!(
+            next_due(&config, &store, at(30_000)).unwrap(),
+            Some(at(33_630))
         );
     }
 

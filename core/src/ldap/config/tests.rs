@@ -377,12 +377,17 @@ fn errors_name_the_key() {
         (
             "[schedule]\ninterval = \"9999999999999999d\"",
             "",
-            "`schedule.interval`: `9999999999999999d` is longer than 3650 days",
+            "`schedule.interval`: `9999999999999999d` is too long",
         ),
         (
             "[schedule]\ninterval = \"3651d\"",
             "",
             "`schedule.interval`: `3651d` is longer than 3650 days",
+        ),
+        (
+            "[incremental]\nfull_every = \"99999999999999999999d\"",
+            "",
+            "`incremental.full_every`: `99999999999999999999d` is not a duration",
         ),
         (
             "[incremental]\nenabled = false\noverlap = \"banana\"",
