@@ -285,144 +285,133 @@ fn counting_more(_: &str, body: &mut Value) {
     }
 }
 
+/// An agent feeding a real `usersync serve` (behind proxies a test starts) from a slapd
+/// holding `uids` and a group `staff` of `members`.
+struct Agent {
+    slapd: Slapd,
+    server: Server,
+    token: String,
+    config: String,
+    db: String,
+}
+
+impl Agent {
+    fn start(name: &str, uids: &[&str], members: &[&str], policy: &str) -> Self {
+        let slapd = Slapd::start(name);
+        let mut ldif = String::new();
+        for uid in uids {
+            ldif.push_str(&format!(
+                "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\n"
+            ));
+        }
+        ldif.push_str(&format!(
+            "dn: cn=staff,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: staff\n"
+        ));
+        for uid in members {
+            ldif.push_str(&format!("member: uid={uid},ou=people,{BASE}\n"));
+        }
+        slapd.add(&ldif);
+        let server = Server::start(&temp_db(&format!("{name}-server")));
+        let token = server.token.clone().unwrap();
+        let db = temp_db(&format!("{name}-agent"));
+        let config = db.with_file_name("corp.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
+                 bind_password_env = \"USERSYNC_CLI_TEST_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n\
+                 [groups]\nbase = \"ou=groups,{BASE}\"\n[policy]\n{policy}\n",
+                slapd.url
+            ),
+        )
+        .unwrap();
+        Self {
+            slapd,
+            server,
+            token,
+            config: config.to_str().unwrap().to_owned(),
+            db: db.to_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A proxy to the server that answers as `faults` says.
+    fn proxy(&self, faults: Faults) -> FaultyProxy {
+        FaultyProxy::start(&self.server.addr, faults)
+    }
+
+    /// `usersync <command>` (`plan`, `sync`) through `proxy`, with `extra` arguments.
+    fn run(&self, proxy: &FaultyProxy, command: &str, extra: &[&str]) -> (i32, String, String) {
+        let target = format!("http://{}/scim/v2/default", proxy.addr);
+        let mut args = vec![
+            command,
+            "--config",
+            &self.config,
+            "--db",
+            &self.db,
+            "--target",
+            &target,
+            "--token-env",
+            TOKEN_VAR,
+        ];
+        args.extend_from_slice(extra);
+        run(&self.token, &args)
+    }
+
+    /// The members of `staff` at the server, by userName.
+    fn staff(&self) -> Vec<String> {
+        let users = by_anchor(&self.server, &self.token, "Users");
+        let groups = by_anchor(&self.server, &self.token, "Groups");
+        member_names(find(&groups, "displayName", "staff"), &users)
+    }
+}
+
 #[test]
 fn a_target_that_lists_otherwise_is_read_whole_or_not_at_all() {
-    let slapd = Slapd::start("cli-remote-lists");
-    let mut ldif = String::new();
-    for uid in ["ann", "bob"] {
-        ldif.push_str(&format!(
-            "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\n"
-        ));
-    }
-    ldif.push_str(&format!(
-        "dn: cn=staff,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: staff\nmember: uid=ann,ou=people,{BASE}\n\
-         member: uid=bob,ou=people,{BASE}\n"
-    ));
-    slapd.add(&ldif);
-    let server_db = temp_db("cli-remote-lists-server");
-    let server = Server::start(&server_db);
-    let token = server.token.clone().unwrap();
-    let proxy = |rewrite: fn(&str, &mut Value)| {
-        FaultyProxy::start(
-            &server.addr,
-            Faults {
-                rewrite: Some(rewrite),
-                ..Faults::default()
-            },
-        )
-    };
-    let agent_db = temp_db("cli-remote-lists-agent");
-    let config = agent_db.with_file_name("corp.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
-             bind_password_env = \"USERSYNC_CLI_TEST_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n\
-             [groups]\nbase = \"ou=groups,{BASE}\"\n[policy]\nmax_member_removal_percent = 100.0\n",
-            slapd.url
-        ),
-    )
-    .unwrap();
-    let (config, agent_db) = (config.to_str().unwrap(), agent_db.to_str().unwrap());
-    let sync = |proxy: &FaultyProxy, command: &str| {
-        let target = format!("http://{}/scim/v2/default", proxy.addr);
-        run(
-            &token,
-            &[
-                command,
-                "--config",
-                config,
-                "--db",
-                agent_db,
-                "--target",
-                &target,
-                "--token-env",
-                TOKEN_VAR,
-            ],
-        )
-    };
-    let other = proxy(as_other_servers_list);
-    let (code, out, err) = sync(&other, "sync");
+    let agent = Agent::start(
+        "cli-remote-lists",
+        &["ann", "bob"],
+        &["ann", "bob"],
+        "max_member_removal_percent = 100.0",
+    );
+    let other = agent.proxy(Faults {
+        rewrite: Some(as_other_servers_list),
+        ..Faults::default()
+    });
+    let (code, out, err) = agent.run(&other, "sync", &[]);
     assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = sync(&other, "plan");
+    let (code, out, err) = agent.run(&other, "plan", &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "No changes: `corp` is in step with the source.");
 
     // bob leaves the group: the member list read alone shows him, so he is removed.
-    slapd.modify(&format!(
+    agent.slapd.modify(&format!(
         "dn: cn=staff,ou=groups,{BASE}\nchangetype: modify\ndelete: member\nmember: uid=bob,ou=people,{BASE}\n"
     ));
-    let (code, out, err) = sync(&other, "sync");
+    let (code, out, err) = agent.run(&other, "sync", &[]);
     assert_eq!(code, 0, "{out}{err}");
-    let users = by_anchor(&server, &token, "Users");
-    let groups = by_anchor(&server, &token, "Groups");
-    assert_eq!(
-        member_names(find(&groups, "displayName", "staff"), &users),
-        ["ann"]
-    );
+    assert_eq!(agent.staff(), ["ann"]);
 
     // A listing that ends before the count it gave is an error, not a smaller target.
-    let short = proxy(counting_more);
-    let (code, out, err) = sync(&short, "plan");
+    let short = agent.proxy(Faults {
+        rewrite: Some(counting_more),
+        ..Faults::default()
+    });
+    let (code, out, err) = agent.run(&short, "plan", &[]);
     assert_eq!(code, 1, "{out}");
     assert!(err.contains("the listing ended after"), "{err}");
-    server.stop();
+    agent.server.stop();
 }
 
 /// A create the server made but whose answer was lost (a gateway's 504) is looked up by
 /// its anchor before it is sent again: made once, never twice.
 #[test]
 fn a_create_whose_answer_is_lost_is_made_once() {
-    let slapd = Slapd::start("cli-remote-lost");
-    let mut ldif = String::new();
-    for uid in ["ann", "bob", "cid"] {
-        ldif.push_str(&format!(
-            "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\n"
-        ));
-    }
-    ldif.push_str(&format!(
-        "dn: cn=staff,ou=groups,{BASE}\nobjectClass: groupOfNames\ncn: staff\nmember: uid=ann,ou=people,{BASE}\n"
-    ));
-    slapd.add(&ldif);
-    let server_db = temp_db("cli-remote-lost-server");
-    let server = Server::start(&server_db);
-    let token = server.token.clone().unwrap();
-    let proxy = FaultyProxy::start(
-        &server.addr,
-        Faults {
-            lost_post_answer_every: 2,
-            ..Faults::default()
-        },
-    );
-    let agent_db = temp_db("cli-remote-lost-agent");
-    let config = agent_db.with_file_name("corp.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
-             bind_password_env = \"USERSYNC_CLI_TEST_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n\
-             [groups]\nbase = \"ou=groups,{BASE}\"\n",
-            slapd.url
-        ),
-    )
-    .unwrap();
-    let target = format!("http://{}/scim/v2/default", proxy.addr);
-    let (code, out, err) = run(
-        &token,
-        &[
-            "sync",
-            "--config",
-            config.to_str().unwrap(),
-            "--db",
-            agent_db.to_str().unwrap(),
-            "--target",
-            &target,
-            "--token-env",
-            TOKEN_VAR,
-            "--concurrency",
-            "1",
-        ],
-    );
+    let agent = Agent::start("cli-remote-lost", &["ann", "bob", "cid"], &["ann"], "");
+    let proxy = agent.proxy(Faults {
+        lost_post_answer_every: 2,
+        ..Faults::default()
+    });
+    let (code, out, err) = agent.run(&proxy, "sync", &["--concurrency", "1"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("applied 5 changes"), "{out}");
     assert!(proxy.faults() >= 2, "{} answers lost", proxy.faults());
@@ -431,12 +420,7 @@ fn a_create_whose_answer_is_lost_is_made_once() {
         4,
         "three users and a group, each posted once"
     );
-    let users = by_anchor(&server, &token, "Users");
-    assert_eq!(users.len(), 3, "{users:?}");
-    let groups = by_anchor(&server, &token, "Groups");
-    assert_eq!(
-        member_names(find(&groups, "displayName", "staff"), &users),
-        ["ann"]
-    );
-    server.stop();
+    assert_eq!(by_anchor(&agent.server, &agent.token, "Users").len(), 3);
+    assert_eq!(agent.staff(), ["ann"]);
+    agent.server.stop();
 }
