@@ -559,6 +559,7 @@ fn record(
     if let Some(w) = watermark {
         report["watermark"] = serde_json::to_value(w).unwrap_or(Value::Null);
     }
+    keep_first_reasons(&mut report);
     records.add_run(SyncRun {
         id: 0,
         directory: d.id,
@@ -568,6 +569,28 @@ fn record(
         report,
     })?;
     Ok(())
+}
+
+/// How many per-object reasons (failures, conflicts) a run's record keeps of each list.
+pub const KEPT_REASONS: usize = 1000;
+
+/// The record's lists of per-object reasons cut to their first [`KEPT_REASONS`], with how
+/// many were left out (`failures_omitted`…): a run where every one of 100,000 users failed
+/// would otherwise keep megabytes that every schedule check and plan reads back.
+fn keep_first_reasons(record: &mut Value) {
+    for report in ["report", "partial_report"] {
+        for list in ["failures", "conflicts"] {
+            let Some(Value::Array(items)) = record.get_mut(report).and_then(|r| r.get_mut(list))
+            else {
+                continue;
+            };
+            if items.len() > KEPT_REASONS {
+                let omitted = items.len() - KEPT_REASONS;
+                items.truncate(KEPT_REASONS);
+                record[report][format!("{list}_omitted")] = Value::from(omitted);
+            }
+        }
+    }
 }
 
 /// What decides which entries a run reads and how they map, and where and by which
@@ -634,6 +657,25 @@ mod tests {
         assert_eq!(next_usn(&snapshot), snapshot.usn);
         snapshot.partial_groups = vec![("CN=Big".into(), "timed out".into())];
         assert_eq!(next_usn(&snapshot), None);
+    }
+
+    /// A record keeps the first reasons of each list, and how many it left out.
+    #[test]
+    fn a_record_keeps_the_first_reasons() {
+        let failures: Vec<String> = (0..KEPT_REASONS + 5).map(|i| format!("user {i}")).collect();
+        let mut record = json!({
+            "report": {"failures": failures, "conflicts": ["one"]},
+            "partial_report": {"failures": failures},
+        });
+        keep_first_reasons(&mut record);
+        for report in ["report", "partial_report"] {
+            let kept = record[report]["failures"].as_array().map(Vec::len);
+            assert_eq!(kept, Some(KEPT_REASONS));
+            assert_eq!(record[report]["failures_omitted"], 5);
+            assert_eq!(record[report]["failures"][0], "user 0");
+        }
+        assert_eq!(record["report"]["conflicts"], json!(["one"]));
+        assert!(record["report"].get("conflicts_omitted").is_none());
     }
 
     #[test]
