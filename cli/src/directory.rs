@@ -16,7 +16,12 @@ pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
     /// The SQLite database (created when missing), or a PostgreSQL URL.
-    #[arg(long, global = true, default_value = "usersync.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "USERSYNC_DB",
+        default_value = "usersync.db"
+    )]
     db: PathBuf,
     /// Print JSON instead of text.
     #[arg(long, global = true)]

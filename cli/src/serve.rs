@@ -20,7 +20,7 @@ use usersync_core::store::{
 pub(crate) struct Args {
     /// The SQLite database (created when missing), or a PostgreSQL URL
     /// (`postgres://user@host/database`) for several nodes on one user base.
-    #[arg(long, default_value = "usersync.db")]
+    #[arg(long, env = "USERSYNC_DB", default_value = "usersync.db")]
     db: PathBuf,
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -31,6 +31,11 @@ pub(crate) struct Args {
     /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, requires = "tls_cert", value_name = "PEM")]
     tls_key: Option<PathBuf>,
+    /// Seconds a client may take to send a request's headers, and again its body; a
+    /// connection idle for as long is closed. At stop, requests in flight get as long to
+    /// finish.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout: u64,
 }
 
 /// Bodies larger than this are refused before they are read whole; the service's own limit
@@ -106,33 +111,42 @@ async fn serve(store: Arc<dyn Store>, args: &Args) -> Result<(), String> {
     })?;
     println!("serving {}: {}", names.len(), names.join(", "));
     tokio::spawn(purge_hourly(store.clone()));
+    let timeout = std::time::Duration::from_secs(args.request_timeout);
     let state = AppState {
         service: Arc::new(Service::new(store)),
         inline: !crate::is_remote(&args.db),
+        body_timeout: timeout,
     };
     let app = Router::new().fallback(handle).with_state(state);
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        shutdown().await;
+        // New connections are refused; requests in flight get the timeout to finish.
+        stopping.graceful_shutdown(Some(timeout));
+    });
+    let listener = listener.into_std().map_err(|e| e.to_string())?;
+    // A connection that sends no request, or its headers too slowly, is closed after the
+    // timeout (the first request's timer runs from the connection, the header timer while
+    // a connection waits for each next request, so both bound idle ones): without them, clients that connect and send nothing held the
+    // server's connections and file descriptors for ever, before any token was checked.
     match tls {
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| e.to_string())?,
-        Some(config) => {
-            let handle = axum_server::Handle::new();
-            let stopping = handle.clone();
-            tokio::spawn(async move {
-                shutdown().await;
-                // In-flight requests finish; new connections are refused.
-                stopping.graceful_shutdown(None);
-            });
-            let listener = listener.into_std().map_err(|e| e.to_string())?;
-            axum_server::from_tcp_rustls(listener, config)
+        None => {
+            let mut server = axum_server::from_tcp(listener)
                 .map_err(|e| e.to_string())?
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await
-                .map_err(|e| e.to_string())?;
+                .first_request_timeout(timeout);
+            server.http_builder().http1().header_read_timeout(timeout);
+            server.handle(handle).serve(app.into_make_service()).await
+        }
+        Some(config) => {
+            let mut server = axum_server::from_tcp_rustls(listener, config)
+                .map_err(|e| e.to_string())?
+                .first_request_timeout(timeout);
+            server.http_builder().http1().header_read_timeout(timeout);
+            server.handle(handle).serve(app.into_make_service()).await
         }
     }
+    .map_err(|e| e.to_string())?;
     // In-flight requests have finished; the store closes when the last `Arc` drops.
     tracing::info!("stopped");
     Ok(())
@@ -189,18 +203,29 @@ struct AppState {
     /// SQLite store; a PostgreSQL client blocks on a runtime of its own, which must not run
     /// inside this one.
     inline: bool,
+    /// How long a request's body may take to arrive.
+    body_timeout: std::time::Duration,
 }
 
 async fn handle(State(state): State<AppState>, request: Request) -> Response<Body> {
     let service = &state.service;
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let body = match to_bytes(body, BODY_LIMIT).await {
-        Ok(b) => b.to_vec(),
-        Err(_) => {
+    let body = match tokio::time::timeout(state.body_timeout, to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(b)) => b.to_vec(),
+        Ok(Err(_)) => {
             return scim_error(
                 413,
                 format!("the body is larger than {BODY_LIMIT} bytes, or was not sent whole"),
+            );
+        }
+        Err(_) => {
+            return scim_error(
+                408,
+                format!(
+                    "the body did not arrive within {} s",
+                    state.body_timeout.as_secs()
+                ),
             );
         }
     };

@@ -20,7 +20,7 @@ pub(crate) struct Args {
     config: PathBuf,
     /// The store: an SQLite database file, or a PostgreSQL URL (`postgres://…`) shared
     /// with other nodes.
-    #[arg(long, default_value = "usersync.db")]
+    #[arg(long, env = "USERSYNC_DB", default_value = "usersync.db")]
     db: PathBuf,
     /// Print JSON instead of the table.
     #[arg(long)]

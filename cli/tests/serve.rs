@@ -127,6 +127,16 @@ fn tokens_rotate_and_revoke_from_the_command_line() {
     )
     .unwrap();
     let first = created["token"].as_str().unwrap().to_owned();
+    // `USERSYNC_DB` stands for `--db` (a PostgreSQL URL's password then stays out of `ps`).
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
+        .args(["directory", "list"])
+        .env("USERSYNC_DB", db_arg)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("entra"),
+        "{listed:?}"
+    );
     let rotated: Value = serde_json::from_slice(
         &usersync(&[
             "directory",
@@ -545,4 +555,60 @@ fn two_nodes_serve_one_postgres_database() {
         "{stderr}"
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+/// Clients that connect and send nothing, or send a body too slowly, are cut off after
+/// `--request-timeout` instead of holding a connection for ever.
+#[test]
+fn slow_and_silent_clients_are_cut_off() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    let db = temp_db("serve-timeouts");
+    let server = Server::start_with(&db, &["--request-timeout", "1"]);
+    let token = server.token.clone().unwrap();
+    let connect = || {
+        let s = std::net::TcpStream::connect(&server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+    // Silent: closed by the server, well before the test's own 10 s.
+    let started = Instant::now();
+    let mut silent = connect();
+    let mut answer = Vec::new();
+    silent.read_to_end(&mut answer).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // A body that stops half-way: 408, a SCIM error.
+    let started = Instant::now();
+    let mut slow = connect();
+    write!(
+        slow,
+        "POST /scim/v2/default/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: 100\r\n\r\n{{\"userName\":"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 1 s"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // A client that keeps its connection idle after a request is closed too.
+    let mut idle = connect();
+    write!(
+        idle,
+        "GET /scim/v2/default/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    idle.read_to_end(&mut answer).unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    server.stop();
 }
