@@ -211,6 +211,20 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response<Bod
     let service = &state.service;
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    // A body is taken in only from a client with the directory's token.
+    if matches!(parts.method.as_str(), "POST" | "PUT" | "PATCH") {
+        let authorization = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let refused = tokio::task::block_in_place(|| {
+            service.refuse_unauthorized(parts.uri.path(), authorization)
+        });
+        if let Some(refused) = refused {
+            tracing::info!(method = %parts.method, path = %parts.uri.path(), status = refused.status, "request");
+            return http_response(refused);
+        }
+    }
     let body = match tokio::time::timeout(state.body_timeout, to_bytes(body, BODY_LIMIT)).await {
         Ok(Ok(b)) => b.to_vec(),
         Ok(Err(_)) => {

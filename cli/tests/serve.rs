@@ -100,7 +100,8 @@ fn first_start_creates_a_directory_and_a_token_that_works() {
             None
         )
         .0,
-        403
+        401,
+        "another directory's token"
     );
     assert_eq!(
         http(&addr, "GET", "/scim/v2/okta/Users", Some(&okta_token), None).0,
@@ -600,6 +601,17 @@ fn slow_and_silent_clients_are_cut_off() {
         "{:?}",
         started.elapsed()
     );
+    // Without the token, a body is not waited for: 401 at once, not 408.
+    let mut stranger = connect();
+    write!(
+        stranger,
+        "PUT /scim/v2/default/Users/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n\
+         Content-Length: 1000000\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stranger.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     // A client that keeps its connection idle after a request is closed too.
     let mut idle = connect();
     write!(

@@ -323,6 +323,45 @@ impl Service {
         }
     }
 
+    /// `None` when a request to `path` with this `Authorization` header passes the token
+    /// check as [`Service::handle`] makes it, else the answer: for a server to refuse a
+    /// request before it reads the body, which a client without the token could otherwise
+    /// make it take in.
+    pub fn refuse_unauthorized(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Option<ScimResponse> {
+        self.authorized(path, authorization)
+            .err()
+            .map(|e| e.to_response())
+    }
+
+    /// The directory a request to `path` is for, and the rest of the path, once its token
+    /// passes. Without a valid token, an unknown directory answers as a known one does
+    /// (401), so that a client cannot probe which names exist.
+    fn authorized<'p>(
+        &self,
+        path: &'p str,
+        authorization: Option<&str>,
+    ) -> Result<(Directory, &'p str, &'p str), ScimError> {
+        let path = path.split('?').next().unwrap_or("");
+        let rest = path.strip_prefix("/scim/v2/").ok_or_else(|| {
+            ScimError::not_found("SCIM endpoints are under /scim/v2/<directory>/")
+        })?;
+        let (dir_name, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        let directory = match self.directory(dir_name) {
+            Err(e) if e.status == 404 && self.config.require_token => {
+                return Err(token::refused(authorization));
+            }
+            found => found?,
+        };
+        if self.config.require_token {
+            token::authorize(&*self.store, &directory, authorization)?;
+        }
+        Ok((directory, dir_name, rest))
+    }
+
     /// The directory `name`, from the cache when it was found before.
     fn directory(&self, name: &str) -> Result<Directory, ScimError> {
         let cached = self
@@ -346,15 +385,8 @@ impl Service {
     }
 
     fn dispatch(&self, req: &ScimRequest) -> Result<ScimResponse, ScimError> {
-        let path = req.path.split('?').next().unwrap_or("");
-        let rest = path.strip_prefix("/scim/v2/").ok_or_else(|| {
-            ScimError::not_found("SCIM endpoints are under /scim/v2/<directory>/")
-        })?;
-        let (dir_name, rest) = rest.split_once('/').unwrap_or((rest, ""));
-        let directory = self.directory(dir_name)?;
-        if self.config.require_token {
-            token::authorize(&*self.store, &directory, req.header("Authorization"))?;
-        }
+        let (directory, dir_name, rest) =
+            self.authorized(&req.path, req.header("Authorization"))?;
         let base = format!("/scim/v2/{dir_name}");
         let route = route(rest.trim_end_matches('/'))
             .ok_or_else(|| ScimError::not_found(format!("no endpoint `/{rest}`")))?;

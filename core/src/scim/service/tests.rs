@@ -590,10 +590,21 @@ fn tokens_guard_each_directory() {
     };
     assert_eq!(with(&old).status, 200);
     assert_eq!(with(&new).status, 200, "two tokens valid during rotation");
-    let r = with(&foreign);
-    assert_error(&r, 403, None);
+    // Another directory's token is refused as any wrong token is; an unknown directory
+    // answers the same, so that its name cannot be probed.
+    let refused = with(&foreign);
+    assert_error(&refused, 401, None);
     let r = with("usersync_0000");
     assert_error(&r, 401, None);
+    assert_eq!(r.body, refused.body);
+    let unknown = call(
+        &s,
+        ScimRequest::new("GET", "/scim/v2/nope/Users")
+            .with_header("Authorization", &format!("Bearer {foreign}")),
+    );
+    assert_error(&unknown, 401, None);
+    assert_eq!(unknown.body, refused.body);
+    assert_error(&get(&s, "/scim/v2/nope/Users", ""), 401, None);
     assert_eq!(
         r.response.header("WWW-Authenticate"),
         Some("Bearer realm=\"usersync\"")

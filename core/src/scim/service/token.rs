@@ -60,40 +60,49 @@ fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Checks the `Authorization` header for `directory`: 401 without a valid token, 403 for a
-/// token of another directory.
+/// Checks the `Authorization` header for `directory`: 401 without a token valid for it.
+/// A token of another directory is refused the same way: telling it apart read every
+/// directory's tokens for each refused request, and told a prober which tokens are live.
 pub(super) fn authorize(
     store: &dyn Store,
     directory: &Directory,
     authorization: Option<&str>,
 ) -> Result<(), ScimError> {
+    let presented = presented(authorization)?;
+    let valid = store
+        .tokens(directory.id)?
+        .iter()
+        .fold(false, |hit, t| hit | bool::from(t.hash.ct_eq(&presented)));
+    if valid {
+        Ok(())
+    } else {
+        Err(refused(authorization))
+    }
+}
+
+/// The hash of the Bearer token in the `Authorization` header, or why there is none.
+fn presented(authorization: Option<&str>) -> Result<[u8; 32], ScimError> {
     let unauthorized = |detail: &str| ScimError::new(401, None, detail);
     let Some(header) = authorization else {
         return Err(unauthorized(
             "send the directory's token as `Authorization: Bearer <token>`",
         ));
     };
-    let presented = match header.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => return Err(unauthorized("only Bearer tokens are accepted")),
-    };
-    let presented = hash(presented);
-    let matches = |tokens: &[StoredToken]| {
-        tokens
-            .iter()
-            .fold(false, |hit, t| hit | bool::from(t.hash.ct_eq(&presented)))
-    };
-    if matches(&store.tokens(directory.id)?) {
-        return Ok(());
+    match header.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(hash(token.trim())),
+        _ => Err(unauthorized("only Bearer tokens are accepted")),
     }
-    for other in store.directories()? {
-        if other.id != directory.id && matches(&store.tokens(other.id)?) {
-            return Err(ScimError::new(
-                403,
-                None,
-                "this token belongs to another directory",
-            ));
-        }
+}
+
+/// The 401 of a request whose token is not valid for its directory, or whose directory
+/// does not exist: the same answer for both.
+pub(super) fn refused(authorization: Option<&str>) -> ScimError {
+    match presented(authorization) {
+        Err(e) => e,
+        Ok(_) => ScimError::new(
+            401,
+            None,
+            "the token is not valid for this directory (or there is no such directory)",
+        ),
     }
-    Err(unauthorized("the token is not valid for this directory"))
 }
