@@ -384,7 +384,10 @@ void usersync_service_free(struct usersync_service *service);
 //
 // Every answer, errors included (400, 401, 404, 409, 412, 413…), is a response: the result
 // is `USERSYNC_RESULT_OK` whenever a response was made. Only bad arguments (`NULL_PARAMETER`,
-// `INVALID_UTF8` in the method, path, query or headers) or a bug (`PANIC`) fail the call.
+// `INVALID_UTF8` in the method, path or query, `INVALID_ARGUMENT` for a length past any
+// buffer such as `(size_t)-1`) or a bug (`PANIC`) fail the call. A header whose name or
+// value is not UTF-8 (HTTP allows Latin-1 bytes, say in `User-Agent`) is passed over: the
+// headers the service reads are ASCII.
 //
 // Thread-safe: call it from every server thread at once on one handle.
 usersync_result usersync_service_handle(const struct usersync_service *service,
@@ -459,8 +462,10 @@ void usersync_plan_free(struct usersync_plan *plan);
 //
 // The report is written whenever the apply ran, also when the result is
 // `SYNC_BLOCKED` (nothing applied: the plan crosses a threshold), `SYNC_PARTIAL` (some
-// changes failed), `SYNC_CONFLICT` or `SYNC_TARGET` (the store failed part-way; what was
-// applied stays and the next run converges). `INVALID_ARGUMENT` for a plan already applied
+// changes failed), `SYNC_CONFLICT` or `SYNC_TARGET` (the store failed part-way, or after
+// the apply when the run could not be recorded; what was applied stays and the next run
+// converges). Otherwise `*report_json_out` is set to NULL: free it whatever the
+// result (`usersync_string_free` takes NULL). `INVALID_ARGUMENT` for a plan already applied
 // or made with another service; `SYNC_BUSY` while another sync of the directory runs, in
 // any process using the same store (the plan stays unapplied: apply it later or make a
 // new one).

@@ -180,10 +180,11 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Keeps `message` as the calling thread's last error.
+/// Keeps `message` as the calling thread's last error (dropped on a thread whose
+/// thread-locals are already gone: a call from a TLS destructor must not panic out).
 fn set_error(message: impl Into<String>) {
     let message = message.into();
-    LAST_ERROR.with(|e| *e.borrow_mut() = message);
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = message);
 }
 
 /// Copies the calling thread's last error message (of the last call that failed on this
@@ -202,11 +203,15 @@ pub extern "C" fn usersync_last_error(
         if len_out.is_null() || (buf.is_null() && buf_len > 0) {
             return Err(usersync_result::NullParameter);
         }
-        LAST_ERROR.with(|e| {
+        let copied = LAST_ERROR.try_with(|e| {
             let message = e.borrow();
             let bytes = message.as_bytes();
             if buf_len > 0 {
-                let n = bytes.len().min(buf_len - 1);
+                // Cut on a character's start: what the caller gets stays UTF-8.
+                let mut n = bytes.len().min(buf_len - 1);
+                while !message.is_char_boundary(n) {
+                    n -= 1;
+                }
                 // SAFETY: `buf` is non-NULL and the caller promises `buf_len` writable bytes;
                 // at most `buf_len` are written.
                 unsafe {
@@ -217,6 +222,14 @@ pub extern "C" fn usersync_last_error(
             // SAFETY: checked non-NULL above.
             unsafe { *len_out = bytes.len() };
         });
+        if copied.is_err() {
+            // SAFETY: checked non-NULL above; the thread's message is gone: none.
+            unsafe { *len_out = 0 };
+            if buf_len > 0 {
+                // SAFETY: `buf` is non-NULL with at least one writable byte.
+                unsafe { *buf = 0 };
+            }
+        }
         Ok(())
     })
 }
@@ -279,8 +292,9 @@ fn text<'a>(ptr: *const c_char, len: usize, name: &str) -> Result<&'a str, users
             format!("`{name}` is NULL"),
         ));
     }
+    check_length(len, 1, name)?;
     // SAFETY: `ptr` is non-NULL and the caller promises `len` readable bytes that stay valid
-    // and unchanged for the call.
+    // and unchanged for the call; `len` is within what a slice may span.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
     std::str::from_utf8(bytes).map_err(|e| {
         fail(
@@ -288,6 +302,20 @@ fn text<'a>(ptr: *const c_char, len: usize, name: &str) -> Result<&'a str, users
             format!("`{name}` is not UTF-8 (at byte {})", e.valid_up_to()),
         )
     })
+}
+
+/// Refuses a length of `len` items of `size` bytes past what a slice may span (`isize::MAX`
+/// bytes): `(size_t)-1`, SQLite's "up to the NUL", would otherwise be undefined behaviour.
+fn check_length(len: usize, size: usize, name: &str) -> Result<(), usersync_result> {
+    match len.checked_mul(size) {
+        Some(bytes) if isize::try_from(bytes).is_ok() => Ok(()),
+        _ => Err(fail(
+            usersync_result::InvalidArgument,
+            format!(
+                "the length of `{name}` is {len}: more than any buffer holds (lengths are counts of bytes, never -1)"
+            ),
+        )),
+    }
 }
 
 /// Checks that an out-parameter named `name` is not NULL.

@@ -63,7 +63,7 @@ pub extern "C" fn usersync_resource_get(
     guard(|| {
         let service = self::service(service)?;
         out(json_out, "json_out")?;
-        let directory = text(directory, directory_len, "directory")?;
+        let directory = directory_name(text(directory, directory_len, "directory")?)?;
         let id = text(id, id_len, "id")?;
         if id.is_empty() || id.contains(['/', '?', '#']) {
             return Err(fail(
@@ -101,7 +101,7 @@ pub extern "C" fn usersync_resource_list(
     guard(|| {
         let service = self::service(service)?;
         out(json_out, "json_out")?;
-        let directory = text(directory, directory_len, "directory")?;
+        let directory = directory_name(text(directory, directory_len, "directory")?)?;
         let filter = text(filter, filter_len, "filter")?;
         let path = format!("/scim/v2/{directory}/{}", collection(kind)?);
         let mut request = ScimRequest::new("GET", &path)
@@ -210,4 +210,16 @@ pub extern "C" fn usersync_events_wait(
         write(available_out, available);
         Ok(())
     })
+}
+
+/// `name` as the one path segment a directory's name is: with `/`, `?` or `#` it would
+/// reach another endpoint of the directory (a group read as a user, one user as a list).
+fn directory_name(name: &str) -> Result<&str, usersync_result> {
+    if name.contains(['/', '?', '#']) {
+        return Err(fail(
+            usersync_result::NotFound,
+            format!("no directory `{name}`"),
+        ));
+    }
+    Ok(name)
 }

@@ -9,7 +9,7 @@ use usersync_core::scim::schema::SchemaRegistry;
 use usersync_core::scim::service::{ScimRequest, ScimResponse, Service, ServiceConfig, new_ids};
 use usersync_core::store::{Store, system_clock};
 
-use crate::{fail, guard, out, store_error, text, usersync_result, write};
+use crate::{check_length, fail, guard, out, store_error, text, usersync_result, write};
 
 /// A usersync service over one database: the SCIM endpoint, reads for the platform, the
 /// directories, and LDAP syncs.
@@ -177,7 +177,10 @@ pub struct usersync_response {
 ///
 /// Every answer, errors included (400, 401, 404, 409, 412, 413…), is a response: the result
 /// is `USERSYNC_RESULT_OK` whenever a response was made. Only bad arguments (`NULL_PARAMETER`,
-/// `INVALID_UTF8` in the method, path, query or headers) or a bug (`PANIC`) fail the call.
+/// `INVALID_UTF8` in the method, path or query, `INVALID_ARGUMENT` for a length past any
+/// buffer such as `(size_t)-1`) or a bug (`PANIC`) fail the call. A header whose name or
+/// value is not UTF-8 (HTTP allows Latin-1 bytes, say in `User-Agent`) is passed over: the
+/// headers the service reads are ASCII.
 ///
 /// Thread-safe: call it from every server thread at once on one handle.
 #[unsafe(no_mangle)]
@@ -208,20 +211,32 @@ pub extern "C" fn usersync_service_handle(
             if headers.is_null() {
                 return Err(fail(usersync_result::NullParameter, "`headers` is NULL"));
             }
-            // SAFETY: non-NULL; the caller promises `headers_len` headers.
+            check_length(headers_len, size_of::<usersync_header>(), "headers")?;
+            // SAFETY: non-NULL; the caller promises `headers_len` headers, within a slice's
+            // span (checked).
             let headers = unsafe { std::slice::from_raw_parts(headers, headers_len) };
             for h in headers {
-                request.headers.push((
-                    text(h.name, h.name_len, "header name")?.to_owned(),
-                    text(h.value, h.value_len, "header value")?.to_owned(),
-                ));
+                let (name, value) = (
+                    text(h.name, h.name_len, "header name"),
+                    text(h.value, h.value_len, "header value"),
+                );
+                match (name, value) {
+                    (Ok(name), Ok(value)) => {
+                        request.headers.push((name.to_owned(), value.to_owned()))
+                    }
+                    (Err(usersync_result::InvalidUtf8), _)
+                    | (_, Err(usersync_result::InvalidUtf8)) => {}
+                    (Err(code), _) | (_, Err(code)) => return Err(code),
+                }
             }
         }
         if body_len > 0 {
             if body.is_null() {
                 return Err(fail(usersync_result::NullParameter, "`body` is NULL"));
             }
-            // SAFETY: non-NULL; the caller promises `body_len` readable bytes.
+            check_length(body_len, 1, "body")?;
+            // SAFETY: non-NULL; the caller promises `body_len` readable bytes, within a
+            // slice's span (checked).
             request.body = unsafe { std::slice::from_raw_parts(body, body_len) }.to_vec();
         }
         let response = service.endpoint.handle(&request);

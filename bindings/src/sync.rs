@@ -170,6 +170,10 @@ fn finish(run: &Run, report_json_out: *mut *mut c_char) -> Result<(), usersync_r
     write(report_json_out, c_string(run.to_json().to_string())?);
     let error = run.error.clone().unwrap_or_default();
     match (run.outcome, &run.failure) {
+        // Applied, but its record could not be kept (the run's error says why).
+        (RunOutcome::Succeeded, _) if run.error.is_some() => {
+            Err(fail(usersync_result::SyncTarget, error))
+        }
         (RunOutcome::Succeeded, _) => Ok(()),
         (RunOutcome::Blocked, _) => Err(fail(usersync_result::SyncBlocked, error)),
         (RunOutcome::Failed, _) if run.report.is_some() => Err(fail(
@@ -195,8 +199,10 @@ fn finish(run: &Run, report_json_out: *mut *mut c_char) -> Result<(), usersync_r
 ///
 /// The report is written whenever the apply ran, also when the result is
 /// `SYNC_BLOCKED` (nothing applied: the plan crosses a threshold), `SYNC_PARTIAL` (some
-/// changes failed), `SYNC_CONFLICT` or `SYNC_TARGET` (the store failed part-way; what was
-/// applied stays and the next run converges). `INVALID_ARGUMENT` for a plan already applied
+/// changes failed), `SYNC_CONFLICT` or `SYNC_TARGET` (the store failed part-way, or after
+/// the apply when the run could not be recorded; what was applied stays and the next run
+/// converges). Otherwise `*report_json_out` is set to NULL: free it whatever the
+/// result (`usersync_string_free` takes NULL). `INVALID_ARGUMENT` for a plan already applied
 /// or made with another service; `SYNC_BUSY` while another sync of the directory runs, in
 /// any process using the same store (the plan stays unapplied: apply it later or make a
 /// new one).
@@ -216,6 +222,7 @@ pub extern "C" fn usersync_plan_apply(
         let plan = unsafe { plan.as_mut() }
             .ok_or_else(|| fail(usersync_result::NullParameter, "`plan` is NULL"))?;
         out(report_json_out, "report_json_out")?;
+        write(report_json_out, std::ptr::null_mut());
         check_flags(flags)?;
         if !Arc::ptr_eq(&plan.store, &service.store) {
             return Err(fail(
@@ -315,6 +322,7 @@ pub extern "C" fn usersync_sync_run(
     guard(|| {
         let service = self::service(service)?;
         out(report_json_out, "report_json_out")?;
+        write(report_json_out, std::ptr::null_mut());
         check_flags(flags)?;
         let config = config(config_toml, config_toml_len)?;
         let store = &*service.store;

@@ -755,6 +755,9 @@ fn directories(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         .create_directory(NewDirectory::new("entra", DirectoryKind::Scim))
         .unwrap();
     assert_ne!(a.id, b.id);
+    // A name with U+0000 (which C and Python callers can pass) names nothing, on every store.
+    assert_eq!(s.directory("okta\0").unwrap(), None);
+    assert_eq!(s.get_by_name(a.id, Kind::User, "x\0y").unwrap(), None);
     assert_eq!(a.retention_days, 30);
     assert_eq!(a.user_name_scope, UserNameScope::Platform);
     assert!(!a.strict && !a.keep_password_hashes);

@@ -1531,6 +1531,10 @@ impl Store for PostgresStore {
     }
 
     fn directory(&self, name: &str) -> Result<Option<Directory>, StoreError> {
+        // No stored text holds U+0000, which PostgreSQL refuses in a parameter.
+        if name.contains('\0') {
+            return Ok(None);
+        }
         self.client()?
             .query_opt(
                 &format!("SELECT {DIRECTORY_COLUMNS} FROM directories WHERE name = $1"),
@@ -1637,6 +1641,9 @@ impl Store for PostgresStore {
         kind: Kind,
         name: &str,
     ) -> Result<Option<Resource>, StoreError> {
+        if name.contains('\0') {
+            return Ok(None);
+        }
         self.client()?
             .query_opt(
                 &format!(

@@ -1205,7 +1205,9 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached(
             "SELECT seq, directory, kind, resource_id, event, version, time FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
+        // Past i64 (sequence numbers never are) means past every event, not before them.
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![after, limit as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
