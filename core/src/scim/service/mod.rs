@@ -391,6 +391,19 @@ impl Service {
         let route = route(rest.trim_end_matches('/'))
             .ok_or_else(|| ScimError::not_found(format!("no endpoint `/{rest}`")))?;
         let method = req.method.to_ascii_uppercase();
+        // An LDAP directory's users come from its server: a write here would be undone by
+        // the next sync (and could block it at a deletion threshold). Reads stay open.
+        let writes = !matches!(method.as_str(), "GET" | "HEAD")
+            && !matches!((method.as_str(), &route), ("POST", Route::Search(_)));
+        if writes && directory.kind == crate::store::DirectoryKind::Ldap {
+            return Err(ScimError::new(
+                403,
+                None,
+                format!(
+                    "directory `{dir_name}` is synced from LDAP: change its users and groups there"
+                ),
+            ));
+        }
         match (method.as_str(), route) {
             ("GET", Route::Collection(kind)) => {
                 self.list(&directory, &[kind], &list::query_params(&req.query), &base)

@@ -560,6 +560,56 @@ fn discovery_routing_and_errors() {
     }
 }
 
+/// An LDAP directory's users come from its server: SCIM reads them, and its writes are
+/// refused (the next sync would undo them).
+#[test]
+fn an_ldap_directory_is_read_only_over_scim() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
+    let corp = store
+        .create_directory(NewDirectory::new("corp", DirectoryKind::Ldap))
+        .unwrap();
+    let (token, _) = issue_token(&*store, &corp).unwrap();
+    let s = Service::new(store.clone());
+    let bearer = format!("Bearer {token}");
+    let ask = |method: &str, path: &str, body: Option<Value>| {
+        let mut r = ScimRequest::new(method, path).with_header("Authorization", &bearer);
+        if let Some(b) = body {
+            r = r.with_body(&b.to_string());
+        }
+        call(&s, r)
+    };
+    let create = ask(
+        "POST",
+        "/scim/v2/corp/Users",
+        Some(json!({"schemas": [USER], "userName": "x"})),
+    );
+    assert_error(&create, 403, None);
+    assert!(
+        create.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("synced from LDAP")
+    );
+    assert_error(&ask("DELETE", "/scim/v2/corp/Users/x", None), 403, None);
+    assert_error(
+        &ask(
+            "POST",
+            "/scim/v2/corp/Bulk",
+            Some(json!({"schemas": [], "Operations": []})),
+        ),
+        403,
+        None,
+    );
+    assert_eq!(ask("GET", "/scim/v2/corp/Users", None).status, 200);
+    let search = ask(
+        "POST",
+        "/scim/v2/corp/Users/.search",
+        Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]})),
+    );
+    assert_eq!(search.status, 200, "{:?}", search.body);
+    assert_eq!(store.count(corp.id, Kind::User).unwrap(), 0);
+}
+
 #[test]
 fn tokens_guard_each_directory() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(system_clock()));
