@@ -7,37 +7,15 @@ use std::ptr::{null, null_mut};
 
 use usersync::*;
 
+mod common;
+use common::s;
+
 const R: usersync_result = usersync_result::NullParameter;
-
-fn s(text: &str) -> (*const c_char, usize) {
-    (text.as_ptr().cast(), text.len())
-}
-
-fn open() -> *mut usersync_service {
-    let dir = std::env::temp_dir().join(format!("usersync-null-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("null.db");
-    let path = path.to_str().unwrap().to_owned();
-    let mut service = null_mut();
-    let (p, n) = s(&path);
-    assert_eq!(
-        usersync_service_open(p, n, null(), 0, &raw mut service),
-        usersync_result::Ok
-    );
-    let mut json = null_mut();
-    let (name, name_len) = s("acme");
-    let (kind, kind_len) = s("scim");
-    assert_eq!(
-        usersync_directory_create(service, name, name_len, kind, kind_len, &raw mut json),
-        usersync_result::Ok
-    );
-    usersync_string_free(json);
-    service
-}
 
 #[test]
 fn every_pointer_argument_may_be_null() {
-    let svc = open();
+    let opened = common::open("null");
+    let svc = opened.service;
     let (acme, acme_len) = s("acme");
     let (scim, scim_len) = s("scim");
     let (get, get_len) = s("GET");
@@ -574,5 +552,4 @@ fn every_pointer_argument_may_be_null() {
     usersync_plan_free(null_mut());
     usersync_string_free(null_mut());
     usersync_service_free(null_mut());
-    usersync_service_free(svc);
 }
