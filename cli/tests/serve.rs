@@ -559,7 +559,8 @@ fn two_nodes_serve_one_postgres_database() {
 }
 
 /// Clients that connect and send nothing, or send a body too slowly, are cut off after
-/// `--request-timeout` instead of holding a connection for ever.
+/// `--request-timeout` instead of holding a connection for ever; raw requests on the same
+/// server also check that a stranger's body is not waited for and that HEAD has no body.
 #[test]
 fn slow_and_silent_clients_are_cut_off() {
     use std::io::{Read, Write};
@@ -612,6 +613,18 @@ fn slow_and_silent_clients_are_cut_off() {
     let mut answer = String::new();
     let _ = stranger.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // HEAD answers as GET, without the body.
+    let mut head = connect();
+    write!(
+        head,
+        "HEAD /scim/v2/default/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = head.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "no body: {answer}");
     // A client that keeps its connection idle after a request is closed too.
     let mut idle = connect();
     write!(

@@ -278,6 +278,19 @@ enum Route<'a> {
     Search(Option<Kind>),
 }
 
+impl Route<'_> {
+    /// The methods the endpoint answers, for a 405's `Allow` (HEAD as GET).
+    const fn allowed(&self) -> &'static str {
+        match self {
+            Self::Collection(_) => "GET, HEAD, POST",
+            Self::Resource(..) => "GET, HEAD, PUT, PATCH, DELETE",
+            Self::Schemas(_) | Self::ResourceTypes(_) | Self::ServiceProviderConfig => "GET, HEAD",
+            Self::Me => "",
+            Self::Bulk | Self::Search(_) => "POST",
+        }
+    }
+}
+
 impl Service {
     /// A service with the core schemas, default limits and random UUIDs.
     pub fn new(store: Arc<dyn Store>) -> Self {
@@ -390,11 +403,16 @@ impl Service {
         let base = format!("/scim/v2/{dir_name}");
         let route = route(rest.trim_end_matches('/'))
             .ok_or_else(|| ScimError::not_found(format!("no endpoint `/{rest}`")))?;
-        let method = req.method.to_ascii_uppercase();
+        // HEAD is answered as GET (RFC 9110 §9.3.2); the HTTP server leaves the body out.
+        let method = match req.method.to_ascii_uppercase() {
+            m if m == "HEAD" => "GET".to_owned(),
+            m => m,
+        };
+        let allow = route.allowed();
         // An LDAP directory's users come from its server: a write here would be undone by
         // the next sync (and could block it at a deletion threshold). Reads stay open.
-        let writes = !matches!(method.as_str(), "GET" | "HEAD")
-            && !matches!((method.as_str(), &route), ("POST", Route::Search(_)));
+        let writes =
+            method != "GET" && !matches!((method.as_str(), &route), ("POST", Route::Search(_)));
         if writes && directory.kind == crate::store::DirectoryKind::Ldap {
             return Err(ScimError::new(
                 403,
@@ -429,11 +447,13 @@ impl Service {
             )),
             ("POST", Route::Bulk) => self.bulk(&directory, req),
             ("PATCH", Route::Resource(kind, id)) => self.patch(&directory, kind, id, req, &base),
-            (m, _) => Err(ScimError::new(
-                405,
-                None,
-                format!("method {m} is not allowed here"),
-            )),
+            (m, _) => {
+                let mut refused =
+                    ScimError::new(405, None, format!("method {m} is not allowed here"))
+                        .to_response();
+                refused.headers.push(("Allow".to_owned(), allow.to_owned()));
+                Ok(refused)
+            }
         }
     }
 
