@@ -125,25 +125,22 @@ async fn serve(store: Arc<dyn Store>, args: &Args) -> Result<(), String> {
         // New connections are refused; requests in flight get the timeout to finish.
         stopping.graceful_shutdown(Some(timeout));
     });
-    let listener = listener.into_std().map_err(|e| e.to_string())?;
     // A connection that sends no request, or its headers too slowly, is closed after the
-    // timeout (the first request's timer runs from the connection, the header timer while
-    // a connection waits for each next request, so both bound idle ones): without them, clients that connect and send nothing held the
-    // server's connections and file descriptors for ever, before any token was checked.
+    // timeout (the first request's timer runs from the connection, the header timer while a
+    // connection waits for each next request, so both bound idle ones): without them,
+    // clients that connect and send nothing held the server's connections and file
+    // descriptors for ever, before any token was checked. HTTPS only adds its acceptor.
+    let mut server = axum_server::from_tcp(listener.into_std().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?
+        .first_request_timeout(timeout)
+        .handle(handle);
+    server.http_builder().http1().header_read_timeout(timeout);
+    let app = app.into_make_service();
     match tls {
-        None => {
-            let mut server = axum_server::from_tcp(listener)
-                .map_err(|e| e.to_string())?
-                .first_request_timeout(timeout);
-            server.http_builder().http1().header_read_timeout(timeout);
-            server.handle(handle).serve(app.into_make_service()).await
-        }
+        None => server.serve(app).await,
         Some(config) => {
-            let mut server = axum_server::from_tcp_rustls(listener, config)
-                .map_err(|e| e.to_string())?
-                .first_request_timeout(timeout);
-            server.http_builder().http1().header_read_timeout(timeout);
-            server.handle(handle).serve(app.into_make_service()).await
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(config);
+            server.acceptor(tls).serve(app).await
         }
     }
     .map_err(|e| e.to_string())?;
