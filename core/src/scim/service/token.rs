@@ -73,11 +73,7 @@ pub(super) fn authorize(
         .tokens(directory.id)?
         .iter()
         .fold(false, |hit, t| hit | bool::from(t.hash.ct_eq(&presented)));
-    if valid {
-        Ok(())
-    } else {
-        Err(refused(authorization))
-    }
+    if valid { Ok(()) } else { Err(not_valid()) }
 }
 
 /// The hash of the Bearer token in the `Authorization` header, or why there is none.
@@ -94,15 +90,18 @@ fn presented(authorization: Option<&str>) -> Result<[u8; 32], ScimError> {
     }
 }
 
-/// The 401 of a request whose token is not valid for its directory, or whose directory
-/// does not exist: the same answer for both.
+/// The 401 of a request to a directory that does not exist: what [`authorize`] answers for
+/// one whose token is not valid, so that names cannot be probed.
 pub(super) fn refused(authorization: Option<&str>) -> ScimError {
-    match presented(authorization) {
-        Err(e) => e,
-        Ok(_) => ScimError::new(
-            401,
-            None,
-            "the token is not valid for this directory (or there is no such directory)",
-        ),
-    }
+    presented(authorization).err().unwrap_or_else(not_valid)
+}
+
+/// The 401 of a Bearer token not valid for the request's directory (or of a directory that
+/// does not exist).
+fn not_valid() -> ScimError {
+    ScimError::new(
+        401,
+        None,
+        "the token is not valid for this directory (or there is no such directory)",
+    )
 }
