@@ -9,7 +9,7 @@ use usersync_core::ldap::apply::{self, ApplyOptions, LocalTarget, Target};
 use usersync_core::ldap::config::SyncConfig;
 use usersync_core::ldap::remote::RemoteTarget;
 use usersync_core::ldap::run::{self, RunOptions, RunOutcome};
-use usersync_core::ldap::schedule::{Outcome, next_due, next_run};
+use usersync_core::ldap::schedule::{Outcome, counted_from, next_due, next_run};
 use usersync_core::scim::datetime::DateTime;
 use usersync_core::store::{Store, StoreError, SyncLock, name_hash, purge_expired, system_clock};
 
@@ -334,14 +334,9 @@ fn daemon(
                 )
             }
         };
-        // As `next_due` counts it: a failure's backoff from its end.
-        let since = match outcome {
-            Outcome::Failed { .. } => system_clock()(),
-            _ => run.started,
-        };
         not_before = Some(next_run(
             &config.schedule,
-            since,
+            counted_from(run.started, system_clock()(), outcome),
             outcome,
             name_hash(&config.directory),
         ));

@@ -116,8 +116,8 @@ pub enum Outcome {
 /// after the schedule's retry delay, doubled for each further failure and moved by up to a
 /// tenth either way (from `jitter_seed`) so that many directories do not retry in step, but
 /// never later than the next regular run. A time in the past means "now". After a failure,
-/// pass the time the run ended as `last_start` ([`next_due`] does): a run that failed after
-/// a long read is then not retried at once.
+/// pass the time the run ended as `last_start` ([`counted_from`] gives it): a run that
+/// failed after a long read is then not retried at once.
 pub fn next_run(
     schedule: &Schedule,
     last_start: DateTime,
@@ -156,6 +156,15 @@ pub fn next_run(
         start.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)),
         0,
     )
+}
+
+/// The time the next run counts from, what [`next_run`] takes as `last_start`: the last
+/// run's start, or its end after a failure (its backoff runs from there).
+pub fn counted_from(started: DateTime, ended: DateTime, outcome: Outcome) -> DateTime {
+    match outcome {
+        Outcome::Failed { .. } => ended,
+        Outcome::Succeeded | Outcome::Blocked => started,
+    }
 }
 
 /// When the directory's next sync is due, from its runs on record — which every node
@@ -198,13 +207,9 @@ pub fn next_due(
     } else {
         Outcome::Succeeded
     };
-    let since = match outcome {
-        Outcome::Failed { .. } => last.finished,
-        _ => last.started,
-    };
     Ok(Some(next_run(
         &config.schedule,
-        since,
+        counted_from(last.started, last.finished, outcome),
         outcome,
         name_hash(&config.directory),
     )))
