@@ -21,6 +21,31 @@ fn last_error() -> String {
         .into_owned()
 }
 
+/// `GET /scim/v2/acme/Users` with `headers_len` headers at `headers`, no query, no body.
+fn get_users(
+    svc: *mut usersync_service,
+    headers: *const usersync_header,
+    headers_len: usize,
+    response: &mut *mut usersync_response,
+) -> usersync_result {
+    let (get, get_len) = s("GET");
+    let (users, users_len) = s("/scim/v2/acme/Users");
+    usersync_service_handle(
+        svc,
+        get,
+        get_len,
+        users,
+        users_len,
+        null(),
+        0,
+        headers,
+        headers_len,
+        null(),
+        0,
+        response,
+    )
+}
+
 /// `(size_t)-1` (SQLite's "up to the NUL") is refused, not read past the buffer.
 #[test]
 fn lengths_past_any_buffer_are_refused() {
@@ -40,24 +65,9 @@ fn lengths_past_any_buffer_are_refused() {
         value: path,
         value_len: 1,
     };
-    let (get, get_len) = s("GET");
-    let (users, users_len) = s("/scim/v2/acme/Users");
     let mut response = null_mut();
     assert_eq!(
-        usersync_service_handle(
-            svc,
-            get,
-            get_len,
-            users,
-            users_len,
-            null(),
-            0,
-            &raw const header,
-            usize::MAX / 2,
-            null(),
-            0,
-            &raw mut response
-        ),
+        get_users(svc, &raw const header, usize::MAX / 2, &mut response),
         usersync_result::InvalidArgument
     );
 }
@@ -84,24 +94,9 @@ fn headers_that_are_not_utf8_are_passed_over() {
             value_len: bearer.len(),
         },
     ];
-    let (get, get_len) = s("GET");
-    let (users, users_len) = s("/scim/v2/acme/Users");
     let mut response = null_mut();
     assert_eq!(
-        usersync_service_handle(
-            svc,
-            get,
-            get_len,
-            users,
-            users_len,
-            null(),
-            0,
-            headers.as_ptr(),
-            headers.len(),
-            null(),
-            0,
-            &raw mut response
-        ),
+        get_users(svc, headers.as_ptr(), headers.len(), &mut response),
         usersync_result::Ok
     );
     assert_eq!(usersync_response_status(response), 200);
