@@ -107,7 +107,7 @@ fn plans(c: &mut Criterion) {
     assert!(first.incomplete.is_empty(), "{first}");
     apply::apply(&store, &config, &first, false).expect("the first import applies");
     let held = apply::LocalTarget(&store)
-        .current("corp")
+        .current(&config)
         .expect("the store's state");
     assert!(
         plan(&config, &snapshot, &held).changes.is_empty(),
@@ -129,7 +129,7 @@ fn plans(c: &mut Criterion) {
     });
     // The step beside the source's read: what the target holds, as the plan takes it.
     group.bench_function("the target's read", |b| {
-        b.iter(|| black_box(apply::LocalTarget(&store).current("corp")));
+        b.iter(|| black_box(apply::LocalTarget(&store).current(&config)));
     });
     group.finish();
 

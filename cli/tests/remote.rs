@@ -118,9 +118,9 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
     )
     .unwrap();
     let (config, agent_db) = (config.to_str().unwrap(), agent_db.to_str().unwrap());
-    let sync = |extra: &[&str]| {
+    let command = |command: &str, extra: &[&str]| {
         let mut args = vec![
-            "sync",
+            command,
             "--config",
             config,
             "--db",
@@ -129,12 +129,12 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
             &target,
             "--token-env",
             TOKEN_VAR,
-            "--concurrency",
-            "3",
         ];
         args.extend_from_slice(extra);
         run(&token, &args)
     };
+    let sync = |extra: &[&str]| command("sync", &[&["--concurrency", "3"], extra].concat());
+    let plan = || command("plan", &[]);
 
     let (code, out, err) = sync(&[]);
     assert_eq!(code, 0, "{out}{err}");
@@ -158,33 +158,51 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
     assert_eq!(member_names(staff, &users), ["ann", "bob", "cid"]);
 
     // Planned again against the endpoint: nothing left to do.
-    let (code, out, err) = run(
-        &token,
-        &[
-            "plan",
-            "--config",
-            config,
-            "--db",
-            agent_db,
-            "--target",
-            &target,
-            "--token-env",
-            TOKEN_VAR,
-        ],
-    );
+    let (code, out, err) = plan();
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "No changes: `corp` is in step with the source.");
 
-    // Changes in LDAP: bob leaves, cid leaves the group, dee's mail changes, staff is renamed.
+    // The endpoint's own attributes on dee, which the mapping does not set.
+    let dee = find(&users, "userName", "dee")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = http(
+        &server.addr,
+        "PATCH",
+        &format!("/scim/v2/default/Users/{dee}"),
+        Some(&token),
+        Some(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "value": {"title": "Boss", "name": {"middleName": "Q"}}}],
+        })),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // Changes in LDAP: bob leaves, cid leaves the group and loses his givenName, dee's mail
+    // changes, staff is renamed.
     slapd.delete(&[&format!("uid=bob,ou=people,{BASE}")]);
     slapd.modify(&format!(
         "dn: cn=staff,ou=groups,{BASE}\nchangetype: modify\ndelete: member\nmember: uid=cid,ou=people,{BASE}\n\n\
+         dn: uid=cid,ou=people,{BASE}\nchangetype: modify\ndelete: givenName\n\n\
          dn: uid=dee,ou=people,{BASE}\nchangetype: modify\nreplace: mail\nmail: dee@corp.example.com\n\n\
          dn: cn=staff,ou=groups,{BASE}\nchangetype: modrdn\nnewrdn: cn=team\ndeleteoldrdn: 1\n"
     ));
     let (code, out, err) = sync(&[]);
     assert_eq!(code, 0, "{out}{err}");
     let users = by_anchor(&server, &token, "Users");
+    // Only what the mapping sets changed: the endpoint's own attributes are still there.
+    let dee = find(&users, "userName", "dee");
+    assert_eq!(dee["title"], "Boss", "{dee}");
+    assert_eq!(dee["name"], json!({"givenName": "dee", "middleName": "Q"}));
+    assert!(
+        find(&users, "userName", "cid").get("name").is_none(),
+        "a mapped attribute gone from LDAP is removed: {users:?}"
+    );
+    // And they are not planned as changes either.
+    let (code, out, err) = plan();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "No changes: `corp` is in step with the source.");
     assert_eq!(
         find(&users, "userName", "bob")["active"],
         false,

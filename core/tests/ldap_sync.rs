@@ -707,7 +707,7 @@ fn incremental_runs_read_changes_and_still_see_removals() {
     // fails with the target's error and plans nothing on what was read.
     struct Unreadable<'a>(LocalTarget<'a>);
     impl Target for Unreadable<'_> {
-        fn current(&self, _: &str) -> Result<Current, ApplyError> {
+        fn current(&self, _: &SyncConfig) -> Result<Current, ApplyError> {
             Err(ApplyError::Remote("the target is down".into()))
         }
         fn apply(

@@ -205,11 +205,11 @@ impl<'a> ApplyOptions<'a> {
 /// ([`super::remote::RemoteTarget`]). Both are read the same way and take the same plan;
 /// a target is read while the source is (hence `Sync`).
 pub trait Target: Sync {
-    /// What the target holds for `directory`, to plan against.
+    /// What the target holds for `config`'s directory, to plan against.
     ///
     /// # Errors
     /// [`ApplyError`] when it cannot be read.
-    fn current(&self, directory: &str) -> Result<Current, ApplyError>;
+    fn current(&self, config: &SyncConfig) -> Result<Current, ApplyError>;
 
     /// Applies `plan`, computed against [`Target::current`].
     ///
@@ -234,8 +234,8 @@ pub trait Target: Sync {
 pub struct LocalTarget<'a>(pub &'a dyn Store);
 
 impl Target for LocalTarget<'_> {
-    fn current(&self, directory: &str) -> Result<Current, ApplyError> {
-        Ok(current(self.0, directory)?)
+    fn current(&self, config: &SyncConfig) -> Result<Current, ApplyError> {
+        Ok(current(self.0, &config.directory)?)
     }
 
     fn apply(

@@ -24,6 +24,10 @@ use crate::scim::schema::{Attribute, ResourceType, SchemaRegistry};
 use crate::scim::service::resource::{Input, read_held};
 use crate::store::{Kind, Member, Resource};
 
+mod owned;
+
+use owned::Ownership;
+
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// Members per PATCH adding members: large groups are fed in slices a server accepts.
@@ -84,6 +88,7 @@ impl RemoteTarget {
         &self,
         change: &Change,
         ids: &HashMap<(Kind, String), String>,
+        owned: &Ownership,
     ) -> Result<Sent, ClientError> {
         let collection = format!("/{}", change.kind.collection());
         let id = ids.get(&(change.kind, change.anchor.clone()));
@@ -128,29 +133,14 @@ impl RemoteTarget {
                     Err(e) => Err(e),
                 }
             }
-            // A group's PUT would drop its members: groups change by PATCH.
-            (Action::Update | Action::Reactivate | Action::Deactivate, Some(input), Some(id))
-                if change.kind == Kind::Group =>
-            {
-                let mut operations = vec![json!({"op": "replace", "value": input.attributes})];
-                operations.extend(
-                    change
-                        .changed
-                        .iter()
-                        .filter(|d| d.new.is_null())
-                        .map(|d| json!({"op": "remove", "path": d.attribute})),
-                );
+            // What differs of what the sync owns, by PATCH: a PUT would clear what others
+            // set at the target, and a group's its members.
+            (Action::Update | Action::Reactivate | Action::Deactivate, Some(_), Some(id)) => {
+                let operations = owned.of_kind(change.kind).operations(&change.changed);
+                if operations.is_empty() {
+                    return Ok(Sent::Nothing);
+                }
                 patch(id, operations)
-            }
-            (Action::Update | Action::Reactivate | Action::Deactivate, Some(input), Some(id)) => {
-                let body = body(change, input);
-                self.client
-                    .send(
-                        reqwest::Method::PUT,
-                        self.client.url(&at(id), &[]),
-                        Some(&body),
-                    )
-                    .map(|_| Sent::Applied)
             }
             (Action::ReleaseName, _, Some(id)) => patch(
                 id,
@@ -221,12 +211,13 @@ impl Target for RemoteTarget {
         false
     }
 
-    fn current(&self, _directory: &str) -> Result<Current, ApplyError> {
+    fn current(&self, config: &SyncConfig) -> Result<Current, ApplyError> {
         if self.cursors.get().is_none() {
             self.check()?;
         }
         let cursors = self.cursors.get().copied().unwrap_or(false);
         let registry = SchemaRegistry::core();
+        let owned = Ownership::of(config);
         let mut current = Current::default();
         let mut group_ids = HashSet::new();
         let mut members_of = Vec::new();
@@ -249,6 +240,7 @@ impl Target for RemoteTarget {
                 let input = read_held(rt, kind, &known, Compatibility::default()).map_err(|e| {
                     ApplyError::Remote(format!("{collection}/{id} cannot be read: {}", e.detail))
                 })?;
+
                 if kind == Kind::Group {
                     group_ids.insert(id.to_owned());
                     // `null` is left out too, as some servers write an unassigned attribute.
@@ -266,7 +258,7 @@ impl Target for RemoteTarget {
                     created: DateTime::from_unix(0, 0),
                     modified: DateTime::from_unix(0, 0),
                     inactive_since: None,
-                    attributes: Value::Object(input.attributes),
+                    attributes: Value::Object(owned.of_kind(kind).keep(input.attributes)),
                 };
                 match kind {
                     Kind::User => current.users.push(resource.into()),
@@ -359,6 +351,7 @@ impl RemoteTarget {
         let started_changes = AtomicUsize::new(0);
         let lost = std::sync::Mutex::new(None);
         let mut ids = plan.ids.clone();
+        let owned = Ownership::of(config);
         let mut conflict = None;
         for actions in PHASES {
             let changes: Vec<&Change> = plan
@@ -388,7 +381,7 @@ impl RemoteTarget {
                     }
                     return None;
                 }
-                let outcome = self.execute(change, &ids);
+                let outcome = self.execute(change, &ids, &owned);
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if let Some(progress) = options.progress {
                     progress(Progress {
@@ -431,7 +424,7 @@ impl RemoteTarget {
                         if stopped.is_none()
                             && let Some(kept) = change.keeping_name()
                         {
-                            match self.execute(&kept, &ids) {
+                            match self.execute(&kept, &ids, &owned) {
                                 Ok(_) => {
                                     message = kept.applied_without_rename(&message);
                                     *report.applied.entry(change.action).or_insert(0) += 1;
@@ -460,8 +453,8 @@ impl RemoteTarget {
     }
 }
 
-/// The body of a create or replace: the wanted attributes, the anchor as `externalId`, and
-/// a user's `active` always (a PUT without it keeps a disabled user disabled).
+/// The body of a create: the wanted attributes, the anchor as `externalId`, and a user's
+/// `active` always.
 fn body(change: &Change, input: &Input) -> Value {
     let attributes = &input.attributes;
     let core = match change.kind {
@@ -620,7 +613,12 @@ mod tests {
         let client = ScimClient::new("http://127.0.0.1:1/scim/v2/acme", "token", options)
             .unwrap_or_else(|e| unreachable!("{e}"));
         let target = RemoteTarget::new(client);
-        match target.current("corp") {
+        let config = SyncConfig::from_toml(
+            "directory = \"corp\"\n[connection]\nurls = [\"ldap://127.0.0.1:1\"]\ntls = \"none\"\n\
+             [users]\nbase = \"dc=example,dc=com\"\n",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        match target.current(&config) {
             Err(ApplyError::Remote(message)) => {
                 assert!(message.contains("127.0.0.1:1"), "{message}");
             }

@@ -241,7 +241,7 @@ fn plan_timed(
         let sharing = &shared;
         let reading = s.spawn(move || {
             let step = Instant::now();
-            let current = target.current(&config.directory).map(Arc::new);
+            let current = target.current(config).map(Arc::new);
             let target_ms = elapsed(step);
             if incremental {
                 let known = current.as_ref().ok().map(|c| known(c, holds_member_lists));
