@@ -425,6 +425,15 @@ usersync_result usersync_response_header(const struct usersync_response *respons
                                          const char **value_out,
                                          size_t *value_len_out);
 
+// Why the service failed, when `response` is a 500 whose cause is known (a store that
+// cannot be read or written): `cause_out` points to `cause_len_out` bytes (UTF-8, not
+// NUL-terminated), valid until the response is freed; NULL and 0 otherwise. For the
+// operator's log only: the body's detail is what the client may see, since a backend's text
+// may name files or hosts.
+usersync_result usersync_response_cause(const struct usersync_response *response,
+                                        const char **cause_out,
+                                        size_t *cause_len_out);
+
 // Frees a response. NULL does nothing.
 void usersync_response_free(struct usersync_response *response);
 

@@ -327,6 +327,31 @@ pub extern "C" fn usersync_response_header(
     })
 }
 
+/// Why the service failed, when `response` is a 500 whose cause is known (a store that
+/// cannot be read or written): `cause_out` points to `cause_len_out` bytes (UTF-8, not
+/// NUL-terminated), valid until the response is freed; NULL and 0 otherwise. For the
+/// operator's log only: the body's detail is what the client may see, since a backend's text
+/// may name files or hosts.
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_response_cause(
+    response: *const usersync_response,
+    cause_out: *mut *const c_char,
+    cause_len_out: *mut usize,
+) -> usersync_result {
+    guard(|| {
+        let r = self::response(response)
+            .ok_or_else(|| fail(usersync_result::NullParameter, "`response` is NULL"))?;
+        out(cause_out, "cause_out")?;
+        out(cause_len_out, "cause_len_out")?;
+        let (cause, len) = r.inner.cause.as_deref().map_or((std::ptr::null(), 0), |c| {
+            (c.as_ptr().cast::<c_char>(), c.len())
+        });
+        write(cause_out, cause);
+        write(cause_len_out, len);
+        Ok(())
+    })
+}
+
 /// Frees a response. NULL does nothing.
 #[unsafe(no_mangle)]
 pub extern "C" fn usersync_response_free(response: *mut usersync_response) {

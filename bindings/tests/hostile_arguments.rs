@@ -1,6 +1,7 @@
 //! Arguments a C caller gets wrong in ways that are not NULL: lengths past any buffer,
 //! bytes that are not UTF-8 where HTTP allows them, names that reach another endpoint,
-//! sequence numbers past `i64`, and out-parameters on the paths that fail early.
+//! sequence numbers past `i64`, and out-parameters on the paths that fail early; and a store
+//! broken under a running service.
 #![allow(unsafe_code, clippy::unwrap_used)] // calling the C ABI with raw pointers, as C does
 
 use std::ffi::{CStr, c_char};
@@ -100,6 +101,45 @@ fn headers_that_are_not_utf8_are_passed_over() {
         usersync_result::Ok
     );
     assert_eq!(usersync_response_status(response), 200);
+    usersync_response_free(response);
+}
+
+/// A store broken under the service answers 500 with a detail that names nothing of the
+/// server, and `usersync_response_cause` gives the operator the store's own error.
+#[test]
+fn a_broken_store_is_a_500_whose_cause_is_for_the_log() {
+    let opened = open("broken");
+    let bearer = format!("Bearer {}", opened.token);
+    let headers = [usersync_header {
+        name: c"Authorization".as_ptr(),
+        name_len: 13,
+        value: bearer.as_ptr().cast(),
+        value_len: bearer.len(),
+    }];
+    rusqlite::Connection::open(opened.db())
+        .unwrap()
+        .execute_batch("DROP TABLE memberships; DROP TABLE resources;")
+        .unwrap();
+    let mut response = null_mut();
+    assert_eq!(
+        get_users(opened.service, headers.as_ptr(), 1, &mut response),
+        usersync_result::Ok
+    );
+    assert_eq!(usersync_response_status(response), 500);
+    let (mut body, mut body_len) = (null(), 0);
+    usersync_response_body(response, &raw mut body, &raw mut body_len);
+    // SAFETY: `body_len` bytes at `body`, alive until the response is freed.
+    let body = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(body, body_len) });
+    assert!(!body.contains("no such table"), "{body}");
+    let (mut cause, mut cause_len) = (null(), 0);
+    assert_eq!(
+        usersync_response_cause(response, &raw mut cause, &raw mut cause_len),
+        usersync_result::Ok
+    );
+    // SAFETY: as the body.
+    let cause = unsafe { std::slice::from_raw_parts(cause.cast::<u8>(), cause_len) };
+    let cause = String::from_utf8_lossy(cause);
+    assert!(cause.contains("no such table: resources"), "{cause}");
     usersync_response_free(response);
 }
 

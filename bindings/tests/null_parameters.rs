@@ -475,6 +475,21 @@ fn every_pointer_argument_may_be_null() {
         usersync_response_body(response, &raw mut body, null_mut()),
         R
     );
+    assert_eq!(usersync_response_cause(response, null_mut(), &raw mut n), R);
+    assert_eq!(
+        usersync_response_cause(response, &raw mut text, null_mut()),
+        R
+    );
+    assert_eq!(
+        usersync_response_cause(null(), &raw mut text, &raw mut n),
+        R
+    );
+    // A 401 has no cause to log.
+    assert_eq!(
+        usersync_response_cause(response, &raw mut text, &raw mut n),
+        usersync_result::Ok
+    );
+    assert!(text.is_null() && n == 0);
     assert_eq!(
         usersync_response_header(
             null(),

@@ -49,6 +49,8 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal; a file or journald gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let store = match crate::open_store(&args.db) {
         Ok(s) => s,
@@ -281,7 +283,13 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response<Bod
         return scim_error(500, "the request failed".into());
     };
     // Paths carry ids, never secrets; tokens travel in headers, which are not logged.
-    tracing::info!(%method, %path, status = response.status, micros = started.elapsed().as_micros() as u64, "request");
+    let micros = started.elapsed().as_micros() as u64;
+    match &response.cause {
+        Some(cause) => {
+            tracing::error!(%method, %path, status = response.status, micros, %cause, "request")
+        }
+        None => tracing::info!(%method, %path, status = response.status, micros, "request"),
+    }
     http_response(response)
 }
 
@@ -315,6 +323,7 @@ fn scim_error(status: u16, detail: String) -> Response<Body> {
         status,
         scim_type: None,
         detail,
+        cause: None,
     };
     http_response(error.to_response())
 }

@@ -637,3 +637,45 @@ fn slow_and_silent_clients_are_cut_off() {
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
     server.stop();
 }
+
+/// A store that fails answers 500 with a detail that names nothing of the server, and the
+/// log says why: an operator can tell a broken database from a bug.
+#[test]
+fn a_failing_store_is_a_500_whose_cause_is_logged() {
+    let db = temp_db("serve-failing-store");
+    let server = Server::start(&db);
+    let token = server.token.clone().unwrap();
+    let (status, _) = http(
+        &server.addr,
+        "GET",
+        "/scim/v2/default/Users",
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200);
+    // The database broken under the running server.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE memberships; DROP TABLE resources;")
+        .unwrap();
+    let (status, body) = http(
+        &server.addr,
+        "GET",
+        "/scim/v2/default/Users",
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body["detail"],
+        "the store failed; the request changed nothing"
+    );
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("ERROR")
+            && l.contains("status=500")
+            && l.contains("no such table")),
+        "{log}"
+    );
+    server.stop();
+}

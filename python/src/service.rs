@@ -126,6 +126,14 @@ impl Response {
         PyBytes::new(py, &self.inner.body)
     }
 
+    /// Why the service failed, for a 500 whose cause is known (a store that cannot be read
+    /// or written): for the server's log only, since a backend's text may name files or
+    /// hosts; `None` otherwise.
+    #[getter]
+    fn cause(&self) -> Option<&str> {
+        self.inner.cause.as_deref()
+    }
+
     /// The header `name`, matched ignoring case, or `None`.
     fn header(&self, name: &str) -> Option<String> {
         self.inner.header(name).map(str::to_owned)

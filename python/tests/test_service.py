@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any, Dict
 from urllib.parse import quote
@@ -96,6 +97,19 @@ def test_a_request_without_the_token_is_refused(db: Path) -> None:
     assert response.status == 401
     assert response.header("www-authenticate") is not None
     assert response.json()["status"] == "401"
+
+
+def test_a_broken_store_is_a_500_whose_cause_is_for_the_log(db: Path) -> None:
+    store = usersync.open(db)
+    store.create_directory("acme")
+    service = usersync.Service(db, require_token=False)
+    assert service.handle("GET", "/scim/v2/acme/Users").cause is None
+    with sqlite3.connect(db) as conn:
+        conn.executescript("DROP TABLE memberships; DROP TABLE resources;")
+    response = service.handle("GET", "/scim/v2/acme/Users")
+    assert response.status == 500
+    assert "no such table" not in response.json()["detail"]
+    assert response.cause is not None and "no such table: resources" in response.cause
 
 
 def test_bodies_as_bytes_text_or_data(db: Path) -> None:

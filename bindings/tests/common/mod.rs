@@ -20,6 +20,13 @@ pub(crate) struct Opened {
     dir: std::path::PathBuf,
 }
 
+impl Opened {
+    /// The SQLite database it serves.
+    pub(crate) fn db(&self) -> std::path::PathBuf {
+        self.dir.join("test.db")
+    }
+}
+
 impl Drop for Opened {
     fn drop(&mut self) {
         usersync_service_free(self.service);

@@ -16,6 +16,8 @@ pub(crate) struct Server {
     pub(crate) token: Option<String>,
     /// The database it serves.
     pub(crate) db: PathBuf,
+    /// Where its log (standard error) goes.
+    pub(crate) log: PathBuf,
     _stdout: BufReader<ChildStdout>,
 }
 
@@ -27,12 +29,21 @@ impl Server {
     /// Starts `usersync serve` with `extra` arguments; `addr` is `host:port`, whatever the
     /// scheme.
     pub(crate) fn start_with(db: &Path, extra: &[&str]) -> Self {
+        // Beside a database file; a PostgreSQL URL has no directory of its own.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let log = match db.parent().filter(|p| p.is_dir()) {
+            Some(_) => db.with_extension("log"),
+            None => {
+                let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                temp_db(&format!("serve-log-{n}")).with_extension("log")
+            }
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_usersync"))
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("usersync serve starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -66,6 +77,7 @@ impl Server {
             addr,
             token,
             db: db.to_path_buf(),
+            log,
             _stdout: stdout,
         }
     }

@@ -16,6 +16,9 @@ pub struct ScimError {
     pub scim_type: Option<&'static str>,
     /// What went wrong, for a person.
     pub detail: String,
+    /// Why the server failed (a 500), for the operator's log; never sent to the client,
+    /// since a backend's text may name files or hosts.
+    pub cause: Option<String>,
 }
 
 impl ScimError {
@@ -28,6 +31,7 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            cause: None,
         }
     }
 
@@ -60,6 +64,7 @@ impl ScimError {
             status: self.status,
             headers,
             body: body.to_string().into_bytes(),
+            cause: self.cause.clone(),
         }
     }
 }
@@ -74,8 +79,11 @@ impl From<StoreError> for ScimError {
             }
             StoreError::Invalid(_) => Self::bad_request("invalidValue", e.to_string()),
             // Backend failures are the server's fault; their text may name files, so the
-            // client gets a generic detail.
-            _ => Self::new(500, None, "the store failed; the request changed nothing"),
+            // client gets a generic detail and the operator's log the cause.
+            _ => Self {
+                cause: Some(e.to_string()),
+                ..Self::new(500, None, "the store failed; the request changed nothing")
+            },
         }
     }
 }

@@ -150,6 +150,8 @@ pub struct ScimResponse {
     pub headers: Vec<(String, String)>,
     /// The body bytes (empty for 204 and 304).
     pub body: Vec<u8>,
+    /// Why the server failed, for the operator's log (see [`ScimError::cause`]).
+    pub cause: Option<String>,
 }
 
 impl ScimResponse {
@@ -161,11 +163,22 @@ impl ScimResponse {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A response without a body (204, 304).
+    pub(crate) fn empty(status: u16, headers: Vec<(String, String)>) -> Self {
+        Self {
+            status,
+            headers,
+            body: Vec::new(),
+            cause: None,
+        }
+    }
+
     fn json(status: u16, body: &Value) -> Self {
         Self {
             status,
             headers: vec![("Content-Type".to_owned(), SCIM_JSON.to_owned())],
             body: body.to_string().into_bytes(),
+            cause: None,
         }
     }
 
@@ -614,11 +627,10 @@ impl Service {
             && let Some(tags) = req.header("If-None-Match")
             && etag_matches(tags, r.version)
         {
-            return Ok(ScimResponse {
-                status: 304,
-                headers: vec![("ETag".into(), etag(r.version))],
-                body: Vec::new(),
-            });
+            return Ok(ScimResponse::empty(
+                304,
+                vec![("ETag".into(), etag(r.version))],
+            ));
         }
         let rendered = match groups {
             Some(groups) => render(rt, &r, None, Some(&groups), base, &projection),
@@ -742,11 +754,7 @@ impl Service {
         let current = self.existing(d, kind, id)?;
         let expected = Self::if_match(req, current.version)?;
         self.store.delete(d.id, kind, id, expected)?;
-        Ok(ScimResponse {
-            status: 204,
-            headers: Vec::new(),
-            body: Vec::new(),
-        })
+        Ok(ScimResponse::empty(204, Vec::new()))
     }
 
     fn schemas(&self, id: Option<&str>, base: &str) -> Result<ScimResponse, ScimError> {

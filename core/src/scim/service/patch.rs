@@ -270,11 +270,7 @@ fn is_password(path: &PatchPath) -> bool {
 
 /// 204 with the new ETag: the answer to a group PATCH that asks for no attributes.
 fn no_content(version: u64) -> ScimResponse {
-    ScimResponse {
-        status: 204,
-        headers: vec![("ETag".into(), etag(version))],
-        body: Vec::new(),
-    }
+    ScimResponse::empty(204, vec![("ETag".into(), etag(version))])
 }
 
 /// The resource as an editable JSON object of canonical attributes, as a PUT body would be.
