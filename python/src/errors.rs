@@ -87,6 +87,8 @@ struct Details {
     key: Option<String>,
     /// For a blocked plan: the thresholds it crosses.
     reasons: Vec<String>,
+    /// For a run that applied something and then failed: the run as JSON.
+    report: Option<String>,
 }
 
 pub(crate) type Result<T, E = Failure> = std::result::Result<T, E>;
@@ -176,6 +178,12 @@ impl Failure {
         }
     }
 
+    /// With `run`, a run that applied something, as JSON: its exception says what stays.
+    pub(crate) fn with_run(mut self, run: &serde_json::Value) -> Self {
+        self.details.report = Some(run.to_string());
+        self
+    }
+
     /// The one mapping from a failure to its Python exception.
     pub(crate) fn into_py(self, py: Python<'_>) -> PyErr {
         let (kind, class) = self.kind.names();
@@ -198,6 +206,9 @@ impl Failure {
             }
             if !details.reasons.is_empty() {
                 kwargs.set_item("reasons", &details.reasons)?;
+            }
+            if let Some(report) = &details.report {
+                kwargs.set_item("report_json", report)?;
             }
             let error = class.call((message,), Some(&kwargs))?;
             Ok(PyErr::from_value(error))

@@ -10,7 +10,7 @@ use serde_json::Value;
 use usersync_core::ldap::apply::{ApplyOptions, LocalTarget, Progress};
 use usersync_core::ldap::config::SyncConfig as CoreConfig;
 use usersync_core::ldap::plan::{Change as CoreChange, Plan as CorePlan};
-use usersync_core::ldap::run::{self, Planned, Run};
+use usersync_core::ldap::run::{self, Planned, Run, RunOutcome};
 use usersync_core::store::{SyncLock, system_clock};
 
 use crate::convert::{from_py, saturating_int, to_py};
@@ -465,6 +465,13 @@ impl Report {
     fn from_run(py: Python<'_>, run: &Run) -> PyResult<Self> {
         let error = run.error.clone().unwrap_or_default();
         match (&run.report, &run.failure) {
+            // Applied, but its record could not be kept: a failure, as in C and the CLI
+            // (the schedule would not know of the run).
+            (Some(_), _) if run.outcome == RunOutcome::Succeeded && run.error.is_some() => {
+                Err(Failure::new(Kind::SyncTarget, error)
+                    .with_run(&run.to_json())
+                    .into_py(py))
+            }
             (Some(report), _) => {
                 let json = run.to_json();
                 Ok(Self {
@@ -475,6 +482,9 @@ impl Report {
                     milliseconds: to_py(py, &json["milliseconds"])?.unbind(),
                     json: json.to_string(),
                 })
+            }
+            (None, Some(failure)) if run.partial_report.is_some() => {
+                Err(Failure::apply(failure).with_run(&run.to_json()).into_py(py))
             }
             (None, Some(failure)) => Err(Failure::apply(failure).into_py(py)),
             (None, None) => Err(Failure::new(Kind::SyncTarget, error).into_py(py)),

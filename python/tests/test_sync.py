@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Callable, List, Tuple, Type
 
@@ -237,6 +238,27 @@ def test_ctrl_c_in_a_progress_callback_is_raised(
     assert store.user_counts(name) == {"active": 2, "inactive": 0}
     (crew,) = list(store.groups(name))
     assert not crew.get("members")
+
+
+def test_a_run_that_cannot_be_recorded_is_a_failure(
+    slapd: Slapd, db: Path, tmp_path: Path
+) -> None:
+    slapd.add_people("unrecorded", ["pia", "quy"])
+    config = usersync.SyncConfig.from_file(slapd.config("unrecorded", "unrecorded", tmp_path))
+
+    def break_the_records(done: int, total: int) -> None:
+        with sqlite3.connect(db) as conn:
+            conn.execute("DROP TABLE IF EXISTS sync_runs")
+
+    # Applied, but the schedule would never know of the run: raised, as in C and the CLI,
+    # with what was applied.
+    with pytest.raises(usersync.SyncTargetError) as caught:
+        usersync.sync(config, db, progress=break_the_records)
+    assert caught.value.report_json is not None
+    run = json.loads(caught.value.report_json)
+    assert run["outcome"] == "succeeded" and "record" in run["error"]
+    assert run["report"]["applied"] == {"create": 2}
+    assert usersync.open(db).user_counts("unrecorded") == {"active": 2, "inactive": 0}
 
 
 def test_a_directory_that_is_not_ldap_is_a_configuration_error(

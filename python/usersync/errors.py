@@ -42,7 +42,10 @@ class UsersyncError(Exception):
     is the SCIM ``scimType`` the service answers for the same problem, where there is one.
     ``position``/``length`` (filters and paths) index the string that was parsed, in
     characters; ``expected`` lists what would have fitted there; ``key`` names the
-    configuration key at fault; ``reasons`` lists the thresholds a blocked plan crosses.
+    configuration key at fault; ``reasons`` lists the thresholds a blocked plan crosses;
+    ``report_json`` is, for a sync that applied changes and then failed, the run as JSON
+    (what it applied is in its ``partial_report``, or its ``report`` when only recording it
+    failed).
     """
 
     kind: str
@@ -52,6 +55,7 @@ class UsersyncError(Exception):
     expected: Sequence[str]
     key: Optional[str]
     reasons: Sequence[str]
+    report_json: Optional[str]
 
     def __init__(
         self,
@@ -64,6 +68,7 @@ class UsersyncError(Exception):
         expected: Sequence[str] = (),
         key: Optional[str] = None,
         reasons: Sequence[str] = (),
+        report_json: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -73,6 +78,7 @@ class UsersyncError(Exception):
         self.expected = tuple(expected)
         self.key = key
         self.reasons = tuple(reasons)
+        self.report_json = report_json
 
     def __str__(self) -> str:
         message = super().__str__()
