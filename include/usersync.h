@@ -17,6 +17,10 @@
 #define USERSYNC_VERSION_PATCH 0
 #define USERSYNC_VERSION "0.1.0"
 
+// The ABI this header describes: the number in the library's SONAME (`libusersync.so.0`),
+// raised whenever a function's signature or a struct's layout changes incompatibly.
+#define USERSYNC_ABI_VERSION 0
+
 // `flags` of `usersync_scim_filter_check`: RFC 7644 only, without the tolerances for
 // identity providers (boolean strings such as `"True"`) that directories accept by default.
 #define USERSYNC_FILTER_STRICT 1
@@ -149,6 +153,10 @@ extern "C" {
 // A static, NUL-terminated description of `result`; never NULL ("unknown result code" for
 // a number that is no code). Do not free it.
 const char *usersync_result_description(uint32_t result);
+
+// The ABI of the library loaded: a program can check at start that it is the header's
+// `USERSYNC_ABI_VERSION` (the SONAME already keeps other ABIs from being loaded).
+uint32_t usersync_abi_version(void);
 
 // The library's version, `MAJOR.MINOR.PATCH`: static, never NULL, do not free it. The
 // header's `USERSYNC_VERSION_*` macros give the version compiled against.

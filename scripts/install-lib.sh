@@ -36,7 +36,12 @@ version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)"
 
 install -d "$prefix/lib/pkgconfig" "$prefix/include"
 install -m 0644 include/usersync.h "$prefix/include/usersync.h"
-install -m 0755 "$target_dir/libusersync.so" "$prefix/lib/libusersync.so"
+abi="$(sed -n 's/^#define USERSYNC_ABI_VERSION \([0-9]*\)$/\1/p' include/usersync.h)"
+# The file by its version, the SONAME (`libusersync.so.<ABI>`) the loader looks for, and the
+# name the linker's `-lusersync` finds.
+install -m 0755 "$target_dir/libusersync.so" "$prefix/lib/libusersync.so.$version"
+ln -sfn "libusersync.so.$version" "$prefix/lib/libusersync.so.$abi"
+ln -sfn "libusersync.so.$abi" "$prefix/lib/libusersync.so"
 install -m 0644 "$target_dir/libusersync.a" "$prefix/lib/libusersync.a"
 # Libs.private: the system libraries the Rust standard library needs when linked statically
 # (`cargo rustc -- --print native-static-libs`).

@@ -163,6 +163,17 @@ pub extern "C" fn usersync_result_description(result: u32) -> *const c_char {
     }
 }
 
+/// The ABI this header describes: the number in the library's SONAME (`libusersync.so.0`),
+/// raised whenever a function's signature or a struct's layout changes incompatibly.
+pub const USERSYNC_ABI_VERSION: u32 = 0;
+
+/// The ABI of the library loaded: a program can check at start that it is the header's
+/// `USERSYNC_ABI_VERSION` (the SONAME already keeps other ABIs from being loaded).
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_abi_version() -> u32 {
+    USERSYNC_ABI_VERSION
+}
+
 /// The library's version, `MAJOR.MINOR.PATCH`: static, never NULL, do not free it. The
 /// header's `USERSYNC_VERSION_*` macros give the version compiled against.
 #[unsafe(no_mangle)]

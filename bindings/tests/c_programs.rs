@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use usersync::USERSYNC_ABI_VERSION;
+
 /// The directory cargo put `libusersync.so` and `libusersync.a` in (beside `deps/`).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -56,6 +58,10 @@ fn build_libraries() {
             .status()
             .expect("cargo runs");
         assert!(status.success(), "cargo build -p usersync-ffi failed");
+        // The name the library's SONAME gives the loader, as an install makes it.
+        let soname = lib_dir().join(format!("libusersync.so.{USERSYNC_ABI_VERSION}"));
+        let _ = std::fs::remove_file(&soname);
+        std::os::unix::fs::symlink("libusersync.so", &soname).unwrap();
     });
 }
 
@@ -332,6 +338,17 @@ fn the_readme_c_example_builds_with_pkg_config_and_runs() {
             gcc.status().unwrap().success(),
             "the README example ({name}) does not build"
         );
+        if name == "dynamic" {
+            // Linked against the SONAME, not the file: another ABI is never loaded for it.
+            let out = Command::new("readelf")
+                .arg("-d")
+                .arg(&exe)
+                .output()
+                .unwrap();
+            let dynamic = String::from_utf8_lossy(&out.stdout);
+            let needed = format!("[libusersync.so.{USERSYNC_ABI_VERSION}]");
+            assert!(dynamic.contains(&needed), "{dynamic}");
+        }
         let work = scratch(&format!("readme-run-{name}"));
         let out = Command::new(&exe).current_dir(&work).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -40,6 +40,7 @@ int main(int argc, char **argv) {
            USERSYNC_VERSION_MINOR, USERSYNC_VERSION_PATCH);
   CHECK(strcmp(usersync_version(), expected) == 0);
   CHECK(strcmp(usersync_version(), USERSYNC_VERSION) == 0);
+  CHECK(usersync_abi_version() == USERSYNC_ABI_VERSION);
 
   /* Descriptions: every code has one, unknown numbers too. */
   CHECK(strcmp(usersync_result_description(USERSYNC_RESULT_OK), "ok") == 0);
