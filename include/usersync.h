@@ -101,6 +101,9 @@ enum usersync_result
   // Another sync of the directory is running (in this or another process or node):
   // nothing was applied; try again later.
   USERSYNC_RESULT_SYNC_BUSY = 3006,
+  // The sync was cancelled (`usersync_sync_cancel`) before its next batch of writes: what
+  // was applied stays (the report's `partial_report`), and the next run converges.
+  USERSYNC_RESULT_SYNC_CANCELLED = 3007,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -141,7 +144,8 @@ typedef struct usersync_header {
 } usersync_header;
 
 // Told how far an apply has come: `done` of `total` changes. Called on the thread that
-// called the apply, between writes; it must return quickly and must not call usersync.
+// called the apply, between writes; it must return quickly and must not call usersync but
+// `usersync_sync_cancel`.
 typedef void (*usersync_progress_callback)(void *userdata,
                                            uint64_t done,
                                            uint64_t total);
@@ -466,6 +470,17 @@ usersync_result usersync_plan_json(const struct usersync_plan *plan,
 
 // Frees a plan. NULL does nothing.
 void usersync_plan_free(struct usersync_plan *plan);
+
+// Asks the sync of `directory` (UTF-8, `directory_len` bytes) running on `service` to stop
+// before its next batch of writes; call it from any thread, or from the sync's progress
+// callback. What was applied stays: the sync's call (`usersync_plan_apply` or
+// `usersync_sync_run`) returns `SYNC_CANCELLED` with its report, whose `partial_report` says
+// what it applied, and the next run converges. A sync still reading LDAP stops before its
+// first write. `NOT_FOUND` when no sync of `directory` runs on this service handle (a sync
+// on another handle or process is not this one's to stop).
+usersync_result usersync_sync_cancel(const struct usersync_service *service,
+                                     const char *directory,
+                                     size_t directory_len);
 
 // Applies `plan` to the service's store and writes the run's report as JSON to
 // `report_json_out` (free it with `usersync_string_free`): `{"outcome", "mode", "plan":

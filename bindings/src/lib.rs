@@ -91,13 +91,16 @@ pub enum usersync_result {
     /// Another sync of the directory is running (in this or another process or node):
     /// nothing was applied; try again later.
     SyncBusy = 3006,
+    /// The sync was cancelled (`usersync_sync_cancel`) before its next batch of writes: what
+    /// was applied stays (the report's `partial_report`), and the next run converges.
+    SyncCancelled = 3007,
 }
 
 impl usersync_result {
     /// Every code, for the description table and the tests.
     ///
     /// cbindgen:ignore
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::Ok,
         Self::NullParameter,
         Self::InvalidUtf8,
@@ -121,6 +124,7 @@ impl usersync_result {
         Self::SyncTarget,
         Self::SyncPartial,
         Self::SyncBusy,
+        Self::SyncCancelled,
     ];
 
     fn description(self) -> &'static std::ffi::CStr {
@@ -148,6 +152,7 @@ impl usersync_result {
             Self::SyncTarget => c"the sync target failed",
             Self::SyncPartial => c"applied, but some changes failed",
             Self::SyncBusy => c"another sync of the directory is running",
+            Self::SyncCancelled => c"the sync was cancelled; what was applied stays",
         }
     }
 }

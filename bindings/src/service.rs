@@ -1,8 +1,10 @@
 //! The service handle (a database opened once, shared by every server thread) and the SCIM
 //! endpoint through it: requests in, responses out.
 
+use std::collections::HashMap;
 use std::ffi::c_char;
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use usersync_core::scim::schema::SchemaRegistry;
@@ -23,6 +25,9 @@ pub struct usersync_service {
     pub(crate) endpoint: Service,
     /// The platform's own reads, authenticated by the platform itself.
     pub(crate) platform: Service,
+    /// The stop flag of each sync running on this handle, by directory
+    /// (`usersync_sync_cancel`).
+    pub(crate) running: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
 
 /// Opens (or creates) the SQLite database at `db_path` (UTF-8, `db_path_len` bytes), or
@@ -69,6 +74,7 @@ pub extern "C" fn usersync_service_open(
             store,
             endpoint,
             platform,
+            running: Mutex::default(),
         });
         write(service_out, Box::into_raw(handle));
         Ok(())

@@ -3,7 +3,8 @@
 //! writes the store: call it from a worker thread of the platform server.
 
 use std::ffi::{c_char, c_void};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 
 use usersync_core::ldap::apply::{ApplyError, ApplyOptions, LocalTarget, Progress};
 use usersync_core::ldap::config::SyncConfig;
@@ -28,7 +29,8 @@ pub const USERSYNC_OUTCOME_BLOCKED: u32 = 1;
 pub const USERSYNC_OUTCOME_FAILED: u32 = 2;
 
 /// Told how far an apply has come: `done` of `total` changes. Called on the thread that
-/// called the apply, between writes; it must return quickly and must not call usersync.
+/// called the apply, between writes; it must return quickly and must not call usersync but
+/// `usersync_sync_cancel`.
 pub type usersync_progress_callback =
     Option<extern "C" fn(userdata: *mut c_void, done: u64, total: u64)>;
 
@@ -165,11 +167,89 @@ impl Reporter {
     }
 }
 
+/// The stop flag of a sync running on a service, listed there while the sync runs.
+struct Running<'a> {
+    service: &'a usersync_service,
+    directory: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl<'a> Running<'a> {
+    /// Lists the sync of `directory`, which holds its sync lock: one per directory at a time.
+    fn start(service: &'a usersync_service, directory: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        service
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(directory.to_owned(), Arc::clone(&stop));
+        Self {
+            service,
+            directory: directory.to_owned(),
+            stop,
+        }
+    }
+
+    fn asked_to_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut running = self
+            .service
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if running
+            .get(&self.directory)
+            .is_some_and(|s| Arc::ptr_eq(s, &self.stop))
+        {
+            running.remove(&self.directory);
+        }
+    }
+}
+
+/// Asks the sync of `directory` (UTF-8, `directory_len` bytes) running on `service` to stop
+/// before its next batch of writes; call it from any thread, or from the sync's progress
+/// callback. What was applied stays: the sync's call (`usersync_plan_apply` or
+/// `usersync_sync_run`) returns `SYNC_CANCELLED` with its report, whose `partial_report` says
+/// what it applied, and the next run converges. A sync still reading LDAP stops before its
+/// first write. `NOT_FOUND` when no sync of `directory` runs on this service handle (a sync
+/// on another handle or process is not this one's to stop).
+#[unsafe(no_mangle)]
+pub extern "C" fn usersync_sync_cancel(
+    service: *const usersync_service,
+    directory: *const c_char,
+    directory_len: usize,
+) -> usersync_result {
+    guard(|| {
+        let service = self::service(service)?;
+        let directory = text(directory, directory_len, "directory")?;
+        let running = service
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let stop = running.get(directory).ok_or_else(|| {
+            fail(
+                usersync_result::NotFound,
+                format!("no sync of `{directory}` runs on this service"),
+            )
+        })?;
+        stop.store(true, Ordering::Relaxed);
+        Ok(())
+    })
+}
+
 /// The result code and the report of a run that happened.
 fn finish(run: &Run, report_json_out: *mut *mut c_char) -> Result<(), usersync_result> {
     write(report_json_out, c_string(run.to_json().to_string())?);
     let error = run.error.clone().unwrap_or_default();
     match (run.outcome, &run.failure) {
+        (RunOutcome::Failed, Some(ApplyError::Cancelled { .. })) => {
+            Err(fail(usersync_result::SyncCancelled, error))
+        }
         // Applied, but its record could not be kept (the run's error says why).
         (RunOutcome::Succeeded, _) if run.error.is_some() => {
             Err(fail(usersync_result::SyncTarget, error))
@@ -231,6 +311,7 @@ pub extern "C" fn usersync_plan_apply(
             ));
         }
         let lock = lock_sync(&*service.store, &plan.config.directory)?;
+        let running = Running::start(service, &plan.config.directory);
         let allow_deletes = flags & USERSYNC_SYNC_ALLOW_DELETES != 0;
         let refused = plan
             .planned
@@ -248,7 +329,7 @@ pub extern "C" fn usersync_plan_apply(
             )
         })?;
         apply_planned(
-            service,
+            &running,
             &plan.config,
             planned,
             &lock,
@@ -275,10 +356,10 @@ fn lock_sync(store: &dyn Store, directory: &str) -> Result<SyncLock, usersync_re
         })
 }
 
-/// Applies `planned` under the directory's sync `lock` (checked before each batch), records
-/// the run and writes its report.
+/// Applies `planned` under the directory's sync `lock` (checked before each batch) until
+/// it is done or `running` is cancelled, records the run and writes its report.
 fn apply_planned(
-    service: &usersync_service,
+    running: &Running<'_>,
     config: &SyncConfig,
     planned: Planned,
     lock: &SyncLock,
@@ -286,9 +367,12 @@ fn apply_planned(
     reporter: Reporter,
     report_json_out: *mut *mut c_char,
 ) -> Result<(), usersync_result> {
-    let store = &*service.store;
+    let store = &*running.service.store;
     let tell = |p: Progress| reporter.tell(p);
-    let mut options = ApplyOptions::new(flags & USERSYNC_SYNC_ALLOW_DELETES != 0).with_lock(lock);
+    let cancel = || running.asked_to_stop();
+    let mut options = ApplyOptions::new(flags & USERSYNC_SYNC_ALLOW_DELETES != 0)
+        .with_lock(lock)
+        .with_cancel(&cancel);
     if reporter.callback.is_some() {
         options = options.with_progress(&tell);
     }
@@ -327,6 +411,8 @@ pub extern "C" fn usersync_sync_run(
         let config = config(config_toml, config_toml_len)?;
         let store = &*service.store;
         let lock = lock_sync(store, &config.directory)?;
+        // Listed from before the read: a cancel during it stops the run before any write.
+        let running = Running::start(service, &config.directory);
         let clock = system_clock();
         let full = flags & USERSYNC_SYNC_FULL != 0;
         let planned = match run::plan_run(&config, store, &LocalTarget(store), full, &clock) {
@@ -338,7 +424,7 @@ pub extern "C" fn usersync_sync_run(
             }
         };
         apply_planned(
-            service,
+            &running,
             &config,
             planned,
             &lock,

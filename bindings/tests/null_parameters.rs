@@ -328,6 +328,7 @@ fn every_pointer_argument_may_be_null() {
         ),
         R
     );
+    assert_eq!(usersync_sync_cancel(null(), acme, acme_len), R);
 
     // Out-parameters.
     assert_eq!(
@@ -438,6 +439,7 @@ fn every_pointer_argument_may_be_null() {
         usersync_sync_run(svc, filter, filter_len, 0, None, null_mut(), null_mut()),
         R
     );
+    assert_eq!(usersync_sync_cancel(svc, null(), 4), R);
     assert_eq!(
         usersync_sync_next_run(filter, filter_len, 0, 0, 0, 0, null_mut()),
         R

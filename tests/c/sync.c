@@ -1,6 +1,7 @@
 /* An LDAP sync driven from C against the test slapd: plan, review the JSON, apply with a
- * progress callback, run again (nothing to do), then a removal that crosses the threshold is
- * blocked until applied with the override.
+ * progress callback that cancels it after the first batch, run again (what is left), again
+ * (nothing to do), then a removal that crosses the threshold is blocked until applied with
+ * the override.
  * Usage: sync DB_PATH CONFIG_TOML_PATH REMOVE_COMMAND
  * REMOVE_COMMAND is a shell command that deletes two of the users from LDAP. */
 #include <stdint.h>
@@ -26,6 +27,8 @@ static char *read_file(const char *path, size_t *len_out) {
 struct progress {
   int calls;
   uint64_t last_done, total;
+  /* When set, the sync of `corp` on this service is cancelled from the callback. */
+  usersync_service *cancel;
 };
 
 static void on_progress(void *userdata, uint64_t done, uint64_t total) {
@@ -34,6 +37,7 @@ static void on_progress(void *userdata, uint64_t done, uint64_t total) {
   p->calls++;
   p->last_done = done;
   p->total = total;
+  if (p->cancel != NULL) OK(usersync_sync_cancel(p->cancel, S("corp")));
 }
 
 int main(int argc, char **argv) {
@@ -56,18 +60,29 @@ int main(int argc, char **argv) {
   uint64_t active = 0, inactive = 0;
   EXPECT(usersync_user_counts(svc, S("corp"), &active, &inactive), USERSYNC_RESULT_NOT_FOUND);
 
-  /* Apply, watching the progress. */
-  struct progress progress = {0, 0, 0};
-  OK(usersync_plan_apply(svc, plan, 0, on_progress, &progress, &json));
-  CHECK(strstr(json, "\"outcome\":\"succeeded\"") != NULL);
-  CHECK(strstr(json, "\"create\":6") != NULL);
+  /* Apply, watching the progress, and cancel after the first batch (the creations): what
+   * was applied stays, and the report says what it was. */
+  struct progress progress = {0, 0, 0, svc};
+  EXPECT(usersync_plan_apply(svc, plan, 0, on_progress, &progress, &json),
+         USERSYNC_RESULT_SYNC_CANCELLED);
+  CHECK(strstr(last_error(), "stopped after 6 of 7 changes") != NULL);
+  CHECK(strstr(json, "\"partial_report\":{\"applied\":{\"create\":6}") != NULL);
   usersync_string_free(json);
-  CHECK(progress.calls >= 1 && progress.last_done == 7 && progress.total == 7);
+  CHECK(progress.calls == 1 && progress.last_done == 6 && progress.total == 7);
   EXPECT(usersync_plan_apply(svc, plan, 0, NULL, NULL, &json), USERSYNC_RESULT_INVALID_ARGUMENT);
   CHECK(strstr(last_error(), "applied already") != NULL);
   usersync_plan_free(plan);
   OK(usersync_user_counts(svc, S("corp"), &active, &inactive));
   CHECK(active == 5 && inactive == 0);
+  /* Nothing runs now: nothing to cancel. */
+  EXPECT(usersync_sync_cancel(svc, S("corp")), USERSYNC_RESULT_NOT_FOUND);
+
+  /* The next run applies what is left: the group's members. */
+  struct progress rest = {0, 0, 0, NULL};
+  OK(usersync_sync_run(svc, config, config_len, 0, on_progress, &rest, &json));
+  CHECK(strstr(json, "\"applied\":{\"add_members\":1}") != NULL);
+  usersync_string_free(json);
+  CHECK(rest.calls == 1 && rest.last_done == 1 && rest.total == 1);
 
   /* Again: nothing to do, and the feed has every creation. */
   OK(usersync_sync_run(svc, config, config_len, 0, NULL, NULL, &json));
@@ -118,13 +133,13 @@ int main(int argc, char **argv) {
   usersync_string_free(json);
 
   /* Every run is on record, newest first: failed, applied, blocked twice, nothing to do,
-   * applied (each outcome twice: the record's, and its report's). */
+   * the rest applied, cancelled (each outcome twice: the record's, and its report's). */
   OK(usersync_directory_runs(svc, S("corp"), 10, &json));
-  const char *outcomes[] = {"failed",    "failed",    "succeeded", "succeeded",
-                            "blocked",   "blocked",   "blocked",   "blocked",
-                            "succeeded", "succeeded", "succeeded", "succeeded"};
+  const char *outcomes[] = {"failed",    "failed",    "succeeded", "succeeded", "blocked",
+                            "blocked",   "blocked",   "blocked",   "succeeded", "succeeded",
+                            "succeeded", "succeeded", "failed",    "failed"};
   const char *at = json;
-  for (int i = 0; i < 12; i++) {
+  for (int i = 0; i < 14; i++) {
     at = strstr(at, "\"outcome\":\"");
     CHECK(at != NULL);
     at += strlen("\"outcome\":\"");
