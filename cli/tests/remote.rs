@@ -442,3 +442,31 @@ fn a_create_whose_answer_is_lost_is_made_once() {
     assert_eq!(agent.staff(), ["ann"]);
     agent.server.stop();
 }
+
+/// A server's passing 500s, and answers cut off on the way after the server acted, are
+/// retried: every change is made, each create once.
+#[test]
+fn server_errors_and_answers_cut_off_are_retried() {
+    let agent = Agent::start(
+        "cli-remote-cut",
+        &["ann", "bob", "cid", "dee"],
+        &["ann", "bob"],
+        "",
+    );
+    let proxy = agent.proxy(Faults {
+        server_error_every: 3,
+        cut_answer_every: 4,
+        ..Faults::default()
+    });
+    let (code, out, err) = agent.run(&proxy, "sync", &["--concurrency", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("applied 6 changes"), "{out}");
+    assert!(proxy.faults() >= 3, "{} faults", proxy.faults());
+    assert_eq!(by_anchor(&agent.server, &agent.token, "Users").len(), 4);
+    assert_eq!(by_anchor(&agent.server, &agent.token, "Groups").len(), 1);
+    assert_eq!(agent.staff(), ["ann", "bob"]);
+    let (code, out, err) = agent.run(&proxy, "plan", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "No changes: `corp` is in step with the source.");
+    agent.server.stop();
+}

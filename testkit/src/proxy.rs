@@ -19,6 +19,12 @@ pub struct Faults {
     /// Every n-th `POST` is forwarded, and its answer replaced by `504 Gateway Timeout`:
     /// a create made whose answer was lost (0: none).
     pub lost_post_answer_every: usize,
+    /// Every n-th request (not already refused) gets `500 Internal Server Error` without
+    /// being forwarded: a server's passing failure (0: none).
+    pub server_error_every: usize,
+    /// Every n-th request (not already refused) is forwarded, and its answer cut off half-way
+    /// through and the connection closed: acted on, the answer lost on the way (0: none).
+    pub cut_answer_every: usize,
     /// Changes each JSON answer: given the request line (`GET /scim/v2/…/Users?… HTTP/1.1`)
     /// and the body.
     pub rewrite: Option<fn(&str, &mut serde_json::Value)>,
@@ -118,13 +124,18 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, counters: &Counters) {
             Some("429 Too Many Requests\r\nRetry-After: 1")
         } else if n.is_multiple_of(faults.unavailable_every) {
             Some("503 Service Unavailable")
+        } else if n.is_multiple_of(faults.server_error_every) {
+            Some("500 Internal Server Error")
         } else {
             None
         };
         let response = match fault {
             Some(status) => {
                 given.fetch_add(1, Ordering::SeqCst);
-                let body = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"503","detail":"busy"}"#;
+                let body = format!(
+                    r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"{}","detail":"busy"}}"#,
+                    &status[..3]
+                );
                 format!(
                     "HTTP/1.1 {status}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
@@ -136,14 +147,29 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, counters: &Counters) {
                 let Some(answer) = forward(upstream, &request) else {
                     return;
                 };
-                let n = if post {
+                let posted = if post {
                     counters.posts.fetch_add(1, Ordering::SeqCst) + 1
                 } else {
                     0
                 };
-                if post && n.is_multiple_of(faults.lost_post_answer_every) {
+                if post && posted.is_multiple_of(faults.lost_post_answer_every) {
                     given.fetch_add(1, Ordering::SeqCst);
                     b"HTTP/1.1 504 Gateway Timeout\r\nContent-Length: 0\r\n\r\n".to_vec()
+                } else if n.is_multiple_of(faults.cut_answer_every) {
+                    // The head and half the body (half the head when there is no body).
+                    given.fetch_add(1, Ordering::SeqCst);
+                    let head = answer
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map_or(0, |p| p + 4);
+                    let keep = if head < answer.len() {
+                        head + (answer.len() - head) / 2
+                    } else {
+                        answer.len() / 2
+                    };
+                    let _ = out.write_all(&answer[..keep]);
+                    let _ = out.shutdown(Shutdown::Both);
+                    return;
                 } else {
                     match faults.rewrite {
                         Some(rewrite) => rewritten(&request, answer, rewrite),

@@ -1,9 +1,10 @@
 //! A SCIM 2.0 client for one endpoint (`https://…/scim/v2/<tenant>` and a bearer token): the
 //! remote target an on-premises LDAP sync feeds.
 //!
-//! Every request is retried on what a busy or restarting server answers — 429, 502, 503, 504,
-//! a refused or dropped connection, a timeout — after the server's `Retry-After` when it gives
-//! one, else after an exponential backoff with jitter. Anything else is the answer.
+//! Every request is retried on what a busy or restarting server answers — 429, 500, 502, 503,
+//! 504, a refused or dropped connection, a timeout, an answer cut off on the way — after the
+//! server's `Retry-After` when it gives one, else after an exponential backoff with jitter.
+//! Anything else is the answer.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -262,26 +263,35 @@ impl ScimClient {
                     .body(body.to_string());
             }
             let last = attempt >= self.options.max_attempts;
+            let transport = |e: &reqwest::Error| ClientError::Transport {
+                method: method.to_string(),
+                url: url.to_string(),
+                attempts: attempt,
+                message: error_chain(e),
+            };
+            // `unsure`: the server may have acted (a 500 or a gateway's error, or an answer
+            // lost on the way), not only refused.
             let (wait, unsure) = match request.send() {
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    if !last && matches!(status, 429 | 502 | 503 | 504) {
-                        (retry_after(response.headers()), matches!(status, 502 | 504))
+                    if !last && matches!(status, 429 | 500 | 502 | 503 | 504) {
+                        (
+                            retry_after(response.headers()),
+                            matches!(status, 500 | 502 | 504),
+                        )
                     } else {
-                        return self.answer(&method, &url, attempt, response);
+                        match response.text() {
+                            Ok(text) => return self.answer(&method, &url, status, &text),
+                            // Cut off after the status line: acted on, its answer lost.
+                            Err(_) if !last => (None, true),
+                            Err(e) => return Err(transport(&e)),
+                        }
                     }
                 }
                 Err(e) if !last && (e.is_connect() || e.is_timeout() || e.is_request()) => {
                     (None, !e.is_connect())
                 }
-                Err(e) => {
-                    return Err(ClientError::Transport {
-                        method: method.to_string(),
-                        url: url.to_string(),
-                        attempts: attempt,
-                        message: error_chain(&e),
-                    });
-                }
+                Err(e) => return Err(transport(&e)),
             };
             self.retries.fetch_add(1, Ordering::Relaxed);
             let delay = wait.unwrap_or_else(|| backoff(&self.options, attempt));
@@ -305,27 +315,20 @@ impl ScimClient {
         }
     }
 
-    /// The status and JSON body of an answer, or its error.
+    /// The status and JSON body of an answer (`status`, `text`), or its error.
     fn answer(
         &self,
         method: &reqwest::Method,
         url: &Url,
-        attempts: u32,
-        response: reqwest::blocking::Response,
+        status: u16,
+        text: &str,
     ) -> Result<(u16, Value), ClientError> {
-        let status = response.status().as_u16();
-        let text = response.text().map_err(|e| ClientError::Transport {
-            method: method.to_string(),
-            url: url.to_string(),
-            attempts,
-            message: error_chain(&e),
-        })?;
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
-            match serde_json::from_str(&text) {
+            match serde_json::from_str(text) {
                 Ok(v) => v,
-                Err(_) if !(200..300).contains(&status) => Value::String(text),
+                Err(_) if !(200..300).contains(&status) => Value::String(text.to_owned()),
                 Err(e) => {
                     return Err(ClientError::Protocol {
                         url: url.to_string(),
