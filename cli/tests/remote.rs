@@ -279,12 +279,20 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
     server.stop();
 }
 
-/// Group pages with `"members": null` (each group read alone), and users carrying a vendor's
-/// attributes, from a real `usersync serve` behind a proxy that answers so.
+/// Group pages with `"members": null` (each group read alone) and a group gone by the time
+/// it is read alone (404), and users carrying a vendor's attributes, from a real
+/// `usersync serve` behind a proxy that answers so.
 fn as_other_servers_list(request: &str, body: &mut Value) {
     let Some(resources) = body.get_mut("Resources").and_then(Value::as_array_mut) else {
         return;
     };
+    // A group of the sync's deleted between the listing and the read of its members.
+    if request.contains("/Groups?") && !resources.is_empty() {
+        resources.push(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "id": "deleted-since", "externalId": "ghost", "displayName": "ghost",
+        }));
+    }
     for r in resources {
         if request.contains("/Groups?") {
             r["members"] = Value::Null;
@@ -357,10 +365,10 @@ impl Agent {
         FaultyProxy::start(&self.server.addr, faults)
     }
 
-    /// `usersync <command>` (`plan`, `sync`) through `proxy`, with `extra` arguments.
-    fn run(&self, proxy: &FaultyProxy, command: &str, extra: &[&str]) -> (i32, String, String) {
+    /// The arguments of `usersync <command>` through `proxy`, then `extra`.
+    fn args(&self, proxy: &FaultyProxy, command: &str, extra: &[&str]) -> Vec<String> {
         let target = format!("http://{}/scim/v2/default", proxy.addr);
-        let mut args = vec![
+        [
             command,
             "--config",
             &self.config,
@@ -368,11 +376,33 @@ impl Agent {
             &self.db,
             "--target",
             &target,
-            "--token-env",
-            TOKEN_VAR,
-        ];
-        args.extend_from_slice(extra);
-        run(&self.token, &args)
+        ]
+        .into_iter()
+        .chain(["--token-env", TOKEN_VAR])
+        .chain(extra.iter().copied())
+        .map(str::to_owned)
+        .collect()
+    }
+
+    /// `usersync <command>` (`plan`, `sync`) through `proxy`, with `extra` arguments.
+    fn run(&self, proxy: &FaultyProxy, command: &str, extra: &[&str]) -> (i32, String, String) {
+        let args = self.args(proxy, command, extra);
+        run(
+            &self.token,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    }
+
+    /// `usersync sync --daemon` through `proxy`, one request at a time, its output piped.
+    fn daemon(&self, proxy: &FaultyProxy) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
+            .args(self.args(proxy, "sync", &["--daemon", "--concurrency", "1"]))
+            .env("USERSYNC_CLI_TEST_PASSWORD", SERVICE_PASSWORD)
+            .env(TOKEN_VAR, &self.token)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// The members of `staff` at the server, by userName.
@@ -468,5 +498,77 @@ fn server_errors_and_answers_cut_off_are_retried() {
     let (code, out, err) = agent.run(&proxy, "plan", &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "No changes: `corp` is in step with the source.");
+    agent.server.stop();
+}
+
+/// Waits (up to 60 s) until `done` holds.
+fn wait_until(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "waited in vain");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A daemon told to stop while it feeds a slow endpoint stops before its next request,
+/// keeps what it made on record, and resumes at its next start; a second signal ends it
+/// at once.
+#[test]
+fn a_daemon_stops_between_requests_and_at_once_on_a_second_signal() {
+    let uids: Vec<String> = (0..30).map(|i| format!("u{i:02}")).collect();
+    let uids: Vec<&str> = uids.iter().map(String::as_str).collect();
+    let agent = Agent::start("cli-remote-daemon", &uids, &uids[..1], "");
+    let slow = agent.proxy(Faults {
+        delay: std::time::Duration::from_millis(300),
+        ..Faults::default()
+    });
+
+    // Stopped once the creates are under way: it ends the request in flight, and no more.
+    let daemon = agent.daemon(&slow);
+    wait_until(|| slow.posts() >= 2);
+    sigterm(&daemon);
+    let out = daemon.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("the apply was stopped after"), "{stdout}");
+    assert_eq!(stdout.lines().last(), Some("stopped"), "{stdout}");
+    let made = by_anchor(&agent.server, &agent.token, "Users").len();
+    assert!((2..30).contains(&made), "{made} made");
+    let (code, text, _) = run(
+        &agent.token,
+        &["directory", "runs", "corp", "--db", &agent.db, "--json"],
+    );
+    assert_eq!(code, 0);
+    let runs: Value = serde_json::from_str(&text).unwrap();
+    let record = &runs[0]["report"];
+    assert_eq!(record["cancelled"], true, "{record}");
+    assert_eq!(
+        record["partial_report"]["applied"]["create"], made,
+        "{record}"
+    );
+
+    // Started again, it goes on at once (a stopped run is due now); a second signal does
+    // not wait for the request in flight.
+    let daemon = agent.daemon(&slow);
+    wait_until(|| by_anchor(&agent.server, &agent.token, "Users").len() > made);
+    sigterm(&daemon);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    sigterm(&daemon);
+    let out = daemon.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped at once"));
     agent.server.stop();
 }

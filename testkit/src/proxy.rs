@@ -25,6 +25,9 @@ pub struct Faults {
     /// Every n-th request (not already refused) is forwarded, and its answer cut off half-way
     /// through and the connection closed: acted on, the answer lost on the way (0: none).
     pub cut_answer_every: usize,
+    /// How long each request is held before it is answered: a slow server, for a run that
+    /// must still be going when a test stops it.
+    pub delay: std::time::Duration,
     /// Changes each JSON answer: given the request line (`GET /scim/v2/…/Users?… HTTP/1.1`)
     /// and the body.
     pub rewrite: Option<fn(&str, &mut serde_json::Value)>,
@@ -118,6 +121,7 @@ fn serve(conn: TcpStream, upstream: &str, faults: Faults, counters: &Counters) {
     };
     let mut reader = BufReader::new(conn);
     while let Some(request) = read_message(&mut reader) {
+        std::thread::sleep(faults.delay);
         let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
         // `is_multiple_of(0)` is false: 0 turns a fault off.
         let fault = if n.is_multiple_of(faults.too_many_every) {
