@@ -161,12 +161,26 @@ def start_usersync(work):
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    token = None
     for line in proc.stdout:
-        if line.startswith("token:"):
-            token = line.split(":", 1)[1].strip()
         if line.startswith("serving "):
             break
+    # Into a pipe, `serve` prints no token (it could be logged): one is issued here.
+    rotated = subprocess.run(
+        [
+            os.path.join(ROOT, "target", "release", "usersync"),
+            "directory",
+            "token",
+            "rotate",
+            "default",
+            "--db",
+            os.path.join(work, "usersync.db"),
+            "--json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    token = json.loads(rotated.stdout)["token"]
     base = f"http://127.0.0.1:{port}/scim/v2/default"
     return proc, Endpoint("usersync", base, token)
 

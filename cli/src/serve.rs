@@ -151,8 +151,10 @@ async fn serve(store: Arc<dyn Store>, args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// On a new database, creates the directory `default` and prints its endpoint and token, so
-/// that a newcomer can `curl` at once.
+/// On a new database, creates the directory `default` and prints its endpoint and, on a
+/// terminal, its token, so that a newcomer can `curl` at once. Output that is not a terminal
+/// may be kept (journald, `docker logs`, a CI log): a token there would be leaked, so none is
+/// issued and the line says how to issue one.
 fn first_start(store: &dyn Store, origin: &str) -> Result<(), String> {
     if !store.directories().map_err(|e| e.to_string())?.is_empty() {
         return Ok(());
@@ -164,11 +166,18 @@ fn first_start(store: &dyn Store, origin: &str) -> Result<(), String> {
         Err(StoreError::Uniqueness { .. }) => return Ok(()),
         Err(e) => return Err(e.to_string()),
     };
-    let (token, _) = issue_token(store, &directory).map_err(|e| e.to_string())?;
     println!("created directory `default`");
     println!("endpoint: {origin}/scim/v2/default");
-    println!("token:    {token}");
-    println!("(shown once; `usersync directory token rotate default` issues another)");
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        let (token, _) = issue_token(store, &directory).map_err(|e| e.to_string())?;
+        println!("token:    {token}");
+        println!("(shown once; `usersync directory token rotate default` issues another)");
+    } else {
+        println!(
+            "no token printed: this output is no terminal and may be kept in logs; issue one \
+             with `usersync directory token rotate default` and the same --db"
+        );
+    }
     Ok(())
 }
 

@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 fn first_start_creates_a_directory_and_a_token_that_works() {
     let db = temp_db("serve");
     let server = Server::start(&db);
-    let token = server.token.clone().expect("a first start prints a token");
+    // Into a pipe no token is printed (the helper checks); one issued by `token rotate` works.
+    let token = server
+        .token
+        .clone()
+        .expect("a first start creates `default`");
     assert!(token.starts_with("usersync_"));
     let addr = server.addr.clone();
     let (status, body) = http(
@@ -678,4 +682,43 @@ fn a_failing_store_is_a_500_whose_cause_is_logged() {
         "{log}"
     );
     server.stop();
+}
+
+/// On a terminal, a first start prints the token of `default` (into a pipe, where it may be
+/// logged, it prints none: every other test's server checks that).
+#[test]
+fn a_first_start_prints_its_token_on_a_terminal() {
+    use std::io::BufRead;
+    let db = temp_db("serve-terminal");
+    let command = format!(
+        "{} serve --listen 127.0.0.1:0 --db {}",
+        env!("CARGO_BIN_EXE_usersync"),
+        db.display()
+    );
+    // `script` runs the server on a pseudo-terminal of its own.
+    let mut script = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(script.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let ready = line.starts_with("serving ");
+        printed.push(line);
+        if ready {
+            break;
+        }
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &script.id().to_string()])
+        .status()
+        .unwrap();
+    script.wait().unwrap();
+    assert!(
+        printed.iter().any(|l| l.starts_with("token:    usersync_")),
+        "{printed:?}"
+    );
 }

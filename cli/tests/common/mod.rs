@@ -12,7 +12,8 @@ use serde_json::Value;
 pub(crate) struct Server {
     child: Child,
     pub(crate) addr: String,
-    /// The token printed on first start, if this start printed one.
+    /// A token of `default`, if this start created it (issued as its output says: the
+    /// output is not a terminal, so none is printed).
     pub(crate) token: Option<String>,
     /// The database it serves.
     pub(crate) db: PathBuf,
@@ -56,22 +57,31 @@ impl Server {
             .expect("prints its address")
             .1
             .to_owned();
-        // A first start prints the new directory and its token, then every start prints
-        // `serving N: names` once it is ready.
-        let mut token = None;
+        // A first start prints the new directory (with no token, into a pipe), then every
+        // start prints `serving N: names` once it is ready.
+        let mut created = false;
         loop {
             line.clear();
             assert!(
                 stdout.read_line(&mut line).unwrap() > 0,
                 "serve exited early"
             );
-            if let Some(t) = line.trim().strip_prefix("token:") {
-                token = Some(t.trim().to_owned());
-            }
+            assert!(!line.starts_with("token:"), "a token printed into a pipe");
+            created |= line.starts_with("created directory `default`");
             if line.starts_with("serving ") {
                 break;
             }
         }
+        let token = created.then(|| {
+            let out = Command::new(env!("CARGO_BIN_EXE_usersync"))
+                .args(["directory", "token", "rotate", "default", "--db"])
+                .arg(db)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let token = text.lines().next().and_then(|l| l.split_once(": "));
+            token.expect("`token rotate` prints the token").1.to_owned()
+        });
         Self {
             child,
             addr,
