@@ -36,7 +36,8 @@ version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)"
 
 install -d "$prefix/lib/pkgconfig" "$prefix/include"
 install -m 0644 include/usersync.h "$prefix/include/usersync.h"
-abi="$(sed -n 's/^#define USERSYNC_ABI_VERSION \([0-9]*\)$/\1/p' include/usersync.h)"
+abi="$(sed -n 's/^#define USERSYNC_ABI_VERSION \([0-9][0-9]*\)$/\1/p' include/usersync.h)"
+[ -n "$abi" ] || { echo "include/usersync.h defines no USERSYNC_ABI_VERSION" >&2; exit 1; }
 # The file by its version, the SONAME (`libusersync.so.<ABI>`) the loader looks for, and the
 # name the linker's `-lusersync` finds.
 install -m 0755 "$target_dir/libusersync.so" "$prefix/lib/libusersync.so.$version"

@@ -168,8 +168,9 @@ pub extern "C" fn usersync_result_description(result: u32) -> *const c_char {
     }
 }
 
-/// The ABI this header describes: the number in the library's SONAME (`libusersync.so.0`),
-/// raised whenever a function's signature or a struct's layout changes incompatibly.
+/// The ABI this header describes: the number in the library's SONAME
+/// (`libusersync.so.<USERSYNC_ABI_VERSION>`), raised whenever a function's signature or a
+/// struct's layout changes incompatibly.
 pub const USERSYNC_ABI_VERSION: u32 = 0;
 
 /// The ABI of the library loaded: a program can check at start that it is the header's

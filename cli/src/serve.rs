@@ -289,6 +289,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response<Bod
     };
     let Ok(response) = handled else {
         // The service is fuzzed never to panic; should it, this request fails alone.
+        tracing::error!(%method, %path, status = 500, cause = "the service panicked", "request");
         return scim_error(500, "the request failed".into());
     };
     // Paths carry ids, never secrets; tokens travel in headers, which are not logged.

@@ -10,6 +10,7 @@ use usersync_testkit::proxy::{Faults, FaultyProxy};
 use usersync_testkit::{BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd};
 
 const TOKEN_VAR: &str = "USERSYNC_TEST_TARGET_TOKEN";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 fn run(token: &str, args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_usersync"))
@@ -69,7 +70,7 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
     for uid in ["ann", "bob", "cid", "dee"] {
         ldif.push_str(&format!(
             "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\
-             givenName: {uid}\nmail: {uid}@example.com\n\n"
+             givenName: {uid}\nmail: {uid}@example.com\nou: Sales\n\n"
         ));
     }
     ldif.push_str(&format!(
@@ -111,6 +112,7 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
             "directory = \"corp\"\n[connection]\nurls = [\"{}\"]\ntls = \"none\"\nbind_dn = \"{SERVICE_DN}\"\n\
              bind_password_env = \"USERSYNC_CLI_TEST_PASSWORD\"\n[users]\nbase = \"ou=people,{BASE}\"\n\
              [users.attributes]\n'emails[type eq \"work\"].value' = \"mail\"\n'name.givenName' = \"givenName\"\n\
+             '{ENTERPRISE}:department' = \"ou\"\n\
              [groups]\nbase = \"ou=groups,{BASE}\"\n[policy]\nmax_deletion_percent = 50.0\n\
              max_member_removal_percent = 50.0\n",
             slapd.url
@@ -174,18 +176,21 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
         Some(&token),
         Some(&json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "add", "value": {"title": "Boss", "name": {"middleName": "Q"}}}],
+            "Operations": [{"op": "add", "value": {
+                "title": "Boss", "name": {"middleName": "Q"}, ENTERPRISE: {"costCenter": "7"},
+            }}],
         })),
     );
     assert_eq!(status, 200, "{body}");
 
-    // Changes in LDAP: bob leaves, cid leaves the group and loses his givenName, dee's mail
-    // changes, staff is renamed.
+    // Changes in LDAP: bob leaves, cid leaves the group and loses his givenName and ou,
+    // dee's mail and ou change, staff is renamed.
     slapd.delete(&[&format!("uid=bob,ou=people,{BASE}")]);
     slapd.modify(&format!(
         "dn: cn=staff,ou=groups,{BASE}\nchangetype: modify\ndelete: member\nmember: uid=cid,ou=people,{BASE}\n\n\
-         dn: uid=cid,ou=people,{BASE}\nchangetype: modify\ndelete: givenName\n\n\
-         dn: uid=dee,ou=people,{BASE}\nchangetype: modify\nreplace: mail\nmail: dee@corp.example.com\n\n\
+         dn: uid=cid,ou=people,{BASE}\nchangetype: modify\ndelete: givenName\n-\ndelete: ou\n\n\
+         dn: uid=dee,ou=people,{BASE}\nchangetype: modify\nreplace: mail\nmail: dee@corp.example.com\n-\n\
+         replace: ou\nou: Ops\n\n\
          dn: cn=staff,ou=groups,{BASE}\nchangetype: modrdn\nnewrdn: cn=team\ndeleteoldrdn: 1\n"
     ));
     let (code, out, err) = sync(&[]);
@@ -195,9 +200,14 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
     let dee = find(&users, "userName", "dee");
     assert_eq!(dee["title"], "Boss", "{dee}");
     assert_eq!(dee["name"], json!({"givenName": "dee", "middleName": "Q"}));
+    assert_eq!(
+        dee[ENTERPRISE],
+        json!({"department": "Ops", "costCenter": "7"})
+    );
+    let cid = find(&users, "userName", "cid");
     assert!(
-        find(&users, "userName", "cid").get("name").is_none(),
-        "a mapped attribute gone from LDAP is removed: {users:?}"
+        cid.get("name").is_none() && cid.get(ENTERPRISE).is_none(),
+        "mapped attributes gone from LDAP are removed: {cid}"
     );
     // And they are not planned as changes either.
     let (code, out, err) = plan();
@@ -556,8 +566,12 @@ fn a_daemon_stops_between_requests_and_at_once_on_a_second_signal() {
     );
 
     // Started again, it goes on at once (a stopped run is due now); a second signal does
-    // not wait for the request in flight.
-    let daemon = agent.daemon(&slow);
+    // not wait for the request in flight (held 2 s, well past the 50 ms between signals).
+    let slower = agent.proxy(Faults {
+        delay: std::time::Duration::from_secs(2),
+        ..Faults::default()
+    });
+    let daemon = agent.daemon(&slower);
     wait_until(|| by_anchor(&agent.server, &agent.token, "Users").len() > made);
     sigterm(&daemon);
     std::thread::sleep(std::time::Duration::from_millis(50));

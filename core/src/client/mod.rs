@@ -19,6 +19,8 @@ const SCIM_JSON: &str = "application/scim+json";
 const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 /// The schema of a PATCH body.
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// Attempts of a request answered 500 without `Retry-After`, the first included.
+const RETRIED_500: u32 = 3;
 
 /// How a [`ScimClient`] behaves.
 #[derive(Debug, Clone)]
@@ -105,6 +107,14 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The SCIM `scimType` of an error answer, when it has one.
+    pub fn scim_type(&self) -> Option<&str> {
+        match self {
+            Self::Status { scim_type, .. } => scim_type.as_deref(),
             _ => None,
         }
     }
@@ -210,7 +220,9 @@ impl ScimClient {
     }
 
     /// Sends one request, retrying what is worth retrying, and returns the status and the
-    /// JSON body (`null` when empty) of a 2xx answer.
+    /// JSON body (`null` when empty) of a 2xx answer. A PATCH whose earlier attempt may
+    /// have been applied, answered `400 noTarget` when sent again (what it removes is gone),
+    /// was applied: its answer is `204` and `null`.
     ///
     /// # Errors
     /// [`ClientError::Status`] for an error answer, [`ClientError::Transport`] when no
@@ -225,10 +237,10 @@ impl ScimClient {
     }
 
     /// As [`ScimClient::send`], for a request that must not take effect twice (a create):
-    /// after a failure that may have come after the server acted (a timeout, 502, 504, a
-    /// connection lost mid-request), `done` is asked before sending it again, and what it
-    /// finds (the resource made) is the answer. 429, 503 and refused connections are
-    /// retried as they are: the server did not act on them.
+    /// after a failure that may have come after the server acted (a timeout, a 500, 502 or
+    /// 504, a connection lost mid-request, an answer cut off), `done` is asked before
+    /// sending it again, and what it finds (the resource made) is the answer. 429, 503 and
+    /// refused connections are retried as they are: the server did not act on them.
     ///
     /// # Errors
     /// As [`ScimClient::send`], and what `done` fails with.
@@ -250,6 +262,8 @@ impl ScimClient {
         done: Option<&dyn Fn() -> Result<Option<Value>, ClientError>>,
     ) -> Result<(u16, Value), ClientError> {
         let mut attempt = 0;
+        // Whether an earlier attempt may have been applied, its answer lost.
+        let mut maybe_applied = false;
         loop {
             attempt += 1;
             let mut request = self
@@ -274,14 +288,32 @@ impl ScimClient {
             let (wait, unsure) = match request.send() {
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    if !last && matches!(status, 429 | 500 | 502 | 503 | 504) {
-                        (
-                            retry_after(response.headers()),
-                            matches!(status, 500 | 502 | 504),
-                        )
+                    let wait = retry_after(response.headers());
+                    // A 500 that stays is often the server's answer to this request (bad
+                    // input at some vendors): retried less, unless it asks to be.
+                    let retried = match status {
+                        429 | 502 | 503 | 504 => true,
+                        500 => wait.is_some() || attempt < RETRIED_500,
+                        _ => false,
+                    };
+                    if !last && retried {
+                        (wait, matches!(status, 500 | 502 | 504))
                     } else {
                         match response.text() {
-                            Ok(text) => return self.answer(&method, &url, status, &text),
+                            Ok(text) => {
+                                let answer = self.answer(&method, &url, status, &text);
+                                return match answer {
+                                    Err(e)
+                                        if maybe_applied
+                                            && method == reqwest::Method::PATCH
+                                            && e.status() == Some(400)
+                                            && e.scim_type() == Some("noTarget") =>
+                                    {
+                                        Ok((204, Value::Null))
+                                    }
+                                    other => other,
+                                };
+                            }
                             // Cut off after the status line: acted on, its answer lost.
                             Err(_) if !last => (None, true),
                             Err(e) => return Err(transport(&e)),
@@ -293,6 +325,7 @@ impl ScimClient {
                 }
                 Err(e) => return Err(transport(&e)),
             };
+            maybe_applied |= unsure;
             self.retries.fetch_add(1, Ordering::Relaxed);
             let delay = wait.unwrap_or_else(|| backoff(&self.options, attempt));
             std::thread::sleep(delay.min(self.options.max_delay));
@@ -549,6 +582,101 @@ mod tests {
                 .min(o.max_delay);
             assert!(d >= doubled / 2 && d <= doubled, "attempt {attempt}: {d:?}");
         }
+    }
+
+    /// A server on a loopback port that answers its connections' requests with `answers`,
+    /// one per request in order (each raw, the connection closed after it); the requests
+    /// it got, as their first lines.
+    fn scripted(answers: Vec<String>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| unreachable!("{e}"));
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let told = seen.clone();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let Ok((conn, _)) = listener.accept() else {
+                    return;
+                };
+                let mut reader = BufReader::new(conn);
+                let mut line = String::new();
+                let mut length = 0;
+                let mut first = None;
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    first.get_or_insert_with(|| line.trim().to_owned());
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                if let Ok(mut seen) = told.lock() {
+                    seen.push(first.unwrap_or_default());
+                }
+                let _ = reader.get_mut().write_all(answer.as_bytes());
+            }
+        });
+        (addr, seen)
+    }
+
+    fn quick() -> ClientOptions {
+        ClientOptions {
+            base_delay: Duration::from_millis(1),
+            ..ClientOptions::default()
+        }
+    }
+
+    /// A PATCH whose answer was cut off, refused as `noTarget` when sent again (what it
+    /// removed is gone): it was applied. Without an attempt that may have been applied,
+    /// the same answer is an error.
+    #[test]
+    fn a_patch_sent_again_after_a_lost_answer_takes_no_target_as_done() {
+        let body = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"noTarget"}"#;
+        let no_target = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/scim+json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let cut = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"id\":".to_owned();
+        let patch = json_patch();
+        let (addr, seen) = scripted(vec![cut, no_target.clone(), no_target]);
+        let client = ScimClient::new(&format!("http://{addr}/scim/v2/acme"), "token", quick())
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let url = client.url("/Groups/g", &[]);
+        let sent = client.send(reqwest::Method::PATCH, url.clone(), Some(&patch));
+        assert_eq!(sent, Ok((204, Value::Null)));
+        let refused = client.send(reqwest::Method::PATCH, url, Some(&patch));
+        assert_eq!(
+            refused.as_ref().err().and_then(ClientError::scim_type),
+            Some("noTarget")
+        );
+        assert_eq!(seen.lock().map(|s| s.len()).unwrap_or_default(), 3);
+    }
+
+    /// A 500 is retried, but less than a busy server's answers: it may be the server's
+    /// answer to this very request.
+    #[test]
+    fn a_500_that_stays_is_given_up_sooner() {
+        let failed = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\
+            Connection: close\r\n\r\n";
+        let (addr, seen) = scripted(vec![failed.to_owned(); 6]);
+        let client = ScimClient::new(&format!("http://{addr}/scim/v2/acme"), "token", quick())
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let got = client.get("/Users/u", &[]);
+        assert_eq!(got.as_ref().err().and_then(ClientError::status), Some(500));
+        assert_eq!(
+            seen.lock().map(|s| s.len()).unwrap_or_default(),
+            RETRIED_500 as usize
+        );
+    }
+
+    fn json_patch() -> Value {
+        serde_json::json!({"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": "members[value eq \"u\"]"}]})
     }
 
     #[test]

@@ -713,6 +713,97 @@ fn batches(make: &dyn Fn(Clock) -> Box<dyn Store>) {
         })
     ));
     assert_eq!(s.count(d, Kind::User).unwrap(), 6);
+
+    // Member adds in a row as one by one: each refused for its own reason, in the order
+    // its checks come, and only the groups that gained a member get a version and an event.
+    let other = s
+        .create_directory(NewDirectory::new("other", DirectoryKind::Scim))
+        .unwrap()
+        .id;
+    s.create(user(other, "x1", "x1")).unwrap();
+    s.create(group(other, "gx", "GX")).unwrap();
+    for i in 1..=8 {
+        s.create(group(d, &format!("h{i}"), &format!("H{i}")))
+            .unwrap();
+    }
+    let adding =
+        |id: &str, expected_version: Option<u64>, members: &[(&str, Kind)]| Write::Update {
+            directory: d,
+            kind: Kind::Group,
+            id: id.into(),
+            expected_version,
+            change: Change {
+                add_members: members.iter().map(|(id, kind)| m(id, *kind)).collect(),
+                ..Change::default()
+            },
+        };
+    s.batch(vec![adding("h5", None, &[("u1", Kind::User)])])
+        .unwrap();
+    let before = s.events_after(0, 100).unwrap().len();
+    let outcomes = s
+        .batch(vec![
+            adding(
+                "h1",
+                None,
+                &[("u1", Kind::User), ("u3", Kind::User), ("u1", Kind::User)],
+            ),
+            adding("h2", None, &[("u1", Kind::User), ("nobody", Kind::User)]),
+            adding("h3", Some(7), &[("u1", Kind::User)]),
+            adding("h4", None, &[("h4", Kind::Group)]),
+            adding("gx", None, &[("x1", Kind::User)]),
+            adding("h6", None, &[("x1", Kind::User)]),
+            adding("h5", None, &[("u1", Kind::User)]),
+            adding("h7", None, &[("h1", Kind::Group), ("u4", Kind::User)]),
+            adding("h8", None, &[("u1", Kind::Group)]),
+        ])
+        .unwrap();
+    let told: Vec<Result<u64, String>> = outcomes
+        .into_iter()
+        .map(|o| match o {
+            Ok(Some(r)) => Ok(r.version),
+            Err(StoreError::NotFound { what }) => Err(what),
+            Err(e) => Err(format!("{e:?}")
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap()
+                .to_owned()),
+            Ok(None) => panic!("a member add deleted"),
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            Ok(2),
+            Err("User `nobody`".into()),
+            Err("VersionMismatch".into()),
+            Err("Invalid".into()),
+            Err("Group `gx`".into()),
+            Err("User `x1`".into()),
+            Ok(2),
+            Ok(2),
+            Err("Group `u1`".into()),
+        ],
+        "h5 had u1 already: as it was"
+    );
+    assert_eq!(
+        s.members(d, "h1").unwrap(),
+        vec![m("u1", Kind::User), m("u3", Kind::User)]
+    );
+    assert!(s.members(d, "h2").unwrap().is_empty(), "refused whole");
+    let mut h7 = s.members(d, "h7").unwrap();
+    h7.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(h7, vec![m("h1", Kind::Group), m("u4", Kind::User)]);
+    let events: Vec<(String, EventKind, u64)> = s.events_after(0, 100).unwrap()[before..]
+        .iter()
+        .map(|e| (e.id.clone(), e.event, e.version))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("h1".into(), EventKind::Updated, 2),
+            ("h7".into(), EventKind::Updated, 2)
+        ]
+    );
 }
 
 fn tokens(make: &dyn Fn(Clock) -> Box<dyn Store>) {

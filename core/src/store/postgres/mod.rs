@@ -1056,6 +1056,218 @@ fn create_many(
     Ok(out)
 }
 
+/// One write of a batch in a savepoint of its own, which its refusal rolls back: the other
+/// writes still commit. A store failure fails the whole batch (or, for a deadlock, runs it
+/// again).
+fn in_savepoint(
+    tx: &mut Tx<'_>,
+    write: impl FnOnce(&mut Tx<'_>) -> Result<Option<Resource>, StoreError>,
+) -> Result<WriteOutcome, StoreError> {
+    let mut sp = tx.savepoint()?;
+    match write(&mut sp) {
+        Err(e @ StoreError::Backend(_)) => Err(e),
+        Err(e) => {
+            sp.rollback()?;
+            Ok(Err(e))
+        }
+        Ok(done) => {
+            sp.commit()?;
+            Ok(Ok(done))
+        }
+    }
+}
+
+/// A write of a batch that only adds members to a group (an import's groups, each
+/// after its members were created).
+struct MemberAdd<'w> {
+    directory: i64,
+    kind: Kind,
+    id: &'w str,
+    expected_version: Option<u64>,
+    change: &'w Change,
+}
+
+impl<'w> MemberAdd<'w> {
+    fn of(w: &'w Write) -> Option<Self> {
+        match w {
+            Write::Update {
+                directory,
+                kind,
+                id,
+                expected_version,
+                change,
+            } if change.replacement.is_none()
+                && change.remove_members.is_empty()
+                && change.password.is_none() =>
+            {
+                Some(Self {
+                    directory: *directory,
+                    kind: *kind,
+                    id,
+                    expected_version: *expected_version,
+                    change,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Member adds, as [`update_in`] makes each one by one (the same checks in the same order,
+/// the same outcome, version and event), in five statements however many groups: the
+/// groups locked (in id order), their members checked, the memberships inserted, and the
+/// versions and events of the groups that gained one. A group twice in one call would need
+/// the first add's outcome before the second's checks: one by one instead.
+fn add_members_many(
+    tx: &mut Tx<'_>,
+    now: DateTime,
+    adds: &[MemberAdd<'_>],
+) -> Result<Vec<WriteOutcome>, StoreError> {
+    if adds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(adds.len());
+    if !adds.iter().all(|a| seen.insert(a.id)) {
+        return adds
+            .iter()
+            .map(|a| {
+                in_savepoint(tx, |sp| {
+                    update_in(
+                        sp,
+                        now,
+                        a.directory,
+                        a.kind,
+                        a.id,
+                        a.expected_version,
+                        a.change,
+                    )
+                    .map(Some)
+                })
+            })
+            .collect();
+    }
+    let ids: Vec<&str> = adds.iter().map(|a| a.id).collect();
+    let mut held: HashMap<String, Resource> = HashMap::with_capacity(adds.len());
+    for row in tx.query(
+        &format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+        ),
+        &[&ids],
+    )? {
+        let r = resource(&row)?;
+        held.insert(r.id.clone(), r);
+    }
+    let mut outcomes: Vec<Result<Resource, StoreError>> = adds
+        .iter()
+        .map(|a| {
+            let r = held
+                .remove(a.id)
+                .filter(|r| r.directory == a.directory && r.kind == a.kind)
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("{} `{}`", a.kind.as_str(), a.id),
+                })?;
+            check_update(&r, a.expected_version, a.change)?;
+            check_member_change(a.kind, a.change)?;
+            if a.change.add_members.iter().any(|m| m.id == a.id) {
+                return Err(StoreError::Invalid(format!(
+                    "member: group `{}` cannot contain itself",
+                    a.id
+                )));
+            }
+            Ok(r)
+        })
+        .collect();
+    // Every member must be a resource of its group's directory, of the kind given; the
+    // directory is compared here, as in `insert_members`.
+    let wanted: Vec<&str> = adds
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| o.is_ok())
+        .flat_map(|(a, _)| a.change.add_members.iter().map(|m| m.id.as_str()))
+        .collect();
+    let mut found: HashMap<String, (String, i64)> = HashMap::new();
+    if !wanted.is_empty() {
+        for row in tx.query(
+            "SELECT id, kind, directory FROM resources WHERE id = ANY($1)",
+            &[&wanted],
+        )? {
+            found.insert(row.get(0), (row.get(1), row.get(2)));
+        }
+    }
+    let (mut groups, mut members, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+    for (a, outcome) in adds.iter().zip(&mut outcomes) {
+        if outcome.is_err() {
+            continue;
+        }
+        let missing = a.change.add_members.iter().find(|m| {
+            found.get(&m.id).is_none_or(|(kind, directory)| {
+                kind != m.kind.as_str() || *directory != a.directory
+            })
+        });
+        if let Some(m) = missing {
+            *outcome = Err(StoreError::NotFound {
+                what: format!("{} `{}`", m.kind.as_str(), m.id),
+            });
+            continue;
+        }
+        for m in &a.change.add_members {
+            groups.push(a.id);
+            members.push(m.id.as_str());
+            kinds.push(m.kind.as_str());
+        }
+    }
+    let grown: std::collections::HashSet<String> = if groups.is_empty() {
+        std::collections::HashSet::new()
+    } else {
+        tx.query(
+            "INSERT INTO memberships (group_id, member_id, member_kind) \
+             SELECT m.g, m.id, m.kind FROM unnest($1::text[], $2::text[], $3::text[]) AS m(g, id, kind) \
+             ON CONFLICT DO NOTHING RETURNING group_id",
+            &[&groups, &members, &kinds],
+        )?
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+    };
+    // The groups that gained a member: a new version, and an event each, in the writes' order.
+    let mut bumped = EventColumns::default();
+    let (mut versions, mut times) = (Vec::new(), Vec::new());
+    for r in outcomes.iter_mut().flatten() {
+        if grown.contains(&r.id) {
+            r.version += 1;
+            r.modified = stamp(now, r.modified);
+            bumped.push(r);
+            versions.push(r.version as i64);
+            times.push(r.modified.to_string());
+        }
+    }
+    if !bumped.ids.is_empty() {
+        tx.execute(
+            "UPDATE resources SET version = u.version, modified = u.modified \
+             FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(id, version, modified) \
+             WHERE resources.id = u.id",
+            &[&bumped.ids, &versions, &times],
+        )?;
+        tx.execute(
+            "INSERT INTO events (directory, kind, resource_id, event, version, time) \
+             SELECT e.directory, e.kind, e.id, $6::text, e.version, e.time \
+             FROM (SELECT pg_advisory_xact_lock($7::bigint), pg_notify('usersync_events', '')) AS feed, \
+             unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY \
+             AS e(directory, kind, id, version, time, ord) ORDER BY e.ord",
+            &[
+                &bumped.directories,
+                &bumped.kinds,
+                &bumped.ids,
+                &versions,
+                &times,
+                &EventKind::Updated.as_str(),
+                &FEED_LOCK,
+            ],
+        )?;
+    }
+    Ok(outcomes.into_iter().map(|o| o.map(Some)).collect())
+}
+
 /// One create of a batch, as [`create_in`] makes it: a store failure fails the batch.
 fn one_create(
     tx: &mut Tx<'_>,
@@ -1554,19 +1766,28 @@ impl Store for PostgresStore {
     fn batch(&self, writes: Vec<Write>) -> Result<Vec<WriteOutcome>, StoreError> {
         self.write(|tx, now| {
             let mut out = Vec::with_capacity(writes.len());
-            // Plain creates in a row (an import's) go in a few statements, not three each.
+            // Plain creates in a row (an import's) go in a few statements, not three each,
+            // and so do member adds in a row (an import's groups); at most one of the two
+            // waits at a time, so that outcomes stay in the writes' order.
             let mut plain: Vec<&NewResource> = Vec::new();
+            let mut adds: Vec<MemberAdd<'_>> = Vec::new();
             for w in &writes {
                 if let Write::Create(n) = w
                     && n.members.is_empty()
                     && n.password.is_none()
                 {
+                    out.extend(add_members_many(tx, now, &std::mem::take(&mut adds))?);
                     plain.push(n);
                     continue;
                 }
                 for outcome in create_many(tx, now, &std::mem::take(&mut plain))? {
                     out.push(outcome.map(Some));
                 }
+                if let Some(add) = MemberAdd::of(w) {
+                    adds.push(add);
+                    continue;
+                }
+                out.extend(add_members_many(tx, now, &std::mem::take(&mut adds))?);
                 // A create refused is refused before it writes; other writes may fail
                 // after writing something, which a savepoint of their own undoes.
                 if let Write::Create(n) = w
@@ -1575,49 +1796,30 @@ impl Store for PostgresStore {
                     out.push(one_create(tx, now, n)?.map(Some));
                     continue;
                 }
-                let mut sp = tx.savepoint()?;
-                let outcome = match w {
-                    Write::Create(n) => create_in(&mut sp, now, n).map(Some),
+                out.push(in_savepoint(tx, |sp| match w {
+                    Write::Create(n) => create_in(sp, now, n).map(Some),
                     Write::Update {
                         directory,
                         kind,
                         id,
                         expected_version,
                         change,
-                    } => update_in(
-                        &mut sp,
-                        now,
-                        *directory,
-                        *kind,
-                        id,
-                        *expected_version,
-                        change,
-                    )
-                    .map(Some),
+                    } => update_in(sp, now, *directory, *kind, id, *expected_version, change)
+                        .map(Some),
                     Write::Delete {
                         directory,
                         kind,
                         id,
                         expected_version,
-                    } => delete_in(&mut sp, *directory, *kind, id, *expected_version, now)
-                        .map(|()| None),
-                };
-                match outcome {
-                    // The whole batch fails (or, for a deadlock, runs again).
-                    Err(e @ StoreError::Backend(_)) => return Err(e),
-                    Err(e) => {
-                        sp.rollback()?;
-                        out.push(Err(e));
+                    } => {
+                        delete_in(sp, *directory, *kind, id, *expected_version, now).map(|()| None)
                     }
-                    Ok(done) => {
-                        sp.commit()?;
-                        out.push(Ok(done));
-                    }
-                }
+                })?);
             }
             for outcome in create_many(tx, now, &plain)? {
                 out.push(outcome.map(Some));
             }
+            out.extend(add_members_many(tx, now, &adds)?);
             Ok(out)
         })
     }
