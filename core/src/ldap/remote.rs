@@ -240,7 +240,6 @@ impl Target for RemoteTarget {
                 let input = read_held(rt, kind, &known, Compatibility::default()).map_err(|e| {
                     ApplyError::Remote(format!("{collection}/{id} cannot be read: {}", e.detail))
                 })?;
-
                 if kind == Kind::Group {
                     group_ids.insert(id.to_owned());
                     // `null` is left out too, as some servers write an unassigned attribute.

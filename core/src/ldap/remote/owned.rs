@@ -6,9 +6,9 @@
 //! mapped attributes would clear the others at every server that replaces whole resources.
 //!
 //! Ownership goes as deep as the mapping names it: `name.givenName` owns that
-//! sub-attribute, an extension's attribute owns that attribute. A multi-valued attribute
-//! set through a filter (`emails[type eq "work"].value`) is owned whole: its values carry
-//! no identity to tell the sync's from others'.
+//! sub-attribute, an extension's attribute owns that attribute, and a mapping through a
+//! filter (`emails[type eq "work"].value`) owns the elements its filter selects, each whole:
+//! a `home` email set at the endpoint stays.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::ldap::config::{SyncConfig, UserSearch};
 use crate::ldap::plan::AttributeChange;
+use crate::ldap::plan::equalities;
 use crate::store::Kind;
 
 /// The core user schema: a path qualified with it is a path of the top level.
@@ -52,6 +53,46 @@ pub(super) enum Owned {
     Whole,
     /// These keys of an object (in lower case: SCIM names are case-insensitive).
     Parts(BTreeMap<String, Owned>),
+    /// The elements of a multi-valued attribute that the mapping's filters select.
+    Elements(Vec<Element>),
+}
+
+/// An element of a multi-valued attribute the mapping sets: `emails[type eq "work"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Element {
+    /// The filter's values (`{"type": "work"}`): an element holding them is this one.
+    equalities: Map<String, Value>,
+    /// The mappings into it (by index), each with its sub-attribute (`value`): the mapped
+    /// body lists an element where the first of these that gave a value stands.
+    mappings: Vec<(usize, Option<String>)>,
+}
+
+impl Element {
+    fn selects(&self, item: &Value) -> bool {
+        self.equalities
+            .iter()
+            .all(|(k, v)| item.get(k).is_some_and(|x| x == v))
+    }
+
+    /// Where the mapped body lists `item`: at the first of its mappings that it holds.
+    fn place(&self, item: &Value) -> usize {
+        self.mappings
+            .iter()
+            .filter(|(_, sub)| sub.as_ref().is_none_or(|s| item.get(s).is_some()))
+            .map(|(i, _)| *i)
+            .min()
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Its path under `attribute`: `emails[type eq "work"]`.
+    fn path(&self, attribute: &str) -> String {
+        let terms: Vec<String> = self
+            .equalities
+            .iter()
+            .map(|(k, v)| format!("{k} eq {v}"))
+            .collect();
+        format!("{attribute}[{}]", terms.join(" and "))
+    }
 }
 
 impl Owned {
@@ -60,7 +101,7 @@ impl Owned {
         let mut owned = Self::Parts(BTreeMap::new());
         owned.insert(&["userName"]);
         owned.insert(&["active"]);
-        for (path, _) in &users.attributes {
+        for (index, (path, _)) in users.attributes.iter().enumerate() {
             let mut keys = Vec::with_capacity(3);
             if let Some(urn) = path.attr.urn()
                 && !urn.eq_ignore_ascii_case(CORE_USER)
@@ -68,12 +109,17 @@ impl Owned {
                 keys.push(urn);
             }
             keys.push(path.attr.name());
-            if path.filter.is_none()
-                && let Some(sub) = path.attr.sub_attr()
-            {
-                keys.push(sub);
+            // The configuration takes equality filters only; another would be owned whole.
+            match path.filter.as_ref().map(equalities) {
+                Some(Some(equalities)) => {
+                    owned.insert_element(&keys, equalities, (index, path.sub_attr.clone()));
+                }
+                Some(None) => owned.insert(&keys),
+                None => {
+                    keys.extend(path.attr.sub_attr());
+                    owned.insert(&keys);
+                }
             }
-            owned.insert(&keys);
         }
         owned
     }
@@ -101,12 +147,58 @@ impl Owned {
         }
     }
 
+    /// Owns the element of the multi-valued attribute at `keys` that holds `equalities`,
+    /// set by `mapping` (unless the attribute is owned whole).
+    fn insert_element(
+        &mut self,
+        keys: &[&str],
+        equalities: Map<String, Value>,
+        mapping: (usize, Option<String>),
+    ) {
+        let (Self::Parts(parts), Some((first, rest))) = (self, keys.split_first()) else {
+            return;
+        };
+        let part = parts
+            .entry(first.to_lowercase())
+            .or_insert_with(|| match rest {
+                [] => Self::Elements(Vec::new()),
+                _ => Self::Parts(BTreeMap::new()),
+            });
+        if !rest.is_empty() {
+            return part.insert_element(rest, equalities, mapping);
+        }
+        if let Self::Elements(elements) = part {
+            match elements.iter_mut().find(|e| e.equalities == equalities) {
+                Some(element) => element.mappings.push(mapping),
+                None => elements.push(Element {
+                    equalities,
+                    mappings: vec![mapping],
+                }),
+            }
+        }
+    }
+
     /// The owned part of `key`, if any.
     fn part(&self, key: &str) -> Option<&Self> {
         match self {
             Self::Whole => Some(self),
             Self::Parts(parts) => parts.get(&key.to_lowercase()),
+            Self::Elements(_) => None,
         }
+    }
+
+    /// The items of a multi-valued attribute that `elements` select, listed as the mapped
+    /// body lists them.
+    fn selected(elements: &[Element], items: &[Value]) -> Vec<Value> {
+        let mut selected: Vec<(usize, &Value)> = items
+            .iter()
+            .filter_map(|item| {
+                let element = elements.iter().find(|e| e.selects(item))?;
+                Some((element.place(item), item))
+            })
+            .collect();
+        selected.sort_by_key(|(place, _)| *place);
+        selected.into_iter().map(|(_, item)| item.clone()).collect()
     }
 
     /// `attributes` without what the sync does not own.
@@ -115,7 +207,11 @@ impl Owned {
             .into_iter()
             .filter_map(|(key, value)| match (self.part(&key)?, value) {
                 (Self::Whole, value) => Some((key, value)),
-                (parts, Value::Object(inner)) => {
+                (Self::Elements(elements), Value::Array(items)) => {
+                    let items = Self::selected(elements, &items);
+                    (!items.is_empty()).then_some((key, Value::Array(items)))
+                }
+                (parts @ Self::Parts(_), Value::Object(inner)) => {
                     let inner = parts.keep(inner);
                     (!inner.is_empty()).then_some((key, Value::Object(inner)))
                 }
@@ -153,7 +249,31 @@ impl Owned {
             Value::Null => Some(Map::new()),
             _ => None,
         };
-        if let (Self::Parts(_), Some(old), Some(new)) = (self, object(old), object(new)) {
+        let items = |v: &Value| match v {
+            Value::Array(items) => Some(items.clone()),
+            Value::Null => Some(Vec::new()),
+            _ => None,
+        };
+        if let (Self::Elements(elements), Some(old), Some(new)) = (self, items(old), items(new)) {
+            // Element by element: the others' elements are neither read nor sent.
+            for element in elements {
+                let was = Self::selected(std::slice::from_ref(element), &old);
+                let is = Self::selected(std::slice::from_ref(element), &new);
+                if was == is {
+                    continue;
+                }
+                let at = element.path(path);
+                match (was.is_empty(), is.as_slice()) {
+                    (_, []) => out.push(json!({"op": "remove", "path": at})),
+                    (true, _) => out.push(json!({"op": "add", "path": path, "value": is})),
+                    (false, [one]) => out.push(json!({"op": "replace", "path": at, "value": one})),
+                    (false, _) => {
+                        out.push(json!({"op": "remove", "path": at}));
+                        out.push(json!({"op": "add", "path": path, "value": is}));
+                    }
+                }
+            }
+        } else if let (Self::Parts(_), Some(old), Some(new)) = (self, object(old), object(new)) {
             let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
             for key in keys {
                 // An extension's attributes follow its URN after `:`, sub-attributes `.`.
@@ -224,7 +344,7 @@ mod tests {
                 "active": true,
                 "title": "Engineer",
                 "name": {"givenName": "Ann"},
-                "emails": [{"type": "work", "value": "a@x"}, {"type": "home", "value": "a@y"}],
+                "emails": [{"type": "work", "value": "a@x"}],
                 ENTERPRISE: {"department": "R&D", "manager": {"value": "m1"}},
             })
         );
@@ -257,7 +377,7 @@ mod tests {
             ),
             change(
                 "emails",
-                Value::Null,
+                json!([{"type": "work", "value": "a@w"}]),
                 json!([{"type": "work", "value": "a@x"}]),
             ),
             change("active", json!(true), json!(false)),
@@ -269,8 +389,46 @@ mod tests {
                 {"op": "remove", "path": "title"},
                 {"op": "replace", "path": format!("{ENTERPRISE}:department"), "value": "Ops"},
                 {"op": "remove", "path": format!("{ENTERPRISE}:manager.value")},
-                {"op": "replace", "path": "emails", "value": [{"type": "work", "value": "a@x"}]},
+                {"op": "replace", "path": "emails[type eq \"work\"]", "value": {"type": "work", "value": "a@x"}},
                 {"op": "replace", "path": "active", "value": false},
+            ])
+        );
+    }
+
+    /// Elements selected by a filter are the sync's one by one: added, replaced or removed
+    /// by their own path, listed in the order the mapping lists them, whatever the order
+    /// the endpoint keeps them in.
+    #[test]
+    fn filtered_elements_are_owned_one_by_one() {
+        let config = SyncConfig::from_toml(
+            "directory = \"corp\"\n[connection]\nurls = [\"ldap://127.0.0.1:1\"]\n\
+             tls = \"none\"\n[users]\nbase = \"dc=example,dc=com\"\n[users.attributes]\n\
+             'phoneNumbers[type eq \"work\"].value' = \"telephoneNumber\"\n\
+             'phoneNumbers[type eq \"mobile\"].value' = \"mobile\"\n\
+             'phoneNumbers[type eq \"work\"].display' = \"cn\"\n",
+        )
+        .unwrap();
+        let owned = Owned::users(&config.users);
+        let held = object(json!({"phoneNumbers": [
+            {"type": "fax", "value": "9"},
+            {"type": "work", "display": "Ann"},
+            {"type": "mobile", "value": "2"},
+        ]}));
+        // The work phone without `value` is listed where its `display` mapping stands.
+        assert_eq!(
+            Value::Object(owned.keep(held)),
+            json!({"phoneNumbers": [{"type": "mobile", "value": "2"}, {"type": "work", "display": "Ann"}]})
+        );
+        let operations = owned.operations(&[AttributeChange {
+            attribute: "phoneNumbers".into(),
+            old: json!([{"type": "mobile", "value": "2"}]),
+            new: json!([{"type": "work", "value": "1"}]),
+        }]);
+        assert_eq!(
+            Value::Array(operations),
+            json!([
+                {"op": "remove", "path": "phoneNumbers[type eq \"mobile\"]"},
+                {"op": "add", "path": "phoneNumbers", "value": [{"type": "work", "value": "1"}]},
             ])
         );
     }
