@@ -17,8 +17,9 @@
 #define USERSYNC_VERSION_PATCH 0
 #define USERSYNC_VERSION "0.1.0"
 
-// The ABI this header describes: the number in the library's SONAME (`libusersync.so.0`),
-// raised whenever a function's signature or a struct's layout changes incompatibly.
+// The ABI this header describes: the number in the library's SONAME
+// (`libusersync.so.<USERSYNC_ABI_VERSION>`), raised whenever a function's signature or a
+// struct's layout changes incompatibly.
 #define USERSYNC_ABI_VERSION 0
 
 // `flags` of `usersync_scim_filter_check`: RFC 7644 only, without the tolerances for

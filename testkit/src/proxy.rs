@@ -1,6 +1,6 @@
-//! An HTTP/1.1 proxy that answers some requests with the errors a busy server gives (429 with
-//! `Retry-After`, 503) and forwards the others to a real server: what a client's retries are
-//! tested against.
+//! An HTTP/1.1 proxy that answers some requests with the errors a busy or failing server
+//! gives (429 with `Retry-After`, 503, 500, a lost or cut-off answer), slowly if asked, and
+//! forwards the others to a real server: what a client's retries are tested against.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -38,24 +38,44 @@ const MEMBERS_PER_GROUP: usize = 25;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {
-    let all: Vec<String> = std::env::args().skip(1).collect();
-    let sqlite_only = all.iter().any(|a| a == "--sqlite-only");
-    let rounds = all
-        .iter()
-        .position(|a| a == "--rounds")
-        .and_then(|i| all.get(i + 1)?.parse().ok())
-        .unwrap_or(3_usize)
-        .max(1);
-    let sizes: Vec<usize> = all
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i == 0 || all[i - 1] != "--rounds")
-        .filter_map(|(_, a)| a.parse().ok())
-        .collect();
+const USAGE: &str = "usage: usersync-ldap-bench [USERS [GROUPS]] [--rounds N] [--sqlite-only]";
 
+/// The command line: users, groups, rounds, SQLite only. Anything else is refused: a run
+/// takes minutes, and a mistyped flag would run the defaults.
+fn arguments() -> Result<(usize, usize, usize, bool), String> {
+    let mut sizes = Vec::new();
+    let (mut rounds, mut sqlite_only) = (3, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--sqlite-only" => sqlite_only = true,
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--rounds takes a number of rounds, 1 or more")?;
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            _ => match a.parse::<usize>() {
+                Ok(n) if sizes.len() < 2 => sizes.push(n),
+                _ => return Err(format!("unexpected argument `{a}`\n{USAGE}")),
+            },
+        }
+    }
     let users = sizes.first().copied().unwrap_or(100_000);
     let groups = sizes.get(1).copied().unwrap_or(5_000);
+    Ok((users, groups, rounds, sqlite_only))
+}
+
+fn main() {
+    let (users, groups, rounds, sqlite_only) = match arguments() {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
 
     let slapd = Slapd::start("bench");
     let started = Instant::now();
