@@ -176,10 +176,13 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
         Some(&token),
         Some(&json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "add", "value": {
-                "title": "Boss", "name": {"middleName": "Q"}, ENTERPRISE: {"costCenter": "7"},
-                "emails": [{"type": "home", "value": "dee@home.example.com"}],
-            }}],
+            "Operations": [
+                {"op": "add", "path": "emails[type eq \"work\"].display", "value": "Dee at work"},
+                {"op": "add", "value": {
+                    "title": "Boss", "name": {"middleName": "Q"}, ENTERPRISE: {"costCenter": "7"},
+                    "emails": [{"type": "home", "value": "dee@home.example.com"}],
+                }},
+            ],
         })),
     );
     assert_eq!(status, 200, "{body}");
@@ -211,9 +214,10 @@ fn an_ldap_directory_feeds_a_remote_endpoint_through_busy_answers() {
         emails,
         [
             &json!({"type": "home", "value": "dee@home.example.com"}),
-            &json!({"type": "work", "value": "dee@corp.example.com"})
+            &json!({"type": "work", "value": "dee@corp.example.com", "display": "Dee at work"})
         ],
-        "the work email changed by its own path, the endpoint's home email kept"
+        "the work email's value changed by its own path; the endpoint's home email, and the \
+         display it gave the work email, kept"
     );
     let cid = find(&users, "userName", "cid");
     assert!(

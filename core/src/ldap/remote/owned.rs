@@ -7,8 +7,9 @@
 //!
 //! Ownership goes as deep as the mapping names it: `name.givenName` owns that
 //! sub-attribute, an extension's attribute owns that attribute, and a mapping through a
-//! filter (`emails[type eq "work"].value`) owns the elements its filter selects, each whole:
-//! a `home` email set at the endpoint stays.
+//! filter (`emails[type eq "work"].value`) owns that sub-attribute of the element its filter
+//! selects: a `home` email set at the endpoint stays, and so does the work email's `display`.
+//! A mapping of a whole element (`emails[type eq "work"]`) owns it whole.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -62,8 +63,9 @@ pub(super) enum Owned {
 pub(super) struct Element {
     /// The filter's values (`{"type": "work"}`): an element holding them is this one.
     equalities: Map<String, Value>,
-    /// The mappings into it (by index), each with its sub-attribute (`value`): the mapped
-    /// body lists an element where the first of these that gave a value stands.
+    /// The mappings into it (by index), each with its sub-attribute (`value`; none for the
+    /// whole element): the mapped body lists an element where the first of these that gave
+    /// a value stands.
     mappings: Vec<(usize, Option<String>)>,
 }
 
@@ -72,6 +74,31 @@ impl Element {
         self.equalities
             .iter()
             .all(|(k, v)| item.get(k).is_some_and(|x| x == v))
+    }
+
+    /// Whether a mapping sets the whole element, not sub-attributes of it.
+    fn whole(&self) -> bool {
+        self.mappings.iter().any(|(_, sub)| sub.is_none())
+    }
+
+    /// `item` with only what the sync owns of it: its filter's values and the mapped
+    /// sub-attributes (all of it when the element is owned whole).
+    fn owned_part(&self, item: &Value) -> Value {
+        match item {
+            Value::Object(fields) if !self.whole() => Value::Object(
+                fields
+                    .iter()
+                    .filter(|(k, _)| {
+                        self.equalities.contains_key(*k)
+                            || self.mappings.iter().any(|(_, sub)| {
+                                sub.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(k))
+                            })
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => item.clone(),
+        }
     }
 
     /// Where the mapped body lists `item`: at the first of its mappings that it holds.
@@ -187,18 +214,18 @@ impl Owned {
         }
     }
 
-    /// The items of a multi-valued attribute that `elements` select, listed as the mapped
-    /// body lists them.
+    /// The owned parts of the items of a multi-valued attribute that `elements` select,
+    /// listed as the mapped body lists them.
     fn selected(elements: &[Element], items: &[Value]) -> Vec<Value> {
-        let mut selected: Vec<(usize, &Value)> = items
+        let mut selected: Vec<(usize, Value)> = items
             .iter()
             .filter_map(|item| {
                 let element = elements.iter().find(|e| e.selects(item))?;
-                Some((element.place(item), item))
+                Some((element.place(item), element.owned_part(item)))
             })
             .collect();
         selected.sort_by_key(|(place, _)| *place);
-        selected.into_iter().map(|(_, item)| item.clone()).collect()
+        selected.into_iter().map(|(_, item)| item).collect()
     }
 
     /// `attributes` without what the sync does not own.
@@ -263,11 +290,28 @@ impl Owned {
                     continue;
                 }
                 let at = element.path(path);
-                match (was.is_empty(), is.as_slice()) {
+                match (was.as_slice(), is.as_slice()) {
                     (_, []) => out.push(json!({"op": "remove", "path": at})),
-                    (true, _) => out.push(json!({"op": "add", "path": path, "value": is})),
-                    (false, [one]) => out.push(json!({"op": "replace", "path": at, "value": one})),
-                    (false, _) => {
+                    ([], _) => out.push(json!({"op": "add", "path": path, "value": is})),
+                    ([_], [one]) if element.whole() => {
+                        out.push(json!({"op": "replace", "path": at, "value": one}));
+                    }
+                    // Sub-attribute by sub-attribute: the element's others stay.
+                    ([Value::Object(old)], [Value::Object(new)]) => {
+                        let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+                        for key in keys {
+                            match (old.get(key), new.get(key)) {
+                                (a, b) if a == b => {}
+                                (_, None) => {
+                                    out.push(json!({"op": "remove", "path": format!("{at}.{key}")}));
+                                }
+                                (_, Some(value)) => out.push(
+                                    json!({"op": "replace", "path": format!("{at}.{key}"), "value": value}),
+                                ),
+                            }
+                        }
+                    }
+                    _ => {
                         out.push(json!({"op": "remove", "path": at}));
                         out.push(json!({"op": "add", "path": path, "value": is}));
                     }
@@ -389,7 +433,7 @@ mod tests {
                 {"op": "remove", "path": "title"},
                 {"op": "replace", "path": format!("{ENTERPRISE}:department"), "value": "Ops"},
                 {"op": "remove", "path": format!("{ENTERPRISE}:manager.value")},
-                {"op": "replace", "path": "emails[type eq \"work\"]", "value": {"type": "work", "value": "a@x"}},
+                {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "a@x"},
                 {"op": "replace", "path": "active", "value": false},
             ])
         );
@@ -411,25 +455,36 @@ mod tests {
         let owned = Owned::users(&config.users);
         let held = object(json!({"phoneNumbers": [
             {"type": "fax", "value": "9"},
-            {"type": "work", "display": "Ann"},
+            {"type": "work", "display": "Ann", "primary": true},
             {"type": "mobile", "value": "2"},
         ]}));
-        // The work phone without `value` is listed where its `display` mapping stands.
+        // The work phone without `value` is listed where its `display` mapping stands; its
+        // `primary`, set at the endpoint, is not the sync's.
         assert_eq!(
             Value::Object(owned.keep(held)),
             json!({"phoneNumbers": [{"type": "mobile", "value": "2"}, {"type": "work", "display": "Ann"}]})
         );
         let operations = owned.operations(&[AttributeChange {
             attribute: "phoneNumbers".into(),
-            old: json!([{"type": "mobile", "value": "2"}]),
+            old: json!([{"type": "mobile", "value": "2"}, {"type": "work", "display": "Ann"}]),
             new: json!([{"type": "work", "value": "1"}]),
         }]);
         assert_eq!(
             Value::Array(operations),
             json!([
                 {"op": "remove", "path": "phoneNumbers[type eq \"mobile\"]"},
-                {"op": "add", "path": "phoneNumbers", "value": [{"type": "work", "value": "1"}]},
+                {"op": "remove", "path": "phoneNumbers[type eq \"work\"].display"},
+                {"op": "replace", "path": "phoneNumbers[type eq \"work\"].value", "value": "1"},
             ])
+        );
+        let operations = owned.operations(&[AttributeChange {
+            attribute: "phoneNumbers".into(),
+            old: Value::Null,
+            new: json!([{"type": "work", "value": "1"}]),
+        }]);
+        assert_eq!(
+            Value::Array(operations),
+            json!([{"op": "add", "path": "phoneNumbers", "value": [{"type": "work", "value": "1"}]}])
         );
     }
 
