@@ -19,7 +19,7 @@ const SCIM_JSON: &str = "application/scim+json";
 const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 /// The schema of a PATCH body.
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-/// Attempts of a request answered 500 without `Retry-After`, the first included.
+/// Answers 500 without `Retry-After` a request gets before the last is its answer.
 const RETRIED_500: u32 = 3;
 
 /// How a [`ScimClient`] behaves.
@@ -220,9 +220,9 @@ impl ScimClient {
     }
 
     /// Sends one request, retrying what is worth retrying, and returns the status and the
-    /// JSON body (`null` when empty) of a 2xx answer. A PATCH whose earlier attempt may
-    /// have been applied, answered `400 noTarget` when sent again (what it removes is gone),
-    /// was applied: its answer is `204` and `null`.
+    /// JSON body (`null` when empty) of a 2xx answer. A PATCH of removals only whose earlier
+    /// attempt may have been applied, answered `400 noTarget` when sent again (what it
+    /// removes is gone), was applied: its answer is `204` and `null`.
     ///
     /// # Errors
     /// [`ClientError::Status`] for an error answer, [`ClientError::Transport`] when no
@@ -262,8 +262,23 @@ impl ScimClient {
         done: Option<&dyn Fn() -> Result<Option<Value>, ClientError>>,
     ) -> Result<(u16, Value), ClientError> {
         let mut attempt = 0;
+        let mut server_errors = 0;
         // Whether an earlier attempt may have been applied, its answer lost.
         let mut maybe_applied = false;
+        // A PATCH of removals only: refused `noTarget` after it may have been applied, it
+        // was (a PATCH is atomic: one that also replaces may have failed whole).
+        let removals_only = method == reqwest::Method::PATCH
+            && body
+                .and_then(|b| b.get("Operations"))
+                .and_then(Value::as_array)
+                .is_some_and(|ops| {
+                    !ops.is_empty()
+                        && ops.iter().all(|op| {
+                            op.get("op")
+                                .and_then(Value::as_str)
+                                .is_some_and(|o| o.eq_ignore_ascii_case("remove"))
+                        })
+                });
         loop {
             attempt += 1;
             let mut request = self
@@ -293,7 +308,10 @@ impl ScimClient {
                     // input at some vendors): retried less, unless it asks to be.
                     let retried = match status {
                         429 | 502 | 503 | 504 => true,
-                        500 => wait.is_some() || attempt < RETRIED_500,
+                        500 => {
+                            server_errors += 1;
+                            wait.is_some() || server_errors < RETRIED_500
+                        }
                         _ => false,
                     };
                     if !last && retried {
@@ -305,7 +323,7 @@ impl ScimClient {
                                 return match answer {
                                     Err(e)
                                         if maybe_applied
-                                            && method == reqwest::Method::PATCH
+                                            && removals_only
                                             && e.status() == Some(400)
                                             && e.scim_type() == Some("noTarget") =>
                                     {
@@ -644,18 +662,35 @@ mod tests {
         );
         let cut = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"id\":".to_owned();
         let patch = json_patch();
-        let (addr, seen) = scripted(vec![cut, no_target.clone(), no_target]);
+        let (addr, seen) = scripted(vec![
+            cut.clone(),
+            no_target.clone(),
+            no_target.clone(),
+            cut,
+            no_target,
+        ]);
         let client = ScimClient::new(&format!("http://{addr}/scim/v2/acme"), "token", quick())
             .unwrap_or_else(|e| unreachable!("{e}"));
         let url = client.url("/Groups/g", &[]);
         let sent = client.send(reqwest::Method::PATCH, url.clone(), Some(&patch));
         assert_eq!(sent, Ok((204, Value::Null)));
-        let refused = client.send(reqwest::Method::PATCH, url, Some(&patch));
+        let refused = client.send(reqwest::Method::PATCH, url.clone(), Some(&patch));
         assert_eq!(
             refused.as_ref().err().and_then(ClientError::scim_type),
             Some("noTarget")
         );
-        assert_eq!(seen.lock().map(|s| s.len()).unwrap_or_default(), 3);
+        // A PATCH that also replaces is atomic: refused, none of it may have been applied.
+        let mut mixed = patch.clone();
+        mixed["Operations"]
+            .as_array_mut()
+            .unwrap_or_else(|| unreachable!())
+            .push(serde_json::json!({"op": "replace", "path": "displayName", "value": "x"}));
+        let refused = client.send(reqwest::Method::PATCH, url, Some(&mixed));
+        assert_eq!(
+            refused.as_ref().err().and_then(ClientError::scim_type),
+            Some("noTarget")
+        );
+        assert_eq!(seen.lock().map(|s| s.len()).unwrap_or_default(), 5);
     }
 
     /// A 500 is retried, but less than a busy server's answers: it may be the server's

@@ -9,7 +9,9 @@
 //! sub-attribute, an extension's attribute owns that attribute, and a mapping through a
 //! filter (`emails[type eq "work"].value`) owns that sub-attribute of the element its filter
 //! selects: a `home` email set at the endpoint stays, and so does the work email's `display`.
-//! A mapping of a whole element (`emails[type eq "work"]`) owns it whole.
+//! An element holding none of the mapped sub-attributes is the endpoint's own; one whose
+//! mapped values are all gone from the source is removed whole. A mapping of a whole
+//! element (`emails[type eq "work"]`) owns it whole.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -82,23 +84,30 @@ impl Element {
     }
 
     /// `item` with only what the sync owns of it: its filter's values and the mapped
-    /// sub-attributes (all of it when the element is owned whole).
-    fn owned_part(&self, item: &Value) -> Value {
-        match item {
-            Value::Object(fields) if !self.whole() => Value::Object(
-                fields
-                    .iter()
-                    .filter(|(k, _)| {
-                        self.equalities.contains_key(*k)
-                            || self.mappings.iter().any(|(_, sub)| {
-                                sub.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(k))
-                            })
-                    })
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            _ => item.clone(),
+    /// sub-attributes (all of it when the element is owned whole); `None` when it holds no
+    /// mapped sub-attribute: an element the endpoint made, none of the sync's.
+    fn owned_part(&self, item: &Value) -> Option<Value> {
+        let Value::Object(fields) = item else {
+            return Some(item.clone());
+        };
+        if self.whole() {
+            return Some(item.clone());
         }
+        let mapped = |k: &str| {
+            self.mappings
+                .iter()
+                .any(|(_, sub)| sub.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(k)))
+        };
+        if !fields.keys().any(|k| mapped(k)) {
+            return None;
+        }
+        Some(Value::Object(
+            fields
+                .iter()
+                .filter(|(k, _)| self.equalities.contains_key(*k) || mapped(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ))
     }
 
     /// Where the mapped body lists `item`: at the first of its mappings that it holds.
@@ -221,7 +230,7 @@ impl Owned {
             .iter()
             .filter_map(|item| {
                 let element = elements.iter().find(|e| e.selects(item))?;
-                Some((element.place(item), element.owned_part(item)))
+                Some((element.place(item), element.owned_part(item)?))
             })
             .collect();
         selected.sort_by_key(|(place, _)| *place);
@@ -456,10 +465,12 @@ mod tests {
         let held = object(json!({"phoneNumbers": [
             {"type": "fax", "value": "9"},
             {"type": "work", "display": "Ann", "primary": true},
+            {"type": "mobile", "display": "spare"},
             {"type": "mobile", "value": "2"},
         ]}));
         // The work phone without `value` is listed where its `display` mapping stands; its
-        // `primary`, set at the endpoint, is not the sync's.
+        // `primary`, set at the endpoint, is not the sync's, nor is a mobile phone without
+        // a mapped sub-attribute (the endpoint's own, never removed by the sync).
         assert_eq!(
             Value::Object(owned.keep(held)),
             json!({"phoneNumbers": [{"type": "mobile", "value": "2"}, {"type": "work", "display": "Ann"}]})
