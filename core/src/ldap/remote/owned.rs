@@ -18,8 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value, json};
 
 use crate::ldap::config::{SyncConfig, UserSearch};
-use crate::ldap::plan::AttributeChange;
-use crate::ldap::plan::equalities;
+use crate::ldap::plan::{AttributeChange, equalities};
 use crate::store::Kind;
 
 /// The core user schema: a path qualified with it is a path of the top level.
