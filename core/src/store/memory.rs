@@ -10,7 +10,7 @@ use super::{
     Change, Clock, Directory, Event, EventKind, Kind, Member, NewDirectory, NewResource, Page,
     PasswordChange, PasswordHash, Query, Resource, Store, StoreError, StoredToken, UserCounts,
     UserNameScope, apply_replacement, check_directory_name, check_member_change,
-    check_password_change, check_update, check_version, name_attribute,
+    check_password_change, check_update, check_version, contains_itself, name_attribute,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -154,9 +154,7 @@ impl State {
     ) -> Result<(), StoreError> {
         for m in members {
             if m.id == group {
-                return Err(StoreError::Invalid(format!(
-                    "member: group `{group}` cannot contain itself"
-                )));
+                return Err(contains_itself(group));
             }
             self.existing(directory, m.kind, &m.id)?;
         }

@@ -1383,6 +1383,11 @@ pub(crate) fn check_resource_id(id: &str) -> Result<(), StoreError> {
     }
 }
 
+/// The error for a group given itself as a member.
+pub(crate) fn contains_itself(group: &str) -> StoreError {
+    StoreError::Invalid(format!("member: group `{group}` cannot contain itself"))
+}
+
 /// The error for a member to add that is no user or group of the directory.
 pub(crate) fn not_a_member(id: &str) -> StoreError {
     StoreError::Invalid(format!(

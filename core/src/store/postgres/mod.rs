@@ -39,7 +39,7 @@ use super::{
     NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError, StoredToken, SyncLock,
     SyncRun, UserCounts, UserNameScope, Write, WriteOutcome, apply_replacement,
     check_directory_name, check_member_change, check_password_change, check_update, check_version,
-    event_from, groups_from, kind_from, name_attribute, not_a_member, time_from,
+    contains_itself, event_from, groups_from, kind_from, name_attribute, not_a_member, time_from,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::filter::CompareOp;
@@ -789,6 +789,40 @@ fn adjust_count(tx: &mut Tx<'_>, directory: i64, kind: Kind, delta: i64) -> Resu
     Ok(())
 }
 
+/// Resources by id, as a member check reads them: each one's kind and directory.
+type Found = HashMap<String, (String, i64)>;
+
+/// The resources of `ids` (any directory), for [`missing_member`]. By primary key alone:
+/// on a table without statistics yet (a first import), `directory = $1` led the planner to
+/// scan the directory's whole index for every group, which made an import's member checks
+/// quadratic, so the directory is compared in Rust.
+fn find_members(tx: &mut Tx<'_>, ids: &[&str]) -> Result<Found, StoreError> {
+    if ids.is_empty() {
+        return Ok(Found::new());
+    }
+    Ok(tx
+        .query(
+            "SELECT id, kind, directory FROM resources WHERE id = ANY($1)",
+            &[&ids],
+        )?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect())
+}
+
+/// The first of `members` that is no resource of `directory` of the kind given, as the
+/// error its member change gets.
+fn missing_member(members: &[Member], directory: i64, found: &Found) -> Option<StoreError> {
+    let m = members.iter().find(|m| {
+        found
+            .get(&m.id)
+            .is_none_or(|(kind, d)| kind != m.kind.as_str() || *d != directory)
+    })?;
+    Some(StoreError::NotFound {
+        what: format!("{} `{}`", m.kind.as_str(), m.id),
+    })
+}
+
 /// Adds `members` to `group` (present ones are skipped); returns how many were new. Two
 /// statements however many members: one checks them all, one inserts them all.
 fn insert_members(
@@ -801,32 +835,14 @@ fn insert_members(
         return Ok(0);
     }
     if members.iter().any(|m| m.id == group) {
-        return Err(StoreError::Invalid(format!(
-            "member: group `{group}` cannot contain itself"
-        )));
+        return Err(contains_itself(group));
     }
     let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
     let kinds: Vec<&str> = members.iter().map(|m| m.kind.as_str()).collect();
-    // Every member must be a resource of the directory, of the kind given. The directory
-    // is compared here, not in SQL: on a table without statistics yet (a first import),
-    // `directory = $1` led the planner to scan the directory's whole index for every
-    // group, which made an import's member checks quadratic.
-    let found: HashMap<String, String> = tx
-        .query(
-            "SELECT id, kind, directory FROM resources WHERE id = ANY($1)",
-            &[&ids],
-        )?
-        .iter()
-        .filter(|r| r.get::<_, i64>(2) == directory)
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    if let Some(m) = members
-        .iter()
-        .find(|m| found.get(&m.id).map(String::as_str) != Some(m.kind.as_str()))
-    {
-        return Err(StoreError::NotFound {
-            what: format!("{} `{}`", m.kind.as_str(), m.id),
-        });
+    // Every member must be a resource of the directory, of the kind given.
+    let found = find_members(tx, &ids)?;
+    if let Some(e) = missing_member(members, directory, &found) {
+        return Err(e);
     }
     Ok(tx.execute(
         "INSERT INTO memberships (group_id, member_id, member_kind) \
@@ -1169,45 +1185,26 @@ fn add_members_many(
             check_update(&r, a.expected_version, a.change)?;
             check_member_change(a.kind, a.change)?;
             if a.change.add_members.iter().any(|m| m.id == a.id) {
-                return Err(StoreError::Invalid(format!(
-                    "member: group `{}` cannot contain itself",
-                    a.id
-                )));
+                return Err(contains_itself(a.id));
             }
             Ok(r)
         })
         .collect();
-    // Every member must be a resource of its group's directory, of the kind given; the
-    // directory is compared here, as in `insert_members`.
+    // Every member must be a resource of its group's directory, of the kind given.
     let wanted: Vec<&str> = adds
         .iter()
         .zip(&outcomes)
         .filter(|(_, o)| o.is_ok())
         .flat_map(|(a, _)| a.change.add_members.iter().map(|m| m.id.as_str()))
         .collect();
-    let mut found: HashMap<String, (String, i64)> = HashMap::new();
-    if !wanted.is_empty() {
-        for row in tx.query(
-            "SELECT id, kind, directory FROM resources WHERE id = ANY($1)",
-            &[&wanted],
-        )? {
-            found.insert(row.get(0), (row.get(1), row.get(2)));
-        }
-    }
+    let found = find_members(tx, &wanted)?;
     let (mut groups, mut members, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
     for (a, outcome) in adds.iter().zip(&mut outcomes) {
         if outcome.is_err() {
             continue;
         }
-        let missing = a.change.add_members.iter().find(|m| {
-            found.get(&m.id).is_none_or(|(kind, directory)| {
-                kind != m.kind.as_str() || *directory != a.directory
-            })
-        });
-        if let Some(m) = missing {
-            *outcome = Err(StoreError::NotFound {
-                what: format!("{} `{}`", m.kind.as_str(), m.id),
-            });
+        if let Some(e) = missing_member(&a.change.add_members, a.directory, &found) {
+            *outcome = Err(e);
             continue;
         }
         for m in &a.change.add_members {
@@ -1981,9 +1978,7 @@ impl Store for PostgresStore {
             let mut changed = false;
             for id in add {
                 if id == group {
-                    return Err(StoreError::Invalid(format!(
-                        "member: group `{group}` cannot contain itself"
-                    )));
+                    return Err(contains_itself(group));
                 }
                 let inserted = tx.execute(
                     "INSERT INTO memberships (group_id, member_id, member_kind) \

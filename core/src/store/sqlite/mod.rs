@@ -17,7 +17,7 @@ use super::{
     NewDirectory, NewResource, PasswordChange, PasswordHash, Resource, Store, StoreError,
     StoredToken, UserCounts, UserNameScope, Write, WriteOutcome, apply_replacement,
     check_directory_name, check_member_change, check_password_change, check_update, check_version,
-    event_from, groups_from, kind_from, name_attribute, not_a_member, time_from,
+    contains_itself, event_from, groups_from, kind_from, name_attribute, not_a_member, time_from,
 };
 use crate::scim::datetime::DateTime;
 use crate::scim::text::fold;
@@ -1130,9 +1130,7 @@ impl Store for SqliteStore {
             )?;
             for id in add {
                 if id == group {
-                    return Err(StoreError::Invalid(format!(
-                        "member: group `{group}` cannot contain itself"
-                    )));
+                    return Err(contains_itself(group));
                 }
                 if insert.execute(params![group, id, directory])? > 0 {
                     changed = true;
@@ -1750,9 +1748,7 @@ fn check_members(
 ) -> Result<(), StoreError> {
     for m in members {
         if m.id == group {
-            return Err(StoreError::Invalid(format!(
-                "member: group `{group}` cannot contain itself"
-            )));
+            return Err(contains_itself(group));
         }
         // From the index alone: the planner picks the index of `id`, which leaves the row's
         // directory and kind to be read from the table. At 100,000 users that read was a
