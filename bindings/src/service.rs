@@ -261,6 +261,12 @@ fn response<'a>(response: *const usersync_response) -> Option<&'a usersync_respo
     unsafe { response.as_ref() }
 }
 
+/// The response behind a pointer argument that may not be NULL.
+fn given<'a>(response: *const usersync_response) -> Result<&'a usersync_response, usersync_result> {
+    self::response(response)
+        .ok_or_else(|| fail(usersync_result::NullParameter, "`response` is NULL"))
+}
+
 /// The HTTP status of `response`; 0 when `response` is NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn usersync_response_status(response: *const usersync_response) -> u16 {
@@ -276,8 +282,7 @@ pub extern "C" fn usersync_response_body(
     body_len_out: *mut usize,
 ) -> usersync_result {
     guard(|| {
-        let r = self::response(response)
-            .ok_or_else(|| fail(usersync_result::NullParameter, "`response` is NULL"))?;
+        let r = given(response)?;
         out(body_out, "body_out")?;
         out(body_len_out, "body_len_out")?;
         let body = if r.inner.body.is_empty() {
@@ -310,8 +315,7 @@ pub extern "C" fn usersync_response_header(
     value_len_out: *mut usize,
 ) -> usersync_result {
     guard(|| {
-        let r = self::response(response)
-            .ok_or_else(|| fail(usersync_result::NullParameter, "`response` is NULL"))?;
+        let r = given(response)?;
         out(name_out, "name_out")?;
         out(name_len_out, "name_len_out")?;
         out(value_out, "value_out")?;
@@ -345,8 +349,7 @@ pub extern "C" fn usersync_response_cause(
     cause_len_out: *mut usize,
 ) -> usersync_result {
     guard(|| {
-        let r = self::response(response)
-            .ok_or_else(|| fail(usersync_result::NullParameter, "`response` is NULL"))?;
+        let r = given(response)?;
         out(cause_out, "cause_out")?;
         out(cause_len_out, "cause_len_out")?;
         let (cause, len) = r.inner.cause.as_deref().map_or((std::ptr::null(), 0), |c| {

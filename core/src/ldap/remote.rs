@@ -625,6 +625,15 @@ mod tests {
         }
     }
 
+    /// How many requests a partial report tells of: each one failed (the endpoint is down).
+    fn sent(partial: std::sync::Mutex<Option<Report>>) -> Option<usize> {
+        partial
+            .into_inner()
+            .ok()
+            .flatten()
+            .map(|r| r.failures.len())
+    }
+
     /// A sync lock lost part-way stops a remote apply too, at its next check: checked
     /// before the first request, then every `LOCK_CHECK_EVERY`. (The endpoint is down, so
     /// a change that ran would fail, not stop the apply.)
@@ -675,12 +684,7 @@ mod tests {
                 }
             );
             // What was sent before is in the report (each failed: the endpoint is down).
-            let sent = partial
-                .into_inner()
-                .ok()
-                .flatten()
-                .map(|r| r.failures.len());
-            assert_eq!(sent, Some(done));
+            assert_eq!(sent(partial), Some(done));
         }
         // A stop asked for, the same way, checked before every request.
         let asked = AtomicUsize::new(0);
@@ -697,11 +701,6 @@ mod tests {
                 total: 250
             }
         );
-        let sent = partial
-            .into_inner()
-            .ok()
-            .flatten()
-            .map(|r| r.failures.len());
-        assert_eq!(sent, Some(30));
+        assert_eq!(sent(partial), Some(30));
     }
 }
